@@ -1,0 +1,105 @@
+/*
+ * Wire codec: builds edgetel.v1.Batch messages from samples and checks
+ * decoded messages before anything trusts them.
+ *
+ * The builder keeps the metric dictionary and the samples of one batch in
+ * memory it owns; et_batch_encode() turns them into protobuf bytes and
+ * et_batch_reset() starts the next batch while keeping the allocations.
+ */
+#ifndef EDGETEL_CODEC_H
+#define EDGETEL_CODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "edgetel/value.h"
+#include "edgetel/v1/telemetry.pb-c.h"
+
+#define ET_BOOT_ID_LEN 16
+/* Largest message edgetel accepts from the network, in bytes. */
+#define ET_WIRE_MAX_MESSAGE (1024 * 1024)
+
+/* Per-sample time quality; values match edgetel.v1.TimeQuality. */
+enum et_time_quality {
+    ET_TQ_UNSPECIFIED = 0,
+    ET_TQ_SYNCED = 1,
+    ET_TQ_UNSYNCED = 2,
+    ET_TQ_CORRECTED = 3,
+    ET_TQ_UNCORRECTABLE = 4,
+};
+
+struct et_batch;
+
+/* What the encoder stamps on a batch besides its samples. */
+struct et_batch_meta {
+    const char *device_id;
+    uint64_t seq;
+    uint8_t boot_id[ET_BOOT_ID_LEN];
+    int64_t base_mono_ms;   /* monotonic ms that base_wall_ms describes */
+    int64_t base_wall_ms;
+    enum et_time_quality time_quality; /* batch-wide default */
+    uint64_t oldest_seq;
+};
+
+int et_batch_create(struct et_batch **out);
+void et_batch_destroy(struct et_batch *b);
+
+/**
+ * Add one sample. metric and unit are copied. A sample whose time quality
+ * equals the batch-wide one passed to et_batch_encode() costs nothing extra.
+ * @return 0, -ENOMEM, or -EINVAL for an empty metric name or a string value
+ *         longer than ET_VALUE_STR_MAX.
+ */
+int et_batch_add(struct et_batch *b, const char *metric, const char *unit,
+                 int64_t mono_ms, const struct et_value *v, enum et_time_quality tq);
+
+size_t et_batch_samples(const struct et_batch *b);
+/* Monotonic time of the first sample, or 0 when empty. */
+int64_t et_batch_first_mono_ms(const struct et_batch *b);
+
+/**
+ * Encode the batch into a freshly malloc'd buffer (*out, *len); the caller
+ * frees it. The builder is left unchanged.
+ */
+int et_batch_encode(const struct et_batch *b, const struct et_batch_meta *meta,
+                    uint8_t **out, size_t *len);
+
+/* Forget all samples and metrics, keep the memory. */
+void et_batch_reset(struct et_batch *b);
+
+/**
+ * Append "historical = true" (field 9) to an encoded Batch. Protobuf keeps
+ * the last value of a scalar field, so any decoder reads the batch as
+ * historical without re-encoding it. buf must have room for 2 more bytes.
+ * @return the new length.
+ */
+size_t et_batch_mark_historical(uint8_t *buf, size_t len);
+
+/**
+ * Decode and validate a Batch from the network. On failure returns -EBADMSG
+ * and writes a reason for a person into err ("sample 3: metric index 9 out
+ * of range (4 metrics)"). Free a returned batch with et_wire_free_batch().
+ */
+int et_wire_decode_batch(const uint8_t *buf, size_t len, Edgetel__V1__Batch **out,
+                         char *err, size_t errlen);
+void et_wire_free_batch(Edgetel__V1__Batch *b);
+
+/**
+ * Monotonic ms of every sample of a decoded batch (the deltas summed in
+ * order) into mono_out[0 .. n_samples-1]; wall time is
+ * base_wall_ms + (mono_out[i] - base_mono_ms).
+ */
+void et_wire_sample_times(const Edgetel__V1__Batch *b, int64_t *mono_out);
+
+int et_wire_encode_ack(const char *device_id, uint64_t acked_through,
+                       const uint64_t *seqs, size_t n_seqs, uint8_t **out, size_t *len);
+int et_wire_decode_ack(const uint8_t *buf, size_t len, Edgetel__V1__Ack **out,
+                       char *err, size_t errlen);
+int et_wire_decode_status(const uint8_t *buf, size_t len, Edgetel__V1__Status **out,
+                          char *err, size_t errlen);
+
+/** Check that a device id is usable as one MQTT topic level and a file name:
+ *  1-64 chars of [A-Za-z0-9._-], not starting with '.' */
+bool et_device_id_valid(const char *id);
+
+#endif

@@ -1,0 +1,100 @@
+/*
+ * MQTT seam: the only header that knows edgetel talks MQTT through Eclipse
+ * Paho (MQTTAsync, MQTT 5). The agent core, the aggregator and their tests
+ * use this interface and never include MQTTAsync.h.
+ *
+ * Threading contract: Paho calls back on its own threads. This module turns
+ * every callback into an event on an internal queue and makes et_mqtt_fd()
+ * readable; the owner's thread calls et_mqtt_dispatch(), which runs the
+ * handler for each queued event on the owner's thread. Nothing else in the
+ * program needs a lock.
+ *
+ * Connection contract: et_mqtt_start() connects in the background and keeps
+ * the session up for as long as the handle lives: after a failed connect or
+ * a lost connection it retries after a delay that doubles from
+ * min_backoff_ms to max_backoff_ms, each delay drawn uniformly from
+ * [delay/2, delay] (jitter, so a fleet that lost its broker together does
+ * not reconnect together). Subscriptions are made again on every connect.
+ * Paho's own persistence is off (MQTTCLIENT_PERSISTENCE_NONE): whoever
+ * publishes keeps the data until its own end-to-end acknowledgement.
+ */
+#ifndef EDGETEL_MQTT_H
+#define EDGETEL_MQTT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct et_mqtt;
+
+struct et_mqtt_cfg {
+    const char *host;           /* e.g. "127.0.0.1" */
+    int port;                   /* e.g. 8883 */
+    const char *client_id;      /* unique per connection on the broker */
+    bool tls;                   /* false only with an explicit insecure flag */
+    const char *ca_file;        /* PEM, the CA that signed the broker */
+    const char *cert_file;      /* PEM, our certificate (mutual TLS) */
+    const char *key_file;       /* PEM, our private key */
+    int keepalive_s;
+    int min_backoff_ms;         /* first reconnect delay, e.g. 500 */
+    int max_backoff_ms;         /* cap, e.g. 60000 */
+    int max_inflight;           /* QoS 1 publishes outstanding at once */
+    /* Optional last will, registered with each connect. */
+    const char *will_topic;
+    const void *will_payload;
+    size_t will_len;
+    bool will_retain;
+};
+
+enum et_mqtt_event_type {
+    ET_MQTT_CONNECTED = 1,      /* session up; subscriptions re-made */
+    ET_MQTT_DISCONNECTED = 2,   /* lost or failed; reason says why; retry is scheduled */
+    ET_MQTT_MESSAGE = 3,        /* topic, payload, len */
+    ET_MQTT_PUBLISHED = 4,      /* the broker acknowledged publish `token` (PUBACK) */
+    ET_MQTT_PUBLISH_FAILED = 5, /* publish `token` will not be acknowledged */
+};
+
+struct et_mqtt_event {
+    enum et_mqtt_event_type type;
+    const char *topic;          /* MESSAGE: valid during the handler call only */
+    const void *payload;        /* MESSAGE: likewise */
+    size_t len;
+    int token;                  /* PUBLISHED / PUBLISH_FAILED */
+    const char *reason;         /* DISCONNECTED / PUBLISH_FAILED, for a person */
+};
+
+typedef void (*et_mqtt_handler)(void *ctx, const struct et_mqtt_event *ev);
+
+/** Copy cfg (all strings and the will payload) into a new handle. -EINVAL names nothing: check cfg first. */
+int et_mqtt_create(struct et_mqtt **out, const struct et_mqtt_cfg *cfg);
+
+/** Begin connecting; returns at once. */
+int et_mqtt_start(struct et_mqtt *m);
+
+/** A descriptor that is readable while events wait for et_mqtt_dispatch(). */
+int et_mqtt_fd(const struct et_mqtt *m);
+
+/** Run handler for every queued event, on the caller's thread. Returns the number run. */
+int et_mqtt_dispatch(struct et_mqtt *m, et_mqtt_handler handler, void *ctx);
+
+/** Remember a subscription; made now if connected and again after every reconnect. */
+int et_mqtt_subscribe(struct et_mqtt *m, const char *filter, int qos);
+
+/**
+ * Publish. Returns a token > 0 that a later PUBLISHED or PUBLISH_FAILED
+ * event names (QoS 0: no event), or -ENOTCONN when not connected, or
+ * -EAGAIN when max_inflight publishes are outstanding.
+ */
+int et_mqtt_publish(struct et_mqtt *m, const char *topic, const void *payload, size_t len,
+                    int qos, bool retain);
+
+bool et_mqtt_connected(const struct et_mqtt *m);
+
+/**
+ * Disconnect cleanly within timeout_ms (the broker then does not send the
+ * will: publish a final status first if one is wanted), then free.
+ * NULL is a no-op.
+ */
+void et_mqtt_destroy(struct et_mqtt *m, int timeout_ms);
+
+#endif

@@ -1,0 +1,68 @@
+/*
+ * The platform seam: everything edgetel asks of the operating system and
+ * the board that a test must be able to replace. platform/linux/ defines
+ * these functions for real; platform/fake/ defines the same symbols over a
+ * fixture directory, an in-memory register map and a settable clock. The
+ * choice is made at link time (et_platform_linux or et_platform_fake), never
+ * with #ifdef in core code.
+ */
+#ifndef EDGETEL_PLATFORM_H
+#define EDGETEL_PLATFORM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* ---- time ------------------------------------------------------------ */
+
+/** Milliseconds of CLOCK_BOOTTIME: monotonic, counts suspend, never jumps. */
+int64_t et_time_mono_ms(void);
+
+/** Milliseconds since the Unix epoch (CLOCK_REALTIME; may jump). */
+int64_t et_time_wall_ms(void);
+
+/**
+ * Whether the kernel says the wall clock is synchronised (adjtimex():
+ * STA_UNSYNC clear and the call not returning TIME_ERROR).
+ */
+bool et_time_synced(void);
+
+/** The kernel's boot id (16 bytes); all zero when it cannot be read. */
+void et_time_boot_id(uint8_t out[16]);
+
+/* ---- files (procfs, sysfs) ------------------------------------------- */
+
+/**
+ * Read a whole small file (procfs, sysfs) into buf, NUL-terminated.
+ * @return bytes read (>= 0) or -errno. A file longer than cap-1 bytes is
+ *         cut at cap-1 and returns -EFBIG.
+ */
+ssize_t et_fs_read(const char *path, char *buf, size_t cap);
+
+/**
+ * Call fn for each entry name of a directory (not "." or ".."), in no set
+ * order. Stops early when fn returns non-zero and returns that value.
+ * @return 0, fn's non-zero value, or -errno when the directory cannot be read.
+ */
+int et_fs_list(const char *dir, int (*fn)(void *ctx, const char *name), void *ctx);
+
+/** Free and total bytes of the filesystem holding path (statvfs, f_bavail). */
+int et_fs_space(const char *path, uint64_t *avail, uint64_t *total);
+
+/* ---- I2C (i2c-dev) ---------------------------------------------------- */
+
+struct et_i2c;
+
+/** Open bus N (/dev/i2c-N) for the 7-bit address addr. */
+int et_i2c_open(struct et_i2c **out, int bus, uint16_t addr);
+
+/** Write reg, then read len bytes (one combined I2C_RDWR transfer). */
+int et_i2c_read_reg(struct et_i2c *i2c, uint8_t reg, uint8_t *buf, size_t len);
+
+/** Write reg followed by len bytes. */
+int et_i2c_write_reg(struct et_i2c *i2c, uint8_t reg, const uint8_t *buf, size_t len);
+
+void et_i2c_close(struct et_i2c *i2c);
+
+#endif

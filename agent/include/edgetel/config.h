@@ -72,13 +72,6 @@ int et_config_parse(const char *text, const char *name, struct et_config *out,
 
 void et_config_free(struct et_config *c);
 
-/** "250ms", "10s", "5m", "1h", "2d"; a bare number is seconds. -EINVAL otherwise. */
-int et_parse_duration_ms(const char *s, int64_t *out);
-
-/** "4096", "64k", "10M", "1G" (powers of 1024). -EINVAL otherwise. */
-int et_parse_size(const char *s, uint64_t *out);
-
-/** "true/false/yes/no/on/off/1/0". -EINVAL otherwise. */
-int et_parse_bool(const char *s, bool *out);
+/* Value parsers (durations, sizes, booleans) live in edgetel/parse.h. */
 
 #endif

@@ -1,0 +1,449 @@
+/*
+ * Wire codec for edgetel.v1 messages, on protobuf-c.
+ *
+ * The batch builder keeps samples in a flat array and metric names in a
+ * small dictionary; nothing is converted to protobuf-c structs until
+ * encode, so adding a sample is a copy and a lookup.
+ */
+#include "edgetel/codec.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Limits on what a decoded batch may hold; beyond them it is malformed. */
+#define WIRE_MAX_METRICS 4096
+#define WIRE_MAX_SAMPLES 200000
+#define WIRE_MAX_NAME 128
+/* A delta beyond ten years is not a clock, it is garbage. */
+#define WIRE_MAX_DT_MS (10LL * 366 * 24 * 3600 * 1000)
+
+struct batch_metric {
+    char *name;
+    char *unit;
+};
+
+struct batch_sample {
+    uint32_t metric;
+    enum et_time_quality tq;
+    int64_t mono_ms;
+    struct et_value v;
+};
+
+struct et_batch {
+    struct batch_metric *metrics;
+    size_t n_metrics, cap_metrics;
+    struct batch_sample *samples;
+    size_t n_samples, cap_samples;
+    size_t last_metric;           /* lookup hint: samples arrive grouped by metric */
+};
+
+int et_batch_create(struct et_batch **out)
+{
+    struct et_batch *b = calloc(1, sizeof(*b));
+
+    if (!b)
+        return -ENOMEM;
+    *out = b;
+    return 0;
+}
+
+static void batch_free_metrics(struct et_batch *b)
+{
+    for (size_t i = 0; i < b->n_metrics; i++) {
+        free(b->metrics[i].name);
+        free(b->metrics[i].unit);
+    }
+    b->n_metrics = 0;
+}
+
+void et_batch_destroy(struct et_batch *b)
+{
+    if (!b)
+        return;
+    batch_free_metrics(b);
+    free(b->metrics);
+    free(b->samples);
+    free(b);
+}
+
+void et_batch_reset(struct et_batch *b)
+{
+    batch_free_metrics(b);
+    b->n_samples = 0;
+    b->last_metric = 0;
+}
+
+size_t et_batch_samples(const struct et_batch *b)
+{
+    return b->n_samples;
+}
+
+int64_t et_batch_first_mono_ms(const struct et_batch *b)
+{
+    return b->n_samples ? b->samples[0].mono_ms : 0;
+}
+
+/* Index of metric name in the dictionary, adding it when new; -errno on failure. */
+static long batch_metric_index(struct et_batch *b, const char *name, const char *unit)
+{
+    if (b->last_metric < b->n_metrics && strcmp(b->metrics[b->last_metric].name, name) == 0)
+        return (long)b->last_metric;
+    for (size_t i = 0; i < b->n_metrics; i++) {
+        if (strcmp(b->metrics[i].name, name) == 0) {
+            b->last_metric = i;
+            return (long)i;
+        }
+    }
+    if (b->n_metrics >= WIRE_MAX_METRICS)
+        return -E2BIG;
+    if (b->n_metrics == b->cap_metrics) {
+        size_t cap = b->cap_metrics ? b->cap_metrics * 2 : 16;
+        struct batch_metric *m = realloc(b->metrics, cap * sizeof(*m));
+
+        if (!m)
+            return -ENOMEM;
+        b->metrics = m;
+        b->cap_metrics = cap;
+    }
+    struct batch_metric *m = &b->metrics[b->n_metrics];
+
+    m->name = strdup(name);
+    m->unit = strdup(unit ? unit : "");
+    if (!m->name || !m->unit) {
+        free(m->name);
+        free(m->unit);
+        return -ENOMEM;
+    }
+    b->last_metric = b->n_metrics;
+    return (long)b->n_metrics++;
+}
+
+int et_batch_add(struct et_batch *b, const char *metric, const char *unit,
+                 int64_t mono_ms, const struct et_value *v, enum et_time_quality tq)
+{
+    if (!metric || !*metric || strlen(metric) > WIRE_MAX_NAME)
+        return -EINVAL;
+    if (v->type == ET_TYPE_STR && strnlen(v->u.str, ET_VALUE_STR_MAX + 1) > ET_VALUE_STR_MAX)
+        return -EINVAL;
+    if (b->n_samples >= WIRE_MAX_SAMPLES)
+        return -E2BIG;
+
+    long idx = batch_metric_index(b, metric, unit);
+
+    if (idx < 0)
+        return (int)idx;
+    if (b->n_samples == b->cap_samples) {
+        size_t cap = b->cap_samples ? b->cap_samples * 2 : 64;
+        struct batch_sample *s = realloc(b->samples, cap * sizeof(*s));
+
+        if (!s)
+            return -ENOMEM;
+        b->samples = s;
+        b->cap_samples = cap;
+    }
+    struct batch_sample *s = &b->samples[b->n_samples++];
+
+    s->metric = (uint32_t)idx;
+    s->tq = tq;
+    s->mono_ms = mono_ms;
+    s->v.type = v->type;
+    if (v->type == ET_TYPE_STR)
+        memcpy(s->v.u.str, v->u.str, strlen(v->u.str) + 1);
+    else
+        s->v.u = v->u;
+    return 0;
+}
+
+int et_batch_encode(const struct et_batch *b, const struct et_batch_meta *meta,
+                    uint8_t **out, size_t *len)
+{
+    Edgetel__V1__Batch msg = EDGETEL__V1__BATCH__INIT;
+    Edgetel__V1__Metric *metrics = NULL, **metric_ptrs = NULL;
+    Edgetel__V1__Sample *samples = NULL, **sample_ptrs = NULL;
+    uint8_t *buf = NULL;
+    int rc = -ENOMEM;
+
+    if (b->n_metrics) {
+        metrics = calloc(b->n_metrics, sizeof(*metrics));
+        metric_ptrs = calloc(b->n_metrics, sizeof(*metric_ptrs));
+        if (!metrics || !metric_ptrs)
+            goto out;
+    }
+    if (b->n_samples) {
+        samples = calloc(b->n_samples, sizeof(*samples));
+        sample_ptrs = calloc(b->n_samples, sizeof(*sample_ptrs));
+        if (!samples || !sample_ptrs)
+            goto out;
+    }
+
+    for (size_t i = 0; i < b->n_metrics; i++) {
+        edgetel__v1__metric__init(&metrics[i]);
+        metrics[i].name = b->metrics[i].name;
+        metrics[i].unit = b->metrics[i].unit;
+        metric_ptrs[i] = &metrics[i];
+    }
+
+    int64_t prev = meta->base_mono_ms;
+
+    for (size_t i = 0; i < b->n_samples; i++) {
+        const struct batch_sample *s = &b->samples[i];
+        Edgetel__V1__Sample *w = &samples[i];
+
+        edgetel__v1__sample__init(w);
+        w->metric = s->metric;
+        w->dt_ms = s->mono_ms - prev;
+        prev = s->mono_ms;
+        if (s->tq != meta->time_quality)
+            w->time_quality = (Edgetel__V1__TimeQuality)s->tq;
+        switch (s->v.type) {
+        case ET_TYPE_F64:
+            w->value_case = EDGETEL__V1__SAMPLE__VALUE_F64;
+            w->f64 = s->v.u.f64;
+            break;
+        case ET_TYPE_I64:
+            w->value_case = EDGETEL__V1__SAMPLE__VALUE_I64;
+            w->i64 = s->v.u.i64;
+            break;
+        case ET_TYPE_BOOL:
+            w->value_case = EDGETEL__V1__SAMPLE__VALUE_B;
+            w->b = s->v.u.b;
+            break;
+        case ET_TYPE_STR:
+            w->value_case = EDGETEL__V1__SAMPLE__VALUE_STR;
+            w->str = (char *)s->v.u.str;
+            break;
+        }
+        sample_ptrs[i] = w;
+    }
+
+    msg.device_id = (char *)meta->device_id;
+    msg.seq = meta->seq;
+    msg.boot_id.data = (uint8_t *)meta->boot_id;
+    msg.boot_id.len = ET_BOOT_ID_LEN;
+    msg.base_mono_ms = meta->base_mono_ms;
+    msg.base_wall_ms = meta->base_wall_ms;
+    msg.time_quality = (Edgetel__V1__TimeQuality)meta->time_quality;
+    msg.n_metrics = b->n_metrics;
+    msg.metrics = metric_ptrs;
+    msg.n_samples = b->n_samples;
+    msg.samples = sample_ptrs;
+    msg.oldest_seq = meta->oldest_seq;
+
+    size_t n = edgetel__v1__batch__get_packed_size(&msg);
+
+    buf = malloc(n ? n : 1);
+    if (!buf)
+        goto out;
+    *len = edgetel__v1__batch__pack(&msg, buf);
+    *out = buf;
+    rc = 0;
+out:
+    free(metrics);
+    free(metric_ptrs);
+    free(samples);
+    free(sample_ptrs);
+    return rc;
+}
+
+size_t et_batch_mark_historical(uint8_t *buf, size_t len)
+{
+    buf[len] = (9 << 3) | 0;   /* field 9, varint */
+    buf[len + 1] = 1;
+    return len + 2;
+}
+
+/* ---- decoding ----------------------------------------------------------- */
+
+__attribute__((format(printf, 3, 4)))
+static int wire_fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err && errlen) {
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -EBADMSG;
+}
+
+bool et_device_id_valid(const char *id)
+{
+    size_t n = 0;
+
+    if (!id || id[0] == '.' || id[0] == '\0')
+        return false;
+    for (const char *p = id; *p; p++, n++) {
+        unsigned char c = (unsigned char)*p;
+
+        if (n >= 64)
+            return false;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+static bool tq_valid(int tq)
+{
+    return tq >= ET_TQ_UNSPECIFIED && tq <= ET_TQ_UNCORRECTABLE;
+}
+
+static int batch_check(const Edgetel__V1__Batch *b, char *err, size_t errlen)
+{
+    if (!et_device_id_valid(b->device_id))
+        return wire_fail(err, errlen, "device_id \"%.64s\" is not a valid device id", b->device_id);
+    if (b->seq == 0)
+        return wire_fail(err, errlen, "seq is 0 (sequence numbers start at 1)");
+    if (b->oldest_seq > b->seq)
+        return wire_fail(err, errlen, "oldest_seq %llu is above seq %llu",
+                         (unsigned long long)b->oldest_seq, (unsigned long long)b->seq);
+    if (b->boot_id.len != 0 && b->boot_id.len != ET_BOOT_ID_LEN)
+        return wire_fail(err, errlen, "boot_id has %zu bytes, expected %d", b->boot_id.len,
+                         ET_BOOT_ID_LEN);
+    if (!tq_valid(b->time_quality))
+        return wire_fail(err, errlen, "time_quality %d is not a known value", b->time_quality);
+    if (b->n_metrics > WIRE_MAX_METRICS)
+        return wire_fail(err, errlen, "%zu metrics (at most %d)", b->n_metrics, WIRE_MAX_METRICS);
+    if (b->n_samples > WIRE_MAX_SAMPLES)
+        return wire_fail(err, errlen, "%zu samples (at most %d)", b->n_samples, WIRE_MAX_SAMPLES);
+    for (size_t i = 0; i < b->n_metrics; i++) {
+        const char *name = b->metrics[i]->name;
+        size_t n = strlen(name);
+
+        if (n == 0 || n > WIRE_MAX_NAME)
+            return wire_fail(err, errlen, "metric %zu: name is empty or longer than %d", i,
+                             WIRE_MAX_NAME);
+        if (strlen(b->metrics[i]->unit) > 32)
+            return wire_fail(err, errlen, "metric %zu (%s): unit longer than 32", i, name);
+    }
+    for (size_t i = 0; i < b->n_samples; i++) {
+        const Edgetel__V1__Sample *s = b->samples[i];
+
+        if (s->metric >= b->n_metrics)
+            return wire_fail(err, errlen, "sample %zu: metric index %u out of range (%zu metrics)",
+                             i, s->metric, b->n_metrics);
+        if (s->dt_ms > WIRE_MAX_DT_MS || s->dt_ms < -WIRE_MAX_DT_MS)
+            return wire_fail(err, errlen, "sample %zu: time delta %lld ms is out of range", i,
+                             (long long)s->dt_ms);
+        if (!tq_valid(s->time_quality))
+            return wire_fail(err, errlen, "sample %zu: time_quality %d is not a known value", i,
+                             s->time_quality);
+        switch (s->value_case) {
+        case EDGETEL__V1__SAMPLE__VALUE_F64:
+        case EDGETEL__V1__SAMPLE__VALUE_I64:
+        case EDGETEL__V1__SAMPLE__VALUE_B:
+            break;
+        case EDGETEL__V1__SAMPLE__VALUE_STR:
+            if (strlen(s->str) > ET_VALUE_STR_MAX)
+                return wire_fail(err, errlen, "sample %zu: string value longer than %d", i,
+                                 ET_VALUE_STR_MAX);
+            break;
+        default:
+            return wire_fail(err, errlen, "sample %zu: no value", i);
+        }
+    }
+    return 0;
+}
+
+int et_wire_decode_batch(const uint8_t *buf, size_t len, Edgetel__V1__Batch **out,
+                         char *err, size_t errlen)
+{
+    Edgetel__V1__Batch *b;
+    int rc;
+
+    if (len > ET_WIRE_MAX_MESSAGE)
+        return wire_fail(err, errlen, "message of %zu bytes is over the %d byte limit", len,
+                         ET_WIRE_MAX_MESSAGE);
+    b = edgetel__v1__batch__unpack(NULL, len, buf);
+    if (!b)
+        return wire_fail(err, errlen, "%zu bytes are not a valid edgetel.v1.Batch", len);
+    rc = batch_check(b, err, errlen);
+    if (rc) {
+        edgetel__v1__batch__free_unpacked(b, NULL);
+        return rc;
+    }
+    *out = b;
+    return 0;
+}
+
+void et_wire_free_batch(Edgetel__V1__Batch *b)
+{
+    if (b)
+        edgetel__v1__batch__free_unpacked(b, NULL);
+}
+
+void et_wire_sample_times(const Edgetel__V1__Batch *b, int64_t *mono_out)
+{
+    int64_t t = b->base_mono_ms;
+
+    for (size_t i = 0; i < b->n_samples; i++) {
+        t += b->samples[i]->dt_ms;
+        mono_out[i] = t;
+    }
+}
+
+int et_wire_encode_ack(const char *device_id, uint64_t acked_through,
+                       const uint64_t *seqs, size_t n_seqs, uint8_t **out, size_t *len)
+{
+    Edgetel__V1__Ack msg = EDGETEL__V1__ACK__INIT;
+    uint8_t *buf;
+
+    msg.device_id = (char *)device_id;
+    msg.acked_through = acked_through;
+    msg.n_seqs = n_seqs;
+    msg.seqs = (uint64_t *)seqs;
+    size_t n = edgetel__v1__ack__get_packed_size(&msg);
+
+    buf = malloc(n ? n : 1);
+    if (!buf)
+        return -ENOMEM;
+    *len = edgetel__v1__ack__pack(&msg, buf);
+    *out = buf;
+    return 0;
+}
+
+int et_wire_decode_ack(const uint8_t *buf, size_t len, Edgetel__V1__Ack **out,
+                       char *err, size_t errlen)
+{
+    Edgetel__V1__Ack *a;
+
+    if (len > ET_WIRE_MAX_MESSAGE)
+        return wire_fail(err, errlen, "ack of %zu bytes is over the limit", len);
+    a = edgetel__v1__ack__unpack(NULL, len, buf);
+    if (!a)
+        return wire_fail(err, errlen, "%zu bytes are not a valid edgetel.v1.Ack", len);
+    if (!et_device_id_valid(a->device_id)) {
+        edgetel__v1__ack__free_unpacked(a, NULL);
+        return wire_fail(err, errlen, "ack names no valid device id");
+    }
+    *out = a;
+    return 0;
+}
+
+int et_wire_decode_status(const uint8_t *buf, size_t len, Edgetel__V1__Status **out,
+                          char *err, size_t errlen)
+{
+    Edgetel__V1__Status *s;
+
+    if (len > ET_WIRE_MAX_MESSAGE)
+        return wire_fail(err, errlen, "status of %zu bytes is over the limit", len);
+    s = edgetel__v1__status__unpack(NULL, len, buf);
+    if (!s)
+        return wire_fail(err, errlen, "%zu bytes are not a valid edgetel.v1.Status", len);
+    if (!et_device_id_valid(s->device_id)) {
+        edgetel__v1__status__free_unpacked(s, NULL);
+        return wire_fail(err, errlen, "status names no valid device id");
+    }
+    if (s->boot_id.len != 0 && s->boot_id.len != ET_BOOT_ID_LEN) {
+        edgetel__v1__status__free_unpacked(s, NULL);
+        return wire_fail(err, errlen, "status boot_id has %zu bytes, expected %d",
+                         s->boot_id.len, ET_BOOT_ID_LEN);
+    }
+    *out = s;
+    return 0;
+}

@@ -1,0 +1,350 @@
+/*
+ * Wire codec: golden vectors, round trips of every value type, the
+ * historical marker, and rejection of malformed input with a reason.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "edgetel/codec.h"
+
+static uint8_t *read_vector(const char *name, size_t *len)
+{
+    char path[512];
+    FILE *f;
+    uint8_t *buf = malloc(4096);
+
+    snprintf(path, sizeof(path), "%s/tests/vectors/%s", ET_SOURCE_DIR, name);
+    f = fopen(path, "rb");
+    assert_non_null(f);
+    *len = fread(buf, 1, 4096, f);
+    fclose(f);
+    assert_true(*len > 0);
+    return buf;
+}
+
+/* The batch that tests/vectors/batch_v1_basic.{bin,txt} hold. */
+static struct et_batch *basic_batch(struct et_batch_meta *m)
+{
+    struct et_batch *b;
+    struct et_value v;
+
+    assert_int_equal(et_batch_create(&b), 0);
+    v = et_value_i64(41);
+    assert_int_equal(et_batch_add(b, "sim.counter", "1", 1000000, &v, ET_TQ_SYNCED), 0);
+    v = et_value_f64(0.5);
+    assert_int_equal(et_batch_add(b, "sim.sine", "1", 1000000, &v, ET_TQ_SYNCED), 0);
+    v = et_value_i64(42);
+    assert_int_equal(et_batch_add(b, "sim.counter", "1", 1001000, &v, ET_TQ_SYNCED), 0);
+    v = et_value_f64(-0.25);
+    assert_int_equal(et_batch_add(b, "sim.sine", "1", 1001000, &v, ET_TQ_UNSYNCED), 0);
+    v = et_value_bool(true);
+    assert_int_equal(et_batch_add(b, "throttle.under_voltage", "1", 1001000, &v, ET_TQ_SYNCED), 0);
+    v.type = ET_TYPE_STR;
+    strcpy(v.u.str, "ok");
+    assert_int_equal(et_batch_add(b, "bme280.status", "", 1001500, &v, ET_TQ_SYNCED), 0);
+
+    memset(m, 0, sizeof(*m));
+    m->device_id = "pi-gh-01";
+    m->seq = 7;
+    m->base_mono_ms = 1000000;
+    m->base_wall_ms = 1795000000000LL;
+    m->time_quality = ET_TQ_SYNCED;
+    m->oldest_seq = 5;
+    for (int i = 0; i < 16; i++)
+        m->boot_id[i] = (uint8_t)(0xa0 + i);
+    return b;
+}
+
+static void encode_matches_golden_vector(void **state)
+{
+    struct et_batch_meta m;
+    struct et_batch *b = basic_batch(&m);
+    uint8_t *out, *golden;
+    size_t len, golden_len;
+
+    assert_int_equal(et_batch_encode(b, &m, &out, &len), 0);
+    golden = read_vector("batch_v1_basic.bin", &golden_len);
+    assert_int_equal(len, golden_len);
+    assert_memory_equal(out, golden, len);
+    free(out);
+    free(golden);
+    et_batch_destroy(b);
+}
+
+static void decode_golden_vector(void **state)
+{
+    size_t len;
+    uint8_t *buf = read_vector("batch_v1_basic.bin", &len);
+    Edgetel__V1__Batch *d = NULL;
+    char err[160];
+    int64_t t[6];
+
+    assert_int_equal(et_wire_decode_batch(buf, len, &d, err, sizeof(err)), 0);
+    assert_string_equal(d->device_id, "pi-gh-01");
+    assert_int_equal(d->seq, 7);
+    assert_int_equal(d->oldest_seq, 5);
+    assert_int_equal(d->boot_id.len, 16);
+    assert_int_equal(d->boot_id.data[15], 0xaf);
+    assert_int_equal(d->n_metrics, 4);
+    assert_string_equal(d->metrics[2]->name, "throttle.under_voltage");
+    assert_int_equal(d->n_samples, 6);
+    et_wire_sample_times(d, t);
+    assert_int_equal(t[0], 1000000);
+    assert_int_equal(t[2], 1001000);
+    assert_int_equal(t[5], 1001500);
+    assert_int_equal(d->samples[2]->value_case, EDGETEL__V1__SAMPLE__VALUE_I64);
+    assert_int_equal(d->samples[2]->i64, 42);
+    assert_true(d->samples[3]->f64 == -0.25);
+    assert_int_equal(d->samples[3]->time_quality, ET_TQ_UNSYNCED);
+    /* Unset per-sample quality means "as the batch". */
+    assert_int_equal(d->samples[0]->time_quality, ET_TQ_UNSPECIFIED);
+    assert_true(d->samples[4]->b);
+    assert_string_equal(d->samples[5]->str, "ok");
+    assert_false(d->historical);
+    et_wire_free_batch(d);
+    free(buf);
+}
+
+static void historical_marker_appends(void **state)
+{
+    struct et_batch_meta m;
+    struct et_batch *b = basic_batch(&m);
+    uint8_t *out, *grown;
+    size_t len;
+    Edgetel__V1__Batch *d;
+    char err[160];
+
+    assert_int_equal(et_batch_encode(b, &m, &out, &len), 0);
+    grown = realloc(out, len + 2);
+    assert_non_null(grown);
+    len = et_batch_mark_historical(grown, len);
+    assert_int_equal(et_wire_decode_batch(grown, len, &d, err, sizeof(err)), 0);
+    assert_true(d->historical);
+    assert_int_equal(d->seq, 7);
+    assert_int_equal(d->n_samples, 6);
+    et_wire_free_batch(d);
+    free(grown);
+    et_batch_destroy(b);
+}
+
+static void reset_reuses_builder(void **state)
+{
+    struct et_batch *b;
+    struct et_value v = et_value_i64(1);
+
+    assert_int_equal(et_batch_create(&b), 0);
+    assert_int_equal(et_batch_add(b, "a", "1", 5, &v, ET_TQ_SYNCED), 0);
+    assert_int_equal(et_batch_samples(b), 1);
+    assert_int_equal(et_batch_first_mono_ms(b), 5);
+    et_batch_reset(b);
+    assert_int_equal(et_batch_samples(b), 0);
+    assert_int_equal(et_batch_first_mono_ms(b), 0);
+    assert_int_equal(et_batch_add(b, "b", "1", 9, &v, ET_TQ_SYNCED), 0);
+    assert_int_equal(et_batch_first_mono_ms(b), 9);
+    et_batch_destroy(b);
+    et_batch_destroy(NULL);
+}
+
+static void add_rejects_bad_input(void **state)
+{
+    struct et_batch *b;
+    struct et_value v;
+
+    assert_int_equal(et_batch_create(&b), 0);
+    v = et_value_f64(1);
+    assert_int_equal(et_batch_add(b, "", "1", 0, &v, ET_TQ_SYNCED), -EINVAL);
+    v.type = ET_TYPE_STR;
+    memset(v.u.str, 'x', sizeof(v.u.str));   /* no NUL inside the limit */
+    assert_int_equal(et_batch_add(b, "s", "", 0, &v, ET_TQ_SYNCED), -EINVAL);
+    assert_int_equal(et_batch_samples(b), 0);
+    et_batch_destroy(b);
+}
+
+/* A realistic round of 20 float metrics, 50 rounds: the dictionary and the
+ * deltas must keep a sample near the size of its value. */
+static void encoded_size_per_sample_is_small(void **state)
+{
+    struct et_batch *b;
+    struct et_batch_meta m = { .device_id = "pi-gh-01", .seq = 1, .base_mono_ms = 5000,
+                               .base_wall_ms = 1795000000000LL, .time_quality = ET_TQ_SYNCED,
+                               .oldest_seq = 1 };
+    uint8_t *out;
+    size_t len;
+    char name[32];
+
+    assert_int_equal(et_batch_create(&b), 0);
+    for (int r = 0; r < 50; r++) {
+        for (int k = 0; k < 20; k++) {
+            struct et_value v = et_value_f64(r * 0.1 + k);
+
+            snprintf(name, sizeof(name), "metric.number%d", k);
+            assert_int_equal(et_batch_add(b, name, "1", 5000 + r * 1000, &v, ET_TQ_SYNCED), 0);
+        }
+    }
+    assert_int_equal(et_batch_encode(b, &m, &out, &len), 0);
+    /* 1000 samples: each is tag+len (2), metric (2), value (9), a delta now and then. */
+    assert_true(len < 1000 * 15);
+    assert_true(len > 1000 * 12);
+    free(out);
+    et_batch_destroy(b);
+}
+
+static void decode_fails(const uint8_t *buf, size_t len, const char *expect)
+{
+    Edgetel__V1__Batch *d = NULL;
+    char err[160] = "";
+
+    assert_int_equal(et_wire_decode_batch(buf, len, &d, err, sizeof(err)), -EBADMSG);
+    assert_null(d);
+    if (!strstr(err, expect))
+        fail_msg("error \"%s\" does not mention \"%s\"", err, expect);
+}
+
+/* Pack a hand-made Batch so tests can break rules the encoder never breaks. */
+static uint8_t *pack(const Edgetel__V1__Batch *msg, size_t *len)
+{
+    uint8_t *buf = malloc(edgetel__v1__batch__get_packed_size(msg) + 1);
+
+    *len = edgetel__v1__batch__pack(msg, buf);
+    return buf;
+}
+
+static void decode_rejects_malformed(void **state)
+{
+    size_t len;
+    uint8_t *good = read_vector("batch_v1_basic.bin", &len);
+    uint8_t garbage[64];
+
+    decode_fails(good, len - 7, "not a valid");          /* truncated */
+    memset(garbage, 0xff, sizeof(garbage));
+    decode_fails(garbage, sizeof(garbage), "not a valid");
+    decode_fails(good, ET_WIRE_MAX_MESSAGE + 1, "limit");
+    free(good);
+
+    Edgetel__V1__Metric metric = EDGETEL__V1__METRIC__INIT, *metrics[] = { &metric };
+    Edgetel__V1__Sample sample = EDGETEL__V1__SAMPLE__INIT, *samples[] = { &sample };
+    Edgetel__V1__Batch msg = EDGETEL__V1__BATCH__INIT;
+    uint8_t *buf;
+
+    metric.name = "x";
+    sample.value_case = EDGETEL__V1__SAMPLE__VALUE_F64;
+    sample.metric = 3;
+    msg.device_id = "dev-1";
+    msg.seq = 1;
+    msg.n_metrics = 1;
+    msg.metrics = metrics;
+    msg.n_samples = 1;
+    msg.samples = samples;
+    buf = pack(&msg, &len);
+    decode_fails(buf, len, "sample 0: metric index 3 out of range (1 metrics)");
+    free(buf);
+
+    sample.metric = 0;
+    sample.value_case = EDGETEL__V1__SAMPLE__VALUE__NOT_SET;
+    buf = pack(&msg, &len);
+    decode_fails(buf, len, "sample 0: no value");
+    free(buf);
+
+    sample.value_case = EDGETEL__V1__SAMPLE__VALUE_F64;
+    msg.device_id = "../etc";
+    buf = pack(&msg, &len);
+    decode_fails(buf, len, "not a valid device id");
+    free(buf);
+
+    msg.device_id = "dev+1";
+    buf = pack(&msg, &len);
+    decode_fails(buf, len, "not a valid device id");
+    free(buf);
+
+    msg.device_id = "dev-1";
+    msg.seq = 0;
+    buf = pack(&msg, &len);
+    decode_fails(buf, len, "seq is 0");
+    free(buf);
+
+    msg.seq = 4;
+    msg.oldest_seq = 9;
+    buf = pack(&msg, &len);
+    decode_fails(buf, len, "oldest_seq 9 is above seq 4");
+    free(buf);
+
+    msg.oldest_seq = 0;
+    msg.boot_id.len = 3;
+    msg.boot_id.data = (uint8_t *)"abc";
+    buf = pack(&msg, &len);
+    decode_fails(buf, len, "boot_id has 3 bytes");
+    free(buf);
+
+    msg.boot_id.len = 0;
+    sample.dt_ms = INT64_MAX / 2;
+    buf = pack(&msg, &len);
+    decode_fails(buf, len, "out of range");
+    free(buf);
+
+    sample.dt_ms = 0;
+    sample.time_quality = 77;
+    buf = pack(&msg, &len);
+    decode_fails(buf, len, "time_quality 77");
+    free(buf);
+}
+
+static void ack_round_trip(void **state)
+{
+    uint64_t seqs[] = { 12, 15 };
+    uint8_t *buf;
+    size_t len;
+    Edgetel__V1__Ack *a;
+    char err[160];
+
+    assert_int_equal(et_wire_encode_ack("pi-gh-01", 10, seqs, 2, &buf, &len), 0);
+    assert_int_equal(et_wire_decode_ack(buf, len, &a, err, sizeof(err)), 0);
+    assert_string_equal(a->device_id, "pi-gh-01");
+    assert_int_equal(a->acked_through, 10);
+    assert_int_equal(a->n_seqs, 2);
+    assert_int_equal(a->seqs[1], 15);
+    edgetel__v1__ack__free_unpacked(a, NULL);
+    free(buf);
+
+    assert_int_equal(et_wire_encode_ack("bad id", 1, NULL, 0, &buf, &len), 0);
+    assert_int_equal(et_wire_decode_ack(buf, len, &a, err, sizeof(err)), -EBADMSG);
+    free(buf);
+}
+
+static void device_ids(void **state)
+{
+    assert_true(et_device_id_valid("pi-greenhouse-01"));
+    assert_true(et_device_id_valid("A.b_c-9"));
+    assert_false(et_device_id_valid(""));
+    assert_false(et_device_id_valid(".hidden"));
+    assert_false(et_device_id_valid("a/b"));
+    assert_false(et_device_id_valid("a#"));
+    assert_false(et_device_id_valid("a b"));
+    assert_false(et_device_id_valid(NULL));
+    assert_true(et_device_id_valid("0123456789012345678901234567890123456789012345678901234567890123"));
+    assert_false(et_device_id_valid("01234567890123456789012345678901234567890123456789012345678901234"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(encode_matches_golden_vector),
+        cmocka_unit_test(decode_golden_vector),
+        cmocka_unit_test(historical_marker_appends),
+        cmocka_unit_test(reset_reuses_builder),
+        cmocka_unit_test(add_rejects_bad_input),
+        cmocka_unit_test(encoded_size_per_sample_is_small),
+        cmocka_unit_test(decode_rejects_malformed),
+        cmocka_unit_test(ack_round_trip),
+        cmocka_unit_test(device_ids),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,318 @@
+#!/usr/bin/env bash
+# edgetel on one machine, end to end:
+#   mosquitto (mutual TLS, 127.0.0.1)  <-  edgetel-agent (system metrics + sim)
+#   mosquitto                          ->  edgetel-aggregator (SQLite store)
+# and a live view of what reaches the store. Ctrl-C stops everything.
+#
+# Everything it makes goes in demo/ in the repo (git-ignored): certificates
+# (made on the first run, kept afterwards), configs, logs, the agent's
+# outbox and the store. Running it again picks up where the last run ended.
+#
+# Options:
+#   --duration SECONDS   stop by itself after that long (for scripted runs)
+#   --fresh              delete demo/ data (not the certificates) first
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+
+duration=0
+fresh=0
+while (($#)); do
+  case "$1" in
+    --duration) duration=${2:?--duration needs a number of seconds}; shift 2 ;;
+    --fresh) fresh=1; shift ;;
+    -h|--help) sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "demo: unknown option $1 (try --help)" >&2; exit 2 ;;
+  esac
+done
+if ! [[ "$duration" =~ ^[0-9]+$ ]]; then
+  echo "demo: --duration $duration: expected whole seconds" >&2
+  exit 2
+fi
+
+demo=$repo/demo
+build=$repo/build
+device=demo-device
+mkdir -p "$demo/logs" "$demo/run"
+
+# One demo at a time: two agents on one outbox would be a different demo.
+exec 9>"$demo/run/lock"
+if ! flock -n 9; then
+  echo "demo: another demo is running from this checkout (lock $demo/run/lock)." >&2
+  exit 1
+fi
+
+# A previous run that was killed outright (no chance to clean up) may have
+# left its programs behind; stop those, and only those.
+for pidfile in "$demo"/run/*.pid; do
+  [[ -e "$pidfile" ]] || continue
+  pid=$(cat "$pidfile")
+  if [[ "$pid" =~ ^[0-9]+$ ]] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$demo/"; then
+    echo "demo: stopping $(basename "$pidfile" .pid) (pid $pid) left by an earlier run"
+    kill "$pid" 2>/dev/null || true
+  fi
+  rm -f "$pidfile"
+done
+
+echo "demo: checking dependencies"
+./scripts/deps.sh
+
+# ---- build -------------------------------------------------------------------
+if [[ -f "$build/CMakeCache.txt" ]] &&
+   ! grep -qx "CMAKE_HOME_DIRECTORY:INTERNAL=$repo" "$build/CMakeCache.txt"; then
+  echo "demo: $build belongs to another checkout; starting it afresh"
+  rm -rf "$build"
+fi
+echo "demo: building into build/ (first time takes a minute)"
+cmake -S . -B "$build" >"$demo/logs/build.log" 2>&1 &&
+  cmake --build "$build" -j "$(nproc)" \
+    --target edgetel-agent edgetel-aggregator edgetelctl >>"$demo/logs/build.log" 2>&1 || {
+  tail -n 30 "$demo/logs/build.log" >&2
+  echo "demo: the build failed; the whole log is $demo/logs/build.log" >&2
+  exit 1
+}
+agent_bin=$build/agent/edgetel-agent
+aggregator_bin=$build/aggregator/edgetel-aggregator
+ctl_bin=$build/ctl/edgetelctl
+
+# ---- certificates (first run only) ------------------------------------------
+certs=$demo/certs
+if [[ ! -f "$certs/ca.crt" || ! -f "$certs/$device.crt" ]]; then
+  echo "demo: making a demo CA and certificates in demo/certs/"
+  ./scripts/make-certs.sh "$certs" "$device" >"$demo/logs/certs.log" 2>&1 || {
+    cat "$demo/logs/certs.log" >&2
+    echo "demo: making certificates failed" >&2
+    exit 1
+  }
+fi
+
+if ((fresh)); then
+  rm -rf "$demo/agent-data" "$demo/store.db" "$demo/store.db-wal" "$demo/store.db-shm"
+fi
+mkdir -p "$demo/agent-data"
+
+# ---- a port for the broker: 8883 when free ------------------------------------
+port_in_use() {
+  # A connection that succeeds means something listens there.
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+port=8883
+while port_in_use "$port"; do
+  port=$((port + 1))
+  if ((port > 8983)); then
+    echo "demo: no free port in 8883..8983 on 127.0.0.1" >&2
+    exit 1
+  fi
+done
+
+# ---- configs -------------------------------------------------------------------
+cat >"$demo/mosquitto.conf" <<EOF
+# Written by scripts/demo.sh; the production template is packaging/mosquitto/.
+per_listener_settings false
+persistence false
+log_dest stdout
+log_type error
+log_type warning
+log_type notice
+log_type information
+listener $port 127.0.0.1
+cafile $certs/ca.crt
+certfile $certs/server.crt
+keyfile $certs/server.key
+require_certificate true
+use_identity_as_username true
+tls_version tlsv1.2
+acl_file $demo/mosquitto.acl
+EOF
+
+cat >"$demo/mosquitto.acl" <<'EOF'
+# A device may only use its own subtree; the aggregator reads and acks all.
+pattern readwrite edgetel/v1/%u/#
+user aggregator
+topic readwrite edgetel/v1/#
+EOF
+
+cat >"$demo/aggregator.conf" <<EOF
+[aggregator]
+log_level = info
+
+[mqtt]
+host = 127.0.0.1
+port = $port
+ca = $certs/ca.crt
+cert = $certs/aggregator.crt
+key = $certs/aggregator.key
+
+[store]
+type = sqlite
+path = $demo/store.db
+EOF
+
+cat >"$demo/agent.conf" <<EOF
+[agent]
+device_id = $device
+data_dir = $demo/agent-data
+batch_interval = 2s
+log_level = info
+
+[mqtt]
+host = 127.0.0.1
+port = $port
+ca = $certs/ca.crt
+cert = $certs/$device.crt
+key = $certs/$device.key
+
+[collector cpu]
+type = cpu
+interval = 2s
+
+[collector memory]
+type = memory
+interval = 5s
+
+[collector load]
+type = load
+interval = 5s
+
+[collector uptime]
+type = uptime
+interval = 10s
+
+[collector sim]
+type = sim
+interval = 1s
+period = 30s
+EOF
+chmod 600 "$certs"/*.key 2>/dev/null || true
+
+# ---- start, and stop everything on the way out ----------------------------------
+names=()
+pids=()
+
+stop_all() {
+  local i
+  # Newest first: the agent, then the aggregator, then the broker.
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    kill -TERM "${pids[i]}" 2>/dev/null || true
+  done
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    local waited=0
+    while kill -0 "${pids[i]}" 2>/dev/null && ((waited < 50)); do
+      sleep 0.1
+      waited=$((waited + 1))
+    done
+    if kill -0 "${pids[i]}" 2>/dev/null; then
+      echo "demo: ${names[i]} did not stop within 5 s; killing it"
+      kill -KILL "${pids[i]}" 2>/dev/null || true
+    fi
+    wait "${pids[i]}" 2>/dev/null || true
+    rm -f "$demo/run/${names[i]}.pid"
+  done
+  pids=()
+  names=()
+}
+
+on_exit() {
+  local rc=$?
+  trap - EXIT INT TERM
+  if ((${#pids[@]})); then
+    echo
+    echo "demo: stopping"
+    stop_all
+    local left
+    left=$(pgrep -f -- "$demo/" || true)
+    if [[ -n "$left" ]]; then
+      echo "demo: still running, please check: $left" >&2
+    else
+      echo "demo: stopped; nothing left running. Data stays in demo/ for the next run."
+    fi
+  fi
+  exit "$rc"
+}
+trap on_exit EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# start NAME COMMAND...: run in the background, log to demo/logs/NAME.log.
+start() {
+  local name=$1
+  shift
+  "$@" >"$demo/logs/$name.log" 2>&1 &
+  local pid=$!
+  names+=("$name")
+  pids+=("$pid")
+  echo "$pid" >"$demo/run/$name.pid"
+}
+
+# wait_for WHAT SECONDS COMMAND...: until COMMAND succeeds, or give up.
+wait_for() {
+  local what=$1 limit=$2 waited=0
+  shift 2
+  until "$@"; do
+    if ((waited >= limit * 10)); then
+      echo "demo: $what did not happen within ${limit}s" >&2
+      return 1
+    fi
+    sleep 0.1
+    waited=$((waited + 1))
+  done
+}
+
+alive() {
+  local i
+  for i in "${!pids[@]}"; do
+    if ! kill -0 "${pids[i]}" 2>/dev/null; then
+      echo "demo: ${names[i]} exited; its log ($demo/logs/${names[i]}.log) ends:" >&2
+      tail -n 20 "$demo/logs/${names[i]}.log" >&2
+      return 1
+    fi
+  done
+}
+
+start mosquitto mosquitto -c "$demo/mosquitto.conf"
+wait_for "mosquitto listening on 127.0.0.1:$port" 10 port_in_use "$port" || { alive || true; exit 1; }
+start aggregator "$aggregator_bin" --config "$demo/aggregator.conf"
+start agent "$agent_bin" --config "$demo/agent.conf"
+
+store_has_data() {
+  alive || exit 1
+  [[ -f "$demo/store.db" ]] &&
+    "$ctl_bin" --store "$demo/store.db" devices 2>/dev/null | grep -q -- "$device"
+}
+echo "demo: waiting for the first batch to reach the store"
+wait_for "a first batch from $device in the store" 30 store_has_data || exit 1
+
+cat <<EOF
+
+  edgetel demo — running now
+  ----------------------------------------------------------------------
+  mosquitto          127.0.0.1:$port, mutual TLS (demo/mosquitto.conf)
+  edgetel-aggregator SQLite store demo/store.db   (demo/aggregator.conf)
+  edgetel-agent      device "$device": cpu, memory, load, uptime, sim
+                     outbox demo/agent-data/       (demo/agent.conf)
+  logs               demo/logs/{mosquitto,aggregator,agent}.log
+  look around        $ctl_bin --store demo/store.db devices
+                     $ctl_bin --store demo/store.db metrics
+  ----------------------------------------------------------------------
+  Below: every sample as it lands in the store.  Stop with Ctrl-C.
+
+EOF
+
+if ((duration > 0)); then
+  "$ctl_bin" --store "$demo/store.db" tail &
+  tail_pid=$!
+  names+=("edgetelctl-tail")
+  pids+=("$tail_pid")
+  end=$((SECONDS + duration))
+  while ((SECONDS < end)); do
+    alive || exit 1
+    sleep 1
+  done
+  echo
+  echo "demo: $duration s are up"
+  "$ctl_bin" --store "$demo/store.db" devices || true
+else
+  # In the foreground, so Ctrl-C reaches it; the EXIT trap then stops the rest.
+  "$ctl_bin" --store "$demo/store.db" tail || true
+fi

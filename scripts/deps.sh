@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Install, from Debian's archive, everything edgetel needs to build, test
+# and run the demo on Debian 12 / Raspberry Pi OS bookworm. This is the one
+# list: scripts/demo.sh and scripts/test.sh both call it.
+#
+# Idempotent and quiet: when every package is already installed it prints
+# nothing and touches nothing. Otherwise it runs apt-get (through sudo when
+# not root), refreshing the package index first.
+set -euo pipefail
+
+packages=(
+  # build
+  build-essential cmake pkg-config
+  # libraries (all from Debian; nothing is vendored)
+  libpaho-mqtt-dev libssl-dev libmbedtls-dev
+  libprotobuf-c-dev protobuf-c-compiler
+  libsqlite3-dev libinih-dev
+  # tests
+  libcmocka-dev
+  # the broker, certificates and inspection tools used by tests and the demo
+  mosquitto mosquitto-clients openssl sqlite3
+)
+
+if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
+  echo "deps: this script needs a Debian-based system (apt-get, dpkg-query)." >&2
+  echo "deps: install by hand: ${packages[*]}" >&2
+  exit 1
+fi
+
+missing=()
+for pkg in "${packages[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+  if [[ "$status" != "install ok installed" ]]; then
+    missing+=("$pkg")
+  fi
+done
+
+if ((${#missing[@]} == 0)); then
+  exit 0
+fi
+
+echo "deps: installing ${missing[*]}"
+sudo=()
+if ((EUID != 0)); then
+  if ! command -v sudo >/dev/null 2>&1; then
+    echo "deps: missing packages and not root, and sudo is not installed." >&2
+    echo "deps: as root run: apt-get install ${missing[*]}" >&2
+    exit 1
+  fi
+  sudo=(sudo)
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"

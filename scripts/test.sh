@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it:
+#   1. install what is missing (scripts/deps.sh)
+#   2. configure and build natively with the tests into build/
+#   3. ctest: every label (unit, driver, integration, fault, slow)
+#   4. scripts/cross-test.sh aarch64 and armhf (build for the Pi and run the
+#      unit tests under qemu-user), when that script is present
+# then a summary. Exits non-zero when any step failed.
+#
+# Environment: BUILD_DIR (default build), JOBS (default: number of CPUs),
+# SKIP_CROSS=1 to leave out step 4.
+set -uo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+
+build_dir=${BUILD_DIR:-build}
+jobs=${JOBS:-$(nproc 2>/dev/null || echo 2)}
+summary=()
+failed=0
+suite_start=$(date +%s)
+
+# run NAME COMMAND...: run one step, time it, remember the outcome.
+run() {
+  local name=$1
+  shift
+  local start rc
+  start=$(date +%s)
+  echo
+  echo "==> $name: $*"
+  "$@"
+  rc=$?
+  local took=$(($(date +%s) - start))
+  if ((rc == 0)); then
+    summary+=("$(printf 'PASS  %-28s %5ss' "$name" "$took")")
+  else
+    summary+=("$(printf 'FAIL  %-28s %5ss  (exit %s)' "$name" "$took" "$rc")")
+    failed=1
+  fi
+  return "$rc"
+}
+
+skip() {
+  summary+=("$(printf 'SKIP  %-28s         %s' "$1" "$2")")
+}
+
+# A build directory configured from another checkout cannot be reused.
+if [[ -f "$build_dir/CMakeCache.txt" ]]; then
+  cached_src=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$build_dir/CMakeCache.txt")
+  if [[ -n "$cached_src" && "$cached_src" != "$repo" ]]; then
+    echo "test: $build_dir was configured for $cached_src; starting it afresh"
+    rm -rf "$build_dir"
+  fi
+fi
+
+if run "dependencies" ./scripts/deps.sh &&
+   run "configure" cmake -S . -B "$build_dir" -DET_BUILD_TESTS=ON -DET_BUILD_CLOUD=ON &&
+   run "build" cmake --build "$build_dir" -j "$jobs"; then
+  # All labels; each test carries its own timeout (tests/CMakeLists.txt).
+  run "ctest (all labels)" ctest --test-dir "$build_dir" --output-on-failure -j "$jobs"
+else
+  skip "ctest (all labels)" "(the build did not finish)"
+fi
+
+if [[ "${SKIP_CROSS:-0}" == 1 ]]; then
+  skip "cross aarch64" "(SKIP_CROSS=1)"
+  skip "cross armhf" "(SKIP_CROSS=1)"
+elif [[ -x scripts/cross-test.sh ]]; then
+  run "cross aarch64" ./scripts/cross-test.sh aarch64
+  run "cross armhf" ./scripts/cross-test.sh armhf
+else
+  skip "cross aarch64" "(scripts/cross-test.sh not present)"
+  skip "cross armhf" "(scripts/cross-test.sh not present)"
+fi
+
+echo
+echo "==> summary ($(($(date +%s) - suite_start))s in all)"
+printf '  %s\n' "${summary[@]}"
+if ((failed)); then
+  echo "test: FAILED"
+  exit 1
+fi
+echo "test: all passed"

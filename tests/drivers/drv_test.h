@@ -1,0 +1,138 @@
+/*
+ * Shared by the driver tests: set up a device the way the agent core does
+ * (find the driver in the generated registry, zero its priv, probe), point
+ * the fake platform at a fixture board, and read channels by name.
+ */
+#ifndef EDGETEL_TESTS_DRV_TEST_H
+#define EDGETEL_TESTS_DRV_TEST_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "driver.h"
+#include "et_fake.h"
+
+#define FIXTURES ET_SOURCE_DIR "/tests/drivers/fixtures"
+
+/* Point the fake file system at tests/drivers/fixtures/<board>. */
+static inline void use_board(const char *board)
+{
+    char dir[1024];
+
+    snprintf(dir, sizeof(dir), "%s/%s", FIXTURES, board);
+    assert_int_equal(et_fake_fs_set_root(dir), 0);
+}
+
+/* Allocate and probe a device; returns probe's result, *out set either way. */
+static inline int dev_probe(struct et_dev **out, const char *driver, const struct et_kv *kv,
+                            size_t n)
+{
+    const struct et_driver *drv = et_driver_find(driver);
+    struct et_dev *dev;
+    int ret;
+
+    assert_non_null(drv);
+    dev = calloc(1, sizeof(*dev));
+    assert_non_null(dev);
+    dev->drv = drv;
+    dev->name = driver;
+    dev->priv = drv->priv_size ? calloc(1, drv->priv_size) : NULL;
+    dev->channels = drv->channels;
+    dev->n_channels = drv->n_channels;
+    ret = drv->probe(dev, kv, n);
+    *out = dev;
+    return ret;
+}
+
+/* Probe that must succeed; prints the driver's reason when it does not. */
+static inline struct et_dev *dev_open(const char *driver, const struct et_kv *kv, size_t n)
+{
+    struct et_dev *dev;
+    int ret = dev_probe(&dev, driver, kv, n);
+
+    if (ret != 0)
+        fail_msg("probe %s: %d: %s", driver, ret, dev->err);
+    return dev;
+}
+
+/* Free a device; remove() only after a successful probe, as the core does. */
+static inline void dev_close(struct et_dev *dev, bool probed)
+{
+    if (!dev)
+        return;
+    if (probed && dev->drv->remove)
+        dev->drv->remove(dev);
+    free(dev->priv);
+    free(dev);
+}
+
+static inline int dev_channel(const struct et_dev *dev, const char *name)
+{
+    for (size_t i = 0; i < dev->n_channels; i++)
+        if (strcmp(dev->channels[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+static inline void dev_fetch_ok(struct et_dev *dev)
+{
+    int ret = dev->drv->fetch(dev);
+
+    if (ret != 0)
+        fail_msg("fetch %s: %d: %s", dev->name, ret, dev->err);
+}
+
+/* Get a channel by name that must have a value of the given type. */
+static inline struct et_value dev_get(struct et_dev *dev, const char *name, enum et_type type)
+{
+    struct et_value v;
+    int ch = dev_channel(dev, name);
+    int ret;
+
+    if (ch < 0)
+        fail_msg("%s has no channel %s", dev->name, name);
+    ret = dev->drv->get(dev, (unsigned)ch, &v);
+    if (ret != 0)
+        fail_msg("get %s.%s: %d: %s", dev->name, name, ret, dev->err);
+    assert_int_equal(v.type, type);
+    assert_int_equal(dev->channels[ch].type, type);
+    return v;
+}
+
+static inline double dev_f64(struct et_dev *dev, const char *name)
+{
+    return dev_get(dev, name, ET_TYPE_F64).u.f64;
+}
+
+static inline int64_t dev_i64(struct et_dev *dev, const char *name)
+{
+    return dev_get(dev, name, ET_TYPE_I64).u.i64;
+}
+
+/* get() of a channel that must fail with -ENODATA and give a reason. */
+static inline void dev_get_nodata(struct et_dev *dev, const char *name)
+{
+    struct et_value v;
+    int ch = dev_channel(dev, name);
+
+    if (ch < 0)
+        fail_msg("%s has no channel %s", dev->name, name);
+    dev->err[0] = '\0';
+    assert_int_equal(dev->drv->get(dev, (unsigned)ch, &v), -ENODATA);
+    assert_true(dev->err[0] != '\0');
+}
+
+static inline int reset_fake(void **state)
+{
+    (void)state;
+    et_fake_reset();
+    return 0;
+}
+
+#endif

@@ -1,0 +1,41 @@
+/*
+ * The agent: collectors on a schedule, batches into the outbox, the outbox
+ * over MQTT to the aggregator, rows deleted on the aggregator's Ack.
+ *
+ * All agent state hangs off struct et_agent: two agents can run in one
+ * process (tests do). Everything runs on the thread that calls
+ * et_agent_run(); the MQTT seam hands its events to that thread.
+ */
+#ifndef EDGETEL_AGENT_H
+#define EDGETEL_AGENT_H
+
+#include <stdio.h>
+
+#include "edgetel/config.h"
+
+struct et_agent;
+
+/**
+ * Make the data directory, open the outbox, probe the collectors and set
+ * up the uplink (not connected yet). cfg is borrowed and must outlive the
+ * agent. On failure err says what and why.
+ */
+int et_agent_create(struct et_agent **out, const struct et_config *cfg, char *err, size_t errlen);
+
+/**
+ * Run until stop_fd becomes readable (a signalfd, a pipe). On the way out
+ * the samples gathered so far are committed to the outbox and an offline
+ * Status is published. Returns 0, or -errno on a fatal error.
+ */
+int et_agent_run(struct et_agent *a, int stop_fd);
+
+void et_agent_destroy(struct et_agent *a);
+
+/**
+ * One round of every enabled collector, printed for a person to out, like
+ * `sensors`. Needs no broker and no data directory.
+ * @return 0 when every collector produced values, 1 when any failed.
+ */
+int et_agent_print_once(const struct et_config *cfg, FILE *out);
+
+#endif

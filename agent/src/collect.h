@@ -1,0 +1,60 @@
+/*
+ * Collector instances: a driver plus its config section, with the policy
+ * for trouble. Internal to the agent.
+ *
+ * Trouble policy: a probe that fails is retried after a delay that doubles
+ * from 5 s to 5 min; a fetch that fails three times in a row sends the
+ * collector back to probing (the sensor was unplugged). Each distinct
+ * failure reason is logged once, not every interval, and recovery is
+ * logged once. A failing collector never stops the others.
+ */
+#ifndef EDGETEL_COLLECT_H
+#define EDGETEL_COLLECT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "driver.h"
+#include "edgetel/config.h"
+
+enum et_collector_state {
+    ET_COLLECTOR_PROBING = 0,   /* not probed yet, or waiting to probe again */
+    ET_COLLECTOR_RUNNING = 1,
+};
+
+struct et_collector {
+    const struct et_collector_cfg *cfg;
+    struct et_dev dev;
+    enum et_collector_state state;
+    char **metric_names;        /* "<instance>.<channel>", per channel */
+    size_t n_metric_names;
+    int64_t retry_at_ms;
+    int64_t retry_delay_ms;
+    int fetch_failures;         /* consecutive */
+    bool failing;               /* the last attempt failed */
+    char logged_err[256];       /* last reason logged, to log each reason once */
+    uint64_t rounds_ok;
+    uint64_t rounds_failed;
+};
+
+/* Called for each value a round produced. */
+typedef int (*et_collector_emit)(void *ctx, const char *metric, const char *unit,
+                                 const struct et_value *v);
+
+/** Prepare (not probe) a collector for cfg; -ENOENT if the driver is not built in. */
+int et_collector_init(struct et_collector *c, const struct et_collector_cfg *cfg);
+
+/** Undo et_collector_init (and probe). */
+void et_collector_fini(struct et_collector *c);
+
+/** Probe now (a probe that fails schedules its retry). 0 or -errno, reason in c->dev.err. */
+int et_collector_probe(struct et_collector *c, int64_t now_ms);
+
+/**
+ * One scheduled round at now_ms: probe when due, then fetch and emit every
+ * channel that has a value. Returns the number of values emitted, or -errno
+ * when the collector could not run this round (reason in c->dev.err).
+ */
+int et_collector_round(struct et_collector *c, int64_t now_ms, et_collector_emit emit, void *ctx);
+
+#endif

@@ -1,0 +1,137 @@
+/*
+ * edgetel-agent: command line, signals, and the hand-over to the agent core.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "edgetel/agent.h"
+#include "edgetel/config.h"
+#include "edgetel/log.h"
+#include "edgetel/version.h"
+
+#define DEFAULT_CONFIG "/etc/edgetel/agent.conf"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: edgetel-agent [--config FILE] [--once --print] [--check] [--log-level L]\n"
+            "\n"
+            "Collects system metrics and sensor readings, keeps them in an SQLite\n"
+            "outbox while offline, and sends them over MQTT with mutual TLS to an\n"
+            "edgetel aggregator. Data leaves the outbox only when the aggregator\n"
+            "acknowledges it is stored.\n"
+            "\n"
+            "  -c, --config FILE   configuration file (default " DEFAULT_CONFIG ")\n"
+            "      --once          run every enabled collector once and exit\n"
+            "      --print         with --once: print the values for a person (like `sensors`)\n"
+            "      --check         check the configuration and exit\n"
+            "  -l, --log-level L   error, warn, info or debug (overrides [agent] log_level)\n"
+            "  -h, --help          this text\n"
+            "  -V, --version       print the version\n"
+            "\n"
+            "Exit status: 0 on success, 1 when --once --print saw a collector fail,\n"
+            "2 on a usage or configuration error, 3 on a runtime error.\n");
+}
+
+int main(int argc, char **argv)
+{
+    enum { OPT_ONCE = 256, OPT_PRINT, OPT_CHECK };
+    static const struct option opts[] = {
+        { "config", required_argument, NULL, 'c' },
+        { "once", no_argument, NULL, OPT_ONCE },
+        { "print", no_argument, NULL, OPT_PRINT },
+        { "check", no_argument, NULL, OPT_CHECK },
+        { "log-level", required_argument, NULL, 'l' },
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *config_path = DEFAULT_CONFIG;
+    const char *level_arg = NULL;
+    bool once = false, print = false, check = false;
+    enum et_log_level level = ET_LOG_INFO;
+    struct et_config cfg;
+    struct et_agent *agent = NULL;
+    char err[512] = "";
+    int opt, rc;
+
+    et_log_init("edgetel-agent", ET_LOG_INFO);
+    while ((opt = getopt_long(argc, argv, "c:l:hV", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'c': config_path = optarg; break;
+        case 'l': level_arg = optarg; break;
+        case OPT_ONCE: once = true; break;
+        case OPT_PRINT: print = true; break;
+        case OPT_CHECK: check = true; break;
+        case 'h': usage(stdout); return 0;
+        case 'V': printf("edgetel-agent %s\n", ET_VERSION); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "edgetel-agent: unexpected argument \"%s\" (see --help)\n", argv[optind]);
+        return 2;
+    }
+    if (print && !once) {
+        fprintf(stderr, "edgetel-agent: --print goes with --once\n");
+        return 2;
+    }
+    if (level_arg && et_log_parse_level(level_arg, &level) != 0) {
+        fprintf(stderr, "edgetel-agent: --log-level \"%s\": expected error, warn, info or debug\n",
+                level_arg);
+        return 2;
+    }
+
+    rc = et_config_load(config_path, &cfg, err, sizeof(err));
+    if (rc) {
+        fprintf(stderr, "edgetel-agent: config: %s\n", err);
+        return 2;
+    }
+    et_log_init("edgetel-agent", level_arg ? level : cfg.log_level);
+    if (check) {
+        printf("%s: OK (%zu collectors)\n", config_path, cfg.n_collectors);
+        et_config_free(&cfg);
+        return 0;
+    }
+    if (once) {
+        rc = et_agent_print_once(&cfg, stdout);
+        et_config_free(&cfg);
+        return rc ? 1 : 0;
+    }
+
+    /* Signals become a descriptor the loop polls; block them before any
+     * thread exists so Paho's threads inherit the mask. */
+    sigset_t mask;
+
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGTERM);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+
+    if (sfd < 0) {
+        fprintf(stderr, "edgetel-agent: signalfd: %s\n", strerror(errno));
+        et_config_free(&cfg);
+        return 3;
+    }
+
+    rc = et_agent_create(&agent, &cfg, err, sizeof(err));
+    if (rc) {
+        fprintf(stderr, "edgetel-agent: %s\n", err[0] ? err : strerror(-rc));
+        et_config_free(&cfg);
+        close(sfd);
+        return rc == -EINVAL || rc == -EPERM ? 2 : 3;
+    }
+    rc = et_agent_run(agent, sfd);
+    et_agent_destroy(agent);
+    et_config_free(&cfg);
+    close(sfd);
+    return rc ? 3 : 0;
+}

@@ -93,39 +93,6 @@ int et_param_f64(struct et_dev *dev, const struct et_kv *kv, size_t n, const cha
     return 0;
 }
 
-int et_parse_duration_ms(const char *s, int64_t *out)
-{
-    static const struct {
-        const char *suffix;
-        int64_t ms;
-    } units[] = {
-        { "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 }, { "", 1000 },
-    };
-    const char *p = s;
-    uint64_t num;
-
-    while (*p == ' ' || *p == '\t')
-        p++;
-    if (!et_scan_u64(&p, &num))
-        return -EINVAL;
-    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-        size_t len = strlen(units[i].suffix);
-        const char *rest = p + len;
-
-        if (strncmp(p, units[i].suffix, len) != 0)
-            continue;
-        while (*rest == ' ' || *rest == '\t' || *rest == '\n')
-            rest++;
-        if (*rest != '\0')
-            continue;
-        if (num > (uint64_t)INT64_MAX / (uint64_t)units[i].ms)
-            return -EINVAL;
-        *out = (int64_t)num * units[i].ms;
-        return 0;
-    }
-    return -EINVAL;
-}
-
 int et_param_duration_ms(struct et_dev *dev, const struct et_kv *kv, size_t n,
                          const char *key, int64_t def_ms, int64_t min_ms, int64_t max_ms,
                          int64_t *out)

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "driver.h"
+#include "edgetel/parse.h"
 
 /**
  * Write a reason for a person into dev->err (cut to fit) and return err,
@@ -41,11 +42,8 @@ int et_param_duration_ms(struct et_dev *dev, const struct et_kv *kv, size_t n,
                          const char *key, int64_t def_ms, int64_t min_ms, int64_t max_ms,
                          int64_t *out);
 
-/**
- * Parse a duration like "90s" into ms (see et_param_duration_ms).
- * @return 0 or -EINVAL.
- */
-int et_parse_duration_ms(const char *s, int64_t *out);
+/* Durations are parsed by et_parse_duration_ms() from edgetel/parse.h,
+ * the same parser the config file uses. */
 
 /* ---- text scanning ----------------------------------------------------- */
 

@@ -647,12 +647,10 @@ fail:
     return rc < 0 ? rc : -EINVAL;
 }
 
-int et_agent_run(struct et_agent *a, int stop_fd)
+int et_agent_start(struct et_agent *a)
 {
-    struct et_outbox_stats st = { 0 };
-    int rc;
+    int rc = et_mqtt_start(a->mqtt);
 
-    rc = et_mqtt_start(a->mqtt);
     if (rc) {
         et_error("uplink", "cannot start MQTT client: %s", strerror(-rc));
         return rc;
@@ -661,36 +659,42 @@ int et_agent_run(struct et_agent *a, int stop_fd)
             "broker %s:%d%s", a->cfg->device_id, a->n_collectors, a->cfg->data_dir,
             et_outbox_next_seq(a->outbox), a->cfg->host, a->cfg->port,
             a->cfg->insecure ? " (INSECURE, no TLS)" : " (mutual TLS)");
+    return 0;
+}
 
-    for (;;) {
-        int64_t now_ms = et_time_mono_ms();
-        int64_t next = et_sched_next_due(a->sched);
-        int64_t wait = next == INT64_MAX ? MAX_POLL_MS : next - now_ms;
-        struct pollfd fds[2] = {
-            { .fd = stop_fd, .events = POLLIN },
-            { .fd = et_mqtt_fd(a->mqtt), .events = POLLIN },
-        };
+int et_agent_step(struct et_agent *a, int stop_fd, int max_wait_ms)
+{
+    int64_t now_ms = et_time_mono_ms();
+    int64_t next = et_sched_next_due(a->sched);
+    int64_t wait = next == INT64_MAX ? max_wait_ms : next - now_ms;
+    struct pollfd fds[2] = {
+        { .fd = stop_fd, .events = POLLIN },
+        { .fd = et_mqtt_fd(a->mqtt), .events = POLLIN },
+    };
+    int rc;
 
-        if (wait < 0)
-            wait = 0;
-        if (wait > MAX_POLL_MS)
-            wait = MAX_POLL_MS;
-        rc = poll(fds, 2, (int)wait);
-        if (rc < 0 && errno != EINTR) {
-            rc = -errno;
-            et_error("agent", "poll: %s", strerror(errno));
-            break;
-        }
-        if (rc > 0 && (fds[0].revents & (POLLIN | POLLHUP | POLLERR))) {
-            rc = 0;
-            break;
-        }
-        if (rc > 0 && (fds[1].revents & POLLIN))
-            et_mqtt_dispatch(a->mqtt, on_mqtt_event, a);
-        now_ms = et_time_mono_ms();
-        et_sched_run_due(a->sched, now_ms);
-        uplink_pump(a, now_ms);
+    if (wait < 0)
+        wait = 0;
+    if (wait > max_wait_ms)
+        wait = max_wait_ms;
+    rc = poll(fds, 2, (int)wait);
+    if (rc < 0 && errno != EINTR) {
+        et_error("agent", "poll: %s", strerror(errno));
+        return -errno;
     }
+    if (rc > 0 && (fds[0].revents & (POLLIN | POLLHUP | POLLERR)))
+        return 1;
+    if (rc > 0 && (fds[1].revents & POLLIN))
+        et_mqtt_dispatch(a->mqtt, on_mqtt_event, a);
+    now_ms = et_time_mono_ms();
+    et_sched_run_due(a->sched, now_ms);
+    uplink_pump(a, now_ms);
+    return 0;
+}
+
+void et_agent_stop(struct et_agent *a)
+{
+    struct et_outbox_stats st = { 0 };
 
     /* Keep what was collected, say goodbye, leave. */
     agent_flush(a, et_time_mono_ms());
@@ -698,10 +702,25 @@ int et_agent_run(struct et_agent *a, int stop_fd)
     status_publish(a, false, "agent stopped");
     et_mqtt_destroy(a->mqtt, SHUTDOWN_TIMEOUT_MS);
     a->mqtt = NULL;
+    a->connected = false;
     et_info("agent", "stopped: %" PRIu64 " batches made, %" PRIu64 " sent, %" PRIu64
             " acknowledged, %" PRIu64 " waiting in the outbox",
             a->batches_made, a->batches_sent, a->batches_acked, st.batches);
-    return rc;
+}
+
+int et_agent_run(struct et_agent *a, int stop_fd)
+{
+    int rc = et_agent_start(a);
+
+    while (rc == 0)
+        rc = et_agent_step(a, stop_fd, MAX_POLL_MS);
+    et_agent_stop(a);
+    return rc < 0 ? rc : 0;
+}
+
+int et_agent_outbox_stats(struct et_agent *a, struct et_outbox_stats *st)
+{
+    return et_outbox_stats(a->outbox, st);
 }
 
 void et_agent_destroy(struct et_agent *a)

@@ -29,6 +29,24 @@ int et_agent_create(struct et_agent **out, const struct et_config *cfg, char *er
  */
 int et_agent_run(struct et_agent *a, int stop_fd);
 
+/* et_agent_run() in parts, for tests that drive the loop with a fake clock. */
+
+/** Start connecting. */
+int et_agent_start(struct et_agent *a);
+
+/**
+ * One pass of the loop: wait up to max_wait_ms for an MQTT event, stop_fd,
+ * or the next due job; then handle events, run due jobs and send what the
+ * window allows. Returns 1 when stop_fd is readable, 0, or -errno.
+ */
+int et_agent_step(struct et_agent *a, int stop_fd, int max_wait_ms);
+
+/** Commit gathered samples, publish the offline Status, disconnect. */
+void et_agent_stop(struct et_agent *a);
+
+struct et_outbox_stats;
+int et_agent_outbox_stats(struct et_agent *a, struct et_outbox_stats *st);
+
 void et_agent_destroy(struct et_agent *a);
 
 /**

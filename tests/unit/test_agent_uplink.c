@@ -1,0 +1,501 @@
+/*
+ * The agent's delivery policy, driven step by step: the fake platform's
+ * clock, the real outbox in a temp dir, the real sim driver, and an MQTT
+ * seam defined here (the same symbols as common/src/mqtt_paho.c, so the
+ * linker takes these and never pulls Paho in).
+ *
+ * What must hold: rows leave the outbox only on an Ack; every batch is
+ * sent; the backlog goes out marked historical, live batches overtake it;
+ * a batch with no Ack is sent again after ack_timeout; every sim counter
+ * value arrives.
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "edgetel/agent.h"
+#include "edgetel/codec.h"
+#include "edgetel/config.h"
+#include "edgetel/mqtt.h"
+#include "edgetel/outbox.h"
+#include "et_fake.h"
+
+/* ---- the fake MQTT seam -------------------------------------------------- */
+
+#define FAKE_MAX_EVENTS 64
+#define FAKE_MAX_PUBLISHED 4096
+
+struct fake_published {
+    char topic[128];
+    uint8_t *payload;
+    size_t len;
+    bool retain;
+};
+
+struct et_mqtt {
+    int pipe[2];
+    bool connected;
+    int next_token;
+    int outstanding;
+    struct et_mqtt_event events[FAKE_MAX_EVENTS];
+    uint8_t *event_payloads[FAKE_MAX_EVENTS];
+    char event_topics[FAKE_MAX_EVENTS][128];
+    size_t n_events;
+};
+
+/* The test's view of the one client the agent makes. */
+static struct {
+    struct et_mqtt *client;
+    struct fake_published published[FAKE_MAX_PUBLISHED];
+    size_t n_published;
+    char subscribed[128];
+} fake;
+
+int et_mqtt_create(struct et_mqtt **out, const struct et_mqtt_cfg *cfg)
+{
+    struct et_mqtt *m = calloc(1, sizeof(*m));
+
+    assert_non_null(m);
+    assert_int_equal(pipe2(m->pipe, O_NONBLOCK | O_CLOEXEC), 0);
+    assert_non_null(cfg->will_topic);
+    assert_true(cfg->will_retain);
+    fake.client = m;
+    *out = m;
+    return 0;
+}
+
+int et_mqtt_start(struct et_mqtt *m)
+{
+    return 0;
+}
+
+int et_mqtt_fd(const struct et_mqtt *m)
+{
+    return m->pipe[0];
+}
+
+static void fake_queue(struct et_mqtt *m, enum et_mqtt_event_type type, const char *topic,
+                       const void *payload, size_t len)
+{
+    size_t i = m->n_events++;
+
+    assert_true(i < FAKE_MAX_EVENTS);
+    m->events[i] = (struct et_mqtt_event){ .type = type, .len = len };
+    if (topic) {
+        snprintf(m->event_topics[i], sizeof(m->event_topics[i]), "%s", topic);
+        m->events[i].topic = m->event_topics[i];
+    }
+    if (payload) {
+        m->event_payloads[i] = malloc(len);
+        memcpy(m->event_payloads[i], payload, len);
+        m->events[i].payload = m->event_payloads[i];
+    }
+    assert_int_equal(write(m->pipe[1], "e", 1), 1);
+}
+
+int et_mqtt_dispatch(struct et_mqtt *m, et_mqtt_handler handler, void *ctx)
+{
+    char drain[64];
+    size_t n = m->n_events;
+
+    while (read(m->pipe[0], drain, sizeof(drain)) > 0)
+        ;
+    m->n_events = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (m->events[i].type == ET_MQTT_CONNECTED)
+            m->connected = true;
+        if (m->events[i].type == ET_MQTT_DISCONNECTED)
+            m->connected = false;
+        handler(ctx, &m->events[i]);
+        free(m->event_payloads[i]);
+        m->event_payloads[i] = NULL;
+    }
+    return (int)n;
+}
+
+int et_mqtt_subscribe(struct et_mqtt *m, const char *filter, int qos)
+{
+    snprintf(fake.subscribed, sizeof(fake.subscribed), "%s", filter);
+    return 0;
+}
+
+int et_mqtt_publish(struct et_mqtt *m, const char *topic, const void *payload, size_t len,
+                    int qos, bool retain)
+{
+    struct fake_published *p;
+
+    if (!m->connected)
+        return -ENOTCONN;
+    assert_true(fake.n_published < FAKE_MAX_PUBLISHED);
+    p = &fake.published[fake.n_published++];
+    snprintf(p->topic, sizeof(p->topic), "%s", topic);
+    p->payload = malloc(len);
+    memcpy(p->payload, payload, len);
+    p->len = len;
+    p->retain = retain;
+    return ++m->next_token;
+}
+
+bool et_mqtt_connected(const struct et_mqtt *m)
+{
+    return m->connected;
+}
+
+void et_mqtt_destroy(struct et_mqtt *m, int timeout_ms)
+{
+    if (!m)
+        return;
+    for (size_t i = 0; i < m->n_events; i++)
+        free(m->event_payloads[i]);
+    close(m->pipe[0]);
+    close(m->pipe[1]);
+    if (fake.client == m)
+        fake.client = NULL;
+    free(m);
+}
+
+/* ---- the test bench -------------------------------------------------------- */
+
+#define TELEMETRY "edgetel/v1/unit-dev/telemetry"
+#define ACK "edgetel/v1/unit-dev/ack"
+
+struct bench {
+    char dir[64];
+    struct et_config cfg;
+    struct et_agent *agent;
+    int stop[2];
+    size_t seen;          /* published entries already looked at */
+};
+
+static void bench_start(struct bench *b, const char *extra)
+{
+    char text[1024], err[256];
+
+    snprintf(text, sizeof(text),
+             "[agent]\n"
+             "device_id = unit-dev\n"
+             "data_dir = %s\n"
+             "batch_interval = 200ms\n"
+             "[mqtt]\n"
+             "host = 127.0.0.1\n"
+             "insecure = true\n"
+             "max_inflight = 4\n"
+             "ack_timeout = 2s\n"
+             "%s"
+             "[collector sim]\n"
+             "type = sim\n"
+             "interval = 100ms\n",
+             b->dir, extra ? extra : "");
+    if (et_config_parse(text, "unit.conf", &b->cfg, err, sizeof(err)) != 0)
+        fail_msg("config: %s", err);
+    if (et_agent_create(&b->agent, &b->cfg, err, sizeof(err)) != 0)
+        fail_msg("agent: %s", err);
+    assert_int_equal(et_agent_start(b->agent), 0);
+    assert_string_equal(fake.subscribed, ACK);
+}
+
+static void bench_stop(struct bench *b)
+{
+    et_agent_stop(b->agent);
+    et_agent_destroy(b->agent);
+    b->agent = NULL;
+    et_config_free(&b->cfg);
+}
+
+static int setup(void **state)
+{
+    struct bench *b = calloc(1, sizeof(*b));
+
+    et_fake_reset();
+    et_fake_time_set(1000000, 1795000000000LL, true);
+    snprintf(b->dir, sizeof(b->dir), "/tmp/et-uplink-XXXXXX");
+    assert_non_null(mkdtemp(b->dir));
+    assert_int_equal(pipe(b->stop), 0);
+    memset(&fake, 0, sizeof(fake));
+    *state = b;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct bench *b = *state;
+    char cmd[128];
+
+    if (b->agent)
+        bench_stop(b);
+    for (size_t i = 0; i < fake.n_published; i++)
+        free(fake.published[i].payload);
+    close(b->stop[0]);
+    close(b->stop[1]);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", b->dir);
+    assert_int_equal(system(cmd), 0);
+    free(b);
+    return 0;
+}
+
+/* Advance the fake clock by ms in 50 ms steps, running the loop at each. */
+static void run_for(struct bench *b, int64_t ms)
+{
+    for (int64_t t = 0; t < ms; t += 50) {
+        et_fake_time_advance(50);
+        assert_int_equal(et_agent_step(b->agent, b->stop[0], 0), 0);
+    }
+}
+
+static void connect_now(struct bench *b)
+{
+    fake_queue(fake.client, ET_MQTT_CONNECTED, NULL, NULL, 0);
+    assert_int_equal(et_agent_step(b->agent, b->stop[0], 0), 0);
+}
+
+static void send_ack(struct bench *b, uint64_t through, const uint64_t *seqs, size_t n)
+{
+    uint8_t *buf;
+    size_t len;
+
+    assert_int_equal(et_wire_encode_ack("unit-dev", through, seqs, n, &buf, &len), 0);
+    fake_queue(fake.client, ET_MQTT_MESSAGE, ACK, buf, len);
+    free(buf);
+    assert_int_equal(et_agent_step(b->agent, b->stop[0], 0), 0);
+}
+
+/* Decode the telemetry published since the last call into seqs/flags. */
+static size_t new_batches(struct bench *b, uint64_t *seqs, bool *historical, size_t cap,
+                          int64_t *counters, size_t *n_counters, size_t counter_cap)
+{
+    size_t n = 0;
+
+    for (; b->seen < fake.n_published; b->seen++) {
+        struct fake_published *p = &fake.published[b->seen];
+        Edgetel__V1__Batch *d;
+        char err[160];
+
+        if (strcmp(p->topic, TELEMETRY) != 0)
+            continue;
+        if (et_wire_decode_batch(p->payload, p->len, &d, err, sizeof(err)) != 0)
+            fail_msg("published batch does not decode: %s", err);
+        assert_true(n < cap);
+        seqs[n] = d->seq;
+        historical[n] = d->historical;
+        n++;
+        for (size_t i = 0; counters && i < d->n_samples; i++) {
+            if (strcmp(d->metrics[d->samples[i]->metric]->name, "sim.counter") != 0)
+                continue;
+            assert_true(*n_counters < counter_cap);
+            counters[(*n_counters)++] = d->samples[i]->i64;
+        }
+        et_wire_free_batch(d);
+    }
+    return n;
+}
+
+static uint64_t outbox_batches(struct bench *b)
+{
+    struct et_outbox_stats st;
+
+    assert_int_equal(et_agent_outbox_stats(b->agent, &st), 0);
+    return st.batches;
+}
+
+/* ---- tests ------------------------------------------------------------------- */
+
+static void offline_backlog_drains_in_order_exactly_once(void **state)
+{
+    struct bench *b = *state;
+    uint64_t seqs[256];
+    bool hist[256];
+    int64_t counters[1024];
+    size_t n_counters = 0, n_total = 0;
+    uint64_t expect_seq = 1;
+
+    bench_start(b, NULL);
+    run_for(b, 5000);                      /* offline: 5 s of sim at 100 ms */
+    uint64_t backlog = outbox_batches(b);
+    assert_true(backlog >= 20);
+    assert_int_equal(fake.n_published, 0);
+
+    connect_now(b);
+    /* Ack each window as it arrives; stop collecting so nothing is live. */
+    for (int round = 0; round < 100 && outbox_batches(b) > 0; round++) {
+        size_t n = new_batches(b, seqs, hist, 256, counters, &n_counters, 1024);
+
+        assert_true(n <= 4);               /* the window */
+        for (size_t i = 0; i < n; i++) {
+            assert_int_equal(seqs[i], expect_seq);
+            expect_seq++;
+            if (seqs[i] <= backlog)
+                assert_true(hist[i]);
+        }
+        n_total += n;
+        if (n)
+            send_ack(b, seqs[n - 1], NULL, 0);
+        else
+            run_for(b, 50);
+    }
+    assert_int_equal(outbox_batches(b), 0);
+    assert_true(n_total >= backlog);
+    /* Every counter value from 0 on, once, in order. */
+    for (size_t i = 0; i < n_counters; i++)
+        assert_int_equal(counters[i], (int64_t)i);
+    assert_true(n_counters >= 45);
+}
+
+static void rows_stay_until_acked_and_resend_after_timeout(void **state)
+{
+    struct bench *b = *state;
+    uint64_t seqs[64];
+    bool hist[64];
+
+    bench_start(b, NULL);
+    connect_now(b);
+    run_for(b, 450);                       /* two batches made and sent */
+    size_t n = new_batches(b, seqs, hist, 64, NULL, NULL, 0);
+
+    assert_true(n >= 1);
+    assert_false(hist[0]);                 /* live */
+    uint64_t first = seqs[0];
+
+    /* A PUBACK is not an Ack: nothing leaves the outbox. */
+    assert_true(outbox_batches(b) >= n);
+
+    /* No Ack within 2 s: the same batch goes out again. */
+    run_for(b, 2100);
+    n = new_batches(b, seqs, hist, 64, NULL, NULL, 0);
+    bool resent = false;
+
+    for (size_t i = 0; i < n; i++)
+        resent |= seqs[i] == first;
+    assert_true(resent);
+
+    /* A selective ack deletes exactly that batch. */
+    uint64_t before = outbox_batches(b);
+
+    send_ack(b, 0, &first, 1);
+    assert_int_equal(outbox_batches(b), before - 1);
+}
+
+static void live_batches_overtake_the_backlog(void **state)
+{
+    struct bench *b = *state;
+    uint64_t seqs[64];
+    bool hist[64];
+
+    bench_start(b, NULL);
+    run_for(b, 3000);                      /* backlog of ~15 batches */
+    uint64_t backlog = outbox_batches(b);
+
+    connect_now(b);
+    size_t n = new_batches(b, seqs, hist, 64, NULL, NULL, 0);
+
+    assert_int_equal(n, 4);                /* window full of backlog */
+    for (size_t i = 0; i < n; i++)
+        assert_true(hist[i]);
+    run_for(b, 250);                       /* a live batch is made; the window is full */
+    assert_int_equal(new_batches(b, seqs, hist, 64, NULL, NULL, 0), 0);
+
+    send_ack(b, 4, NULL, 0);               /* room again */
+    n = new_batches(b, seqs, hist, 64, NULL, NULL, 0);
+    assert_true(n >= 1);
+    assert_true(seqs[0] > backlog);        /* the live batch first... */
+    assert_false(hist[0]);
+    for (size_t i = 1; i < n; i++)         /* ...then backlog again */
+        if (seqs[i] <= backlog)
+            assert_true(hist[i]);
+}
+
+static void reconnect_sends_unacked_again(void **state)
+{
+    struct bench *b = *state;
+    uint64_t seqs[64];
+    bool hist[64];
+
+    bench_start(b, NULL);
+    connect_now(b);
+    run_for(b, 450);
+    size_t n = new_batches(b, seqs, hist, 64, NULL, NULL, 0);
+
+    assert_true(n >= 1);
+    uint64_t first = seqs[0];
+
+    fake_queue(fake.client, ET_MQTT_DISCONNECTED, NULL, NULL, 0);
+    assert_int_equal(et_agent_step(b->agent, b->stop[0], 0), 0);
+    run_for(b, 300);
+    assert_int_equal(new_batches(b, seqs, hist, 64, NULL, NULL, 0), 0);
+
+    connect_now(b);
+    n = new_batches(b, seqs, hist, 64, NULL, NULL, 0);
+    bool again = false;
+
+    for (size_t i = 0; i < n; i++)
+        again |= seqs[i] == first && hist[i];
+    assert_true(again);
+}
+
+static void foreign_and_malformed_acks_are_ignored(void **state)
+{
+    struct bench *b = *state;
+    uint8_t *buf;
+    size_t len;
+
+    bench_start(b, NULL);
+    connect_now(b);
+    run_for(b, 450);
+    uint64_t before = outbox_batches(b);
+
+    assert_true(before >= 1);
+    assert_int_equal(et_wire_encode_ack("other-dev", 1000, NULL, 0, &buf, &len), 0);
+    fake_queue(fake.client, ET_MQTT_MESSAGE, ACK, buf, len);
+    free(buf);
+    fake_queue(fake.client, ET_MQTT_MESSAGE, ACK, "\xff\xff\xff", 3);
+    assert_int_equal(et_agent_step(b->agent, b->stop[0], 0), 0);
+    assert_true(outbox_batches(b) >= before);
+}
+
+static void seq_continues_after_restart(void **state)
+{
+    struct bench *b = *state;
+    uint64_t seqs[64];
+    bool hist[64];
+
+    bench_start(b, NULL);
+    run_for(b, 1000);
+    uint64_t made = outbox_batches(b);
+
+    bench_stop(b);                          /* the stop flushes the open batch too */
+    bench_start(b, NULL);
+    connect_now(b);
+    size_t n = new_batches(b, seqs, hist, 64, NULL, NULL, 0);
+
+    assert_true(n >= 1);
+    assert_int_equal(seqs[0], 1);           /* the old rows are still there */
+    send_ack(b, seqs[n - 1], NULL, 0);
+    run_for(b, 250);
+    n = new_batches(b, seqs, hist, 64, NULL, NULL, 0);
+    for (size_t i = 0; i < n; i++)
+        if (!hist[i])
+            assert_true(seqs[i] > made);    /* new seqs never reuse old ones */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(offline_backlog_drains_in_order_exactly_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(rows_stay_until_acked_and_resend_after_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(live_batches_overtake_the_backlog, setup, teardown),
+        cmocka_unit_test_setup_teardown(reconnect_sends_unacked_again, setup, teardown),
+        cmocka_unit_test_setup_teardown(foreign_and_malformed_acks_are_ignored, setup, teardown),
+        cmocka_unit_test_setup_teardown(seq_continues_after_restart, setup, teardown),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

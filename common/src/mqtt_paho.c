@@ -1,0 +1,1032 @@
+/*
+ * The MQTT seam (edgetel/mqtt.h) on Eclipse Paho MQTTAsync, MQTT 5.
+ *
+ * Threads and locks:
+ *  - Paho calls back on its own threads. Every callback takes m->lock only
+ *    to queue an event (or to update the connection state) and never calls
+ *    Paho while holding it.
+ *  - Our own calls into Paho (connect, subscribe, send, disconnect) are made
+ *    WITHOUT m->lock held. Paho may hold its internal mutex while it calls
+ *    us back (it does for the failure callbacks of discarded requests), so
+ *    the only lock order in this file is "Paho's mutex, then m->lock".
+ *  - One small timer thread owns reconnecting: it sleeps on m->wake until a
+ *    connect is due or the handle is being destroyed.
+ *
+ * Paho's automatic reconnect is not used: its delays are whole seconds with
+ * no jitter, and the contract in mqtt.h asks for jittered exponential
+ * backoff in milliseconds.
+ *
+ * Publish tokens are our own counter, not Paho's message ids: Paho resets
+ * its ids when a clean session ends, so an id could name two publishes.
+ * Each outstanding QoS>0 publish holds one slot of a table sized by
+ * max_inflight; the slot is Paho's callback context and is released by the
+ * first of onSuccess5/onFailure5. That table is also what makes
+ * et_mqtt_publish return -EAGAIN.
+ */
+#include "edgetel/mqtt.h"
+
+#include "edgetel/log.h"
+
+#include <MQTTAsync.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MQTT_LOG "mqtt"
+#define MQTT_REASON_MAX 512
+#define MQTT_CONNECT_TIMEOUT_S 20
+/* Paho's command queue holds every request not yet written to the socket. */
+#define MQTT_MIN_BUFFERED 100
+
+struct mqtt_event {
+    struct mqtt_event *next;
+    enum et_mqtt_event_type type;
+    int token;
+    char *topic;
+    void *payload;
+    size_t len;
+    char *reason;
+};
+
+struct mqtt_sub {
+    char *filter;
+    int qos;
+};
+
+struct mqtt_slot {
+    struct et_mqtt *m;
+    int token;
+    bool used;
+};
+
+struct et_mqtt {
+    /* Copied configuration, read-only after create. */
+    char *host;
+    int port;
+    char *client_id;
+    bool tls;
+    char *ca_file;
+    char *cert_file;
+    char *key_file;
+    int keepalive_s;
+    int min_backoff_ms;
+    int max_backoff_ms;
+    int max_inflight;
+    char *will_topic;
+    void *will_payload;
+    size_t will_len;
+    bool will_retain;
+    char *uri;
+
+    MQTTAsync client;
+    int event_fd;
+
+    pthread_mutex_t lock;
+    pthread_cond_t wake;        /* timer thread, disconnect completion, callbacks drained */
+    pthread_t timer;
+    bool timer_running;
+
+    /* Everything below is guarded by lock. */
+    struct mqtt_event *head;
+    struct mqtt_event **tail;
+    bool started;
+    bool stopping;
+    bool connected;             /* also read without the lock by et_mqtt_connected */
+    bool connect_due;
+    int64_t connect_at_ms;      /* CLOCK_MONOTONIC */
+    int backoff_ms;             /* the next delay before jitter */
+    uint64_t rng;
+    int pending_subs;           /* SUBACKs awaited before CONNECTED is queued */
+    struct mqtt_sub *subs;
+    size_t n_subs;
+    size_t cap_subs;
+    struct mqtt_slot *slots;    /* max_inflight of them */
+    int next_token;
+    char tls_error[MQTT_REASON_MAX];
+    char server_reason[128];    /* from an MQTT 5 DISCONNECT sent by the broker */
+    bool disconnect_done;
+    int active_callbacks;
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void deadline_ts(int64_t at_ms, struct timespec *ts)
+{
+    ts->tv_sec = at_ms / 1000;
+    ts->tv_nsec = (long)(at_ms % 1000) * 1000000;
+}
+
+/* xorshift64*: the jitter needs spread across a fleet, not secrecy. */
+static uint32_t rng_next(uint64_t *state)
+{
+    uint64_t x = *state;
+
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *state = x;
+    return (uint32_t)((x * 2685821657736338717ULL) >> 32);
+}
+
+static void callback_enter(struct et_mqtt *m)
+{
+    pthread_mutex_lock(&m->lock);
+    m->active_callbacks++;
+    pthread_mutex_unlock(&m->lock);
+}
+
+static void callback_leave(struct et_mqtt *m)
+{
+    pthread_mutex_lock(&m->lock);
+    if (--m->active_callbacks == 0)
+        pthread_cond_broadcast(&m->wake);
+    pthread_mutex_unlock(&m->lock);
+}
+
+static void event_free(struct mqtt_event *ev)
+{
+    if (!ev)
+        return;
+    free(ev->topic);
+    free(ev->payload);
+    free(ev->reason);
+    free(ev);
+}
+
+/* Caller holds m->lock. Takes ownership of ev. */
+static void queue_event_locked(struct et_mqtt *m, struct mqtt_event *ev)
+{
+    uint64_t one = 1;
+
+    ev->next = NULL;
+    *m->tail = ev;
+    m->tail = &ev->next;
+    /* Can only fail when the counter would overflow: it is still readable then. */
+    if (write(m->event_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+        et_error(MQTT_LOG, "%s: cannot signal event descriptor: %s", m->client_id,
+                 strerror(errno));
+}
+
+/* Caller holds m->lock. */
+static void queue_simple_locked(struct et_mqtt *m, enum et_mqtt_event_type type, int token,
+                                const char *reason)
+{
+    struct mqtt_event *ev = calloc(1, sizeof(*ev));
+
+    if (!ev || (reason && !(ev->reason = strdup(reason)))) {
+        free(ev);
+        et_error(MQTT_LOG, "%s: out of memory: event %d (token %d) lost", m->client_id,
+                 (int)type, token);
+        return;
+    }
+    ev->type = type;
+    ev->token = token;
+    queue_event_locked(m, ev);
+}
+
+/* Caller holds m->lock. Arms the timer thread for the next attempt. */
+static void schedule_retry_locked(struct et_mqtt *m)
+{
+    int delay = m->backoff_ms;
+    int low = delay / 2;
+    int jittered = low + (int)(rng_next(&m->rng) % (uint32_t)(delay - low + 1));
+
+    if (m->stopping)
+        return;
+    m->backoff_ms = delay > m->max_backoff_ms / 2 ? m->max_backoff_ms : delay * 2;
+    m->connect_due = true;
+    m->connect_at_ms = mono_ms() + jittered;
+    et_debug(MQTT_LOG, "%s: next connect to %s in %d ms", m->client_id, m->uri, jittered);
+    pthread_cond_broadcast(&m->wake);
+}
+
+/* ---- Paho callbacks ------------------------------------------------------- */
+
+static int on_ssl_error(const char *str, size_t len, void *context)
+{
+    struct et_mqtt *m = context;
+
+    /* OpenSSL prints one line per queued error; keep the last, it is the most specific. */
+    while (len > 0 && (str[len - 1] == '\n' || str[len - 1] == '\r'))
+        len--;
+    pthread_mutex_lock(&m->lock);
+    snprintf(m->tls_error, sizeof(m->tls_error), "%.*s", (int)len, str);
+    pthread_mutex_unlock(&m->lock);
+    return 0;
+}
+
+static void connect_failure_reason(struct et_mqtt *m, const MQTTAsync_failureData5 *fail,
+                                   char *buf, size_t size)
+{
+    const char *paho = fail ? MQTTAsync_strerror(fail->code) : NULL;
+    int n;
+
+    n = snprintf(buf, size, "connect to %s failed: %s", m->uri,
+                 fail && fail->message ? fail->message : (paho ? paho : "unknown error"));
+    if (fail && n >= 0 && (size_t)n < size)
+        n += snprintf(buf + n, size - (size_t)n, " (Paho %d%s%s)", fail->code,
+                      paho ? ": " : "", paho ? paho : "");
+    if (fail && fail->reasonCode != MQTTREASONCODE_SUCCESS && n >= 0 && (size_t)n < size)
+        n += snprintf(buf + n, size - (size_t)n, "; MQTT reason 0x%02x %s",
+                      (unsigned)fail->reasonCode, MQTTReasonCode_toString(fail->reasonCode));
+    if (m->tls_error[0] && n >= 0 && (size_t)n < size)
+        snprintf(buf + n, size - (size_t)n, "; TLS: %s", m->tls_error);
+}
+
+static void on_connect_failure(void *context, MQTTAsync_failureData5 *fail)
+{
+    struct et_mqtt *m = context;
+    char reason[MQTT_REASON_MAX * 2];
+
+    callback_enter(m);
+    pthread_mutex_lock(&m->lock);
+    connect_failure_reason(m, fail, reason, sizeof(reason));
+    m->tls_error[0] = '\0';
+    __atomic_store_n(&m->connected, false, __ATOMIC_RELEASE);
+    if (!m->stopping) {
+        queue_simple_locked(m, ET_MQTT_DISCONNECTED, 0, reason);
+        schedule_retry_locked(m);
+    }
+    pthread_mutex_unlock(&m->lock);
+    callback_leave(m);
+}
+
+/* Caller holds m->lock; the last outstanding SUBACK (or none) completes the connect. */
+static void subs_done_locked(struct et_mqtt *m)
+{
+    if (__atomic_load_n(&m->connected, __ATOMIC_ACQUIRE) && !m->stopping)
+        queue_simple_locked(m, ET_MQTT_CONNECTED, 0, NULL);
+}
+
+static void on_resubscribed(void *context, MQTTAsync_successData5 *ok)
+{
+    struct et_mqtt *m = context;
+
+    callback_enter(m);
+    pthread_mutex_lock(&m->lock);
+    if (ok && ok->reasonCode >= MQTTREASONCODE_UNSPECIFIED_ERROR)
+        et_warn(MQTT_LOG, "%s: subscription refused by %s: %s", m->client_id, m->uri,
+                MQTTReasonCode_toString(ok->reasonCode));
+    if (m->pending_subs > 0 && --m->pending_subs == 0)
+        subs_done_locked(m);
+    pthread_mutex_unlock(&m->lock);
+    callback_leave(m);
+}
+
+static void on_resubscribe_failed(void *context, MQTTAsync_failureData5 *fail)
+{
+    struct et_mqtt *m = context;
+
+    callback_enter(m);
+    pthread_mutex_lock(&m->lock);
+    if (__atomic_load_n(&m->connected, __ATOMIC_ACQUIRE))
+        et_warn(MQTT_LOG, "%s: subscription refused by %s: %s", m->client_id, m->uri,
+                fail && fail->reasonCode ? MQTTReasonCode_toString(fail->reasonCode)
+                : fail && fail->message ? fail->message : "no reason given");
+    if (m->pending_subs > 0 && --m->pending_subs == 0)
+        subs_done_locked(m);
+    pthread_mutex_unlock(&m->lock);
+    callback_leave(m);
+}
+
+static void on_late_subscribe_failed(void *context, MQTTAsync_failureData5 *fail)
+{
+    struct et_mqtt *m = context;
+
+    callback_enter(m);
+    if (__atomic_load_n(&m->connected, __ATOMIC_ACQUIRE))
+        et_warn(MQTT_LOG, "%s: subscription refused by %s: %s", m->client_id, m->uri,
+                fail && fail->reasonCode ? MQTTReasonCode_toString(fail->reasonCode)
+                : fail && fail->message ? fail->message : "no reason given");
+    callback_leave(m);
+}
+
+static void on_late_subscribed(void *context, MQTTAsync_successData5 *ok)
+{
+    struct et_mqtt *m = context;
+
+    callback_enter(m);
+    if (ok && ok->reasonCode >= MQTTREASONCODE_UNSPECIFIED_ERROR)
+        et_warn(MQTT_LOG, "%s: subscription refused by %s: %s", m->client_id, m->uri,
+                MQTTReasonCode_toString(ok->reasonCode));
+    callback_leave(m);
+}
+
+static int subscribe_one(struct et_mqtt *m, const char *filter, int qos, bool on_connect)
+{
+    MQTTAsync_responseOptions opts = MQTTAsync_responseOptions_initializer;
+    int rc;
+
+    opts.context = m;
+    opts.onSuccess5 = on_connect ? on_resubscribed : on_late_subscribed;
+    opts.onFailure5 = on_connect ? on_resubscribe_failed : on_late_subscribe_failed;
+    /* Our own publishes on a subscribed filter are delivered back (noLocal = 0):
+     * a test or a loopback deployment may rely on it. */
+    rc = MQTTAsync_subscribe(m->client, filter, qos, &opts);
+    if (rc != MQTTASYNC_SUCCESS) {
+        et_warn(MQTT_LOG, "%s: subscribe to \"%s\" failed: %s", m->client_id, filter,
+                MQTTAsync_strerror(rc) ? MQTTAsync_strerror(rc) : "unknown error");
+        return -EIO;
+    }
+    return 0;
+}
+
+static void on_connected(void *context, MQTTAsync_successData5 *ok)
+{
+    struct et_mqtt *m = context;
+    struct mqtt_sub *copy = NULL;
+    size_t n = 0;
+    size_t failed = 0;
+
+    callback_enter(m);
+    pthread_mutex_lock(&m->lock);
+    if (m->stopping) {
+        pthread_mutex_unlock(&m->lock);
+        goto out;
+    }
+    et_info(MQTT_LOG, "%s: connected to %s (MQTT %d)", m->client_id, m->uri,
+            ok ? ok->alt.connect.MQTTVersion : 0);
+    __atomic_store_n(&m->connected, true, __ATOMIC_RELEASE);
+    m->backoff_ms = m->min_backoff_ms;
+    m->tls_error[0] = '\0';
+    m->server_reason[0] = '\0';
+    /* Subscribe from a snapshot: Paho must not be called with m->lock held. */
+    if (m->n_subs > 0 && (copy = calloc(m->n_subs, sizeof(*copy)))) {
+        for (n = 0; n < m->n_subs; n++) {
+            copy[n].qos = m->subs[n].qos;
+            if (!(copy[n].filter = strdup(m->subs[n].filter)))
+                break;
+        }
+    }
+    if (m->n_subs > 0 && n < m->n_subs)
+        et_error(MQTT_LOG, "%s: out of memory: %zu of %zu subscriptions not restored",
+                 m->client_id, m->n_subs - n, m->n_subs);
+    m->pending_subs = (int)n;
+    if (n == 0)
+        subs_done_locked(m);
+    pthread_mutex_unlock(&m->lock);
+
+    for (size_t i = 0; i < n; i++)
+        if (subscribe_one(m, copy[i].filter, copy[i].qos, true) != 0)
+            failed++;
+    if (failed > 0) {
+        pthread_mutex_lock(&m->lock);
+        if (m->pending_subs > 0) {
+            m->pending_subs -= (int)failed;
+            if (m->pending_subs <= 0) {
+                m->pending_subs = 0;
+                subs_done_locked(m);
+            }
+        }
+        pthread_mutex_unlock(&m->lock);
+    }
+    for (size_t i = 0; i < n; i++)
+        free(copy[i].filter);
+    free(copy);
+out:
+    callback_leave(m);
+}
+
+static void on_server_disconnect(void *context, MQTTProperties *props, enum MQTTReasonCodes rc)
+{
+    struct et_mqtt *m = context;
+
+    /* Paho calls connectionLost right after this; keep the broker's reason for it. */
+    callback_enter(m);
+    pthread_mutex_lock(&m->lock);
+    snprintf(m->server_reason, sizeof(m->server_reason), "broker sent DISCONNECT: 0x%02x %s",
+             (unsigned)rc, MQTTReasonCode_toString(rc));
+    pthread_mutex_unlock(&m->lock);
+    callback_leave(m);
+}
+
+static void on_connection_lost(void *context, char *cause)
+{
+    struct et_mqtt *m = context;
+    char reason[MQTT_REASON_MAX];
+
+    callback_enter(m);
+    pthread_mutex_lock(&m->lock);
+    snprintf(reason, sizeof(reason), "connection to %s lost: %s", m->uri,
+             m->server_reason[0] ? m->server_reason
+             : cause ? cause : "socket closed or keepalive expired");
+    m->server_reason[0] = '\0';
+    __atomic_store_n(&m->connected, false, __ATOMIC_RELEASE);
+    m->pending_subs = 0;
+    if (!m->stopping) {
+        queue_simple_locked(m, ET_MQTT_DISCONNECTED, 0, reason);
+        schedule_retry_locked(m);
+    }
+    pthread_mutex_unlock(&m->lock);
+    callback_leave(m);
+}
+
+static int on_message(void *context, char *topic, int topic_len, MQTTAsync_message *msg)
+{
+    struct et_mqtt *m = context;
+    size_t tlen = topic_len > 0 ? (size_t)topic_len : strlen(topic);
+    size_t plen = msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0;
+    struct mqtt_event *ev;
+
+    callback_enter(m);
+    ev = calloc(1, sizeof(*ev));
+    if (ev)
+        ev->topic = malloc(tlen + 1);
+    /* One extra byte so a handler may treat a text payload as a string. */
+    if (ev)
+        ev->payload = malloc(plen + 1);
+    if (!ev || !ev->topic || !ev->payload) {
+        event_free(ev);
+        callback_leave(m);
+        return 0;               /* Paho keeps the message and offers it again */
+    }
+    memcpy(ev->topic, topic, tlen);
+    ev->topic[tlen] = '\0';
+    if (plen > 0)
+        memcpy(ev->payload, msg->payload, plen);
+    ((char *)ev->payload)[plen] = '\0';
+    ev->len = plen;
+    ev->type = ET_MQTT_MESSAGE;
+
+    pthread_mutex_lock(&m->lock);
+    queue_event_locked(m, ev);
+    pthread_mutex_unlock(&m->lock);
+
+    MQTTAsync_freeMessage(&msg);
+    MQTTAsync_free(topic);
+    callback_leave(m);
+    return 1;
+}
+
+static void on_published(void *context, MQTTAsync_successData5 *ok)
+{
+    struct mqtt_slot *slot = context;
+    struct et_mqtt *m = slot->m;
+
+    callback_enter(m);
+    pthread_mutex_lock(&m->lock);
+    if (slot->used) {
+        if (ok && ok->reasonCode >= MQTTREASONCODE_UNSPECIFIED_ERROR) {
+            char reason[160];
+
+            snprintf(reason, sizeof(reason), "broker refused publish: 0x%02x %s",
+                     (unsigned)ok->reasonCode, MQTTReasonCode_toString(ok->reasonCode));
+            queue_simple_locked(m, ET_MQTT_PUBLISH_FAILED, slot->token, reason);
+        } else {
+            queue_simple_locked(m, ET_MQTT_PUBLISHED, slot->token, NULL);
+        }
+        slot->used = false;
+    }
+    pthread_mutex_unlock(&m->lock);
+    callback_leave(m);
+}
+
+static void on_publish_failed(void *context, MQTTAsync_failureData5 *fail)
+{
+    struct mqtt_slot *slot = context;
+    struct et_mqtt *m = slot->m;
+    char reason[MQTT_REASON_MAX];
+
+    callback_enter(m);
+    pthread_mutex_lock(&m->lock);
+    if (slot->used) {
+        if (fail && fail->reasonCode != MQTTREASONCODE_SUCCESS)
+            snprintf(reason, sizeof(reason), "broker refused publish: 0x%02x %s",
+                     (unsigned)fail->reasonCode, MQTTReasonCode_toString(fail->reasonCode));
+        else if (fail && fail->code == MQTTASYNC_OPERATION_INCOMPLETE)
+            snprintf(reason, sizeof(reason),
+                     "connection to %s closed before the broker acknowledged", m->uri);
+        else
+            snprintf(reason, sizeof(reason), "publish failed: %s",
+                     fail && fail->message ? fail->message
+                     : fail && MQTTAsync_strerror(fail->code) ? MQTTAsync_strerror(fail->code)
+                     : "unknown error");
+        queue_simple_locked(m, ET_MQTT_PUBLISH_FAILED, slot->token, reason);
+        slot->used = false;
+    }
+    pthread_mutex_unlock(&m->lock);
+    callback_leave(m);
+}
+
+static void on_disconnect_done(void *context, MQTTAsync_successData5 *ok)
+{
+    struct et_mqtt *m = context;
+
+    callback_enter(m);
+    pthread_mutex_lock(&m->lock);
+    m->disconnect_done = true;
+    pthread_cond_broadcast(&m->wake);
+    pthread_mutex_unlock(&m->lock);
+    callback_leave(m);
+}
+
+static void on_disconnect_failed(void *context, MQTTAsync_failureData5 *fail)
+{
+    on_disconnect_done(context, NULL);
+}
+
+/* ---- connecting ------------------------------------------------------------ */
+
+/* Called by the timer thread without m->lock. Returns 0 when Paho accepted the request. */
+static int begin_connect(struct et_mqtt *m, char *why, size_t why_size)
+{
+    MQTTAsync_connectOptions conn = MQTTAsync_connectOptions_initializer5;
+    MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
+    MQTTAsync_willOptions will = MQTTAsync_willOptions_initializer;
+    int rc;
+
+    conn.keepAliveInterval = m->keepalive_s;
+    conn.cleanstart = 1;
+    conn.maxInflight = m->max_inflight;
+    conn.connectTimeout = MQTT_CONNECT_TIMEOUT_S;
+    conn.automaticReconnect = 0;
+    conn.onSuccess5 = on_connected;
+    conn.onFailure5 = on_connect_failure;
+    conn.context = m;
+    if (m->will_topic) {
+        will.topicName = m->will_topic;
+        will.message = NULL;    /* so Paho takes the binary payload below */
+        will.payload.data = m->will_payload;
+        will.payload.len = (int)m->will_len;
+        will.retained = m->will_retain;
+        will.qos = 1;
+        conn.will = &will;
+    }
+    if (m->tls) {
+        ssl.trustStore = m->ca_file;
+        ssl.keyStore = m->cert_file;
+        ssl.privateKey = m->key_file;
+        ssl.enableServerCertAuth = 1;
+        ssl.verify = 1;         /* check the broker's name against host */
+        ssl.sslVersion = MQTT_SSL_VERSION_TLS_1_2;
+        ssl.disableDefaultTrustStore = 1;   /* trust only our CA */
+        ssl.ssl_error_cb = on_ssl_error;
+        ssl.ssl_error_context = m;
+        conn.ssl = &ssl;
+    }
+    rc = MQTTAsync_connect(m->client, &conn);
+    if (rc != MQTTASYNC_SUCCESS) {
+        snprintf(why, why_size, "connect to %s not started: %s (Paho %d)", m->uri,
+                 MQTTAsync_strerror(rc) ? MQTTAsync_strerror(rc) : "unknown error", rc);
+        return -EIO;
+    }
+    return 0;
+}
+
+static void *timer_main(void *arg)
+{
+    struct et_mqtt *m = arg;
+    char why[MQTT_REASON_MAX];
+
+    pthread_mutex_lock(&m->lock);
+    while (!m->stopping) {
+        if (!m->connect_due) {
+            pthread_cond_wait(&m->wake, &m->lock);
+            continue;
+        }
+        if (mono_ms() < m->connect_at_ms) {
+            struct timespec ts;
+
+            deadline_ts(m->connect_at_ms, &ts);
+            pthread_cond_timedwait(&m->wake, &m->lock, &ts);
+            continue;
+        }
+        m->connect_due = false;
+        pthread_mutex_unlock(&m->lock);
+        et_debug(MQTT_LOG, "%s: connecting to %s", m->client_id, m->uri);
+        int rc = begin_connect(m, why, sizeof(why));
+        pthread_mutex_lock(&m->lock);
+        if (rc != 0 && !m->stopping) {
+            queue_simple_locked(m, ET_MQTT_DISCONNECTED, 0, why);
+            schedule_retry_locked(m);
+        }
+    }
+    pthread_mutex_unlock(&m->lock);
+    return NULL;
+}
+
+/* ---- public interface -------------------------------------------------------- */
+
+static int cfg_check(const struct et_mqtt_cfg *cfg)
+{
+    if (!cfg || !cfg->host || !cfg->host[0] || cfg->port < 1 || cfg->port > 65535)
+        return -EINVAL;
+    if (!cfg->client_id || !cfg->client_id[0])
+        return -EINVAL;
+    if (cfg->tls && !cfg->ca_file)
+        return -EINVAL;
+    if (cfg->tls && (!cfg->cert_file != !cfg->key_file))
+        return -EINVAL;
+    if (cfg->keepalive_s < 0 || cfg->min_backoff_ms < 1 || cfg->max_backoff_ms < cfg->min_backoff_ms)
+        return -EINVAL;
+    if (cfg->max_backoff_ms > INT_MAX / 2)
+        return -EINVAL;
+    if (cfg->max_inflight < 1 || cfg->max_inflight > 65535)
+        return -EINVAL;
+    if (cfg->will_topic && (!cfg->will_topic[0] || cfg->will_len > INT_MAX ||
+                            (cfg->will_len > 0 && !cfg->will_payload)))
+        return -EINVAL;
+    return 0;
+}
+
+static int dup_opt(char **dst, const char *src)
+{
+    if (!src) {
+        *dst = NULL;
+        return 0;
+    }
+    *dst = strdup(src);
+    return *dst ? 0 : -ENOMEM;
+}
+
+int et_mqtt_create(struct et_mqtt **out, const struct et_mqtt_cfg *cfg)
+{
+    MQTTAsync_createOptions copts = MQTTAsync_createOptions_initializer5;
+    pthread_condattr_t cattr;
+    struct et_mqtt *m;
+    bool host_is_v6;
+    size_t uri_len;
+    int rc;
+
+    if (!out)
+        return -EINVAL;
+    *out = NULL;
+    rc = cfg_check(cfg);
+    if (rc)
+        return rc;
+
+    m = calloc(1, sizeof(*m));
+    if (!m)
+        return -ENOMEM;
+    m->event_fd = -1;
+    m->port = cfg->port;
+    m->tls = cfg->tls;
+    m->keepalive_s = cfg->keepalive_s;
+    m->min_backoff_ms = cfg->min_backoff_ms;
+    m->max_backoff_ms = cfg->max_backoff_ms;
+    m->max_inflight = cfg->max_inflight;
+    m->will_len = cfg->will_len;
+    m->will_retain = cfg->will_retain;
+    m->backoff_ms = cfg->min_backoff_ms;
+    m->next_token = 1;
+    m->head = NULL;
+    m->tail = &m->head;
+
+    rc = -ENOMEM;
+    if (dup_opt(&m->host, cfg->host) || dup_opt(&m->client_id, cfg->client_id) ||
+        dup_opt(&m->ca_file, cfg->tls ? cfg->ca_file : NULL) ||
+        dup_opt(&m->cert_file, cfg->tls ? cfg->cert_file : NULL) ||
+        dup_opt(&m->key_file, cfg->tls ? cfg->key_file : NULL) ||
+        dup_opt(&m->will_topic, cfg->will_topic))
+        goto fail_strings;
+    if (cfg->will_topic) {
+        m->will_payload = malloc(cfg->will_len ? cfg->will_len : 1);
+        if (!m->will_payload)
+            goto fail_strings;
+        if (cfg->will_len)
+            memcpy(m->will_payload, cfg->will_payload, cfg->will_len);
+    }
+    host_is_v6 = strchr(m->host, ':') != NULL;
+    uri_len = strlen(m->host) + sizeof("tcp://[]:65535");
+    m->uri = malloc(uri_len);
+    if (!m->uri)
+        goto fail_strings;
+    snprintf(m->uri, uri_len, "%s://%s%s%s:%d", m->tls ? "ssl" : "tcp", host_is_v6 ? "[" : "",
+             m->host, host_is_v6 ? "]" : "", m->port);
+    m->slots = calloc((size_t)m->max_inflight, sizeof(*m->slots));
+    if (!m->slots)
+        goto fail_strings;
+    for (int i = 0; i < m->max_inflight; i++)
+        m->slots[i].m = m;
+    if (getrandom(&m->rng, sizeof(m->rng), GRND_NONBLOCK) != (ssize_t)sizeof(m->rng))
+        m->rng = (uint64_t)mono_ms() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)m;
+    if (m->rng == 0)
+        m->rng = 0x9e3779b97f4a7c15ULL;
+
+    m->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (m->event_fd < 0) {
+        rc = -errno;
+        goto fail_strings;
+    }
+    rc = -pthread_mutex_init(&m->lock, NULL);
+    if (rc)
+        goto fail_fd;
+    /* The timer waits on CLOCK_MONOTONIC so a wall-clock step at NTP sync
+     * neither fires every retry at once nor delays one by hours. */
+    pthread_condattr_init(&cattr);
+    pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
+    rc = -pthread_cond_init(&m->wake, &cattr);
+    pthread_condattr_destroy(&cattr);
+    if (rc)
+        goto fail_mutex;
+
+    if (m->max_inflight * 2 > copts.maxBufferedMessages)
+        copts.maxBufferedMessages = m->max_inflight * 2;
+    if (copts.maxBufferedMessages < MQTT_MIN_BUFFERED)
+        copts.maxBufferedMessages = MQTT_MIN_BUFFERED;
+    rc = MQTTAsync_createWithOptions(&m->client, m->uri, m->client_id,
+                                     MQTTCLIENT_PERSISTENCE_NONE, NULL, &copts);
+    if (rc != MQTTASYNC_SUCCESS) {
+        et_error(MQTT_LOG, "%s: cannot create MQTT client for %s: %s", m->client_id, m->uri,
+                 MQTTAsync_strerror(rc) ? MQTTAsync_strerror(rc) : "unknown error");
+        rc = rc == MQTTASYNC_BAD_PROTOCOL ? -EPROTONOSUPPORT : -EINVAL;
+        m->client = NULL;
+        goto fail_cond;
+    }
+    if (MQTTAsync_setCallbacks(m->client, m, on_connection_lost, on_message, NULL) !=
+            MQTTASYNC_SUCCESS ||
+        MQTTAsync_setDisconnected(m->client, m, on_server_disconnect) != MQTTASYNC_SUCCESS) {
+        rc = -EIO;
+        goto fail_client;
+    }
+    if (!m->tls)
+        et_warn(MQTT_LOG, "%s: TLS is OFF for %s: traffic and identity are unprotected",
+                m->client_id, m->uri);
+    *out = m;
+    return 0;
+
+fail_client:
+    MQTTAsync_destroy(&m->client);
+fail_cond:
+    pthread_cond_destroy(&m->wake);
+fail_mutex:
+    pthread_mutex_destroy(&m->lock);
+fail_fd:
+    close(m->event_fd);
+fail_strings:
+    free(m->slots);
+    free(m->uri);
+    free(m->will_payload);
+    free(m->will_topic);
+    free(m->key_file);
+    free(m->cert_file);
+    free(m->ca_file);
+    free(m->client_id);
+    free(m->host);
+    free(m);
+    return rc;
+}
+
+int et_mqtt_start(struct et_mqtt *m)
+{
+    int rc = 0;
+
+    if (!m)
+        return -EINVAL;
+    pthread_mutex_lock(&m->lock);
+    if (m->started || m->stopping) {
+        rc = -EALREADY;
+        goto out;
+    }
+    rc = -pthread_create(&m->timer, NULL, timer_main, m);
+    if (rc)
+        goto out;
+    m->timer_running = true;
+    m->started = true;
+    m->connect_due = true;
+    m->connect_at_ms = mono_ms();
+    pthread_cond_broadcast(&m->wake);
+out:
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
+int et_mqtt_fd(const struct et_mqtt *m)
+{
+    return m ? m->event_fd : -EINVAL;
+}
+
+int et_mqtt_dispatch(struct et_mqtt *m, et_mqtt_handler handler, void *ctx)
+{
+    struct mqtt_event *list;
+    uint64_t count;
+    int n = 0;
+
+    if (!m)
+        return -EINVAL;
+    /* Take the whole queue and clear the descriptor under the lock, so an
+     * event queued after this point makes the descriptor readable again. */
+    pthread_mutex_lock(&m->lock);
+    list = m->head;
+    m->head = NULL;
+    m->tail = &m->head;
+    while (read(m->event_fd, &count, sizeof(count)) > 0)
+        ;
+    pthread_mutex_unlock(&m->lock);
+
+    while (list) {
+        struct mqtt_event *ev = list;
+        struct et_mqtt_event pub = {
+            .type = ev->type,
+            .topic = ev->topic,
+            .payload = ev->payload,
+            .len = ev->len,
+            .token = ev->token,
+            .reason = ev->reason,
+        };
+
+        list = ev->next;
+        if (handler)
+            handler(ctx, &pub);
+        event_free(ev);
+        n++;
+    }
+    return n;
+}
+
+int et_mqtt_subscribe(struct et_mqtt *m, const char *filter, int qos)
+{
+    struct mqtt_sub *grown;
+    bool now;
+    size_t i;
+
+    if (!m || !filter || !filter[0] || qos < 0 || qos > 2)
+        return -EINVAL;
+    pthread_mutex_lock(&m->lock);
+    for (i = 0; i < m->n_subs; i++) {
+        if (strcmp(m->subs[i].filter, filter) == 0) {
+            m->subs[i].qos = qos;
+            break;
+        }
+    }
+    if (i == m->n_subs) {
+        if (m->n_subs == m->cap_subs) {
+            size_t cap = m->cap_subs ? m->cap_subs * 2 : 4;
+
+            grown = realloc(m->subs, cap * sizeof(*grown));
+            if (!grown)
+                goto nomem;
+            m->subs = grown;
+            m->cap_subs = cap;
+        }
+        m->subs[m->n_subs].filter = strdup(filter);
+        if (!m->subs[m->n_subs].filter)
+            goto nomem;
+        m->subs[m->n_subs].qos = qos;
+        m->n_subs++;
+    }
+    now = __atomic_load_n(&m->connected, __ATOMIC_ACQUIRE);
+    pthread_mutex_unlock(&m->lock);
+    /* If the connection drops before the SUBACK, the next connect makes it again. */
+    if (now)
+        subscribe_one(m, filter, qos, false);
+    return 0;
+
+nomem:
+    pthread_mutex_unlock(&m->lock);
+    return -ENOMEM;
+}
+
+int et_mqtt_publish(struct et_mqtt *m, const char *topic, const void *payload, size_t len,
+                    int qos, bool retain)
+{
+    MQTTAsync_responseOptions opts = MQTTAsync_responseOptions_initializer;
+    struct mqtt_slot *slot = NULL;
+    int token;
+    int rc;
+
+    if (!m || !topic || !topic[0] || qos < 0 || qos > 2 || (len > 0 && !payload))
+        return -EINVAL;
+    if (len > INT_MAX)
+        return -EMSGSIZE;
+
+    pthread_mutex_lock(&m->lock);
+    if (!__atomic_load_n(&m->connected, __ATOMIC_ACQUIRE) || m->stopping) {
+        pthread_mutex_unlock(&m->lock);
+        return -ENOTCONN;
+    }
+    if (qos > 0) {
+        for (int i = 0; i < m->max_inflight; i++) {
+            if (!m->slots[i].used) {
+                slot = &m->slots[i];
+                break;
+            }
+        }
+        if (!slot) {
+            pthread_mutex_unlock(&m->lock);
+            return -EAGAIN;
+        }
+    }
+    token = m->next_token;
+    m->next_token = m->next_token == INT_MAX ? 1 : m->next_token + 1;
+    if (slot) {
+        slot->used = true;
+        slot->token = token;
+        opts.context = slot;
+        opts.onSuccess5 = on_published;
+        opts.onFailure5 = on_publish_failed;
+    }
+    pthread_mutex_unlock(&m->lock);
+
+    rc = MQTTAsync_send(m->client, topic, (int)len, payload, qos, retain, &opts);
+    if (rc == MQTTASYNC_SUCCESS)
+        return token;
+
+    if (slot) {
+        pthread_mutex_lock(&m->lock);
+        slot->used = false;
+        pthread_mutex_unlock(&m->lock);
+    }
+    switch (rc) {
+    case MQTTASYNC_DISCONNECTED:
+        return -ENOTCONN;
+    case MQTTASYNC_MAX_MESSAGES_INFLIGHT:
+    case MQTTASYNC_MAX_BUFFERED_MESSAGES:
+    case MQTTASYNC_NO_MORE_MSGIDS:
+        return -EAGAIN;
+    case MQTTASYNC_BAD_UTF8_STRING:
+    case MQTTASYNC_BAD_QOS:
+    case MQTTASYNC_NULL_PARAMETER:
+        return -EINVAL;
+    default:
+        et_warn(MQTT_LOG, "%s: publish to \"%s\" failed: %s (Paho %d)", m->client_id, topic,
+                MQTTAsync_strerror(rc) ? MQTTAsync_strerror(rc) : "unknown error", rc);
+        return -EIO;
+    }
+}
+
+bool et_mqtt_connected(const struct et_mqtt *m)
+{
+    return m && __atomic_load_n(&m->connected, __ATOMIC_ACQUIRE);
+}
+
+void et_mqtt_destroy(struct et_mqtt *m, int timeout_ms)
+{
+    MQTTAsync_disconnectOptions disc = MQTTAsync_disconnectOptions_initializer5;
+    struct timespec ts;
+
+    if (!m)
+        return;
+    if (timeout_ms < 0)
+        timeout_ms = 0;
+
+    pthread_mutex_lock(&m->lock);
+    m->stopping = true;
+    m->connect_due = false;
+    pthread_cond_broadcast(&m->wake);
+    pthread_mutex_unlock(&m->lock);
+    if (m->timer_running)
+        pthread_join(m->timer, NULL);
+
+    /* A clean DISCONNECT (reason 0) tells the broker not to send the will. */
+    disc.timeout = timeout_ms;
+    disc.context = m;
+    disc.onSuccess5 = on_disconnect_done;
+    disc.onFailure5 = on_disconnect_failed;
+    if (MQTTAsync_isConnected(m->client) &&
+        MQTTAsync_disconnect(m->client, &disc) == MQTTASYNC_SUCCESS) {
+        /* Paho gives up after timeout_ms itself; the margin covers its own scheduling. */
+        deadline_ts(mono_ms() + timeout_ms + 1000, &ts);
+        pthread_mutex_lock(&m->lock);
+        while (!m->disconnect_done)
+            if (pthread_cond_timedwait(&m->wake, &m->lock, &ts) == ETIMEDOUT)
+                break;
+        pthread_mutex_unlock(&m->lock);
+    }
+    __atomic_store_n(&m->connected, false, __ATOMIC_RELEASE);
+    MQTTAsync_destroy(&m->client);
+
+    /* Paho runs some callbacks outside its own lock; wait until none is inside ours. */
+    pthread_mutex_lock(&m->lock);
+    while (m->active_callbacks > 0)
+        pthread_cond_wait(&m->wake, &m->lock);
+    pthread_mutex_unlock(&m->lock);
+
+    while (m->head) {
+        struct mqtt_event *ev = m->head;
+
+        m->head = ev->next;
+        event_free(ev);
+    }
+    for (size_t i = 0; i < m->n_subs; i++)
+        free(m->subs[i].filter);
+    free(m->subs);
+    pthread_cond_destroy(&m->wake);
+    pthread_mutex_destroy(&m->lock);
+    close(m->event_fd);
+    free(m->slots);
+    free(m->uri);
+    free(m->will_payload);
+    free(m->will_topic);
+    free(m->key_file);
+    free(m->cert_file);
+    free(m->ca_file);
+    free(m->client_id);
+    free(m->host);
+    free(m);
+}

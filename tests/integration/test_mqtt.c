@@ -1,0 +1,561 @@
+/*
+ * The MQTT seam (common/src/mqtt_paho.c) against a real mosquitto with
+ * mutual TLS, the shipped broker config and ACL. Every wait is bounded and
+ * driven by et_mqtt_fd() + poll(), the way the agent's loop drives it.
+ *
+ * The "killed client" of the last-will test is this same executable
+ * started again with --will-client: a separate process that can be
+ * SIGKILLed without taking Paho's threads in the test process with it.
+ */
+#include "broker.h"
+
+#include "edgetel/log.h"
+#include "edgetel/mqtt.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#define WAIT_MS 15000
+#define MAX_RECORDS 256
+
+struct record {
+    enum et_mqtt_event_type type;
+    char topic[128];
+    unsigned char payload[256];
+    size_t len;
+    int token;
+    char reason[512];
+};
+
+/* One client and everything its handler has seen. */
+struct client {
+    const char *name;
+    struct et_mqtt *mqtt;
+    struct record rec[MAX_RECORDS];
+    size_t n;
+};
+
+struct fixture {
+    struct et_test_broker *broker;
+    struct client agg;          /* identity "aggregator" */
+    struct client dev1;
+    struct client dev2;
+};
+
+static const char *const devices[] = { "dev-1", "dev-2", NULL };
+
+static const char *type_name(enum et_mqtt_event_type t)
+{
+    switch (t) {
+    case ET_MQTT_CONNECTED: return "CONNECTED";
+    case ET_MQTT_DISCONNECTED: return "DISCONNECTED";
+    case ET_MQTT_MESSAGE: return "MESSAGE";
+    case ET_MQTT_PUBLISHED: return "PUBLISHED";
+    case ET_MQTT_PUBLISH_FAILED: return "PUBLISH_FAILED";
+    }
+    return "?";
+}
+
+static void on_event(void *ctx, const struct et_mqtt_event *ev)
+{
+    struct client *c = ctx;
+    struct record *r;
+
+    if (ev->reason)
+        fprintf(stderr, "[%s] %s token %d: %s\n", c->name, type_name(ev->type), ev->token,
+                ev->reason);
+    assert_true(c->n < MAX_RECORDS);
+    r = &c->rec[c->n++];
+    memset(r, 0, sizeof(*r));
+    r->type = ev->type;
+    r->token = ev->token;
+    if (ev->type == ET_MQTT_MESSAGE) {
+        assert_non_null(ev->topic);
+        assert_true(ev->len <= sizeof(r->payload));
+        snprintf(r->topic, sizeof(r->topic), "%s", ev->topic);
+        if (ev->len)
+            memcpy(r->payload, ev->payload, ev->len);
+        r->len = ev->len;
+    }
+    if (ev->reason)
+        snprintf(r->reason, sizeof(r->reason), "%s", ev->reason);
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Poll every client's descriptor once (up to timeout_ms) and dispatch. */
+static void pump(struct client *const *cs, size_t n, int timeout_ms)
+{
+    struct pollfd pfd[8];
+
+    assert_true(n <= 8);
+    for (size_t i = 0; i < n; i++) {
+        pfd[i].fd = et_mqtt_fd(cs[i]->mqtt);
+        pfd[i].events = POLLIN;
+        pfd[i].revents = 0;
+    }
+    assert_true(poll(pfd, n, timeout_ms) >= 0 || errno == EINTR);
+    for (size_t i = 0; i < n; i++)
+        if (pfd[i].revents & POLLIN)
+            assert_true(et_mqtt_dispatch(cs[i]->mqtt, on_event, cs[i]) >= 0);
+}
+
+/* Index of the first record of c at or after *from matching, or -1. */
+static int find(const struct client *c, size_t from, enum et_mqtt_event_type type,
+                const char *topic, int token)
+{
+    for (size_t i = from; i < c->n; i++) {
+        const struct record *r = &c->rec[i];
+
+        if (r->type != type)
+            continue;
+        if (topic && strcmp(r->topic, topic) != 0)
+            continue;
+        if (token && r->token != token)
+            continue;
+        return (int)i;
+    }
+    return -1;
+}
+
+static size_t count(const struct client *c, size_t from, enum et_mqtt_event_type type,
+                    const char *topic)
+{
+    size_t k = 0;
+
+    for (size_t i = from; i < c->n; i++)
+        if (c->rec[i].type == type && (!topic || strcmp(c->rec[i].topic, topic) == 0))
+            k++;
+    return k;
+}
+
+/* Wait (bounded) until `target` has a record matching, pumping all clients. */
+static const struct record *wait_for(struct client *const *cs, size_t n, struct client *target,
+                                     size_t from, enum et_mqtt_event_type type,
+                                     const char *topic, int token)
+{
+    int64_t deadline = now_ms() + WAIT_MS;
+    int i;
+
+    while ((i = find(target, from, type, topic, token)) < 0) {
+        int64_t left = deadline - now_ms();
+
+        if (left <= 0) {
+            fail_msg("%s: no %s%s%s within %d ms", target->name, type_name(type),
+                     topic ? " on " : "", topic ? topic : "", WAIT_MS);
+        }
+        pump(cs, n, (int)(left > 200 ? 200 : left));
+    }
+    return &target->rec[i];
+}
+
+static void client_open(struct fixture *f, struct client *c, const char *name,
+                        const char *identity, const struct et_mqtt_cfg *override)
+{
+    struct et_test_identity id;
+    struct et_mqtt_cfg cfg;
+
+    c->name = name;
+    c->n = 0;
+    if (override) {
+        cfg = *override;
+    } else {
+        assert_int_equal(et_test_broker_identity(f->broker, identity, &id), 0);
+        et_test_broker_mqtt_cfg(f->broker, &id, name, &cfg);
+    }
+    assert_int_equal(et_mqtt_create(&c->mqtt, &cfg), 0);
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+
+    assert_non_null(f);
+    assert_int_equal(et_test_broker_start(&f->broker, devices), 0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+
+    et_mqtt_destroy(f->agg.mqtt, 1000);
+    et_mqtt_destroy(f->dev1.mqtt, 1000);
+    et_mqtt_destroy(f->dev2.mqtt, 1000);
+    et_test_broker_destroy(f->broker);
+    free(f);
+    return 0;
+}
+
+/* Connect agg and dev1 with the given subscriptions made before start. */
+static void connect_pair(struct fixture *f, const char *agg_filter, const char *dev_filter)
+{
+    struct client *both[] = { &f->agg, &f->dev1 };
+
+    client_open(f, &f->agg, "aggregator", "aggregator", NULL);
+    client_open(f, &f->dev1, "dev-1", "dev-1", NULL);
+    if (agg_filter)
+        assert_int_equal(et_mqtt_subscribe(f->agg.mqtt, agg_filter, 1), 0);
+    if (dev_filter)
+        assert_int_equal(et_mqtt_subscribe(f->dev1.mqtt, dev_filter, 1), 0);
+    assert_int_equal(et_mqtt_start(f->agg.mqtt), 0);
+    assert_int_equal(et_mqtt_start(f->dev1.mqtt), 0);
+    wait_for(both, 2, &f->agg, 0, ET_MQTT_CONNECTED, NULL, 0);
+    wait_for(both, 2, &f->dev1, 0, ET_MQTT_CONNECTED, NULL, 0);
+    assert_true(et_mqtt_connected(f->agg.mqtt));
+    assert_true(et_mqtt_connected(f->dev1.mqtt));
+}
+
+static void test_publish_and_receive(void **state)
+{
+    struct fixture *f = *state;
+    struct client *both[] = { &f->agg, &f->dev1 };
+    static const unsigned char batch[] = { 0x08, 0x00, 0x2a, 0xff, 0x00, 0x10 };
+    static const unsigned char ack[] = { 0x08, 0x07 };
+    const struct record *r;
+    int token;
+
+    /* The aggregator's real subscription: a shared one, allowed by the ACL's read rule. */
+    connect_pair(f, "$share/edgetel/edgetel/v1/+/telemetry", "edgetel/v1/dev-1/ack");
+    assert_int_equal(et_mqtt_publish(f->dev1.mqtt, "", batch, sizeof(batch), 1, false), -EINVAL);
+
+    token = et_mqtt_publish(f->dev1.mqtt, "edgetel/v1/dev-1/telemetry", batch, sizeof(batch), 1,
+                            false);
+    assert_true(token > 0);
+    wait_for(both, 2, &f->dev1, 0, ET_MQTT_PUBLISHED, NULL, token);
+    r = wait_for(both, 2, &f->agg, 0, ET_MQTT_MESSAGE, "edgetel/v1/dev-1/telemetry", 0);
+    assert_int_equal(r->len, sizeof(batch));
+    assert_memory_equal(r->payload, batch, sizeof(batch));
+
+    /* And back: the aggregator acknowledges to the device. */
+    token = et_mqtt_publish(f->agg.mqtt, "edgetel/v1/dev-1/ack", ack, sizeof(ack), 1, false);
+    assert_true(token > 0);
+    wait_for(both, 2, &f->agg, 0, ET_MQTT_PUBLISHED, NULL, token);
+    r = wait_for(both, 2, &f->dev1, 0, ET_MQTT_MESSAGE, "edgetel/v1/dev-1/ack", 0);
+    assert_int_equal(r->len, sizeof(ack));
+    assert_memory_equal(r->payload, ack, sizeof(ack));
+
+    /* QoS 0 still gets a token, but no event names it. */
+    token = et_mqtt_publish(f->dev1.mqtt, "edgetel/v1/dev-1/telemetry", batch, 1, 0, false);
+    assert_true(token > 0);
+    wait_for(both, 2, &f->agg, 1, ET_MQTT_MESSAGE, "edgetel/v1/dev-1/telemetry", 0);
+    assert_int_equal(find(&f->dev1, 0, ET_MQTT_PUBLISHED, NULL, token), -1);
+}
+
+static void test_inflight_window(void **state)
+{
+    struct fixture *f = *state;
+    struct client *both[] = { &f->agg, &f->dev1 };
+    struct et_test_identity id;
+    struct et_mqtt_cfg cfg;
+    pid_t broker = et_test_broker_pid(f->broker);
+    int t1, t2;
+
+    client_open(f, &f->agg, "aggregator", "aggregator", NULL);
+    assert_int_equal(et_test_broker_identity(f->broker, "dev-1", &id), 0);
+    et_test_broker_mqtt_cfg(f->broker, &id, "dev-1", &cfg);
+    cfg.max_inflight = 2;
+    client_open(f, &f->dev1, "dev-1", NULL, &cfg);
+    assert_int_equal(et_mqtt_publish(f->dev1.mqtt, "edgetel/v1/dev-1/telemetry", "x", 1, 1,
+                                     false), -ENOTCONN);
+    assert_int_equal(et_mqtt_start(f->agg.mqtt), 0);
+    assert_int_equal(et_mqtt_start(f->dev1.mqtt), 0);
+    wait_for(both, 2, &f->dev1, 0, ET_MQTT_CONNECTED, NULL, 0);
+
+    /* A frozen broker acknowledges nothing: the window fills and stays full. */
+    assert_int_equal(kill(broker, SIGSTOP), 0);
+    t1 = et_mqtt_publish(f->dev1.mqtt, "edgetel/v1/dev-1/telemetry", "a", 1, 1, false);
+    t2 = et_mqtt_publish(f->dev1.mqtt, "edgetel/v1/dev-1/telemetry", "b", 1, 1, false);
+    assert_true(t1 > 0 && t2 > 0 && t1 != t2);
+    assert_int_equal(et_mqtt_publish(f->dev1.mqtt, "edgetel/v1/dev-1/telemetry", "c", 1, 1,
+                                     false), -EAGAIN);
+    assert_int_equal(kill(broker, SIGCONT), 0);
+    wait_for(both, 2, &f->dev1, 0, ET_MQTT_PUBLISHED, NULL, t1);
+    wait_for(both, 2, &f->dev1, 0, ET_MQTT_PUBLISHED, NULL, t2);
+    assert_true(et_mqtt_publish(f->dev1.mqtt, "edgetel/v1/dev-1/telemetry", "c", 1, 1,
+                                false) > 0);
+}
+
+static void test_reconnect_restores_subscriptions(void **state)
+{
+    struct fixture *f = *state;
+    struct client *both[] = { &f->agg, &f->dev1 };
+    size_t agg_mark, dev_mark;
+    const struct record *r;
+    int token;
+
+    connect_pair(f, "edgetel/v1/+/telemetry", "edgetel/v1/dev-1/ack");
+    agg_mark = f->agg.n;
+    dev_mark = f->dev1.n;
+
+    assert_int_equal(et_test_broker_stop(f->broker), 0);
+    r = wait_for(both, 2, &f->dev1, dev_mark, ET_MQTT_DISCONNECTED, NULL, 0);
+    assert_true(r->reason[0] != '\0');
+    wait_for(both, 2, &f->agg, agg_mark, ET_MQTT_DISCONNECTED, NULL, 0);
+    assert_false(et_mqtt_connected(f->dev1.mqtt));
+    assert_int_equal(et_mqtt_publish(f->dev1.mqtt, "edgetel/v1/dev-1/telemetry", "x", 1, 1,
+                                     false), -ENOTCONN);
+
+    /* Retries fail while it is down; each failure is reported with its reason. */
+    r = wait_for(both, 2, &f->dev1, find(&f->dev1, dev_mark, ET_MQTT_DISCONNECTED, NULL, 0) + 1,
+                 ET_MQTT_DISCONNECTED, NULL, 0);
+    assert_non_null(strstr(r->reason, "127.0.0.1"));
+
+    assert_int_equal(et_test_broker_restart(f->broker), 0);
+    wait_for(both, 2, &f->agg, agg_mark, ET_MQTT_CONNECTED, NULL, 0);
+    wait_for(both, 2, &f->dev1, dev_mark, ET_MQTT_CONNECTED, NULL, 0);
+
+    /* The broker kept no session (clean start): both subscriptions were made again. */
+    token = et_mqtt_publish(f->agg.mqtt, "edgetel/v1/dev-1/ack", "A", 1, 1, false);
+    assert_true(token > 0);
+    wait_for(both, 2, &f->dev1, dev_mark, ET_MQTT_MESSAGE, "edgetel/v1/dev-1/ack", 0);
+    token = et_mqtt_publish(f->dev1.mqtt, "edgetel/v1/dev-1/telemetry", "T", 1, 1, false);
+    assert_true(token > 0);
+    wait_for(both, 2, &f->dev1, dev_mark, ET_MQTT_PUBLISHED, NULL, token);
+    wait_for(both, 2, &f->agg, agg_mark, ET_MQTT_MESSAGE, "edgetel/v1/dev-1/telemetry", 0);
+}
+
+static const unsigned char will_payload[] = { 0x00, 'o', 'f', 'f', 0x00, 0xfe };
+
+/* Child mode: connect as dev-2 with a will, say so on stdout, wait to be killed. */
+static int will_client_main(int port, const char *ca, const char *cert, const char *key)
+{
+    struct et_mqtt_cfg cfg = {
+        .host = "127.0.0.1", .port = port, .client_id = "dev-2", .tls = true,
+        .ca_file = ca, .cert_file = cert, .key_file = key, .keepalive_s = 5,
+        .min_backoff_ms = 50, .max_backoff_ms = 1000, .max_inflight = 4,
+        .will_topic = "edgetel/v1/dev-2/status", .will_payload = will_payload,
+        .will_len = sizeof(will_payload), .will_retain = true,
+    };
+    struct client c = { .name = "will-client" };
+    int64_t deadline = now_ms() + WAIT_MS;
+
+    if (et_mqtt_create(&c.mqtt, &cfg) != 0 || et_mqtt_start(c.mqtt) != 0)
+        return 1;
+    while (find(&c, 0, ET_MQTT_CONNECTED, NULL, 0) < 0) {
+        struct pollfd pfd = { .fd = et_mqtt_fd(c.mqtt), .events = POLLIN };
+
+        if (now_ms() > deadline)
+            return 2;
+        if (poll(&pfd, 1, 200) > 0)
+            et_mqtt_dispatch(c.mqtt, on_event, &c);
+    }
+    if (write(STDOUT_FILENO, "C", 1) != 1)
+        return 3;
+    for (;;)
+        pause();
+}
+
+static void test_will_on_kill_not_on_clean_close(void **state)
+{
+    struct fixture *f = *state;
+    struct client *both[] = { &f->agg, &f->dev1 };
+    struct et_test_identity id;
+    struct et_mqtt_cfg cfg;
+    char port[16];
+    char ready;
+    int out[2];
+    int status;
+    pid_t child;
+    const struct record *r;
+    size_t mark;
+
+    connect_pair(f, "edgetel/v1/+/status", NULL);
+    assert_int_equal(et_test_broker_identity(f->broker, "dev-2", &id), 0);
+
+    /* A clean close must not publish the will. */
+    et_test_broker_mqtt_cfg(f->broker, &id, "dev-2", &cfg);
+    cfg.will_topic = "edgetel/v1/dev-2/status";
+    cfg.will_payload = will_payload;
+    cfg.will_len = sizeof(will_payload);
+    cfg.will_retain = false;
+    client_open(f, &f->dev2, "dev-2", NULL, &cfg);
+    assert_int_equal(et_mqtt_start(f->dev2.mqtt), 0);
+    {
+        struct client *three[] = { &f->agg, &f->dev1, &f->dev2 };
+
+        wait_for(three, 3, &f->dev2, 0, ET_MQTT_CONNECTED, NULL, 0);
+    }
+    et_mqtt_destroy(f->dev2.mqtt, 2000);
+    f->dev2.mqtt = NULL;
+    /* A marker published after the close; once it arrives, a will would have too. */
+    assert_true(et_mqtt_publish(f->dev1.mqtt, "edgetel/v1/dev-1/status", "up", 2, 1, false) > 0);
+    wait_for(both, 2, &f->agg, 0, ET_MQTT_MESSAGE, "edgetel/v1/dev-1/status", 0);
+    assert_int_equal(count(&f->agg, 0, ET_MQTT_MESSAGE, "edgetel/v1/dev-2/status"), 0);
+
+    /* A killed client: the broker publishes its will. */
+    assert_int_equal(pipe(out), 0);
+    snprintf(port, sizeof(port), "%d", et_test_broker_port(f->broker));
+    fflush(NULL);
+    child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        dup2(out[1], STDOUT_FILENO);
+        close(out[0]);
+        execl("/proc/self/exe", "test_mqtt", "--will-client", port, id.ca_file, id.cert_file,
+              id.key_file, (char *)NULL);
+        _exit(127);
+    }
+    close(out[1]);
+    {
+        struct pollfd pfd = { .fd = out[0], .events = POLLIN };
+
+        assert_int_equal(poll(&pfd, 1, WAIT_MS), 1);
+        assert_int_equal(read(out[0], &ready, 1), 1);
+        assert_int_equal(ready, 'C');
+    }
+    close(out[0]);
+    mark = f->agg.n;
+    assert_int_equal(kill(child, SIGKILL), 0);
+    assert_int_equal(waitpid(child, &status, 0), child);
+
+    r = wait_for(both, 2, &f->agg, mark, ET_MQTT_MESSAGE, "edgetel/v1/dev-2/status", 0);
+    assert_int_equal(r->len, sizeof(will_payload));
+    assert_memory_equal(r->payload, will_payload, sizeof(will_payload));
+}
+
+static void test_untrusted_clients_refused(void **state)
+{
+    struct fixture *f = *state;
+    struct client *both[] = { &f->dev1, &f->dev2 };
+    struct et_test_identity foreign;
+    struct et_mqtt_cfg cfg;
+    int64_t deadline;
+
+    /* dev-1 with a certificate from a CA the broker does not trust. */
+    assert_int_equal(et_test_broker_foreign_identity(f->broker, "dev-1", &foreign), 0);
+    et_test_broker_mqtt_cfg(f->broker, &foreign, "dev-1", &cfg);
+    client_open(f, &f->dev1, "foreign-dev-1", NULL, &cfg);
+    /* And a client with no certificate at all. */
+    et_test_broker_mqtt_cfg(f->broker, NULL, "anonymous", &cfg);
+    client_open(f, &f->dev2, "no-cert", NULL, &cfg);
+    assert_int_equal(et_mqtt_start(f->dev1.mqtt), 0);
+    assert_int_equal(et_mqtt_start(f->dev2.mqtt), 0);
+
+    /* Each must be refused, then refused again after its backoff, and never get in. */
+    deadline = now_ms() + WAIT_MS;
+    while (count(&f->dev1, 0, ET_MQTT_DISCONNECTED, NULL) < 2 ||
+           count(&f->dev2, 0, ET_MQTT_DISCONNECTED, NULL) < 2) {
+        assert_true(now_ms() < deadline);
+        pump(both, 2, 200);
+    }
+    assert_int_equal(count(&f->dev1, 0, ET_MQTT_CONNECTED, NULL), 0);
+    assert_int_equal(count(&f->dev2, 0, ET_MQTT_CONNECTED, NULL), 0);
+    assert_false(et_mqtt_connected(f->dev1.mqtt));
+    assert_false(et_mqtt_connected(f->dev2.mqtt));
+    for (size_t i = 0; i < f->dev1.n; i++)
+        assert_true(f->dev1.rec[i].reason[0] != '\0');
+    for (size_t i = 0; i < f->dev2.n; i++)
+        assert_true(f->dev2.rec[i].reason[0] != '\0');
+}
+
+static void test_acl_confines_device(void **state)
+{
+    struct fixture *f = *state;
+    struct client *all[] = { &f->agg, &f->dev1, &f->dev2 };
+    const struct record *r;
+    int forbidden, marker;
+
+    connect_pair(f, "edgetel/v1/+/telemetry", "edgetel/v1/dev-1/ack");
+    client_open(f, &f->dev2, "dev-2", "dev-2", NULL);
+    /* dev-2 listens on dev-1's ack and on its own. */
+    assert_int_equal(et_mqtt_subscribe(f->dev2.mqtt, "edgetel/v1/dev-1/ack", 1), 0);
+    assert_int_equal(et_mqtt_subscribe(f->dev2.mqtt, "edgetel/v1/dev-2/ack", 1), 0);
+    assert_int_equal(et_mqtt_start(f->dev2.mqtt), 0);
+    wait_for(all, 3, &f->dev2, 0, ET_MQTT_CONNECTED, NULL, 0);
+
+    /* dev-2 writes into dev-1's subtree: the broker refuses and forwards nothing. */
+    forbidden = et_mqtt_publish(f->dev2.mqtt, "edgetel/v1/dev-1/telemetry", "forged", 6, 1,
+                                false);
+    assert_true(forbidden > 0);
+    r = wait_for(all, 3, &f->dev2, 0, ET_MQTT_PUBLISH_FAILED, NULL, forbidden);
+    assert_non_null(strstr(r->reason, "authori"));
+    /* Same client, later message: delivered in order, so the forged one would be here by now. */
+    marker = et_mqtt_publish(f->dev2.mqtt, "edgetel/v1/dev-2/telemetry", "own", 3, 1, false);
+    assert_true(marker > 0);
+    wait_for(all, 3, &f->agg, 0, ET_MQTT_MESSAGE, "edgetel/v1/dev-2/telemetry", 0);
+    assert_int_equal(count(&f->agg, 0, ET_MQTT_MESSAGE, "edgetel/v1/dev-1/telemetry"), 0);
+
+    /* dev-2 may not read dev-1's acks either. */
+    assert_true(et_mqtt_publish(f->agg.mqtt, "edgetel/v1/dev-1/ack", "1", 1, 1, false) > 0);
+    assert_true(et_mqtt_publish(f->agg.mqtt, "edgetel/v1/dev-2/ack", "2", 1, 1, false) > 0);
+    wait_for(all, 3, &f->dev1, 0, ET_MQTT_MESSAGE, "edgetel/v1/dev-1/ack", 0);
+    wait_for(all, 3, &f->dev2, 0, ET_MQTT_MESSAGE, "edgetel/v1/dev-2/ack", 0);
+    assert_int_equal(count(&f->dev2, 0, ET_MQTT_MESSAGE, "edgetel/v1/dev-1/ack"), 0);
+
+    /* A device may not pose as the aggregator and write another device's config. */
+    forbidden = et_mqtt_publish(f->dev1.mqtt, "edgetel/v1/dev-2/config", "cfg", 3, 1, true);
+    assert_true(forbidden > 0);
+    wait_for(all, 3, &f->dev1, 0, ET_MQTT_PUBLISH_FAILED, NULL, forbidden);
+}
+
+static void test_create_rejects_bad_cfg(void **state)
+{
+    struct fixture *f = *state;
+    struct et_test_identity id;
+    struct et_mqtt_cfg good, bad;
+    struct et_mqtt *m = (struct et_mqtt *)&m;
+
+    assert_int_equal(et_test_broker_identity(f->broker, "dev-1", &id), 0);
+    et_test_broker_mqtt_cfg(f->broker, &id, "dev-1", &good);
+    bad = good;
+    bad.port = 0;
+    assert_int_equal(et_mqtt_create(&m, &bad), -EINVAL);
+    assert_null(m);
+    bad = good;
+    bad.client_id = "";
+    assert_int_equal(et_mqtt_create(&m, &bad), -EINVAL);
+    bad = good;
+    bad.max_backoff_ms = good.min_backoff_ms - 1;
+    assert_int_equal(et_mqtt_create(&m, &bad), -EINVAL);
+    bad = good;
+    bad.max_inflight = 0;
+    assert_int_equal(et_mqtt_create(&m, &bad), -EINVAL);
+    bad = good;
+    bad.ca_file = NULL;
+    assert_int_equal(et_mqtt_create(&m, &bad), -EINVAL);
+    et_mqtt_destroy(NULL, 0);
+    /* Created but never started: destroy must still be clean. */
+    assert_int_equal(et_mqtt_create(&m, &good), 0);
+    assert_false(et_mqtt_connected(m));
+    assert_int_equal(et_mqtt_dispatch(m, on_event, NULL), 0);
+    et_mqtt_destroy(m, 0);
+}
+
+int main(int argc, char **argv)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_create_rejects_bad_cfg, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_publish_and_receive, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_inflight_window, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reconnect_restores_subscriptions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_will_on_kill_not_on_clean_close, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_untrusted_clients_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_acl_confines_device, setup, teardown),
+    };
+
+    if (argc == 6 && strcmp(argv[1], "--will-client") == 0)
+        return will_client_main(atoi(argv[2]), argv[3], argv[4], argv[5]);
+    et_log_init("test_mqtt", getenv("ET_TEST_DEBUG") ? ET_LOG_DEBUG : ET_LOG_WARN);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,12 +1,30 @@
 /*
  * The outbox: encoded batches waiting for the aggregator's Ack, in SQLite
  * (WAL). It is the one source of truth for undelivered data: a batch is
- * deleted only when an Ack covers it.
+ * deleted only when an Ack covers it (or when a configured limit evicts it,
+ * which is counted, see et_outbox_set_limits()).
  *
  * Sequence numbers: et_outbox_next_seq() says the seq the next append must
  * carry; et_outbox_append() stores the batch and the new high-water mark in
  * one transaction, so a seq is never handed out twice, across restarts and
  * crashes, even after every batch was acknowledged and deleted.
+ *
+ * How a seq is kept from repeating:
+ *  - In the database, the high-water mark is max(seq) of the stored batches,
+ *    and a meta row written in the same transaction whenever a deletion
+ *    (ack, eviction) could remove the newest batch. So an append costs one
+ *    row and no extra page.
+ *  - The database runs with synchronous=NORMAL, so a power cut can lose its
+ *    last commits, and a damaged database is replaced by an empty one. Either
+ *    would let a seq that was already sent come back. A sidecar file,
+ *    PATH.seq, therefore reserves seqs in blocks: before an append uses a seq
+ *    above the reservation, the reservation is raised (a new file, fsync,
+ *    rename, fsync of the directory). A clean et_outbox_close() also records
+ *    the exact high-water mark there. On open the outbox continues after the
+ *    database's mark only when the sidecar says the last close was clean at
+ *    that same mark; otherwise (crash, power cut, replaced database) it
+ *    continues after the whole reservation. A gap in seqs is harmless: each
+ *    Batch carries oldest_seq, so the cloud steps over it. A repeat is not.
  *
  * Only the thread that opened it may use a handle.
  */
@@ -17,6 +35,7 @@
 #include <stdint.h>
 
 struct et_outbox;
+struct sqlite3;
 
 struct et_outbox_stats {
     uint64_t batches;       /* waiting for an ack */
@@ -27,17 +46,42 @@ struct et_outbox_stats {
     uint64_t dropped_samples; /* evicted over the data dir's life */
 };
 
+/** Spare bytes at the end of every blob et_outbox_next() returns. */
+#define ET_OUTBOX_BLOB_SPARE 16
+
 /**
- * Open or create PATH. A database that fails to open or its integrity
- * check is renamed aside (PATH.corrupt-<epoch>) and a fresh one started;
- * the reason is logged. err gets a reason for a person on failure.
+ * Open or create PATH. The directory holding PATH must exist (the agent
+ * makes it). A database that SQLite reports as corrupt or not a database,
+ * or that fails PRAGMA quick_check, is renamed aside with its -wal and -shm
+ * files (PATH.corrupt-<unix seconds>[-wal|-shm]), the reason is logged, and a
+ * fresh one started; seqs continue after the sidecar's reservation. Other
+ * failures (no permission, locked by another process, I/O error) are not
+ * taken as damage: the file is left alone and the open fails.
+ * err gets a reason for a person on failure.
+ * @return 0, or -errno (-EIO when SQLite fails, -ENOMEM, ...).
  */
 int et_outbox_open(struct et_outbox **out, const char *path, char *err, size_t errlen);
+
+/**
+ * Commit an open group (et_outbox_begin()), checkpoint, record a clean
+ * shutdown in the sidecar, and free the handle. NULL is a no-op.
+ */
 void et_outbox_close(struct et_outbox *ob);
 
 uint64_t et_outbox_next_seq(const struct et_outbox *ob);
 
-/** Store one encoded batch; seq must equal et_outbox_next_seq(). */
+/**
+ * Store one encoded batch; seq must equal et_outbox_next_seq().
+ * @return 0 (stored, next_seq advanced);
+ *         -EINVAL for a wrong seq or an empty blob;
+ *         -EDQUOT when a limit refused the batch (policy drop-newest, or a
+ *           batch larger than the whole quota): it is not stored, its
+ *           samples are counted as dropped and its seq is used up;
+ *         -ENOSPC (disk or database full) or -EIO (I/O error): nothing
+ *           changed, next_seq is unchanged, the handle stays usable and
+ *           the caller may retry the same batch later. Inside a group see
+ *           et_outbox_begin().
+ */
 int et_outbox_append(struct et_outbox *ob, uint64_t seq, const void *blob, size_t len,
                      uint32_t n_samples, int64_t created_ms);
 
@@ -51,10 +95,68 @@ int et_outbox_ack(struct et_outbox *ob, uint64_t through, const uint64_t *seqs, 
  * The first stored batch with seq > after: its seq, and the blob copied
  * into a malloc'd buffer with 16 spare bytes at the end (the caller frees).
  * Returns 0, -ENOENT when there is none, or -errno.
+ * One indexed lookup; nothing else of the table is read, so draining a
+ * large backlog batch by batch keeps memory flat.
  */
 int et_outbox_next(struct et_outbox *ob, uint64_t after, uint64_t *seq,
                    uint8_t **blob, size_t *len);
 
 int et_outbox_stats(struct et_outbox *ob, struct et_outbox_stats *st);
+
+/* ---- group commit ---------------------------------------------------- */
+
+/**
+ * Start a group: the appends (and acks) that follow share one transaction
+ * until et_outbox_commit(), so a durability window of many batches costs
+ * one commit and writes each database page once. Until the commit they are
+ * readable through this handle but not durable.
+ *
+ * When an append or ack inside a group fails (-ENOSPC, -EIO, ...), or the
+ * commit does, the whole group is undone: the batches appended since
+ * et_outbox_begin() are gone (acked ones are back), next_seq is back where
+ * it was at et_outbox_begin(), and the group is closed. The caller, which
+ * still holds those batches (refused ones included), appends them again
+ * with the same seqs (same seq, same content: no repeat). An -EDQUOT
+ * refusal does not end the group.
+ * @return 0, -EALREADY when a group is open, or -errno.
+ */
+int et_outbox_begin(struct et_outbox *ob);
+
+/** Commit the open group. @return 0, -EINVAL when none is open, or -errno. */
+int et_outbox_commit(struct et_outbox *ob);
+
+/* ---- limits ---------------------------------------------------------- */
+
+enum et_outbox_policy {
+    ET_OUTBOX_DROP_OLDEST = 0,  /* delete the oldest batches to make room */
+    ET_OUTBOX_DROP_NEWEST = 1,  /* refuse the new batch (-EDQUOT) */
+};
+
+struct et_outbox_limits {
+    uint64_t quota_bytes;    /* most payload bytes stored; 0: no quota */
+    uint64_t reserve_bytes;  /* free space the filesystem keeps; 0: no check */
+    enum et_outbox_policy policy;
+};
+
+/**
+ * Set the limits enforced by every later append. An append that would take
+ * the stored payload over quota_bytes, or the filesystem's free space
+ * (et_fs_space(); pages free inside the database count as free) below
+ * reserve_bytes, evicts by the policy. Every dropped sample is counted in
+ * the database (stats.dropped_samples). One warning is logged when eviction
+ * starts and one line when an append fits again, not one per batch.
+ * Lowering the quota evicts nothing until the next append.
+ * @return 0 or -EINVAL for an unknown policy.
+ */
+int et_outbox_set_limits(struct et_outbox *ob, const struct et_outbox_limits *lim);
+
+/* ---- diagnostics ----------------------------------------------------- */
+
+/**
+ * The SQLite connection, borrowed for the handle's life: for diagnostics
+ * and for tests that provoke SQLite errors (PRAGMA max_page_count). Writing
+ * data or schema through it breaks the outbox's bookkeeping.
+ */
+struct sqlite3 *et_outbox_sqlite(struct et_outbox *ob);
 
 #endif

@@ -107,31 +107,15 @@ while port_in_use "$port"; do
 done
 
 # ---- configs -------------------------------------------------------------------
-cat >"$demo/mosquitto.conf" <<EOF
-# Written by scripts/demo.sh; the production template is packaging/mosquitto/.
-per_listener_settings false
-persistence false
-log_dest stdout
-log_type error
-log_type warning
-log_type notice
-log_type information
-listener $port 127.0.0.1
-cafile $certs/ca.crt
-certfile $certs/server.crt
-keyfile $certs/server.key
-require_certificate true
-use_identity_as_username true
-tls_version tlsv1.2
-acl_file $demo/mosquitto.acl
-EOF
-
-cat >"$demo/mosquitto.acl" <<'EOF'
-# A device may only use its own subtree; the aggregator reads and acks all.
-pattern readwrite edgetel/v1/%u/#
-user aggregator
-topic readwrite edgetel/v1/#
-EOF
+# The broker config is the shipped template with this demo's values.
+mkdir -p "$demo/mosquitto"
+sed -e "s|@ET_MQTT_PORT@|$port|g" \
+    -e "s|@ET_MQTT_BIND@|127.0.0.1|g" \
+    -e "s|@ET_CERT_DIR@|$certs|g" \
+    -e "s|@ET_ACL_FILE@|$repo/packaging/mosquitto/acl|g" \
+    -e "s|@ET_PERSIST_DIR@|$demo/mosquitto|g" \
+    -e "s|@ET_BROKER_USER@|$(id -un)|g" \
+    packaging/mosquitto/edgetel.conf.in >"$demo/mosquitto.conf"
 
 cat >"$demo/aggregator.conf" <<EOF
 [aggregator]
@@ -270,7 +254,12 @@ alive() {
   done
 }
 
-start mosquitto mosquitto -c "$demo/mosquitto.conf"
+# Debian puts mosquitto in /usr/sbin, which is not on a normal user's PATH.
+mosquitto_bin=$(PATH=$PATH:/usr/sbin:/sbin command -v mosquitto) || {
+  echo "demo: mosquitto not found (scripts/deps.sh installs it)" >&2
+  exit 1
+}
+start mosquitto "$mosquitto_bin" -c "$demo/mosquitto.conf"
 wait_for "mosquitto listening on 127.0.0.1:$port" 10 port_in_use "$port" || { alive || true; exit 1; }
 start aggregator "$aggregator_bin" --config "$demo/aggregator.conf"
 start agent "$agent_bin" --config "$demo/agent.conf"
@@ -287,7 +276,7 @@ cat <<EOF
 
   edgetel demo — running now
   ----------------------------------------------------------------------
-  mosquitto          127.0.0.1:$port, mutual TLS (demo/mosquitto.conf)
+  mosquitto          127.0.0.1:$port, mutual TLS, per-device ACL (demo/mosquitto.conf)
   edgetel-aggregator SQLite store demo/store.db   (demo/aggregator.conf)
   edgetel-agent      device "$device": cpu, memory, load, uptime, sim
                      outbox demo/agent-data/       (demo/agent.conf)

@@ -367,6 +367,11 @@ void et_test_env_pass(struct et_test_env *env)
     env->passed = true;
 }
 
+bool et_test_env_passed(const struct et_test_env *env)
+{
+    return env->passed;
+}
+
 const char *et_test_env_dir(const struct et_test_env *env)
 {
     return env->dir;
@@ -424,7 +429,7 @@ struct et_proc *et_test_env_start(struct et_test_env *env, const char *name,
     return node->proc;
 }
 
-static void print_log_tail(const char *name, const char *path)
+void et_test_print_log_tail(const char *name, const char *path)
 {
     FILE *f = fopen(path, "r");
     char *lines[ET_LOG_TAIL_LINES] = { 0 };
@@ -464,21 +469,27 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
     return 0;   /* remove what can be removed */
 }
 
-void et_test_env_destroy(struct et_test_env *env)
+void et_test_env_stop_all(struct et_test_env *env)
 {
-    if (!env)
-        return;
     /* Newest first: the agent goes before the aggregator and the broker. */
     while (env->procs) {
         struct et_proc_node *node = env->procs;
 
         env->procs = node->next;
+        et_proc_stop(node->proc, ET_PROC_DESTROY_TIMEOUT_MS, NULL);
         if (!env->passed)
-            print_log_tail(node->name, et_proc_log_path(node->proc));
+            et_test_print_log_tail(node->name, et_proc_log_path(node->proc));
         et_proc_destroy(node->proc);
         free(node->name);
         free(node);
     }
+}
+
+void et_test_env_destroy(struct et_test_env *env)
+{
+    if (!env)
+        return;
+    et_test_env_stop_all(env);
     if (env->passed)
         nftw(env->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
     else

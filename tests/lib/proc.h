@@ -95,6 +95,9 @@ int et_test_env_create(struct et_test_env **out, const char *name);
 /** Mark the test as passed: destroy will remove the directory. */
 void et_test_env_pass(struct et_test_env *env);
 
+/** Whether et_test_env_pass() was called. */
+bool et_test_env_passed(const struct et_test_env *env);
+
 /**
  * Stop every process started through this env (SIGTERM, bounded, then
  * SIGKILL), then remove the directory if the test passed; otherwise keep
@@ -102,6 +105,15 @@ void et_test_env_pass(struct et_test_env *env);
  * NULL is a no-op.
  */
 void et_test_env_destroy(struct et_test_env *env);
+
+/**
+ * Stop every process started through this env, newest first (SIGTERM,
+ * bounded, then SIGKILL), and forget them; on a failed test first print
+ * the last lines of each one's log. For a fixture that must stop its
+ * programs before something else it owns (a broker) goes, and only then
+ * let the directory go. et_test_env_destroy() does this itself.
+ */
+void et_test_env_stop_all(struct et_test_env *env);
 
 /** The directory (owned by env). */
 const char *et_test_env_dir(const struct et_test_env *env);
@@ -127,6 +139,9 @@ const char *et_test_env_write(struct et_test_env *env, const char *name, const c
  */
 struct et_proc *et_test_env_start(struct et_test_env *env, const char *name,
                                   const char *const argv[]);
+
+/** Print the last lines of a log file to stderr under a "---- name" header. */
+void et_test_print_log_tail(const char *name, const char *path);
 
 /* ---- bounded waits -------------------------------------------------------- */
 

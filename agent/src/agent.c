@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "collect.h"
+#include "timefix.h"
 #include "edgetel/codec.h"
 #include "edgetel/log.h"
 #include "edgetel/mqtt.h"
@@ -62,6 +63,7 @@ struct et_agent {
     struct agent_collector *collectors;
     size_t n_collectors;
     uint8_t boot_id[ET_BOOT_ID_LEN];
+    struct et_timefix timefix;
     char topic_telemetry[TOPIC_MAX];
     char topic_ack[TOPIC_MAX];
     char topic_status[TOPIC_MAX];
@@ -120,7 +122,7 @@ static int agent_flush(struct et_agent *a, int64_t now_ms)
     memcpy(meta.boot_id, a->boot_id, sizeof(meta.boot_id));
     meta.base_mono_ms = et_batch_first_mono_ms(a->batch);
     meta.base_wall_ms = et_time_wall_ms() - (et_time_mono_ms() - meta.base_mono_ms);
-    meta.time_quality = current_tq();
+    meta.time_quality = et_batch_time_quality(a->batch);
     rc = et_outbox_stats(a->outbox, &st);
     meta.oldest_seq = (rc == 0 && st.batches > 0) ? st.oldest_seq : meta.seq;
 
@@ -344,6 +346,19 @@ static void uplink_pump(struct et_agent *a, int64_t now_ms)
             if (rc != -ENOENT)
                 et_error("outbox", "cannot read the next batch to send: %s", strerror(-rc));
             return;
+        }
+        uint8_t *fixed;
+        size_t fixed_len;
+
+        /* Samples taken before the clock synced go out re-timed. */
+        rc = et_timefix_apply(&a->timefix, blob, len, &fixed, &fixed_len);
+        if (rc == 1) {
+            free(blob);
+            blob = fixed;
+            len = fixed_len;
+        } else if (rc < 0) {
+            et_warn("time", "batch %" PRIu64 ": cannot re-time (%s); sending as measured",
+                    seq, strerror(-rc));
         }
         if (historical)
             len = et_batch_mark_historical(blob, len);
@@ -623,6 +638,12 @@ int et_agent_create(struct et_agent **out, const struct et_config *cfg, char *er
     rc = et_outbox_open(&a->outbox, path, err, errlen);
     if (rc)
         goto fail;
+    snprintf(path, sizeof(path), "%s/clock.map", cfg->data_dir);
+    rc = et_timefix_init(&a->timefix, path, a->boot_id);
+    if (rc) {
+        snprintf(err, errlen, "%s: %s", path, strerror(-rc));
+        goto fail;
+    }
     if ((rc = et_batch_create(&a->batch)) || (rc = et_sched_create(&a->sched)))
         goto fail;
     rc = make_collectors(a, now_ms, err, errlen);
@@ -645,6 +666,13 @@ fail:
         snprintf(err, errlen, "out of memory");
     et_agent_destroy(a);
     return rc < 0 ? rc : -EINVAL;
+}
+
+static void clock_observe(struct et_agent *a, int64_t now_ms)
+{
+    if (et_timefix_observe(&a->timefix, et_time_synced(), now_ms, et_time_wall_ms()))
+        et_info("time", "wall clock synchronised: samples of this boot taken before now "
+                "will be sent with corrected times");
 }
 
 int et_agent_start(struct et_agent *a)
@@ -687,6 +715,7 @@ int et_agent_step(struct et_agent *a, int stop_fd, int max_wait_ms)
     if (rc > 0 && (fds[1].revents & POLLIN))
         et_mqtt_dispatch(a->mqtt, on_mqtt_event, a);
     now_ms = et_time_mono_ms();
+    clock_observe(a, now_ms);
     et_sched_run_due(a->sched, now_ms);
     uplink_pump(a, now_ms);
     return 0;

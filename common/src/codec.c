@@ -38,6 +38,7 @@ struct et_batch {
     struct batch_sample *samples;
     size_t n_samples, cap_samples;
     size_t last_metric;           /* lookup hint: samples arrive grouped by metric */
+    size_t n_not_synced;          /* samples whose time quality is not SYNCED */
 };
 
 int et_batch_create(struct et_batch **out)
@@ -74,11 +75,17 @@ void et_batch_reset(struct et_batch *b)
     batch_free_metrics(b);
     b->n_samples = 0;
     b->last_metric = 0;
+    b->n_not_synced = 0;
 }
 
 size_t et_batch_samples(const struct et_batch *b)
 {
     return b->n_samples;
+}
+
+enum et_time_quality et_batch_time_quality(const struct et_batch *b)
+{
+    return b->n_not_synced ? ET_TQ_UNSYNCED : ET_TQ_SYNCED;
 }
 
 int64_t et_batch_first_mono_ms(const struct et_batch *b)
@@ -148,6 +155,8 @@ int et_batch_add(struct et_batch *b, const char *metric, const char *unit,
 
     s->metric = (uint32_t)idx;
     s->tq = tq;
+    if (tq != ET_TQ_SYNCED)
+        b->n_not_synced++;
     s->mono_ms = mono_ms;
     s->v.type = v->type;
     if (v->type == ET_TYPE_STR)
@@ -445,5 +454,69 @@ int et_wire_decode_status(const uint8_t *buf, size_t len, Edgetel__V1__Status **
                          s->boot_id.len, ET_BOOT_ID_LEN);
     }
     *out = s;
+    return 0;
+}
+
+/* ---- peeking ----------------------------------------------------------- */
+
+static int wire_varint(const uint8_t **p, const uint8_t *end, uint64_t *out)
+{
+    uint64_t v = 0;
+
+    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+        uint8_t byte = *(*p)++;
+
+        v |= (uint64_t)(byte & 0x7f) << shift;
+        if (!(byte & 0x80)) {
+            *out = v;
+            return 0;
+        }
+    }
+    return -EBADMSG;
+}
+
+int et_wire_peek_batch(const uint8_t *buf, size_t len, uint8_t boot_id[ET_BOOT_ID_LEN],
+                       enum et_time_quality *tq)
+{
+    const uint8_t *p = buf, *end = buf + len;
+    uint64_t key, v;
+
+    memset(boot_id, 0, ET_BOOT_ID_LEN);
+    *tq = ET_TQ_UNSPECIFIED;
+    while (p < end) {
+        if (wire_varint(&p, end, &key))
+            return -EBADMSG;
+        unsigned field = (unsigned)(key >> 3), type = (unsigned)(key & 7);
+
+        if (field >= 7)
+            return 0;    /* the dictionary and samples follow; nothing more to peek */
+        switch (type) {
+        case 0:
+            if (wire_varint(&p, end, &v))
+                return -EBADMSG;
+            if (field == 6)
+                *tq = (enum et_time_quality)v;
+            break;
+        case 1:
+            if (end - p < 8)
+                return -EBADMSG;
+            p += 8;
+            break;
+        case 2:
+            if (wire_varint(&p, end, &v) || v > (uint64_t)(end - p))
+                return -EBADMSG;
+            if (field == 3 && v == ET_BOOT_ID_LEN)
+                memcpy(boot_id, p, ET_BOOT_ID_LEN);
+            p += v;
+            break;
+        case 5:
+            if (end - p < 4)
+                return -EBADMSG;
+            p += 4;
+            break;
+        default:
+            return -EBADMSG;
+        }
+    }
     return 0;
 }

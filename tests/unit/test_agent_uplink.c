@@ -486,6 +486,209 @@ static void seq_continues_after_restart(void **state)
             assert_true(seqs[i] > made);    /* new seqs never reuse old ones */
 }
 
+
+/* ---- time on boards without a real-time clock --------------------------------- */
+
+#define YEAR_MS (365LL * 24 * 3600 * 1000)
+#define TRUE_WALL0 1795000000000LL     /* the true wall time at mono 1000000 */
+#define TRUE_OFFSET (TRUE_WALL0 - 1000000)
+
+struct timed {
+    int64_t counter;
+    int64_t mono;
+    int64_t wall;
+    int tq;                 /* effective: the sample's own, else the batch's */
+    uint8_t boot0;          /* first byte of the boot id */
+};
+
+/* Every sim.counter sample published since the last call, with its times. */
+static size_t timed_samples(struct bench *b, struct timed *out, size_t cap)
+{
+    size_t n = 0;
+
+    for (; b->seen < fake.n_published; b->seen++) {
+        struct fake_published *p = &fake.published[b->seen];
+        Edgetel__V1__Batch *d;
+        char err[160];
+        int64_t mono[4096];
+
+        if (strcmp(p->topic, TELEMETRY) != 0)
+            continue;
+        if (et_wire_decode_batch(p->payload, p->len, &d, err, sizeof(err)) != 0)
+            fail_msg("published batch does not decode: %s", err);
+        assert_true(d->n_samples <= 4096);
+        et_wire_sample_times(d, mono);
+        for (size_t i = 0; i < d->n_samples; i++) {
+            Edgetel__V1__Sample *s = d->samples[i];
+
+            if (strcmp(d->metrics[s->metric]->name, "sim.counter") != 0)
+                continue;
+            assert_true(n < cap);
+            out[n].counter = s->i64;
+            out[n].mono = mono[i];
+            out[n].wall = d->base_wall_ms + (mono[i] - d->base_mono_ms);
+            out[n].tq = s->time_quality ? (int)s->time_quality : (int)d->time_quality;
+            out[n].boot0 = d->boot_id.data[0];
+            n++;
+        }
+        et_wire_free_batch(d);
+    }
+    return n;
+}
+
+/* Connect and ack everything until the outbox is empty. */
+static void drain_all(struct bench *b)
+{
+    connect_now(b);
+    for (int round = 0; round < 200 && outbox_batches(b) > 0; round++) {
+        uint64_t seqs[4096];
+        size_t n = 0;
+
+        /* Ack every telemetry batch published so far, selectively. */
+        for (size_t i = 0; i < fake.n_published && n < 4096; i++) {
+            Edgetel__V1__Batch *d;
+            char err[160];
+
+            if (strcmp(fake.published[i].topic, TELEMETRY) != 0)
+                continue;
+            assert_int_equal(et_wire_decode_batch(fake.published[i].payload,
+                                                  fake.published[i].len, &d, err,
+                                                  sizeof(err)), 0);
+            seqs[n++] = d->seq;
+            et_wire_free_batch(d);
+        }
+        send_ack(b, 0, seqs, n);
+    }
+    assert_int_equal(outbox_batches(b), 0);
+}
+
+static void boot_a_year_behind_then_sync_corrects_every_sample(void **state)
+{
+    struct bench *b = *state;
+    struct timed t[512];
+
+    et_fake_time_set(1000000, TRUE_WALL0 - YEAR_MS, false);
+    bench_start(b, NULL);
+    run_for(b, 3000);                               /* offline, unsynced */
+    /* NTP steps the clock to the truth; monotonic time goes on. */
+    et_fake_time_set(1003000, TRUE_WALL0 + 3000, true);
+    run_for(b, 1000);
+    drain_all(b);
+
+    size_t n = timed_samples(b, t, 512);
+    size_t corrected = 0, synced = 0;
+
+    assert_true(n >= 35);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(t[i].counter, (int64_t)i);
+        /* Every stored time is the true one, to the millisecond. */
+        assert_int_equal(t[i].wall, TRUE_OFFSET + t[i].mono);
+        if (t[i].mono < 1003000) {
+            assert_int_equal(t[i].tq, ET_TQ_CORRECTED);
+            corrected++;
+        } else {
+            assert_int_equal(t[i].tq, ET_TQ_SYNCED);
+            synced++;
+        }
+    }
+    assert_true(corrected >= 29);
+    assert_true(synced >= 9);
+}
+
+static void wall_clock_jumps_neither_burst_nor_stall(void **state)
+{
+    struct bench *b = *state;
+    struct timed t[1024];
+
+    bench_start(b, NULL);
+    run_for(b, 5000);
+    et_fake_time_set(1005000, TRUE_WALL0 + 5000 + 3600000, true);    /* +1 h */
+    run_for(b, 5000);
+    et_fake_time_set(1010000, TRUE_WALL0 + 10000 - 3600000, true);   /* -1 h from the truth */
+    run_for(b, 5000);
+    drain_all(b);
+
+    size_t n = timed_samples(b, t, 1024);
+
+    /* 15 s at 100 ms: 150 rounds (give or take the round at the edge). */
+    assert_true(n >= 149 && n <= 151);
+    for (size_t i = 1; i < n; i++) {
+        assert_int_equal(t[i].counter, t[i - 1].counter + 1);
+        assert_int_equal(t[i].mono - t[i - 1].mono, 100);
+    }
+}
+
+static void reboot_before_sync_is_uncorrectable_not_wrong(void **state)
+{
+    struct bench *b = *state;
+    struct timed t[512];
+    const uint8_t boot_a[16] = { 0xaa }, boot_b[16] = { 0xbb };
+
+    /* Boot A: never synced, powered off with data in the outbox. */
+    et_fake_time_set_boot_id(boot_a);
+    et_fake_time_set(1000000, TRUE_WALL0 - YEAR_MS, false);
+    bench_start(b, NULL);
+    run_for(b, 2000);
+    bench_stop(b);
+
+    /* Boot B: monotonic starts again; the clock syncs after a while. */
+    et_fake_time_set_boot_id(boot_b);
+    et_fake_time_set(20000, TRUE_WALL0 - YEAR_MS, false);
+    bench_start(b, NULL);
+    run_for(b, 2000);
+    et_fake_time_set(22000, TRUE_WALL0 + 100000, true);
+    run_for(b, 500);
+    drain_all(b);
+
+    size_t n = timed_samples(b, t, 512);
+    size_t from_a = 0, from_b = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        if (t[i].boot0 == 0xaa) {
+            assert_int_equal(t[i].tq, ET_TQ_UNCORRECTABLE);
+            from_a++;
+        } else {
+            assert_int_equal(t[i].boot0, 0xbb);
+            assert_true(t[i].tq == ET_TQ_CORRECTED || t[i].tq == ET_TQ_SYNCED);
+            assert_int_equal(t[i].wall, TRUE_WALL0 + 100000 - 22000 + t[i].mono);
+            from_b++;
+        }
+    }
+    assert_true(from_a >= 19);
+    assert_true(from_b >= 24);
+}
+
+static void earlier_boot_that_synced_is_corrected_after_reboot(void **state)
+{
+    struct bench *b = *state;
+    struct timed t[512];
+    const uint8_t boot_a[16] = { 0xaa }, boot_b[16] = { 0xbb };
+
+    et_fake_time_set_boot_id(boot_a);
+    et_fake_time_set(1000000, TRUE_WALL0 - YEAR_MS, false);
+    bench_start(b, NULL);
+    run_for(b, 2000);                                   /* unsynced samples of boot A */
+    et_fake_time_set(1002000, TRUE_WALL0 + 2000, true); /* A syncs... */
+    run_for(b, 300);
+    bench_stop(b);                                      /* ...and loses power, unsent */
+
+    et_fake_time_set_boot_id(boot_b);
+    et_fake_time_set(30000, TRUE_WALL0 + 60000, true);
+    bench_start(b, NULL);
+    drain_all(b);
+
+    size_t n = timed_samples(b, t, 512);
+    size_t corrected = 0;
+
+    assert_true(n >= 22);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(t[i].boot0, 0xaa);
+        assert_int_equal(t[i].wall, TRUE_OFFSET + t[i].mono);
+        corrected += t[i].tq == ET_TQ_CORRECTED;
+    }
+    assert_true(corrected >= 19);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -495,6 +698,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(reconnect_sends_unacked_again, setup, teardown),
         cmocka_unit_test_setup_teardown(foreign_and_malformed_acks_are_ignored, setup, teardown),
         cmocka_unit_test_setup_teardown(seq_continues_after_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(boot_a_year_behind_then_sync_corrects_every_sample, setup, teardown),
+        cmocka_unit_test_setup_teardown(wall_clock_jumps_neither_burst_nor_stall, setup, teardown),
+        cmocka_unit_test_setup_teardown(reboot_before_sync_is_uncorrectable_not_wrong, setup, teardown),
+        cmocka_unit_test_setup_teardown(earlier_boot_that_synced_is_corrected_after_reboot, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

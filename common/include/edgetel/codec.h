@@ -54,6 +54,14 @@ int et_batch_add(struct et_batch *b, const char *metric, const char *unit,
                  int64_t mono_ms, const struct et_value *v, enum et_time_quality tq);
 
 size_t et_batch_samples(const struct et_batch *b);
+/**
+ * The batch-wide time quality to encode with: SYNCED only when every
+ * sample is SYNCED, else UNSYNCED. Encoding with it keeps the rule that a
+ * batch marked SYNCED needs no re-timing, checkable without decoding the
+ * samples (et_wire_peek_batch).
+ */
+enum et_time_quality et_batch_time_quality(const struct et_batch *b);
+
 /* Monotonic time of the first sample, or 0 when empty. */
 int64_t et_batch_first_mono_ms(const struct et_batch *b);
 
@@ -74,6 +82,14 @@ void et_batch_reset(struct et_batch *b);
  * @return the new length.
  */
 size_t et_batch_mark_historical(uint8_t *buf, size_t len);
+
+/**
+ * Read boot_id and the batch-wide time_quality of an encoded Batch without
+ * decoding it (a walk over the top-level fields before the metrics).
+ * @return 0, or -EBADMSG when the bytes do not parse that far.
+ */
+int et_wire_peek_batch(const uint8_t *buf, size_t len, uint8_t boot_id[ET_BOOT_ID_LEN],
+                       enum et_time_quality *tq);
 
 /**
  * Decode and validate a Batch from the network. On failure returns -EBADMSG

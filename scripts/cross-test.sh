@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# cross-test.sh ARCH — build edgetel for a Raspberry Pi-class board and run
+# its tests under qemu-user.
+#
+#   ARCH  aarch64 (= arm64: 64-bit Raspberry Pi OS / Debian arm64)
+#         armhf   (= arm: Debian armhf, ARMv7 hard-float)
+#
+# Steps, each stopping the script with a non-zero exit on failure:
+#   1. install the host tools that are missing (cross gcc, qemu-user,
+#      protoc-c, cmake, make, pkg-config), through sudo when not root
+#   2. make the target sysroot (toolchains/make-sysroot.sh), cached in
+#      build-<arch>/sysroot: a second run reuses it
+#   3. configure build-<arch> with toolchains/<triple>.cmake, build, and run
+#      `ctest --output-on-failure` there: the unit and driver tests run under
+#      qemu-<arch> -L <sysroot> (integration and fault tests need a real
+#      broker and processes and are not built when cross compiling)
+#   4. the same for a static agent in build-static-<arch> (-DET_STATIC=ON),
+#      then check edgetel-agent is one self-contained file that runs
+#
+# Environment:
+#   JOBS                       parallel build jobs (default: number of CPUs)
+#   ET_CROSS_STATIC=0          leave out step 4
+#   ET_CROSS_CMAKE_ARGS        extra arguments for both configure steps
+#   ET_CROSS_CTEST_ARGS        extra arguments for ctest, e.g. "-L unit"
+#   ET_SYSROOT_ALLOW_PARTIAL   default 1 here, see below; 0 = strict
+#
+# A test sysroot may be built from partial apt indexes (a mirror in the
+# middle of a sync cannot serve, say, bookworm-security for one architecture):
+# the tests then run against the previous point release's libraries, which
+# still tests the code.  make-sysroot.sh says so loudly.  A sysroot for a
+# release build of the static agent should be made strictly (the default of
+# make-sysroot.sh itself).
+set -euo pipefail
+
+prog=${0##*/}
+die() { printf '%s: %s\n' "$prog" "$*" >&2; exit 1; }
+say() { printf '\n==> %s: %s\n' "$prog" "$*"; }
+
+[ $# -eq 1 ] || die "usage: $prog aarch64|armhf"
+case $1 in
+  aarch64|arm64) arch=arm64 name=aarch64 triple=aarch64-linux-gnu qemu=qemu-aarch64 ;;
+  armhf|arm)     arch=armhf name=armhf   triple=arm-linux-gnueabihf qemu=qemu-arm ;;
+  *) die "architecture \"$1\": expected aarch64 (arm64) or armhf" ;;
+esac
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+jobs=${JOBS:-$(nproc 2>/dev/null || echo 2)}
+build=$repo/build-$name
+build_static=$repo/build-static-$name
+sysroot=$build/sysroot
+toolchain=$repo/toolchains/$triple.cmake
+export ET_SYSROOT_ALLOW_PARTIAL=${ET_SYSROOT_ALLOW_PARTIAL:-1}
+# shellcheck disable=SC2206 # splitting the extra arguments is intended
+extra_args=(${ET_CROSS_CMAKE_ARGS:-})
+# shellcheck disable=SC2206
+ctest_args=(${ET_CROSS_CTEST_ARGS:-})
+
+timings=()
+phase_start=0
+begin() { say "$1"; phase_start=$(date +%s); }
+end() { timings+=("$(printf '%-34s %5ss' "$1" $(($(date +%s) - phase_start)))"); }
+
+# ---- 1. host tools -------------------------------------------------------------
+# program -> Debian package that provides it
+need=(
+  "$triple-gcc:gcc-$triple"
+  "$qemu:qemu-user"
+  "protoc-c:protobuf-c-compiler"
+  "cmake:cmake"
+  "make:make"
+  "pkg-config:pkg-config"
+  "dpkg:dpkg"
+)
+missing=()
+for pair in "${need[@]}"; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  begin "installing host tools: ${missing[*]}"
+  sudo=()
+  if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null 2>&1 ||
+      die "missing ${missing[*]} and not root without sudo; as root run: apt-get install ${missing[*]}"
+    sudo=(sudo)
+  fi
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  end "host tools"
+fi
+
+# A build directory configured from another checkout cannot be reused: its
+# cache names the other source tree and the other sysroot.
+for d in "$build" "$build_static"; do
+  if [ -f "$d/CMakeCache.txt" ]; then
+    src=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$d/CMakeCache.txt")
+    if [ -n "$src" ] && [ "$src" != "$repo" ]; then
+      say "$d was configured for $src; starting it afresh (the sysroot is kept)"
+      find "$d" -mindepth 1 -maxdepth 1 ! -name sysroot ! -name sysroot.apt -exec rm -rf {} +
+    fi
+  fi
+done
+
+# ---- 2. sysroot ------------------------------------------------------------------
+begin "sysroot for $arch in $sysroot"
+"$repo/toolchains/make-sysroot.sh" "$arch" "$sysroot"
+end "sysroot ($arch)"
+
+# ---- 3. dynamic build + tests under qemu ----------------------------------------
+begin "configure and build $build"
+cmake -S "$repo" -B "$build" -DCMAKE_TOOLCHAIN_FILE="$toolchain" \
+      -DET_SYSROOT="$sysroot" -DET_BUILD_TESTS=ON "${extra_args[@]}"
+cmake --build "$build" -j "$jobs"
+end "configure + build ($name)"
+
+begin "ctest in $build (under $qemu -L $sysroot)"
+ctest --test-dir "$build" --output-on-failure -j "$jobs" "${ctest_args[@]}"
+end "ctest ($name)"
+
+# ---- 4. static agent -------------------------------------------------------------
+if [ "${ET_CROSS_STATIC:-1}" != 0 ]; then
+  begin "configure and build static $build_static"
+  cmake -S "$repo" -B "$build_static" -DCMAKE_TOOLCHAIN_FILE="$toolchain" \
+        -DET_SYSROOT="$sysroot" -DET_BUILD_TESTS=ON -DET_STATIC=ON "${extra_args[@]}"
+  cmake --build "$build_static" -j "$jobs"
+  end "configure + build (static $name)"
+
+  begin "ctest in $build_static"
+  ctest --test-dir "$build_static" --output-on-failure -j "$jobs" "${ctest_args[@]}"
+  end "ctest (static $name)"
+
+  agent=$build_static/agent/edgetel-agent
+  [ -x "$agent" ] || die "$agent was not built"
+  # One file: no program interpreter, no shared library needed.
+  if "$triple-readelf" -l "$agent" | grep -q 'INTERP'; then
+    die "$agent has a program interpreter: it is not statically linked"
+  fi
+  if "$triple-readelf" -d "$agent" 2>/dev/null | grep -q 'NEEDED'; then
+    die "$agent needs shared libraries: $("$triple-readelf" -d "$agent" | grep NEEDED)"
+  fi
+  # Run it with an empty -L prefix: nothing of the sysroot is there to load.
+  empty=$(mktemp -d)
+  trap 'rmdir "$empty"' EXIT
+  version=$("$qemu" -L "$empty" "$agent" --version) ||
+    die "static $agent --version failed under $qemu"
+  say "static agent runs: $version ($(stat -c %s "$agent") bytes unstripped)"
+fi
+
+say "summary for $name"
+printf '  %s\n' "${timings[@]}"
+echo "$prog: $name passed"

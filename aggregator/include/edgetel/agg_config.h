@@ -1,0 +1,77 @@
+/*
+ * The aggregator's configuration: one INI file, read through the shared
+ * table-driven loader (edgetel/ini.h). Unknown sections and keys, bad
+ * values and missing required keys are errors naming file and line:
+ *   aggregator.conf:9: [mqtt] port "88x3": expected a whole number
+ *
+ * File layout (defaults in brackets):
+ *   [aggregator] instance_id [host name-pid], log_level [info],
+ *                stats_interval [60s]
+ *   [mqtt]       host (required), port [8883], ca, cert, key (required
+ *                unless insecure), insecure [false], topic_root [edgetel],
+ *                share_group [edgetel], keepalive [30s], backoff_min [1s],
+ *                backoff_max [60s], max_inflight [1024]
+ *   [store]      type [sqlite], path [ET_STORE_DEFAULT_PATH]
+ */
+#ifndef EDGETEL_AGG_CONFIG_H
+#define EDGETEL_AGG_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "edgetel/log.h"
+
+/* Largest config file read, in bytes. */
+#define ET_AGG_CONFIG_MAX_BYTES (64 * 1024)
+
+struct et_agg_config {
+    char *path;               /* the file it came from, for messages */
+
+    /* [aggregator] */
+    char *instance_id;        /* part of the MQTT client id; NULL: host name and pid */
+    enum et_log_level log_level;
+    int64_t stats_interval_ms; /* how often the summary line is logged */
+
+    /* [mqtt] */
+    char *host;
+    int port;
+    char *ca_file;
+    char *cert_file;
+    char *key_file;
+    bool insecure;
+    char *topic_root;
+    char *share_group;        /* $share/<group>/...: instances of one group split the load */
+    int64_t keepalive_ms;
+    int64_t backoff_min_ms;
+    int64_t backoff_max_ms;
+    uint32_t max_inflight;    /* acks published and not yet PUBACKed */
+
+    /* [store] */
+    int store_type;           /* index into et_agg_store_types */
+    char *store_path;
+};
+
+/* The [store] type names, NULL-terminated; store_type indexes it. */
+extern const char *const et_agg_store_types[];
+
+/**
+ * Parse text (name stands for the file in messages) into *out, zeroed
+ * first, defaults applied, the whole checked.
+ * @return 0, -EINVAL with "NAME:LINE: what is wrong" (or "NAME: ..." for a
+ *         problem of the whole, such as a missing key) in err, -ENOMEM.
+ *         On failure *out is empty.
+ */
+int et_agg_config_parse(const char *text, const char *name, struct et_agg_config *out,
+                        char *err, size_t errlen);
+
+/** The same from a file; -errno with "PATH: cannot open: ..." when unreadable. */
+int et_agg_config_load(const char *path, struct et_agg_config *out, char *err, size_t errlen);
+
+void et_agg_config_free(struct et_agg_config *c);
+
+/** Write the keys with their defaults and help, as a commented example file. */
+void et_agg_config_print_help(FILE *out);
+
+#endif

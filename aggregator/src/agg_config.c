@@ -1,0 +1,250 @@
+/*
+ * The aggregator's config file: a key table for the shared INI loader and
+ * the checks of the whole that a table cannot express.
+ */
+#include "edgetel/agg_config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "edgetel/ingest.h"
+#include "edgetel/ini.h"
+#include "edgetel/store.h"
+
+#define MS(s) ((int64_t)(s) * 1000)
+#define INSTANCE_ID_MAX 64
+
+const char *const et_agg_store_types[] = { "sqlite", NULL };
+
+static const struct et_ini_key agg_keys[] = {
+    { "aggregator", "instance_id", ET_INI_STRING,
+      ET_INI_FIELD(struct et_agg_config, instance_id), NULL,
+      .help = "names this instance in the MQTT client id and logs; unique per broker "
+              "(default: host name and pid)" },
+    { "aggregator", "log_level", ET_INI_LOG_LEVEL,
+      ET_INI_FIELD(struct et_agg_config, log_level), "info",
+      .help = "error, warn, info or debug" },
+    { "aggregator", "stats_interval", ET_INI_DURATION,
+      ET_INI_FIELD(struct et_agg_config, stats_interval_ms), "60s", MS(1), MS(86400),
+      .help = "how often a summary line (batches, samples, duplicates, malformed) is logged" },
+
+    { "mqtt", "host", ET_INI_STRING, ET_INI_FIELD(struct et_agg_config, host), NULL,
+      .help = "the broker's host name or address (required)" },
+    { "mqtt", "port", ET_INI_INT, ET_INI_FIELD(struct et_agg_config, port), "8883", 1, 65535,
+      .help = "the broker's port" },
+    { "mqtt", "ca", ET_INI_STRING, ET_INI_FIELD(struct et_agg_config, ca_file), NULL,
+      .help = "PEM file of the CA that signed the broker's certificate" },
+    { "mqtt", "cert", ET_INI_STRING, ET_INI_FIELD(struct et_agg_config, cert_file), NULL,
+      .help = "PEM file of the aggregator's client certificate" },
+    { "mqtt", "key", ET_INI_STRING, ET_INI_FIELD(struct et_agg_config, key_file), NULL,
+      .help = "PEM file of the aggregator's private key" },
+    { "mqtt", "insecure", ET_INI_BOOL, ET_INI_FIELD(struct et_agg_config, insecure), "false",
+      .help = "plain TCP without TLS: for a lab only" },
+    { "mqtt", "topic_root", ET_INI_STRING, ET_INI_FIELD(struct et_agg_config, topic_root),
+      "edgetel", .help = "first topic level(s): ROOT/v1/DEVICE/telemetry" },
+    { "mqtt", "share_group", ET_INI_STRING, ET_INI_FIELD(struct et_agg_config, share_group),
+      "edgetel", .help = "shared subscription group: instances in one group split the "
+                         "telemetry between them" },
+    { "mqtt", "keepalive", ET_INI_DURATION, ET_INI_FIELD(struct et_agg_config, keepalive_ms),
+      "30s", MS(5), MS(65535), .help = "MQTT keepalive, whole seconds" },
+    { "mqtt", "backoff_min", ET_INI_DURATION,
+      ET_INI_FIELD(struct et_agg_config, backoff_min_ms), "1s", 100, MS(3600),
+      .help = "first wait before a reconnect" },
+    { "mqtt", "backoff_max", ET_INI_DURATION,
+      ET_INI_FIELD(struct et_agg_config, backoff_max_ms), "60s", MS(1), MS(86400),
+      .help = "longest wait between reconnects" },
+    { "mqtt", "max_inflight", ET_INI_INT, ET_INI_FIELD(struct et_agg_config, max_inflight),
+      "1024", 1, 65535, .help = "acks published and not yet acknowledged by the broker" },
+
+    { "store", "type", ET_INI_ENUM, ET_INI_FIELD(struct et_agg_config, store_type), "sqlite",
+      .choices = et_agg_store_types, .help = "the store backend: sqlite" },
+    { "store", "path", ET_INI_STRING, ET_INI_FIELD(struct et_agg_config, store_path),
+      ET_STORE_DEFAULT_PATH, .help = "the SQLite database file (its directory must exist)" },
+};
+#define N_AGG_KEYS (sizeof(agg_keys) / sizeof(agg_keys[0]))
+
+static const struct et_ini_schema agg_schema = {
+    .keys = agg_keys,
+    .n_keys = N_AGG_KEYS,
+};
+
+/* Line of a key in the text, 0 when it kept its default. */
+static int key_line(const int *lines, const char *section, const char *key)
+{
+    for (size_t i = 0; i < N_AGG_KEYS; i++) {
+        if (strcmp(agg_keys[i].section, section) == 0 && strcmp(agg_keys[i].key, key) == 0)
+            return lines[i];
+    }
+    return 0;
+}
+
+__attribute__((format(printf, 5, 6)))
+static int check_fail(const char *name, int line, char *err, size_t errlen, const char *fmt, ...)
+{
+    char why[256];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof(why), fmt, ap);
+    va_end(ap);
+    if (line > 0)
+        snprintf(err, errlen, "%s:%d: %s", name, line, why);
+    else
+        snprintf(err, errlen, "%s: %s", name, why);
+    return -EINVAL;
+}
+
+static bool id_chars_valid(const char *s)
+{
+    for (const char *p = s; *p; p++) {
+        unsigned char c = (unsigned char)*p;
+
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+static int check_whole(const struct et_agg_config *c, const int *lines, const char *name,
+                       char *err, size_t errlen)
+{
+    size_t n;
+
+    if (c->instance_id && (strlen(c->instance_id) > INSTANCE_ID_MAX ||
+                           !id_chars_valid(c->instance_id)))
+        return check_fail(name, key_line(lines, "aggregator", "instance_id"), err, errlen,
+                          "[aggregator] instance_id \"%.80s\": expected 1-%d of A-Z a-z 0-9 . _ -",
+                          c->instance_id, INSTANCE_ID_MAX);
+    if (!c->host)
+        return check_fail(name, 0, err, errlen, "[mqtt] host is not set: the aggregator needs "
+                          "the broker that devices publish to");
+    n = strlen(c->topic_root);
+    if (n > ET_TOPIC_ROOT_MAX || strpbrk(c->topic_root, "+#") || c->topic_root[0] == '/' ||
+        c->topic_root[n - 1] == '/' || c->topic_root[0] == '$')
+        return check_fail(name, key_line(lines, "mqtt", "topic_root"), err, errlen,
+                          "[mqtt] topic_root \"%.80s\": expected topic levels without "
+                          "wildcards, a leading $ or a leading or trailing /, at most %d "
+                          "chars", c->topic_root, ET_TOPIC_ROOT_MAX);
+    if (strpbrk(c->share_group, "/+#"))
+        return check_fail(name, key_line(lines, "mqtt", "share_group"), err, errlen,
+                          "[mqtt] share_group \"%.80s\": a group name may not contain "
+                          "/, + or #", c->share_group);
+    if (c->backoff_min_ms > c->backoff_max_ms)
+        return check_fail(name, key_line(lines, "mqtt", "backoff_min"), err, errlen,
+                          "[mqtt] backoff_min is longer than backoff_max");
+    if (c->keepalive_ms % 1000)
+        return check_fail(name, key_line(lines, "mqtt", "keepalive"), err, errlen,
+                          "[mqtt] keepalive: MQTT counts it in whole seconds");
+    if (!c->insecure && (!c->ca_file || !c->cert_file || !c->key_file))
+        return check_fail(name, key_line(lines, "mqtt", "host"), err, errlen,
+                          "[mqtt] mutual TLS needs ca, cert and key (%s%s%s%s%s missing); "
+                          "insecure = true for plain TCP",
+                          !c->ca_file ? "ca" : "", !c->ca_file && !c->cert_file ? ", " : "",
+                          !c->cert_file ? "cert" : "",
+                          (!c->ca_file || !c->cert_file) && !c->key_file ? ", " : "",
+                          !c->key_file ? "key" : "");
+    return 0;
+}
+
+void et_agg_config_free(struct et_agg_config *c)
+{
+    if (!c)
+        return;
+    et_ini_free_strings(agg_keys, N_AGG_KEYS, c);
+    free(c->path);
+    memset(c, 0, sizeof(*c));
+}
+
+static int parse_text(const char *text, size_t len, const char *name,
+                      struct et_agg_config *out, char *err, size_t errlen)
+{
+    int lines[N_AGG_KEYS];
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    if (errlen)
+        err[0] = '\0';
+    out->path = strdup(name);
+    if (!out->path) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    rc = et_ini_parse(&agg_schema, text, len, name, out, lines, err, errlen);
+    if (rc)
+        goto fail;
+    rc = check_whole(out, lines, name, err, errlen);
+    if (rc)
+        goto fail;
+    return 0;
+fail:
+    if (rc == -ENOMEM && errlen && !err[0])
+        snprintf(err, errlen, "%s: out of memory", name);
+    et_agg_config_free(out);
+    return rc;
+}
+
+int et_agg_config_parse(const char *text, const char *name, struct et_agg_config *out,
+                        char *err, size_t errlen)
+{
+    return parse_text(text, strlen(text), name, out, err, errlen);
+}
+
+int et_agg_config_load(const char *path, struct et_agg_config *out, char *err, size_t errlen)
+{
+    char *text = NULL;
+    size_t len;
+    FILE *f;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    f = fopen(path, "r");
+    if (!f) {
+        rc = -errno;
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(-rc));
+        return rc;
+    }
+    /* One byte over the limit tells a file at the limit from a longer one. */
+    text = malloc(ET_AGG_CONFIG_MAX_BYTES + 1);
+    if (!text) {
+        rc = -ENOMEM;
+        snprintf(err, errlen, "%s: out of memory", path);
+        goto out;
+    }
+    len = fread(text, 1, ET_AGG_CONFIG_MAX_BYTES + 1, f);
+    if (ferror(f)) {
+        rc = -EIO;
+        snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+        goto out;
+    }
+    if (len > ET_AGG_CONFIG_MAX_BYTES) {
+        rc = -EFBIG;
+        snprintf(err, errlen, "%s: larger than %d bytes: not a config file?", path,
+                 ET_AGG_CONFIG_MAX_BYTES);
+        goto out;
+    }
+    rc = parse_text(text, len, path, out, err, errlen);
+out:
+    free(text);
+    fclose(f);
+    return rc;
+}
+
+void et_agg_config_print_help(FILE *out)
+{
+    const char *section = "";
+
+    for (size_t i = 0; i < N_AGG_KEYS; i++) {
+        const struct et_ini_key *k = &agg_keys[i];
+
+        if (strcmp(section, k->section) != 0) {
+            section = k->section;
+            fprintf(out, "%s[%s]\n", i ? "\n" : "", section);
+        }
+        fprintf(out, "; %s\n", k->help);
+        fprintf(out, ";%s = %s\n", k->key, k->def ? k->def : "");
+    }
+}

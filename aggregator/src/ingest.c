@@ -1,0 +1,437 @@
+/*
+ * Ingest: topic + payload -> store transaction -> Ack. See ingest.h.
+ */
+#include "edgetel/ingest.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "edgetel/codec.h"
+#include "edgetel/log.h"
+
+/* {root}/v1/{device}/ack */
+#define INGEST_TOPIC_MAX (ET_TOPIC_ROOT_MAX + ET_DEVICE_ID_MAX + 16)
+/* Largest |base_mono_ms| and |base_wall_ms| accepted (see ingest_check_batch). */
+#define INGEST_TIME_LIMIT (INT64_C(1) << 62)
+
+struct et_ingest {
+    struct et_store *store;        /* borrowed */
+    char root[ET_TOPIC_ROOT_MAX + 1];
+    struct et_ingest_stats stats;
+    /* Per-batch scratch, grown to the largest batch seen. */
+    int64_t *mono;
+    size_t mono_cap;
+    int64_t *metric_ids;
+    size_t metric_cap;
+    /* The last reply's Ack. */
+    char ack_topic[INGEST_TOPIC_MAX];
+    uint8_t *ack;
+};
+
+int et_ingest_create(struct et_ingest **out, struct et_store *store, const char *topic_root)
+{
+    struct et_ingest *ig;
+    size_t n;
+
+    *out = NULL;
+    if (!store || !topic_root)
+        return -EINVAL;
+    n = strlen(topic_root);
+    if (n == 0 || n > ET_TOPIC_ROOT_MAX || strpbrk(topic_root, "+#") ||
+        topic_root[n - 1] == '/')
+        return -EINVAL;
+    ig = calloc(1, sizeof(*ig));
+    if (!ig)
+        return -ENOMEM;
+    ig->store = store;
+    memcpy(ig->root, topic_root, n + 1);
+    *out = ig;
+    return 0;
+}
+
+void et_ingest_destroy(struct et_ingest *ig)
+{
+    if (!ig)
+        return;
+    free(ig->mono);
+    free(ig->metric_ids);
+    free(ig->ack);
+    free(ig);
+}
+
+const struct et_ingest_stats *et_ingest_stats(const struct et_ingest *ig)
+{
+    return &ig->stats;
+}
+
+int et_ingest_parse_topic(const char *root, const char *topic, char *device,
+                          const char **leaf)
+{
+    size_t rlen = strlen(root);
+    const char *dev, *slash;
+    size_t dlen;
+
+    if (strncmp(topic, root, rlen) != 0 || strncmp(topic + rlen, "/v1/", 4) != 0)
+        return -ENOENT;
+    dev = topic + rlen + 4;
+    slash = strchr(dev, '/');
+    if (!slash)
+        return -EINVAL;
+    dlen = (size_t)(slash - dev);
+    if (dlen == 0 || dlen > ET_DEVICE_ID_MAX)
+        return -EINVAL;
+    memcpy(device, dev, dlen);
+    device[dlen] = '\0';
+    if (!et_device_id_valid(device)) {
+        device[0] = '\0';
+        return -EINVAL;
+    }
+    *leaf = slash + 1;
+    return 0;
+}
+
+static int grow(void **buf, size_t *cap, size_t need, size_t elem)
+{
+    void *p;
+
+    if (need <= *cap)
+        return 0;
+    p = realloc(*buf, need * elem);
+    if (!p)
+        return -ENOMEM;
+    *buf = p;
+    *cap = need;
+    return 0;
+}
+
+static int ingest_malformed(struct et_ingest *ig, struct et_ingest_reply *reply,
+                            const char *topic, const char *what, const char *why)
+{
+    ig->stats.malformed++;
+    reply->kind = ET_INGEST_MALFORMED;
+    if (reply->device[0])
+        et_warn("ingest", "device %s: dropped a malformed %s on %s: %s",
+                reply->device, what, topic, why);
+    else
+        et_warn("ingest", "dropped a malformed %s on %s: %s", what, topic, why);
+    return 0;
+}
+
+/* The store failed: undo, count, and tell the caller not to ack. */
+static int ingest_store_failed(struct et_ingest *ig, struct et_ingest_reply *reply,
+                               int err, const char *what)
+{
+    et_store_rollback(ig->store);
+    ig->stats.store_errors++;
+    reply->kind = ET_INGEST_NONE;
+    et_error("ingest", "device %s: %s not stored: %s (the device will send it again)",
+             reply->device, what, strerror(-err));
+    return err;
+}
+
+/*
+ * What et_wire_decode_batch() does not check and this file relies on: the
+ * seq fits the store's signed 64-bit column and every sample's wall time is
+ * representable. (Metric indexes, values, seq 0 and oldest_seq are the
+ * codec's checks, see codec.h.)
+ */
+static int ingest_check_batch(struct et_ingest *ig, const Edgetel__V1__Batch *b,
+                              char *why, size_t whylen)
+{
+    int64_t wall;
+
+    if (b->seq > (uint64_t)INT64_MAX) {
+        snprintf(why, whylen, "seq %" PRIu64 " is above the largest the store keeps (%"
+                 PRId64 ")", (uint64_t)b->seq, INT64_MAX);
+        return -EBADMSG;
+    }
+    /* The codec bounds each delta and the number of samples, so their sum
+     * stays far below 2^62; bounding the bases too keeps the running sum in
+     * et_wire_sample_times() from overflowing. No real clock is near this. */
+    if (b->base_mono_ms > INGEST_TIME_LIMIT || b->base_mono_ms < -INGEST_TIME_LIMIT ||
+        b->base_wall_ms > INGEST_TIME_LIMIT || b->base_wall_ms < -INGEST_TIME_LIMIT) {
+        snprintf(why, whylen, "base time out of range (mono %" PRId64 ", wall %" PRId64 ")",
+                 b->base_mono_ms, b->base_wall_ms);
+        return -EBADMSG;
+    }
+    if (grow((void **)&ig->mono, &ig->mono_cap, b->n_samples, sizeof(*ig->mono)) < 0)
+        return -ENOMEM;
+    et_wire_sample_times(b, ig->mono);
+    for (size_t i = 0; i < b->n_samples; i++) {
+        if (__builtin_sub_overflow(ig->mono[i], b->base_mono_ms, &wall) ||
+            __builtin_add_overflow(wall, b->base_wall_ms, &wall)) {
+            snprintf(why, whylen, "sample %zu: time out of range", i);
+            return -EBADMSG;
+        }
+    }
+    return 0;
+}
+
+static void ingest_value(const Edgetel__V1__Sample *s, struct et_store_value *v)
+{
+    switch (s->value_case) {
+    case EDGETEL__V1__SAMPLE__VALUE_F64:
+        v->type = ET_TYPE_F64;
+        v->u.f64 = s->f64;
+        break;
+    case EDGETEL__V1__SAMPLE__VALUE_I64:
+        v->type = ET_TYPE_I64;
+        v->u.i64 = s->i64;
+        break;
+    case EDGETEL__V1__SAMPLE__VALUE_B:
+        v->type = ET_TYPE_BOOL;
+        v->u.b = s->b;
+        break;
+    default:   /* STR; the codec refuses a sample without a value */
+        v->type = ET_TYPE_STR;
+        v->u.str = s->str;
+        break;
+    }
+}
+
+static void ingest_boot_hex(const ProtobufCBinaryData *boot_id, char *out)
+{
+    if (boot_id->len == ET_BOOT_ID_LEN)
+        et_store_hex(boot_id->data, boot_id->len, out);
+    else
+        out[0] = '\0';
+}
+
+/* Store the batch's rows; the transaction is open. */
+static int ingest_store_rows(struct et_ingest *ig, const Edgetel__V1__Batch *b,
+                             const char *device, const char *boot_hex, int64_t now_ms)
+{
+    struct et_store_batch row = {
+        .device = device,
+        .seq = b->seq,
+        .received_ms = now_ms,
+        .n_samples = (uint32_t)b->n_samples,
+        .historical = b->historical,
+        .boot_id_hex = boot_hex,
+        .time_quality = (enum et_time_quality)b->time_quality,
+    };
+    int ret;
+
+    if (grow((void **)&ig->metric_ids, &ig->metric_cap, b->n_metrics,
+             sizeof(*ig->metric_ids)) < 0)
+        return -ENOMEM;
+    for (size_t i = 0; i < b->n_metrics; i++) {
+        ret = et_store_metric_id(ig->store, device, b->metrics[i]->name,
+                                 b->metrics[i]->unit, &ig->metric_ids[i]);
+        if (ret < 0)
+            return ret;
+    }
+    ret = et_store_insert_batch(ig->store, &row);
+    if (ret < 0)
+        return ret;
+    for (size_t i = 0; i < b->n_samples; i++) {
+        const Edgetel__V1__Sample *s = b->samples[i];
+        struct et_store_sample smp = {
+            .metric_id = ig->metric_ids[s->metric],
+            /* Overflow was ruled out by ingest_check_batch(). */
+            .ts_ms = b->base_wall_ms + (ig->mono[i] - b->base_mono_ms),
+            .mono_ms = ig->mono[i],
+            .time_quality = s->time_quality != EDGETEL__V1__TIME_QUALITY__TIME_QUALITY_UNSPECIFIED
+                ? (enum et_time_quality)s->time_quality
+                : (enum et_time_quality)b->time_quality,
+            .seq = b->seq,
+        };
+
+        ingest_value(s, &smp.value);
+        ret = et_store_insert_sample(ig->store, &smp);
+        if (ret < 0)
+            return ret;
+    }
+    return 0;
+}
+
+static int ingest_make_ack(struct et_ingest *ig, struct et_ingest_reply *reply)
+{
+    uint64_t sel = reply->seq;
+    size_t len;
+    int ret;
+
+    snprintf(ig->ack_topic, sizeof(ig->ack_topic), "%s/v1/%s/ack", ig->root, reply->device);
+    free(ig->ack);
+    ig->ack = NULL;
+    ret = et_wire_encode_ack(reply->device, reply->acked_through, &sel,
+                             reply->seq > reply->acked_through ? 1 : 0, &ig->ack, &len);
+    if (ret < 0)
+        return ret;
+    reply->ack_topic = ig->ack_topic;
+    reply->ack = ig->ack;
+    reply->ack_len = len;
+    return 0;
+}
+
+static int ingest_batch(struct et_ingest *ig, const char *topic, const void *payload,
+                        size_t len, int64_t now_ms, struct et_ingest_reply *reply)
+{
+    char why[256];
+    char boot_hex[2 * ET_BOOT_ID_LEN + 1];
+    Edgetel__V1__Batch *b = NULL;
+    bool seen = false, created = false;
+    uint64_t floor;
+    int ret;
+
+    ret = et_wire_decode_batch(payload, len, &b, why, sizeof(why));
+    if (ret < 0)
+        return ingest_malformed(ig, reply, topic, "batch", why);
+    if (strcmp(b->device_id, reply->device) != 0) {
+        snprintf(why, sizeof(why), "device_id \"%.64s\" differs from the topic's",
+                 b->device_id);
+        ret = ingest_malformed(ig, reply, topic, "batch", why);
+        goto out;
+    }
+    ret = ingest_check_batch(ig, b, why, sizeof(why));
+    if (ret == -EBADMSG) {
+        ret = ingest_malformed(ig, reply, topic, "batch", why);
+        goto out;
+    }
+    if (ret < 0)
+        goto out;
+    ingest_boot_hex(&b->boot_id, boot_hex);
+    reply->seq = b->seq;
+    floor = b->oldest_seq > 0 ? b->oldest_seq - 1 : 0;
+
+    ret = et_store_begin(ig->store);
+    if (ret < 0) {
+        ret = ingest_store_failed(ig, reply, ret, "batch");
+        goto out;
+    }
+    ret = et_store_batch_seen(ig->store, reply->device, b->seq, &seen);
+    if (ret == 0)
+        ret = et_store_device_seen(ig->store, reply->device, now_ms, boot_hex,
+                                   seen ? 0 : b->n_samples, &created);
+    if (ret == 0 && !seen)
+        ret = ingest_store_rows(ig, b, reply->device, boot_hex, now_ms);
+    if (ret == 0)
+        ret = et_store_advance_ack(ig->store, reply->device, floor, &reply->acked_through);
+    if (ret == 0)
+        ret = et_store_commit(ig->store);
+    if (ret < 0) {
+        ret = ingest_store_failed(ig, reply, ret, "batch");
+        goto out;
+    }
+
+    reply->new_device = created;
+    if (created) {
+        ig->stats.new_devices++;
+        et_info("ingest", "new device %s (first batch seq %" PRIu64 ")",
+                reply->device, (uint64_t)b->seq);
+    }
+    if (seen) {
+        reply->kind = ET_INGEST_DUPLICATE;
+        ig->stats.duplicates++;
+        et_debug("ingest", "device %s: seq %" PRIu64 " again (duplicate), acked through %"
+                 PRIu64, reply->device, (uint64_t)b->seq, reply->acked_through);
+    } else {
+        reply->kind = ET_INGEST_STORED;
+        ig->stats.batches++;
+        ig->stats.samples += b->n_samples;
+        et_debug("ingest", "device %s: seq %" PRIu64 " stored (%zu samples%s), acked"
+                 " through %" PRIu64, reply->device, (uint64_t)b->seq, b->n_samples,
+                 b->historical ? ", historical" : "", reply->acked_through);
+    }
+    ret = ingest_make_ack(ig, reply);
+    if (ret < 0)
+        et_error("ingest", "device %s: encoding the ack for seq %" PRIu64 ": %s",
+                 reply->device, (uint64_t)b->seq, strerror(-ret));
+out:
+    et_wire_free_batch(b);
+    return ret;
+}
+
+static int ingest_status(struct et_ingest *ig, const char *topic, const void *payload,
+                         size_t len, int64_t now_ms, struct et_ingest_reply *reply)
+{
+    char why[256];
+    char boot_hex[2 * ET_BOOT_ID_LEN + 1];
+    Edgetel__V1__Status *st = NULL;
+    struct et_store_status row;
+    bool created = false;
+    int ret;
+
+    if (len == 0) {
+        /* Someone cleared the retained status (a device taken out of
+         * service); the device's row keeps its last state. */
+        reply->kind = ET_INGEST_IGNORED;
+        ig->stats.ignored++;
+        et_debug("ingest", "device %s: retained status cleared", reply->device);
+        return 0;
+    }
+    ret = et_wire_decode_status(payload, len, &st, why, sizeof(why));
+    if (ret < 0)
+        return ingest_malformed(ig, reply, topic, "status", why);
+    if (strcmp(st->device_id, reply->device) != 0) {
+        snprintf(why, sizeof(why), "device_id \"%.64s\" differs from the topic's",
+                 st->device_id);
+        ret = ingest_malformed(ig, reply, topic, "status", why);
+        goto out;
+    }
+    ingest_boot_hex(&st->boot_id, boot_hex);
+    row = (struct et_store_status){
+        .device = reply->device,
+        .online = st->online,
+        .boot_id_hex = boot_hex,
+        .agent_version = st->agent_version,
+        .outbox_batches = st->outbox_batches,
+        .dropped_samples = st->dropped_samples,
+        .clock_synced = st->clock_synced,
+        .reason = st->reason,
+        .device_wall_ms = st->wall_ms,
+    };
+    ret = et_store_begin(ig->store);
+    if (ret == 0)
+        ret = et_store_device_status(ig->store, &row, now_ms, &created);
+    if (ret == 0)
+        ret = et_store_commit(ig->store);
+    if (ret < 0) {
+        ret = ingest_store_failed(ig, reply, ret, "status");
+        goto out;
+    }
+    reply->kind = ET_INGEST_STATUS;
+    reply->new_device = created;
+    ig->stats.statuses++;
+    if (created) {
+        ig->stats.new_devices++;
+        et_info("ingest", "new device %s (first heard in a status)", reply->device);
+    }
+    et_info("ingest", "device %s %s%s%s%s%s", reply->device,
+            st->online ? "online" : "offline",
+            st->agent_version[0] ? ", agent " : "", st->agent_version,
+            st->reason[0] ? ": " : "", st->reason);
+out:
+    edgetel__v1__status__free_unpacked(st, NULL);
+    return ret;
+}
+
+int et_ingest_message(struct et_ingest *ig, const char *topic, const void *payload,
+                      size_t len, int64_t now_ms, struct et_ingest_reply *reply)
+{
+    const char *leaf = NULL;
+    int ret;
+
+    *reply = (struct et_ingest_reply){ .kind = ET_INGEST_NONE };
+    ret = et_ingest_parse_topic(ig->root, topic, reply->device, &leaf);
+    if (ret == -ENOENT) {
+        reply->kind = ET_INGEST_IGNORED;
+        ig->stats.ignored++;
+        et_debug("ingest", "ignored a message on %s (not under %s/v1/)", topic, ig->root);
+        return 0;
+    }
+    if (ret < 0)
+        return ingest_malformed(ig, reply, topic, "message",
+                                "the topic has no valid device id level");
+    if (strcmp(leaf, "telemetry") == 0)
+        return ingest_batch(ig, topic, payload, len, now_ms, reply);
+    if (strcmp(leaf, "status") == 0)
+        return ingest_status(ig, topic, payload, len, now_ms, reply);
+    reply->kind = ET_INGEST_IGNORED;
+    ig->stats.ignored++;
+    et_debug("ingest", "ignored a message on %s", topic);
+    return 0;
+}

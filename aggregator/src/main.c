@@ -1,0 +1,363 @@
+/*
+ * edgetel-aggregator: takes telemetry from the broker, stores it, and
+ * acknowledges it to the devices. See ingest.h for what happens to each
+ * message and agg_config.h for the config file.
+ *
+ * One thread: poll() on the MQTT seam's event descriptor and a signalfd.
+ * SIGINT/SIGTERM stop it cleanly: the message being handled is finished
+ * (stored and acked), messages still queued are left to the devices to
+ * send again, the MQTT session is closed and the store is closed.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "edgetel/agg_config.h"
+#include "edgetel/ingest.h"
+#include "edgetel/log.h"
+#include "edgetel/mqtt.h"
+#include "edgetel/store.h"
+#include "edgetel/version.h"
+
+#define PROG "edgetel-aggregator"
+/* How long a clean stop waits for the broker to take the DISCONNECT. */
+#define STOP_DISCONNECT_MS 2000
+
+struct aggregator {
+    struct et_agg_config cfg;
+    struct et_store *store;
+    struct et_ingest *ingest;
+    struct et_mqtt *mqtt;
+    int sigfd;
+    bool stopping;
+    char client_id[128];
+    char sub_telemetry[ET_TOPIC_ROOT_MAX + 128];
+    char sub_status[ET_TOPIC_ROOT_MAX + 32];
+    /* For the periodic summary. */
+    struct et_ingest_stats last;
+    uint64_t acks_sent, acks_unsent, acks_failed;
+    int64_t next_stats_ms;
+};
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: " PROG " --config FILE\n"
+            "       " PROG " --help | --version\n"
+            "\n"
+            "Takes edgetel telemetry from an MQTT 5 broker, stores each batch once\n"
+            "(deduplicated by device and sequence number) and acknowledges it to the\n"
+            "device after the store has committed it. Several instances may run\n"
+            "against one broker and one store: they share the telemetry through the\n"
+            "shared subscription $share/<share_group>/<topic_root>/v1/+/telemetry.\n"
+            "\n"
+            "options:\n"
+            "  -c, --config FILE  the config file (INI), described below\n"
+            "  -h, --help         this text\n"
+            "  -V, --version      print the version\n"
+            "\n"
+            "Config file keys, with their defaults (';' marks a default):\n\n");
+    et_agg_config_print_help(out);
+}
+
+/* A signal came: stop after the current message. Never blocks. */
+static bool stop_requested(struct aggregator *a)
+{
+    struct signalfd_siginfo si;
+
+    if (a->stopping)
+        return true;
+    if (read(a->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        et_info("main", "%s received: stopping", strsignal((int)si.ssi_signo));
+        a->stopping = true;
+    }
+    return a->stopping;
+}
+
+static void publish_ack(struct aggregator *a, const struct et_ingest_reply *r)
+{
+    int rc = et_mqtt_publish(a->mqtt, r->ack_topic, r->ack, r->ack_len, 1, false);
+
+    if (rc > 0) {
+        a->acks_sent++;
+        return;
+    }
+    /* The batch is stored; the device sends it again when no ack comes
+     * and gets one then, as a duplicate. */
+    a->acks_unsent++;
+    et_warn("main", "device %s: ack through %" PRIu64 " not published: %s (the device will "
+            "send seq %" PRIu64 " again and be acked then)", r->device, r->acked_through,
+            rc == -ENOTCONN ? "not connected to the broker"
+            : rc == -EAGAIN ? "too many acks in flight (raise [mqtt] max_inflight?)"
+            : strerror(-rc), r->seq);
+}
+
+static void on_message(struct aggregator *a, const struct et_mqtt_event *ev)
+{
+    struct et_ingest_reply reply;
+    int rc;
+
+    rc = et_ingest_message(a->ingest, ev->topic, ev->payload, ev->len, wall_ms(), &reply);
+    if (rc < 0)
+        return;   /* logged by ingest; no ack, so the device sends it again */
+    if (reply.ack)
+        publish_ack(a, &reply);
+}
+
+static void on_event(void *ctx, const struct et_mqtt_event *ev)
+{
+    struct aggregator *a = ctx;
+
+    switch (ev->type) {
+    case ET_MQTT_CONNECTED:
+        et_info("mqtt", "connected to %s:%d; subscribed to %s and %s", a->cfg.host,
+                a->cfg.port, a->sub_telemetry, a->sub_status);
+        break;
+    case ET_MQTT_DISCONNECTED:
+        et_warn("mqtt", "broker %s:%d: %s (reconnecting)", a->cfg.host, a->cfg.port,
+                ev->reason ? ev->reason : "disconnected");
+        break;
+    case ET_MQTT_MESSAGE:
+        /* Finish the message in hand, take no new one after a signal. */
+        if (!stop_requested(a))
+            on_message(a, ev);
+        break;
+    case ET_MQTT_PUBLISHED:
+        break;
+    case ET_MQTT_PUBLISH_FAILED:
+        a->acks_failed++;
+        et_debug("mqtt", "ack publish %d failed: %s", ev->token,
+                 ev->reason ? ev->reason : "unknown reason");
+        break;
+    }
+}
+
+static void log_stats(struct aggregator *a, const char *when)
+{
+    const struct et_ingest_stats *s = et_ingest_stats(a->ingest);
+
+    et_info("main", "%s: %" PRIu64 " batches, %" PRIu64 " samples stored, %" PRIu64
+            " duplicates, %" PRIu64 " malformed, %" PRIu64 " statuses, %" PRIu64
+            " new devices, %" PRIu64 " store errors; acks: %" PRIu64 " sent, %" PRIu64
+            " not sent, %" PRIu64 " failed",
+            when, s->batches - a->last.batches, s->samples - a->last.samples,
+            s->duplicates - a->last.duplicates, s->malformed - a->last.malformed,
+            s->statuses - a->last.statuses, s->new_devices - a->last.new_devices,
+            s->store_errors - a->last.store_errors, a->acks_sent, a->acks_unsent,
+            a->acks_failed);
+    a->last = *s;
+    a->acks_sent = a->acks_unsent = a->acks_failed = 0;
+}
+
+static int block_signals(int *fd)
+{
+    sigset_t set;
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    /* Blocked before any thread exists, so Paho's threads inherit it and
+     * the signals reach only the signalfd. */
+    if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
+        return -errno;
+    *fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    return *fd < 0 ? -errno : 0;
+}
+
+static int setup_mqtt(struct aggregator *a)
+{
+    const struct et_agg_config *c = &a->cfg;
+    struct et_mqtt_cfg mc = {
+        .host = c->host,
+        .port = c->port,
+        .client_id = a->client_id,
+        .tls = !c->insecure,
+        .ca_file = c->ca_file,
+        .cert_file = c->cert_file,
+        .key_file = c->key_file,
+        .keepalive_s = (int)(c->keepalive_ms / 1000),
+        .min_backoff_ms = (int)c->backoff_min_ms,
+        .max_backoff_ms = (int)c->backoff_max_ms,
+        .max_inflight = (int)c->max_inflight,
+    };
+    char host[64];
+    int rc;
+
+    if (c->instance_id) {
+        snprintf(a->client_id, sizeof(a->client_id), "edgetel-aggregator-%s", c->instance_id);
+    } else {
+        if (gethostname(host, sizeof(host)) != 0)
+            snprintf(host, sizeof(host), "unknown");
+        host[sizeof(host) - 1] = '\0';
+        snprintf(a->client_id, sizeof(a->client_id), "edgetel-aggregator-%s-%ld", host,
+                 (long)getpid());
+    }
+    snprintf(a->sub_telemetry, sizeof(a->sub_telemetry), "$share/%s/%s/v1/+/telemetry",
+             c->share_group, c->topic_root);
+    /*
+     * Status goes to every instance, not through the share: it is retained,
+     * and a broker sends retained messages to plain subscriptions only
+     * (MQTT 5 §4.8.2; mosquitto skips $share/ filters when it queues
+     * retained messages). Through the share, an aggregator started after
+     * its devices would never learn that they are online. Recording a
+     * status is idempotent, so N instances recording it is harmless.
+     */
+    snprintf(a->sub_status, sizeof(a->sub_status), "%s/v1/+/status", c->topic_root);
+
+    if (c->insecure)
+        et_warn("mqtt", "insecure = true: plain TCP to %s:%d; anyone on the path can read "
+                "telemetry and forge acks. Use mutual TLS outside a lab.", c->host, c->port);
+    rc = et_mqtt_create(&a->mqtt, &mc);
+    if (rc < 0) {
+        et_error("mqtt", "cannot set up the MQTT client for %s:%d: %s", c->host, c->port,
+                 strerror(-rc));
+        return rc;
+    }
+    rc = et_mqtt_subscribe(a->mqtt, a->sub_telemetry, 1);
+    if (rc == 0)
+        rc = et_mqtt_subscribe(a->mqtt, a->sub_status, 1);
+    if (rc == 0)
+        rc = et_mqtt_start(a->mqtt);
+    if (rc < 0)
+        et_error("mqtt", "cannot start the MQTT client: %s", strerror(-rc));
+    return rc;
+}
+
+static int run(struct aggregator *a)
+{
+    struct pollfd pfd[2] = {
+        { .fd = a->sigfd, .events = POLLIN },
+        { .fd = et_mqtt_fd(a->mqtt), .events = POLLIN },
+    };
+    int64_t now;
+    int timeout, n;
+
+    a->next_stats_ms = mono_ms() + a->cfg.stats_interval_ms;
+    while (!stop_requested(a)) {
+        now = mono_ms();
+        if (now >= a->next_stats_ms) {
+            log_stats(a, "last interval");
+            a->next_stats_ms = now + a->cfg.stats_interval_ms;
+        }
+        timeout = (int)(a->next_stats_ms - now);
+        n = poll(pfd, 2, timeout);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            et_error("main", "poll: %s", strerror(errno));
+            return -errno;
+        }
+        if (pfd[1].revents & POLLIN)
+            et_mqtt_dispatch(a->mqtt, on_event, a);
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "config", required_argument, NULL, 'c' },
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
+        { NULL, 0, NULL, 0 },
+    };
+    struct aggregator a = { .sigfd = -1 };
+    const char *config = NULL;
+    char err[512];
+    int opt, rc, status = 1;
+
+    et_log_init(PROG, ET_LOG_INFO);
+    while ((opt = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            config = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'V':
+            printf(PROG " %s\n", ET_VERSION);
+            return 0;
+        default:
+            fprintf(stderr, PROG ": try --help\n");
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, PROG ": unexpected argument \"%s\" (try --help)\n", argv[optind]);
+        return 2;
+    }
+    if (!config) {
+        fprintf(stderr, PROG ": no config file: use --config FILE (try --help)\n");
+        return 2;
+    }
+    rc = et_agg_config_load(config, &a.cfg, err, sizeof(err));
+    if (rc < 0) {
+        fprintf(stderr, PROG ": config: %s\n", err);
+        return 2;
+    }
+    et_log_init(PROG, a.cfg.log_level);
+
+    rc = block_signals(&a.sigfd);
+    if (rc < 0) {
+        et_error("main", "cannot set up signal handling: %s", strerror(-rc));
+        goto out;
+    }
+    rc = et_store_open(&a.store, et_agg_store_types[a.cfg.store_type], a.cfg.store_path, 0,
+                       err, sizeof(err));
+    if (rc < 0) {
+        et_error("store", "%s store %s: %s", et_agg_store_types[a.cfg.store_type],
+                 a.cfg.store_path, err);
+        goto out;
+    }
+    rc = et_ingest_create(&a.ingest, a.store, a.cfg.topic_root);
+    if (rc < 0) {
+        et_error("main", "cannot set up ingest: %s", strerror(-rc));
+        goto out;
+    }
+    rc = setup_mqtt(&a);
+    if (rc < 0)
+        goto out;
+    et_info("main", PROG " %s started: instance %s, store %s %s, broker %s:%d (%s), "
+            "topic root %s, share group %s", ET_VERSION, a.client_id,
+            et_agg_store_types[a.cfg.store_type], a.cfg.store_path, a.cfg.host, a.cfg.port,
+            a.cfg.insecure ? "plain TCP" : "mutual TLS", a.cfg.topic_root, a.cfg.share_group);
+
+    if (run(&a) == 0)
+        status = 0;
+    log_stats(&a, "since the last summary");
+out:
+    et_mqtt_destroy(a.mqtt, STOP_DISCONNECT_MS);
+    et_ingest_destroy(a.ingest);
+    et_store_close(a.store);
+    if (a.sigfd >= 0)
+        close(a.sigfd);
+    et_agg_config_free(&a.cfg);
+    if (status == 0)
+        et_info("main", "stopped");
+    return status;
+}

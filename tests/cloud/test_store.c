@@ -1,0 +1,433 @@
+/*
+ * The SQLite store on its own: schema creation and versioning, read-only
+ * opening, transactions, the ack walk, metric units, and the queries
+ * edgetelctl relies on.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "edgetel/log.h"
+#include "edgetel/store.h"
+
+struct fixture {
+    char dir[64];
+    char path[128];
+    struct et_store *store;
+};
+
+static void remove_db(const char *path)
+{
+    char p[256];
+
+    unlink(path);
+    snprintf(p, sizeof(p), "%s-wal", path);
+    unlink(p);
+    snprintf(p, sizeof(p), "%s-shm", path);
+    unlink(p);
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    char err[256];
+
+    assert_non_null(f);
+    snprintf(f->dir, sizeof(f->dir), "/tmp/et-store-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->path, sizeof(f->path), "%s/agg.db", f->dir);
+    assert_int_equal(et_store_open(&f->store, "sqlite", f->path, 0, err, sizeof(err)), 0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+
+    et_store_close(f->store);
+    remove_db(f->path);
+    rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+static void exec_sql(const char *path, const char *sql)
+{
+    sqlite3 *db;
+
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+/* Store one batch of device with n samples of metric, at ts0, ts0+1000, ... */
+static void put_batch(struct et_store *s, const char *device, uint64_t seq, const char *metric,
+                      const char *unit, int64_t ts0, int n)
+{
+    struct et_store_batch b = {
+        .device = device, .seq = seq, .received_ms = ts0, .n_samples = (uint32_t)n,
+        .boot_id_hex = "", .time_quality = ET_TQ_SYNCED,
+    };
+    int64_t id;
+
+    assert_int_equal(et_store_begin(s), 0);
+    assert_int_equal(et_store_device_seen(s, device, ts0, "", (uint64_t)n, NULL), 0);
+    assert_int_equal(et_store_metric_id(s, device, metric, unit, &id), 0);
+    assert_int_equal(et_store_insert_batch(s, &b), 0);
+    for (int i = 0; i < n; i++) {
+        struct et_store_sample smp = {
+            .metric_id = id, .ts_ms = ts0 + i * 1000, .mono_ms = i * 1000,
+            .value = { .type = ET_TYPE_I64, .u.i64 = i }, .time_quality = ET_TQ_SYNCED,
+            .seq = seq,
+        };
+
+        assert_int_equal(et_store_insert_sample(s, &smp), 0);
+    }
+    assert_int_equal(et_store_commit(s), 0);
+}
+
+static void test_open_errors(void **state)
+{
+    struct fixture *f = *state;
+    struct et_store *s;
+    char err[256], path[192];
+
+    /* edgetelctl on a path that is not there: no file gets created. */
+    snprintf(path, sizeof(path), "%s/missing.db", f->dir);
+    assert_int_equal(et_store_open(&s, "sqlite", path, ET_STORE_READONLY, err, sizeof(err)),
+                     -ENOENT);
+    assert_null(s);
+    assert_string_equal(err, "no such file");
+    assert_int_equal(access(path, F_OK), -1);
+
+    assert_int_equal(et_store_open(&s, "postgres", path, 0, err, sizeof(err)),
+                     -EPROTONOSUPPORT);
+    assert_non_null(strstr(err, "postgres"));
+
+    /* Somebody else's database is left alone. */
+    snprintf(path, sizeof(path), "%s/other.db", f->dir);
+    exec_sql(path, "CREATE TABLE t (x)");
+    assert_int_equal(et_store_open(&s, "sqlite", path, 0, err, sizeof(err)), -EPROTO);
+    assert_non_null(strstr(err, "not an edgetel store"));
+    remove_db(path);
+
+    /* A store from a newer edgetel. */
+    snprintf(path, sizeof(path), "%s/newer.db", f->dir);
+    exec_sql(path, "PRAGMA user_version = 99");
+    assert_int_equal(et_store_open(&s, "sqlite", path, 0, err, sizeof(err)), -EPROTO);
+    assert_non_null(strstr(err, "newer"));
+    remove_db(path);
+
+    /* Not a database at all. */
+    snprintf(path, sizeof(path), "%s/text.db", f->dir);
+    FILE *fp = fopen(path, "w");
+
+    assert_non_null(fp);
+    fputs("this is not a database, just a file that someone pointed the store at\n", fp);
+    fclose(fp);
+    assert_int_equal(et_store_open(&s, "sqlite", path, ET_STORE_READONLY, err, sizeof(err)),
+                     -EPROTO);
+    assert_int_equal(et_store_open(&s, "sqlite", path, 0, err, sizeof(err)), -EPROTO);
+    remove_db(path);
+
+    /* A directory that does not exist. */
+    snprintf(path, sizeof(path), "%s/no/such/dir/agg.db", f->dir);
+    assert_true(et_store_open(&s, "sqlite", path, 0, err, sizeof(err)) < 0);
+    assert_non_null(strstr(err, "directory"));
+}
+
+static void test_reopen_keeps_data(void **state)
+{
+    struct fixture *f = *state;
+    struct et_store *ro;
+    char err[256];
+    bool seen = false;
+
+    put_batch(f->store, "dev1", 1, "m", "1", 1000, 3);
+    et_store_close(f->store);
+    assert_int_equal(et_store_open(&f->store, "sqlite", f->path, 0, err, sizeof(err)), 0);
+    assert_int_equal(et_store_batch_seen(f->store, "dev1", 1, &seen), 0);
+    assert_true(seen);
+
+    /* A reader beside the writer sees committed data. */
+    assert_int_equal(et_store_open(&ro, "sqlite", f->path, ET_STORE_READONLY, err,
+                                   sizeof(err)), 0);
+    assert_int_equal(et_store_batch_seen(ro, "dev1", 1, &seen), 0);
+    assert_true(seen);
+    assert_int_equal(et_store_batch_seen(ro, "dev1", 2, &seen), 0);
+    assert_false(seen);
+    put_batch(f->store, "dev1", 2, "m", "1", 5000, 1);
+    assert_int_equal(et_store_batch_seen(ro, "dev1", 2, &seen), 0);
+    assert_true(seen);
+    et_store_close(ro);
+}
+
+static void test_rollback_and_duplicate_key(void **state)
+{
+    struct fixture *f = *state;
+    struct et_store_batch b = {
+        .device = "dev1", .seq = 5, .received_ms = 1, .boot_id_hex = "",
+    };
+    bool seen = true, created = false;
+
+    assert_int_equal(et_store_begin(f->store), 0);
+    assert_int_equal(et_store_begin(f->store), -EALREADY);
+    assert_int_equal(et_store_device_seen(f->store, "dev1", 1, NULL, 0, &created), 0);
+    assert_true(created);
+    assert_int_equal(et_store_insert_batch(f->store, &b), 0);
+    assert_int_equal(et_store_rollback(f->store), 0);
+    assert_int_equal(et_store_batch_seen(f->store, "dev1", 5, &seen), 0);
+    assert_false(seen);
+
+    assert_int_equal(et_store_begin(f->store), 0);
+    assert_int_equal(et_store_device_seen(f->store, "dev1", 1, NULL, 0, &created), 0);
+    assert_true(created);   /* the rolled back row is gone */
+    assert_int_equal(et_store_insert_batch(f->store, &b), 0);
+    assert_int_equal(et_store_insert_batch(f->store, &b), -EEXIST);
+    assert_int_equal(et_store_commit(f->store), 0);
+    assert_int_equal(et_store_batch_seen(f->store, "dev1", 5, &seen), 0);
+    assert_true(seen);
+
+    /* A seq the signed column cannot hold. */
+    b.seq = UINT64_MAX;
+    assert_int_equal(et_store_begin(f->store), 0);
+    assert_int_equal(et_store_insert_batch(f->store, &b), -ERANGE);
+    assert_int_equal(et_store_rollback(f->store), 0);
+    assert_int_equal(et_store_batch_seen(f->store, "dev1", UINT64_MAX, &seen), 0);
+    assert_false(seen);
+}
+
+static void test_advance_ack(void **state)
+{
+    struct fixture *f = *state;
+    uint64_t ack = 99;
+
+    assert_int_equal(et_store_begin(f->store), 0);
+    assert_int_equal(et_store_advance_ack(f->store, "nobody", 0, &ack), -ENOENT);
+    assert_int_equal(et_store_rollback(f->store), 0);
+
+    for (uint64_t seq = 2; seq <= 4; seq++)
+        put_batch(f->store, "dev1", seq, "m", "1", 1000, 1);
+    put_batch(f->store, "dev1", 7, "m", "1", 1000, 1);
+
+    assert_int_equal(et_store_begin(f->store), 0);
+    assert_int_equal(et_store_advance_ack(f->store, "dev1", 0, &ack), 0);
+    assert_int_equal(ack, 0);    /* 1 missing */
+    assert_int_equal(et_store_advance_ack(f->store, "dev1", 1, &ack), 0);
+    assert_int_equal(ack, 4);    /* 1 evicted: 2..4 follow */
+    assert_int_equal(et_store_advance_ack(f->store, "dev1", 0, &ack), 0);
+    assert_int_equal(ack, 4);    /* never goes down */
+    assert_int_equal(et_store_advance_ack(f->store, "dev1", 5, &ack), 0);
+    assert_int_equal(ack, 5);    /* 6 missing */
+    assert_int_equal(et_store_advance_ack(f->store, "dev1", 6, &ack), 0);
+    assert_int_equal(ack, 7);
+    assert_int_equal(et_store_commit(f->store), 0);
+}
+
+struct metric_rows {
+    char names[8][32];
+    char units[8][16];
+    uint64_t samples[8];
+    int64_t first[8], last[8];
+    size_t n;
+};
+
+static int metric_cb(void *ctx, const struct et_store_metric *m)
+{
+    struct metric_rows *mr = ctx;
+
+    assert_true(mr->n < 8);
+    snprintf(mr->names[mr->n], sizeof(mr->names[0]), "%s", m->name);
+    snprintf(mr->units[mr->n], sizeof(mr->units[0]), "%s", m->unit);
+    mr->samples[mr->n] = m->samples;
+    mr->first[mr->n] = m->first_ts_ms;
+    mr->last[mr->n] = m->last_ts_ms;
+    mr->n++;
+    return 0;
+}
+
+static void test_metrics_and_units(void **state)
+{
+    struct fixture *f = *state;
+    struct metric_rows mr = { .n = 0 };
+    int64_t id1, id2;
+
+    put_batch(f->store, "dev1", 1, "temp", "Cel", 10000, 3);
+    put_batch(f->store, "dev1", 2, "cpu", "%", 20000, 2);
+    put_batch(f->store, "dev2", 1, "temp", "Cel", 10000, 1);
+
+    /* Same (device, name): same id; a changed unit is kept from now on. */
+    assert_int_equal(et_store_begin(f->store), 0);
+    assert_int_equal(et_store_metric_id(f->store, "dev1", "temp", "Cel", &id1), 0);
+    assert_int_equal(et_store_metric_id(f->store, "dev1", "temp", "K", &id2), 0);
+    assert_int_equal(id1, id2);
+    assert_int_equal(et_store_metric_id(f->store, "dev2", "temp", "Cel", &id2), 0);
+    assert_int_not_equal(id1, id2);
+    assert_int_equal(et_store_commit(f->store), 0);
+
+    assert_int_equal(et_store_metrics(f->store, "dev1", metric_cb, &mr), 0);
+    assert_int_equal(mr.n, 2);
+    assert_string_equal(mr.names[0], "cpu");
+    assert_string_equal(mr.units[0], "%");
+    assert_int_equal(mr.samples[0], 2);
+    assert_string_equal(mr.names[1], "temp");
+    assert_string_equal(mr.units[1], "K");
+    assert_int_equal(mr.samples[1], 3);
+    assert_int_equal(mr.first[1], 10000);
+    assert_int_equal(mr.last[1], 12000);
+}
+
+struct sample_ids {
+    int64_t ids[16];
+    int64_t ts[16];
+    char devices[16][16];
+    size_t n;
+};
+
+static int sample_cb(void *ctx, const struct et_store_sample *s)
+{
+    struct sample_ids *si = ctx;
+
+    assert_true(si->n < 16);
+    si->ids[si->n] = s->id;
+    si->ts[si->n] = s->ts_ms;
+    snprintf(si->devices[si->n], sizeof(si->devices[0]), "%s", s->device);
+    si->n++;
+    return 0;
+}
+
+static int stop_after_two(void *ctx, const struct et_store_sample *s)
+{
+    int *n = ctx;
+
+    return ++*n == 2 ? 42 : 0;
+}
+
+static void test_query_bounds_and_tail(void **state)
+{
+    struct fixture *f = *state;
+    struct et_store_query q = {
+        .device = "dev1", .metric = "temp", .since_ms = INT64_MIN, .until_ms = INT64_MAX,
+    };
+    struct sample_ids si = { .n = 0 };
+    int64_t last = -1;
+    int n = 0;
+
+    assert_int_equal(et_store_last_sample_id(f->store, &last), 0);
+    assert_int_equal(last, 0);
+
+    /* Stored out of time order: the query still returns time order. */
+    put_batch(f->store, "dev1", 2, "temp", "Cel", 20000, 2);   /* 20000, 21000 */
+    put_batch(f->store, "dev1", 1, "temp", "Cel", 10000, 2);   /* 10000, 11000 */
+    put_batch(f->store, "dev2", 1, "temp", "Cel", 15000, 1);
+
+    assert_int_equal(et_store_query(f->store, &q, sample_cb, &si), 0);
+    assert_int_equal(si.n, 4);
+    assert_int_equal(si.ts[0], 10000);
+    assert_int_equal(si.ts[3], 21000);
+
+    /* since inclusive, until exclusive. */
+    q.since_ms = 11000;
+    q.until_ms = 21000;
+    si.n = 0;
+    assert_int_equal(et_store_query(f->store, &q, sample_cb, &si), 0);
+    assert_int_equal(si.n, 2);
+    assert_int_equal(si.ts[0], 11000);
+    assert_int_equal(si.ts[1], 20000);
+
+    /* A callback's non-zero value stops the query and comes back. */
+    q.since_ms = INT64_MIN;
+    q.until_ms = INT64_MAX;
+    assert_int_equal(et_store_query(f->store, &q, stop_after_two, &n), 42);
+    assert_int_equal(n, 2);
+    /* ... and the statement is usable again. */
+    si.n = 0;
+    assert_int_equal(et_store_query(f->store, &q, sample_cb, &si), 0);
+    assert_int_equal(si.n, 4);
+
+    /* Tail: ids rise in the order rows landed, across devices. */
+    si.n = 0;
+    assert_int_equal(et_store_samples_after(f->store, 0, NULL, 100, sample_cb, &si), 0);
+    assert_int_equal(si.n, 5);
+    for (size_t i = 1; i < si.n; i++)
+        assert_true(si.ids[i] > si.ids[i - 1]);
+    assert_int_equal(si.ts[0], 20000);
+    assert_string_equal(si.devices[4], "dev2");
+    assert_int_equal(et_store_last_sample_id(f->store, &last), 0);
+    assert_int_equal(last, si.ids[4]);
+
+    si.n = 0;
+    assert_int_equal(et_store_samples_after(f->store, 0, "dev2", 100, sample_cb, &si), 0);
+    assert_int_equal(si.n, 1);
+    si.n = 0;
+    assert_int_equal(et_store_samples_after(f->store, 0, NULL, 2, sample_cb, &si), 0);
+    assert_int_equal(si.n, 2);
+    si.n = 0;
+    assert_int_equal(et_store_samples_after(f->store, last, NULL, 100, sample_cb, &si), 0);
+    assert_int_equal(si.n, 0);
+}
+
+static int count_devices(void *ctx, const struct et_store_device *d)
+{
+    (*(int *)ctx)++;
+    return 0;
+}
+
+static void test_two_writers_create_together(void **state)
+{
+    struct fixture *f = *state;
+    struct et_store *a, *b;
+    char err[256], path[192];
+    int n = 0;
+
+    /* Two aggregators opening one new file: both succeed, one schema. */
+    snprintf(path, sizeof(path), "%s/both.db", f->dir);
+    assert_int_equal(et_store_open(&a, "sqlite", path, 0, err, sizeof(err)), 0);
+    assert_int_equal(et_store_open(&b, "sqlite", path, 0, err, sizeof(err)), 0);
+    put_batch(a, "dev1", 1, "m", "1", 1000, 1);
+    put_batch(b, "dev2", 1, "m", "1", 1000, 1);
+    assert_int_equal(et_store_devices(a, NULL, count_devices, &n), 0);
+    assert_int_equal(n, 2);
+    et_store_close(a);
+    et_store_close(b);
+    remove_db(path);
+}
+
+static void test_hex(void **state)
+{
+    const uint8_t bytes[] = { 0x00, 0x0f, 0xa0, 0xff };
+    char out[9];
+
+    et_store_hex(bytes, sizeof(bytes), out);
+    assert_string_equal(out, "000fa0ff");
+    et_store_hex(bytes, 0, out);
+    assert_string_equal(out, "");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reopen_keeps_data, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rollback_and_duplicate_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_advance_ack, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_metrics_and_units, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_query_bounds_and_tail, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_two_writers_create_together, setup, teardown),
+        cmocka_unit_test(test_hex),
+    };
+
+    et_log_init("test_store", ET_LOG_ERROR);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -87,6 +87,9 @@ struct et_agent {
 
     /* Counters for the log and the agent's own metrics. */
     uint64_t batches_made;
+    uint64_t samples_stored;  /* samples in batches appended to the outbox */
+    uint64_t io_written_prev; /* /proc/self/io write_bytes at the last report */
+    uint64_t io_samples_prev;
     uint64_t batches_sent;
     uint64_t batches_acked;
     uint64_t resends;
@@ -147,6 +150,7 @@ static int agent_flush(struct et_agent *a, int64_t now_ms)
         et_info("outbox", "storing batches again (from seq %" PRIu64 ")", meta.seq);
     a->store_failing = false;
     a->batches_made++;
+    a->samples_stored += n;
     et_batch_reset(a->batch);
     uplink_pump(a, now_ms);
     return 0;
@@ -181,6 +185,20 @@ static void flush_job(void *ctx, int64_t now_ms)
     agent_flush(ctx, now_ms);
 }
 
+/* Bytes this process caused to be written to storage (/proc/self/io). */
+static int self_write_bytes(uint64_t *out)
+{
+    char buf[1024];
+    const char *p;
+
+    if (et_fs_read("/proc/self/io", buf, sizeof(buf)) < 0)
+        return -ENOENT;
+    p = strstr(buf, "\nwrite_bytes:");
+    if (!p || sscanf(p + 13, "%" SCNu64, out) != 1)
+        return -EBADMSG;
+    return 0;
+}
+
 /* The agent's own health, as metrics beside the collectors'. */
 static void self_metrics_job(void *ctx, int64_t now_ms)
 {
@@ -202,6 +220,22 @@ static void self_metrics_job(void *ctx, int64_t now_ms)
     agent_emit(a, "agent.inflight_batches", "1", &v);
     v = et_value_bool(a->connected);
     agent_emit(a, "agent.connected", "1", &v);
+
+    /* SD card wear: bytes written per sample stored since the last report. */
+    uint64_t written;
+
+    if (self_write_bytes(&written) == 0) {
+        uint64_t samples = a->samples_stored - a->io_samples_prev;
+
+        v = et_value_i64((int64_t)written);
+        agent_emit(a, "agent.bytes_written", "By", &v);
+        if (samples > 0 && a->io_written_prev > 0) {
+            v = et_value_f64((double)(written - a->io_written_prev) / (double)samples);
+            agent_emit(a, "agent.bytes_written_per_sample", "By", &v);
+        }
+        a->io_written_prev = written;
+        a->io_samples_prev = a->samples_stored;
+    }
 }
 
 /* ---- status --------------------------------------------------------------- */
@@ -786,7 +820,19 @@ static int print_value(void *ctx, const char *metric, const char *unit, const st
     const char *dot = strchr(metric, '.');
     const char *chan = dot ? dot + 1 : metric;
     const char *u = unit_for_person(unit ? unit : "");
+    double bytes = v->type == ET_TYPE_I64 ? (double)v->u.i64 : v->type == ET_TYPE_F64 ? v->u.f64 : 0;
 
+    if (unit && strcmp(unit, "By") == 0 && bytes >= 1024.0) {
+        static const char *const prefixes[] = { "KiB", "MiB", "GiB", "TiB" };
+        int k = -1;
+
+        while (bytes >= 1024.0 && k < 3) {
+            bytes /= 1024.0;
+            k++;
+        }
+        fprintf(out, "  %-28s %14.2f %s\n", chan, bytes, prefixes[k]);
+        return 0;
+    }
     switch (v->type) {
     case ET_TYPE_F64:
         fprintf(out, "  %-28s %14.3f %s\n", chan, v->u.f64, u);

@@ -18,16 +18,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "edgetel/ini.h"
 #include "edgetel/log.h"
 #include "driver.h"
 
 struct et_collector_cfg {
-    char *name;              /* [collector NAME] */
-    char *type;              /* driver name */
-    int64_t interval_ms;
-    bool enabled;
-    int line;                /* line of the section header */
-    struct et_kv *params;    /* driver keys, in file order */
+    char *name;              /* [collector NAME]: 1-32 of [a-z0-9_-] */
+    char *type;              /* driver name; et_driver_find() knows it */
+    int64_t interval_ms;     /* default 10 s, at least 100 ms */
+    bool enabled;            /* default true */
+    int line;                /* line of the section header; 0 for a default collector */
+    struct et_kv *params;    /* driver keys, in file order, each one the driver lists */
     size_t n_params;
 };
 
@@ -59,10 +60,24 @@ struct et_config {
     size_t n_collectors;
 };
 
+/* Largest config file et_config_load() reads. */
+#define ET_CONFIG_MAX_BYTES (1024 * 1024)
+
 /**
  * Parse a config file into *out (zeroed first, defaults applied). On error
  * returns -EINVAL (or -errno when the file cannot be read), leaves *out
  * empty, and writes "PATH:LINE: what is wrong" into err.
+ *
+ * The whole result is validated before it is returned, so a caller can
+ * parse a new config into a fresh struct and swap it in only on success.
+ * Checks of the whole name the key and, where it has one, its line:
+ * mutual TLS files are required when host is set unless insecure = true,
+ * cert and key go together, backoff_min <= backoff_max, keepalive is whole
+ * seconds, topic_root is one topic level, device_id (or the host name it
+ * defaults to) passes et_device_id_valid(), every collector has a type
+ * that names a built-in driver and only keys that driver lists.
+ * A file without any [collector] section gets the default system set:
+ * cpu, memory, load and uptime (those built in) every 10 s.
  */
 int et_config_load(const char *path, struct et_config *out, char *err, size_t errlen);
 
@@ -70,7 +85,18 @@ int et_config_load(const char *path, struct et_config *out, char *err, size_t er
 int et_config_parse(const char *text, const char *name, struct et_config *out,
                     char *err, size_t errlen);
 
+/** Free what *c holds and zero it; NULL is a no-op. */
 void et_config_free(struct et_config *c);
+
+/**
+ * The table of [agent] and [mqtt] keys with their defaults and help, for
+ * documentation, --help and tests. [collector NAME] keys are
+ * et_config_collector_keys().
+ */
+const struct et_ini_schema *et_config_schema(void);
+
+/** The keys every [collector NAME] takes besides its driver's params. */
+const struct et_ini_key *et_config_collector_keys(size_t *n);
 
 /* Value parsers (durations, sizes, booleans) live in edgetel/parse.h. */
 

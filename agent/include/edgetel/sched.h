@@ -6,6 +6,11 @@
  * due time advances by whole intervals from the previous due time (no
  * drift); when the loop fell behind by more than one interval, missed runs
  * are skipped, not replayed, so a stall never causes a burst.
+ *
+ * Jobs due in the same call run in order of due time, then of id (the
+ * order they were added). A job may call et_sched_add(), _set_interval()
+ * and _remove() from its callback; a job added then runs in a later call
+ * at the earliest. Not thread-safe: one loop owns a scheduler.
  */
 #ifndef EDGETEL_SCHED_H
 #define EDGETEL_SCHED_H
@@ -29,6 +34,12 @@ int et_sched_add(struct et_sched *s, int64_t interval_ms, int64_t first_delay_ms
 
 /** Change a job's interval; its next run is now_ms + interval_ms if sooner. */
 int et_sched_set_interval(struct et_sched *s, int id, int64_t interval_ms, int64_t now_ms);
+
+/**
+ * Remove a job; it never runs again, also not later in a run_due() that is
+ * under way. Its id is not given out again. Returns 0 or -ENOENT.
+ */
+int et_sched_remove(struct et_sched *s, int id);
 
 /** Earliest due time of any job, INT64_MAX when there is none. */
 int64_t et_sched_next_due(const struct et_sched *s);

@@ -1,0 +1,507 @@
+#include "edgetel/config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "edgetel/codec.h"
+#include "edgetel/ini.h"
+
+#define MS(s) ((int64_t)(s) * 1000)
+
+/* Longest collector name: it prefixes every metric name of the collector. */
+#define COLLECTOR_NAME_MAX 32
+/* Longest topic_root: one MQTT topic level, kept short so topics stay small. */
+#define TOPIC_ROOT_MAX 64
+/* The default system set when a file has no [collector] section. */
+static const char *const default_collectors[] = { "cpu", "memory", "load", "uptime" };
+#define DEFAULT_INTERVAL "10s"
+
+static const struct et_ini_key config_keys[] = {
+    { "agent", "device_id", ET_INI_STRING, ET_INI_FIELD(struct et_config, device_id), NULL,
+      .help = "this board's id, one MQTT topic level: 1-64 of A-Z a-z 0-9 . _ - "
+              "(default: the host name)" },
+    { "agent", "data_dir", ET_INI_STRING, ET_INI_FIELD(struct et_config, data_dir),
+      "/var/lib/edgetel", .help = "where the outbox and the agent's state live" },
+    { "agent", "batch_interval", ET_INI_DURATION,
+      ET_INI_FIELD(struct et_config, batch_interval_ms), "5s", 100, MS(3600),
+      .help = "how long samples gather before they are sealed into a batch" },
+    { "agent", "batch_max_samples", ET_INI_INT,
+      ET_INI_FIELD(struct et_config, batch_max_samples), "1000", 1, 50000,
+      .help = "a batch is sealed early when it holds this many samples" },
+    { "agent", "log_level", ET_INI_LOG_LEVEL, ET_INI_FIELD(struct et_config, log_level), "info",
+      .help = "error, warn, info or debug" },
+
+    { "mqtt", "host", ET_INI_STRING, ET_INI_FIELD(struct et_config, host), NULL,
+      .help = "the broker's host name or address; unset: collect and store only" },
+    { "mqtt", "port", ET_INI_INT, ET_INI_FIELD(struct et_config, port), "8883", 1, 65535,
+      .help = "the broker's port (plain MQTT is usually 1883)" },
+    { "mqtt", "ca", ET_INI_STRING, ET_INI_FIELD(struct et_config, ca_file), NULL,
+      .help = "PEM file of the CA that signed the broker's certificate" },
+    { "mqtt", "cert", ET_INI_STRING, ET_INI_FIELD(struct et_config, cert_file), NULL,
+      .help = "PEM file of this device's certificate" },
+    { "mqtt", "key", ET_INI_STRING, ET_INI_FIELD(struct et_config, key_file), NULL,
+      .help = "PEM file of this device's private key, readable by the agent only" },
+    { "mqtt", "insecure", ET_INI_BOOL, ET_INI_FIELD(struct et_config, insecure), "false",
+      .help = "plain TCP without TLS: for a lab only" },
+    { "mqtt", "topic_root", ET_INI_STRING, ET_INI_FIELD(struct et_config, topic_root), "edgetel",
+      .help = "first topic level: ROOT/v1/DEVICE/telemetry" },
+    { "mqtt", "keepalive", ET_INI_DURATION, ET_INI_FIELD(struct et_config, keepalive_ms), "30s",
+      MS(5), MS(65535), .help = "MQTT keepalive, whole seconds" },
+    { "mqtt", "ack_timeout", ET_INI_DURATION, ET_INI_FIELD(struct et_config, ack_timeout_ms),
+      "30s", MS(1), MS(3600),
+      .help = "a batch with no Ack from the aggregator by then is sent again" },
+    { "mqtt", "max_inflight", ET_INI_INT, ET_INI_FIELD(struct et_config, max_inflight), "16",
+      1, 1024, .help = "batches sent and not yet acknowledged" },
+    { "mqtt", "backoff_min", ET_INI_DURATION, ET_INI_FIELD(struct et_config, backoff_min_ms),
+      "1s", 100, MS(3600), .help = "first wait before a reconnect" },
+    { "mqtt", "backoff_max", ET_INI_DURATION, ET_INI_FIELD(struct et_config, backoff_max_ms),
+      "60s", MS(1), MS(86400), .help = "longest wait between reconnects" },
+};
+#define N_CONFIG_KEYS (sizeof(config_keys) / sizeof(config_keys[0]))
+
+static const struct et_ini_key collector_keys[] = {
+    { "collector", "type", ET_INI_STRING, ET_INI_FIELD(struct et_collector_cfg, type), NULL,
+      .help = "the driver, e.g. cpu, bme280 (required)" },
+    { "collector", "interval", ET_INI_DURATION,
+      ET_INI_FIELD(struct et_collector_cfg, interval_ms), DEFAULT_INTERVAL, 100, MS(86400),
+      .help = "how often the collector is read" },
+    { "collector", "enabled", ET_INI_BOOL, ET_INI_FIELD(struct et_collector_cfg, enabled),
+      "true", .help = "false keeps the section but does not run it" },
+};
+#define N_COLLECTOR_KEYS (sizeof(collector_keys) / sizeof(collector_keys[0]))
+
+static int collector_begin(void *obj, const char *arg, int line, char *why, size_t whylen);
+static int collector_key(void *obj, const char *arg, const char *key, const char *value,
+                         int line, char *why, size_t whylen);
+
+static const struct et_ini_hook config_hooks[] = {
+    { "collector", collector_begin, collector_key },
+};
+
+static const struct et_ini_schema config_schema = {
+    .keys = config_keys,
+    .n_keys = N_CONFIG_KEYS,
+    .hooks = config_hooks,
+    .n_hooks = sizeof(config_hooks) / sizeof(config_hooks[0]),
+};
+
+const struct et_ini_schema *et_config_schema(void)
+{
+    return &config_schema;
+}
+
+const struct et_ini_key *et_config_collector_keys(size_t *n)
+{
+    *n = N_COLLECTOR_KEYS;
+    return collector_keys;
+}
+
+/* ---- [collector NAME] ---------------------------------------------------- */
+
+static bool collector_name_valid(const char *name)
+{
+    size_t n = strlen(name);
+
+    if (n == 0 || n > COLLECTOR_NAME_MAX)
+        return false;
+    for (const char *p = name; *p; p++) {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_' || *p == '-'))
+            return false;
+    }
+    return true;
+}
+
+/* "cpu, load, memory": the built-in drivers, for messages. */
+static void list_drivers(char *buf, size_t len)
+{
+    size_t used = 0;
+
+    buf[0] = '\0';
+    for (size_t i = 0; i < et_n_drivers && used < len; i++)
+        used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? ", " : "",
+                                 et_drivers[i]->name);
+    if (!et_n_drivers)
+        snprintf(buf, len, "none");
+}
+
+static struct et_collector_cfg *collector_append(struct et_config *c, const char *name, int line,
+                                                 char *why, size_t whylen)
+{
+    struct et_collector_cfg *v, *cc;
+
+    v = realloc(c->collectors, (c->n_collectors + 1) * sizeof(*v));
+    if (!v)
+        goto oom;
+    c->collectors = v;
+    cc = &v[c->n_collectors];
+    memset(cc, 0, sizeof(*cc));
+    cc->name = strdup(name);
+    if (!cc->name)
+        goto oom;
+    cc->line = line;
+    c->n_collectors++;
+    /* Counted before the defaults so a failure leaves nothing unfreed. */
+    if (et_ini_set_defaults(collector_keys, N_COLLECTOR_KEYS, cc, why, whylen))
+        return NULL;
+    return cc;
+oom:
+    snprintf(why, whylen, "out of memory");
+    return NULL;
+}
+
+static int collector_begin(void *obj, const char *arg, int line, char *why, size_t whylen)
+{
+    struct et_config *c = obj;
+
+    if (!*arg) {
+        snprintf(why, whylen, "needs a name: [collector NAME]");
+        return -EINVAL;
+    }
+    if (!collector_name_valid(arg)) {
+        /* The section text is already quoted by the loader's prefix. */
+        snprintf(why, whylen, "name: use 1-%d characters of a-z, 0-9, _ and - "
+                 "(it starts every metric name of the collector)", COLLECTOR_NAME_MAX);
+        return -EINVAL;
+    }
+    return collector_append(c, arg, line, why, whylen) ? 0 : -ENOMEM;
+}
+
+static int collector_key(void *obj, const char *arg, const char *key, const char *value,
+                         int line, char *why, size_t whylen)
+{
+    struct et_config *c = obj;
+    struct et_collector_cfg *cc = &c->collectors[c->n_collectors - 1];
+    struct et_kv *params, *kv;
+    size_t klen, vlen;
+    char *mem;
+
+    for (size_t i = 0; i < N_COLLECTOR_KEYS; i++) {
+        int rc;
+
+        if (strcmp(collector_keys[i].key, key))
+            continue;
+        rc = et_ini_set(&collector_keys[i], cc, value, why, whylen);
+        if (rc)
+            return rc;
+        if (strcmp(key, "type") == 0 && !et_driver_find(cc->type)) {
+            char names[256];
+            char q[ET_INI_QUOTE_BUF];
+
+            list_drivers(names, sizeof(names));
+            snprintf(why, whylen, "type \"%s\": no such driver (built in: %s)",
+                     et_ini_quote(value, q, sizeof(q)), names);
+            return -EINVAL;
+        }
+        return 0;
+    }
+    /*
+     * A driver key. The type may come later in the section, so whether the
+     * driver takes it is checked once the whole file is read.
+     */
+    params = realloc(cc->params, (cc->n_params + 1) * sizeof(*params));
+    if (!params)
+        goto oom;
+    cc->params = params;
+    klen = strlen(key);
+    vlen = strlen(value);
+    /* Key and value share one allocation, freed through kv->key. */
+    mem = malloc(klen + vlen + 2);
+    if (!mem)
+        goto oom;
+    memcpy(mem, key, klen + 1);
+    memcpy(mem + klen + 1, value, vlen + 1);
+    kv = &params[cc->n_params++];
+    kv->key = mem;
+    kv->value = mem + klen + 1;
+    kv->line = line;
+    return 0;
+oom:
+    snprintf(why, whylen, "out of memory");
+    return -ENOMEM;
+}
+
+/* ---- checks of the whole -------------------------------------------------- */
+
+struct check {
+    const struct et_config *c;
+    const int *lines;
+    char *err;
+    size_t errlen;
+};
+
+static int key_line(const struct check *k, const char *section, const char *key)
+{
+    for (size_t i = 0; i < N_CONFIG_KEYS; i++) {
+        if (strcmp(config_keys[i].section, section) == 0 && strcmp(config_keys[i].key, key) == 0)
+            return k->lines[i];
+    }
+    return 0;
+}
+
+static int check_fail(const struct check *k, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* "PATH:LINE: text", or "PATH: text" for a check about a key not in the file. */
+static int check_fail(const struct check *k, int line, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    if (!k->err || !k->errlen)
+        return -EINVAL;
+    if (line > 0)
+        n = snprintf(k->err, k->errlen, "%s:%d: ", k->c->path, line);
+    else
+        n = snprintf(k->err, k->errlen, "%s: ", k->c->path);
+    if (n < 0 || (size_t)n >= k->errlen)
+        return -EINVAL;
+    va_start(ap, fmt);
+    vsnprintf(k->err + n, k->errlen - (size_t)n, fmt, ap);
+    va_end(ap);
+    return -EINVAL;
+}
+
+static bool topic_level_valid(const char *s)
+{
+    size_t n = strlen(s);
+
+    /* '$' topics are the broker's own ($SYS) and wildcards never match them. */
+    if (n == 0 || n > TOPIC_ROOT_MAX || s[0] == '$')
+        return false;
+    return strpbrk(s, "+#/") == NULL;
+}
+
+static int check_agent(struct check *k, struct et_config *c)
+{
+    char q[ET_INI_QUOTE_BUF];
+
+    if (c->device_id) {
+        if (!et_device_id_valid(c->device_id))
+            return check_fail(k, key_line(k, "agent", "device_id"),
+                              "[agent] device_id \"%s\": use 1-64 characters of A-Z, a-z, "
+                              "0-9, '.', '_' and '-', not starting with '.'",
+                              et_ini_quote(c->device_id, q, sizeof(q)));
+    } else {
+        char host[256];
+
+        /* gethostname() may leave the name unterminated when it is cut. */
+        if (gethostname(host, sizeof(host) - 1) != 0)
+            return check_fail(k, 0, "[agent] device_id is not set and the host name cannot "
+                              "be read: %s", strerror(errno));
+        host[sizeof(host) - 1] = '\0';
+        if (!et_device_id_valid(host))
+            return check_fail(k, 0, "[agent] device_id is not set and the host name \"%s\" "
+                              "is not a valid device id: set device_id",
+                              et_ini_quote(host, q, sizeof(q)));
+        c->device_id = strdup(host);
+        if (!c->device_id)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+static int check_mqtt(struct check *k, const struct et_config *c)
+{
+    int host_line = key_line(k, "mqtt", "host");
+    char q[ET_INI_QUOTE_BUF];
+    const char *colon;
+
+    if (!topic_level_valid(c->topic_root))
+        return check_fail(k, key_line(k, "mqtt", "topic_root"),
+                          "[mqtt] topic_root \"%s\": must be one topic level of 1-%d "
+                          "characters without '/', '+' or '#', not starting with '$'",
+                          et_ini_quote(c->topic_root, q, sizeof(q)), TOPIC_ROOT_MAX);
+    if (c->keepalive_ms % 1000)
+        return check_fail(k, key_line(k, "mqtt", "keepalive"),
+                          "[mqtt] keepalive: must be whole seconds (MQTT counts it in seconds)");
+    if (c->backoff_min_ms > c->backoff_max_ms) {
+        int line = key_line(k, "mqtt", "backoff_min");
+
+        if (!line)
+            line = key_line(k, "mqtt", "backoff_max");
+        return check_fail(k, line, "[mqtt] backoff_min (%" PRId64 " ms) must not be above "
+                          "backoff_max (%" PRId64 " ms)", c->backoff_min_ms, c->backoff_max_ms);
+    }
+    if (!c->cert_file != !c->key_file)
+        return check_fail(k, key_line(k, "mqtt", c->cert_file ? "cert" : "key"),
+                          "[mqtt] %s is set without %s: the certificate and its key go together",
+                          c->cert_file ? "cert" : "key", c->cert_file ? "key" : "cert");
+    if (!c->host)
+        return 0;
+    /* One ':' is "host:port"; an IPv6 address has at least two. */
+    colon = strchr(c->host, ':');
+    if (strstr(c->host, "://") || strpbrk(c->host, " \t/") ||
+        (colon && !strchr(colon + 1, ':')))
+        return check_fail(k, host_line, "[mqtt] host \"%s\": give the host name or address "
+                          "only; the port goes in port", et_ini_quote(c->host, q, sizeof(q)));
+    if (!c->insecure && (!c->ca_file || !c->cert_file || !c->key_file)) {
+        char missing[32];
+
+        snprintf(missing, sizeof(missing), "%s%s%s%s%s", !c->ca_file ? "ca" : "",
+                 !c->ca_file && (!c->cert_file || !c->key_file) ? ", " : "",
+                 !c->cert_file ? "cert" : "", !c->cert_file && !c->key_file ? ", " : "",
+                 !c->key_file ? "key" : "");
+        return check_fail(k, host_line, "[mqtt] host is set but %s %s not: mutual TLS needs "
+                          "ca, cert and key (insecure = true for plain TCP)", missing,
+                          strchr(missing, ',') ? "are" : "is");
+    }
+    return 0;
+}
+
+static int check_collectors(struct check *k, struct et_config *c)
+{
+    if (c->n_collectors == 0) {
+        /* No section at all: the system set, as far as it is built in. */
+        char why[160];
+
+        for (size_t i = 0; i < sizeof(default_collectors) / sizeof(default_collectors[0]); i++) {
+            struct et_collector_cfg *cc;
+
+            if (!et_driver_find(default_collectors[i]))
+                continue;
+            cc = collector_append(c, default_collectors[i], 0, why, sizeof(why));
+            if (!cc)
+                return -ENOMEM;
+            cc->type = strdup(default_collectors[i]);
+            if (!cc->type)
+                return -ENOMEM;
+        }
+        return 0;
+    }
+    for (size_t i = 0; i < c->n_collectors; i++) {
+        const struct et_collector_cfg *cc = &c->collectors[i];
+        const struct et_driver *drv;
+
+        if (!cc->type)
+            return check_fail(k, cc->line, "[collector %s] has no type: add type = DRIVER",
+                              cc->name);
+        drv = et_driver_find(cc->type);
+        for (size_t j = 0; j < cc->n_params; j++) {
+            const struct et_kv *kv = &cc->params[j];
+            bool known = false;
+            char names[256], q[ET_INI_QUOTE_BUF];
+            size_t used = 0;
+
+            for (size_t p = 0; p < drv->n_params && !known; p++)
+                known = strcmp(drv->params[p].key, kv->key) == 0;
+            if (known)
+                continue;
+            names[0] = '\0';
+            for (size_t p = 0; p < drv->n_params && used < sizeof(names); p++)
+                used += (size_t)snprintf(names + used, sizeof(names) - used, "%s%s",
+                                         p ? ", " : "", drv->params[p].key);
+            return check_fail(k, kv->line, "[collector %s] unknown key \"%s\" (%s takes "
+                              "type, interval, enabled%s%s)", cc->name,
+                              et_ini_quote(kv->key, q, sizeof(q)), drv->name,
+                              drv->n_params ? ", " : "", names);
+        }
+    }
+    return 0;
+}
+
+/* ---- load, parse, free ---------------------------------------------------- */
+
+void et_config_free(struct et_config *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->n_collectors; i++) {
+        struct et_collector_cfg *cc = &c->collectors[i];
+
+        for (size_t j = 0; j < cc->n_params; j++)
+            free((char *)cc->params[j].key);
+        free(cc->params);
+        et_ini_free_strings(collector_keys, N_COLLECTOR_KEYS, cc);
+        free(cc->name);
+    }
+    free(c->collectors);
+    et_ini_free_strings(config_keys, N_CONFIG_KEYS, c);
+    free(c->path);
+    memset(c, 0, sizeof(*c));
+}
+
+static int parse_text(const char *text, size_t len, const char *name, struct et_config *out,
+                      char *err, size_t errlen)
+{
+    int lines[N_CONFIG_KEYS];
+    struct check k = { .c = out, .lines = lines, .err = err, .errlen = errlen };
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    if (err && errlen)
+        err[0] = '\0';
+    out->path = strdup(name);
+    if (!out->path) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    rc = et_ini_parse(&config_schema, text, len, name, out, lines, err, errlen);
+    if (rc)
+        goto fail;
+    rc = check_agent(&k, out);
+    if (rc)
+        goto fail;
+    rc = check_mqtt(&k, out);
+    if (rc)
+        goto fail;
+    rc = check_collectors(&k, out);
+    if (rc)
+        goto fail;
+    return 0;
+fail:
+    if (rc == -ENOMEM && err && errlen && !err[0])
+        snprintf(err, errlen, "%s: out of memory", name);
+    et_config_free(out);
+    return rc;
+}
+
+int et_config_parse(const char *text, const char *name, struct et_config *out, char *err,
+                    size_t errlen)
+{
+    return parse_text(text, strlen(text), name, out, err, errlen);
+}
+
+int et_config_load(const char *path, struct et_config *out, char *err, size_t errlen)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    f = fopen(path, "r");
+    if (!f) {
+        rc = -errno;
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(-rc));
+        return rc;
+    }
+    /* One byte more than the limit tells a file at the limit from a longer one. */
+    text = malloc(ET_CONFIG_MAX_BYTES + 1);
+    if (!text) {
+        rc = -ENOMEM;
+        snprintf(err, errlen, "%s: out of memory", path);
+        goto out;
+    }
+    len = fread(text, 1, ET_CONFIG_MAX_BYTES + 1, f);
+    if (ferror(f)) {
+        rc = -EIO;
+        snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+        goto out;
+    }
+    if (len > ET_CONFIG_MAX_BYTES) {
+        rc = -EFBIG;
+        snprintf(err, errlen, "%s: larger than %d bytes: not a config file?", path,
+                 ET_CONFIG_MAX_BYTES);
+        goto out;
+    }
+    rc = parse_text(text, len, path, out, err, errlen);
+out:
+    free(text);
+    fclose(f);
+    return rc;
+}

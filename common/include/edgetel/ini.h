@@ -1,0 +1,138 @@
+/*
+ * Table-driven INI loading on libinih, shared by the agent, the aggregator
+ * and edgetelctl.
+ *
+ * The caller describes its struct with a table of keys (section, key, type,
+ * offsetof, default, help) and, for sections whose keys are not known in
+ * advance such as "[collector NAME]", a hook. et_ini_parse() then applies
+ * the defaults, reads the text and fills the struct. It stops at the first
+ * problem and describes it as "NAME:LINE: what is wrong", for example
+ *   agent.conf:7: unknown key "hots" in [mqtt]
+ *   agent.conf:3: [agent] batch_interval "5x": expected a duration like 10s
+ *
+ * The syntax is libinih's: "[section]" headers, "key = value" lines
+ * ("key: value" too), whole-line comments starting with ';' or '#', and
+ * inline comments starting with " ;" (a ';' after whitespace). On top of
+ * that this loader
+ * - allows indentation and gives it no meaning: libinih's multi-line values
+ *   (an indented line continuing the previous value) are not supported, as
+ *   they turn an innocently indented "key = value" into part of another
+ *   value;
+ * - rejects lines it cannot read, keys before the first section, unknown
+ *   sections and keys, a key given twice in a section, a section given
+ *   twice, empty values, and lines longer than ET_INI_MAX_LINE;
+ * - counts lines itself, because Debian's libinih is built without
+ *   INI_HANDLER_LINENO.
+ * Parsing needs no global state and is safe in several threads at once.
+ */
+#ifndef EDGETEL_INI_H
+#define EDGETEL_INI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Longest line accepted, without its line break. libinih reads lines into a
+ * 200-byte buffer (INI_MAX_LINE); the loader keeps room for "\n" and NUL. */
+#define ET_INI_MAX_LINE 197
+/* Longest section header text between '[' and ']' (libinih's MAX_SECTION - 1). */
+#define ET_INI_MAX_SECTION 49
+
+enum et_ini_type {
+    ET_INI_STRING,    /* char *, malloc'd; freed by et_ini_free_strings() */
+    ET_INI_INT,       /* signed or unsigned integer of .size 1, 2, 4 or 8 bytes */
+    ET_INI_BOOL,      /* bool */
+    ET_INI_DURATION,  /* int64_t milliseconds (et_parse_duration_ms) */
+    ET_INI_SIZE,      /* uint64_t bytes (et_parse_size) */
+    ET_INI_LOG_LEVEL, /* enum et_log_level */
+    ET_INI_ENUM,      /* int: index into .choices */
+};
+
+struct et_ini_key {
+    const char *section;    /* "agent" for [agent] */
+    const char *key;
+    enum et_ini_type type;
+    size_t offset;          /* offsetof(struct, member): use ET_INI_FIELD */
+    size_t size;            /* sizeof the member */
+    const char *def;        /* default in file syntax; NULL: zero / NULL */
+    /*
+     * ET_INI_INT, ET_INI_DURATION (ms), ET_INI_SIZE (bytes): the value must
+     * lie in [min, max] when min < max. An unsigned ET_INI_INT member needs
+     * min >= 0, and the range must fit the member either way.
+     */
+    int64_t min, max;
+    const char *const *choices;  /* ET_INI_ENUM: NULL-terminated names */
+    const char *help;       /* one line for documentation and --help */
+};
+
+#define ET_INI_FIELD(type, member) offsetof(type, member), sizeof(((type *)0)->member)
+
+/*
+ * A family of sections handled by the caller: every header whose first word
+ * is .section ("[collector cpu]" for "collector"). arg is the rest of the
+ * header with surrounding blanks removed ("cpu"), "" when there is none.
+ * The callbacks return 0, or -errno after writing the reason into why;
+ * the loader turns it into "NAME:LINE: [collector cpu] <why>".
+ */
+struct et_ini_hook {
+    const char *section;
+    /* At the header line. */
+    int (*begin)(void *obj, const char *arg, int line, char *why, size_t whylen);
+    /* For each "key = value" of the section, in file order; value is not empty
+     * and the loader has already rejected a key given twice. */
+    int (*key)(void *obj, const char *arg, const char *key, const char *value, int line,
+               char *why, size_t whylen);
+};
+
+struct et_ini_schema {
+    const struct et_ini_key *keys;
+    size_t n_keys;
+    const struct et_ini_hook *hooks;
+    size_t n_hooks;
+};
+
+/**
+ * Apply the schema's defaults to obj, then parse text (len bytes; a NUL
+ * byte inside is an error) into it.
+ * @param name      stands for the file in messages; borrowed for the call.
+ * @param obj       the caller's struct; the caller zeroes it first.
+ * @param key_lines NULL, or schema->n_keys ints that receive the line each
+ *                  table key was set on (0: not in the text, default kept),
+ *                  for the caller's checks of the whole.
+ * @return 0; -EINVAL with "NAME:LINE: reason" in err; -ENOMEM; or a hook's
+ *         error. On failure obj may hold some values: free its strings with
+ *         et_ini_free_strings() and whatever the hooks allocated.
+ */
+int et_ini_parse(const struct et_ini_schema *schema, const char *text, size_t len,
+                 const char *name, void *obj, int *key_lines, char *err, size_t errlen);
+
+/**
+ * Set one key of obj from its text form, checking type and range. Hooks use
+ * it for their own small key tables.
+ * @return 0, -ENOMEM, or -EINVAL with why set to e.g.
+ *         "interval \"5x\": expected a duration like 10s".
+ */
+int et_ini_set(const struct et_ini_key *k, void *obj, const char *value, char *why,
+               size_t whylen);
+
+/**
+ * Give every key of the table its default (a string key's old value is
+ * freed). A default that does not parse is a bug in the table.
+ * @return 0, -ENOMEM, or -EINVAL with the reason in why.
+ */
+int et_ini_set_defaults(const struct et_ini_key *keys, size_t n, void *obj, char *why,
+                        size_t whylen);
+
+/**
+ * Copy s into buf (len bytes) for quoting in a message to a person: control
+ * characters become '?', so a hostile file cannot put escape sequences on a
+ * terminal or split a log line, and text longer than len - 4 is cut with
+ * "...". ET_INI_QUOTE_BUF holds 64 characters. Returns buf.
+ */
+const char *et_ini_quote(const char *s, char *buf, size_t len);
+#define ET_INI_QUOTE_BUF 68
+
+/** Free the ET_INI_STRING members of obj that the table names, and NULL them. */
+void et_ini_free_strings(const struct et_ini_key *keys, size_t n, void *obj);
+
+#endif

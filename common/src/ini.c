@@ -1,0 +1,667 @@
+#include "edgetel/ini.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ini.h>   /* libinih */
+
+#include "edgetel/log.h"
+#include "edgetel/parse.h"
+
+/* Room for a value or key quoted back in a message. */
+#define QUOTE_MAX (ET_INI_QUOTE_BUF - 4)
+
+struct seen {
+    char *name;
+    int line;
+};
+
+struct seen_list {
+    struct seen *v;
+    size_t n, cap;
+};
+
+struct loader {
+    const struct et_ini_schema *schema;
+    const char *name;
+    void *obj;
+    int *key_lines;
+
+    /* The reader's view of the text. */
+    const char *text;
+    size_t len;
+    size_t pos;
+    int line;               /* lines handed to libinih so far = current line */
+
+    /* The section being read. */
+    char section[ET_INI_MAX_SECTION + 1];   /* normalised: "collector cpu" */
+    const char *arg;                        /* inside section: "cpu" or "" */
+    const struct et_ini_hook *hook;         /* NULL for a table section */
+    struct seen_list keys;                  /* keys of this section so far */
+    struct seen_list sections;              /* every section so far */
+
+    int rc;                 /* first error; once set, reading stops */
+    char *err;
+    size_t errlen;
+};
+
+/* ---- helpers ------------------------------------------------------------- */
+
+const char *et_ini_quote(const char *s, char *buf, size_t len)
+{
+    size_t i = 0;
+
+    for (; *s && i + 1 < len; s++) {
+        if (i + 4 >= len && s[1]) {
+            memcpy(buf + i, "...", 3);
+            i += 3;
+            break;
+        }
+        buf[i++] = iscntrl((unsigned char)*s) ? '?' : *s;
+    }
+    buf[i] = '\0';
+    return buf;
+}
+
+static const char *quote(const char *s, char *buf, size_t len)
+{
+    return et_ini_quote(s, buf, len);
+}
+
+static void fail(struct loader *L, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Record the first error as "NAME:LINE: text" and make the reader stop. */
+static void fail(struct loader *L, int rc, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    if (L->rc)
+        return;
+    L->rc = rc;
+    if (!L->err || !L->errlen)
+        return;
+    n = snprintf(L->err, L->errlen, "%s:%d: ", L->name, L->line);
+    if (n < 0 || (size_t)n >= L->errlen)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(L->err + n, L->errlen - (size_t)n, fmt, ap);
+    va_end(ap);
+}
+
+static int seen_add(struct seen_list *l, const char *name, int line)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 8;
+        struct seen *v = realloc(l->v, cap * sizeof(*v));
+
+        if (!v)
+            return -ENOMEM;
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n].name = strdup(name);
+    if (!l->v[l->n].name)
+        return -ENOMEM;
+    l->v[l->n].line = line;
+    l->n++;
+    return 0;
+}
+
+static const struct seen *seen_find(const struct seen_list *l, const char *name)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        if (strcmp(l->v[i].name, name) == 0)
+            return &l->v[i];
+    }
+    return NULL;
+}
+
+static void seen_clear(struct seen_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i].name);
+    l->n = 0;
+}
+
+static void seen_free(struct seen_list *l)
+{
+    seen_clear(l);
+    free(l->v);
+    l->v = NULL;
+    l->cap = 0;
+}
+
+/* ---- values ---------------------------------------------------------------- */
+
+static const char *expected(const struct et_ini_key *k)
+{
+    switch (k->type) {
+    case ET_INI_STRING:    return "a text";
+    case ET_INI_INT:       return "a whole number";
+    case ET_INI_BOOL:      return "true or false";
+    case ET_INI_DURATION:  return "a duration like 10s";
+    case ET_INI_SIZE:      return "a size like 64k";
+    case ET_INI_LOG_LEVEL: return "error, warn, info or debug";
+    case ET_INI_ENUM:      return "one of";
+    }
+    return "?";
+}
+
+static void format_bound(const struct et_ini_key *k, int64_t v, char *buf, size_t len)
+{
+    if (k->type == ET_INI_DURATION)
+        et_format_duration_ms(v, buf, len);
+    else if (k->type == ET_INI_SIZE)
+        et_format_size((uint64_t)v, buf, len);
+    else
+        snprintf(buf, len, "%" PRId64, v);
+}
+
+static int range_error(const struct et_ini_key *k, const char *value, char *why, size_t whylen)
+{
+    char q[QUOTE_MAX + 4], lo[32], hi[32];
+
+    quote(value, q, sizeof(q));
+    if (k->min < k->max) {
+        format_bound(k, k->min, lo, sizeof(lo));
+        format_bound(k, k->max, hi, sizeof(hi));
+        snprintf(why, whylen, "%s \"%s\": must be between %s and %s", k->key, q, lo, hi);
+    } else {
+        snprintf(why, whylen, "%s \"%s\": too large", k->key, q);
+    }
+    return -EINVAL;
+}
+
+static int store_int(const struct et_ini_key *k, void *field, int64_t v, char *why, size_t whylen)
+{
+    bool is_unsigned = k->min >= 0;
+
+    /* The table promises the range fits the member; check that promise,
+     * since a wrong table would silently store a truncated value. */
+    switch (k->size) {
+    case 1:
+        if (is_unsigned ? k->max > UINT8_MAX : (k->min < INT8_MIN || k->max > INT8_MAX))
+            goto bad_table;
+        if (is_unsigned)
+            *(uint8_t *)field = (uint8_t)v;
+        else
+            *(int8_t *)field = (int8_t)v;
+        return 0;
+    case 2:
+        if (is_unsigned ? k->max > UINT16_MAX : (k->min < INT16_MIN || k->max > INT16_MAX))
+            goto bad_table;
+        if (is_unsigned)
+            *(uint16_t *)field = (uint16_t)v;
+        else
+            *(int16_t *)field = (int16_t)v;
+        return 0;
+    case 4:
+        if (is_unsigned ? k->max > UINT32_MAX : (k->min < INT32_MIN || k->max > INT32_MAX))
+            goto bad_table;
+        if (is_unsigned)
+            *(uint32_t *)field = (uint32_t)v;
+        else
+            *(int32_t *)field = (int32_t)v;
+        return 0;
+    case 8:
+        *(int64_t *)field = v;
+        return 0;
+    }
+bad_table:
+    snprintf(why, whylen, "%s: internal error: range [%" PRId64 ", %" PRId64 "] does not fit "
+             "a %zu-byte member", k->key, k->min, k->max, k->size);
+    return -EINVAL;
+}
+
+static int set_enum(const struct et_ini_key *k, void *field, const char *value, char *why,
+                    size_t whylen)
+{
+    char q[QUOTE_MAX + 4];
+    size_t used;
+
+    for (int i = 0; k->choices && k->choices[i]; i++) {
+        if (strcmp(value, k->choices[i]) == 0) {
+            *(int *)field = i;
+            return 0;
+        }
+    }
+    used = (size_t)snprintf(why, whylen, "%s \"%s\": expected one of", k->key,
+                            quote(value, q, sizeof(q)));
+    for (int i = 0; k->choices && k->choices[i] && used < whylen; i++)
+        used += (size_t)snprintf(why + used, whylen - used, "%s %s", i ? "," : "",
+                                 k->choices[i]);
+    return -EINVAL;
+}
+
+int et_ini_set(const struct et_ini_key *k, void *obj, const char *value, char *why,
+               size_t whylen)
+{
+    char *field = (char *)obj + k->offset;
+    char q[QUOTE_MAX + 4];
+    bool has_range = k->min < k->max;
+    int rc = 0;
+
+    switch (k->type) {
+    case ET_INI_STRING: {
+        char *copy = strdup(value);
+
+        if (!copy) {
+            snprintf(why, whylen, "%s: out of memory", k->key);
+            return -ENOMEM;
+        }
+        free(*(char **)field);
+        *(char **)field = copy;
+        return 0;
+    }
+    case ET_INI_INT: {
+        int64_t v;
+
+        rc = et_parse_int(value, has_range ? k->min : INT64_MIN,
+                          has_range ? k->max : INT64_MAX, &v);
+        if (rc == -ERANGE)
+            return range_error(k, value, why, whylen);
+        if (rc == 0)
+            return store_int(k, field, v, why, whylen);
+        break;
+    }
+    case ET_INI_BOOL:
+        rc = et_parse_bool(value, (bool *)field);
+        break;
+    case ET_INI_DURATION: {
+        int64_t ms;
+
+        rc = et_parse_duration_ms(value, &ms);
+        if (rc == -ERANGE || (rc == 0 && has_range && (ms < k->min || ms > k->max)))
+            return range_error(k, value, why, whylen);
+        if (rc == 0)
+            *(int64_t *)field = ms;
+        break;
+    }
+    case ET_INI_SIZE: {
+        uint64_t bytes;
+
+        rc = et_parse_size(value, &bytes);
+        if (rc == -ERANGE ||
+            (rc == 0 && has_range && (bytes < (uint64_t)k->min || bytes > (uint64_t)k->max)))
+            return range_error(k, value, why, whylen);
+        if (rc == 0)
+            *(uint64_t *)field = bytes;
+        break;
+    }
+    case ET_INI_LOG_LEVEL: {
+        enum et_log_level level;
+
+        rc = et_log_parse_level(value, &level);
+        if (rc == 0)
+            *(enum et_log_level *)field = level;
+        break;
+    }
+    case ET_INI_ENUM:
+        return set_enum(k, field, value, why, whylen);
+    }
+    if (rc) {
+        snprintf(why, whylen, "%s \"%s\": expected %s", k->key, quote(value, q, sizeof(q)),
+                 expected(k));
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int et_ini_set_defaults(const struct et_ini_key *keys, size_t n, void *obj, char *why,
+                        size_t whylen)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct et_ini_key *k = &keys[i];
+        int rc;
+
+        if (!k->def) {
+            if (k->type == ET_INI_STRING) {
+                char **field = (char **)((char *)obj + k->offset);
+
+                free(*field);
+                *field = NULL;
+            } else {
+                memset((char *)obj + k->offset, 0, k->size);
+            }
+            continue;
+        }
+        rc = et_ini_set(k, obj, k->def, why, whylen);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+void et_ini_free_strings(const struct et_ini_key *keys, size_t n, void *obj)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (keys[i].type == ET_INI_STRING) {
+            char **field = (char **)((char *)obj + keys[i].offset);
+
+            free(*field);
+            *field = NULL;
+        }
+    }
+}
+
+/* ---- sections ------------------------------------------------------------ */
+
+static bool table_has_section(const struct et_ini_schema *s, const char *section)
+{
+    for (size_t i = 0; i < s->n_keys; i++) {
+        if (strcmp(s->keys[i].section, section) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* "agent, mqtt, collector NAME": what a person may write instead. */
+static void list_sections(const struct et_ini_schema *s, char *buf, size_t len)
+{
+    size_t used = 0;
+
+    buf[0] = '\0';
+    for (size_t i = 0; i < s->n_keys && used < len; i++) {
+        bool first = true;
+
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(s->keys[j].section, s->keys[i].section) == 0)
+                first = false;
+        }
+        if (first)
+            used += (size_t)snprintf(buf + used, len - used, "%s[%s]", used ? ", " : "",
+                                     s->keys[i].section);
+    }
+    for (size_t i = 0; i < s->n_hooks && used < len; i++)
+        used += (size_t)snprintf(buf + used, len - used, "%s[%s NAME]", used ? ", " : "",
+                                 s->hooks[i].section);
+}
+
+/* text: what is between '[' and ']', NUL-terminated, at most ET_INI_MAX_SECTION. */
+static void enter_section(struct loader *L, const char *text)
+{
+    char word[ET_INI_MAX_SECTION + 1], q[QUOTE_MAX + 4], why[256];
+    const char *p = text, *arg, *end;
+    const struct seen *prev;
+    size_t wlen, alen;
+
+    while (isspace((unsigned char)*p))
+        p++;
+    for (wlen = 0; p[wlen] && !isspace((unsigned char)p[wlen]); wlen++)
+        ;
+    memcpy(word, p, wlen);
+    word[wlen] = '\0';
+    arg = p + wlen;
+    while (isspace((unsigned char)*arg))
+        arg++;
+    end = arg + strlen(arg);
+    while (end > arg && isspace((unsigned char)end[-1]))
+        end--;
+    alen = (size_t)(end - arg);
+
+    L->hook = NULL;
+    L->arg = "";
+    seen_clear(&L->keys);
+    if (!wlen) {
+        fail(L, -EINVAL, "empty section header \"[]\"");
+        return;
+    }
+    /* word, a blank and arg are no longer than text, so they fit L->section. */
+    memcpy(L->section, word, wlen);
+    L->section[wlen] = '\0';
+    if (alen) {
+        L->section[wlen] = ' ';
+        memcpy(L->section + wlen + 1, arg, alen);
+        L->section[wlen + 1 + alen] = '\0';
+    }
+    L->arg = alen ? L->section + wlen + 1 : "";
+
+    prev = seen_find(&L->sections, L->section);
+    if (prev) {
+        fail(L, -EINVAL, "section [%s] given twice (first on line %d)",
+             quote(L->section, q, sizeof(q)), prev->line);
+        return;
+    }
+    if (seen_add(&L->sections, L->section, L->line)) {
+        fail(L, -ENOMEM, "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < L->schema->n_hooks; i++) {
+        const struct et_ini_hook *h = &L->schema->hooks[i];
+
+        if (strcmp(h->section, word) == 0) {
+            int rc;
+
+            L->hook = h;
+            why[0] = '\0';
+            rc = h->begin ? h->begin(L->obj, L->arg, L->line, why, sizeof(why)) : 0;
+            if (rc)
+                fail(L, rc, "[%s] %s", quote(L->section, q, sizeof(q)), why);
+            return;
+        }
+    }
+    if (!alen && table_has_section(L->schema, word))
+        return;
+    list_sections(L->schema, why, sizeof(why));
+    fail(L, -EINVAL, "unknown section [%s] (known: %s)", quote(L->section, q, sizeof(q)), why);
+}
+
+/* ---- the reader: one line per call, counted ------------------------------- */
+
+/*
+ * libinih's own rule for where a token ends: at one of chars, or at an
+ * inline comment, a ';' that follows whitespace.
+ */
+static const char *find_chars_or_comment(const char *s, const char *chars)
+{
+    bool was_space = false;
+
+    while (*s && !strchr(chars, *s) && !(was_space && *s == ';')) {
+        was_space = isspace((unsigned char)*s);
+        s++;
+    }
+    return s;
+}
+
+/*
+ * Check one line (NUL-terminated, leading blanks removed) before libinih
+ * sees it, so that every line libinih would reject, or silently truncate,
+ * gets a message that says what is wrong. Section headers are handled here
+ * because libinih does not tell its handler about them.
+ */
+static void check_line(struct loader *L, char *s)
+{
+    char q[QUOTE_MAX + 4];
+
+    if (!*s || *s == ';' || *s == '#')
+        return;
+    if (*s == '[') {
+        char *close = (char *)find_chars_or_comment(s + 1, "]");
+        const char *rest;
+        size_t n;
+
+        if (*close != ']') {
+            fail(L, -EINVAL, "section header \"%s\" has no closing ']'", quote(s, q, sizeof(q)));
+            return;
+        }
+        for (rest = close + 1; isspace((unsigned char)*rest); rest++)
+            ;
+        if (*rest && *rest != ';' && *rest != '#') {
+            fail(L, -EINVAL, "unexpected text \"%s\" after the section header",
+                 quote(rest, q, sizeof(q)));
+            return;
+        }
+        n = (size_t)(close - (s + 1));
+        if (n > ET_INI_MAX_SECTION) {
+            fail(L, -EINVAL, "section header longer than %d characters", ET_INI_MAX_SECTION);
+            return;
+        }
+        *close = '\0';
+        enter_section(L, s + 1);
+        *close = ']';
+        return;
+    }
+    {
+        const char *sep = find_chars_or_comment(s, "=:");
+
+        if (*sep != '=' && *sep != ':') {
+            fail(L, -EINVAL, "expected \"key = value\" or \"[section]\", not \"%s\"",
+                 quote(s, q, sizeof(q)));
+            return;
+        }
+        if (sep == s) {
+            fail(L, -EINVAL, "no key before '%c'", *sep);
+            return;
+        }
+    }
+}
+
+static char *reader(char *str, int num, void *stream)
+{
+    struct loader *L = stream;
+    const char *start, *end, *nl;
+    size_t n;
+
+    if (L->rc || L->pos >= L->len)
+        return NULL;
+    start = L->text + L->pos;
+    nl = memchr(start, '\n', L->len - L->pos);
+    end = nl ? nl : L->text + L->len;
+    L->pos = (size_t)(end - L->text) + (nl ? 1 : 0);
+    L->line++;
+
+    if (end > start && end[-1] == '\r')
+        end--;
+    if (L->line == 1 && end - start >= 3 && memcmp(start, "\xEF\xBB\xBF", 3) == 0)
+        start += 3;
+    /* Leading blanks are dropped so libinih never sees a continuation line. */
+    while (start < end && isspace((unsigned char)*start))
+        start++;
+    n = (size_t)(end - start);
+    /* Room for "\n" and NUL: a line that fills libinih's buffer without a
+     * line break is one libinih would split or discard. */
+    if (n > ET_INI_MAX_LINE || n + 2 > (size_t)num) {
+        fail(L, -EINVAL, "line longer than %d characters",
+             ET_INI_MAX_LINE < num - 2 ? ET_INI_MAX_LINE : num - 2);
+        return NULL;
+    }
+    memcpy(str, start, n);
+    str[n] = '\0';
+    check_line(L, str);
+    if (L->rc)
+        return NULL;
+    str[n] = '\n';
+    str[n + 1] = '\0';
+    return str;
+}
+
+/* ---- the handler ----------------------------------------------------------- */
+
+static int handler(void *user, const char *section, const char *key, const char *value)
+{
+    struct loader *L = user;
+    char q[QUOTE_MAX + 4], qs[QUOTE_MAX + 4], why[256];
+    const struct seen *prev;
+    int rc;
+
+    if (L->rc)
+        return 0;
+    if (!L->section[0]) {
+        fail(L, -EINVAL, "key \"%s\" comes before any [section]", quote(key, q, sizeof(q)));
+        return 0;
+    }
+    (void)section;  /* the reader tracked the header itself, normalised */
+    quote(L->section, qs, sizeof(qs));
+    if (!*value) {
+        fail(L, -EINVAL, "[%s] %s has no value", qs, quote(key, q, sizeof(q)));
+        return 0;
+    }
+    prev = seen_find(&L->keys, key);
+    if (prev) {
+        fail(L, -EINVAL, "[%s] %s given twice (first on line %d)", qs, quote(key, q, sizeof(q)),
+             prev->line);
+        return 0;
+    }
+    if (seen_add(&L->keys, key, L->line)) {
+        fail(L, -ENOMEM, "out of memory");
+        return 0;
+    }
+    why[0] = '\0';
+    if (L->hook) {
+        rc = L->hook->key ? L->hook->key(L->obj, L->arg, key, value, L->line, why, sizeof(why))
+                          : -EINVAL;
+        if (rc) {
+            if (!why[0])
+                snprintf(why, sizeof(why), "unknown key \"%s\"", quote(key, q, sizeof(q)));
+            fail(L, rc, "[%s] %s", qs, why);
+            return 0;
+        }
+        return 1;
+    }
+    for (size_t i = 0; i < L->schema->n_keys; i++) {
+        const struct et_ini_key *k = &L->schema->keys[i];
+
+        if (strcmp(k->section, L->section) || strcmp(k->key, key))
+            continue;
+        rc = et_ini_set(k, L->obj, value, why, sizeof(why));
+        if (rc) {
+            fail(L, rc, "[%s] %s", qs, why);
+            return 0;
+        }
+        if (L->key_lines)
+            L->key_lines[i] = L->line;
+        return 1;
+    }
+    fail(L, -EINVAL, "unknown key \"%s\" in [%s]", quote(key, q, sizeof(q)), qs);
+    return 0;
+}
+
+int et_ini_parse(const struct et_ini_schema *schema, const char *text, size_t len,
+                 const char *name, void *obj, int *key_lines, char *err, size_t errlen)
+{
+    struct loader L = {
+        .schema = schema, .name = name, .obj = obj, .key_lines = key_lines,
+        .text = text, .len = len, .err = err, .errlen = errlen,
+    };
+    const char *nul;
+    char why[256];
+    int rc;
+
+    if (err && errlen)
+        err[0] = '\0';
+    if (key_lines)
+        memset(key_lines, 0, schema->n_keys * sizeof(*key_lines));
+    rc = et_ini_set_defaults(schema->keys, schema->n_keys, obj, why, sizeof(why));
+    if (rc) {
+        if (err && errlen)
+            snprintf(err, errlen, "%s: default of %s", name, why);
+        return rc;
+    }
+    nul = memchr(text, '\0', len);
+    if (nul) {
+        /* Count the lines up to it so the message points at the right one. */
+        for (const char *p = text; p < nul; p++)
+            L.line += *p == '\n';
+        L.line++;
+        fail(&L, -EINVAL, "NUL byte in the text: not a config file?");
+        return L.rc;
+    }
+    rc = ini_parse_stream(reader, &L, handler, &L);
+    if (!L.rc && rc == -2)
+        fail(&L, -ENOMEM, "out of memory");
+    else if (!L.rc && rc != 0) {
+        /* The reader checks every line libinih rejects; this is a safety net. */
+        L.line = rc;
+        fail(&L, -EINVAL, "cannot read this line");
+    }
+    seen_free(&L.keys);
+    seen_free(&L.sections);
+    return L.rc;
+}

@@ -220,6 +220,26 @@ bool et_scan_word(const char **p, char *out, size_t cap)
     return true;
 }
 
+bool et_list_has(const char *list, const char *item)
+{
+    size_t len = strlen(item);
+
+    for (const char *p = list; p && *p;) {
+        const char *end = strchr(p, ',');
+        size_t n;
+
+        while (*p == ' ' || *p == '\t')
+            p++;
+        n = end ? (size_t)(end - p) : strlen(p);
+        while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+            n--;
+        if (n == len && strncmp(p, item, n) == 0)
+            return true;
+        p = end ? end + 1 : NULL;
+    }
+    return false;
+}
+
 bool et_line_starts(const char *line, size_t len, const char *prefix)
 {
     size_t plen = strlen(prefix);
@@ -240,6 +260,17 @@ bool et_parse_i64_text(const char *s, int64_t *out)
         return false;
     *out = v;
     return true;
+}
+
+void et_name_sanitize(char *s)
+{
+    for (; *s; s++) {
+        char c = *s;
+
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-'))
+            *s = '_';
+    }
 }
 
 int et_chans_add(struct et_chan_table *t, const char *unit, enum et_type type,

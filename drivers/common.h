@@ -73,6 +73,12 @@ bool et_scan_f64(const char **p, double *out);
  */
 bool et_scan_word(const char **p, char *out, size_t cap);
 
+/**
+ * Whether item is one of the entries of a comma-separated list like
+ * "eth0, wlan0" (blanks around entries ignored). NULL list: false.
+ */
+bool et_list_has(const char *list, const char *item);
+
 /** Whether line (of length len) starts with prefix. */
 bool et_line_starts(const char *line, size_t len, const char *prefix);
 
@@ -81,6 +87,13 @@ bool et_line_starts(const char *line, size_t len, const char *prefix);
  * newline) as a signed decimal integer. false for empty or trailing junk.
  */
 bool et_parse_i64_text(const char *s, int64_t *out);
+
+/**
+ * Make a name usable as one part of a dotted metric name, in place: every
+ * character other than a letter, digit, '_' or '-' becomes '_' (so "eth0.100"
+ * becomes "eth0_100" and "/boot/firmware" "_boot_firmware").
+ */
+void et_name_sanitize(char *s);
 
 /* ---- channel tables built at probe --------------------------------------- */
 

@@ -1,0 +1,155 @@
+/*
+ * procs: how many processes and threads the board runs.
+ *   processes  numeric entries of /proc (one per process)
+ *   threads    all kernel scheduling entities, the denominator of
+ *              /proc/loadavg's "running/total"
+ *   running, blocked   procs_running and procs_blocked of /proc/stat
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "edgetel/platform.h"
+
+#define STAT_CAP 16384
+
+enum { PROCS_PROCESSES, PROCS_THREADS, PROCS_RUNNING, PROCS_BLOCKED, PROCS_N };
+
+static const struct et_channel procs_channels[] = {
+    [PROCS_PROCESSES] = { .name = "processes", .unit = "1", .type = ET_TYPE_I64 },
+    [PROCS_THREADS] = { .name = "threads", .unit = "1", .type = ET_TYPE_I64 },
+    [PROCS_RUNNING] = { .name = "running", .unit = "1", .type = ET_TYPE_I64 },
+    [PROCS_BLOCKED] = { .name = "blocked", .unit = "1", .type = ET_TYPE_I64 },
+};
+
+struct procs_priv {
+    int64_t v[PROCS_N];
+    bool valid[PROCS_N];
+    char *stat;
+};
+
+static int count_pid(void *ctx, const char *name)
+{
+    int64_t *count = ctx;
+
+    for (const char *c = name; *c; c++)
+        if (*c < '0' || *c > '9')
+            return 0;
+    (*count)++;
+    return 0;
+}
+
+static void read_loadavg_threads(struct procs_priv *p)
+{
+    char text[256];
+    const char *q = text;
+    double avg;
+    uint64_t running, total;
+
+    if (et_fs_read("/proc/loadavg", text, sizeof(text)) < 0)
+        return;
+    if (et_scan_f64(&q, &avg) && et_scan_f64(&q, &avg) && et_scan_f64(&q, &avg) &&
+        et_scan_u64(&q, &running) && *q++ == '/' && et_scan_u64(&q, &total) &&
+        total <= INT64_MAX) {
+        p->v[PROCS_THREADS] = (int64_t)total;
+        p->valid[PROCS_THREADS] = true;
+    }
+}
+
+static void read_stat_counts(struct procs_priv *p)
+{
+    static const struct {
+        const char *key;
+        unsigned ch;
+    } keys[] = { { "procs_running ", PROCS_RUNNING }, { "procs_blocked ", PROCS_BLOCKED } };
+    const char *cursor = p->stat;
+    const char *line;
+    ssize_t n;
+    size_t len;
+
+    n = et_fs_read("/proc/stat", p->stat, STAT_CAP);
+    if (n < 0 && n != -EFBIG)
+        return;
+    while ((line = et_next_line(&cursor, &len)) != NULL) {
+        for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+            const char *q = line + strlen(keys[k].key);
+            uint64_t v;
+
+            if (et_line_starts(line, len, keys[k].key) && et_scan_u64(&q, &v) && v <= INT64_MAX) {
+                p->v[keys[k].ch] = (int64_t)v;
+                p->valid[keys[k].ch] = true;
+            }
+        }
+    }
+}
+
+static int procs_fetch(struct et_dev *dev)
+{
+    struct procs_priv *p = dev->priv;
+    int64_t count = 0;
+    int ret;
+
+    memset(p->valid, 0, sizeof(p->valid));
+    ret = et_fs_list("/proc", count_pid, &count);
+    if (ret < 0)
+        return et_dev_fail(dev, ret, "/proc: %s", strerror(-ret));
+    p->v[PROCS_PROCESSES] = count;
+    p->valid[PROCS_PROCESSES] = count > 0;
+    read_loadavg_threads(p);
+    read_stat_counts(p);
+    return 0;
+}
+
+static int procs_probe(struct et_dev *dev, const struct et_kv *params, size_t n_params)
+{
+    struct procs_priv *p = dev->priv;
+    int ret;
+
+    p->stat = malloc(STAT_CAP);
+    if (!p->stat)
+        return -ENOMEM;
+    ret = procs_fetch(dev);
+    if (ret == 0 && !p->valid[PROCS_PROCESSES])
+        ret = et_dev_fail(dev, -ENODEV, "/proc: no process entries (procfs not mounted?)");
+    else if (ret == -ENOENT)
+        ret = -ENODEV;
+    if (ret < 0) {
+        free(p->stat);
+        p->stat = NULL;
+    }
+    return ret;
+}
+
+static int procs_get(struct et_dev *dev, unsigned ch, struct et_value *out)
+{
+    struct procs_priv *p = dev->priv;
+
+    if (ch >= PROCS_N)
+        return -EINVAL;
+    if (!p->valid[ch])
+        return et_dev_fail(dev, -ENODATA, "%s: not readable from /proc this round",
+                           procs_channels[ch].name);
+    *out = et_value_i64(p->v[ch]);
+    return 0;
+}
+
+static void procs_remove(struct et_dev *dev)
+{
+    struct procs_priv *p = dev->priv;
+
+    free(p->stat);
+    p->stat = NULL;
+}
+
+const struct et_driver et_driver_procs = {
+    .name = "procs",
+    .help = "number of processes and threads, running and blocked (/proc)",
+    .priv_size = sizeof(struct procs_priv),
+    .channels = procs_channels,
+    .n_channels = PROCS_N,
+    .probe = procs_probe,
+    .fetch = procs_fetch,
+    .get = procs_get,
+    .remove = procs_remove,
+};

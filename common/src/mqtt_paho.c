@@ -224,8 +224,28 @@ static int on_ssl_error(const char *str, size_t len, void *context)
     /* OpenSSL prints one line per queued error; keep the last, it is the most specific. */
     while (len > 0 && (str[len - 1] == '\n' || str[len - 1] == '\r'))
         len--;
+    /* OpenSSL 3 writes "<thread>:error:<code>:<library>:<function>:<reason>:<file>:<line>:";
+     * a person needs library, function and reason. */
+    const char *start = str;
+    const char *end = str + len;
+    const char *p = str;
+    int field = 0;
+
+    for (; p < end; p++) {
+        if (*p != ':')
+            continue;
+        field++;
+        if (field == 3)
+            start = p + 1;
+        if (field == 6) {
+            end = p;
+            break;
+        }
+    }
+    if (field < 6)
+        start = str;
     pthread_mutex_lock(&m->lock);
-    snprintf(m->tls_error, sizeof(m->tls_error), "%.*s", (int)len, str);
+    snprintf(m->tls_error, sizeof(m->tls_error), "%.*s", (int)(end - start), start);
     pthread_mutex_unlock(&m->lock);
     return 0;
 }
@@ -246,6 +266,12 @@ static void connect_failure_reason(struct et_mqtt *m, const MQTTAsync_failureDat
                       (unsigned)fail->reasonCode, MQTTReasonCode_toString(fail->reasonCode));
     if (m->tls_error[0] && n >= 0 && (size_t)n < size)
         snprintf(buf + n, size - (size_t)n, "; TLS: %s", m->tls_error);
+    else if (m->tls && fail && fail->code == MQTTASYNC_FAILURE && n >= 0 && (size_t)n < size)
+        /* With TLS 1.3 the broker judges our certificate after our side of the
+         * handshake is done, so its refusal looks like a closed connection. */
+        snprintf(buf + n, size - (size_t)n, "; broker down, or it refused %s%s (see its log)",
+                 m->cert_file ? "our certificate " : "a client without a certificate",
+                 m->cert_file ? m->cert_file : "");
 }
 
 static void on_connect_failure(void *context, MQTTAsync_failureData5 *fail)
@@ -294,6 +320,15 @@ static void on_resubscribe_failed(void *context, MQTTAsync_failureData5 *fail)
 
     callback_enter(m);
     pthread_mutex_lock(&m->lock);
+    if (fail && fail->code == MQTTASYNC_OPERATION_INCOMPLETE) {
+        /* Paho discards outstanding requests when the session closes, and may
+         * do so before it reports the lost connection: this session will not
+         * become CONNECTED. */
+        m->pending_subs = 0;
+        pthread_mutex_unlock(&m->lock);
+        callback_leave(m);
+        return;
+    }
     if (__atomic_load_n(&m->connected, __ATOMIC_ACQUIRE))
         et_warn(MQTT_LOG, "%s: subscription refused by %s: %s", m->client_id, m->uri,
                 fail && fail->reasonCode ? MQTTReasonCode_toString(fail->reasonCode)

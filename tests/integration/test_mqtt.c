@@ -38,6 +38,7 @@ struct record {
     size_t len;
     int token;
     char reason[512];
+    int64_t at_ms;              /* when the handler ran, CLOCK_MONOTONIC */
 };
 
 /* One client and everything its handler has seen. */
@@ -57,6 +58,11 @@ struct fixture {
 
 static const char *const devices[] = { "dev-1", "dev-2", NULL };
 
+/* argv[0], to start this executable again as the will client. Set once in
+ * main before any test runs. Not /proc/self/exe: under valgrind that names
+ * valgrind itself. */
+static const char *self_exe;
+
 static const char *type_name(enum et_mqtt_event_type t)
 {
     switch (t) {
@@ -67,6 +73,14 @@ static const char *type_name(enum et_mqtt_event_type t)
     case ET_MQTT_PUBLISH_FAILED: return "PUBLISH_FAILED";
     }
     return "?";
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void on_event(void *ctx, const struct et_mqtt_event *ev)
@@ -82,6 +96,7 @@ static void on_event(void *ctx, const struct et_mqtt_event *ev)
     memset(r, 0, sizeof(*r));
     r->type = ev->type;
     r->token = ev->token;
+    r->at_ms = now_ms();
     if (ev->type == ET_MQTT_MESSAGE) {
         assert_non_null(ev->topic);
         assert_true(ev->len <= sizeof(r->payload));
@@ -92,14 +107,6 @@ static void on_event(void *ctx, const struct et_mqtt_event *ev)
     }
     if (ev->reason)
         snprintf(r->reason, sizeof(r->reason), "%s", ev->reason);
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Poll every client's descriptor once (up to timeout_ms) and dispatch. */
@@ -412,7 +419,7 @@ static void test_will_on_kill_not_on_clean_close(void **state)
     if (child == 0) {
         dup2(out[1], STDOUT_FILENO);
         close(out[0]);
-        execl("/proc/self/exe", "test_mqtt", "--will-client", port, id.ca_file, id.cert_file,
+        execl(self_exe, self_exe, "--will-client", port, id.ca_file, id.cert_file,
               id.key_file, (char *)NULL);
         _exit(127);
     }
@@ -469,6 +476,42 @@ static void test_untrusted_clients_refused(void **state)
         assert_true(f->dev2.rec[i].reason[0] != '\0');
 }
 
+static void test_broker_checked_by_client(void **state)
+{
+    struct fixture *f = *state;
+    struct client *both[] = { &f->dev1, &f->dev2 };
+    struct et_test_identity id, foreign;
+    struct et_mqtt_cfg cfg;
+    char other_ca[4096];
+    int64_t deadline;
+
+    /* By name: the broker's certificate carries DNS:localhost as well as IP:127.0.0.1. */
+    assert_int_equal(et_test_broker_identity(f->broker, "dev-1", &id), 0);
+    et_test_broker_mqtt_cfg(f->broker, &id, "dev-1", &cfg);
+    cfg.host = "localhost";
+    client_open(f, &f->dev1, "dev-1", NULL, &cfg);
+    assert_int_equal(et_mqtt_start(f->dev1.mqtt), 0);
+
+    /* A client that trusts another CA must refuse the broker, whatever the broker thinks. */
+    assert_int_equal(et_test_broker_foreign_identity(f->broker, "dev-2", &foreign), 0);
+    snprintf(other_ca, sizeof(other_ca), "%s/foreign/ca.crt", et_test_broker_dir(f->broker));
+    assert_int_equal(et_test_broker_identity(f->broker, "dev-2", &id), 0);
+    et_test_broker_mqtt_cfg(f->broker, &id, "dev-2", &cfg);
+    cfg.ca_file = other_ca;
+    client_open(f, &f->dev2, "dev-2-wrong-ca", NULL, &cfg);
+    assert_int_equal(et_mqtt_start(f->dev2.mqtt), 0);
+
+    wait_for(both, 2, &f->dev1, 0, ET_MQTT_CONNECTED, NULL, 0);
+    deadline = now_ms() + WAIT_MS;
+    while (count(&f->dev2, 0, ET_MQTT_DISCONNECTED, NULL) < 2) {
+        assert_true(now_ms() < deadline);
+        pump(both, 2, 200);
+    }
+    assert_int_equal(count(&f->dev2, 0, ET_MQTT_CONNECTED, NULL), 0);
+    /* OpenSSL's own words reach the person reading the reason. */
+    assert_non_null(strstr(f->dev2.rec[0].reason, "certificate verify failed"));
+}
+
 static void test_acl_confines_device(void **state)
 {
     struct fixture *f = *state;
@@ -507,6 +550,42 @@ static void test_acl_confines_device(void **state)
     forbidden = et_mqtt_publish(f->dev1.mqtt, "edgetel/v1/dev-2/config", "cfg", 3, 1, true);
     assert_true(forbidden > 0);
     wait_for(all, 3, &f->dev1, 0, ET_MQTT_PUBLISH_FAILED, NULL, forbidden);
+}
+
+static void test_backoff_doubles_with_jitter(void **state)
+{
+    struct fixture *f = *state;
+    struct client *one[] = { &f->dev1 };
+    struct et_test_identity id;
+    struct et_mqtt_cfg cfg;
+    int64_t deadline;
+    int delay = 100;
+
+    /* Nothing listens: every attempt fails at once, so the gaps are the delays. */
+    assert_int_equal(et_test_broker_stop(f->broker), 0);
+    assert_int_equal(et_test_broker_identity(f->broker, "dev-1", &id), 0);
+    et_test_broker_mqtt_cfg(f->broker, &id, "dev-1", &cfg);
+    cfg.min_backoff_ms = 100;
+    cfg.max_backoff_ms = 400;
+    client_open(f, &f->dev1, "dev-1", NULL, &cfg);
+    assert_int_equal(et_mqtt_start(f->dev1.mqtt), 0);
+    deadline = now_ms() + WAIT_MS;
+    while (count(&f->dev1, 0, ET_MQTT_DISCONNECTED, NULL) < 6) {
+        assert_true(now_ms() < deadline);
+        pump(one, 1, 200);
+    }
+    assert_int_equal(count(&f->dev1, 0, ET_MQTT_CONNECTED, NULL), 0);
+    /* Gap k is drawn from [d/2, d], d = 100, 200, 400, 400, ... The lower bound
+     * is exact (minus dispatch latency); the upper one allows a slow machine. */
+    for (size_t k = 1; k < 6; k++) {
+        int64_t gap = f->dev1.rec[k].at_ms - f->dev1.rec[k - 1].at_ms;
+
+        fprintf(stderr, "[dev-1] retry %zu after %lld ms (delay %d)\n", k, (long long)gap,
+                delay);
+        assert_true(gap >= delay / 2 - 40);
+        assert_true(gap <= delay + 1500);
+        delay = delay * 2 > cfg.max_backoff_ms ? cfg.max_backoff_ms : delay * 2;
+    }
 }
 
 static void test_create_rejects_bad_cfg(void **state)
@@ -548,14 +627,17 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_create_rejects_bad_cfg, setup, teardown),
         cmocka_unit_test_setup_teardown(test_publish_and_receive, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inflight_window, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_backoff_doubles_with_jitter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reconnect_restores_subscriptions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_will_on_kill_not_on_clean_close, setup, teardown),
         cmocka_unit_test_setup_teardown(test_untrusted_clients_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_broker_checked_by_client, setup, teardown),
         cmocka_unit_test_setup_teardown(test_acl_confines_device, setup, teardown),
     };
 
+    et_log_init("test_mqtt", getenv("ET_TEST_DEBUG") ? ET_LOG_DEBUG : ET_LOG_WARN);
     if (argc == 6 && strcmp(argv[1], "--will-client") == 0)
         return will_client_main(atoi(argv[2]), argv[3], argv[4], argv[5]);
-    et_log_init("test_mqtt", getenv("ET_TEST_DEBUG") ? ET_LOG_DEBUG : ET_LOG_WARN);
+    self_exe = argv[0];
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -54,6 +55,9 @@
 
 /* The WAL is cut back to this size after a checkpoint of a large group. */
 #define OUTBOX_WAL_LIMIT 4194304   /* 4 MiB */
+
+/* Page size of a new database (see db_open for why it is small). */
+#define OUTBOX_PAGE_SIZE 1024
 
 #define SEQ_FILE_MAGIC "edgetel-outbox-seq 1"
 
@@ -133,6 +137,7 @@ struct et_outbox {
     char *path;
     char *seq_path;         /* PATH.seq */
     char *dir;              /* directory of PATH, fsynced after renames */
+    int lock_fd;            /* PATH.lock, flock()ed for the handle's life */
 
     uint64_t next_seq;
     uint64_t reserved;      /* the sidecar promises no seq <= this was used */
@@ -543,6 +548,23 @@ static int db_open(struct et_outbox *ob, bool *damaged, char *err, size_t errlen
     /* edgetelctl or an operator's sqlite3 may read it; never wait long. */
     sqlite3_busy_timeout(ob->db, 1000);
 
+    /*
+     * Page size, for a new database only (an existing file keeps its own).
+     * A commit writes every page it changed, whole, into the WAL and the
+     * checkpoint writes it once more, so the page is the unit of SD wear.
+     * bench/outbox_bench, batches of 100 samples of ~12 bytes, bytes written
+     * per encoded byte, 1 KiB pages against 4 KiB: one commit per batch
+     * 3.9x against 6.7x, a group of 10 batches 2.4x against 3.2x, a drain
+     * with an ack per batch 3.8x against 10x; appends still run at well
+     * over 1 M samples/s. A blob larger than a page goes to overflow pages,
+     * which SQLite fills completely.
+     */
+    rc = sqlite3_exec(ob->db, "PRAGMA page_size=" OUTBOX_STR(OUTBOX_PAGE_SIZE), NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "%s: %s", ob->path, sqlite3_errmsg(ob->db));
+        goto fail;
+    }
+
     /* The first read of the file: a file that is not SQLite fails here. */
     rc = exec_text(ob->db, "PRAGMA journal_mode=WAL", text, sizeof(text));
     if (rc != SQLITE_OK) {
@@ -689,10 +711,42 @@ static void seq_start(struct et_outbox *ob, bool replaced)
         ob->seq_armed = true;
 }
 
+/*
+ * One handle per outbox: two would hand out the same seqs. The lock is an
+ * flock() on PATH.lock, a file that is never replaced (the sidecar is, so
+ * it cannot carry the lock); the kernel drops it when the process dies.
+ */
+static int outbox_lock(struct et_outbox *ob, char *err, size_t errlen)
+{
+    char *lock_path = str_cat(ob->path, ".lock");
+    int ret = 0;
+
+    if (!lock_path)
+        return -ENOMEM;
+    ob->lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (ob->lock_fd < 0) {
+        ret = -errno;
+        snprintf(err, errlen, "%s: cannot open: %s", lock_path, strerror(errno));
+        goto out;
+    }
+    if (flock(ob->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+        ret = errno == EWOULDBLOCK ? -EBUSY : -errno;
+        snprintf(err, errlen, "%s: in use by another process or handle (%s is locked)",
+                 ob->path, lock_path);
+        close(ob->lock_fd);
+        ob->lock_fd = -1;
+    }
+out:
+    free(lock_path);
+    return ret;
+}
+
 static void outbox_free(struct et_outbox *ob)
 {
     if (ob->db)
         db_close(ob);
+    if (ob->lock_fd >= 0)
+        close(ob->lock_fd);
     free(ob->path);
     free(ob->seq_path);
     free(ob->dir);
@@ -715,12 +769,16 @@ int et_outbox_open(struct et_outbox **out, const char *path, char *err, size_t e
     ob = calloc(1, sizeof(*ob));
     if (!ob)
         goto fail_nomem;
+    ob->lock_fd = -1;
     ob->path = strdup(path);
     ob->seq_path = str_cat(path, ".seq");
     slash = strrchr(path, '/');
     ob->dir = slash == path ? strdup("/") : slash ? strndup(path, (size_t)(slash - path)) : strdup(".");
     if (!ob->path || !ob->seq_path || !ob->dir)
         goto fail_nomem;
+    ret = outbox_lock(ob, err, errlen);
+    if (ret < 0)
+        goto fail;
 
     ret = db_open(ob, &damaged, why, sizeof(why));
     if (ret < 0 && damaged) {
@@ -752,7 +810,7 @@ fail:
 
 void et_outbox_close(struct et_outbox *ob)
 {
-    bool clean;
+    bool clean, mark_ok;
     int rc, ret;
 
     if (!ob)
@@ -763,6 +821,12 @@ void et_outbox_close(struct et_outbox *ob)
             et_warn(OUTBOX_LOG, "%s: closing: the open group could not be committed (%s); "
                     "its batches are not stored", ob->path, strerror(-ret));
     }
+    /*
+     * The clean mark below must equal the database's mark, and after a
+     * skipped reservation no row holds next_seq - 1: store it in meta.
+     */
+    mark_ok = ob->newest == ob->next_seq - 1 ||
+              meta_save(ob, ob->next_seq - 1, ob->dropped) == SQLITE_OK;
     for (int i = 0; i < ST_COUNT; i++) {
         sqlite3_finalize(ob->stmt[i]);
         ob->stmt[i] = NULL;
@@ -778,7 +842,7 @@ void et_outbox_close(struct et_outbox *ob)
      * Not clean either when an undone group had used seqs above the
      * stored ones: those batches may have been sent already.
      */
-    clean = rc == SQLITE_OK && ob->seq_armed && ob->seq_high < ob->next_seq;
+    clean = rc == SQLITE_OK && mark_ok && ob->seq_armed && ob->seq_high < ob->next_seq;
     if (rc != SQLITE_OK)
         et_warn(OUTBOX_LOG, "%s: close: %s", ob->path, sqlite3_errstr(rc));
     else

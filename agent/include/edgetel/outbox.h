@@ -26,7 +26,9 @@
  *    continues after the whole reservation. A gap in seqs is harmless: each
  *    Batch carries oldest_seq, so the cloud steps over it. A repeat is not.
  *
- * Only the thread that opened it may use a handle.
+ * Only the thread that opened it may use a handle, and only one handle
+ * may be open on a PATH at a time (an flock() on PATH.lock enforces it
+ * across processes): two would hand out the same seqs.
  */
 #ifndef EDGETEL_OUTBOX_H
 #define EDGETEL_OUTBOX_H
@@ -58,7 +60,8 @@ struct et_outbox_stats {
  * failures (no permission, locked by another process, I/O error) are not
  * taken as damage: the file is left alone and the open fails.
  * err gets a reason for a person on failure.
- * @return 0, or -errno (-EIO when SQLite fails, -ENOMEM, ...).
+ * @return 0, -EBUSY when another handle has PATH open, or -errno (-EIO
+ *         when SQLite fails, -ENOMEM, ...).
  */
 int et_outbox_open(struct et_outbox **out, const char *path, char *err, size_t errlen);
 
@@ -141,7 +144,7 @@ struct et_outbox_limits {
 /**
  * Set the limits enforced by every later append. An append that would take
  * the stored payload over quota_bytes, or the filesystem's free space
- * (et_fs_space(); pages free inside the database count as free) below
+ * (et_fs_space(PATH); pages free inside the database count as free) below
  * reserve_bytes, evicts by the policy. Every dropped sample is counted in
  * the database (stats.dropped_samples). One warning is logged when eviction
  * starts and one line when an append fits again, not one per batch.

@@ -37,11 +37,14 @@ int et_report_value(const struct et_store_value *v, char *buf, size_t len)
 {
     switch (v->type) {
     case ET_TYPE_F64: {
-        /* The shortest of %.15g and %.17g that reads back as the same double. */
-        int n = snprintf(buf, len, "%.15g", v->u.f64);
+        /* The fewest digits (15 to 17) that read back as the same double. */
+        int n = 0;
 
-        if (strtod(buf, NULL) != v->u.f64)
-            n = snprintf(buf, len, "%.17g", v->u.f64);
+        for (int prec = 15; prec <= 17; prec++) {
+            n = snprintf(buf, len, "%.*g", prec, v->u.f64);
+            if (strtod(buf, NULL) == v->u.f64)
+                break;
+        }
         return n;
     }
     case ET_TYPE_I64:
@@ -53,124 +56,173 @@ int et_report_value(const struct et_store_value *v, char *buf, size_t len)
     }
 }
 
-/* ---- devices ------------------------------------------------------------ */
+/* ---- aligned tables ---------------------------------------------------- */
 
-struct device_row {
-    char *id;
-    char online[4];
-    char seen[ISO_MAX + 48];
-    uint64_t samples, acked;
-    char outbox[24], dropped[24];
+/*
+ * Rows are gathered first so every column is as wide as its widest cell:
+ * device ids run to 64 characters and metric names to 128.
+ */
+struct table {
+    size_t ncols;
+    const char *const *headers;
+    const bool *right;        /* right-align the column (numbers) */
+    char **cells;             /* row-major, ncols per row, malloc'd */
+    size_t nrows, cap;
 };
 
-struct device_rows {
-    struct device_row *rows;
-    size_t n, cap;
-    int64_t now_ms;
-};
-
-static int collect_device(void *ctx, const struct et_store_device *d)
+static void table_free(struct table *t)
 {
-    struct device_rows *dr = ctx;
-    struct device_row *r;
-    char iso[ISO_MAX], age[32];
+    for (size_t i = 0; i < t->nrows * t->ncols; i++)
+        free(t->cells[i]);
+    free(t->cells);
+}
 
-    if (dr->n == dr->cap) {
-        size_t cap = dr->cap ? dr->cap * 2 : 32;
-        struct device_row *grown = realloc(dr->rows, cap * sizeof(*grown));
+/* Add one row of ncols strings (copied). */
+static int table_add(struct table *t, const char *const *row)
+{
+    if (t->nrows == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 32;
+        char **grown = realloc(t->cells, cap * t->ncols * sizeof(*grown));
 
         if (!grown)
             return -ENOMEM;
-        dr->rows = grown;
-        dr->cap = cap;
+        t->cells = grown;
+        t->cap = cap;
     }
-    r = &dr->rows[dr->n];
-    r->id = strdup(d->id);
-    if (!r->id)
-        return -ENOMEM;
-    dr->n++;
-    /* Online state comes from Status only; before one arrives it is unknown. */
-    snprintf(r->online, sizeof(r->online), "%s", !d->has_status ? "?" : d->online ? "yes" : "no");
-    et_time_format_iso(d->last_seen_ms - d->last_seen_ms % 1000, iso, sizeof(iso));
-    et_time_format_age(dr->now_ms - d->last_seen_ms, age, sizeof(age));
-    snprintf(r->seen, sizeof(r->seen), "%s (%s)", iso, age);
-    r->samples = d->samples_stored;
-    r->acked = d->acked_through;
-    if (d->has_status) {
-        snprintf(r->outbox, sizeof(r->outbox), "%" PRIu64, d->outbox_batches);
-        snprintf(r->dropped, sizeof(r->dropped), "%" PRIu64, d->dropped_samples);
-    } else {
-        snprintf(r->outbox, sizeof(r->outbox), "-");
-        snprintf(r->dropped, sizeof(r->dropped), "-");
+    for (size_t c = 0; c < t->ncols; c++) {
+        t->cells[t->nrows * t->ncols + c] = strdup(row[c]);
+        if (!t->cells[t->nrows * t->ncols + c]) {
+            while (c-- > 0)
+                free(t->cells[t->nrows * t->ncols + c]);
+            return -ENOMEM;
+        }
     }
+    t->nrows++;
     return 0;
+}
+
+static void table_line(const struct table *t, FILE *out, const char *const *row,
+                       const int *width)
+{
+    for (size_t c = 0; c < t->ncols; c++) {
+        bool last = c + 1 == t->ncols;
+
+        if (t->right[c])
+            fprintf(out, "%*s", width[c], row[c]);
+        else
+            fprintf(out, "%-*s", last ? 0 : width[c], row[c]);
+        fputs(last ? "\n" : "  ", out);
+    }
+}
+
+static int table_print(const struct table *t, FILE *out)
+{
+    int width[16];
+
+    if (t->ncols > sizeof(width) / sizeof(width[0]))
+        return -EINVAL;
+    for (size_t c = 0; c < t->ncols; c++) {
+        width[c] = (int)strlen(t->headers[c]);
+        for (size_t r = 0; r < t->nrows; r++) {
+            int w = (int)strlen(t->cells[r * t->ncols + c]);
+
+            if (w > width[c])
+                width[c] = w;
+        }
+    }
+    table_line(t, out, t->headers, width);
+    for (size_t r = 0; r < t->nrows; r++)
+        table_line(t, out, (const char *const *)&t->cells[r * t->ncols], width);
+    return 0;
+}
+
+/* ---- devices ------------------------------------------------------------ */
+
+static const char *const device_headers[] = {
+    "DEVICE", "ONLINE", "LAST SEEN", "SAMPLES", "ACKED SEQ", "OUTBOX", "DROPPED",
+};
+static const bool device_right[] = { false, false, false, true, true, true, true };
+
+struct devices_ctx {
+    struct table table;
+    int64_t now_ms;
+};
+
+static int device_row(void *ctx, const struct et_store_device *d)
+{
+    struct devices_ctx *dc = ctx;
+    char iso[ISO_MAX], age[32], seen[ISO_MAX + 48], samples[24], acked[24];
+    char outbox[24] = "-", dropped[24] = "-";
+    const char *row[7];
+
+    /* Whole seconds: the age beside it is what a person reads. */
+    et_time_format_iso(d->last_seen_ms - d->last_seen_ms % 1000, iso, sizeof(iso));
+    et_time_format_age(dc->now_ms - d->last_seen_ms, age, sizeof(age));
+    snprintf(seen, sizeof(seen), "%s (%s)", iso, age);
+    snprintf(samples, sizeof(samples), "%" PRIu64, d->samples_stored);
+    snprintf(acked, sizeof(acked), "%" PRIu64, d->acked_through);
+    /* Online state and the device's own counters come from its Status;
+     * before one has arrived they are unknown, not zero. */
+    if (d->has_status) {
+        snprintf(outbox, sizeof(outbox), "%" PRIu64, d->outbox_batches);
+        snprintf(dropped, sizeof(dropped), "%" PRIu64, d->dropped_samples);
+    }
+    row[0] = d->id;
+    row[1] = !d->has_status ? "?" : d->online ? "yes" : "no";
+    row[2] = seen;
+    row[3] = samples;
+    row[4] = acked;
+    row[5] = outbox;
+    row[6] = dropped;
+    return table_add(&dc->table, row);
 }
 
 int et_report_devices(struct et_store *s, FILE *out, int64_t now_ms)
 {
-    struct device_rows dr = { .now_ms = now_ms };
-    int idw = (int)strlen("DEVICE"), seenw = (int)strlen("LAST SEEN");
+    struct devices_ctx dc = {
+        .table = { .ncols = 7, .headers = device_headers, .right = device_right },
+        .now_ms = now_ms,
+    };
     int rc;
 
-    rc = et_store_devices(s, NULL, collect_device, &dr);
-    if (rc < 0)
-        goto out;
-    if (dr.n == 0) {
-        fprintf(out, "no devices yet\n");
-        goto out;
+    rc = et_store_devices(s, NULL, device_row, &dc);
+    if (rc == 0) {
+        if (dc.table.nrows == 0)
+            fprintf(out, "no devices yet\n");
+        else
+            rc = table_print(&dc.table, out);
     }
-    for (size_t i = 0; i < dr.n; i++) {
-        if ((int)strlen(dr.rows[i].id) > idw)
-            idw = (int)strlen(dr.rows[i].id);
-        if ((int)strlen(dr.rows[i].seen) > seenw)
-            seenw = (int)strlen(dr.rows[i].seen);
-    }
-    fprintf(out, "%-*s  %-6s  %-*s  %10s  %10s  %8s  %8s\n", idw, "DEVICE", "ONLINE", seenw,
-            "LAST SEEN", "SAMPLES", "ACKED SEQ", "OUTBOX", "DROPPED");
-    for (size_t i = 0; i < dr.n; i++) {
-        const struct device_row *r = &dr.rows[i];
-
-        fprintf(out, "%-*s  %-6s  %-*s  %10" PRIu64 "  %10" PRIu64 "  %8s  %8s\n", idw, r->id,
-                r->online, seenw, r->seen, r->samples, r->acked, r->outbox, r->dropped);
-    }
-out:
-    for (size_t i = 0; i < dr.n; i++)
-        free(dr.rows[i].id);
-    free(dr.rows);
+    table_free(&dc.table);
     return rc < 0 ? rc : out_status(out);
 }
 
 /* ---- metrics ------------------------------------------------------------ */
 
-struct metrics_ctx {
-    FILE *out;
-    bool with_device;
-    bool header_done;
-    uint64_t n;
+static const char *const metric_headers[] = {
+    "DEVICE", "METRIC", "UNIT", "SAMPLES", "FIRST", "LAST",
 };
+static const bool metric_right[] = { false, false, false, true, false, false };
 
-static int print_metric(void *ctx, const struct et_store_metric *m)
+static int metric_row(void *ctx, const struct et_store_metric *m)
 {
-    struct metrics_ctx *mc = ctx;
-    char first[ISO_MAX] = "-", last[ISO_MAX] = "-";
+    struct table *t = ctx;
+    char first[ISO_MAX] = "-", last[ISO_MAX] = "-", samples[24];
+    const char *row[6];
+    /* Without the device column the row starts one cell later. */
+    size_t skip = t->ncols == 5 ? 1 : 0;
 
-    if (!mc->header_done) {
-        if (mc->with_device)
-            fprintf(mc->out, "%-24s  ", "DEVICE");
-        fprintf(mc->out, "%-32s  %-8s  %10s  %-24s  %-24s\n", "METRIC", "UNIT", "SAMPLES",
-                "FIRST", "LAST");
-        mc->header_done = true;
-    }
     if (m->samples) {
         et_time_format_iso(m->first_ts_ms, first, sizeof(first));
         et_time_format_iso(m->last_ts_ms, last, sizeof(last));
     }
-    if (mc->with_device)
-        fprintf(mc->out, "%-24s  ", m->device);
-    fprintf(mc->out, "%-32s  %-8s  %10" PRIu64 "  %-24s  %-24s\n", m->name,
-            m->unit[0] ? m->unit : "-", m->samples, first, last);
-    mc->n++;
-    return 0;
+    snprintf(samples, sizeof(samples), "%" PRIu64, m->samples);
+    row[0] = m->device;
+    row[1] = m->name;
+    row[2] = m->unit[0] ? m->unit : "-";
+    row[3] = samples;
+    row[4] = first;
+    row[5] = last;
+    return table_add(t, row + skip);
 }
 
 struct device_list {
@@ -200,26 +252,33 @@ static int collect_id(void *ctx, const struct et_store_device *d)
 
 int et_report_metrics(struct et_store *s, FILE *out, const char *device)
 {
-    struct metrics_ctx mc = { .out = out, .with_device = device == NULL };
+    struct table t = { .ncols = 6, .headers = metric_headers, .right = metric_right };
     struct device_list dl = { .ids = NULL };
     int rc;
 
     if (device) {
-        rc = et_store_metrics(s, device, print_metric, &mc);
+        /* One device: its id would repeat on every line. */
+        t.ncols = 5;
+        t.headers = metric_headers + 1;
+        t.right = metric_right + 1;
+        rc = et_store_metrics(s, device, metric_row, &t);
     } else {
         /* Devices first, then their metrics: one statement at a time. */
         rc = et_store_devices(s, NULL, collect_id, &dl);
         for (size_t i = 0; rc == 0 && i < dl.n; i++)
-            rc = et_store_metrics(s, dl.ids[i], print_metric, &mc);
+            rc = et_store_metrics(s, dl.ids[i], metric_row, &t);
         for (size_t i = 0; i < dl.n; i++)
             free(dl.ids[i]);
         free(dl.ids);
     }
-    if (rc < 0)
-        return rc;
-    if (mc.n == 0)
-        fprintf(out, "no metrics yet\n");
-    return out_status(out);
+    if (rc == 0) {
+        if (t.nrows == 0)
+            fprintf(out, "no metrics yet\n");
+        else
+            rc = table_print(&t, out);
+    }
+    table_free(&t);
+    return rc < 0 ? rc : out_status(out);
 }
 
 /* ---- query and tail ----------------------------------------------------- */

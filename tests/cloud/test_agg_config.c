@@ -1,0 +1,203 @@
+/*
+ * The aggregator's config file: defaults, every key, and errors that name
+ * the file, the line and the cause.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "edgetel/agg_config.h"
+#include "edgetel/store.h"
+
+#define TLS_KEYS "ca = /etc/edgetel/ca.crt\ncert = /etc/edgetel/agg.crt\nkey = /etc/edgetel/agg.key\n"
+
+/* The error must be want, or start with it when want ends in "...". */
+static void assert_error(const char *text, const char *want)
+{
+    struct et_agg_config c;
+    char err[512] = "";
+    size_t n = strlen(want);
+    bool prefix = n > 3 && strcmp(want + n - 3, "...") == 0;
+
+    assert_int_equal(et_agg_config_parse(text, "agg.conf", &c, err, sizeof(err)), -EINVAL);
+    if (prefix ? strncmp(err, want, n - 3) != 0 : strcmp(err, want) != 0)
+        fail_msg("error \"%s\", want \"%s\"", err, want);
+    assert_null(c.host);   /* nothing left behind on failure */
+}
+
+static void test_defaults(void **state)
+{
+    struct et_agg_config c;
+    char err[256];
+
+    assert_int_equal(et_agg_config_parse("[mqtt]\nhost = broker.example\n" TLS_KEYS,
+                                         "agg.conf", &c, err, sizeof(err)), 0);
+    assert_string_equal(c.host, "broker.example");
+    assert_int_equal(c.port, 8883);
+    assert_false(c.insecure);
+    assert_string_equal(c.topic_root, "edgetel");
+    assert_string_equal(c.share_group, "edgetel");
+    assert_int_equal(c.keepalive_ms, 30000);
+    assert_int_equal(c.stats_interval_ms, 60000);
+    assert_int_equal(c.log_level, ET_LOG_INFO);
+    assert_null(c.instance_id);
+    assert_string_equal(et_agg_store_types[c.store_type], "sqlite");
+    assert_string_equal(c.store_path, ET_STORE_DEFAULT_PATH);
+    assert_string_equal(c.ca_file, "/etc/edgetel/ca.crt");
+    et_agg_config_free(&c);
+    et_agg_config_free(&c);   /* freeing twice is harmless */
+}
+
+static void test_every_key(void **state)
+{
+    static const char text[] =
+        "; a full aggregator config\n"
+        "[aggregator]\n"
+        "instance_id = agg-2\n"
+        "log_level = debug\n"
+        "stats_interval = 10s\n"
+        "\n"
+        "[mqtt]\n"
+        "host = 127.0.0.1\n"
+        "port = 18883\n"
+        TLS_KEYS
+        "insecure = false\n"
+        "topic_root = acme/site-3/edgetel\n"
+        "share_group = ingest\n"
+        "keepalive = 1m\n"
+        "backoff_min = 250ms\n"
+        "backoff_max = 30s\n"
+        "max_inflight = 64\n"
+        "\n"
+        "[store]\n"
+        "type = sqlite\n"
+        "path = /srv/edgetel/agg.db\n";
+    struct et_agg_config c;
+    char err[256];
+
+    assert_int_equal(et_agg_config_parse(text, "agg.conf", &c, err, sizeof(err)), 0);
+    assert_string_equal(c.instance_id, "agg-2");
+    assert_int_equal(c.log_level, ET_LOG_DEBUG);
+    assert_int_equal(c.stats_interval_ms, 10000);
+    assert_int_equal(c.port, 18883);
+    assert_string_equal(c.topic_root, "acme/site-3/edgetel");
+    assert_string_equal(c.share_group, "ingest");
+    assert_int_equal(c.keepalive_ms, 60000);
+    assert_int_equal(c.backoff_min_ms, 250);
+    assert_int_equal(c.backoff_max_ms, 30000);
+    assert_int_equal(c.max_inflight, 64);
+    assert_string_equal(c.store_path, "/srv/edgetel/agg.db");
+    assert_string_equal(c.path, "agg.conf");
+    et_agg_config_free(&c);
+}
+
+static void test_insecure_needs_no_keys(void **state)
+{
+    struct et_agg_config c;
+    char err[256];
+
+    assert_int_equal(et_agg_config_parse("[mqtt]\nhost = 127.0.0.1\nport = 1883\n"
+                                         "insecure = true\n", "agg.conf", &c, err,
+                                         sizeof(err)), 0);
+    assert_true(c.insecure);
+    assert_null(c.ca_file);
+    et_agg_config_free(&c);
+}
+
+static void test_errors(void **state)
+{
+    assert_error("[aggregator]\nlog_level = info\n",
+                 "agg.conf: [mqtt] host is not set: the aggregator needs the broker that "
+                 "devices publish to");
+    assert_error("[mqtt]\nhost = h\n" TLS_KEYS "hots = x\n",
+                 "agg.conf:6: unknown key \"hots\" in [mqtt]");
+    assert_error("[mqtt]\nhost = h\nport = 88x3\n" TLS_KEYS,
+                 "agg.conf:3: [mqtt] port \"88x3\": expected a whole number");
+    assert_error("[mqtt]\nhost = h\nca = /ca.crt\n",
+                 "agg.conf:2: [mqtt] mutual TLS needs ca, cert and key (cert, key missing); "
+                 "insecure = true for plain TCP");
+    assert_error("[mqtt]\nhost = h\n",
+                 "agg.conf:2: [mqtt] mutual TLS needs ca, cert and key (ca, cert, key "
+                 "missing); insecure = true for plain TCP");
+    assert_error("[mqtt]\nhost = h\n" TLS_KEYS "topic_root = edgetel/#\n",
+                 "agg.conf:6: [mqtt] topic_root \"edgetel/#\": expected topic levels without "
+                 "wildcards, a leading $ or a leading or trailing /, at most 128 chars");
+    assert_error("[mqtt]\nhost = h\n" TLS_KEYS "share_group = a/b\n",
+                 "agg.conf:6: [mqtt] share_group \"a/b\": a group name may not contain /, + "
+                 "or #");
+    assert_error("[aggregator]\ninstance_id = agg 2\n[mqtt]\nhost = h\n" TLS_KEYS,
+                 "agg.conf:2: [aggregator] instance_id \"agg 2\": expected 1-64 of A-Z a-z "
+                 "0-9 . _ -");
+    assert_error("[mqtt]\nhost = h\n" TLS_KEYS "backoff_min = 2m\nbackoff_max = 1m\n",
+                 "agg.conf:6: [mqtt] backoff_min is longer than backoff_max");
+    assert_error("[mqtt]\nhost = h\n" TLS_KEYS "keepalive = 1500ms\n",
+                 "agg.conf:6: [mqtt] keepalive \"1500ms\": ...");
+    assert_error("[mqtt]\nhost = h\n" TLS_KEYS "keepalive = 5500ms\n",
+                 "agg.conf:6: [mqtt] keepalive: MQTT counts it in whole seconds");
+}
+
+static void test_store_type(void **state)
+{
+    struct et_agg_config c;
+    char err[256] = "";
+
+    assert_int_equal(et_agg_config_parse("[mqtt]\nhost = h\n" TLS_KEYS "[store]\ntype = mysql\n",
+                                         "agg.conf", &c, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "agg.conf:7:"));
+    assert_non_null(strstr(err, "mysql"));
+    assert_non_null(strstr(err, "sqlite"));
+}
+
+static void test_load_file(void **state)
+{
+    struct et_agg_config c;
+    char dir[] = "/tmp/et-aggconf-XXXXXX", path[64], err[256];
+    FILE *fp;
+
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/agg.conf", dir);
+    assert_int_equal(et_agg_config_load(path, &c, err, sizeof(err)), -ENOENT);
+    assert_non_null(strstr(err, "cannot open"));
+    assert_non_null(strstr(err, path));
+
+    fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs("[mqtt]\nhost = h\ninsecure = yes\n[store]\npath = /x.db\nbogus\n", fp);
+    fclose(fp);
+    assert_int_equal(et_agg_config_load(path, &c, err, sizeof(err)), -EINVAL);
+    assert_true(strncmp(err, path, strlen(path)) == 0);
+    assert_non_null(strstr(err, ":6:"));
+
+    fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs("[mqtt]\nhost = h\ninsecure = yes\n[store]\npath = /x.db\n", fp);
+    fclose(fp);
+    assert_int_equal(et_agg_config_load(path, &c, err, sizeof(err)), 0);
+    assert_string_equal(c.store_path, "/x.db");
+    assert_string_equal(c.path, path);
+    et_agg_config_free(&c);
+    unlink(path);
+    rmdir(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_every_key),
+        cmocka_unit_test(test_insecure_needs_no_keys),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_store_type),
+        cmocka_unit_test(test_load_file),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

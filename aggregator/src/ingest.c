@@ -352,7 +352,7 @@ static int ingest_status(struct et_ingest *ig, const char *topic, const void *pa
     char boot_hex[2 * ET_BOOT_ID_LEN + 1];
     Edgetel__V1__Status *st = NULL;
     struct et_store_status row;
-    bool created = false;
+    bool created = false, changed = false;
     int ret;
 
     if (len == 0) {
@@ -386,7 +386,7 @@ static int ingest_status(struct et_ingest *ig, const char *topic, const void *pa
     };
     ret = et_store_begin(ig->store);
     if (ret == 0)
-        ret = et_store_device_status(ig->store, &row, now_ms, &created);
+        ret = et_store_device_status(ig->store, &row, now_ms, &created, &changed);
     if (ret == 0)
         ret = et_store_commit(ig->store);
     if (ret < 0) {
@@ -400,10 +400,12 @@ static int ingest_status(struct et_ingest *ig, const char *topic, const void *pa
         ig->stats.new_devices++;
         et_info("ingest", "new device %s (first heard in a status)", reply->device);
     }
-    et_info("ingest", "device %s %s%s%s%s%s", reply->device,
-            st->online ? "online" : "offline",
-            st->agent_version[0] ? ", agent " : "", st->agent_version,
-            st->reason[0] ? ": " : "", st->reason);
+    /* A starting aggregator is replayed every device's retained status:
+     * only a change is news. */
+    et_log(changed ? ET_LOG_INFO : ET_LOG_DEBUG, "ingest", "device %s %s%s%s%s%s",
+           reply->device, st->online ? "online" : "offline",
+           st->agent_version[0] ? ", agent " : "", st->agent_version,
+           st->reason[0] ? ": " : "", st->reason);
 out:
     edgetel__v1__status__free_unpacked(st, NULL);
     return ret;

@@ -81,9 +81,9 @@ int et_store_advance_ack(struct et_store *s, const char *device, uint64_t floor,
 }
 
 int et_store_device_status(struct et_store *s, const struct et_store_status *st,
-                           int64_t now_ms, bool *created)
+                           int64_t now_ms, bool *created, bool *changed)
 {
-    return s->ops->device_status(s, st, now_ms, created);
+    return s->ops->device_status(s, st, now_ms, created, changed);
 }
 
 int et_store_devices(struct et_store *s, const char *only, et_store_device_cb cb, void *ctx)

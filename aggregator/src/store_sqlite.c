@@ -90,6 +90,7 @@ enum store_stmt {
     ST_ACK_GET,
     ST_ACK_SCAN,
     ST_ACK_SET,
+    ST_STATUS_GET,
     ST_STATUS,
     ST_DEVICES,
     ST_METRICS,
@@ -128,8 +129,10 @@ static const char *const store_sql[ST_COUNT] = {
     [ST_ACK_SCAN] =
         "SELECT seq FROM batches WHERE device = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
     [ST_ACK_SET] = "UPDATE devices SET acked_through = ?2 WHERE id = ?1",
+    [ST_STATUS_GET] = "SELECT online, has_status FROM devices WHERE id = ?1",
     [ST_STATUS] =
-        "UPDATE devices SET online = ?2, last_seen_ms = MAX(last_seen_ms, ?3),"
+        "UPDATE devices SET online = ?2,"
+        " last_seen_ms = CASE WHEN ?2 <> 0 THEN MAX(last_seen_ms, ?3) ELSE last_seen_ms END,"
         " boot_id = CASE WHEN ?4 <> '' THEN ?4 ELSE boot_id END,"
         " agent_version = CASE WHEN ?5 <> '' THEN ?5 ELSE agent_version END,"
         " has_status = 1, outbox_batches = ?6, dropped_samples = ?7, clock_synced = ?8,"
@@ -705,15 +708,30 @@ static int sqlite_advance_ack(struct et_store *s, const char *device, uint64_t f
 }
 
 static int sqlite_device_status(struct et_store *s, const struct et_store_status *stat_in,
-                                int64_t now_ms, bool *created)
+                                int64_t now_ms, bool *created, bool *changed)
 {
     struct store_sqlite *ss = to_sqlite(s);
     sqlite3_stmt *st = NULL;
-    int ret;
+    bool was_online = false, had_status = false;
+    int ret, rc;
 
     ret = store_device_ensure(ss, stat_in->device, now_ms, created);
     if (ret < 0)
         return ret;
+    ret = store_stmt(ss, ST_STATUS_GET, &st);
+    if (ret < 0)
+        return ret;
+    sqlite3_bind_text(st, 1, stat_in->device, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        was_online = sqlite3_column_int(st, 0) != 0;
+        had_status = sqlite3_column_int(st, 1) != 0;
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW)
+        return store_fail(ss, rc, "reading a device's status");
+    if (changed)
+        *changed = !had_status || was_online != stat_in->online;
     ret = store_stmt(ss, ST_STATUS, &st);
     if (ret < 0)
         return ret;

@@ -620,6 +620,8 @@ static void test_status(void **state)
     assert_int_equal(et_store_devices(f->store, "dev1", device_copy_cb, &c), 0);
     assert_false(c.d.online);
     assert_string_equal(c.reason, "connection lost");
+    /* The will is the broker speaking, not the device being heard. */
+    assert_int_equal(c.d.last_seen_ms, NOW);
 
     /* Someone else's status on dev1's topic, and a cleared retained one. */
     buf = pack_status("dev2", true, "", &len);

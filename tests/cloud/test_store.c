@@ -404,6 +404,37 @@ static void test_two_writers_create_together(void **state)
     remove_db(path);
 }
 
+static void test_status_changes(void **state)
+{
+    struct fixture *f = *state;
+    struct et_store_status st = {
+        .device = "dev1", .online = true, .boot_id_hex = "", .agent_version = "0.1.0",
+        .reason = "",
+    };
+    bool created = false, changed = false;
+
+    assert_int_equal(et_store_begin(f->store), 0);
+    assert_int_equal(et_store_device_status(f->store, &st, 1000, &created, &changed), 0);
+    assert_true(created);
+    assert_true(changed);
+    assert_int_equal(et_store_device_status(f->store, &st, 2000, &created, &changed), 0);
+    assert_false(created);
+    assert_false(changed);   /* a replayed retained status is no news */
+    st.online = false;
+    assert_int_equal(et_store_device_status(f->store, &st, 3000, NULL, &changed), 0);
+    assert_true(changed);
+    assert_int_equal(et_store_commit(f->store), 0);
+
+    /* A device first heard in a batch has no status yet: the first is a change. */
+    assert_int_equal(et_store_begin(f->store), 0);
+    assert_int_equal(et_store_device_seen(f->store, "dev2", 1000, NULL, 0, &created), 0);
+    st.device = "dev2";
+    assert_int_equal(et_store_device_status(f->store, &st, 2000, &created, &changed), 0);
+    assert_false(created);
+    assert_true(changed);
+    assert_int_equal(et_store_commit(f->store), 0);
+}
+
 static void test_hex(void **state)
 {
     const uint8_t bytes[] = { 0x00, 0x0f, 0xa0, 0xff };
@@ -425,6 +456,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_metrics_and_units, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query_bounds_and_tail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_writers_create_together, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_status_changes, setup, teardown),
         cmocka_unit_test(test_hex),
     };
 

@@ -169,7 +169,7 @@ struct et_store_ops {
     int (*advance_ack)(struct et_store *s, const char *device, uint64_t floor,
                        uint64_t *acked_through);
     int (*device_status)(struct et_store *s, const struct et_store_status *st,
-                         int64_t now_ms, bool *created);
+                         int64_t now_ms, bool *created, bool *changed);
     int (*devices)(struct et_store *s, const char *only, et_store_device_cb cb, void *ctx);
     int (*metrics)(struct et_store *s, const char *device, et_store_metric_cb cb, void *ctx);
     int (*query)(struct et_store *s, const struct et_store_query *q,
@@ -236,9 +236,16 @@ int et_store_insert_sample(struct et_store *s, const struct et_store_sample *smp
 int et_store_advance_ack(struct et_store *s, const char *device, uint64_t floor,
                          uint64_t *acked_through);
 
-/** Record a Status: online state and counters; creates the row if new. */
+/**
+ * Record a Status: online state and counters; creates the row if new
+ * (*created). *changed says whether the online state differs from the one
+ * recorded before (true when none was); both may be NULL. An online Status
+ * sets last_seen to now_ms; an offline one does not, because it is the
+ * broker speaking for the device (its will) or a retained message replayed
+ * to a starting aggregator, not the device being heard.
+ */
 int et_store_device_status(struct et_store *s, const struct et_store_status *st,
-                           int64_t now_ms, bool *created);
+                           int64_t now_ms, bool *created, bool *changed);
 
 /** Devices ordered by id; only != NULL restricts to that one device. */
 int et_store_devices(struct et_store *s, const char *only, et_store_device_cb cb, void *ctx);

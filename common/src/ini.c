@@ -164,14 +164,15 @@ static void format_bound(const struct et_ini_key *k, int64_t v, char *buf, size_
         snprintf(buf, len, "%" PRId64, v);
 }
 
-static int range_error(const struct et_ini_key *k, const char *value, char *why, size_t whylen)
+static int range_error(const struct et_ini_key *k, int64_t min, int64_t max, bool bounded,
+                       const char *value, char *why, size_t whylen)
 {
     char q[QUOTE_MAX + 4], lo[32], hi[32];
 
     quote(value, q, sizeof(q));
-    if (k->min < k->max) {
-        format_bound(k, k->min, lo, sizeof(lo));
-        format_bound(k, k->max, hi, sizeof(hi));
+    if (bounded) {
+        format_bound(k, min, lo, sizeof(lo));
+        format_bound(k, max, hi, sizeof(hi));
         snprintf(why, whylen, "%s \"%s\": must be between %s and %s", k->key, q, lo, hi);
     } else {
         snprintf(why, whylen, "%s \"%s\": too large", k->key, q);
@@ -179,45 +180,88 @@ static int range_error(const struct et_ini_key *k, const char *value, char *why,
     return -EINVAL;
 }
 
-static int store_int(const struct et_ini_key *k, void *field, int64_t v, char *why, size_t whylen)
+static int bad_table(const struct et_ini_key *k, char *why, size_t whylen, const char *what)
 {
-    bool is_unsigned = k->min >= 0;
+    snprintf(why, whylen, "%s: internal error: %s", k->key, what);
+    return -EINVAL;
+}
 
-    /* The table promises the range fits the member; check that promise,
-     * since a wrong table would silently store a truncated value. */
+/*
+ * The range an ET_INI_INT value must lie in: the table's, or without one
+ * the signed range of the member. The table promises its range fits the
+ * member; that promise is checked, since a wrong table would silently store
+ * a truncated value.
+ */
+static int int_bounds(const struct et_ini_key *k, int64_t *lo, int64_t *hi, bool *is_unsigned,
+                      char *why, size_t whylen)
+{
+    static const int64_t smin[] = { INT8_MIN, INT16_MIN, INT32_MIN, INT64_MIN };
+    static const int64_t smax[] = { INT8_MAX, INT16_MAX, INT32_MAX, INT64_MAX };
+    static const int64_t umax[] = { UINT8_MAX, UINT16_MAX, UINT32_MAX, INT64_MAX };
+    int w = k->size == 1 ? 0 : k->size == 2 ? 1 : k->size == 4 ? 2 : k->size == 8 ? 3 : -1;
+    char what[96];
+
+    if (w < 0) {
+        snprintf(what, sizeof(what), "an integer member of %zu bytes", k->size);
+        return bad_table(k, why, whylen, what);
+    }
+    if (!(k->min < k->max)) {
+        *lo = smin[w];
+        *hi = smax[w];
+        *is_unsigned = false;
+        return 0;
+    }
+    *lo = k->min;
+    *hi = k->max;
+    *is_unsigned = k->min >= 0;
+    if (*is_unsigned ? k->max > umax[w] : (k->min < smin[w] || k->max > smax[w])) {
+        snprintf(what, sizeof(what), "range [%" PRId64 ", %" PRId64 "] does not fit a %zu-byte "
+                 "member", k->min, k->max, k->size);
+        return bad_table(k, why, whylen, what);
+    }
+    return 0;
+}
+
+static void store_int(const struct et_ini_key *k, void *field, int64_t v, bool is_unsigned)
+{
     switch (k->size) {
     case 1:
-        if (is_unsigned ? k->max > UINT8_MAX : (k->min < INT8_MIN || k->max > INT8_MAX))
-            goto bad_table;
         if (is_unsigned)
             *(uint8_t *)field = (uint8_t)v;
         else
             *(int8_t *)field = (int8_t)v;
-        return 0;
+        break;
     case 2:
-        if (is_unsigned ? k->max > UINT16_MAX : (k->min < INT16_MIN || k->max > INT16_MAX))
-            goto bad_table;
         if (is_unsigned)
             *(uint16_t *)field = (uint16_t)v;
         else
             *(int16_t *)field = (int16_t)v;
-        return 0;
+        break;
     case 4:
-        if (is_unsigned ? k->max > UINT32_MAX : (k->min < INT32_MIN || k->max > INT32_MAX))
-            goto bad_table;
         if (is_unsigned)
             *(uint32_t *)field = (uint32_t)v;
         else
             *(int32_t *)field = (int32_t)v;
-        return 0;
-    case 8:
+        break;
+    default:
         *(int64_t *)field = v;
-        return 0;
+        break;
     }
-bad_table:
-    snprintf(why, whylen, "%s: internal error: range [%" PRId64 ", %" PRId64 "] does not fit "
-             "a %zu-byte member", k->key, k->min, k->max, k->size);
-    return -EINVAL;
+}
+
+/* The member size each type writes; ET_INI_INT is checked by int_bounds(). */
+static size_t member_size(enum et_ini_type t)
+{
+    switch (t) {
+    case ET_INI_STRING:    return sizeof(char *);
+    case ET_INI_BOOL:      return sizeof(bool);
+    case ET_INI_DURATION:  return sizeof(int64_t);
+    case ET_INI_SIZE:      return sizeof(uint64_t);
+    case ET_INI_LOG_LEVEL: return sizeof(enum et_log_level);
+    case ET_INI_ENUM:      return sizeof(int);
+    case ET_INI_INT:       break;
+    }
+    return 0;
 }
 
 static int set_enum(const struct et_ini_key *k, void *field, const char *value, char *why,
@@ -248,6 +292,13 @@ int et_ini_set(const struct et_ini_key *k, void *obj, const char *value, char *w
     bool has_range = k->min < k->max;
     int rc = 0;
 
+    if (k->type != ET_INI_INT && k->size != member_size(k->type)) {
+        char what[64];
+
+        snprintf(what, sizeof(what), "member of %zu bytes, the type writes %zu", k->size,
+                 member_size(k->type));
+        return bad_table(k, why, whylen, what);
+    }
     switch (k->type) {
     case ET_INI_STRING: {
         char *copy = strdup(value);
@@ -261,14 +312,17 @@ int et_ini_set(const struct et_ini_key *k, void *obj, const char *value, char *w
         return 0;
     }
     case ET_INI_INT: {
-        int64_t v;
+        int64_t v, lo, hi;
+        bool is_unsigned;
 
-        rc = et_parse_int(value, has_range ? k->min : INT64_MIN,
-                          has_range ? k->max : INT64_MAX, &v);
+        rc = int_bounds(k, &lo, &hi, &is_unsigned, why, whylen);
+        if (rc)
+            return rc;
+        rc = et_parse_int(value, lo, hi, &v);
         if (rc == -ERANGE)
-            return range_error(k, value, why, whylen);
+            return range_error(k, lo, hi, true, value, why, whylen);
         if (rc == 0)
-            return store_int(k, field, v, why, whylen);
+            store_int(k, field, v, is_unsigned);
         break;
     }
     case ET_INI_BOOL:
@@ -279,7 +333,7 @@ int et_ini_set(const struct et_ini_key *k, void *obj, const char *value, char *w
 
         rc = et_parse_duration_ms(value, &ms);
         if (rc == -ERANGE || (rc == 0 && has_range && (ms < k->min || ms > k->max)))
-            return range_error(k, value, why, whylen);
+            return range_error(k, k->min, k->max, has_range, value, why, whylen);
         if (rc == 0)
             *(int64_t *)field = ms;
         break;
@@ -290,7 +344,7 @@ int et_ini_set(const struct et_ini_key *k, void *obj, const char *value, char *w
         rc = et_parse_size(value, &bytes);
         if (rc == -ERANGE ||
             (rc == 0 && has_range && (bytes < (uint64_t)k->min || bytes > (uint64_t)k->max)))
-            return range_error(k, value, why, whylen);
+            return range_error(k, k->min, k->max, has_range, value, why, whylen);
         if (rc == 0)
             *(uint64_t *)field = bytes;
         break;
@@ -551,6 +605,16 @@ static char *reader(char *str, int num, void *stream)
         fail(L, -EINVAL, "line longer than %d characters",
              ET_INI_MAX_LINE < num - 2 ? ET_INI_MAX_LINE : num - 2);
         return NULL;
+    }
+    /* A stray CR or escape byte inside a value would end up in a path or a
+     * log line; no config needs one. Tabs are blanks. */
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)start[i];
+
+        if ((ch < 0x20 && ch != '\t') || ch == 0x7f) {
+            fail(L, -EINVAL, "control character 0x%02x in the line", ch);
+            return NULL;
+        }
     }
     memcpy(str, start, n);
     str[n] = '\0';

@@ -304,9 +304,10 @@ static void syntax_errors(void **state)
              ET_INI_MAX_SECTION);
     expect_error(text, msg);
 
-    /* Control characters are not echoed back into a log line. */
-    expect_error("[agent]\nde\x1b[31mvice = 1\n",
-                 NAME ":2: unknown key \"de?[31mvice\" in [agent]");
+    /* Control characters are refused, and never echoed into a log line. */
+    expect_error("[agent]\nde\x1b[31mvice = 1\n", NAME ":2: control character 0x1b in the line");
+    expect_error("[agent]\ndevice_id = a\rb\n", NAME ":2: control character 0x0d in the line");
+    expect_error("[agent]\n\ndevice_id = a\x7f\n", NAME ":3: control character 0x7f in the line");
     /* Long junk is cut in the message. */
     expect_error("[agent]\nxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
                  " = 1\n",
@@ -886,12 +887,34 @@ static void ini_bad_table(void **state)
         .section = "s", .key = "bytes", .type = ET_INI_SIZE,
         .offset = offsetof(struct sample, bytes), .size = 8, .def = "lots",
     };
+    static const struct et_ini_key narrow = {
+        .section = "s", .key = "i32", .type = ET_INI_DURATION,
+        .offset = offsetof(struct sample, i32), .size = 4,
+    };
+    static const struct et_ini_key odd = {
+        .section = "s", .key = "i32", .type = ET_INI_INT, .offset = offsetof(struct sample, i32),
+        .size = 3,
+    };
+    static const struct et_ini_key unbounded = {
+        .section = "s", .key = "i32", .type = ET_INI_INT, .offset = offsetof(struct sample, i32),
+        .size = 4,
+    };
     static const struct et_ini_schema bad_default = { &d, 1, NULL, 0 };
     struct sample s = { 0 };
     char why[256];
 
     assert_int_equal(et_ini_set(&k, &s, "5", why, sizeof(why)), -EINVAL);
     assert_string_equal(why, "u16: internal error: range [0, 70000] does not fit a 2-byte member");
+    assert_int_equal(et_ini_set(&narrow, &s, "5s", why, sizeof(why)), -EINVAL);
+    assert_string_equal(why, "i32: internal error: member of 4 bytes, the type writes 8");
+    assert_int_equal(et_ini_set(&odd, &s, "5", why, sizeof(why)), -EINVAL);
+    assert_string_equal(why, "i32: internal error: an integer member of 3 bytes");
+    /* No range: the member's own, never a silent truncation. */
+    assert_int_equal(et_ini_set(&unbounded, &s, "-2147483648", why, sizeof(why)), 0);
+    assert_int_equal(s.i32, INT32_MIN);
+    assert_int_equal(et_ini_set(&unbounded, &s, "3000000000", why, sizeof(why)), -EINVAL);
+    assert_string_equal(why, "i32 \"3000000000\": must be between -2147483648 and 2147483647");
+    assert_int_equal(s.i32, INT32_MIN);
     assert_int_equal(et_ini_parse(&bad_default, "", 0, "t.ini", &s, NULL, why, sizeof(why)),
                      -EINVAL);
     assert_string_equal(why, "t.ini: default of bytes \"lots\": expected a size like 64k");

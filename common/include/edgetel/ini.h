@@ -57,8 +57,11 @@ struct et_ini_key {
     const char *def;        /* default in file syntax; NULL: zero / NULL */
     /*
      * ET_INI_INT, ET_INI_DURATION (ms), ET_INI_SIZE (bytes): the value must
-     * lie in [min, max] when min < max. An unsigned ET_INI_INT member needs
-     * min >= 0, and the range must fit the member either way.
+     * lie in [min, max] when min < max. ET_INI_INT without a range takes the
+     * signed range of its member. With min >= 0 the member is written as
+     * unsigned (a signed member then needs max within its signed range).
+     * A range that does not fit the member, or a member whose size does not
+     * match the type, is refused as a table error rather than truncated.
      */
     int64_t min, max;
     const char *const *choices;  /* ET_INI_ENUM: NULL-terminated names */

@@ -365,8 +365,9 @@ int main(int argc, char **argv)
         goto out;
     print_row("drain: acks grouped by 100", &res);
     getrusage(RUSAGE_SELF, &ru);
-    printf("(B/s columns are bytes per sample; disk = /proc/self/io write_bytes; "
-           "peak RSS of the bench %ld KiB)\n", ru.ru_maxrss);
+    printf("(B/s columns are bytes per sample; disk = /proc/self/io write_bytes)\n"
+           "peak RSS of the bench %ld KiB; SQLite heap high-water %lld KiB\n", ru.ru_maxrss,
+           (long long)sqlite3_memory_highwater(0) / 1024);
 out:
     remove_db(path);
     remove_db(backlog[0]);

@@ -140,7 +140,7 @@ struct et_outbox {
     int lock_fd;            /* PATH.lock, flock()ed for the handle's life */
 
     uint64_t next_seq;
-    uint64_t reserved;      /* the sidecar promises no seq <= this was used */
+    uint64_t reserved;      /* PATH.seq durably says no seq above this was used */
     bool seq_armed;         /* the sidecar no longer says "clean" */
     uint64_t seq_high;      /* highest seq used in this session, undone or not */
 
@@ -1023,8 +1023,11 @@ int et_outbox_append(struct et_outbox *ob, uint64_t seq, const void *blob, size_
     if (seq > (uint64_t)INT64_MAX)
         return -EOVERFLOW;
     ret = seq_reserve(ob, seq);
-    if (ret < 0)
+    if (ret < 0) {
+        if (ob->in_group)
+            outbox_undo(ob);    /* the contract: a failure ends the group */
         return ret;
+    }
 
     need = room_needed(ob, len, why, sizeof(why));
     if (need > 0) {

@@ -335,6 +335,53 @@ static void test_seq_file_garbage(void **state)
     et_outbox_close(ob);
 }
 
+/*
+ * The sidecar cannot be written (here: its temporary name is taken by a
+ * directory): no batch is stored under a seq it does not cover, nothing
+ * changes, and it works again once the file can be written.
+ */
+static void test_seq_file_unwritable(void **state)
+{
+    struct fixture *fx = *state;
+    struct et_outbox *ob;
+    struct et_outbox_stats st;
+    char tmp[256];
+    uint64_t group_start;
+    int ret;
+
+    snprintf(tmp, sizeof(tmp), "%s.seq.tmp", fx->path);
+    assert_int_equal(mkdir(tmp, 0755), 0);
+    /* The open cannot arm the sidecar: the first append must not store. */
+    ob = open_ok(fx);
+    assert_true(append_n(ob, 100, 1) < 0);
+    assert_int_equal(et_outbox_next_seq(ob), 1);
+    assert_int_equal(rmdir(tmp), 0);
+    assert_int_equal(append_n(ob, 100, 1), 0);
+
+    /*
+     * In a group that runs past the reserved block: the append that needs
+     * the next block fails, and the group is undone.
+     */
+    while (et_outbox_next_seq(ob) < 500)
+        assert_int_equal(append_n(ob, 10, 1), 0);
+    assert_int_equal(mkdir(tmp, 0755), 0);
+    assert_int_equal(et_outbox_begin(ob), 0);
+    group_start = et_outbox_next_seq(ob);
+    for (ret = 0; ret == 0 && et_outbox_next_seq(ob) < group_start + 5000;)
+        ret = append_n(ob, 10, 1);
+    assert_true(ret < 0);
+    assert_int_equal(et_outbox_next_seq(ob), group_start);
+    assert_int_equal(et_outbox_commit(ob), -EINVAL);
+    assert_int_equal(et_outbox_stats(ob, &st), 0);
+    assert_int_equal(st.newest_seq, group_start - 1);
+    assert_int_equal(st.batches, group_start - 1);
+
+    assert_int_equal(rmdir(tmp), 0);
+    while (et_outbox_next_seq(ob) < group_start + 2000)
+        assert_int_equal(append_n(ob, 10, 1), 0);
+    et_outbox_close(ob);
+}
+
 /* ---- damaged databases ------------------------------------------------------ */
 
 static void test_garbage_file_moved_aside(void **state)
@@ -839,6 +886,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_seq_not_reused_after_all_acked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_seq_after_crash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_seq_file_garbage, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_seq_file_unwritable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_garbage_file_moved_aside, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_page_moved_aside, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_failure_not_damage, setup, teardown),

@@ -112,15 +112,17 @@ int et_outbox_stats(struct et_outbox *ob, struct et_outbox_stats *st);
  * Start a group: the appends (and acks) that follow share one transaction
  * until et_outbox_commit(), so a durability window of many batches costs
  * one commit and writes each database page once. Until the commit they are
- * readable through this handle but not durable.
+ * readable through this handle but not durable. Acks need no durability (a
+ * lost ack only means a batch is sent again), so acking inside the group
+ * saves most of what a drain writes.
  *
- * When an append or ack inside a group fails (-ENOSPC, -EIO, ...), or the
- * commit does, the whole group is undone: the batches appended since
- * et_outbox_begin() are gone (acked ones are back), next_seq is back where
- * it was at et_outbox_begin(), and the group is closed. The caller, which
- * still holds those batches (refused ones included), appends them again
- * with the same seqs (same seq, same content: no repeat). An -EDQUOT
- * refusal does not end the group.
+ * When an append or ack inside a group fails (-ENOSPC, -EIO: any error but
+ * -EINVAL and -EDQUOT), or the commit does, the whole group is undone: the
+ * batches appended since et_outbox_begin() are gone (acked ones are back),
+ * next_seq is back where it was at et_outbox_begin(), and the group is
+ * closed. The caller, which still holds those batches (refused ones
+ * included), appends them again with the same seqs (same seq, same
+ * content: no repeat). An -EDQUOT refusal does not end the group.
  * @return 0, -EALREADY when a group is open, or -errno.
  */
 int et_outbox_begin(struct et_outbox *ob);

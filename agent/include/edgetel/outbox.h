@@ -12,19 +12,23 @@
  * How a seq is kept from repeating:
  *  - In the database, the high-water mark is max(seq) of the stored batches,
  *    and a meta row written in the same transaction whenever a deletion
- *    (ack, eviction) could remove the newest batch. So an append costs one
- *    row and no extra page.
+ *    (ack, eviction) could remove the newest batch or a refused batch uses
+ *    a seq up. So an append costs one row and no extra page.
  *  - The database runs with synchronous=NORMAL, so a power cut can lose its
  *    last commits, and a damaged database is replaced by an empty one. Either
  *    would let a seq that was already sent come back. A sidecar file,
- *    PATH.seq, therefore reserves seqs in blocks: before an append uses a seq
- *    above the reservation, the reservation is raised (a new file, fsync,
- *    rename, fsync of the directory). A clean et_outbox_close() also records
+ *    PATH.seq, therefore reserves seqs in blocks of 1024: before an append
+ *    uses a seq above the reservation, the reservation is raised (a new
+ *    file, fsync, rename, fsync of the directory). A clean close records
  *    the exact high-water mark there. On open the outbox continues after the
  *    database's mark only when the sidecar says the last close was clean at
  *    that same mark; otherwise (crash, power cut, replaced database) it
  *    continues after the whole reservation. A gap in seqs is harmless: each
  *    Batch carries oldest_seq, so the cloud steps over it. A repeat is not.
+ *
+ * Files beside PATH: PATH-wal and PATH-shm (SQLite's WAL), PATH.seq (the
+ * reservation), PATH.lock (never removed), and PATH.corrupt-<secs>* (damaged
+ * databases kept for inspection; nothing deletes them).
  *
  * Only the thread that opened it may use a handle, and only one handle
  * may be open on a PATH at a time (an flock() on PATH.lock enforces it

@@ -1,0 +1,78 @@
+/*
+ * Shared by the /proc and sysfs fuzz targets: run a driver the way the
+ * agent core does (zeroed priv, probe, fetch, get every channel, remove)
+ * while the fake platform serves the fuzzer's bytes as one file.
+ *
+ * Each target has a table of (driver, file) pairs; the first input byte
+ * picks the pair and the rest is the file's content. Two passes per input:
+ * probe on the fuzzed file (probe parses it too), and probe on the fixture
+ * board, then fetch with the fuzzed file in place, as when a file changes
+ * under a running agent.
+ */
+#ifndef EDGETEL_FUZZ_HARNESS_H
+#define EDGETEL_FUZZ_HARNESS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "driver.h"
+#include "et_fake.h"
+
+struct fuzz_case {
+    const char *driver;
+    const char *path;
+};
+
+static void fuzz_run_dev(const struct et_driver *drv, bool probe_only_fixture,
+                         const char *path, const uint8_t *data, size_t size)
+{
+    struct et_dev dev = { .drv = drv, .name = "fuzz" };
+    struct et_value v;
+
+    dev.priv = drv->priv_size ? calloc(1, drv->priv_size) : NULL;
+    dev.channels = drv->channels;
+    dev.n_channels = drv->n_channels;
+    if (!probe_only_fixture)
+        et_fake_fs_set_file(path, data, size, 0);
+    if (drv->probe(&dev, NULL, 0) == 0) {
+        if (probe_only_fixture)
+            et_fake_fs_set_file(path, data, size, 0);
+        for (int round = 0; round < 2; round++) {
+            drv->fetch(&dev);
+            for (size_t ch = 0; ch < dev.n_channels; ch++)
+                drv->get(&dev, (unsigned)ch, &v);
+        }
+        if (drv->remove)
+            drv->remove(&dev);
+    }
+    /* dev.err must always be a terminated string a person can read. */
+    if (memchr(dev.err, '\0', sizeof(dev.err)) == NULL)
+        abort();
+    free(dev.priv);
+}
+
+static int fuzz_run(const struct fuzz_case *cases, size_t n_cases, const char *board,
+                    const uint8_t *data, size_t size)
+{
+    const struct fuzz_case *c;
+    const struct et_driver *drv;
+
+    if (size < 1)
+        return 0;
+    c = &cases[data[0] % n_cases];
+    drv = et_driver_find(c->driver);
+    if (!drv)
+        return 0; /* built with that driver turned off */
+    et_fake_reset();
+    et_fake_fs_set_root(board);
+    fuzz_run_dev(drv, false, c->path, data + 1, size - 1);
+    et_fake_fs_reset();
+    et_fake_fs_set_root(board);
+    fuzz_run_dev(drv, true, c->path, data + 1, size - 1);
+    et_fake_reset();
+    return 0;
+}
+
+#endif

@@ -120,7 +120,7 @@ static int ingest_malformed(struct et_ingest *ig, struct et_ingest_reply *reply,
     return 0;
 }
 
-/* The store failed: undo, count, and tell the caller not to ack. */
+/* The store (or memory) failed: undo, count, and tell the caller not to ack. */
 static int ingest_store_failed(struct et_ingest *ig, struct et_ingest_reply *reply,
                                int err, const char *what)
 {
@@ -291,8 +291,10 @@ static int ingest_batch(struct et_ingest *ig, const char *topic, const void *pay
         ret = ingest_malformed(ig, reply, topic, "batch", why);
         goto out;
     }
-    if (ret < 0)
+    if (ret < 0) {
+        ret = ingest_store_failed(ig, reply, ret, "batch");
         goto out;
+    }
     ingest_boot_hex(&b->boot_id, boot_hex);
     reply->seq = b->seq;
     floor = b->oldest_seq > 0 ? b->oldest_seq - 1 : 0;

@@ -25,6 +25,55 @@
 
 #define NAME "agent.conf"
 
+/*
+ * Allocation failure injection: this executable's malloc() family, which
+ * glibc lets a program replace, fails once a countdown reaches zero. The
+ * sanitizers bring their own allocator, so there the test is skipped.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define ET_TEST_OOM 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(memory_sanitizer)
+#define ET_TEST_OOM 0
+#endif
+#endif
+#ifndef ET_TEST_OOM
+#define ET_TEST_OOM 1
+#endif
+
+#if ET_TEST_OOM
+extern void *__libc_malloc(size_t n);
+extern void *__libc_calloc(size_t n, size_t size);
+extern void *__libc_realloc(void *p, size_t n);
+
+/* Allocations left before one fails; -1: never. Test-only state. */
+static long oom_countdown = -1;
+
+static bool oom_now(void)
+{
+    if (oom_countdown == 0)
+        return true;
+    if (oom_countdown > 0)
+        oom_countdown--;
+    return false;
+}
+
+void *malloc(size_t n)
+{
+    return oom_now() ? NULL : __libc_malloc(n);
+}
+
+void *calloc(size_t n, size_t size)
+{
+    return oom_now() ? NULL : __libc_calloc(n, size);
+}
+
+void *realloc(void *p, size_t n)
+{
+    return oom_now() ? NULL : __libc_realloc(p, n);
+}
+#endif
+
 /* TLS settings that satisfy the whole-config check when a host is set. */
 #define TLS "ca = /etc/edgetel/ca.pem\ncert = /etc/edgetel/dev.pem\nkey = /etc/edgetel/dev.key\n"
 
@@ -627,6 +676,68 @@ static void short_error_buffer(void **state)
     assert_string_equal(err, "ag");
 }
 
+/*
+ * Fail the 1st, 2nd, 3rd ... allocation of a parse that touches every
+ * allocating path (strings, defaults, collectors, driver keys, the loader's
+ * bookkeeping, the host-name default). Each must fail cleanly: -ENOMEM,
+ * a message, an empty result and, under valgrind, nothing leaked.
+ */
+static void out_of_memory_everywhere(void **state)
+{
+#if ET_TEST_OOM
+    const char *text = "[agent]\nlog_level = debug\ndata_dir = /d\n"
+                       "[mqtt]\nhost = h\n" TLS
+                       "[collector a]\ntype = sim\nperiod = 5s\nstart = 1\n"
+                       "[collector b]\ntype = sim\n";
+    const char *defaults_only = "[agent]\ndata_dir = /d\n";
+    const char *texts[] = { text, defaults_only };
+    long failures = 0;
+
+    void *(*volatile alloc)(size_t) = malloc;
+    void *probe;
+
+    if (!et_driver_find("sim") || !host_name_is_device_id())
+        skip();
+    /* A tool that replaces malloc itself (valgrind without
+     * --soname-synonyms=somalloc=nouserintercepts) bypasses the injection. */
+    oom_countdown = 0;
+    probe = alloc(1);
+    oom_countdown = -1;
+    if (probe) {
+        free(probe);
+        skip();
+    }
+    for (size_t t = 0; t < 2; t++) {
+        for (long n = 0;; n++) {
+            struct et_config c;
+            char err[256] = "";
+            int rc;
+
+            oom_countdown = n;
+            rc = et_config_parse(texts[t], NAME, &c, err, sizeof(err));
+            oom_countdown = -1;
+            if (rc == 0) {
+                et_config_free(&c);
+                break;
+            }
+            if (rc != -ENOMEM || !strstr(err, "out of memory") ||
+                strncmp(err, NAME ":", strlen(NAME ":")) != 0)
+                print_error("allocation %ld: rc %d, message %s\n", n, rc, err);
+            assert_int_equal(rc, -ENOMEM);
+            assert_non_null(strstr(err, "out of memory"));
+            assert_memory_equal(err, NAME ":", strlen(NAME ":"));
+            assert_true(is_zero(&c, sizeof(c)));
+            failures++;
+            assert_true(n < 1000);
+        }
+    }
+    /* The sweep really went through many allocation sites. */
+    assert_true(failures > 20);
+#else
+    skip();
+#endif
+}
+
 /* ---- the packaged example --------------------------------------------------------- */
 
 static char *read_example(void)
@@ -899,6 +1010,10 @@ static void ini_bad_table(void **state)
         .section = "s", .key = "i32", .type = ET_INI_INT, .offset = offsetof(struct sample, i32),
         .size = 4,
     };
+    static const struct et_ini_key forever = {
+        .section = "s", .key = "i64", .type = ET_INI_DURATION,
+        .offset = offsetof(struct sample, i64), .size = 8,
+    };
     static const struct et_ini_schema bad_default = { &d, 1, NULL, 0 };
     struct sample s = { 0 };
     char why[256];
@@ -909,6 +1024,11 @@ static void ini_bad_table(void **state)
     assert_string_equal(why, "i32: internal error: member of 4 bytes, the type writes 8");
     assert_int_equal(et_ini_set(&odd, &s, "5", why, sizeof(why)), -EINVAL);
     assert_string_equal(why, "i32: internal error: an integer member of 3 bytes");
+    /* A duration without a range still cannot overflow. */
+    assert_int_equal(et_ini_set(&forever, &s, "99999999999999999999d", why, sizeof(why)), -EINVAL);
+    assert_string_equal(why, "i64 \"99999999999999999999d\": too large");
+    assert_int_equal(et_ini_set(&forever, &s, "106751991167d", why, sizeof(why)), 0);
+    assert_true(s.i64 == 106751991167LL * 86400000);
     /* No range: the member's own, never a silent truncation. */
     assert_int_equal(et_ini_set(&unbounded, &s, "-2147483648", why, sizeof(why)), 0);
     assert_int_equal(s.i32, INT32_MIN);
@@ -934,6 +1054,7 @@ int main(void)
         cmocka_unit_test(collector_errors),
         cmocka_unit_test(load_files),
         cmocka_unit_test(short_error_buffer),
+        cmocka_unit_test(out_of_memory_everywhere),
         cmocka_unit_test(example_matches_table),
         cmocka_unit_test(ini_types),
         cmocka_unit_test(ini_bad_table),

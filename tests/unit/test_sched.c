@@ -298,12 +298,15 @@ struct reentrant {
     int64_t runs;
 };
 
-/* A callback that removes another job, adds one and changes its own interval. */
+/* A callback that removes another job, adds one, changes its own interval
+ * and tries a nested run. */
 static void meddle(void *ctx, int64_t now_ms)
 {
     struct reentrant *r = ctx;
 
     r->runs++;
+    /* A nested run does nothing, so no job can run twice in one call. */
+    assert_int_equal(et_sched_run_due(r->s, now_ms), 0);
     if (r->runs == 1) {
         assert_int_equal(et_sched_remove(r->s, r->victim_id), 0);
         r->added_id = et_sched_add(r->s, 100, 0, now_ms, note, &r->added);

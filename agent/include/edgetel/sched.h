@@ -44,7 +44,10 @@ int et_sched_remove(struct et_sched *s, int id);
 /** Earliest due time of any job, INT64_MAX when there is none. */
 int64_t et_sched_next_due(const struct et_sched *s);
 
-/** Run every job due at now_ms. Returns how many ran. */
+/**
+ * Run every job due at now_ms (due time <= now_ms). Returns how many ran;
+ * 0 when called from inside a job's callback, which runs nothing.
+ */
 int et_sched_run_due(struct et_sched *s, int64_t now_ms);
 
 #endif

@@ -549,6 +549,18 @@ static int db_open(struct et_outbox *ob, bool *damaged, char *err, size_t errlen
     sqlite3_busy_timeout(ob->db, 1000);
 
     /*
+     * Settings of the connection, none of which reads the file. First, so
+     * that the small cache holds during the integrity check too.
+     */
+    for (size_t i = 0; i < sizeof(outbox_pragmas) / sizeof(outbox_pragmas[0]); i++) {
+        rc = sqlite3_exec(ob->db, outbox_pragmas[i], NULL, NULL, NULL);
+        if (rc != SQLITE_OK) {
+            snprintf(err, errlen, "%s: %s: %s", ob->path, outbox_pragmas[i], sqlite3_errmsg(ob->db));
+            goto fail;
+        }
+    }
+
+    /*
      * Page size, for a new database only (an existing file keeps its own).
      * A commit writes every page it changed, whole, into the WAL and the
      * checkpoint writes it once more, so the page is the unit of SD wear.
@@ -588,14 +600,6 @@ static int db_open(struct et_outbox *ob, bool *damaged, char *err, size_t errlen
         snprintf(err, errlen, "%s: integrity check failed: %s", ob->path, text);
         *damaged = true;
         goto fail;
-    }
-
-    for (size_t i = 0; i < sizeof(outbox_pragmas) / sizeof(outbox_pragmas[0]); i++) {
-        rc = sqlite3_exec(ob->db, outbox_pragmas[i], NULL, NULL, NULL);
-        if (rc != SQLITE_OK) {
-            snprintf(err, errlen, "%s: %s: %s", ob->path, outbox_pragmas[i], sqlite3_errmsg(ob->db));
-            goto fail;
-        }
     }
 
     rc = exec_text(ob->db, "PRAGMA user_version", text, sizeof(text));

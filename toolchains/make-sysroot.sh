@@ -94,12 +94,19 @@ sources_out=$state/etc/sources.list.d/target.list
 : > "$sources_out.new"
 
 # Keep an entry only if it is a Debian suite of the target release with the
-# main component, on a mirror that is not Raspberry Pi's own archive.
+# main component, on a mirror that is not Raspberry Pi's own archive.  A host
+# on another Debian release (say trixie) still names its Debian mirrors: an
+# entry whose URI is a .../debian or .../debian-security archive is kept with
+# its codename swapped for the target's (trixie-security -> bookworm-security).
 suite_re="^${suite}(-updates|-security|-backports|/updates)?\$"
 emit() {  # emit URI SUITE SIGNED_BY
   local uri=$1 s=$2 signed=$3 opts
   case $uri in *raspberrypi*|*raspbian*) return 0 ;; esac
-  [[ $s =~ $suite_re ]] || return 0
+  if ! [[ $s =~ $suite_re ]]; then
+    [[ ${uri%/} =~ /debian(-security)?$ && $s =~ ^[a-z]+(-updates|-security|/updates)?$ ]] ||
+      return 0
+    s=$suite${BASH_REMATCH[1]}
+  fi
   opts="arch=$arch"
   [ -n "$signed" ] && opts="$opts signed-by=$signed"
   printf 'deb [%s] %s %s main\n' "$opts" "$uri" "$s" >> "$sources_out.new"
@@ -180,8 +187,10 @@ apt_opts=(
   -o "Dir::State::Lists=$state/lists"
   -o "Dir::State::status=$state/status"
   -o "Dir::Cache=$state/cache"
-  -o "Dir::Cache::pkgcache="
-  -o "Dir::Cache::srcpkgcache="
+  # Container images often turn the binary cache off (docker-clean); without
+  # it every apt-cache call below re-parses all the lists, about a second each.
+  -o "Dir::Cache::pkgcache=pkgcache.bin"
+  -o "Dir::Cache::srcpkgcache=srcpkgcache.bin"
   -o "Dir::Etc::SourceList=$state/etc/sources.list"
   -o "Dir::Etc::SourceParts=$state/etc/sources.list.d"
   -o "Dir::Etc::Preferences=$state/etc/preferences"
@@ -253,6 +262,12 @@ for p in "${resolved[@]}"; do
   printf '%s=%s\n' "$p" "$ver" >> "$dir/.packages.new"
 done
 mv "$dir/.packages.new" "$dir/.packages"
+# Drop .deb files of earlier runs that this package set no longer uses.
+for f in "$state"/debs/*.deb; do
+  base=${f##*/}
+  grep -qx "${base%%_*}=$(printf '%s' "$base" | cut -d_ -f2 | sed 's/%3a/:/')" "$dir/.packages" ||
+    rm -f "$f"
+done
 
 # ---- make every symlink point inside the sysroot -------------------------------
 # Debian's -dev links are absolute (usr/lib/<triple>/libssl.so ->

@@ -168,6 +168,10 @@ static int collector_begin(void *obj, const char *arg, int line, char *why, size
                  "(it starts every metric name of the collector)", COLLECTOR_NAME_MAX);
         return -EINVAL;
     }
+    if (c->n_collectors >= ET_CONFIG_MAX_COLLECTORS) {
+        snprintf(why, whylen, "too many collectors: at most %d", ET_CONFIG_MAX_COLLECTORS);
+        return -EINVAL;
+    }
     return collector_append(c, arg, line, why, whylen) ? 0 : -ENOMEM;
 }
 
@@ -203,6 +207,11 @@ static int collector_key(void *obj, const char *arg, const char *key, const char
      * A driver key. The type may come later in the section, so whether the
      * driver takes it is checked once the whole file is read.
      */
+    if (cc->n_params >= ET_CONFIG_MAX_PARAMS) {
+        snprintf(why, whylen, "too many keys: at most %d besides type, interval and enabled",
+                 ET_CONFIG_MAX_PARAMS);
+        return -EINVAL;
+    }
     params = realloc(cc->params, (cc->n_params + 1) * sizeof(*params));
     if (!params)
         goto oom;

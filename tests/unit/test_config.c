@@ -574,6 +574,28 @@ static void collector_errors(void **state)
     expect_error("[collector x]\ntype = sim\nperiod =\n",
                  NAME ":3: [collector x] period has no value");
 
+    /* Limits: a runaway file is refused at the first section or key too many. */
+    {
+        size_t cap = 64 * (ET_CONFIG_MAX_COLLECTORS + 1) + 64, o = 0;
+        char *big = malloc(cap);
+
+        assert_non_null(big);
+        for (int i = 0; i <= ET_CONFIG_MAX_COLLECTORS; i++)
+            o += (size_t)snprintf(big + o, cap - o, "[collector c%d]\ntype = sim\n", i);
+        snprintf(msg, sizeof(msg), NAME ":%d: [collector c%d] too many collectors: at most %d",
+                 2 * ET_CONFIG_MAX_COLLECTORS + 1, ET_CONFIG_MAX_COLLECTORS,
+                 ET_CONFIG_MAX_COLLECTORS);
+        expect_error(big, msg);
+
+        o = (size_t)snprintf(big, cap, "[collector x]\ntype = sim\n");
+        for (int i = 0; i <= ET_CONFIG_MAX_PARAMS; i++)
+            o += (size_t)snprintf(big + o, cap - o, "k%d = 1\n", i);
+        snprintf(msg, sizeof(msg), NAME ":%d: [collector x] too many keys: at most %d besides "
+                 "type, interval and enabled", ET_CONFIG_MAX_PARAMS + 3, ET_CONFIG_MAX_PARAMS);
+        expect_error(big, msg);
+        free(big);
+    }
+
     /* A key the driver does not list, reported with its own line. */
     used = (size_t)snprintf(msg, sizeof(msg), NAME ":4: [collector x] unknown key \"bogus\" "
                             "(sim takes type, interval, enabled");

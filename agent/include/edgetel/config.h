@@ -62,6 +62,10 @@ struct et_config {
 
 /* Largest config file et_config_load() reads. */
 #define ET_CONFIG_MAX_BYTES (1024 * 1024)
+/* Most [collector] sections, and most driver keys in one: far above any real
+ * board, low enough that a runaway file cannot make parsing slow. */
+#define ET_CONFIG_MAX_COLLECTORS 256
+#define ET_CONFIG_MAX_PARAMS 64
 
 /**
  * Parse a config file into *out (zeroed first, defaults applied). On error

@@ -76,6 +76,8 @@ struct et_ini_key {
  * header with surrounding blanks removed ("cpu"), "" when there is none.
  * The callbacks return 0, or -errno after writing the reason into why;
  * the loader turns it into "NAME:LINE: [collector cpu] <why>".
+ * The loader looks each new section and key up among those seen before
+ * (to refuse repeats), so a hook should bound how many it accepts.
  */
 struct et_ini_hook {
     const char *section;

@@ -77,13 +77,16 @@ static void unescape_octal(char *s)
     *out = '\0';
 }
 
+/* "/" is "root"; "/boot/firmware" is "boot_firmware" (cut to fit out). */
 static void mount_label(const char *path, char *out, size_t cap)
 {
-    if (strcmp(path, "/") == 0) {
-        snprintf(out, cap, "root");
-        return;
-    }
-    snprintf(out, cap, "%s", path[0] == '/' ? path + 1 : path);
+    const char *src = strcmp(path, "/") == 0 ? "root" : path[0] == '/' ? path + 1 : path;
+    size_t len = strlen(src);
+
+    if (len >= cap)
+        len = cap - 1;
+    memcpy(out, src, len);
+    out[len] = '\0';
     et_name_sanitize(out);
 }
 

@@ -43,7 +43,7 @@ static const struct iio_unit iio_units[] = {
     { "illuminance", "lx", 1.0 },
     { "accel", "m/s2", 1.0 },
     { "anglvel", "rad/s", 1.0 },
-    { "magn", "Gs", 1.0 },
+    { "magn", "G", 1.0 },
     { "resistance", "Ohm", 1.0 },
     { "concentration", "%", 1.0 },
 };

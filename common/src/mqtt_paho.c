@@ -85,6 +85,7 @@ struct et_mqtt {
     void *will_payload;
     size_t will_len;
     bool will_retain;
+    int version;                /* MQTTVERSION_5 or MQTTVERSION_3_1_1 */
     char *uri;
 
     MQTTAsync client;
@@ -250,10 +251,26 @@ static int on_ssl_error(const char *str, size_t len, void *context)
     return 0;
 }
 
+/* MQTT 3.1.1 CONNACK return codes, which Paho 3.1.1 connects report as positive codes. */
+static const char *connack_v3_text(int code)
+{
+    static const char *const text[] = {
+        [1] = "connection refused: unacceptable protocol version",
+        [2] = "connection refused: identifier rejected",
+        [3] = "connection refused: server unavailable",
+        [4] = "connection refused: bad user name or password",
+        [5] = "connection refused: not authorized",
+    };
+
+    return code > 0 && code < (int)(sizeof(text) / sizeof(text[0])) ? text[code] : NULL;
+}
+
 static void connect_failure_reason(struct et_mqtt *m, const MQTTAsync_failureData5 *fail,
                                    char *buf, size_t size)
 {
-    const char *paho = fail ? MQTTAsync_strerror(fail->code) : NULL;
+    const char *paho = !fail ? NULL
+                       : fail->code > 0 ? connack_v3_text(fail->code)
+                       : MQTTAsync_strerror(fail->code);
     int n;
 
     n = snprintf(buf, size, "connect to %s failed: %s", m->uri,
@@ -362,14 +379,25 @@ static void on_late_subscribed(void *context, MQTTAsync_successData5 *ok)
     callback_leave(m);
 }
 
+/* MQTT 3.1.1 adapters, defined with the others below. */
+static void on_resubscribed3(void *context, MQTTAsync_successData *ok);
+static void on_resubscribe_failed3(void *context, MQTTAsync_failureData *fail);
+static void on_late_subscribed3(void *context, MQTTAsync_successData *ok);
+static void on_late_subscribe_failed3(void *context, MQTTAsync_failureData *fail);
+
 static int subscribe_one(struct et_mqtt *m, const char *filter, int qos, bool on_connect)
 {
     MQTTAsync_responseOptions opts = MQTTAsync_responseOptions_initializer;
     int rc;
 
     opts.context = m;
-    opts.onSuccess5 = on_connect ? on_resubscribed : on_late_subscribed;
-    opts.onFailure5 = on_connect ? on_resubscribe_failed : on_late_subscribe_failed;
+    if (m->version >= MQTTVERSION_5) {
+        opts.onSuccess5 = on_connect ? on_resubscribed : on_late_subscribed;
+        opts.onFailure5 = on_connect ? on_resubscribe_failed : on_late_subscribe_failed;
+    } else {
+        opts.onSuccess = on_connect ? on_resubscribed3 : on_late_subscribed3;
+        opts.onFailure = on_connect ? on_resubscribe_failed3 : on_late_subscribe_failed3;
+    }
     /* Our own publishes on a subscribed filter are delivered back (noLocal = 0):
      * a test or a loopback deployment may rely on it. */
     rc = MQTTAsync_subscribe(m->client, filter, qos, &opts);
@@ -575,23 +603,124 @@ static void on_disconnect_failed(void *context, MQTTAsync_failureData5 *fail)
     on_disconnect_done(context, NULL);
 }
 
+/*
+ * MQTT 3.1.1 connections: Paho insists on its 3.1.1 callback signatures
+ * there. These adapters turn them into the MQTT 5 shapes (reason code
+ * "success", since 3.1.1 has none) so one set of handlers serves both.
+ */
+static void failure3_to5(const MQTTAsync_failureData *in, MQTTAsync_failureData5 *out)
+{
+    if (!in)
+        return;
+    out->token = in->token;
+    out->code = in->code;
+    out->message = in->message;
+}
+
+static void on_connected3(void *context, MQTTAsync_successData *ok)
+{
+    MQTTAsync_successData5 data = MQTTAsync_successData5_initializer;
+
+    data.alt.connect.MQTTVersion = ok ? ok->alt.connect.MQTTVersion : MQTTVERSION_3_1_1;
+    on_connected(context, &data);
+}
+
+static void on_connect_failure3(void *context, MQTTAsync_failureData *fail)
+{
+    MQTTAsync_failureData5 data = MQTTAsync_failureData5_initializer;
+
+    failure3_to5(fail, &data);
+    on_connect_failure(context, &data);
+}
+
+static void on_resubscribed3(void *context, MQTTAsync_successData *ok)
+{
+    MQTTAsync_successData5 data = MQTTAsync_successData5_initializer;
+
+    /* A 3.1.1 SUBACK refusal is granted QoS 0x80. */
+    if (ok && ok->alt.qos == 0x80)
+        data.reasonCode = MQTTREASONCODE_UNSPECIFIED_ERROR;
+    on_resubscribed(context, &data);
+}
+
+static void on_resubscribe_failed3(void *context, MQTTAsync_failureData *fail)
+{
+    MQTTAsync_failureData5 data = MQTTAsync_failureData5_initializer;
+
+    failure3_to5(fail, &data);
+    on_resubscribe_failed(context, &data);
+}
+
+static void on_late_subscribed3(void *context, MQTTAsync_successData *ok)
+{
+    MQTTAsync_successData5 data = MQTTAsync_successData5_initializer;
+
+    if (ok && ok->alt.qos == 0x80)
+        data.reasonCode = MQTTREASONCODE_UNSPECIFIED_ERROR;
+    on_late_subscribed(context, &data);
+}
+
+static void on_late_subscribe_failed3(void *context, MQTTAsync_failureData *fail)
+{
+    MQTTAsync_failureData5 data = MQTTAsync_failureData5_initializer;
+
+    failure3_to5(fail, &data);
+    on_late_subscribe_failed(context, &data);
+}
+
+static void on_published3(void *context, MQTTAsync_successData *ok)
+{
+    MQTTAsync_successData5 data = MQTTAsync_successData5_initializer;
+
+    on_published(context, &data);
+}
+
+static void on_publish_failed3(void *context, MQTTAsync_failureData *fail)
+{
+    MQTTAsync_failureData5 data = MQTTAsync_failureData5_initializer;
+
+    failure3_to5(fail, &data);
+    on_publish_failed(context, &data);
+}
+
+static void on_disconnect_done3(void *context, MQTTAsync_successData *ok)
+{
+    on_disconnect_done(context, NULL);
+}
+
+static void on_disconnect_failed3(void *context, MQTTAsync_failureData *fail)
+{
+    on_disconnect_done(context, NULL);
+}
+
 /* ---- connecting ------------------------------------------------------------ */
 
 /* Called by the timer thread without m->lock. Returns 0 when Paho accepted the request. */
 static int begin_connect(struct et_mqtt *m, char *why, size_t why_size)
 {
-    MQTTAsync_connectOptions conn = MQTTAsync_connectOptions_initializer5;
+    MQTTAsync_connectOptions conn5 = MQTTAsync_connectOptions_initializer5;
+    MQTTAsync_connectOptions conn3 = MQTTAsync_connectOptions_initializer;
+    MQTTAsync_connectOptions conn;
     MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
     MQTTAsync_willOptions will = MQTTAsync_willOptions_initializer;
     int rc;
 
+    if (m->version >= MQTTVERSION_5) {
+        conn = conn5;
+        conn.cleanstart = 1;
+        conn.onSuccess5 = on_connected;
+        conn.onFailure5 = on_connect_failure;
+    } else {
+        conn = conn3;
+        conn.MQTTVersion = MQTTVERSION_3_1_1;
+        conn.cleansession = 1;
+        conn.onSuccess = on_connected3;
+        conn.onFailure = on_connect_failure3;
+    }
     conn.keepAliveInterval = m->keepalive_s;
-    conn.cleanstart = 1;
     conn.maxInflight = m->max_inflight;
     conn.connectTimeout = MQTT_CONNECT_TIMEOUT_S;
     conn.automaticReconnect = 0;
-    conn.onSuccess5 = on_connected;
-    conn.onFailure5 = on_connect_failure;
     conn.context = m;
     if (m->will_topic) {
         will.topicName = m->will_topic;
@@ -673,6 +802,9 @@ static int cfg_check(const struct et_mqtt_cfg *cfg)
         return -EINVAL;
     if (cfg->max_inflight < 1 || cfg->max_inflight > 65535)
         return -EINVAL;
+    if (cfg->mqtt_version != 0 && cfg->mqtt_version != MQTTVERSION_5 &&
+        cfg->mqtt_version != MQTTVERSION_3_1_1)
+        return -EINVAL;
     if (cfg->will_topic && (!cfg->will_topic[0] || cfg->will_len > INT_MAX ||
                             (cfg->will_len > 0 && !cfg->will_payload)))
         return -EINVAL;
@@ -717,6 +849,7 @@ int et_mqtt_create(struct et_mqtt **out, const struct et_mqtt_cfg *cfg)
     m->max_inflight = cfg->max_inflight;
     m->will_len = cfg->will_len;
     m->will_retain = cfg->will_retain;
+    m->version = cfg->mqtt_version == MQTTVERSION_3_1_1 ? MQTTVERSION_3_1_1 : MQTTVERSION_5;
     m->backoff_ms = cfg->min_backoff_ms;
     m->next_token = 1;
     m->head = NULL;
@@ -770,6 +903,8 @@ int et_mqtt_create(struct et_mqtt **out, const struct et_mqtt_cfg *cfg)
     if (rc)
         goto fail_mutex;
 
+    /* Paho fixes the protocol version when the client is created. */
+    copts.MQTTVersion = m->version;
     if (m->max_inflight * 2 > copts.maxBufferedMessages)
         copts.maxBufferedMessages = m->max_inflight * 2;
     if (copts.maxBufferedMessages < MQTT_MIN_BUFFERED)
@@ -963,8 +1098,13 @@ int et_mqtt_publish(struct et_mqtt *m, const char *topic, const void *payload, s
         slot->used = true;
         slot->token = token;
         opts.context = slot;
-        opts.onSuccess5 = on_published;
-        opts.onFailure5 = on_publish_failed;
+        if (m->version >= MQTTVERSION_5) {
+            opts.onSuccess5 = on_published;
+            opts.onFailure5 = on_publish_failed;
+        } else {
+            opts.onSuccess = on_published3;
+            opts.onFailure = on_publish_failed3;
+        }
     }
     pthread_mutex_unlock(&m->lock);
 
@@ -1002,7 +1142,9 @@ bool et_mqtt_connected(const struct et_mqtt *m)
 
 void et_mqtt_destroy(struct et_mqtt *m, int timeout_ms)
 {
-    MQTTAsync_disconnectOptions disc = MQTTAsync_disconnectOptions_initializer5;
+    MQTTAsync_disconnectOptions disc5 = MQTTAsync_disconnectOptions_initializer5;
+    MQTTAsync_disconnectOptions disc3 = MQTTAsync_disconnectOptions_initializer;
+    MQTTAsync_disconnectOptions disc;
     struct timespec ts;
 
     if (!m)
@@ -1019,10 +1161,17 @@ void et_mqtt_destroy(struct et_mqtt *m, int timeout_ms)
         pthread_join(m->timer, NULL);
 
     /* A clean DISCONNECT (reason 0) tells the broker not to send the will. */
+    if (m->version >= MQTTVERSION_5) {
+        disc = disc5;
+        disc.onSuccess5 = on_disconnect_done;
+        disc.onFailure5 = on_disconnect_failed;
+    } else {
+        disc = disc3;
+        disc.onSuccess = on_disconnect_done3;
+        disc.onFailure = on_disconnect_failed3;
+    }
     disc.timeout = timeout_ms;
     disc.context = m;
-    disc.onSuccess5 = on_disconnect_done;
-    disc.onFailure5 = on_disconnect_failed;
     if (MQTTAsync_isConnected(m->client) &&
         MQTTAsync_disconnect(m->client, &disc) == MQTTASYNC_SUCCESS) {
         /* Paho gives up after timeout_ms itself; the margin covers its own scheduling. */

@@ -588,6 +588,45 @@ static void test_backoff_doubles_with_jitter(void **state)
     }
 }
 
+static void test_mqtt_311(void **state)
+{
+    struct fixture *f = *state;
+    struct client *both[] = { &f->agg, &f->dev1 };
+    struct et_test_identity id;
+    struct et_mqtt_cfg cfg;
+    const struct record *r;
+    int token;
+
+    client_open(f, &f->agg, "aggregator", "aggregator", NULL);
+    assert_int_equal(et_mqtt_subscribe(f->agg.mqtt, "edgetel/v1/+/telemetry", 1), 0);
+    assert_int_equal(et_test_broker_identity(f->broker, "dev-1", &id), 0);
+    et_test_broker_mqtt_cfg(f->broker, &id, "dev-1", &cfg);
+    cfg.mqtt_version = 4;
+    client_open(f, &f->dev1, "dev-1 (3.1.1)", NULL, &cfg);
+    assert_int_equal(et_mqtt_subscribe(f->dev1.mqtt, "edgetel/v1/dev-1/ack", 1), 0);
+    assert_int_equal(et_mqtt_start(f->agg.mqtt), 0);
+    assert_int_equal(et_mqtt_start(f->dev1.mqtt), 0);
+    wait_for(both, 2, &f->agg, 0, ET_MQTT_CONNECTED, NULL, 0);
+    wait_for(both, 2, &f->dev1, 0, ET_MQTT_CONNECTED, NULL, 0);
+
+    token = et_mqtt_publish(f->dev1.mqtt, "edgetel/v1/dev-1/telemetry", "\x01\x00", 2, 1, false);
+    assert_true(token > 0);
+    wait_for(both, 2, &f->dev1, 0, ET_MQTT_PUBLISHED, NULL, token);
+    r = wait_for(both, 2, &f->agg, 0, ET_MQTT_MESSAGE, "edgetel/v1/dev-1/telemetry", 0);
+    assert_int_equal(r->len, 2);
+    assert_true(et_mqtt_publish(f->agg.mqtt, "edgetel/v1/dev-1/ack", "A", 1, 1, false) > 0);
+    wait_for(both, 2, &f->dev1, 0, ET_MQTT_MESSAGE, "edgetel/v1/dev-1/ack", 0);
+
+    /* 3.1.1 has no way to say "refused": the broker acknowledges and drops. */
+    token = et_mqtt_publish(f->dev1.mqtt, "edgetel/v1/dev-2/telemetry", "forged", 6, 1, false);
+    assert_true(token > 0);
+    wait_for(both, 2, &f->dev1, 0, ET_MQTT_PUBLISHED, NULL, token);
+    token = et_mqtt_publish(f->dev1.mqtt, "edgetel/v1/dev-1/telemetry", "own", 3, 1, false);
+    assert_true(token > 0);
+    wait_for(both, 2, &f->agg, 1, ET_MQTT_MESSAGE, "edgetel/v1/dev-1/telemetry", 0);
+    assert_int_equal(count(&f->agg, 0, ET_MQTT_MESSAGE, "edgetel/v1/dev-2/telemetry"), 0);
+}
+
 static void test_create_rejects_bad_cfg(void **state)
 {
     struct fixture *f = *state;
@@ -609,6 +648,9 @@ static void test_create_rejects_bad_cfg(void **state)
     assert_int_equal(et_mqtt_create(&m, &bad), -EINVAL);
     bad = good;
     bad.max_inflight = 0;
+    assert_int_equal(et_mqtt_create(&m, &bad), -EINVAL);
+    bad = good;
+    bad.mqtt_version = 3;
     assert_int_equal(et_mqtt_create(&m, &bad), -EINVAL);
     bad = good;
     bad.ca_file = NULL;
@@ -633,6 +675,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_untrusted_clients_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broker_checked_by_client, setup, teardown),
         cmocka_unit_test_setup_teardown(test_acl_confines_device, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mqtt_311, setup, teardown),
     };
 
     et_log_init("test_mqtt", getenv("ET_TEST_DEBUG") ? ET_LOG_DEBUG : ET_LOG_WARN);

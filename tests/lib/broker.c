@@ -266,6 +266,19 @@ static int reap(struct et_test_broker *b, int timeout_ms)
     return 0;
 }
 
+/* Tell a person reading the broker log what the first "failed" connection is. */
+static void note_probes(const struct et_test_broker *b)
+{
+    FILE *log = fopen(b->log_file, "a");
+
+    if (!log)
+        return;
+    fprintf(log, "tests/lib/broker.c: started pid %d; plain TCP probes until it listens on "
+            "127.0.0.1:%d (mosquitto logs each probe as a failed TLS connection)\n",
+            (int)b->pid, b->port);
+    fclose(log);
+}
+
 static int spawn(struct et_test_broker *b)
 {
     int64_t deadline;
@@ -291,6 +304,7 @@ static int spawn(struct et_test_broker *b)
         _exit(127);
     }
     b->pid = pid;
+    note_probes(b);
 
     deadline = now_ms() + BROKER_READY_MS;
     for (;;) {

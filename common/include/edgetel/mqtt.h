@@ -44,6 +44,12 @@ struct et_mqtt_cfg {
     const void *will_payload;
     size_t will_len;
     bool will_retain;
+    /*
+     * 0 or 5: MQTT 5 (the default). 4: MQTT 3.1.1, for a broker without
+     * MQTT 5; it has no reason codes, so a publish the broker refuses by
+     * ACL still reads PUBLISHED (the broker acknowledges and drops it).
+     */
+    int mqtt_version;
 };
 
 enum et_mqtt_event_type {

@@ -145,6 +145,7 @@ static int net_fetch(struct et_dev *dev)
     char *text;
     size_t len;
     ssize_t n;
+    int ret = 0;
 
     for (size_t i = 0; i < p->n_ifs; i++)
         p->ifs[i].valid = false;
@@ -153,10 +154,8 @@ static int net_fetch(struct et_dev *dev)
         return -ENOMEM;
     n = et_fs_read(NETDEV_PATH, text, NETDEV_CAP);
     if (n < 0 && n != -EFBIG) {
-        int err = et_dev_fail(dev, (int)n, NETDEV_PATH ": %s", strerror((int)-n));
-
-        free(text);
-        return err;
+        ret = et_dev_fail(dev, (int)n, NETDEV_PATH ": %s", strerror((int)-n));
+        goto out;
     }
     cursor = text;
     while ((line = et_next_line(&cursor, &len)) != NULL) {
@@ -181,8 +180,9 @@ static int net_fetch(struct et_dev *dev)
             break;
         }
     }
+out:
     free(text);
-    return 0;
+    return ret;
 }
 
 static int net_get(struct et_dev *dev, unsigned ch, struct et_value *out)

@@ -49,6 +49,15 @@ struct inflight {
     int64_t sent_ms;
 };
 
+/* An encoded batch whose bytes the agent keeps until its group commits. */
+struct held_batch {
+    uint64_t seq;
+    uint8_t *blob;
+    size_t len;
+    uint32_t n_samples;
+    int64_t created_ms;
+};
+
 struct agent_collector {
     struct et_agent *agent;
     struct et_collector c;
@@ -80,8 +89,23 @@ struct et_agent {
     uint64_t live_cursor;     /* highest live seq handed to MQTT */
     uint64_t backlog_cursor;  /* highest backlog seq handed to MQTT */
     char last_disconnect[160];
+    bool mqtt_started;
+    int64_t clock_wait_began;  /* mono ms when the wait for clock sync began; 0: none */
+    char connect_note[160];    /* said in the birth Status: why connecting was late */
 
-    /* Storage trouble. */
+    /* Backlog drain pacing and progress. */
+    double drain_tokens;       /* historical batches that may go now */
+    int64_t drain_refill_ms;
+    int64_t drain_report_ms;
+    uint64_t drain_acked_at_report;
+    uint64_t drain_left;       /* last estimate, for the agent's metrics */
+    double drain_eta_s;        /* -1 when unknown */
+
+    /* Group commit and storage trouble. */
+    bool group_open;
+    struct held_batch *held;  /* made since the last commit, in seq order */
+    size_t n_held, cap_held;
+    size_t n_held_stored;     /* held[0 .. n_held_stored-1] are in the open group */
     bool store_failing;
     uint64_t dropped_in_memory;
 
@@ -105,9 +129,107 @@ static enum et_time_quality current_tq(void)
 static void uplink_pump(struct et_agent *a, int64_t now_ms);
 
 /*
+ * Group commit. Appends (and acks) share one SQLite transaction for a
+ * durability window: one commit and one write of each page per window
+ * instead of per batch. Until the commit the batches are readable (and
+ * sent) but not durable, so the agent keeps their bytes in `held` until the
+ * commit lands. When an append or the commit fails, the outbox undoes the
+ * whole group and the held batches are appended again, in seq order and
+ * with the same seqs, before any new batch is made.
+ */
+static void held_clear(struct et_agent *a)
+{
+    for (size_t i = 0; i < a->n_held; i++)
+        free(a->held[i].blob);
+    a->n_held = 0;
+    a->n_held_stored = 0;
+}
+
+static int held_push(struct et_agent *a, uint64_t seq, uint8_t *blob, size_t len,
+                     uint32_t n_samples, int64_t created_ms)
+{
+    if (a->n_held == a->cap_held) {
+        size_t cap = a->cap_held ? a->cap_held * 2 : 16;
+        struct held_batch *h = realloc(a->held, cap * sizeof(*h));
+
+        if (!h)
+            return -ENOMEM;
+        a->held = h;
+        a->cap_held = cap;
+    }
+    a->held[a->n_held++] = (struct held_batch){
+        .seq = seq, .blob = blob, .len = len, .n_samples = n_samples, .created_ms = created_ms,
+    };
+    return 0;
+}
+
+static void store_trouble(struct et_agent *a, uint64_t seq, int rc)
+{
+    if (!a->store_failing)
+        et_error("outbox", "cannot store batch %" PRIu64 ": %s; keeping samples in memory "
+                 "(up to %d batches' worth) and retrying", seq, strerror(-rc),
+                 MEMORY_HOLD_BATCHES);
+    a->store_failing = true;
+}
+
+/* Append every held batch not yet in the outbox. 0, or -errno (group undone). */
+static int held_store(struct et_agent *a)
+{
+    while (a->n_held_stored < a->n_held) {
+        struct held_batch *h = &a->held[a->n_held_stored];
+        int rc;
+
+        if (!a->group_open) {
+            rc = et_outbox_begin(a->outbox);
+            if (rc && rc != -EALREADY) {
+                store_trouble(a, h->seq, rc);
+                return rc;
+            }
+            a->group_open = true;
+        }
+        rc = et_outbox_append(a->outbox, h->seq, h->blob, h->len, h->n_samples, h->created_ms);
+        if (rc == 0 || rc == -EDQUOT) {
+            /* -EDQUOT: refused by the quota, counted as dropped by the outbox. */
+            a->n_held_stored++;
+            continue;
+        }
+        /* The outbox undid the group: everything held goes in again later. */
+        a->group_open = false;
+        a->n_held_stored = 0;
+        store_trouble(a, h->seq, rc);
+        return rc;
+    }
+    if (a->store_failing && a->n_held)
+        et_info("outbox", "storing batches again (from seq %" PRIu64 ")", a->held[0].seq);
+    a->store_failing = false;
+    return 0;
+}
+
+/* End the durability window: commit the group, forget the held bytes. */
+static int agent_commit(struct et_agent *a)
+{
+    int rc;
+
+    if (a->n_held_stored < a->n_held && (rc = held_store(a)) != 0)
+        return rc;
+    if (!a->group_open)
+        return 0;
+    a->group_open = false;
+    rc = et_outbox_commit(a->outbox);
+    if (rc) {
+        a->n_held_stored = 0;
+        store_trouble(a, a->n_held ? a->held[0].seq : 0, rc);
+        return rc;
+    }
+    held_clear(a);
+    return 0;
+}
+
+/*
  * Encode the open batch and append it to the outbox. When the outbox
- * cannot take it, the samples stay in the builder and the next flush tries
- * again; past MEMORY_HOLD_BATCHES batches' worth they are dropped, counted.
+ * cannot take it, samples stay in memory and the next flush tries again;
+ * past MEMORY_HOLD_BATCHES batches' worth the newest samples are dropped,
+ * counted (the held batches keep their seqs, so they cannot be skipped).
  */
 static int agent_flush(struct et_agent *a, int64_t now_ms)
 {
@@ -118,42 +240,36 @@ static int agent_flush(struct et_agent *a, int64_t now_ms)
     size_t n = et_batch_samples(a->batch);
     int rc;
 
-    if (n == 0)
-        return 0;
-    meta.device_id = a->cfg->device_id;
-    meta.seq = et_outbox_next_seq(a->outbox);
-    memcpy(meta.boot_id, a->boot_id, sizeof(meta.boot_id));
-    meta.base_mono_ms = et_batch_first_mono_ms(a->batch);
-    meta.base_wall_ms = et_time_wall_ms() - (et_time_mono_ms() - meta.base_mono_ms);
-    meta.time_quality = et_batch_time_quality(a->batch);
-    rc = et_outbox_stats(a->outbox, &st);
-    meta.oldest_seq = (rc == 0 && st.batches > 0) ? st.oldest_seq : meta.seq;
-
-    rc = et_batch_encode(a->batch, &meta, &blob, &len);
-    if (rc == 0)
-        rc = et_outbox_append(a->outbox, meta.seq, blob, len, (uint32_t)n, now_ms);
-    free(blob);
-    if (rc) {
-        if (!a->store_failing)
-            et_error("outbox", "cannot store batch %" PRIu64 " (%zu samples): %s; "
-                     "holding samples in memory (up to %d batches) and retrying",
-                     meta.seq, n, strerror(-rc), MEMORY_HOLD_BATCHES);
-        a->store_failing = true;
-        if (n >= (size_t)a->cfg->batch_max_samples * MEMORY_HOLD_BATCHES) {
-            et_error("outbox", "memory hold full: dropping %zu samples", n);
-            a->dropped_in_memory += n;
+    rc = held_store(a);
+    if (rc == 0 && n > 0) {
+        meta.device_id = a->cfg->device_id;
+        meta.seq = et_outbox_next_seq(a->outbox);
+        memcpy(meta.boot_id, a->boot_id, sizeof(meta.boot_id));
+        meta.base_mono_ms = et_batch_first_mono_ms(a->batch);
+        meta.base_wall_ms = et_time_wall_ms() - (et_time_mono_ms() - meta.base_mono_ms);
+        meta.time_quality = et_batch_time_quality(a->batch);
+        rc = et_outbox_stats(a->outbox, &st);
+        meta.oldest_seq = (rc == 0 && st.batches > 0) ? st.oldest_seq : meta.seq;
+        rc = et_batch_encode(a->batch, &meta, &blob, &len);
+        if (rc == 0)
+            rc = held_push(a, meta.seq, blob, len, (uint32_t)n, now_ms);
+        if (rc == 0) {
+            a->batches_made++;
+            a->samples_stored += n;
             et_batch_reset(a->batch);
+            rc = held_store(a);
+        } else {
+            free(blob);
         }
-        return rc;
     }
-    if (a->store_failing)
-        et_info("outbox", "storing batches again (from seq %" PRIu64 ")", meta.seq);
-    a->store_failing = false;
-    a->batches_made++;
-    a->samples_stored += n;
-    et_batch_reset(a->batch);
-    uplink_pump(a, now_ms);
-    return 0;
+    if (rc && et_batch_samples(a->batch) >= (size_t)a->cfg->batch_max_samples * MEMORY_HOLD_BATCHES) {
+        et_error("outbox", "memory hold full: dropping %zu samples", et_batch_samples(a->batch));
+        a->dropped_in_memory += et_batch_samples(a->batch);
+        et_batch_reset(a->batch);
+    }
+    if (rc == 0)
+        uplink_pump(a, now_ms);
+    return rc;
 }
 
 static int agent_emit(void *ctx, const char *metric, const char *unit, const struct et_value *v)
@@ -183,6 +299,11 @@ static void collector_job(void *ctx, int64_t now_ms)
 static void flush_job(void *ctx, int64_t now_ms)
 {
     agent_flush(ctx, now_ms);
+}
+
+static void commit_job(void *ctx, int64_t now_ms)
+{
+    agent_commit(ctx);
 }
 
 /* Bytes this process caused to be written to storage (/proc/self/io). */
@@ -220,6 +341,14 @@ static void self_metrics_job(void *ctx, int64_t now_ms)
     agent_emit(a, "agent.inflight_batches", "1", &v);
     v = et_value_bool(a->connected);
     agent_emit(a, "agent.connected", "1", &v);
+    if (a->connected && a->drain_left > 0) {
+        v = et_value_i64((int64_t)a->drain_left);
+        agent_emit(a, "agent.backlog_batches", "1", &v);
+        if (a->drain_eta_s >= 0) {
+            v = et_value_f64(a->drain_eta_s);
+            agent_emit(a, "agent.backlog_eta", "s", &v);
+        }
+    }
 
     /* SD card wear: bytes written per sample stored since the last report. */
     uint64_t written;
@@ -364,11 +493,59 @@ static int next_to_send(struct et_agent *a, uint64_t *seq, uint8_t **blob, size_
     }
 }
 
+/* Refill the drain token bucket: drain_rate batches a second, a second's worth at most. */
+static void drain_refill(struct et_agent *a, int64_t now_ms)
+{
+    double rate = a->cfg->drain_rate;
+
+    if (rate <= 0)
+        return;
+    if (a->drain_refill_ms == 0)
+        a->drain_refill_ms = now_ms;
+    a->drain_tokens += (double)(now_ms - a->drain_refill_ms) * rate / 1000.0;
+    /* A burst of at most a second's worth (one batch for rates under 1/s). */
+    if (a->drain_tokens > (rate > 1.0 ? rate : 1.0))
+        a->drain_tokens = rate > 1.0 ? rate : 1.0;
+    a->drain_refill_ms = now_ms;
+}
+
+/* While a backlog drains: say every 10 s how much is left and when it ends. */
+static void drain_report(struct et_agent *a, int64_t now_ms)
+{
+    struct et_outbox_stats st;
+
+    if (now_ms - a->drain_report_ms < 10000)
+        return;
+    if (et_outbox_stats(a->outbox, &st) != 0 || st.batches == 0 || st.oldest_seq >= a->live_from) {
+        a->drain_report_ms = now_ms;
+        a->drain_acked_at_report = a->batches_acked;
+        return;
+    }
+    uint64_t left = a->live_from > st.oldest_seq ? a->live_from - st.oldest_seq : 0;
+    double secs = (double)(now_ms - a->drain_report_ms) / 1000.0;
+    double rate = secs > 0 ? (double)(a->batches_acked - a->drain_acked_at_report) / secs : 0;
+
+    if (a->drain_report_ms != 0 && left > 0) {
+        if (rate > 0)
+            et_info("uplink", "draining backlog: about %" PRIu64 " batches left, %.1f batches/s, "
+                    "ETA %.0f s", left, rate, (double)left / rate);
+        else
+            et_info("uplink", "draining backlog: about %" PRIu64 " batches left, waiting for acks",
+                    left);
+    }
+    a->drain_left = left;
+    a->drain_eta_s = rate > 0 ? (double)left / rate : -1;
+    a->drain_report_ms = now_ms;
+    a->drain_acked_at_report = a->batches_acked;
+}
+
 static void uplink_pump(struct et_agent *a, int64_t now_ms)
 {
     if (!a->connected)
         return;
     resend_timed_out(a, now_ms);
+    drain_refill(a, now_ms);
+    drain_report(a, now_ms);
     while (a->n_inflight < a->cfg->max_inflight) {
         uint64_t seq;
         uint8_t *blob;
@@ -380,6 +557,15 @@ static void uplink_pump(struct et_agent *a, int64_t now_ms)
             if (rc != -ENOENT)
                 et_error("outbox", "cannot read the next batch to send: %s", strerror(-rc));
             return;
+        }
+        if (historical && a->cfg->drain_rate > 0) {
+            if (a->drain_tokens < 1.0) {
+                /* Over the drain rate: the backlog waits, live data does not. */
+                rewind_for(a, seq);
+                free(blob);
+                return;
+            }
+            a->drain_tokens -= 1.0;
         }
         uint8_t *fixed;
         size_t fixed_len;
@@ -464,7 +650,7 @@ static void on_mqtt_event(void *ctx, const struct et_mqtt_event *ev)
         et_outbox_stats(a->outbox, &st);
         et_info("uplink", "connected to %s:%d; %" PRIu64 " batches waiting", a->cfg->host,
                 a->cfg->port, st.batches);
-        status_publish(a, true, NULL);
+        status_publish(a, true, a->connect_note[0] ? a->connect_note : NULL);
         uplink_pump(a, now_ms);
         break;
     case ET_MQTT_DISCONNECTED: {
@@ -672,6 +858,17 @@ int et_agent_create(struct et_agent **out, const struct et_config *cfg, char *er
     rc = et_outbox_open(&a->outbox, path, err, errlen);
     if (rc)
         goto fail;
+    struct et_outbox_limits lim = {
+        .quota_bytes = cfg->outbox_quota,
+        .reserve_bytes = cfg->outbox_reserve,
+        .policy = cfg->outbox_policy,
+    };
+
+    rc = et_outbox_set_limits(a->outbox, &lim);
+    if (rc) {
+        snprintf(err, errlen, "[outbox] limits not accepted: %s", strerror(-rc));
+        goto fail;
+    }
     snprintf(path, sizeof(path), "%s/clock.map", cfg->data_dir);
     rc = et_timefix_init(&a->timefix, path, a->boot_id);
     if (rc) {
@@ -685,6 +882,8 @@ int et_agent_create(struct et_agent **out, const struct et_config *cfg, char *er
         goto fail;
     if ((rc = et_sched_add(a->sched, cfg->batch_interval_ms, cfg->batch_interval_ms, now_ms,
                            flush_job, a)) < 0 ||
+        (rc = et_sched_add(a->sched, cfg->durability_window_ms, cfg->durability_window_ms,
+                           now_ms, commit_job, a)) < 0 ||
         (rc = et_sched_add(a->sched, SELF_METRICS_INTERVAL_MS, SELF_METRICS_INTERVAL_MS, now_ms,
                            self_metrics_job, a)) < 0 ||
         (rc = et_sched_add(a->sched, STATUS_INTERVAL_MS, STATUS_INTERVAL_MS, now_ms,
@@ -709,7 +908,7 @@ static void clock_observe(struct et_agent *a, int64_t now_ms)
                 "will be sent with corrected times");
 }
 
-int et_agent_start(struct et_agent *a)
+static int uplink_start(struct et_agent *a)
 {
     int rc = et_mqtt_start(a->mqtt);
 
@@ -717,6 +916,56 @@ int et_agent_start(struct et_agent *a)
         et_error("uplink", "cannot start MQTT client: %s", strerror(-rc));
         return rc;
     }
+    a->mqtt_started = true;
+    return 0;
+}
+
+/*
+ * With an unsynchronised wall clock the broker's certificate looks not yet
+ * valid (or expired) and TLS fails. So the agent waits for the clock before
+ * it connects, collecting all along, for at most clock_wait; then it tries
+ * anyway (the clock may be right without NTP saying so).
+ */
+static int clock_gate(struct et_agent *a, int64_t now_ms)
+{
+    if (a->mqtt_started)
+        return 0;
+    if (et_time_synced()) {
+        if (a->clock_wait_began)
+            snprintf(a->connect_note, sizeof(a->connect_note),
+                     "waited %" PRId64 " s for the wall clock to synchronise",
+                     (now_ms - a->clock_wait_began) / 1000);
+        if (a->clock_wait_began)
+            et_info("time", "wall clock synchronised: connecting now");
+        return uplink_start(a);
+    }
+    if (a->clock_wait_began == 0) {
+        a->clock_wait_began = now_ms;
+        et_warn("time", "wall clock not synchronised (adjtimex reports unsynced): not connecting "
+                "yet, as TLS certificate checks would fail with a wrong clock; collecting into "
+                "the outbox; waiting up to %" PRId64 " s for NTP ([mqtt] clock_wait)",
+                a->cfg->clock_wait_ms / 1000);
+    }
+    if (now_ms - a->clock_wait_began >= a->cfg->clock_wait_ms) {
+        snprintf(a->connect_note, sizeof(a->connect_note),
+                 "wall clock still not synchronised after %" PRId64 " s; connecting anyway",
+                 a->cfg->clock_wait_ms / 1000);
+        et_warn("time", "%s", a->connect_note);
+        return uplink_start(a);
+    }
+    return 0;
+}
+
+int et_agent_start(struct et_agent *a)
+{
+    int rc = 0;
+
+    if (a->cfg->insecure || a->cfg->clock_wait_ms <= 0)
+        rc = uplink_start(a);
+    else
+        rc = clock_gate(a, et_time_mono_ms());
+    if (rc)
+        return rc;
     et_info("agent", "device %s: %zu collectors, outbox %s/outbox.db (next seq %" PRIu64 "), "
             "broker %s:%d%s", a->cfg->device_id, a->n_collectors, a->cfg->data_dir,
             et_outbox_next_seq(a->outbox), a->cfg->host, a->cfg->port,
@@ -750,6 +999,8 @@ int et_agent_step(struct et_agent *a, int stop_fd, int max_wait_ms)
         et_mqtt_dispatch(a->mqtt, on_mqtt_event, a);
     now_ms = et_time_mono_ms();
     clock_observe(a, now_ms);
+    if (!a->mqtt_started && (rc = clock_gate(a, now_ms)) != 0)
+        return rc;
     et_sched_run_due(a->sched, now_ms);
     uplink_pump(a, now_ms);
     return 0;
@@ -761,6 +1012,7 @@ void et_agent_stop(struct et_agent *a)
 
     /* Keep what was collected, say goodbye, leave. */
     agent_flush(a, et_time_mono_ms());
+    agent_commit(a);
     et_outbox_stats(a->outbox, &st);
     status_publish(a, false, "agent stopped");
     et_mqtt_destroy(a->mqtt, SHUTDOWN_TIMEOUT_MS);
@@ -797,6 +1049,8 @@ void et_agent_destroy(struct et_agent *a)
     et_sched_destroy(a->sched);
     et_batch_destroy(a->batch);
     et_outbox_close(a->outbox);
+    held_clear(a);
+    free(a->held);
     free(a->inflight);
     free(a);
 }

@@ -21,6 +21,8 @@
 static const char *const default_collectors[] = { "cpu", "memory", "load", "uptime" };
 #define DEFAULT_INTERVAL "10s"
 
+static const char *const outbox_policies[] = { "drop-oldest", "drop-newest", NULL };
+
 static const struct et_ini_key config_keys[] = {
     { "agent", "device_id", ET_INI_STRING, ET_INI_FIELD(struct et_config, device_id), NULL,
       .help = "this board's id, one MQTT topic level: 1-64 of A-Z a-z 0-9 . _ - "
@@ -28,7 +30,7 @@ static const struct et_ini_key config_keys[] = {
     { "agent", "data_dir", ET_INI_STRING, ET_INI_FIELD(struct et_config, data_dir),
       "/var/lib/edgetel", .help = "where the outbox and the agent's state live" },
     { "agent", "batch_interval", ET_INI_DURATION,
-      ET_INI_FIELD(struct et_config, batch_interval_ms), "5s", 100, MS(3600),
+      ET_INI_FIELD(struct et_config, batch_interval_ms), "2s", 100, MS(3600),
       .help = "how long samples gather before they are sealed into a batch" },
     { "agent", "batch_max_samples", ET_INI_INT,
       ET_INI_FIELD(struct et_config, batch_max_samples), "1000", 1, 50000,
@@ -61,6 +63,25 @@ static const struct et_ini_key config_keys[] = {
       "1s", 100, MS(3600), .help = "first wait before a reconnect" },
     { "mqtt", "backoff_max", ET_INI_DURATION, ET_INI_FIELD(struct et_config, backoff_max_ms),
       "60s", MS(1), MS(86400), .help = "longest wait between reconnects" },
+    { "mqtt", "clock_wait", ET_INI_DURATION, ET_INI_FIELD(struct et_config, clock_wait_ms),
+      "2m", 0, MS(86400),
+      .help = "with TLS, how long to wait for the wall clock to synchronise before connecting "
+              "anyway (certificate checks fail on a wrong clock); 0s: do not wait" },
+    { "mqtt", "drain_rate", ET_INI_INT, ET_INI_FIELD(struct et_config, drain_rate), "0", 0,
+      1000000, .help = "most backlog batches sent a second after an outage; 0: no limit "
+                       "(live data is never held back)" },
+
+    { "outbox", "quota", ET_INI_SIZE, ET_INI_FIELD(struct et_config, outbox_quota), "256M",
+      .help = "most bytes of batches kept while offline; past it the policy evicts (0: no quota)" },
+    { "outbox", "reserve", ET_INI_SIZE, ET_INI_FIELD(struct et_config, outbox_reserve), "64M",
+      .help = "free space the outbox leaves on the data directory's filesystem (0: no check)" },
+    { "outbox", "policy", ET_INI_ENUM, ET_INI_FIELD(struct et_config, outbox_policy),
+      "drop-oldest", .choices = outbox_policies,
+      .help = "drop-oldest evicts the oldest batches; drop-newest refuses new ones" },
+    { "outbox", "durability_window", ET_INI_DURATION,
+      ET_INI_FIELD(struct et_config, durability_window_ms), "10s", 100, MS(600),
+      .help = "batches are committed to storage together this often: fewer writes to the SD "
+              "card; a power cut loses at most this much" },
 };
 #define N_CONFIG_KEYS (sizeof(config_keys) / sizeof(config_keys[0]))
 

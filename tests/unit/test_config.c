@@ -145,7 +145,7 @@ static void defaults(void **state)
     assert_string_equal(c.path, NAME);
     assert_string_equal(c.device_id, host);
     assert_string_equal(c.data_dir, "/var/lib/edgetel");
-    assert_int_equal(c.batch_interval_ms, 5000);
+    assert_int_equal(c.batch_interval_ms, 2000);
     assert_int_equal(c.batch_max_samples, 1000);
     assert_int_equal(c.log_level, ET_LOG_INFO);
     assert_null(c.host);
@@ -158,6 +158,12 @@ static void defaults(void **state)
     assert_int_equal(c.keepalive_ms, 30000);
     assert_int_equal(c.ack_timeout_ms, 30000);
     assert_int_equal(c.max_inflight, 16);
+    assert_int_equal(c.clock_wait_ms, 120000);
+    assert_int_equal(c.drain_rate, 0);
+    assert_int_equal(c.outbox_quota, 256ULL << 20);
+    assert_int_equal(c.outbox_reserve, 64ULL << 20);
+    assert_int_equal(c.outbox_policy, 0);
+    assert_int_equal(c.durability_window_ms, 10000);
     assert_int_equal(c.backoff_min_ms, 1000);
     assert_int_equal(c.backoff_max_ms, 60000);
 
@@ -303,10 +309,10 @@ static void syntax_errors(void **state)
     expect_error("[agent]\ndevice_id = d1\n[mqtt]\nhots = x\n",
                  NAME ":4: unknown key \"hots\" in [mqtt]");
     expect_error("[agent]\n\n[mqt]\n",
-                 NAME ":3: unknown section [mqt] (known: [agent], [mqtt], [collector NAME])");
+                 NAME ":3: unknown section [mqt] (known: [agent], [mqtt], [outbox], [collector NAME])");
     expect_error("[mqtt extra]\n",
                  NAME ":1: unknown section [mqtt extra] (known: [agent], [mqtt], "
-                 "[collector NAME])");
+                 "[outbox], [collector NAME])");
     expect_error("# c\n[]\n", NAME ":2: empty section header \"[]\"");
     expect_error("[  ]\n", NAME ":1: empty section header \"[]\"");
     expect_error("[mqtt\nhost = x\n", NAME ":1: section header \"[mqtt\" has no closing ']'");
@@ -335,7 +341,7 @@ static void syntax_errors(void **state)
     snprintf(text, sizeof(text), "[agent]\ndata_dir = /%0*d\n[bad]\n",
              ET_INI_MAX_LINE - (int)strlen("data_dir = /"), 0);
     snprintf(msg, sizeof(msg), NAME ":3: unknown section [bad] (known: [agent], [mqtt], "
-             "[collector NAME])");
+             "[outbox], [collector NAME])");
     expect_error(text, msg);
     snprintf(text, sizeof(text), "[agent]\ndata_dir = /%0*d\n",
              ET_INI_MAX_LINE + 1 - (int)strlen("data_dir = /"), 0);
@@ -345,7 +351,7 @@ static void syntax_errors(void **state)
     snprintf(text, sizeof(text), "[agent]\n        device_id = %0*d\n[bad]\n",
              ET_INI_MAX_LINE - (int)strlen("device_id = "), 0);
     expect_error(text, NAME ":3: unknown section [bad] (known: [agent], [mqtt], "
-                 "[collector NAME])");
+                 "[outbox], [collector NAME])");
 
     /* Section headers: libinih keeps 49 characters; longer ones are refused. */
     snprintf(text, sizeof(text), "[collector %0*d]\n", ET_INI_MAX_SECTION - 9, 0);

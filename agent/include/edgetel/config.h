@@ -7,7 +7,9 @@
  * File layout:
  *   [agent]   device_id, data_dir, batch_interval, batch_max_samples, log_level
  *   [mqtt]    host, port, ca, cert, key, insecure, topic_root, keepalive,
- *             ack_timeout, max_inflight, backoff_min, backoff_max
+ *             ack_timeout, max_inflight, backoff_min, backoff_max,
+ *             clock_wait, drain_rate
+ *   [outbox]  quota, reserve, policy, durability_window
  *   [collector NAME]   type = DRIVER, interval = DURATION, enabled = BOOL,
  *             plus the keys the driver lists in its params table.
  */
@@ -38,7 +40,7 @@ struct et_config {
     /* [agent] */
     char *device_id;         /* default: the host name */
     char *data_dir;          /* default: /var/lib/edgetel */
-    int64_t batch_interval_ms;   /* default 5 s: how long samples gather before a batch is made */
+    int64_t batch_interval_ms;   /* default 2 s: how long samples gather before a batch is made */
     uint32_t batch_max_samples;  /* default 1000 */
     enum et_log_level log_level;
 
@@ -55,6 +57,14 @@ struct et_config {
     uint32_t max_inflight;   /* default 16 batches */
     int64_t backoff_min_ms;  /* default 1 s */
     int64_t backoff_max_ms;  /* default 60 s */
+    int64_t clock_wait_ms;   /* default 2 min: wait for clock sync before TLS; 0: no wait */
+    uint32_t drain_rate;     /* backlog batches a second; 0: as fast as acks allow */
+
+    /* [outbox] */
+    uint64_t outbox_quota;   /* default 256 MiB of batches; 0: no quota */
+    uint64_t outbox_reserve; /* default 64 MiB left free on the data dir's filesystem */
+    int outbox_policy;       /* enum et_outbox_policy: 0 drop-oldest (default), 1 drop-newest */
+    int64_t durability_window_ms; /* default 10 s: batches commit together this often */
 
     struct et_collector_cfg *collectors;
     size_t n_collectors;

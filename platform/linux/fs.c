@@ -1,6 +1,13 @@
 /*
  * Small-file reads, directory listings and free space, for procfs and sysfs.
  */
+/*
+ * 64-bit file offsets and inode numbers on 32-bit ARM (armhf): without them
+ * readdir() and statvfs() fail with EOVERFLOW on filesystems whose inode or
+ * block numbers do not fit in 32 bits. Must come before any #include.
+ */
+#define _FILE_OFFSET_BITS 64
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>

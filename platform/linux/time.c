@@ -1,6 +1,11 @@
 /*
  * Clocks and boot identity from the Linux kernel.
  */
+/* 64-bit time_t on 32-bit ARM (glibc >= 2.34), so the clocks survive 2038.
+ * _TIME_BITS=64 requires _FILE_OFFSET_BITS=64. Must come before any #include. */
+#define _FILE_OFFSET_BITS 64
+#define _TIME_BITS 64
+
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>

@@ -215,7 +215,14 @@ static void every_key(void **state)
         "ack_timeout = 45s\r\n"
         "max_inflight = 64\r\n"
         "backoff_min = 500ms\r\n"
-        "backoff_max = 5m\r\n";
+        "backoff_max = 5m\r\n"
+        "clock_wait = 0s\r\n"
+        "drain_rate = 20\r\n"
+        "[outbox]\r\n"
+        "quota = 1G\r\n"
+        "reserve = 0\r\n"
+        "policy = drop-newest\r\n"
+        "durability_window = 500ms\r\n";
     struct et_config c;
 
     parse_ok(text, &c);
@@ -237,6 +244,12 @@ static void every_key(void **state)
     assert_int_equal(c.max_inflight, 64);
     assert_int_equal(c.backoff_min_ms, 500);
     assert_int_equal(c.backoff_max_ms, 300000);
+    assert_int_equal(c.clock_wait_ms, 0);
+    assert_int_equal(c.drain_rate, 20);
+    assert_true(c.outbox_quota == 1ULL << 30);
+    assert_true(c.outbox_reserve == 0);
+    assert_int_equal(c.outbox_policy, 1);
+    assert_int_equal(c.durability_window_ms, 500);
     et_config_free(&c);
 }
 
@@ -403,6 +416,21 @@ static void value_errors(void **state)
                  NAME ":2: [mqtt] backoff_min \"10ms\": must be between 100ms and 1h");
     expect_error("[mqtt]\nbackoff_max = 2d\n",
                  NAME ":2: [mqtt] backoff_max \"2d\": must be between 1s and 1d");
+    expect_error("[mqtt]\nclock_wait = 2d\n",
+                 NAME ":2: [mqtt] clock_wait \"2d\": must be between 0ms and 1d");
+    expect_error("[mqtt]\ndrain_rate = fast\n",
+                 NAME ":2: [mqtt] drain_rate \"fast\": expected a whole number");
+    expect_error("[mqtt]\ndrain_rate = 1000001\n",
+                 NAME ":2: [mqtt] drain_rate \"1000001\": must be between 0 and 1000000");
+    expect_error("[outbox]\nquota = 10m\n",
+                 NAME ":2: [outbox] quota \"10m\": expected a size like 64k");
+    expect_error("[outbox]\nreserve = 99999999999T\n",
+                 NAME ":2: [outbox] reserve \"99999999999T\": too large");
+    expect_error("[outbox]\npolicy = drop-random\n",
+                 NAME ":2: [outbox] policy \"drop-random\": expected one of drop-oldest, "
+                 "drop-newest");
+    expect_error("[outbox]\ndurability_window = 1h\n",
+                 NAME ":2: [outbox] durability_window \"1h\": must be between 100ms and 10m");
 }
 
 /* ---- whole-config checks -------------------------------------------------------- */
@@ -838,8 +866,8 @@ static void example_matches_table(void **state)
         et_config_free(&c);
     }
 
-    /* Uncomment "# key = value" lines of [agent] and [mqtt]; [collector] examples
-     * need drivers that may not be built in, so they stay comments. */
+    /* Uncomment the "# key = value" lines of the table's sections; [collector]
+     * examples need drivers that may not be built in, so they stay comments. */
     for (char *p = text; *p;) {
         char *nl = strchr(p, '\n');
         size_t n = nl ? (size_t)(nl - p + 1) : strlen(p);
@@ -848,9 +876,8 @@ static void example_matches_table(void **state)
         if (p[0] == '[' || strncmp(p, "# [", 3) == 0) {
             const char *name = p[0] == '[' ? p + 1 : p + 3;
 
-            section = strncmp(name, "agent]", 6) == 0  ? "agent"
-                      : strncmp(name, "mqtt]", 5) == 0 ? "mqtt"
-                                                       : "other";
+            /* Only the collectors stay commented: their drivers may not be built in. */
+            section = strncmp(name, "collector", 9) == 0 ? "other" : "table";
         }
         if (strncmp(p, "# ", 2) == 0 && strchr(p, '=') && (!nl || strchr(p, '=') < nl) &&
             p[2] >= 'a' && p[2] <= 'z' && strcmp(section, "other") != 0) {
@@ -869,6 +896,7 @@ static void example_matches_table(void **state)
     /* It really set the keys: the TLS files have no defaults. */
     assert_non_null(c.host);
     assert_non_null(c.ca_file);
+    assert_non_null(c.key_file);
     et_config_free(&c);
     free(uncommented);
     free(text);

@@ -149,13 +149,12 @@ int64_t et_sched_next_due(const struct et_sched *s)
  * The first due time after now on the job's grid due + k * interval: whole
  * intervals keep the phase (no drift), and jumping over every missed slot
  * at once is what turns a stall into one run instead of a burst.
+ * Called for a job that is due, so now >= due.
  */
 static int64_t next_slot(int64_t due, int64_t interval, int64_t now)
 {
     int64_t k, step;
 
-    if (now < due)
-        return add_sat(due, interval);
     k = (now - due) / interval + 1;
     if (__builtin_mul_overflow(k, interval, &step))
         return INT64_MAX;

@@ -26,6 +26,8 @@ struct et_ingest {
     size_t mono_cap;
     int64_t *metric_ids;
     size_t metric_cap;
+    /* Samples re-timed by the transaction in progress; counted on commit. */
+    uint64_t pending_retimed;
     /* The last reply's Ack. */
     char ack_topic[INGEST_TOPIC_MAX];
     uint8_t *ack;
@@ -200,7 +202,39 @@ static void ingest_boot_hex(const ProtobufCBinaryData *boot_id, char *out)
         out[0] = '\0';
 }
 
-/* Store the batch's rows; the transaction is open. */
+/*
+ * The clock mapping for this batch's boot, if there is one: the batch's own
+ * base pair when it was made on a synchronised clock, else the mapping the
+ * store holds for the device when it is of the same boot.
+ */
+static int ingest_clock(struct et_ingest *ig, const Edgetel__V1__Batch *b, const char *device,
+                        const char *boot_hex, struct et_store_clock *clk, bool *known)
+{
+    int ret;
+
+    *known = false;
+    if (!boot_hex[0])
+        return 0;   /* no boot id: monotonic times of different boots look alike */
+    if (b->time_quality == EDGETEL__V1__TIME_QUALITY__TIME_QUALITY_SYNCED) {
+        snprintf(clk->boot_id_hex, sizeof(clk->boot_id_hex), "%s", boot_hex);
+        clk->base_wall_ms = b->base_wall_ms;
+        clk->base_mono_ms = b->base_mono_ms;
+        *known = true;
+        return 0;
+    }
+    ret = et_store_clock_get(ig->store, device, clk);
+    if (ret == 0)
+        *known = strcmp(clk->boot_id_hex, boot_hex) == 0;
+    return ret;
+}
+
+/*
+ * Store the batch's rows; the transaction is open. A sample measured
+ * before the device's clock was synchronised gets its true wall time when
+ * the mapping for its boot is known (and quality CORRECTED); otherwise it
+ * is stored as measured and counted in the batch row, for et_store_retime()
+ * when a synchronised batch of that boot arrives.
+ */
 static int ingest_store_rows(struct et_ingest *ig, const Edgetel__V1__Batch *b,
                              const char *device, const char *boot_hex, int64_t now_ms)
 {
@@ -213,6 +247,10 @@ static int ingest_store_rows(struct et_ingest *ig, const Edgetel__V1__Batch *b,
         .boot_id_hex = boot_hex,
         .time_quality = (enum et_time_quality)b->time_quality,
     };
+    struct et_store_clock clk;
+    uint64_t retimed = 0;
+    bool clock_known;
+    int64_t id;
     int ret;
 
     if (grow((void **)&ig->metric_ids, &ig->metric_cap, b->n_metrics,
@@ -224,7 +262,7 @@ static int ingest_store_rows(struct et_ingest *ig, const Edgetel__V1__Batch *b,
         if (ret < 0)
             return ret;
     }
-    ret = et_store_insert_batch(ig->store, &row);
+    ret = ingest_clock(ig, b, device, boot_hex, &clk, &clock_known);
     if (ret < 0)
         return ret;
     for (size_t i = 0; i < b->n_samples; i++) {
@@ -240,11 +278,40 @@ static int ingest_store_rows(struct et_ingest *ig, const Edgetel__V1__Batch *b,
             .seq = b->seq,
         };
 
+        if (smp.time_quality == ET_TQ_UNSYNCED && clock_known &&
+            smp.mono_ms >= clk.base_mono_ms - ET_STORE_RETIME_SPAN_MS &&
+            smp.mono_ms <= clk.base_mono_ms + ET_STORE_RETIME_SPAN_MS) {
+            smp.ts_ms = clk.base_wall_ms + (smp.mono_ms - clk.base_mono_ms);
+            smp.time_quality = ET_TQ_CORRECTED;
+            retimed++;
+        } else if (smp.time_quality == ET_TQ_UNSYNCED) {
+            row.unsynced_samples++;
+        }
         ingest_value(s, &smp.value);
-        ret = et_store_insert_sample(ig->store, &smp);
+        ret = et_store_insert_sample(ig->store, &smp, &id);
         if (ret < 0)
             return ret;
+        if (i == 0)
+            row.first_sample_id = id;
+        row.last_sample_id = id;
     }
+    ret = et_store_insert_batch(ig->store, &row);
+    if (ret < 0)
+        return ret;
+    /* A synchronised batch: what earlier batches of its boot left unsynced
+     * can be re-timed now, and later ones will use its mapping. */
+    if (b->time_quality == EDGETEL__V1__TIME_QUALITY__TIME_QUALITY_SYNCED && boot_hex[0]) {
+        uint64_t earlier = 0;
+
+        ret = et_store_retime(ig->store, device, &clk, &earlier);
+        if (ret < 0)
+            return ret;
+        if (earlier)
+            et_info("ingest", "device %s: re-timed %" PRIu64 " samples of boot %s measured "
+                    "before its clock was synchronised", device, earlier, boot_hex);
+        retimed += earlier;
+    }
+    ig->pending_retimed = retimed;
     return 0;
 }
 
@@ -276,6 +343,8 @@ static int ingest_batch(struct et_ingest *ig, const char *topic, const void *pay
     bool seen = false, created = false;
     uint64_t floor;
     int ret;
+
+    ig->pending_retimed = 0;
 
     ret = et_wire_decode_batch(payload, len, &b, why, sizeof(why));
     if (ret < 0)
@@ -334,6 +403,7 @@ static int ingest_batch(struct et_ingest *ig, const char *topic, const void *pay
         reply->kind = ET_INGEST_STORED;
         ig->stats.batches++;
         ig->stats.samples += b->n_samples;
+        ig->stats.retimed += ig->pending_retimed;
         et_debug("ingest", "device %s: seq %" PRIu64 " stored (%zu samples%s), acked"
                  " through %" PRIu64, reply->device, (uint64_t)b->seq, b->n_samples,
                  b->historical ? ", historical" : "", reply->acked_through);

@@ -160,15 +160,15 @@ static void log_stats(struct aggregator *a, const char *when)
 {
     const struct et_ingest_stats *s = et_ingest_stats(a->ingest);
 
-    et_info("main", "%s: %" PRIu64 " batches, %" PRIu64 " samples stored, %" PRIu64
-            " duplicates, %" PRIu64 " malformed, %" PRIu64 " statuses, %" PRIu64
-            " new devices, %" PRIu64 " store errors; acks: %" PRIu64 " sent, %" PRIu64
-            " not sent, %" PRIu64 " failed",
+    et_info("main", "%s: %" PRIu64 " batches, %" PRIu64 " samples stored (%" PRIu64
+            " re-timed), %" PRIu64 " duplicates, %" PRIu64 " malformed, %" PRIu64
+            " statuses, %" PRIu64 " new devices, %" PRIu64 " store errors; acks: %" PRIu64
+            " sent, %" PRIu64 " not sent, %" PRIu64 " failed",
             when, s->batches - a->last.batches, s->samples - a->last.samples,
-            s->duplicates - a->last.duplicates, s->malformed - a->last.malformed,
-            s->statuses - a->last.statuses, s->new_devices - a->last.new_devices,
-            s->store_errors - a->last.store_errors, a->acks_sent, a->acks_unsent,
-            a->acks_failed);
+            s->retimed - a->last.retimed, s->duplicates - a->last.duplicates,
+            s->malformed - a->last.malformed, s->statuses - a->last.statuses,
+            s->new_devices - a->last.new_devices, s->store_errors - a->last.store_errors,
+            a->acks_sent, a->acks_unsent, a->acks_failed);
     a->last = *s;
     a->acks_sent = a->acks_unsent = a->acks_failed = 0;
 }

@@ -69,9 +69,9 @@ int et_store_insert_batch(struct et_store *s, const struct et_store_batch *b)
     return s->ops->insert_batch(s, b);
 }
 
-int et_store_insert_sample(struct et_store *s, const struct et_store_sample *smp)
+int et_store_insert_sample(struct et_store *s, const struct et_store_sample *smp, int64_t *id)
 {
-    return s->ops->insert_sample(s, smp);
+    return s->ops->insert_sample(s, smp, id);
 }
 
 int et_store_advance_ack(struct et_store *s, const char *device, uint64_t floor,
@@ -111,6 +111,17 @@ int et_store_samples_after(struct et_store *s, int64_t after_id, const char *dev
 int et_store_last_sample_id(struct et_store *s, int64_t *id)
 {
     return s->ops->last_sample_id(s, id);
+}
+
+int et_store_clock_get(struct et_store *s, const char *device, struct et_store_clock *out)
+{
+    return s->ops->clock_get(s, device, out);
+}
+
+int et_store_retime(struct et_store *s, const char *device, const struct et_store_clock *clk,
+                    uint64_t *retimed)
+{
+    return s->ops->retime(s, device, clk, retimed);
 }
 
 void et_store_hex(const uint8_t *bytes, size_t n, char *out)

@@ -22,8 +22,11 @@
 
 #include "edgetel/log.h"
 
-/* user_version of the schema this code writes and reads. */
-#define STORE_SCHEMA_VERSION 1
+/* user_version of the schema this code writes; read-only handles also
+ * read older versions back to STORE_SCHEMA_READABLE (their queries only use
+ * columns every such version has). */
+#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_READABLE 1
 /* How long a writer waits for another (another aggregator, a checkpoint). */
 #define STORE_BUSY_TIMEOUT_MS 10000
 /* Rows read per step while advancing a cumulative ack. */
@@ -44,7 +47,11 @@ static const char store_schema[] =
     "  dropped_samples INTEGER NOT NULL DEFAULT 0,"
     "  clock_synced INTEGER NOT NULL DEFAULT 0,"
     "  reason TEXT NOT NULL DEFAULT '',"
-    "  status_wall_ms INTEGER NOT NULL DEFAULT 0);"
+    "  status_wall_ms INTEGER NOT NULL DEFAULT 0,"
+    /* v2: the last clock mapping from a synced batch (et_store_clock). */
+    "  clock_boot TEXT NOT NULL DEFAULT '',"
+    "  clock_wall_ms INTEGER NOT NULL DEFAULT 0,"
+    "  clock_mono_ms INTEGER NOT NULL DEFAULT 0);"
     "CREATE TABLE batches ("
     "  device TEXT NOT NULL,"
     "  seq INTEGER NOT NULL,"
@@ -53,7 +60,13 @@ static const char store_schema[] =
     "  historical INTEGER NOT NULL,"
     "  boot_id TEXT NOT NULL,"
     "  time_quality INTEGER NOT NULL,"
+    /* v2: where its samples are and how many still wait for re-timing. */
+    "  first_sample_id INTEGER NOT NULL DEFAULT 0,"
+    "  last_sample_id INTEGER NOT NULL DEFAULT 0,"
+    "  unsynced INTEGER NOT NULL DEFAULT 0,"
     "  PRIMARY KEY (device, seq));"
+    /* Partial: holds only batches with samples waiting to be re-timed. */
+    "CREATE INDEX batches_unsynced ON batches (device, boot_id) WHERE unsynced > 0;"
     "CREATE TABLE metrics ("
     "  id INTEGER PRIMARY KEY,"
     "  device TEXT NOT NULL,"
@@ -74,6 +87,21 @@ static const char store_schema[] =
     "  time_quality INTEGER NOT NULL,"
     "  seq INTEGER NOT NULL);"
     "CREATE INDEX samples_metric_ts ON samples (metric_id, ts_ms);";
+
+/*
+ * Migrations: store_migrations[v - 1] takes a store from version v to v + 1.
+ * Rows stored before v2 carry no re-timing record (unsynced = 0), so their
+ * samples keep the quality they arrived with.
+ */
+static const char *const store_migrations[STORE_SCHEMA_VERSION - 1] = {
+    "ALTER TABLE devices ADD COLUMN clock_boot TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE devices ADD COLUMN clock_wall_ms INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE devices ADD COLUMN clock_mono_ms INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE batches ADD COLUMN first_sample_id INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE batches ADD COLUMN last_sample_id INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE batches ADD COLUMN unsynced INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX batches_unsynced ON batches (device, boot_id) WHERE unsynced > 0;",
+};
 
 enum store_stmt {
     ST_BEGIN,
@@ -97,6 +125,11 @@ enum store_stmt {
     ST_QUERY,
     ST_AFTER,
     ST_LAST_ID,
+    ST_CLOCK_GET,
+    ST_CLOCK_SET,
+    ST_RETIME_FIND,
+    ST_RETIME_SAMPLES,
+    ST_RETIME_DONE,
     ST_COUNT
 };
 
@@ -121,7 +154,8 @@ static const char *const store_sql[ST_COUNT] = {
     [ST_METRIC_UNIT] = "UPDATE metrics SET unit = ?2 WHERE id = ?1",
     [ST_BATCH_INSERT] =
         "INSERT INTO batches (device, seq, received_ms, n_samples, historical, boot_id,"
-        " time_quality) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        " time_quality, first_sample_id, last_sample_id, unsynced)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     [ST_SAMPLE_INSERT] =
         "INSERT INTO samples (metric_id, ts_ms, mono_ms, vtype, v_f64, v_i64, v_bool, v_str,"
         " time_quality, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -155,6 +189,22 @@ static const char *const store_sql[ST_COUNT] = {
         "SELECT " SAMPLE_COLUMNS " FROM samples s JOIN metrics m ON m.id = s.metric_id"
         " WHERE s.id > ?1 AND (?2 IS NULL OR m.device = ?2) ORDER BY s.id LIMIT ?3",
     [ST_LAST_ID] = "SELECT COALESCE(MAX(id), 0) FROM samples",
+    [ST_CLOCK_GET] =
+        "SELECT clock_boot, clock_wall_ms, clock_mono_ms FROM devices WHERE id = ?1",
+    [ST_CLOCK_SET] =
+        "UPDATE devices SET clock_boot = ?2, clock_wall_ms = ?3, clock_mono_ms = ?4"
+        " WHERE id = ?1",
+    [ST_RETIME_FIND] =
+        "SELECT seq, first_sample_id, last_sample_id FROM batches"
+        " WHERE device = ?1 AND boot_id = ?2 AND unsynced > 0",
+    /* The id range finds the batch's rows; seq and the device's metrics
+     * make sure of them where ids of concurrent writers interleave. */
+    [ST_RETIME_SAMPLES] =
+        "UPDATE samples SET ts_ms = ?1 + (mono_ms - ?2), time_quality = 3"
+        " WHERE id BETWEEN ?3 AND ?4 AND seq = ?5 AND time_quality = 2"
+        " AND mono_ms BETWEEN ?2 - ?6 AND ?2 + ?6"
+        " AND metric_id IN (SELECT id FROM metrics WHERE device = ?7)",
+    [ST_RETIME_DONE] = "UPDATE batches SET unsynced = 0 WHERE device = ?1 AND seq = ?2",
 };
 
 struct store_sqlite {
@@ -273,74 +323,109 @@ static int store_pragma_int(struct store_sqlite *ss, const char *sql, int *out)
     return rc;
 }
 
-static int store_create_schema(struct store_sqlite *ss, char *err, size_t errlen)
+/* The version and the number of tables, or -errno with err set. */
+static int store_read_version(struct store_sqlite *ss, int *version, int *tables, char *err,
+                              size_t errlen)
 {
-    char sql[64];
-    int rc;
+    int rc = store_pragma_int(ss, "PRAGMA user_version", version);
 
-    rc = sqlite3_exec(ss->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-    if (rc != SQLITE_OK)
-        goto fail;
-    rc = sqlite3_exec(ss->db, store_schema, NULL, NULL, NULL);
-    if (rc != SQLITE_OK)
-        goto fail_tx;
-    snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", STORE_SCHEMA_VERSION);
-    rc = sqlite3_exec(ss->db, sql, NULL, NULL, NULL);
-    if (rc != SQLITE_OK)
-        goto fail_tx;
-    rc = sqlite3_exec(ss->db, "COMMIT", NULL, NULL, NULL);
-    if (rc != SQLITE_OK)
-        goto fail_tx;
-    return 0;
-
-fail_tx:
-    snprintf(err, errlen, "creating the schema: %s", sqlite3_errmsg(ss->db));
-    sqlite3_exec(ss->db, "ROLLBACK", NULL, NULL, NULL);
-    return -EIO;
-fail:
-    snprintf(err, errlen, "creating the schema: %s", sqlite3_errmsg(ss->db));
+    if (rc == SQLITE_OK)
+        rc = store_pragma_int(ss, "SELECT COUNT(*) FROM sqlite_master", tables);
+    if (rc == SQLITE_OK)
+        return 0;
+    if ((rc & 0xff) == SQLITE_NOTADB) {
+        snprintf(err, errlen, "not an SQLite database");
+        return -EPROTO;
+    }
+    snprintf(err, errlen, "%s", sqlite3_errmsg(ss->db));
     return (rc & 0xff) == SQLITE_BUSY ? -EBUSY : -EIO;
 }
 
-/*
- * Bring the schema to STORE_SCHEMA_VERSION, or refuse a file that is not
- * ours. Two aggregators starting together on a new file both get here:
- * the second one's BEGIN IMMEDIATE waits for the first, and it then finds
- * the tables and a version set, so it re-checks under the lock.
- */
-static int store_check_schema(struct store_sqlite *ss, char *err, size_t errlen)
+/* Refuse what is not ours to read or change. */
+static int store_version_ok(int version, int tables, char *err, size_t errlen)
 {
-    int version = 0, tables = 0;
-    int rc;
-
-    rc = store_pragma_int(ss, "PRAGMA user_version", &version);
-    if (rc == SQLITE_OK)
-        rc = store_pragma_int(ss, "SELECT COUNT(*) FROM sqlite_master", &tables);
-    if (rc != SQLITE_OK) {
-        snprintf(err, errlen, "%s", (rc & 0xff) == SQLITE_NOTADB
-                 ? "not an SQLite database" : sqlite3_errmsg(ss->db));
-        return (rc & 0xff) == SQLITE_NOTADB ? -EPROTO : -EIO;
-    }
-    if (version == STORE_SCHEMA_VERSION)
-        return 0;
     if (version > STORE_SCHEMA_VERSION) {
         snprintf(err, errlen, "schema version %d was made by a newer edgetel"
                  " (this one knows %d)", version, STORE_SCHEMA_VERSION);
         return -EPROTO;
     }
-    if (tables > 0) {
+    if (version == 0 && tables > 0) {
         snprintf(err, errlen, "not an edgetel store (a database with other tables)");
         return -EPROTO;
     }
+    return 0;
+}
+
+/*
+ * Create the schema or migrate it to STORE_SCHEMA_VERSION, under the write
+ * lock. The version is read again there: two aggregators starting together
+ * on one file both get here, and the second finds the first one's work.
+ */
+static int store_upgrade(struct store_sqlite *ss, char *err, size_t errlen)
+{
+    int version = 0, tables = 0, ret, rc;
+    char sql[64];
+
+    rc = sqlite3_exec(ss->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "locking the store to set up its schema: %s",
+                 sqlite3_errmsg(ss->db));
+        return (rc & 0xff) == SQLITE_BUSY ? -EBUSY : -EIO;
+    }
+    ret = store_read_version(ss, &version, &tables, err, errlen);
+    if (ret == 0)
+        ret = store_version_ok(version, tables, err, errlen);
+    if (ret < 0 || version == STORE_SCHEMA_VERSION)
+        goto done;
+    if (version == 0) {
+        rc = sqlite3_exec(ss->db, store_schema, NULL, NULL, NULL);
+    } else {
+        rc = SQLITE_OK;
+        for (int v = version; rc == SQLITE_OK && v < STORE_SCHEMA_VERSION; v++)
+            rc = sqlite3_exec(ss->db, store_migrations[v - 1], NULL, NULL, NULL);
+    }
+    if (rc == SQLITE_OK) {
+        snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", STORE_SCHEMA_VERSION);
+        rc = sqlite3_exec(ss->db, sql, NULL, NULL, NULL);
+    }
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "%s the schema: %s", version ? "migrating" : "creating",
+                 sqlite3_errmsg(ss->db));
+        ret = (rc & 0xff) == SQLITE_FULL ? -ENOSPC : -EIO;
+    }
+done:
+    if (ret < 0) {
+        sqlite3_exec(ss->db, "ROLLBACK", NULL, NULL, NULL);
+        return ret;
+    }
+    rc = sqlite3_exec(ss->db, "COMMIT", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "committing the schema: %s", sqlite3_errmsg(ss->db));
+        sqlite3_exec(ss->db, "ROLLBACK", NULL, NULL, NULL);
+        return -EIO;
+    }
+    if (version > 0 && version < STORE_SCHEMA_VERSION)
+        et_info("store", "schema migrated from version %d to %d", version,
+                STORE_SCHEMA_VERSION);
+    return 0;
+}
+
+static int store_check_schema(struct store_sqlite *ss, char *err, size_t errlen)
+{
+    int version = 0, tables = 0, ret;
+
+    ret = store_read_version(ss, &version, &tables, err, errlen);
+    if (ret == 0)
+        ret = store_version_ok(version, tables, err, errlen);
+    if (ret < 0 || version == STORE_SCHEMA_VERSION)
+        return ret;
     if (ss->readonly) {
+        if (version >= STORE_SCHEMA_READABLE)
+            return 0;
         snprintf(err, errlen, "empty database, not yet an edgetel store");
         return -EPROTO;
     }
-    rc = store_create_schema(ss, err, errlen);
-    if (rc == -EIO && store_pragma_int(ss, "PRAGMA user_version", &version) == SQLITE_OK &&
-        version == STORE_SCHEMA_VERSION)
-        return 0;   /* another process created it between our checks */
-    return rc;
+    return store_upgrade(ss, err, errlen);
 }
 
 static void sqlite_close(struct et_store *s)
@@ -605,10 +690,14 @@ static int sqlite_insert_batch(struct et_store *s, const struct et_store_batch *
     sqlite3_bind_int(st, 5, b->historical);
     sqlite3_bind_text(st, 6, b->boot_id_hex ? b->boot_id_hex : "", -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 7, (int)b->time_quality);
+    sqlite3_bind_int64(st, 8, b->first_sample_id);
+    sqlite3_bind_int64(st, 9, b->last_sample_id);
+    sqlite3_bind_int64(st, 10, b->unsynced_samples);
     return store_exec(ss, st, "storing a batch");
 }
 
-static int sqlite_insert_sample(struct et_store *s, const struct et_store_sample *smp)
+static int sqlite_insert_sample(struct et_store *s, const struct et_store_sample *smp,
+                                int64_t *id)
 {
     struct store_sqlite *ss = to_sqlite(s);
     sqlite3_stmt *st = NULL;
@@ -640,7 +729,10 @@ static int sqlite_insert_sample(struct et_store *s, const struct et_store_sample
     sqlite3_bind_int(st, 9, (int)smp->time_quality);
     if (bind_seq(st, 10, smp->seq) < 0)
         return -ERANGE;
-    return store_exec(ss, st, "storing a sample");
+    ret = store_exec(ss, st, "storing a sample");
+    if (ret == 0 && id)
+        *id = sqlite3_last_insert_rowid(ss->db);
+    return ret;
 }
 
 static int sqlite_advance_ack(struct et_store *s, const char *device, uint64_t floor,
@@ -933,6 +1025,115 @@ static int sqlite_last_sample_id(struct et_store *s, int64_t *id)
     return 0;
 }
 
+/* ---- clock re-timing ---------------------------------------------------- */
+
+static int sqlite_clock_get(struct et_store *s, const char *device, struct et_store_clock *out)
+{
+    struct store_sqlite *ss = to_sqlite(s);
+    sqlite3_stmt *st = NULL;
+    int ret, rc;
+
+    memset(out, 0, sizeof(*out));
+    ret = store_stmt(ss, ST_CLOCK_GET, &st);
+    if (ret < 0)
+        return ret;
+    sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        snprintf(out->boot_id_hex, sizeof(out->boot_id_hex), "%s", col_text(st, 0));
+        out->base_wall_ms = sqlite3_column_int64(st, 1);
+        out->base_mono_ms = sqlite3_column_int64(st, 2);
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return store_fail(ss, rc, "reading a device's clock");
+    return 0;
+}
+
+struct retime_batch {
+    int64_t seq, first, last;
+};
+
+static int sqlite_retime(struct et_store *s, const char *device, const struct et_store_clock *clk,
+                         uint64_t *retimed)
+{
+    struct store_sqlite *ss = to_sqlite(s);
+    struct retime_batch *list = NULL, *grown;
+    size_t n = 0, cap = 0;
+    uint64_t total = 0;
+    sqlite3_stmt *st = NULL;
+    int ret, rc;
+
+    /* Collect first: the batches rows change below. Only batches with
+     * samples still waiting are in the partial index, so this is small. */
+    ret = store_stmt(ss, ST_RETIME_FIND, &st);
+    if (ret < 0)
+        return ret;
+    sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, clk->boot_id_hex, -1, SQLITE_STATIC);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            grown = realloc(list, cap * sizeof(*list));
+            if (!grown) {
+                sqlite3_reset(st);
+                ret = -ENOMEM;
+                goto out;
+            }
+            list = grown;
+        }
+        list[n].seq = sqlite3_column_int64(st, 0);
+        list[n].first = sqlite3_column_int64(st, 1);
+        list[n].last = sqlite3_column_int64(st, 2);
+        n++;
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+        ret = store_fail(ss, rc, "finding samples to re-time");
+        goto out;
+    }
+
+    for (size_t i = 0; i < n; i++) {
+        ret = store_stmt(ss, ST_RETIME_SAMPLES, &st);
+        if (ret < 0)
+            goto out;
+        sqlite3_bind_int64(st, 1, clk->base_wall_ms);
+        sqlite3_bind_int64(st, 2, clk->base_mono_ms);
+        sqlite3_bind_int64(st, 3, list[i].first);
+        sqlite3_bind_int64(st, 4, list[i].last);
+        sqlite3_bind_int64(st, 5, list[i].seq);
+        sqlite3_bind_int64(st, 6, ET_STORE_RETIME_SPAN_MS);
+        sqlite3_bind_text(st, 7, device, -1, SQLITE_STATIC);
+        ret = store_exec(ss, st, "re-timing samples");
+        if (ret < 0)
+            goto out;
+        total += (uint64_t)sqlite3_changes(ss->db);
+
+        ret = store_stmt(ss, ST_RETIME_DONE, &st);
+        if (ret < 0)
+            goto out;
+        sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, list[i].seq);
+        ret = store_exec(ss, st, "marking a batch re-timed");
+        if (ret < 0)
+            goto out;
+    }
+
+    ret = store_stmt(ss, ST_CLOCK_SET, &st);
+    if (ret < 0)
+        goto out;
+    sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, clk->boot_id_hex, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, clk->base_wall_ms);
+    sqlite3_bind_int64(st, 4, clk->base_mono_ms);
+    ret = store_exec(ss, st, "recording a device's clock");
+    if (ret == 0 && retimed)
+        *retimed = total;
+out:
+    free(list);
+    return ret;
+}
+
 const struct et_store_ops et_store_sqlite_ops = {
     .type = "sqlite",
     .open = sqlite_open,
@@ -952,4 +1153,6 @@ const struct et_store_ops et_store_sqlite_ops = {
     .query = sqlite_query,
     .samples_after = sqlite_samples_after,
     .last_sample_id = sqlite_last_sample_id,
+    .clock_get = sqlite_clock_get,
+    .retime = sqlite_retime,
 };

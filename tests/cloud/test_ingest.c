@@ -673,6 +673,112 @@ static void test_two_instances(void **state)
     et_store_close(store2);
 }
 
+/* A batch of n "sim.counter" samples, 1 s apart from base_mono, of one boot. */
+static uint8_t *make_timed_batch(const char *device, uint64_t seq, uint8_t boot,
+                                 enum et_time_quality tq, int64_t base_wall, int64_t base_mono,
+                                 size_t n, size_t *len)
+{
+    struct et_batch_meta meta = {
+        .device_id = device, .seq = seq, .base_mono_ms = base_mono, .base_wall_ms = base_wall,
+        .time_quality = tq, .oldest_seq = 1,
+    };
+    struct et_batch *b;
+    struct et_value v;
+    uint8_t *buf;
+
+    memset(meta.boot_id, boot, sizeof(meta.boot_id));
+    assert_int_equal(et_batch_create(&b), 0);
+    for (size_t i = 0; i < n; i++) {
+        v = et_value_i64((int64_t)(seq * 100 + i));
+        assert_int_equal(et_batch_add(b, "sim.counter", "1", base_mono + (int64_t)i * 1000, &v,
+                                      tq), 0);
+    }
+    assert_int_equal(et_batch_encode(b, &meta, &buf, len), 0);
+    et_batch_destroy(b);
+    return buf;
+}
+
+static void ingest_timed(struct fixture *f, const char *device, uint64_t seq, uint8_t boot,
+                         enum et_time_quality tq, int64_t base_wall, int64_t base_mono,
+                         enum et_ingest_kind want)
+{
+    struct et_ingest_reply r;
+    char topic[128];
+    size_t len;
+    uint8_t *buf = make_timed_batch(device, seq, boot, tq, base_wall, base_mono, 2, &len);
+
+    snprintf(topic, sizeof(topic), ROOT "/v1/%s/telemetry", device);
+    assert_int_equal(et_ingest_message(f->ig, topic, buf, len, NOW, &r), 0);
+    assert_int_equal(r.kind, want);
+    free(buf);
+}
+
+/* The (ts_ms, time_quality) of the two samples of (device, seq). */
+static void assert_times(struct fixture *f, const char *device, uint64_t seq, int64_t ts0,
+                         enum et_time_quality tq)
+{
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    int rows = 0;
+
+    assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT s.ts_ms, s.time_quality FROM samples s"
+                                        " JOIN metrics m ON m.id = s.metric_id"
+                                        " WHERE m.device = ?1 AND s.seq = ?2 ORDER BY s.mono_ms",
+                                        -1, &st, NULL), SQLITE_OK);
+    sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (int64_t)seq);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        if (sqlite3_column_int64(st, 0) != ts0 + rows * 1000 || sqlite3_column_int(st, 1) != (int)tq)
+            fail_msg("%s seq %llu sample %d: ts %lld quality %d, want ts %lld quality %d", device,
+                     (unsigned long long)seq, rows, (long long)sqlite3_column_int64(st, 0),
+                     sqlite3_column_int(st, 1), (long long)(ts0 + rows * 1000), (int)tq);
+        rows++;
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    assert_int_equal(rows, 2);
+}
+
+static void test_retime_unsynced_boot(void **state)
+{
+    struct fixture *f = *state;
+    /* Before sync the board believes it is early 1970. */
+    const int64_t bogus = 100000;
+
+    /* Boot 0xaa, clock not yet synchronised; dev2 happens to share the boot id. */
+    ingest_timed(f, "dev1", 1, 0xaa, ET_TQ_UNSYNCED, bogus, 50000, ET_INGEST_STORED);
+    ingest_timed(f, "dev2", 1, 0xaa, ET_TQ_UNSYNCED, bogus, 50000, ET_INGEST_STORED);
+    assert_times(f, "dev1", 1, bogus, ET_TQ_UNSYNCED);
+
+    /* The clock syncs: mono 60000 is BASE_WALL. Batch 1 moves to its true time. */
+    ingest_timed(f, "dev1", 2, 0xaa, ET_TQ_SYNCED, BASE_WALL, 60000, ET_INGEST_STORED);
+    assert_times(f, "dev1", 1, BASE_WALL - 10000, ET_TQ_CORRECTED);
+    assert_times(f, "dev1", 2, BASE_WALL, ET_TQ_SYNCED);
+    assert_int_equal(et_ingest_stats(f->ig)->retimed, 2);
+    /* Another device's samples are its own, whatever its boot id. */
+    assert_times(f, "dev2", 1, bogus, ET_TQ_UNSYNCED);
+
+    /* Backlog of the same boot drains later: corrected on arrival. */
+    ingest_timed(f, "dev1", 3, 0xaa, ET_TQ_UNSYNCED, bogus + 5000, 55000, ET_INGEST_STORED);
+    assert_times(f, "dev1", 3, BASE_WALL - 5000, ET_TQ_CORRECTED);
+    assert_int_equal(et_ingest_stats(f->ig)->retimed, 4);
+
+    /* A new boot with no sync yet: nothing is known about its clock. */
+    ingest_timed(f, "dev1", 4, 0xbb, ET_TQ_UNSYNCED, bogus, 3000, ET_INGEST_STORED);
+    assert_times(f, "dev1", 4, bogus, ET_TQ_UNSYNCED);
+
+    /* Re-sent batches change nothing. */
+    ingest_timed(f, "dev1", 1, 0xaa, ET_TQ_UNSYNCED, bogus, 50000, ET_INGEST_DUPLICATE);
+    assert_times(f, "dev1", 1, BASE_WALL - 10000, ET_TQ_CORRECTED);
+
+    /* Boot 0xbb syncs; 0xaa's corrected times stay as they are. */
+    ingest_timed(f, "dev1", 5, 0xbb, ET_TQ_SYNCED, BASE_WALL + 100000, 13000, ET_INGEST_STORED);
+    assert_times(f, "dev1", 4, BASE_WALL + 90000, ET_TQ_CORRECTED);
+    assert_times(f, "dev1", 1, BASE_WALL - 10000, ET_TQ_CORRECTED);
+    assert_int_equal(et_ingest_stats(f->ig)->retimed, 6);
+}
+
 /*
  * Three instances at once on one store, each with its own connection, as
  * three aggregator processes would run: two split the seqs between them and
@@ -795,6 +901,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_times_values_quality, setup, teardown),
         cmocka_unit_test_setup_teardown(test_status, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_instances, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retime_unsynced_boot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_instances, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_refuses, setup, teardown),
     };

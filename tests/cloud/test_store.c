@@ -92,7 +92,7 @@ static void put_batch(struct et_store *s, const char *device, uint64_t seq, cons
             .seq = seq,
         };
 
-        assert_int_equal(et_store_insert_sample(s, &smp), 0);
+        assert_int_equal(et_store_insert_sample(s, &smp, NULL), 0);
     }
     assert_int_equal(et_store_commit(s), 0);
 }
@@ -435,6 +435,86 @@ static void test_status_changes(void **state)
     assert_int_equal(et_store_commit(f->store), 0);
 }
 
+/* Schema version 1 as edgetel 0.1.0 first wrote it, with one stored batch. */
+static const char schema_v1[] =
+    "CREATE TABLE devices (id TEXT PRIMARY KEY, online INTEGER NOT NULL DEFAULT 0,"
+    " first_seen_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL,"
+    " boot_id TEXT NOT NULL DEFAULT '', agent_version TEXT NOT NULL DEFAULT '',"
+    " acked_through INTEGER NOT NULL DEFAULT 0, samples_stored INTEGER NOT NULL DEFAULT 0,"
+    " has_status INTEGER NOT NULL DEFAULT 0, outbox_batches INTEGER NOT NULL DEFAULT 0,"
+    " dropped_samples INTEGER NOT NULL DEFAULT 0, clock_synced INTEGER NOT NULL DEFAULT 0,"
+    " reason TEXT NOT NULL DEFAULT '', status_wall_ms INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE batches (device TEXT NOT NULL, seq INTEGER NOT NULL,"
+    " received_ms INTEGER NOT NULL, n_samples INTEGER NOT NULL, historical INTEGER NOT NULL,"
+    " boot_id TEXT NOT NULL, time_quality INTEGER NOT NULL, PRIMARY KEY (device, seq));"
+    "CREATE TABLE metrics (id INTEGER PRIMARY KEY, device TEXT NOT NULL, name TEXT NOT NULL,"
+    " unit TEXT NOT NULL, UNIQUE (device, name));"
+    "CREATE TABLE samples (id INTEGER PRIMARY KEY, metric_id INTEGER NOT NULL"
+    " REFERENCES metrics(id), ts_ms INTEGER NOT NULL, mono_ms INTEGER NOT NULL,"
+    " vtype INTEGER NOT NULL, v_f64 REAL, v_i64 INTEGER, v_bool INTEGER, v_str TEXT,"
+    " time_quality INTEGER NOT NULL, seq INTEGER NOT NULL);"
+    "CREATE INDEX samples_metric_ts ON samples (metric_id, ts_ms);"
+    "INSERT INTO devices (id, first_seen_ms, last_seen_ms, acked_through, samples_stored)"
+    " VALUES ('old', 1000, 1000, 1, 1);"
+    "INSERT INTO batches VALUES ('old', 1, 1000, 1, 0, '', 1);"
+    "INSERT INTO metrics VALUES (1, 'old', 'm', '1');"
+    "INSERT INTO samples VALUES (1, 1, 1000, 0, 1, NULL, 7, NULL, NULL, 1, 1);"
+    "PRAGMA user_version = 1;";
+
+static int user_version(const char *path)
+{
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    int v = -1;
+
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+static void test_migrate_v1(void **state)
+{
+    struct fixture *f = *state;
+    struct et_store *s;
+    struct sample_ids si = { .n = 0 };
+    struct et_store_clock clk;
+    char err[256], path[192];
+    bool seen = false;
+
+    snprintf(path, sizeof(path), "%s/v1.db", f->dir);
+    exec_sql(path, schema_v1);
+
+    /* edgetelctl reads a v1 store as it is, and leaves it so. */
+    assert_int_equal(et_store_open(&s, "sqlite", path, ET_STORE_READONLY, err, sizeof(err)), 0);
+    assert_int_equal(et_store_samples_after(s, 0, NULL, 10, sample_cb, &si), 0);
+    assert_int_equal(si.n, 1);
+    et_store_close(s);
+    assert_int_equal(user_version(path), 1);
+
+    /* The aggregator migrates it and goes on with the data in it. */
+    assert_int_equal(et_store_open(&s, "sqlite", path, 0, err, sizeof(err)), 0);
+    assert_int_equal(user_version(path), 2);
+    assert_int_equal(et_store_batch_seen(s, "old", 1, &seen), 0);
+    assert_true(seen);
+    assert_int_equal(et_store_clock_get(s, "old", &clk), 0);
+    assert_string_equal(clk.boot_id_hex, "");
+    put_batch(s, "old", 2, "m", "1", 2000, 2);
+    si.n = 0;
+    assert_int_equal(et_store_samples_after(s, 0, "old", 10, sample_cb, &si), 0);
+    assert_int_equal(si.n, 3);
+    et_store_close(s);
+
+    /* Opening again finds nothing to do. */
+    assert_int_equal(et_store_open(&s, "sqlite", path, 0, err, sizeof(err)), 0);
+    et_store_close(s);
+    assert_int_equal(user_version(path), 2);
+    remove_db(path);
+}
+
 static void test_hex(void **state)
 {
     const uint8_t bytes[] = { 0x00, 0x0f, 0xa0, 0xff };
@@ -457,6 +537,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_query_bounds_and_tail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_writers_create_together, setup, teardown),
         cmocka_unit_test_setup_teardown(test_status_changes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_v1, setup, teardown),
         cmocka_unit_test(test_hex),
     };
 

@@ -22,6 +22,14 @@
  *     above. Duplicates are acked too: the device resent because it missed
  *     the earlier Ack, and only an Ack lets it delete the batch.
  *
+ * Clock re-timing: a sample measured before the device's clock was
+ * synchronised (quality UNSYNCED) is stored with the wall time it was given
+ * and counted in its batch row. When a batch made on a synchronised clock
+ * arrives from the same boot, its (base_wall_ms, base_mono_ms) pair maps
+ * that boot's monotonic clock to true wall time: the waiting samples are
+ * re-timed and marked CORRECTED, and so are unsynced samples of that boot
+ * that arrive later (the backlog drains behind live data).
+ *
  * Status ({root}/v1/{device}/status, a Status, retained): the device's row
  * gets its online state and counters. An empty payload (a cleared retained
  * message) is ignored.
@@ -58,6 +66,7 @@ struct et_ingest_stats {
     uint64_t new_devices;
     uint64_t store_errors;    /* messages not stored because the store failed */
     uint64_t ignored;
+    uint64_t retimed;         /* unsynced samples given their true wall time */
 };
 
 struct et_ingest_reply {

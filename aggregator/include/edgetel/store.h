@@ -67,7 +67,28 @@ struct et_store_batch {
     bool historical;          /* sent from the device's backlog */
     const char *boot_id_hex;  /* 32 hex chars, or "" when the batch had none */
     enum et_time_quality time_quality; /* batch-wide default */
+    /* Its samples: the ids et_store_insert_sample() gave the first and the
+     * last (0, 0 when none), and how many were stored still UNSYNCED, to be
+     * re-timed by et_store_retime() once the boot's clock is known. */
+    int64_t first_sample_id;
+    int64_t last_sample_id;
+    uint32_t unsynced_samples;
 };
+
+/*
+ * How a device's monotonic clock maps to true wall time in one boot, from a
+ * batch made while its clock was synchronised:
+ * wall = base_wall_ms + (mono - base_mono_ms).
+ */
+struct et_store_clock {
+    char boot_id_hex[2 * ET_BOOT_ID_LEN + 1];   /* "" when none is known */
+    int64_t base_wall_ms;
+    int64_t base_mono_ms;
+};
+
+/* Furthest a re-timed sample may lie from its mapping's base, in ms (ten
+ * years): beyond it the pair is garbage, not a clock. */
+#define ET_STORE_RETIME_SPAN_MS (INT64_C(10) * 366 * 24 * 3600 * 1000)
 
 /*
  * One sample. On insert: metric_id, ts_ms, mono_ms, value, time_quality,
@@ -165,7 +186,7 @@ struct et_store_ops {
     int (*metric_id)(struct et_store *s, const char *device, const char *name,
                      const char *unit, int64_t *id);
     int (*insert_batch)(struct et_store *s, const struct et_store_batch *b);
-    int (*insert_sample)(struct et_store *s, const struct et_store_sample *smp);
+    int (*insert_sample)(struct et_store *s, const struct et_store_sample *smp, int64_t *id);
     int (*advance_ack)(struct et_store *s, const char *device, uint64_t floor,
                        uint64_t *acked_through);
     int (*device_status)(struct et_store *s, const struct et_store_status *st,
@@ -177,6 +198,9 @@ struct et_store_ops {
     int (*samples_after)(struct et_store *s, int64_t after_id, const char *device,
                          unsigned limit, et_store_sample_cb cb, void *ctx);
     int (*last_sample_id)(struct et_store *s, int64_t *id);
+    int (*clock_get)(struct et_store *s, const char *device, struct et_store_clock *out);
+    int (*retime)(struct et_store *s, const char *device, const struct et_store_clock *clk,
+                  uint64_t *retimed);
 };
 
 /* Every backend's handle starts with this. */
@@ -226,7 +250,8 @@ int et_store_metric_id(struct et_store *s, const char *device, const char *name,
 /** Store a batch row. -EEXIST when (device, seq) is already stored. */
 int et_store_insert_batch(struct et_store *s, const struct et_store_batch *b);
 
-int et_store_insert_sample(struct et_store *s, const struct et_store_sample *smp);
+/** Store a sample; *id (may be NULL) gets its row id. */
+int et_store_insert_sample(struct et_store *s, const struct et_store_sample *smp, int64_t *id);
 
 /**
  * Advance the device's cumulative ack: raise it to floor if lower, then
@@ -266,6 +291,19 @@ int et_store_samples_after(struct et_store *s, int64_t after_id, const char *dev
 
 /** The highest sample id, 0 when there are none. */
 int et_store_last_sample_id(struct et_store *s, int64_t *id);
+
+/** The device's last recorded clock mapping; boot_id_hex is "" when there is none. */
+int et_store_clock_get(struct et_store *s, const char *device, struct et_store_clock *out);
+
+/**
+ * The device's clock in boot clk->boot_id_hex is now known: give every
+ * stored sample of that boot that is still UNSYNCED the wall time clk
+ * implies (within ET_STORE_RETIME_SPAN_MS of its base) and quality
+ * CORRECTED, and record clk as the device's clock mapping.
+ * *retimed (may be NULL) gets the number of samples changed.
+ */
+int et_store_retime(struct et_store *s, const char *device, const struct et_store_clock *clk,
+                    uint64_t *retimed);
 
 /** Lower-case hex of n bytes into out (2n+1 bytes); "" when n is 0. */
 void et_store_hex(const uint8_t *bytes, size_t n, char *out);

@@ -5,8 +5,9 @@
  * synchronous=FULL: an Ack tells the device to delete its copy, so a commit
  * must survive a power cut, not only a crash of the process.
  *
- * The SQL is kept to what PostgreSQL also accepts (ON CONFLICT, no
- * SQLite-only functions) so the PostgreSQL backend can follow it closely.
+ * The SQL is kept close to what PostgreSQL accepts (ON CONFLICT, partial
+ * indexes) so the PostgreSQL backend can follow it; the differences are
+ * two-argument MAX() (GREATEST there) and last_insert_rowid (RETURNING id).
  * Sequence numbers are unsigned 64-bit on the wire and signed 64-bit
  * INTEGER here; seqs above INT64_MAX are refused with -ERANGE.
  */

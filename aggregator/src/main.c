@@ -322,6 +322,9 @@ int main(int argc, char **argv)
     }
     et_log_init(PROG, a.cfg.log_level);
 
+    /* A broker that drops the TLS connection must cost a reconnect, not
+     * the process (Paho ignores SIGPIPE too; say so here, not by accident). */
+    signal(SIGPIPE, SIG_IGN);
     rc = block_signals(&a.sigfd);
     if (rc < 0) {
         et_error("main", "cannot set up signal handling: %s", strerror(-rc));

@@ -284,7 +284,10 @@ int et_store_query(struct et_store *s, const struct et_store_query *q,
 
 /**
  * Up to limit samples with id > after_id in id order, of every device or
- * of device when not NULL. For following new data (edgetelctl tail).
+ * of device when not NULL. For following new data (edgetelctl tail): it
+ * relies on ids becoming visible in increasing order, which SQLite's single
+ * writer gives; a backend with concurrent writers (PostgreSQL sequences)
+ * must keep that promise some other way or tail can skip rows.
  */
 int et_store_samples_after(struct et_store *s, int64_t after_id, const char *device,
                            unsigned limit, et_store_sample_cb cb, void *ctx);

@@ -1070,7 +1070,9 @@ int et_mqtt_publish(struct et_mqtt *m, const char *topic, const void *payload, s
     int token;
     int rc;
 
-    if (!m || !topic || !topic[0] || qos < 0 || qos > 2 || (len > 0 && !payload))
+    /* A wildcard in a topic name is a protocol error: the broker would drop the connection. */
+    if (!m || !topic || !topic[0] || strpbrk(topic, "+#") || strlen(topic) > 65535 ||
+        qos < 0 || qos > 2 || (len > 0 && !payload))
         return -EINVAL;
     if (len > INT_MAX)
         return -EMSGSIZE;

@@ -240,11 +240,19 @@ static void test_publish_and_receive(void **state)
     static const unsigned char batch[] = { 0x08, 0x00, 0x2a, 0xff, 0x00, 0x10 };
     static const unsigned char ack[] = { 0x08, 0x07 };
     const struct record *r;
+    size_t mark;
     int token;
 
     /* The aggregator's real subscription: a shared one, allowed by the ACL's read rule. */
     connect_pair(f, "$share/edgetel/edgetel/v1/+/telemetry", "edgetel/v1/dev-1/ack");
     assert_int_equal(et_mqtt_publish(f->dev1.mqtt, "", batch, sizeof(batch), 1, false), -EINVAL);
+    /* A wildcard in a topic name would make the broker drop the connection. */
+    assert_int_equal(et_mqtt_publish(f->dev1.mqtt, "edgetel/v1/dev-1/#", batch, 1, 1, false),
+                     -EINVAL);
+    assert_int_equal(et_mqtt_publish(f->dev1.mqtt, "edgetel/v1/+/telemetry", batch, 1, 1, false),
+                     -EINVAL);
+    assert_int_equal(et_mqtt_publish(f->dev1.mqtt, "edgetel/v1/dev-1/telemetry", batch, 1, 3,
+                                     false), -EINVAL);
 
     token = et_mqtt_publish(f->dev1.mqtt, "edgetel/v1/dev-1/telemetry", batch, sizeof(batch), 1,
                             false);
@@ -262,10 +270,21 @@ static void test_publish_and_receive(void **state)
     assert_int_equal(r->len, sizeof(ack));
     assert_memory_equal(r->payload, ack, sizeof(ack));
 
+    /* An empty payload is a message too (e.g. clearing a retained one). */
+    mark = f->agg.n;
+    token = et_mqtt_publish(f->dev1.mqtt, "edgetel/v1/dev-1/telemetry", NULL, 0, 1, false);
+    assert_true(token > 0);
+    wait_for(both, 2, &f->dev1, 0, ET_MQTT_PUBLISHED, NULL, token);
+    r = wait_for(both, 2, &f->agg, mark, ET_MQTT_MESSAGE, "edgetel/v1/dev-1/telemetry", 0);
+    assert_int_equal(r->len, 0);
+
     /* QoS 0 still gets a token, but no event names it. */
+    mark = f->agg.n;
     token = et_mqtt_publish(f->dev1.mqtt, "edgetel/v1/dev-1/telemetry", batch, 1, 0, false);
     assert_true(token > 0);
-    wait_for(both, 2, &f->agg, 1, ET_MQTT_MESSAGE, "edgetel/v1/dev-1/telemetry", 0);
+    r = wait_for(both, 2, &f->agg, mark, ET_MQTT_MESSAGE, "edgetel/v1/dev-1/telemetry", 0);
+    assert_int_equal(r->len, 1);
+    assert_int_equal(r->payload[0], batch[0]);
     assert_int_equal(find(&f->dev1, 0, ET_MQTT_PUBLISHED, NULL, token), -1);
 }
 
@@ -439,6 +458,14 @@ static void test_will_on_kill_not_on_clean_close(void **state)
     r = wait_for(both, 2, &f->agg, mark, ET_MQTT_MESSAGE, "edgetel/v1/dev-2/status", 0);
     assert_int_equal(r->len, sizeof(will_payload));
     assert_memory_equal(r->payload, will_payload, sizeof(will_payload));
+
+    /* The will was retained: an aggregator that starts later still learns it. */
+    et_mqtt_destroy(f->agg.mqtt, 1000);
+    client_open(f, &f->agg, "aggregator (later)", "aggregator", NULL);
+    assert_int_equal(et_mqtt_subscribe(f->agg.mqtt, "edgetel/v1/+/status", 1), 0);
+    assert_int_equal(et_mqtt_start(f->agg.mqtt), 0);
+    r = wait_for(both, 2, &f->agg, 0, ET_MQTT_MESSAGE, "edgetel/v1/dev-2/status", 0);
+    assert_memory_equal(r->payload, will_payload, sizeof(will_payload));
 }
 
 static void test_untrusted_clients_refused(void **state)
@@ -595,6 +622,7 @@ static void test_mqtt_311(void **state)
     struct et_test_identity id;
     struct et_mqtt_cfg cfg;
     const struct record *r;
+    size_t mark;
     int token;
 
     client_open(f, &f->agg, "aggregator", "aggregator", NULL);
@@ -621,9 +649,11 @@ static void test_mqtt_311(void **state)
     token = et_mqtt_publish(f->dev1.mqtt, "edgetel/v1/dev-2/telemetry", "forged", 6, 1, false);
     assert_true(token > 0);
     wait_for(both, 2, &f->dev1, 0, ET_MQTT_PUBLISHED, NULL, token);
+    mark = f->agg.n;
     token = et_mqtt_publish(f->dev1.mqtt, "edgetel/v1/dev-1/telemetry", "own", 3, 1, false);
     assert_true(token > 0);
-    wait_for(both, 2, &f->agg, 1, ET_MQTT_MESSAGE, "edgetel/v1/dev-1/telemetry", 0);
+    r = wait_for(both, 2, &f->agg, mark, ET_MQTT_MESSAGE, "edgetel/v1/dev-1/telemetry", 0);
+    assert_memory_equal(r->payload, "own", 3);
     assert_int_equal(count(&f->agg, 0, ET_MQTT_MESSAGE, "edgetel/v1/dev-2/telemetry"), 0);
 }
 

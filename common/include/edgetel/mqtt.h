@@ -89,7 +89,8 @@ int et_mqtt_subscribe(struct et_mqtt *m, const char *filter, int qos);
 /**
  * Publish. Returns a token > 0 that a later PUBLISHED or PUBLISH_FAILED
  * event names (QoS 0: no event), or -ENOTCONN when not connected, or
- * -EAGAIN when max_inflight publishes are outstanding.
+ * -EAGAIN when max_inflight publishes are outstanding, or -EINVAL for an
+ * empty topic, a topic with a wildcard (+ #), or qos outside 0..2.
  */
 int et_mqtt_publish(struct et_mqtt *m, const char *topic, const void *payload, size_t len,
                     int qos, bool retain);

@@ -449,9 +449,11 @@ int et_wire_decode_status(const uint8_t *buf, size_t len, Edgetel__V1__Status **
         return wire_fail(err, errlen, "status names no valid device id");
     }
     if (s->boot_id.len != 0 && s->boot_id.len != ET_BOOT_ID_LEN) {
+        size_t n = s->boot_id.len;
+
         edgetel__v1__status__free_unpacked(s, NULL);
-        return wire_fail(err, errlen, "status boot_id has %zu bytes, expected %d",
-                         s->boot_id.len, ET_BOOT_ID_LEN);
+        return wire_fail(err, errlen, "status boot_id has %zu bytes, expected %d", n,
+                         ET_BOOT_ID_LEN);
     }
     *out = s;
     return 0;

@@ -318,6 +318,29 @@ static void ack_round_trip(void **state)
     free(buf);
 }
 
+/* Found by fuzz_wire: the reason was formatted from a freed message. */
+static void status_with_bad_boot_id_is_rejected(void **state)
+{
+    Edgetel__V1__Status msg = EDGETEL__V1__STATUS__INIT, *out = NULL;
+    uint8_t buf[128];
+    size_t len;
+    char err[160] = "";
+
+    msg.device_id = "pi-gh-01";
+    msg.boot_id.data = (uint8_t *)"abc";
+    msg.boot_id.len = 3;
+    len = edgetel__v1__status__pack(&msg, buf);
+    assert_int_equal(et_wire_decode_status(buf, len, &out, err, sizeof(err)), -EBADMSG);
+    assert_null(out);
+    assert_string_equal(err, "status boot_id has 3 bytes, expected 16");
+
+    msg.boot_id.len = 0;
+    len = edgetel__v1__status__pack(&msg, buf);
+    assert_int_equal(et_wire_decode_status(buf, len, &out, err, sizeof(err)), 0);
+    assert_string_equal(out->device_id, "pi-gh-01");
+    edgetel__v1__status__free_unpacked(out, NULL);
+}
+
 static void device_ids(void **state)
 {
     assert_true(et_device_id_valid("pi-greenhouse-01"));
@@ -343,6 +366,7 @@ int main(void)
         cmocka_unit_test(encoded_size_per_sample_is_small),
         cmocka_unit_test(decode_rejects_malformed),
         cmocka_unit_test(ack_round_trip),
+        cmocka_unit_test(status_with_bad_boot_id_is_rejected),
         cmocka_unit_test(device_ids),
     };
 

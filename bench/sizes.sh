@@ -10,7 +10,9 @@
 # The dynamic agent's size leaves out the shared libraries it loads
 # (libssl3, libpaho-mqtt1.3, libsqlite3-0, ...), which a board gets from its
 # own packages; the static one is the whole program.  The NEEDED column says
-# how many shared libraries the dynamic one loads.
+# how many shared libraries the dynamic one loads.  text and data (from
+# size(1)) show the code itself: on aarch64 the file is padded to 64 KiB
+# segment alignment, so two builds can differ in code but not in file size.
 #
 # Environment:
 #   SIZES_TARGETS      which targets (default: "native aarch64 armhf")
@@ -37,13 +39,13 @@ rows=()
 for target in "${targets[@]}"; do
   toolchain_args=()
   case $target in
-    native)  strip=strip readelf=readelf ;;
+    native)  strip=strip readelf=readelf size=size ;;
     aarch64) arch=arm64 triple=aarch64-linux-gnu ;;
     armhf)   arch=armhf triple=arm-linux-gnueabihf ;;
     *) die "target \"$target\": expected native, aarch64 or armhf" ;;
   esac
   if [ "$target" != native ]; then
-    strip=$triple-strip readelf=$triple-readelf
+    strip=$triple-strip readelf=$triple-readelf size=$triple-size
     command -v "$triple-gcc" >/dev/null ||
       die "$triple-gcc not found: install gcc-$triple (scripts/cross-test.sh $target does)"
     sysroot=$repo/build-$target/sysroot
@@ -74,11 +76,14 @@ for target in "${targets[@]}"; do
       full=$(stat -c %s "$agent")
       bytes=$(stat -c %s "$stripped")
       needed=$("$readelf" -d "$stripped" 2>/dev/null | grep -c NEEDED || true)
-      rows+=("$(printf '%-8s %-8s %-11s %10d %9.1f %7s %12d' "$target" "$link" "$type" \
-               "$bytes" "$(awk -v b="$bytes" 'BEGIN { print b / 1024 }')" "$needed" "$full")")
+      read -r text data _ < <("$size" "$stripped" | tail -n1)
+      rows+=("$(printf '%-8s %-8s %-11s %10d %9.1f %10d %9d %7s %12d' "$target" "$link" "$type" \
+               "$bytes" "$(awk -v b="$bytes" 'BEGIN { print b / 1024 }')" "$text" "$data" \
+               "$needed" "$full")")
     done
   done
 done
 
-printf '\n%-8s %-8s %-11s %10s %9s %7s %12s\n' target link build stripped KiB NEEDED unstripped
+printf '\n%-8s %-8s %-11s %10s %9s %10s %9s %7s %12s\n' \
+       target link build stripped KiB text data NEEDED unstripped
 printf '%s\n' "${rows[@]}"

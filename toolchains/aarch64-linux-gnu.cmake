@@ -6,4 +6,5 @@
 set(CMAKE_SYSTEM_PROCESSOR aarch64)
 set(ET_TRIPLE aarch64-linux-gnu)
 set(ET_QEMU qemu-aarch64)
+set(ET_DEBIAN_ARCH arm64)
 include(${CMAKE_CURRENT_LIST_DIR}/debian-sysroot.cmake)

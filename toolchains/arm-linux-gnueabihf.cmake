@@ -11,4 +11,5 @@
 set(CMAKE_SYSTEM_PROCESSOR arm)
 set(ET_TRIPLE arm-linux-gnueabihf)
 set(ET_QEMU qemu-arm)
+set(ET_DEBIAN_ARCH armhf)
 include(${CMAKE_CURRENT_LIST_DIR}/debian-sysroot.cmake)

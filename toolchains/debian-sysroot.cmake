@@ -2,6 +2,7 @@
 # arm-linux-gnueabihf.cmake).  The including file sets:
 #   ET_TRIPLE            GNU triple and Debian multiarch name, e.g. aarch64-linux-gnu
 #   ET_QEMU              qemu-user program for the target, e.g. qemu-aarch64
+#   ET_DEBIAN_ARCH       Debian architecture, e.g. arm64
 #   CMAKE_SYSTEM_PROCESSOR
 #
 # The sysroot is a private tree made by toolchains/make-sysroot.sh from the
@@ -38,7 +39,7 @@ set(ENV{ET_SYSROOT} "${ET_SYSROOT}")
 
 if(NOT EXISTS "${ET_SYSROOT}/usr/include/stdio.h")
   message(FATAL_ERROR "ET_SYSROOT=${ET_SYSROOT}: no target sysroot there; "
-    "make one with: toolchains/make-sysroot.sh <arm64|armhf> ${ET_SYSROOT}")
+    "make one with: toolchains/make-sysroot.sh ${ET_DEBIAN_ARCH} ${ET_SYSROOT}")
 endif()
 
 find_program(ET_CROSS_CC NAMES ${ET_TRIPLE}-gcc ${ET_TRIPLE}-gcc-12)

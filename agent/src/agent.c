@@ -1134,6 +1134,12 @@ int et_agent_print_once(const struct et_config *cfg, FILE *out)
             failed = 1;
             continue;
         }
+        if (cs[i].state != ET_COLLECTOR_RUNNING && cs[i].probe_rc == -ENODEV) {
+            /* Absent hardware is a fact about the board, not a failure. */
+            fprintf(out, "%s (%s): not present: %s\n\n", cc->name, cc->type,
+                     cs[i].dev.err[0] ? cs[i].dev.err : strerror(ENODEV));
+            continue;
+        }
         if (cs[i].state != ET_COLLECTOR_RUNNING) {
             fprintf(out, "%s (%s): FAILED: %s\n\n", cc->name, cc->type, cs[i].logged_err);
             failed = 1;

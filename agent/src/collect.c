@@ -65,8 +65,14 @@ static void collector_report_failure(struct et_collector *c, const char *what, i
         return;
     }
     memcpy(c->logged_err, reason, sizeof(reason));
-    et_warn("collector", "[%s:%s] %s (will retry; logged once until it changes)",
-            c->dev.drv->name, c->cfg->name, reason);
+    if (rc == -ENODEV && c->state == ET_COLLECTOR_PROBING && c->rounds_ok == 0)
+        /* Hardware this board does not have (Pi firmware flags on a PC): say
+         * so once, quietly; a later probe still finds it if it appears. */
+        et_info("collector", "[%s:%s] not present: %s", c->dev.drv->name, c->cfg->name,
+                c->dev.err[0] ? c->dev.err : strerror(-rc));
+    else
+        et_warn("collector", "[%s:%s] %s (will retry; logged once until it changes)",
+                c->dev.drv->name, c->cfg->name, reason);
 }
 
 static void collector_report_ok(struct et_collector *c)
@@ -108,6 +114,7 @@ int et_collector_probe(struct et_collector *c, int64_t now_ms)
             return -ENOMEM;
     }
     rc = drv->probe ? drv->probe(&c->dev, c->cfg->params, c->cfg->n_params) : 0;
+    c->probe_rc = rc;
     if (rc) {
         free(c->dev.priv);
         c->dev.priv = NULL;

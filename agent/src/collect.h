@@ -31,6 +31,7 @@ struct et_collector {
     int64_t retry_at_ms;
     int64_t retry_delay_ms;
     int fetch_failures;         /* consecutive */
+    int probe_rc;               /* result of the last probe: -ENODEV means not present */
     bool failing;               /* the last attempt failed */
     char logged_err[256];       /* last reason logged, to log each reason once */
     uint64_t rounds_ok;

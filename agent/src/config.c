@@ -18,7 +18,10 @@
 /* Longest topic_root: one MQTT topic level, kept short so topics stay small. */
 #define TOPIC_ROOT_MAX 64
 /* The default system set when a file has no [collector] section. */
-static const char *const default_collectors[] = { "cpu", "memory", "load", "uptime" };
+static const char *const default_collectors[] = {
+    "cpu", "memory", "disk", "diskio", "net", "load", "uptime", "procs", "thermal", "throttle",
+    "self",
+};
 #define DEFAULT_INTERVAL "10s"
 
 static const char *const outbox_policies[] = { "drop-oldest", "drop-newest", NULL };

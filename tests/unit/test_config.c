@@ -133,7 +133,10 @@ static bool host_name_is_device_id(void)
 
 static void defaults(void **state)
 {
-    static const char *const system_set[] = { "cpu", "memory", "load", "uptime" };
+    static const char *const system_set[] = {
+        "cpu", "memory", "disk", "diskio", "net", "load", "uptime", "procs", "thermal", "throttle",
+        "self",
+    };
     struct et_config c;
     char host[256] = "";
     size_t expect = 0;
@@ -168,7 +171,7 @@ static void defaults(void **state)
     assert_int_equal(c.backoff_max_ms, 60000);
 
     /* No [collector] section: the system set, as far as it is built in. */
-    for (size_t i = 0; i < 4; i++) {
+    for (size_t i = 0; i < sizeof(system_set) / sizeof(system_set[0]); i++) {
         const struct et_collector_cfg *cc;
 
         if (!et_driver_find(system_set[i]))

@@ -91,7 +91,8 @@ struct et_config {
  * defaults to) passes et_device_id_valid(), every collector has a type
  * that names a built-in driver and only keys that driver lists.
  * A file without any [collector] section gets the default system set:
- * cpu, memory, load and uptime (those built in) every 10 s.
+ * cpu, memory, disk, diskio, net, load, uptime, procs, thermal, throttle and
+ * self (those built in) every 10 s.
  */
 int et_config_load(const char *path, struct et_config *out, char *err, size_t errlen);
 

@@ -22,6 +22,16 @@
  * max_inflight; the slot is Paho's callback context and is released by the
  * first of onSuccess5/onFailure5. That table is also what makes
  * et_mqtt_publish return -EAGAIN.
+ *
+ * Across a lost connection (clean start, session expiry 0): publishes
+ * already written to the socket fail at once (Paho discards them with
+ * MQTTASYNC_OPERATION_INCOMPLETE, which becomes PUBLISH_FAILED); publishes
+ * still in Paho's queue are written after the next connect and end in
+ * PUBLISHED or PUBLISH_FAILED then. Either way every token gets its event.
+ *
+ * MQTT 3.1.1 (cfg->mqtt_version 4) uses Paho's 3.1.1 callback signatures;
+ * small adapters turn them into the MQTT 5 shapes so there is one set of
+ * handlers. Paho fixes the version when the client is created.
  */
 #include "edgetel/mqtt.h"
 
@@ -30,7 +40,6 @@
 #include <MQTTAsync.h>
 
 #include <errno.h>
-#include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -218,21 +227,23 @@ static void schedule_retry_locked(struct et_mqtt *m)
 
 /* ---- Paho callbacks ------------------------------------------------------- */
 
+/*
+ * OpenSSL prints one line per queued error; the last is the most specific
+ * and is kept. OpenSSL 3 writes
+ * "<thread>:error:<code>:<library>:<function>:<reason>:<file>:<line>:";
+ * a person needs library, function and reason.
+ */
 static int on_ssl_error(const char *str, size_t len, void *context)
 {
     struct et_mqtt *m = context;
-
-    /* OpenSSL prints one line per queued error; keep the last, it is the most specific. */
-    while (len > 0 && (str[len - 1] == '\n' || str[len - 1] == '\r'))
-        len--;
-    /* OpenSSL 3 writes "<thread>:error:<code>:<library>:<function>:<reason>:<file>:<line>:";
-     * a person needs library, function and reason. */
     const char *start = str;
-    const char *end = str + len;
-    const char *p = str;
+    const char *end;
     int field = 0;
 
-    for (; p < end; p++) {
+    while (len > 0 && (str[len - 1] == '\n' || str[len - 1] == '\r'))
+        len--;
+    end = str + len;
+    for (const char *p = str; p < end; p++) {
         if (*p != ':')
             continue;
         field++;
@@ -243,11 +254,15 @@ static int on_ssl_error(const char *str, size_t len, void *context)
             break;
         }
     }
-    if (field < 6)
+    if (field < 6) {
         start = str;
+        end = str + len;
+    }
+    callback_enter(m);
     pthread_mutex_lock(&m->lock);
     snprintf(m->tls_error, sizeof(m->tls_error), "%.*s", (int)(end - start), start);
     pthread_mutex_unlock(&m->lock);
+    callback_leave(m);
     return 0;
 }
 
@@ -361,7 +376,9 @@ static void on_late_subscribe_failed(void *context, MQTTAsync_failureData5 *fail
     struct et_mqtt *m = context;
 
     callback_enter(m);
-    if (__atomic_load_n(&m->connected, __ATOMIC_ACQUIRE))
+    /* Discarded because the session closed: the next connect makes it again. */
+    if (__atomic_load_n(&m->connected, __ATOMIC_ACQUIRE) &&
+        !(fail && fail->code == MQTTASYNC_OPERATION_INCOMPLETE))
         et_warn(MQTT_LOG, "%s: subscription refused by %s: %s", m->client_id, m->uri,
                 fail && fail->reasonCode ? MQTTReasonCode_toString(fail->reasonCode)
                 : fail && fail->message ? fail->message : "no reason given");

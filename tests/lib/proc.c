@@ -31,6 +31,7 @@ struct et_proc {
     char *log_path;
     pid_t pid;          /* -1 when not running */
     int last_status;    /* wait status of the last exit, -1 if none yet */
+    bool stop_requested; /* stop or kill was called since the last start */
 };
 
 struct et_path_node {
@@ -175,6 +176,7 @@ static int spawn(struct et_proc *p)
         return -child_err;
     }
     p->pid = pid;
+    p->stop_requested = false;
     return 0;
 }
 
@@ -228,6 +230,13 @@ static bool reap(struct et_proc *p)
     return true;
 }
 
+int et_proc_signal(struct et_proc *p, int sig)
+{
+    if (reap(p))
+        return -ESRCH;
+    return kill(p->pid, sig) == 0 ? 0 : -errno;
+}
+
 bool et_proc_running(struct et_proc *p)
 {
     return !reap(p);
@@ -263,6 +272,7 @@ int et_proc_kill(struct et_proc *p)
 {
     int status;
 
+    p->stop_requested = true;
     if (reap(p))
         return 0;
     kill(p->pid, SIGKILL);
@@ -279,18 +289,31 @@ int et_proc_kill(struct et_proc *p)
 
 int et_proc_stop(struct et_proc *p, int timeout_ms, int *status)
 {
+    p->stop_requested = true;
     if (reap(p)) {
         if (status)
             *status = p->last_status;
         return 0;
     }
     kill(p->pid, SIGTERM);
+    /* A stopped (SIGSTOP) process would hold the SIGTERM until the deadline. */
+    kill(p->pid, SIGCONT);
     if (et_proc_wait_exit(p, timeout_ms, status) == 0)
         return 0;
     et_proc_kill(p);
     if (status)
         *status = p->last_status;
     return -ETIMEDOUT;
+}
+
+bool et_proc_exited_unasked(struct et_proc *p)
+{
+    return reap(p) && !p->stop_requested;
+}
+
+int et_proc_last_status(const struct et_proc *p)
+{
+    return p->last_status;
 }
 
 pid_t et_proc_pid(const struct et_proc *p)
@@ -490,10 +513,12 @@ void et_test_env_destroy(struct et_test_env *env)
     if (!env)
         return;
     et_test_env_stop_all(env);
-    if (env->passed)
-        nftw(env->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-    else
+    if (!env->passed)
         fprintf(stderr, "test: failed; kept its directory for inspection: %s\n", env->dir);
+    else if (getenv("ET_TEST_KEEP"))
+        fprintf(stderr, "test: passed; kept its directory (ET_TEST_KEEP is set): %s\n", env->dir);
+    else
+        nftw(env->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
     while (env->paths) {
         struct et_path_node *node = env->paths;
 

@@ -61,6 +61,12 @@ int et_proc_stop(struct et_proc *p, int timeout_ms, int *status);
 /** SIGKILL it (a crash or power cut as far as the program can tell) and reap it. */
 int et_proc_kill(struct et_proc *p);
 
+/**
+ * Send it a signal that is not meant to end it (SIGSTOP, SIGCONT, SIGHUP).
+ * -ESRCH when it is not running.
+ */
+int et_proc_signal(struct et_proc *p, int sig);
+
 /** Whether it still runs; reaps it (and records its status) if it has exited. */
 bool et_proc_running(struct et_proc *p);
 
@@ -69,6 +75,16 @@ bool et_proc_running(struct et_proc *p);
  * status in *status, or -ETIMEDOUT (it keeps running).
  */
 int et_proc_wait_exit(struct et_proc *p, int timeout_ms, int *status);
+
+/**
+ * Whether it has exited without being asked to (no et_proc_stop() or
+ * et_proc_kill() since it was last started): a crash, or a refusal to
+ * start. Reaps it if it has exited.
+ */
+bool et_proc_exited_unasked(struct et_proc *p);
+
+/** The wait status of its last exit, -1 if it has not exited yet. */
+int et_proc_last_status(const struct et_proc *p);
 
 /** Its pid, or -1 when not running. */
 pid_t et_proc_pid(const struct et_proc *p);
@@ -100,8 +116,10 @@ bool et_test_env_passed(const struct et_test_env *env);
 
 /**
  * Stop every process started through this env (SIGTERM, bounded, then
- * SIGKILL), then remove the directory if the test passed; otherwise keep
- * it, print its path and the last lines of each process log to stderr.
+ * SIGKILL), then remove the directory if the test passed (unless the
+ * environment variable ET_TEST_KEEP is set, for a look at a passing run);
+ * otherwise keep it, print its path and the last lines of each process log
+ * to stderr.
  * NULL is a no-op.
  */
 void et_test_env_destroy(struct et_test_env *env);

@@ -1,0 +1,517 @@
+/*
+ * The end-to-end fixture: broker, aggregator and agents for
+ * tests/integration/test_e2e_*.c, and the store and outbox reads their
+ * assertions use. See e2e.h.
+ */
+#define _GNU_SOURCE
+#include "e2e.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <setjmp.h>
+#include <cmocka.h>
+#include <sqlite3.h>
+
+/* The programs under test, from this build tree. */
+#define E2E_AGENT_BIN      ET_BINARY_DIR "/agent/edgetel-agent"
+#define E2E_AGGREGATOR_BIN ET_BINARY_DIR "/aggregator/edgetel-aggregator"
+
+#define E2E_BUSY_TIMEOUT_MS 5000
+#define E2E_MAX_REPORTED 10
+
+static void require_program(const char *path)
+{
+    if (access(path, X_OK) != 0)
+        fail_msg("e2e: %s: %s (build every target first: cmake --build)", path,
+                 strerror(errno));
+}
+
+int et_e2e_create(struct et_e2e **out, const char *name)
+{
+    struct et_e2e *e;
+    int rc;
+
+    *out = NULL;
+    e = calloc(1, sizeof(*e));
+    if (!e)
+        return -ENOMEM;
+    rc = et_test_env_create(&e->env, name);
+    if (rc < 0) {
+        free(e);
+        return rc;
+    }
+    e->store_path = et_test_env_path(e->env, "store.db");
+    *out = e;
+    return 0;
+}
+
+void et_e2e_start_broker(struct et_e2e *e)
+{
+    const char *const devices[] = { ET_E2E_DEVICE, NULL };
+    int rc;
+
+    require_program(E2E_AGENT_BIN);
+    require_program(E2E_AGGREGATOR_BIN);
+    rc = et_test_broker_start(&e->broker, devices);
+    if (rc < 0)
+        fail_msg("e2e: cannot start mosquitto: %s", strerror(-rc));
+}
+
+void et_e2e_pass(struct et_e2e *e)
+{
+    et_test_env_pass(e->env);
+}
+
+void et_e2e_destroy(struct et_e2e *e)
+{
+    if (!e)
+        return;
+    /*
+     * The programs go first, while the broker still runs, so they shut
+     * down as they would in the field; the broker's log is shown with
+     * theirs when the test failed.
+     */
+    et_test_env_stop_all(e->env);
+    if (e->broker) {
+        if (!et_test_env_passed(e->env)) {
+            char log[4096];
+
+            snprintf(log, sizeof(log), "%s/mosquitto.log", et_test_broker_dir(e->broker));
+            et_test_print_log_tail("mosquitto", log);
+        }
+        et_test_broker_destroy(e->broker);
+    }
+    et_test_env_destroy(e->env);
+    free(e);
+}
+
+/* ---- programs -------------------------------------------------------------- */
+
+static void watch(struct et_e2e *e, struct et_proc *p);
+
+struct et_proc *et_e2e_start_aggregator(struct et_e2e *e)
+{
+    struct et_test_identity id;
+    const char *conf;
+    const char *argv[4];
+    int rc;
+
+    rc = et_test_broker_identity(e->broker, "aggregator", &id);
+    if (rc < 0)
+        fail_msg("e2e: no aggregator certificate: %s", strerror(-rc));
+    conf = et_test_env_write(e->env, "aggregator.conf",
+                             "[aggregator]\n"
+                             "log_level = debug\n"
+                             "\n"
+                             "[mqtt]\n"
+                             "host = 127.0.0.1\n"
+                             "port = %d\n"
+                             "ca = %s\n"
+                             "cert = %s\n"
+                             "key = %s\n"
+                             "backoff_min = 100ms\n"
+                             "backoff_max = 1s\n"
+                             "\n"
+                             "[store]\n"
+                             "type = sqlite\n"
+                             "path = %s\n",
+                             et_test_broker_port(e->broker), id.ca_file, id.cert_file,
+                             id.key_file, e->store_path);
+    argv[0] = E2E_AGGREGATOR_BIN;
+    argv[1] = "--config";
+    argv[2] = conf;
+    argv[3] = NULL;
+    e->aggregator = et_test_env_start(e->env, "aggregator", argv);
+    watch(e, e->aggregator);
+    return e->aggregator;
+}
+
+const char *et_e2e_outbox_path(struct et_e2e *e, const char *device)
+{
+    char name[256];
+
+    snprintf(name, sizeof(name), "%s-data/outbox.db", device);
+    return et_test_env_path(e->env, name);
+}
+
+struct et_proc *et_e2e_start_agent(struct et_e2e *e, const struct et_e2e_agent_opts *opts)
+{
+    const char *device = opts->device ? opts->device : ET_E2E_DEVICE;
+    int sim_ms = opts->sim_interval_ms > 0 ? opts->sim_interval_ms : ET_E2E_SIM_INTERVAL_MS;
+    int batch_ms = opts->batch_interval_ms > 0 ? opts->batch_interval_ms : 200;
+    int ack_ms = opts->ack_timeout_ms > 0 ? opts->ack_timeout_ms : 2000;
+    struct et_test_identity own;
+    const struct et_test_identity *id = opts->identity;
+    char name[256];
+    char tls[4096];
+    const char *conf;
+    const char *argv[4];
+    struct et_proc *agent;
+    int rc;
+
+    if (!id) {
+        rc = et_test_broker_identity(e->broker, device, &own);
+        if (rc < 0)
+            fail_msg("e2e: no certificate for device %s: %s", device, strerror(-rc));
+        id = &own;
+    }
+    if (opts->no_client_cert)
+        snprintf(tls, sizeof(tls), "ca = %s\n", id->ca_file);
+    else
+        snprintf(tls, sizeof(tls), "ca = %s\ncert = %s\nkey = %s\n", id->ca_file,
+                 id->cert_file, id->key_file);
+    snprintf(name, sizeof(name), "%s-data", device);
+    const char *data_dir = et_test_env_path(e->env, name);
+    snprintf(name, sizeof(name), "%s.conf", device);
+    conf = et_test_env_write(e->env, name,
+                             "[agent]\n"
+                             "device_id = %s\n"
+                             "data_dir = %s\n"
+                             "batch_interval = %dms\n"
+                             "log_level = debug\n"
+                             "\n"
+                             "[mqtt]\n"
+                             "host = 127.0.0.1\n"
+                             "port = %d\n"
+                             "%s"
+                             "ack_timeout = %dms\n"
+                             "keepalive = 5s\n"
+                             /* Test machines often run without NTP; the
+                              * certificates were just made with this clock. */
+                             "clock_wait = 0s\n"
+                             "backoff_min = 100ms\n"
+                             "backoff_max = 1s\n"
+                             "\n"
+                             /* The tests read the outbox file: commit often. */
+                             "[outbox]\n"
+                             "durability_window = 200ms\n"
+                             "\n"
+                             "[collector sim]\n"
+                             "type = sim\n"
+                             "interval = %dms\n",
+                             device, data_dir, batch_ms, et_test_broker_port(e->broker), tls,
+                             ack_ms, sim_ms);
+    argv[0] = E2E_AGENT_BIN;
+    argv[1] = "--config";
+    argv[2] = conf;
+    argv[3] = NULL;
+    agent = et_test_env_start(e->env, device, argv);
+    if (!opts->may_exit)
+        watch(e, agent);
+    return agent;
+}
+
+/* ---- reading the store and the outbox -------------------------------------- */
+
+/*
+ * Open read-only. A database that does not exist yet is -ENOENT (the
+ * programs create theirs when they start, the tests may look earlier).
+ */
+static int open_ro(const char *path, sqlite3 **db)
+{
+    if (access(path, F_OK) != 0)
+        return -ENOENT;
+    if (sqlite3_open_v2(path, db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        sqlite3_close(*db);
+        *db = NULL;
+        return -EIO;
+    }
+    sqlite3_busy_timeout(*db, E2E_BUSY_TIMEOUT_MS);
+    return 0;
+}
+
+/* Prepare sql; a missing table (the schema not made yet) is -ENOENT. */
+static int prepare(sqlite3 *db, const char *path, const char *sql, sqlite3_stmt **st)
+{
+    if (sqlite3_prepare_v2(db, sql, -1, st, NULL) == SQLITE_OK)
+        return 0;
+    if (strstr(sqlite3_errmsg(db), "no such table"))
+        return -ENOENT;
+    print_error("e2e: %s: %s\n", path, sqlite3_errmsg(db));
+    return -EIO;
+}
+
+static const char counter_sql[] =
+    "SELECT COUNT(*), COUNT(DISTINCT s.v_i64),"
+    "       COALESCE(MIN(s.v_i64), -1), COALESCE(MAX(s.v_i64), -1),"
+    "       COUNT(DISTINCT CASE WHEN s.v_i64 BETWEEN 0 AND ?2 THEN s.v_i64 END)"
+    "  FROM samples s JOIN metrics m ON m.id = s.metric_id"
+    " WHERE m.device = ?1 AND m.name = 'sim.counter'";
+
+int et_e2e_counter_read(const char *store_path, const char *device, int64_t upto,
+                        struct et_e2e_counter *out)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    out->min = out->max = -1;
+    out->upto = upto;
+    rc = open_ro(store_path, &db);
+    if (rc < 0)
+        return rc;
+    rc = prepare(db, store_path, counter_sql, &st);
+    if (rc < 0)
+        goto out;
+    sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, upto);
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        print_error("e2e: %s: %s\n", store_path, sqlite3_errmsg(db));
+        rc = -EIO;
+        goto out;
+    }
+    out->rows = sqlite3_column_int64(st, 0);
+    out->distinct = sqlite3_column_int64(st, 1);
+    out->min = sqlite3_column_int64(st, 2);
+    out->max = sqlite3_column_int64(st, 3);
+    out->in_range = sqlite3_column_int64(st, 4);
+    rc = 0;
+out:
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return rc;
+}
+
+/* One integer from a query with the device bound to ?1; 0 when there is nothing yet. */
+static int64_t query_device_int(const char *store_path, const char *device, const char *sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int64_t v = 0;
+
+    if (open_ro(store_path, &db) < 0)
+        return 0;
+    if (prepare(db, store_path, sql, &st) == 0) {
+        sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW)
+            v = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+int64_t et_e2e_device_samples(const char *store_path, const char *device)
+{
+    return query_device_int(store_path, device,
+                            "SELECT COUNT(*) FROM samples s JOIN metrics m ON m.id = s.metric_id"
+                            " WHERE m.device = ?1");
+}
+
+uint64_t et_e2e_acked_through(const char *store_path, const char *device)
+{
+    return (uint64_t)query_device_int(store_path, device,
+                                      "SELECT acked_through FROM devices WHERE id = ?1");
+}
+
+int et_e2e_outbox_read(const char *outbox_path, uint64_t through, int64_t *batches,
+                       uint64_t *max_seq)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    rc = open_ro(outbox_path, &db);
+    if (rc < 0)
+        return rc;
+    rc = prepare(db, outbox_path,
+                 "SELECT (SELECT COUNT(*) FROM batch WHERE seq <= ?1),"
+                 "       (SELECT COALESCE(MAX(seq), 0) FROM batch)",
+                 &st);
+    if (rc < 0)
+        goto out;
+    /* seq is stored as a signed 64-bit integer; clamp the "all" bound. */
+    sqlite3_bind_int64(st, 1, through > INT64_MAX ? INT64_MAX : (int64_t)through);
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        print_error("e2e: %s: %s\n", outbox_path, sqlite3_errmsg(db));
+        rc = -EIO;
+        goto out;
+    }
+    *batches = sqlite3_column_int64(st, 0);
+    *max_seq = (uint64_t)sqlite3_column_int64(st, 1);
+    rc = 0;
+out:
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return rc;
+}
+
+/* ---- waits and the exactly-once check -------------------------------------- */
+
+static void watch(struct et_e2e *e, struct et_proc *p)
+{
+    assert_true(e->n_daemons < sizeof(e->daemons) / sizeof(e->daemons[0]));
+    e->daemons[e->n_daemons++] = p;
+}
+
+/*
+ * A program that died by itself will not make the awaited thing happen:
+ * say so now rather than at the deadline.
+ */
+static void check_daemons(struct et_e2e *e)
+{
+    for (size_t i = 0; i < e->n_daemons; i++) {
+        struct et_proc *p = e->daemons[i];
+
+        if (et_proc_exited_unasked(p))
+            fail_msg("e2e: %s exited by itself (wait status 0x%x); see %s",
+                     et_proc_log_path(p), et_proc_last_status(p), et_proc_log_path(p));
+    }
+}
+
+struct counter_wait {
+    struct et_e2e *e;
+    const char *device;
+    int64_t upto;
+    int64_t at_least;
+    struct et_e2e_counter last;
+};
+
+static bool counter_has_range(void *ctx)
+{
+    struct counter_wait *w = ctx;
+
+    check_daemons(w->e);
+    return et_e2e_counter_read(w->e->store_path, w->device, w->upto, &w->last) == 0 &&
+           w->last.in_range == w->upto + 1;
+}
+
+static bool counter_has_n(void *ctx)
+{
+    struct counter_wait *w = ctx;
+
+    check_daemons(w->e);
+    return et_e2e_counter_read(w->e->store_path, w->device, INT64_MAX, &w->last) == 0 &&
+           w->last.distinct >= w->at_least;
+}
+
+void et_e2e_wait_counter_at_least(struct et_e2e *e, const char *device, int64_t n,
+                                  int timeout_ms)
+{
+    struct counter_wait w = { .e = e, .device = device, .at_least = n };
+
+    if (!et_test_poll_until(counter_has_n, &w, timeout_ms))
+        fail_msg("e2e: %s: after %d ms the store holds %" PRId64 " distinct sim.counter values"
+                 " of %s, expected at least %" PRId64,
+                 e->store_path, timeout_ms, w.last.distinct, device, n);
+}
+
+struct outbox_wait {
+    struct et_e2e *e;
+    const char *path;
+    uint64_t through;
+    int64_t at_least;
+    int64_t batches;
+    uint64_t max_seq;
+    int rc;
+};
+
+static bool outbox_drained(void *ctx)
+{
+    struct outbox_wait *w = ctx;
+
+    check_daemons(w->e);
+    w->rc = et_e2e_outbox_read(w->path, w->through, &w->batches, &w->max_seq);
+    return w->rc == 0 && w->batches == 0;
+}
+
+static bool outbox_filled(void *ctx)
+{
+    struct outbox_wait *w = ctx;
+
+    check_daemons(w->e);
+    w->rc = et_e2e_outbox_read(w->path, UINT64_MAX, &w->batches, &w->max_seq);
+    return w->rc == 0 && w->batches >= w->at_least;
+}
+
+void et_e2e_wait_outbox_drained(struct et_e2e *e, const char *device, uint64_t through,
+                                int timeout_ms)
+{
+    struct outbox_wait w = { .e = e, .path = et_e2e_outbox_path(e, device), .through = through };
+
+    if (!et_test_poll_until(outbox_drained, &w, timeout_ms))
+        fail_msg("e2e: %s: after %d ms %" PRId64 " batches with seq <= %" PRIu64
+                 " are still waiting for an ack (read: %s)",
+                 w.path, timeout_ms, w.batches, through, w.rc ? strerror(-w.rc) : "ok");
+}
+
+void et_e2e_wait_outbox_at_least(struct et_e2e *e, const char *device, int64_t n,
+                                 int timeout_ms)
+{
+    struct outbox_wait w = { .e = e, .path = et_e2e_outbox_path(e, device), .at_least = n };
+
+    if (!et_test_poll_until(outbox_filled, &w, timeout_ms))
+        fail_msg("e2e: %s: after %d ms the outbox holds %" PRId64 " batches, expected at least"
+                 " %" PRId64 " (read: %s)",
+                 w.path, timeout_ms, w.batches, n, w.rc ? strerror(-w.rc) : "ok");
+}
+
+/* Print the first missing and repeated values, so a failure says which. */
+static void report_gaps(const char *store_path, const char *device, int64_t upto)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int64_t expect = 0;
+    int64_t prev = -1;
+    int missing = 0;
+    int repeated = 0;
+
+    if (open_ro(store_path, &db) < 0)
+        return;
+    if (prepare(db, store_path,
+                "SELECT s.v_i64, s.seq FROM samples s JOIN metrics m ON m.id = s.metric_id"
+                " WHERE m.device = ?1 AND m.name = 'sim.counter' ORDER BY s.v_i64, s.seq",
+                &st) < 0)
+        goto out;
+    sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        int64_t v = sqlite3_column_int64(st, 0);
+        int64_t seq = sqlite3_column_int64(st, 1);
+
+        if (v == prev && repeated++ < E2E_MAX_REPORTED)
+            print_error("e2e: sim.counter %" PRId64 " stored again (batch seq %" PRId64 ")\n",
+                        v, seq);
+        for (; expect < v && expect <= upto; expect++)
+            if (missing++ < E2E_MAX_REPORTED)
+                print_error("e2e: sim.counter %" PRId64 " missing\n", expect);
+        if (v >= expect)
+            expect = v + 1;
+        prev = v;
+    }
+    for (; expect <= upto; expect++)
+        if (missing++ < E2E_MAX_REPORTED)
+            print_error("e2e: sim.counter %" PRId64 " missing\n", expect);
+    print_error("e2e: %d values of 0..%" PRId64 " missing, %d stored more than once\n", missing,
+                upto, repeated);
+out:
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
+void et_e2e_expect_exactly_once(struct et_e2e *e, const char *device, int64_t upto,
+                                int timeout_ms)
+{
+    struct counter_wait w = { .e = e, .device = device, .upto = upto };
+
+    if (!et_test_poll_until(counter_has_range, &w, timeout_ms)) {
+        report_gaps(e->store_path, device, upto);
+        fail_msg("e2e: after %d ms the store holds %" PRId64 " of the sim.counter values"
+                 " 0..%" PRId64 " of %s",
+                 timeout_ms, w.last.in_range, upto, device);
+    }
+    /* Everything arrived; now nothing may be there twice (the agent goes on counting). */
+    assert_int_equal(et_e2e_counter_read(e->store_path, device, upto, &w.last), 0);
+    if (w.last.rows != w.last.distinct || w.last.min != 0) {
+        report_gaps(e->store_path, device, upto);
+        fail_msg("e2e: %s: %" PRId64 " sim.counter samples of %s but %" PRId64
+                 " distinct values, lowest %" PRId64,
+                 e->store_path, w.last.rows, device, w.last.distinct, w.last.min);
+    }
+}

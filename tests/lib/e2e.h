@@ -1,0 +1,151 @@
+/*
+ * The end-to-end fixture shared by tests/integration/test_e2e_*.c: a real
+ * mosquitto over mutual TLS (broker.h), a real edgetel-aggregator on SQLite
+ * and real edgetel-agent processes with the sim collector, plus the store
+ * and outbox queries the tests assert on.
+ *
+ * Use as cmocka setup/teardown:
+ *   setup     et_e2e_create(&e, "name")   the test directory only: setup
+ *                                         must not fail half way, cmocka
+ *                                         runs no teardown after it does
+ *   test      et_e2e_start_broker(e); et_e2e_start_aggregator(e);
+ *             et_e2e_start_agent(e, &opts); ... waits and assertions ...;
+ *             et_e2e_pass(e);
+ *   teardown  et_e2e_destroy(e)           agents and aggregator stopped, then
+ *                                         the broker; on failure the test
+ *                                         directory is kept and logs shown
+ *
+ * Helpers that cannot do their job fail the running test with a message
+ * naming the thing and the cause, so a test reads as its story.
+ */
+#ifndef EDGETEL_TEST_E2E_H
+#define EDGETEL_TEST_E2E_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "broker.h"
+#include "proc.h"
+
+/* The device the tests use unless they say otherwise. */
+#define ET_E2E_DEVICE "dev1"
+/*
+ * The test agent samples sim every 100 ms (the shortest interval the agent
+ * accepts) and seals a batch every 200 ms: two samples a batch, so 200
+ * values take 20 s and 100 batches, enough for outages to land in the
+ * middle of a stream.
+ */
+#define ET_E2E_SIM_INTERVAL_MS 100
+
+/* How a test agent is set up; zero fields take the defaults noted. */
+struct et_e2e_agent_opts {
+    const char *device;          /* device id; default ET_E2E_DEVICE */
+    /* Its TLS identity; NULL: the broker CA's certificate for device. */
+    const struct et_test_identity *identity;
+    bool no_client_cert;         /* write ca but no cert/key lines */
+    bool may_exit;               /* the test expects it to exit: waits do not watch it */
+    int sim_interval_ms;         /* default ET_E2E_SIM_INTERVAL_MS */
+    int batch_interval_ms;       /* default 200 */
+    int ack_timeout_ms;          /* default 2000: resend unacknowledged batches soon */
+};
+
+struct et_e2e {
+    struct et_test_env *env;
+    struct et_test_broker *broker;
+    const char *store_path;      /* the aggregator's SQLite store */
+    struct et_proc *aggregator;  /* NULL until started */
+    struct et_proc *daemons[8];  /* must keep running unless the test stops them */
+    size_t n_daemons;
+};
+
+/** The fixture and its test directory; returns 0 or -errno. */
+int et_e2e_create(struct et_e2e **out, const char *name);
+
+/**
+ * Check the programs are built and start mosquitto (mutual TLS, the
+ * shipped config and ACL, certificates for "aggregator" and
+ * ET_E2E_DEVICE); fails the test otherwise.
+ */
+void et_e2e_start_broker(struct et_e2e *e);
+
+/** Stop every program the test started, then the broker; NULL is a no-op. */
+void et_e2e_destroy(struct et_e2e *e);
+
+/** The test reached its end: its directory can go. */
+void et_e2e_pass(struct et_e2e *e);
+
+/** Write the aggregator config and start it (restart with et_proc_restart()). */
+struct et_proc *et_e2e_start_aggregator(struct et_e2e *e);
+
+/**
+ * Write DIR/<device>.conf for opts and start an agent with it; its data_dir
+ * is DIR/<device>-data. The process belongs to the env.
+ */
+struct et_proc *et_e2e_start_agent(struct et_e2e *e, const struct et_e2e_agent_opts *opts);
+
+/** DIR/<device>-data/outbox.db, the agent's outbox (string owned by the env). */
+const char *et_e2e_outbox_path(struct et_e2e *e, const char *device);
+
+/* ---- what the store and the outbox hold --------------------------------- */
+
+/* The sim.counter values of one device in the store. */
+struct et_e2e_counter {
+    int64_t rows;                /* samples stored */
+    int64_t distinct;            /* distinct values among them */
+    int64_t min, max;            /* -1 when rows == 0 */
+    int64_t upto;                /* the bound the query was given */
+    int64_t in_range;            /* distinct values in [0, upto] */
+};
+
+/**
+ * Read the sim.counter samples of device from the store. Returns 0, or
+ * -ENOENT when the store or its tables do not exist yet, or -EIO. The
+ * read is read-only and does not hold the store for longer than the query.
+ */
+int et_e2e_counter_read(const char *store_path, const char *device, int64_t upto,
+                        struct et_e2e_counter *out);
+
+/** Samples of any metric stored for device; 0 when the store does not exist yet. */
+int64_t et_e2e_device_samples(const char *store_path, const char *device);
+
+/** The device's cumulative ack ("all seq <= N stored"); 0 when unknown. */
+uint64_t et_e2e_acked_through(const char *store_path, const char *device);
+
+/**
+ * Batches in an agent's outbox with seq <= through (UINT64_MAX for all)
+ * into *batches, and the highest seq present into *max_seq (0 when empty).
+ * Returns 0, -ENOENT before the outbox exists, or -EIO.
+ */
+int et_e2e_outbox_read(const char *outbox_path, uint64_t through, int64_t *batches,
+                       uint64_t *max_seq);
+
+/*
+ * The waits below fail the test at their deadline with what they saw, and
+ * at once when an aggregator or agent the test started exits without
+ * being asked to (its log tail is printed by teardown).
+ */
+
+/**
+ * Wait until every sim.counter value 0..upto of device is in the store,
+ * then fail unless no value is stored twice. Messages name the first
+ * values missing or repeated.
+ */
+void et_e2e_expect_exactly_once(struct et_e2e *e, const char *device, int64_t upto,
+                                int timeout_ms);
+
+/** Wait until the store holds at least n distinct sim.counter values of device. */
+void et_e2e_wait_counter_at_least(struct et_e2e *e, const char *device, int64_t n,
+                                  int timeout_ms);
+
+/**
+ * Wait until device's outbox holds no batch with seq <= through (every one
+ * acknowledged and deleted).
+ */
+void et_e2e_wait_outbox_drained(struct et_e2e *e, const char *device, uint64_t through,
+                                int timeout_ms);
+
+/** Wait until device's outbox holds at least n batches (the agent is buffering). */
+void et_e2e_wait_outbox_at_least(struct et_e2e *e, const char *device, int64_t n,
+                                 int timeout_ms);
+
+#endif

@@ -359,6 +359,20 @@ static void test_reconnect_restores_subscriptions(void **state)
     assert_true(token > 0);
     wait_for(both, 2, &f->dev1, dev_mark, ET_MQTT_PUBLISHED, NULL, token);
     wait_for(both, 2, &f->agg, agg_mark, ET_MQTT_MESSAGE, "edgetel/v1/dev-1/telemetry", 0);
+
+    /* A crash (SIGKILL, nothing said on the wire) is noticed and recovered from too. */
+    agg_mark = f->agg.n;
+    dev_mark = f->dev1.n;
+    assert_int_equal(et_test_broker_kill(f->broker), 0);
+    assert_false(et_test_broker_running(f->broker));
+    wait_for(both, 2, &f->dev1, dev_mark, ET_MQTT_DISCONNECTED, NULL, 0);
+    wait_for(both, 2, &f->agg, agg_mark, ET_MQTT_DISCONNECTED, NULL, 0);
+    assert_int_equal(et_test_broker_restart(f->broker), 0);
+    wait_for(both, 2, &f->agg, agg_mark, ET_MQTT_CONNECTED, NULL, 0);
+    wait_for(both, 2, &f->dev1, dev_mark, ET_MQTT_CONNECTED, NULL, 0);
+    assert_true(et_mqtt_publish(f->agg.mqtt, "edgetel/v1/dev-1/ack", "B", 1, 1, false) > 0);
+    r = wait_for(both, 2, &f->dev1, dev_mark, ET_MQTT_MESSAGE, "edgetel/v1/dev-1/ack", 0);
+    assert_memory_equal(r->payload, "B", 1);
 }
 
 static const unsigned char will_payload[] = { 0x00, 'o', 'f', 'f', 0x00, 0xfe };

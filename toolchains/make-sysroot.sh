@@ -46,6 +46,12 @@ case $arch in
 esac
 mkdir -p "$2"
 dir=$(cd "$2" && pwd)
+# The tree is emptied and refilled on each build: refuse a directory that
+# holds anything but a sysroot this script made, whole or half unpacked (a
+# typo must not cost $HOME).
+if [ -n "$(ls -A "$dir")" ] && ! [ -f "$dir/.packages" ] && ! [ -f "$dir/.packages.new" ]; then
+  die "$dir is not empty and is not a sysroot made by $prog; give a new or empty directory"
+fi
 state=${ET_APT_STATE:-$dir.apt}
 suite=${ET_DEBIAN_SUITE:-bookworm}
 
@@ -265,7 +271,7 @@ mv "$dir/.packages.new" "$dir/.packages"
 # Drop .deb files of earlier runs that this package set no longer uses.
 for f in "$state"/debs/*.deb; do
   base=${f##*/}
-  grep -qx "${base%%_*}=$(printf '%s' "$base" | cut -d_ -f2 | sed 's/%3a/:/')" "$dir/.packages" ||
+  grep -qxF "${base%%_*}=$(printf '%s' "$base" | cut -d_ -f2 | sed 's/%3a/:/')" "$dir/.packages" ||
     rm -f "$f"
 done
 

@@ -48,7 +48,8 @@ fi
 for pidfile in "$demo"/run/*.pid; do
   [[ -e "$pidfile" ]] || continue
   pid=$(cat "$pidfile")
-  if [[ "$pid" =~ ^[0-9]+$ ]] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$demo/"; then
+  if [[ "$pid" =~ ^[0-9]+$ && -r "/proc/$pid/cmdline" ]] &&
+     tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -q -- "$demo/"; then
     echo "demo: stopping $(basename "$pidfile" .pid) (pid $pid) left by an earlier run"
     kill "$pid" 2>/dev/null || true
   fi
@@ -146,6 +147,9 @@ port = $port
 ca = $certs/ca.crt
 cert = $certs/$device.crt
 key = $certs/$device.key
+# The demo's certificates were made on this machine by this clock, so
+# there is no point waiting for NTP before connecting.
+clock_wait = 0s
 
 [collector cpu]
 type = cpu
@@ -199,7 +203,11 @@ stop_all() {
 
 on_exit() {
   local rc=$?
-  trap - EXIT INT TERM
+  trap - EXIT INT TERM HUP
+  # Output may be gone (closed terminal, `| head`): cleaning up still
+  # matters more than any message, so no command here may end the script.
+  trap '' PIPE
+  set +e
   if ((${#pids[@]})); then
     echo
     echo "demo: stopping"
@@ -217,12 +225,17 @@ on_exit() {
 trap on_exit EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+# A closed terminal (HUP) or a reader that went away (PIPE) would otherwise
+# end this script without cleaning up, and the broker ignores HUP.
+trap 'exit 129' HUP
+trap 'exit 141' PIPE
 
 # start NAME COMMAND...: run in the background, log to demo/logs/NAME.log.
 start() {
   local name=$1
   shift
-  "$@" >"$demo/logs/$name.log" 2>&1 &
+  # 9>&-: the programs must not inherit the demo lock and hold it after us.
+  "$@" >"$demo/logs/$name.log" 2>&1 9>&- &
   local pid=$!
   names+=("$name")
   pids+=("$pid")
@@ -247,8 +260,12 @@ alive() {
   local i
   for i in "${!pids[@]}"; do
     if ! kill -0 "${pids[i]}" 2>/dev/null; then
-      echo "demo: ${names[i]} exited; its log ($demo/logs/${names[i]}.log) ends:" >&2
-      tail -n 20 "$demo/logs/${names[i]}.log" >&2
+      if [[ -f "$demo/logs/${names[i]}.log" ]]; then
+        echo "demo: ${names[i]} exited; its log ($demo/logs/${names[i]}.log) ends:" >&2
+        tail -n 20 "$demo/logs/${names[i]}.log" >&2
+      else
+        echo "demo: ${names[i]} exited" >&2
+      fi
       return 1
     fi
   done
@@ -289,7 +306,7 @@ cat <<EOF
 EOF
 
 if ((duration > 0)); then
-  "$ctl_bin" --store "$demo/store.db" tail &
+  "$ctl_bin" --store "$demo/store.db" tail 9>&- &
   tail_pid=$!
   names+=("edgetelctl-tail")
   pids+=("$tail_pid")
@@ -303,5 +320,5 @@ if ((duration > 0)); then
   "$ctl_bin" --store "$demo/store.db" devices || true
 else
   # In the foreground, so Ctrl-C reaches it; the EXIT trap then stops the rest.
-  "$ctl_bin" --store "$demo/store.db" tail || true
+  "$ctl_bin" --store "$demo/store.db" tail 9>&- || true
 fi

@@ -16,10 +16,14 @@
 #      broker and processes and are not built when cross compiling)
 #   4. the same for a static agent in build-static-<arch> (-DET_STATIC=ON),
 #      then check edgetel-agent is one self-contained file that runs
+#   5. smoke test: that static agent, under qemu, sends telemetry to a real
+#      mosquitto with mutual TLS on 127.0.0.1 (packaging/mosquitto config,
+#      certificates from scripts/make-certs.sh)
 #
 # Environment:
 #   JOBS                       parallel build jobs (default: number of CPUs)
-#   ET_CROSS_STATIC=0          leave out step 4
+#   ET_CROSS_STATIC=0          leave out steps 4 and 5
+#   ET_CROSS_SMOKE=0           leave out step 5
 #   ET_CROSS_CMAKE_ARGS        extra arguments for both configure steps
 #   ET_CROSS_CTEST_ARGS        extra arguments for ctest, e.g. "-L unit"
 #   ET_SYSROOT_ALLOW_PARTIAL   default 1 here, see below; 0 = strict
@@ -61,6 +65,99 @@ phase_start=0
 begin() { say "$1"; phase_start=$(date +%s); }
 end() { timings+=("$(printf '%-34s %5ss' "$1" $(($(date +%s) - phase_start)))"); }
 
+# The processes the smoke test started; stopped on the way out, however the
+# script ends.
+smoke_pids=()
+smoke_stop() {
+  local p
+  for p in "${smoke_pids[@]}"; do
+    kill "$p" 2>/dev/null || true
+  done
+  for p in "${smoke_pids[@]}"; do
+    wait "$p" 2>/dev/null || true
+  done
+  smoke_pids=()
+}
+
+# smoke_test AGENT DIR EMPTY: run the board's agent (under qemu, with nothing
+# to load from a sysroot) against a real mosquitto with mutual TLS on
+# 127.0.0.1, and wait until one telemetry batch from it reaches a subscriber
+# holding the aggregator's certificate.  Unit tests cannot show this: the
+# static OpenSSL, Paho's threads and the outbox working together on the
+# target's instruction set.
+smoke_test() {
+  local agent=$1 dir=$2 empty=$3 device=smoke-device port=18883 i rc broker_pid sub_pid agent_pid
+  [ -n "$dir" ] || die "smoke: no directory given"
+  rm -rf "$dir"
+  mkdir -p "$dir/data" "$dir/mosquitto"
+  "$repo/scripts/make-certs.sh" "$dir/certs" "$device" > "$dir/certs.log" 2>&1 ||
+    { cat "$dir/certs.log" >&2; die "smoke: making certificates failed"; }
+  # A free port: a connection that succeeds means something listens there.
+  while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+    port=$((port + 1))
+    [ $port -le 18983 ] || die "smoke: no free port in 18883..18983 on 127.0.0.1"
+  done
+  sed -e "s|@ET_MQTT_PORT@|$port|g" -e "s|@ET_MQTT_BIND@|127.0.0.1|g" \
+      -e "s|@ET_CERT_DIR@|$dir/certs|g" \
+      -e "s|@ET_ACL_FILE@|$repo/packaging/mosquitto/acl|g" \
+      -e "s|@ET_PERSIST_DIR@|$dir/mosquitto|g" \
+      -e "s|@ET_BROKER_USER@|$(id -un)|g" \
+      "$repo/packaging/mosquitto/edgetel.conf.in" > "$dir/mosquitto.conf"
+  printf '%s\n' \
+    "[agent]" "device_id = $device" "data_dir = $dir/data" "batch_interval = 1s" "" \
+    "[mqtt]" "host = 127.0.0.1" "port = $port" "ca = $dir/certs/ca.crt" \
+    "cert = $dir/certs/$device.crt" "key = $dir/certs/$device.key" \
+    "; certificates made just now by this clock: no NTP wait" "clock_wait = 0s" \
+    > "$dir/agent.conf"
+
+  "$qemu" -L "$empty" "$agent" --check -c "$dir/agent.conf" > "$dir/check.log" 2>&1 ||
+    { cat "$dir/check.log" >&2; die "smoke: the $name agent refuses the smoke test's config"; }
+
+  mosquitto -c "$dir/mosquitto.conf" > "$dir/mosquitto.log" 2>&1 &
+  broker_pid=$!
+  smoke_pids+=("$broker_pid")
+  for ((i = 0; i < 100; i++)); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+    kill -0 "$broker_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    cat "$dir/mosquitto.log" >&2
+    smoke_stop
+    die "smoke: mosquitto did not listen on 127.0.0.1:$port"
+  fi
+  # The subscriber is the aggregator's identity; it exits after one message
+  # (-C 1) or after 120 s without one (-W).
+  mosquitto_sub -h 127.0.0.1 -p "$port" --cafile "$dir/certs/ca.crt" \
+      --cert "$dir/certs/aggregator.crt" --key "$dir/certs/aggregator.key" \
+      -i smoke-aggregator -t "edgetel/v1/$device/telemetry" -C 1 -W 120 -F '%t %l bytes' \
+      > "$dir/sub.out" 2> "$dir/sub.err" &
+  sub_pid=$!
+  smoke_pids+=("$sub_pid")
+  "$qemu" -L "$empty" "$agent" -c "$dir/agent.conf" > "$dir/agent.log" 2>&1 &
+  agent_pid=$!
+  smoke_pids+=("$agent_pid")
+  # Until the subscriber has its message (or gives up), unless the agent
+  # exits first: then there is nothing more to wait for.
+  while kill -0 "$sub_pid" 2>/dev/null && kill -0 "$agent_pid" 2>/dev/null; do
+    sleep 0.2
+  done
+  rc=0
+  if kill -0 "$sub_pid" 2>/dev/null; then
+    rc="the agent exited first"
+  else
+    wait "$sub_pid" || rc="mosquitto_sub exit $?"
+  fi
+  smoke_stop
+  if [ "$rc" != 0 ] || ! [ -s "$dir/sub.out" ]; then
+    printf -- '--- agent log\n' >&2; tail -n 30 "$dir/agent.log" >&2
+    printf -- '--- mosquitto log\n' >&2; tail -n 30 "$dir/mosquitto.log" >&2
+    printf -- '--- subscriber\n' >&2; cat "$dir/sub.err" >&2
+    die "smoke: no telemetry from the $name agent reached the broker ($rc)"
+  fi
+  say "smoke: received $(cat "$dir/sub.out") from the static $name agent over mutual TLS"
+}
+
 # ---- 1. host tools -------------------------------------------------------------
 # program -> Debian package that provides it
 need=(
@@ -72,6 +169,10 @@ need=(
   "pkg-config:pkg-config"
   "dpkg:dpkg"
 )
+# The smoke test of the static agent needs a broker, a client and openssl.
+if [ "${ET_CROSS_STATIC:-1}" != 0 ] && [ "${ET_CROSS_SMOKE:-1}" != 0 ]; then
+  need+=("mosquitto:mosquitto" "mosquitto_sub:mosquitto-clients" "openssl:openssl")
+fi
 missing=()
 for pair in "${need[@]}"; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
@@ -141,10 +242,16 @@ if [ "${ET_CROSS_STATIC:-1}" != 0 ]; then
   fi
   # Run it with an empty -L prefix: nothing of the sysroot is there to load.
   empty=$(mktemp -d)
-  trap 'rmdir "$empty"' EXIT
+  trap 'smoke_stop; rmdir "$empty"' EXIT
   version=$("$qemu" -L "$empty" "$agent" --version) ||
     die "static $agent --version failed under $qemu"
   say "static agent runs: $version ($(stat -c %s "$agent") bytes unstripped)"
+
+  if [ "${ET_CROSS_SMOKE:-1}" != 0 ]; then
+    begin "smoke test: static $name agent -> mosquitto over mutual TLS"
+    smoke_test "$agent" "$build_static/smoke" "$empty"
+    end "smoke, mTLS to mosquitto ($name)"
+  fi
 fi
 
 say "summary for $name"

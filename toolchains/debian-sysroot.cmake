@@ -58,15 +58,35 @@ set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE ONLY)
 
 execute_process(COMMAND "${ET_CROSS_CC}" -print-file-name=include
                 OUTPUT_VARIABLE _et_gcc_include OUTPUT_STRIP_TRAILING_WHITESPACE)
-set(CMAKE_C_FLAGS_INIT
+set(_et_compile
   "-nostdinc -isystem ${_et_gcc_include} -isystem ${ET_SYSROOT}/usr/include/${ET_TRIPLE} -isystem ${ET_SYSROOT}/usr/include")
 set(_et_link "-B${ET_SYSROOT}/usr/lib/${ET_TRIPLE}/")
 foreach(_d usr/lib/${ET_TRIPLE} lib/${ET_TRIPLE})
   string(APPEND _et_link " -L${ET_SYSROOT}/${_d} -Wl,-rpath-link,${ET_SYSROOT}/${_d}")
 endforeach()
+set(CMAKE_C_FLAGS_INIT "${_et_compile}")
 set(CMAKE_EXE_LINKER_FLAGS_INIT "${_et_link}")
 set(CMAKE_SHARED_LINKER_FLAGS_INIT "${_et_link}")
 set(CMAKE_MODULE_LINKER_FLAGS_INIT "${_et_link}")
+# A -DCMAKE_C_FLAGS=... on the command line replaces the _INIT value, which
+# would silently bring back the cross package's glibc.  Put ours in front.
+foreach(_v C_FLAGS:_et_compile EXE_LINKER_FLAGS:_et_link
+           SHARED_LINKER_FLAGS:_et_link MODULE_LINKER_FLAGS:_et_link)
+  string(REPLACE ":" ";" _v "${_v}")
+  list(GET _v 0 _name)
+  list(GET _v 1 _flags)
+  if(DEFINED CACHE{CMAKE_${_name}})
+    string(FIND "$CACHE{CMAKE_${_name}}" "${ET_SYSROOT}/" _pos)
+    if(_pos EQUAL -1)
+      set_property(CACHE CMAKE_${_name} PROPERTY VALUE "${${_flags}} $CACHE{CMAKE_${_name}}")
+    endif()
+  endif()
+endforeach()
+unset(_v)
+unset(_pos)
+unset(_name)
+unset(_flags)
+unset(_et_compile)
 unset(_et_link)
 unset(_et_gcc_include)
 

@@ -31,6 +31,15 @@
 /* How long a clean stop waits for the broker to take the DISCONNECT. */
 #define STOP_DISCONNECT_MS 2000
 
+struct pending_ack {
+    char topic[ET_TOPIC_ROOT_MAX + ET_DEVICE_ID_MAX + 16];
+    char device[ET_DEVICE_ID_MAX + 1];
+    uint8_t *payload;
+    size_t len;
+    uint64_t seq;
+    uint64_t acked_through;
+};
+
 struct aggregator {
     struct et_agg_config cfg;
     struct et_store *store;
@@ -45,6 +54,10 @@ struct aggregator {
     struct et_ingest_stats last;
     uint64_t acks_sent, acks_unsent, acks_failed;
     int64_t next_stats_ms;
+    /* Acks of the messages in the open store group: published only after
+     * the group's commit (see run()). */
+    struct pending_ack *pending;
+    size_t n_pending, cap_pending;
 };
 
 static int64_t wall_ms(void)
@@ -116,6 +129,53 @@ static void publish_ack(struct aggregator *a, const struct et_ingest_reply *r)
             : strerror(-rc), r->seq);
 }
 
+/* Keep an ack until the store group it belongs to has committed. */
+static void hold_ack(struct aggregator *a, const struct et_ingest_reply *r)
+{
+    struct pending_ack *p;
+
+    if (a->n_pending == a->cap_pending) {
+        size_t cap = a->cap_pending ? a->cap_pending * 2 : 32;
+        struct pending_ack *grown = realloc(a->pending, cap * sizeof(*grown));
+
+        if (!grown)
+            return;   /* not acked now: the device sends the batch again */
+        a->pending = grown;
+        a->cap_pending = cap;
+    }
+    p = &a->pending[a->n_pending];
+    p->payload = malloc(r->ack_len ? r->ack_len : 1);
+    if (!p->payload)
+        return;
+    memcpy(p->payload, r->ack, r->ack_len);
+    p->len = r->ack_len;
+    snprintf(p->topic, sizeof(p->topic), "%s", r->ack_topic);
+    snprintf(p->device, sizeof(p->device), "%s", r->device);
+    p->seq = r->seq;
+    p->acked_through = r->acked_through;
+    a->n_pending++;
+}
+
+/* After the group commit: publish (committed) or forget (rolled back). */
+static void release_acks(struct aggregator *a, bool committed)
+{
+    for (size_t i = 0; i < a->n_pending; i++) {
+        struct pending_ack *p = &a->pending[i];
+
+        if (committed) {
+            struct et_ingest_reply r = {
+                .seq = p->seq, .acked_through = p->acked_through,
+                .ack_topic = p->topic, .ack = p->payload, .ack_len = p->len,
+            };
+
+            memcpy(r.device, p->device, sizeof(r.device));
+            publish_ack(a, &r);
+        }
+        free(p->payload);
+    }
+    a->n_pending = 0;
+}
+
 static void on_message(struct aggregator *a, const struct et_mqtt_event *ev)
 {
     struct et_ingest_reply reply;
@@ -124,7 +184,11 @@ static void on_message(struct aggregator *a, const struct et_mqtt_event *ev)
     rc = et_ingest_message(a->ingest, ev->topic, ev->payload, ev->len, wall_ms(), &reply);
     if (rc < 0)
         return;   /* logged by ingest; no ack, so the device sends it again */
-    if (reply.ack)
+    if (!reply.ack)
+        return;
+    if (a->store->group_open)
+        hold_ack(a, &reply);
+    else
         publish_ack(a, &reply);
 }
 
@@ -271,8 +335,26 @@ static int run(struct aggregator *a)
             et_error("main", "poll: %s", strerror(errno));
             return -errno;
         }
-        if (pfd[1].revents & POLLIN)
+        if (pfd[1].revents & POLLIN) {
+            /*
+             * Group commit: every message queued now shares one durable
+             * commit (one fsync instead of one per batch), and their acks
+             * go out after it. If the group cannot begin, each message
+             * commits on its own as before.
+             */
+            bool grouped = et_store_group_begin(a->store) == 0;
+
             et_mqtt_dispatch(a->mqtt, on_event, a);
+            if (grouped) {
+                int rc = et_store_group_commit(a->store);
+
+                if (rc && a->n_pending)
+                    et_warn("main", "store commit of %zu batches failed (%s): not acknowledged; "
+                            "the devices will send them again", a->n_pending,
+                            rc == -ECANCELED ? "a write failed" : strerror(-rc));
+                release_acks(a, rc == 0);
+            }
+        }
     }
     return 0;
 }
@@ -356,6 +438,8 @@ int main(int argc, char **argv)
 out:
     et_mqtt_destroy(a.mqtt, STOP_DISCONNECT_MS);
     et_ingest_destroy(a.ingest);
+    release_acks(&a, false);
+    free(a.pending);
     et_store_close(a.store);
     if (a.sigfd >= 0)
         close(a.sigfd);

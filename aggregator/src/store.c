@@ -34,17 +34,56 @@ void et_store_close(struct et_store *s)
 
 int et_store_begin(struct et_store *s)
 {
+    if (s->group_open)
+        return s->group_failed ? -ECANCELED : 0;   /* joins the group's transaction */
     return s->ops->begin(s);
 }
 
 int et_store_commit(struct et_store *s)
 {
+    if (s->group_open)
+        return s->group_failed ? -ECANCELED : 0;   /* durable at et_store_group_commit() */
     return s->ops->commit(s);
 }
 
 int et_store_rollback(struct et_store *s)
 {
+    if (s->group_open) {
+        /* Part of the group's transaction may be this message's half-done
+         * writes: the only safe undo is the whole group's. */
+        s->group_failed = true;
+        return 0;
+    }
     return s->ops->rollback(s);
+}
+
+int et_store_group_begin(struct et_store *s)
+{
+    int rc;
+
+    if (s->group_open)
+        return -EALREADY;
+    rc = s->ops->begin(s);
+    if (rc)
+        return rc;
+    s->group_open = true;
+    s->group_failed = false;
+    return 0;
+}
+
+int et_store_group_commit(struct et_store *s)
+{
+    bool failed = s->group_failed;
+
+    if (!s->group_open)
+        return -EINVAL;
+    s->group_open = false;
+    s->group_failed = false;
+    if (failed) {
+        s->ops->rollback(s);
+        return -ECANCELED;
+    }
+    return s->ops->commit(s);
 }
 
 int et_store_batch_seen(struct et_store *s, const char *device, uint64_t seq, bool *seen)

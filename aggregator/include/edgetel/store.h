@@ -203,9 +203,12 @@ struct et_store_ops {
                   uint64_t *retimed);
 };
 
-/* Every backend's handle starts with this. */
+/* Every backend's handle starts with this (zeroed by the backend's open). */
 struct et_store {
     const struct et_store_ops *ops;
+    /* Group commit state, kept by the front end (store.c), see below. */
+    bool group_open;
+    bool group_failed;
 };
 
 extern const struct et_store_ops et_store_sqlite_ops;
@@ -231,6 +234,18 @@ int et_store_begin(struct et_store *s);
 int et_store_commit(struct et_store *s);
 /** Undo the transaction; harmless when none is open. */
 int et_store_rollback(struct et_store *s);
+
+/**
+ * Group commit: between et_store_group_begin() and et_store_group_commit()
+ * the transactions of et_store_begin()/et_store_commit() all join one
+ * transaction, so a burst of messages costs one durable commit (one fsync)
+ * instead of one each. A rollback inside the group spoils the whole group:
+ * et_store_group_commit() then rolls everything back and returns
+ * -ECANCELED. Nothing in the group is durable, so nothing in it may be
+ * acknowledged, before et_store_group_commit() returned 0.
+ */
+int et_store_group_begin(struct et_store *s);
+int et_store_group_commit(struct et_store *s);
 
 /** Whether (device, seq) is stored. */
 int et_store_batch_seen(struct et_store *s, const char *device, uint64_t seq, bool *seen);

@@ -887,6 +887,60 @@ static void test_store_refuses(void **state)
     free(buf);
 }
 
+
+/* Group commit: a burst of batches shares one transaction. */
+static void group_commits_a_burst_together(void **state)
+{
+    struct fixture *f = *state;
+    struct et_ingest_reply r;
+    char err[256];
+    bool seen;
+
+    assert_int_equal(et_store_group_begin(f->store), 0);
+    assert_int_equal(et_store_group_begin(f->store), -EALREADY);
+    for (uint64_t seq = 1; seq <= 3; seq++) {
+        assert_int_equal(ingest_batch(f, "dev-g", seq, 1, 4, &r), 0);
+        assert_int_equal(r.kind, ET_INGEST_STORED);
+        /* Acks computed inside the group see the group's own writes. */
+        assert_int_equal(r.acked_through, seq);
+    }
+    assert_int_equal(et_store_group_commit(f->store), 0);
+    assert_int_equal(et_store_group_commit(f->store), -EINVAL);
+
+    /* Durable: another handle on the file sees all three. */
+    et_ingest_destroy(f->ig);
+    et_store_close(f->store);
+    assert_int_equal(et_store_open(&f->store, "sqlite", f->path, 0, err, sizeof(err)), 0);
+    assert_int_equal(et_ingest_create(&f->ig, f->store, ROOT), 0);
+    for (uint64_t seq = 1; seq <= 3; seq++) {
+        assert_int_equal(et_store_batch_seen(f->store, "dev-g", seq, &seen), 0);
+        assert_true(seen);
+    }
+}
+
+/* One failed message in a group undoes the group: nothing may be acked. */
+static void rollback_inside_a_group_undoes_it(void **state)
+{
+    struct fixture *f = *state;
+    struct et_ingest_reply r;
+    bool seen;
+
+    assert_int_equal(et_store_group_begin(f->store), 0);
+    assert_int_equal(ingest_batch(f, "dev-g", 1, 1, 4, &r), 0);
+    assert_int_equal(r.kind, ET_INGEST_STORED);
+    /* What ingest does when a write of the next message fails. */
+    assert_int_equal(et_store_begin(f->store), 0);
+    assert_int_equal(et_store_rollback(f->store), 0);
+    assert_int_equal(et_store_begin(f->store), -ECANCELED);
+    assert_int_equal(et_store_group_commit(f->store), -ECANCELED);
+
+    assert_int_equal(et_store_batch_seen(f->store, "dev-g", 1, &seen), 0);
+    assert_false(seen);
+    /* The device sends it again and it is stored then, not a duplicate. */
+    assert_int_equal(ingest_batch(f, "dev-g", 1, 1, 4, &r), 0);
+    assert_int_equal(r.kind, ET_INGEST_STORED);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -904,6 +958,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_retime_unsynced_boot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_instances, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_refuses, setup, teardown),
+        cmocka_unit_test_setup_teardown(group_commits_a_burst_together, setup, teardown),
+        cmocka_unit_test_setup_teardown(rollback_inside_a_group_undoes_it, setup, teardown),
     };
 
     /* Malformed input is logged as a warning; keep the test output short. */

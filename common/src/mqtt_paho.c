@@ -6,9 +6,9 @@
  *    to queue an event (or to update the connection state) and never calls
  *    Paho while holding it.
  *  - Our own calls into Paho (connect, subscribe, send, disconnect) are made
- *    WITHOUT m->lock held. Paho may hold its internal mutex while it calls
- *    us back (it does for the failure callbacks of discarded requests), so
- *    the only lock order in this file is "Paho's mutex, then m->lock".
+ *    WITHOUT m->lock held. Paho holds its global mutex while it calls most
+ *    callbacks, so the lock order is "Paho's mutex, then m->lock", and
+ *    "client_lock, then Paho's mutex" (see subscribe_one).
  *  - One small timer thread owns reconnecting: it sleeps on m->wake until a
  *    connect is due or the handle is being destroyed.
  *
@@ -29,9 +29,11 @@
  * still in Paho's queue are written after the next connect and end in
  * PUBLISHED or PUBLISH_FAILED then. Either way every token gets its event.
  *
- * MQTT 3.1.1 (cfg->mqtt_version 4) uses Paho's 3.1.1 callback signatures;
- * small adapters turn them into the MQTT 5 shapes so there is one set of
- * handlers. Paho fixes the version when the client is created.
+ * MQTT 3.1.1 (cfg->mqtt_version 4, or the fallback when the broker refuses
+ * MQTT 5 as an unknown protocol version) uses Paho's 3.1.1 callback
+ * signatures; small adapters turn them into the MQTT 5 shapes so there is
+ * one set of handlers. Paho fixes the version when the client is created,
+ * so falling back means replacing the Paho client (see client_lock).
  */
 #include "edgetel/mqtt.h"
 
@@ -94,9 +96,13 @@ struct et_mqtt {
     void *will_payload;
     size_t will_len;
     bool will_retain;
-    int version;                /* MQTTVERSION_5 or MQTTVERSION_3_1_1 */
+    int version;                /* MQTTVERSION_5 or MQTTVERSION_3_1_1; see client_lock */
+    bool version_auto;          /* MQTT 5, falling back to 3.1.1 if the broker has no 5 */
     char *uri;
 
+    /* The Paho client is replaced (write lock, timer thread only) when
+     * falling back to 3.1.1; whoever calls Paho on it holds the read lock. */
+    pthread_rwlock_t client_lock;
     MQTTAsync client;
     int event_fd;
 
@@ -124,6 +130,7 @@ struct et_mqtt {
     char tls_error[MQTT_REASON_MAX];
     char server_reason[128];    /* from an MQTT 5 DISCONNECT sent by the broker */
     bool disconnect_done;
+    bool fallback_due;          /* the broker refused MQTT 5 as an unknown version */
     int active_callbacks;
 };
 
@@ -280,22 +287,31 @@ static const char *connack_v3_text(int code)
     return code > 0 && code < (int)(sizeof(text) / sizeof(text[0])) ? text[code] : NULL;
 }
 
+/*
+ * Paho reports a refusing CONNACK as a positive code (the CONNACK's return
+ * code, or for MQTT 5 its reason code) with the message "CONNACK return
+ * code"; negative codes are its own errors.
+ */
 static void connect_failure_reason(struct et_mqtt *m, const MQTTAsync_failureData5 *fail,
                                    char *buf, size_t size)
 {
-    const char *paho = !fail ? NULL
-                       : fail->code > 0 ? connack_v3_text(fail->code)
-                       : MQTTAsync_strerror(fail->code);
+    const char *paho = fail && fail->code < 0 ? MQTTAsync_strerror(fail->code) : NULL;
+    int connack = fail && fail->code > 0 ? fail->code
+                  : fail && fail->reasonCode != MQTTREASONCODE_SUCCESS ? (int)fail->reasonCode
+                  : 0;
+    const char *connack_text = !connack ? NULL
+                               : m->version >= MQTTVERSION_5 && connack >= 0x80
+                               ? MQTTReasonCode_toString((enum MQTTReasonCodes)connack)
+                               : connack_v3_text(connack);
     int n;
 
     n = snprintf(buf, size, "connect to %s failed: %s", m->uri,
                  fail && fail->message ? fail->message : (paho ? paho : "unknown error"));
-    if (fail && n >= 0 && (size_t)n < size)
-        n += snprintf(buf + n, size - (size_t)n, " (Paho %d%s%s)", fail->code,
-                      paho ? ": " : "", paho ? paho : "");
-    if (fail && fail->reasonCode != MQTTREASONCODE_SUCCESS && n >= 0 && (size_t)n < size)
-        n += snprintf(buf + n, size - (size_t)n, "; MQTT reason 0x%02x %s",
-                      (unsigned)fail->reasonCode, MQTTReasonCode_toString(fail->reasonCode));
+    if (paho && n >= 0 && (size_t)n < size)
+        n += snprintf(buf + n, size - (size_t)n, " (Paho %d: %s)", fail->code, paho);
+    if (connack && n >= 0 && (size_t)n < size)
+        n += snprintf(buf + n, size - (size_t)n, "; broker refused: 0x%02x %s", (unsigned)connack,
+                      connack_text ? connack_text : "(unknown reason code)");
     if (m->tls_error[0] && n >= 0 && (size_t)n < size)
         snprintf(buf + n, size - (size_t)n, "; TLS: %s", m->tls_error);
     else if (m->tls && fail && fail->code == MQTTASYNC_FAILURE && n >= 0 && (size_t)n < size)
@@ -314,6 +330,16 @@ static void on_connect_failure(void *context, MQTTAsync_failureData5 *fail)
     callback_enter(m);
     pthread_mutex_lock(&m->lock);
     connect_failure_reason(m, fail, reason, sizeof(reason));
+    /* A 3.1.1-only broker answers an MQTT 5 CONNECT with the 3.1.1 refusal
+     * "unacceptable protocol version" (1); an MQTT 5 broker that will not
+     * speak 5 on this listener says 0x84. */
+    if (m->version_auto && m->version >= MQTTVERSION_5 && fail &&
+        (fail->code == 1 || fail->code == MQTTREASONCODE_UNSUPPORTED_PROTOCOL_VERSION)) {
+        size_t n = strlen(reason);
+
+        m->fallback_due = true;
+        snprintf(reason + n, sizeof(reason) - n, "; trying MQTT 3.1.1 next");
+    }
     m->tls_error[0] = '\0';
     __atomic_store_n(&m->connected, false, __ATOMIC_RELEASE);
     if (!m->stopping) {
@@ -402,6 +428,12 @@ static void on_resubscribe_failed3(void *context, MQTTAsync_failureData *fail);
 static void on_late_subscribed3(void *context, MQTTAsync_successData *ok);
 static void on_late_subscribe_failed3(void *context, MQTTAsync_failureData *fail);
 
+/*
+ * Paho calls on_connected holding its global mutex, so from there this runs
+ * without client_lock (taking it would order Paho's mutex before it, the
+ * reverse of et_mqtt_publish). No lock is needed there: the client is never
+ * replaced while it is connected. et_mqtt_subscribe takes the read lock.
+ */
 static int subscribe_one(struct et_mqtt *m, const char *filter, int qos, bool on_connect)
 {
     MQTTAsync_responseOptions opts = MQTTAsync_responseOptions_initializer;
@@ -712,6 +744,58 @@ static void on_disconnect_failed3(void *context, MQTTAsync_failureData *fail)
 
 /* ---- connecting ------------------------------------------------------------ */
 
+/* Create the Paho client for version; m->client is NULL on failure. */
+static int make_client(struct et_mqtt *m, int version, char *why, size_t why_size)
+{
+    MQTTAsync_createOptions copts = MQTTAsync_createOptions_initializer5;
+    int rc;
+
+    /* Paho fixes the protocol version when the client is created. */
+    copts.MQTTVersion = version;
+    if (m->max_inflight * 2 > copts.maxBufferedMessages)
+        copts.maxBufferedMessages = m->max_inflight * 2;
+    if (copts.maxBufferedMessages < MQTT_MIN_BUFFERED)
+        copts.maxBufferedMessages = MQTT_MIN_BUFFERED;
+    rc = MQTTAsync_createWithOptions(&m->client, m->uri, m->client_id,
+                                     MQTTCLIENT_PERSISTENCE_NONE, NULL, &copts);
+    if (rc != MQTTASYNC_SUCCESS) {
+        snprintf(why, why_size, "cannot create MQTT client for %s: %s", m->uri,
+                 MQTTAsync_strerror(rc) ? MQTTAsync_strerror(rc) : "unknown error");
+        m->client = NULL;
+        return rc == MQTTASYNC_BAD_PROTOCOL ? -EPROTONOSUPPORT : -EINVAL;
+    }
+    if (MQTTAsync_setCallbacks(m->client, m, on_connection_lost, on_message, NULL) !=
+            MQTTASYNC_SUCCESS ||
+        MQTTAsync_setDisconnected(m->client, m, on_server_disconnect) != MQTTASYNC_SUCCESS) {
+        snprintf(why, why_size, "cannot set MQTT callbacks for %s", m->uri);
+        MQTTAsync_destroy(&m->client);
+        m->client = NULL;
+        return -EIO;
+    }
+    return 0;
+}
+
+/* Timer thread, not connected: replace the MQTT 5 client by a 3.1.1 one. */
+static int fall_back_to_311(struct et_mqtt *m, char *why, size_t why_size)
+{
+    int rc;
+
+    pthread_rwlock_wrlock(&m->client_lock);
+    MQTTAsync_destroy(&m->client);
+    rc = make_client(m, MQTTVERSION_3_1_1, why, why_size);
+    if (rc)
+        rc = make_client(m, MQTTVERSION_5, why, why_size) ? rc : -EAGAIN;
+    pthread_mutex_lock(&m->lock);
+    if (m->client && rc == 0)
+        m->version = MQTTVERSION_3_1_1;
+    pthread_mutex_unlock(&m->lock);
+    pthread_rwlock_unlock(&m->client_lock);
+    if (rc == 0)
+        et_warn(MQTT_LOG, "%s: %s does not speak MQTT 5: using MQTT 3.1.1 "
+                "(no reason codes: refused publishes are not reported)", m->client_id, m->uri);
+    return rc;
+}
+
 /* Called by the timer thread without m->lock. Returns 0 when Paho accepted the request. */
 static int begin_connect(struct et_mqtt *m, char *why, size_t why_size)
 {
@@ -773,6 +857,8 @@ static void *timer_main(void *arg)
 {
     struct et_mqtt *m = arg;
     char why[MQTT_REASON_MAX];
+    bool fallback;
+    int rc;
 
     pthread_mutex_lock(&m->lock);
     while (!m->stopping) {
@@ -788,9 +874,24 @@ static void *timer_main(void *arg)
             continue;
         }
         m->connect_due = false;
+        fallback = m->fallback_due;
+        m->fallback_due = false;
         pthread_mutex_unlock(&m->lock);
+
+        /* On -EAGAIN the 3.1.1 client could not be made but MQTT 5 could:
+         * connect with 5 and let the broker refuse again. */
+        if (fallback && fall_back_to_311(m, why, sizeof(why)) != 0 && !m->client) {
+            /* Neither version could be created (out of memory?): try again later. */
+            pthread_mutex_lock(&m->lock);
+            m->fallback_due = true;
+            if (!m->stopping) {
+                queue_simple_locked(m, ET_MQTT_DISCONNECTED, 0, why);
+                schedule_retry_locked(m);
+            }
+            continue;
+        }
         et_debug(MQTT_LOG, "%s: connecting to %s", m->client_id, m->uri);
-        int rc = begin_connect(m, why, sizeof(why));
+        rc = begin_connect(m, why, sizeof(why));
         pthread_mutex_lock(&m->lock);
         if (rc != 0 && !m->stopping) {
             queue_simple_locked(m, ET_MQTT_DISCONNECTED, 0, why);
@@ -840,7 +941,7 @@ static int dup_opt(char **dst, const char *src)
 
 int et_mqtt_create(struct et_mqtt **out, const struct et_mqtt_cfg *cfg)
 {
-    MQTTAsync_createOptions copts = MQTTAsync_createOptions_initializer5;
+    char why[MQTT_REASON_MAX];
     pthread_condattr_t cattr;
     struct et_mqtt *m;
     bool host_is_v6;
@@ -867,6 +968,7 @@ int et_mqtt_create(struct et_mqtt **out, const struct et_mqtt_cfg *cfg)
     m->will_len = cfg->will_len;
     m->will_retain = cfg->will_retain;
     m->version = cfg->mqtt_version == MQTTVERSION_3_1_1 ? MQTTVERSION_3_1_1 : MQTTVERSION_5;
+    m->version_auto = cfg->mqtt_version == 0;
     m->backoff_ms = cfg->min_backoff_ms;
     m->next_token = 1;
     m->head = NULL;
@@ -920,26 +1022,13 @@ int et_mqtt_create(struct et_mqtt **out, const struct et_mqtt_cfg *cfg)
     if (rc)
         goto fail_mutex;
 
-    /* Paho fixes the protocol version when the client is created. */
-    copts.MQTTVersion = m->version;
-    if (m->max_inflight * 2 > copts.maxBufferedMessages)
-        copts.maxBufferedMessages = m->max_inflight * 2;
-    if (copts.maxBufferedMessages < MQTT_MIN_BUFFERED)
-        copts.maxBufferedMessages = MQTT_MIN_BUFFERED;
-    rc = MQTTAsync_createWithOptions(&m->client, m->uri, m->client_id,
-                                     MQTTCLIENT_PERSISTENCE_NONE, NULL, &copts);
-    if (rc != MQTTASYNC_SUCCESS) {
-        et_error(MQTT_LOG, "%s: cannot create MQTT client for %s: %s", m->client_id, m->uri,
-                 MQTTAsync_strerror(rc) ? MQTTAsync_strerror(rc) : "unknown error");
-        rc = rc == MQTTASYNC_BAD_PROTOCOL ? -EPROTONOSUPPORT : -EINVAL;
-        m->client = NULL;
+    rc = -pthread_rwlock_init(&m->client_lock, NULL);
+    if (rc)
         goto fail_cond;
-    }
-    if (MQTTAsync_setCallbacks(m->client, m, on_connection_lost, on_message, NULL) !=
-            MQTTASYNC_SUCCESS ||
-        MQTTAsync_setDisconnected(m->client, m, on_server_disconnect) != MQTTASYNC_SUCCESS) {
-        rc = -EIO;
-        goto fail_client;
+    rc = make_client(m, m->version, why, sizeof(why));
+    if (rc) {
+        et_error(MQTT_LOG, "%s: %s", m->client_id, why);
+        goto fail_rwlock;
     }
     if (!m->tls)
         et_warn(MQTT_LOG, "%s: TLS is OFF for %s: traffic and identity are unprotected",
@@ -947,8 +1036,8 @@ int et_mqtt_create(struct et_mqtt **out, const struct et_mqtt_cfg *cfg)
     *out = m;
     return 0;
 
-fail_client:
-    MQTTAsync_destroy(&m->client);
+fail_rwlock:
+    pthread_rwlock_destroy(&m->client_lock);
 fail_cond:
     pthread_cond_destroy(&m->wake);
 fail_mutex:
@@ -1070,8 +1159,11 @@ int et_mqtt_subscribe(struct et_mqtt *m, const char *filter, int qos)
     now = __atomic_load_n(&m->connected, __ATOMIC_ACQUIRE);
     pthread_mutex_unlock(&m->lock);
     /* If the connection drops before the SUBACK, the next connect makes it again. */
-    if (now)
+    if (now) {
+        pthread_rwlock_rdlock(&m->client_lock);
         subscribe_one(m, filter, qos, false);
+        pthread_rwlock_unlock(&m->client_lock);
+    }
     return 0;
 
 nomem:
@@ -1127,7 +1219,9 @@ int et_mqtt_publish(struct et_mqtt *m, const char *topic, const void *payload, s
     }
     pthread_mutex_unlock(&m->lock);
 
+    pthread_rwlock_rdlock(&m->client_lock);
     rc = MQTTAsync_send(m->client, topic, (int)len, payload, qos, retain, &opts);
+    pthread_rwlock_unlock(&m->client_lock);
     if (rc == MQTTASYNC_SUCCESS)
         return token;
 
@@ -1191,7 +1285,7 @@ void et_mqtt_destroy(struct et_mqtt *m, int timeout_ms)
     }
     disc.timeout = timeout_ms;
     disc.context = m;
-    if (MQTTAsync_isConnected(m->client) &&
+    if (m->client && MQTTAsync_isConnected(m->client) &&
         MQTTAsync_disconnect(m->client, &disc) == MQTTASYNC_SUCCESS) {
         /* Paho gives up after timeout_ms itself; the margin covers its own scheduling. */
         deadline_ts(mono_ms() + timeout_ms + 1000, &ts);
@@ -1202,7 +1296,8 @@ void et_mqtt_destroy(struct et_mqtt *m, int timeout_ms)
         pthread_mutex_unlock(&m->lock);
     }
     __atomic_store_n(&m->connected, false, __ATOMIC_RELEASE);
-    MQTTAsync_destroy(&m->client);
+    if (m->client)
+        MQTTAsync_destroy(&m->client);
 
     /* Paho runs some callbacks outside its own lock; wait until none is inside ours. */
     pthread_mutex_lock(&m->lock);
@@ -1219,6 +1314,7 @@ void et_mqtt_destroy(struct et_mqtt *m, int timeout_ms)
     for (size_t i = 0; i < m->n_subs; i++)
         free(m->subs[i].filter);
     free(m->subs);
+    pthread_rwlock_destroy(&m->client_lock);
     pthread_cond_destroy(&m->wake);
     pthread_mutex_destroy(&m->lock);
     close(m->event_fd);

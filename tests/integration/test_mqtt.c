@@ -12,8 +12,11 @@
 #include "edgetel/log.h"
 #include "edgetel/mqtt.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -671,6 +675,194 @@ static void test_mqtt_311(void **state)
     assert_int_equal(count(&f->agg, 0, ET_MQTT_MESSAGE, "edgetel/v1/dev-2/telemetry"), 0);
 }
 
+/*
+ * A stand-in for a broker without MQTT 5, which mosquitto cannot be made to
+ * be: plain TCP on 127.0.0.1, it reads each CONNECT, notes its protocol
+ * level, and answers an MQTT 5 CONNECT with `refusal` (then closes) and a
+ * 3.1.1 CONNECT with "accepted" (and keeps the connection).
+ */
+struct fake_broker {
+    int listen_fd;
+    int port;
+    const unsigned char *refusal;
+    size_t refusal_len;
+    int max_connects;
+    int levels[8];
+    int n_connects;             /* written by the thread, read after join */
+    int kept_fd;
+    pthread_t thread;
+};
+
+static const unsigned char connack_v3_bad_version[] = { 0x20, 0x02, 0x00, 0x01 };
+static const unsigned char connack_v5_unsupported[] = { 0x20, 0x03, 0x00, 0x84, 0x00 };
+static const unsigned char connack_v3_accepted[] = { 0x20, 0x02, 0x00, 0x00 };
+
+static bool read_full(int fd, unsigned char *buf, size_t len)
+{
+    while (len > 0) {
+        struct pollfd pfd = { .fd = fd, .events = POLLIN };
+        ssize_t n;
+
+        if (poll(&pfd, 1, WAIT_MS) != 1)
+            return false;
+        n = read(fd, buf, len);
+        if (n <= 0)
+            return false;
+        buf += n;
+        len -= (size_t)n;
+    }
+    return true;
+}
+
+/* Returns the protocol level of the CONNECT read from fd, or -1. */
+static int read_connect_level(int fd)
+{
+    unsigned char b, body[512];
+    size_t remaining = 0;
+    int shift = 0;
+
+    if (!read_full(fd, &b, 1) || b != 0x10)
+        return -1;
+    do {
+        if (!read_full(fd, &b, 1) || shift > 21)
+            return -1;
+        remaining |= (size_t)(b & 0x7f) << shift;
+        shift += 7;
+    } while (b & 0x80);
+    if (remaining < 7 || remaining > sizeof(body) || !read_full(fd, body, remaining))
+        return -1;
+    return body[6];             /* after the protocol name "\0\4MQTT" */
+}
+
+static void *fake_broker_main(void *arg)
+{
+    struct fake_broker *fb = arg;
+
+    while (fb->n_connects < fb->max_connects) {
+        struct pollfd pfd = { .fd = fb->listen_fd, .events = POLLIN };
+        int fd, level;
+
+        if (poll(&pfd, 1, WAIT_MS) != 1)
+            break;
+        fd = accept(fb->listen_fd, NULL, NULL);
+        if (fd < 0)
+            break;
+        level = read_connect_level(fd);
+        fb->levels[fb->n_connects++] = level;
+        if (level == 4) {
+            if (write(fd, connack_v3_accepted, sizeof(connack_v3_accepted)) < 0)
+                close(fd);
+            else
+                fb->kept_fd = fd;
+            break;
+        }
+        if (write(fd, fb->refusal, fb->refusal_len) < 0)
+            break;
+        close(fd);
+    }
+    return NULL;
+}
+
+static void fake_broker_start(struct fake_broker *fb, const unsigned char *refusal,
+                              size_t refusal_len, int max_connects)
+{
+    struct sockaddr_in addr = { .sin_family = AF_INET };
+    socklen_t len = sizeof(addr);
+
+    memset(fb, 0, sizeof(*fb));
+    fb->kept_fd = -1;
+    fb->refusal = refusal;
+    fb->refusal_len = refusal_len;
+    fb->max_connects = max_connects;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    fb->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fb->listen_fd >= 0);
+    assert_int_equal(bind(fb->listen_fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+    assert_int_equal(getsockname(fb->listen_fd, (struct sockaddr *)&addr, &len), 0);
+    assert_int_equal(listen(fb->listen_fd, 4), 0);
+    fb->port = ntohs(addr.sin_port);
+    assert_int_equal(pthread_create(&fb->thread, NULL, fake_broker_main, fb), 0);
+}
+
+static void fake_broker_stop(struct fake_broker *fb)
+{
+    pthread_join(fb->thread, NULL);
+    if (fb->kept_fd >= 0)
+        close(fb->kept_fd);
+    close(fb->listen_fd);
+}
+
+static void fake_client_cfg(const struct fake_broker *fb, int version, struct et_mqtt_cfg *cfg)
+{
+    *cfg = (struct et_mqtt_cfg){
+        .host = "127.0.0.1", .port = fb->port, .client_id = "dev-1", .tls = false,
+        .keepalive_s = 30, .min_backoff_ms = 50, .max_backoff_ms = 200, .max_inflight = 4,
+        .mqtt_version = version,
+    };
+}
+
+static void test_falls_back_to_311(void **state)
+{
+    struct fixture *f = *state;
+    struct client *one[] = { &f->dev1 };
+    struct fake_broker fb;
+    struct et_mqtt_cfg cfg;
+    const struct record *r;
+
+    fake_broker_start(&fb, connack_v3_bad_version, sizeof(connack_v3_bad_version), 4);
+    fake_client_cfg(&fb, 0, &cfg);
+    client_open(f, &f->dev1, "dev-1 (auto)", NULL, &cfg);
+    assert_int_equal(et_mqtt_start(f->dev1.mqtt), 0);
+    wait_for(one, 1, &f->dev1, 0, ET_MQTT_CONNECTED, NULL, 0);
+    r = &f->dev1.rec[find(&f->dev1, 0, ET_MQTT_DISCONNECTED, NULL, 0)];
+    assert_non_null(strstr(r->reason, "unacceptable protocol version"));
+    assert_non_null(strstr(r->reason, "trying MQTT 3.1.1"));
+    et_mqtt_destroy(f->dev1.mqtt, 0);
+    f->dev1.mqtt = NULL;
+    fake_broker_stop(&fb);
+    assert_int_equal(fb.n_connects, 2);
+    assert_int_equal(fb.levels[0], 5);
+    assert_int_equal(fb.levels[1], 4);
+}
+
+static void test_mqtt5_only_refused(void **state)
+{
+    struct fixture *f = *state;
+    struct client *one[] = { &f->dev1 };
+    struct fake_broker fb;
+    struct et_mqtt_cfg cfg;
+    int64_t deadline;
+
+    fake_broker_start(&fb, connack_v5_unsupported, sizeof(connack_v5_unsupported), 2);
+    fake_client_cfg(&fb, 5, &cfg);
+    client_open(f, &f->dev1, "dev-1 (5 only)", NULL, &cfg);
+    assert_int_equal(et_mqtt_start(f->dev1.mqtt), 0);
+    deadline = now_ms() + WAIT_MS;
+    while (count(&f->dev1, 0, ET_MQTT_DISCONNECTED, NULL) < 2) {
+        assert_true(now_ms() < deadline);
+        pump(one, 1, 200);
+    }
+    et_mqtt_destroy(f->dev1.mqtt, 0);
+    f->dev1.mqtt = NULL;
+    fake_broker_stop(&fb);
+    /* The MQTT 5 reason code reaches the person, and no fallback was tried. */
+    assert_non_null(strstr(f->dev1.rec[0].reason, "0x84"));
+    assert_non_null(strstr(f->dev1.rec[0].reason, "Unsupported Protocol Version"));
+    assert_int_equal(count(&f->dev1, 0, ET_MQTT_CONNECTED, NULL), 0);
+    assert_int_equal(fb.n_connects, 2);
+    assert_int_equal(fb.levels[0], 5);
+    assert_int_equal(fb.levels[1], 5);
+}
+
+static int setup_no_broker(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+
+    assert_non_null(f);
+    *state = f;
+    return 0;
+}
+
 static void test_create_rejects_bad_cfg(void **state)
 {
     struct fixture *f = *state;
@@ -720,6 +912,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_broker_checked_by_client, setup, teardown),
         cmocka_unit_test_setup_teardown(test_acl_confines_device, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mqtt_311, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_falls_back_to_311, setup_no_broker, teardown),
+        cmocka_unit_test_setup_teardown(test_mqtt5_only_refused, setup_no_broker, teardown),
     };
 
     et_log_init("test_mqtt", getenv("ET_TEST_DEBUG") ? ET_LOG_DEBUG : ET_LOG_WARN);

@@ -45,9 +45,10 @@ struct et_mqtt_cfg {
     size_t will_len;
     bool will_retain;
     /*
-     * 0 or 5: MQTT 5 (the default). 4: MQTT 3.1.1, for a broker without
-     * MQTT 5; it has no reason codes, so a publish the broker refuses by
-     * ACL still reads PUBLISHED (the broker acknowledges and drops it).
+     * 0 (the default): MQTT 5, and MQTT 3.1.1 from the next attempt on if
+     * the broker refuses 5 as an unsupported protocol version. 5: MQTT 5
+     * only. 4: MQTT 3.1.1 only. 3.1.1 has no reason codes, so a publish the
+     * broker refuses by ACL still reads PUBLISHED (it acknowledges and drops).
      */
     int mqtt_version;
 };

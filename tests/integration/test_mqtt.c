@@ -854,6 +854,50 @@ static void test_mqtt5_only_refused(void **state)
     assert_int_equal(fb.levels[1], 5);
 }
 
+static void test_destroy_is_prompt(void **state)
+{
+    struct fixture *f = *state;
+    struct client *one[] = { &f->dev1 };
+    struct et_test_identity id;
+    struct et_mqtt_cfg cfg;
+    pid_t broker = et_test_broker_pid(f->broker);
+    int64_t t0, deadline;
+
+    assert_int_equal(et_test_broker_identity(f->broker, "dev-1", &id), 0);
+    et_test_broker_mqtt_cfg(f->broker, &id, "dev-1", &cfg);
+
+    /* In the middle of a long backoff. */
+    assert_int_equal(et_test_broker_stop(f->broker), 0);
+    cfg.min_backoff_ms = 30000;
+    cfg.max_backoff_ms = 60000;
+    client_open(f, &f->dev1, "dev-1 backing off", NULL, &cfg);
+    assert_int_equal(et_mqtt_start(f->dev1.mqtt), 0);
+    wait_for(one, 1, &f->dev1, 0, ET_MQTT_DISCONNECTED, NULL, 0);
+    t0 = now_ms();
+    et_mqtt_destroy(f->dev1.mqtt, 1000);
+    f->dev1.mqtt = NULL;
+    assert_true(now_ms() - t0 < 2000);
+
+    /* In the middle of a handshake with a broker that does not answer. */
+    assert_int_equal(et_test_broker_restart(f->broker), 0);
+    broker = et_test_broker_pid(f->broker);
+    assert_int_equal(kill(broker, SIGSTOP), 0);
+    client_open(f, &f->dev1, "dev-1 handshaking", NULL, &cfg);
+    assert_int_equal(et_mqtt_start(f->dev1.mqtt), 0);
+    /* Give the connect time to reach the frozen broker: no event may come of it. */
+    deadline = now_ms() + 300;
+    while (now_ms() < deadline)
+        pump(one, 1, 50);
+    assert_int_equal(count(&f->dev1, 0, ET_MQTT_CONNECTED, NULL), 0);
+    t0 = now_ms();
+    et_mqtt_destroy(f->dev1.mqtt, 1000);
+    f->dev1.mqtt = NULL;
+    fprintf(stderr, "[dev-1] destroy during a stalled handshake took %lld ms\n",
+            (long long)(now_ms() - t0));
+    assert_true(now_ms() - t0 < 3000);
+    assert_int_equal(kill(broker, SIGCONT), 0);
+}
+
 static int setup_no_broker(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
@@ -912,6 +956,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_broker_checked_by_client, setup, teardown),
         cmocka_unit_test_setup_teardown(test_acl_confines_device, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mqtt_311, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_destroy_is_prompt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_falls_back_to_311, setup_no_broker, teardown),
         cmocka_unit_test_setup_teardown(test_mqtt5_only_refused, setup_no_broker, teardown),
     };

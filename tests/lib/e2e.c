@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <setjmp.h>
@@ -360,9 +361,13 @@ static void check_daemons(struct et_e2e *e)
     for (size_t i = 0; i < e->n_daemons; i++) {
         struct et_proc *p = e->daemons[i];
 
-        if (et_proc_exited_unasked(p))
-            fail_msg("e2e: %s exited by itself (wait status 0x%x); see %s",
-                     et_proc_log_path(p), et_proc_last_status(p), et_proc_log_path(p));
+        if (et_proc_exited_unasked(p)) {
+            int st = et_proc_last_status(p);
+
+            fail_msg("e2e: the program logging to %s exited by itself (%s %d)",
+                     et_proc_log_path(p), WIFSIGNALED(st) ? "signal" : "exit status",
+                     WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+        }
     }
 }
 

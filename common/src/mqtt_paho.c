@@ -41,14 +41,19 @@
 
 #include <MQTTAsync.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -458,6 +463,64 @@ static int subscribe_one(struct et_mqtt *m, const char *filter, int qos, bool on
     return 0;
 }
 
+/*
+ * Turn Nagle's algorithm off on the connection to the broker. Paho does
+ * not, and has no hook for socket options, so the sockets are found by
+ * their peer port. Why it matters: Paho writes a PUBACK and the next
+ * PUBLISH as two small writes; with Nagle the second waits for the
+ * broker's delayed ACK (40 ms on Linux), and with a window of batches in
+ * flight every round trip paid it twice (measured: 100 ms per batch with a
+ * window of one, 4 ms without). Another client's socket to the same port
+ * in this process gets the option too, which does it no harm.
+ */
+static void set_nodelay_if_peer_port(int fd, int port)
+{
+    struct sockaddr_storage peer;
+    socklen_t len = sizeof(peer);
+    int type = 0, on = 1;
+    socklen_t tlen = sizeof(type);
+    int peer_port = -1;
+
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) != 0 || type != SOCK_STREAM)
+        return;
+    if (getpeername(fd, (struct sockaddr *)&peer, &len) != 0)
+        return;
+    if (peer.ss_family == AF_INET)
+        peer_port = ntohs(((struct sockaddr_in *)&peer)->sin_port);
+    else if (peer.ss_family == AF_INET6)
+        peer_port = ntohs(((struct sockaddr_in6 *)&peer)->sin6_port);
+    if (peer_port == port)
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+}
+
+static void tcp_nodelay_to_port(int port)
+{
+    struct rlimit rl;
+    struct dirent *de;
+    DIR *dir = opendir("/proc/self/fd");
+    int max_fd = 1024;
+
+    /* The open descriptors are listed in /proc; without it, try them all. */
+    if (dir) {
+        int own = dirfd(dir);
+
+        while ((de = readdir(dir))) {
+            char *end;
+            long fd = strtol(de->d_name, &end, 10);
+
+            if (*end == '\0' && end != de->d_name && fd > 2 && fd != own && fd <= INT_MAX)
+                set_nodelay_if_peer_port((int)fd, port);
+        }
+        closedir(dir);
+        return;
+    }
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        rl.rlim_cur < 65536)
+        max_fd = (int)rl.rlim_cur;
+    for (int fd = 3; fd < max_fd; fd++)
+        set_nodelay_if_peer_port(fd, port);
+}
+
 static void on_connected(void *context, MQTTAsync_successData5 *ok)
 {
     struct et_mqtt *m = context;
@@ -466,6 +529,8 @@ static void on_connected(void *context, MQTTAsync_successData5 *ok)
     size_t failed = 0;
 
     callback_enter(m);
+    /* Before the first publish of this session; system calls only, no lock needed. */
+    tcp_nodelay_to_port(m->port);
     pthread_mutex_lock(&m->lock);
     if (m->stopping) {
         pthread_mutex_unlock(&m->lock);

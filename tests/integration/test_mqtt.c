@@ -15,6 +15,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -237,6 +238,28 @@ static void connect_pair(struct fixture *f, const char *agg_filter, const char *
     assert_true(et_mqtt_connected(f->dev1.mqtt));
 }
 
+/* How many of this process's TCP sockets to 127.0.0.1:port have TCP_NODELAY, of *total. */
+static int nodelay_sockets_to(int port, int *total)
+{
+    int with = 0;
+
+    *total = 0;
+    for (int fd = 3; fd < 1024; fd++) {
+        struct sockaddr_in peer;
+        socklen_t len = sizeof(peer);
+        int on = 0;
+        socklen_t olen = sizeof(on);
+
+        if (getpeername(fd, (struct sockaddr *)&peer, &len) != 0 || peer.sin_family != AF_INET ||
+            ntohs(peer.sin_port) != port)
+            continue;
+        (*total)++;
+        if (getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &olen) == 0 && on)
+            with++;
+    }
+    return with;
+}
+
 static void test_publish_and_receive(void **state)
 {
     struct fixture *f = *state;
@@ -249,6 +272,13 @@ static void test_publish_and_receive(void **state)
 
     /* The aggregator's real subscription: a shared one, allowed by the ACL's read rule. */
     connect_pair(f, "$share/edgetel/edgetel/v1/+/telemetry", "edgetel/v1/dev-1/ack");
+    /* Small publishes and acks must not wait for delayed ACKs (Nagle is off). */
+    {
+        int total;
+
+        assert_int_equal(nodelay_sockets_to(et_test_broker_port(f->broker), &total), 2);
+        assert_int_equal(total, 2);
+    }
     assert_int_equal(et_mqtt_publish(f->dev1.mqtt, "", batch, sizeof(batch), 1, false), -EINVAL);
     /* A wildcard in a topic name would make the broker drop the connection. */
     assert_int_equal(et_mqtt_publish(f->dev1.mqtt, "edgetel/v1/dev-1/#", batch, 1, 1, false),

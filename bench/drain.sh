@@ -87,7 +87,7 @@ interval = 1s
 CONF
 
 start=$(date +%s.%N)
-"$build/agent/edgetel-agent" --config "$work/agent.conf" 2>"$work/agent.log" &
+"${ET_BENCH_AGENT:-$build/agent/edgetel-agent}" --config "$work/agent.conf" 2>"$work/agent.log" &
 agent=$!
 pids+=("$agent")
 peak_rss=0
@@ -99,8 +99,13 @@ for _ in $(seq 1200); do
   anon=$(awk '/^RssAnon/ {print $2}' "/proc/$agent/status" 2>/dev/null || echo 0)
   ((rss > peak_rss)) && peak_rss=$rss
   ((anon > peak_anon)) && peak_anon=$anon
-  left=$(sqlite3 "$work/agent/outbox.db" "select count(*) from batch where seq <= $last_seq" 2>/dev/null || echo "$left")
-  [[ $left == 0 ]] && break
+  # Acknowledged = the aggregator committed it and published the Ack. (The
+  # agent's deletes land in its own group commit, seen from outside only at
+  # the end of its durability window.)
+  acked=$(sqlite3 "$work/store.db" "select acked_through from devices where id = '$device'" 2>/dev/null || echo 0)
+  [[ $acked =~ ^[0-9]+$ ]] || acked=0
+  left=$((last_seq - acked))
+  ((left <= 0)) && { left=0; break; }
   sleep 0.1
 done
 end=$(date +%s.%N)

@@ -10,10 +10,13 @@
  *
  *   setup:    et_test_env_create(&env, "e2e_basic");
  *   test:     cfg = et_test_env_write(env, "agent.conf", "[agent]\n...", ...);
- *             et_test_env_start(env, &agent, "agent", argv);
+ *             agent = et_test_env_start(env, "agent", argv);
  *             et_test_wait_until(store_has_all, &ctx, 30000);
  *             et_test_env_pass(env);          (last line of the test)
  *   teardown: et_test_env_destroy(env);
+ *
+ * Keep setup to creating the env: cmocka runs no teardown after a setup
+ * that failed, so anything started there would be left to PDEATHSIG.
  *
  * A failing cmocka assertion leaves the test function early, so
  * et_test_env_pass() is never reached: teardown then keeps the directory,

@@ -101,13 +101,24 @@ struct et_proc *et_e2e_start_aggregator(struct et_e2e *e)
     struct et_test_identity id;
     const char *conf;
     const char *argv[4];
+    struct et_proc *p;
+    char name[32];
+    char file[48];
     int rc;
 
+    /* Every instance gets its own config (for its instance_id) and log. */
+    e->n_aggregators++;
+    if (e->n_aggregators == 1)
+        snprintf(name, sizeof(name), "aggregator");
+    else
+        snprintf(name, sizeof(name), "aggregator-%zu", e->n_aggregators);
     rc = et_test_broker_identity(e->broker, "aggregator", &id);
     if (rc < 0)
         fail_msg("e2e: no aggregator certificate: %s", strerror(-rc));
-    conf = et_test_env_write(e->env, "aggregator.conf",
+    snprintf(file, sizeof(file), "%s.conf", name);
+    conf = et_test_env_write(e->env, file,
                              "[aggregator]\n"
+                             "instance_id = %s\n"
                              "log_level = debug\n"
                              "\n"
                              "[mqtt]\n"
@@ -122,15 +133,17 @@ struct et_proc *et_e2e_start_aggregator(struct et_e2e *e)
                              "[store]\n"
                              "type = sqlite\n"
                              "path = %s\n",
-                             et_test_broker_port(e->broker), id.ca_file, id.cert_file,
+                             name, et_test_broker_port(e->broker), id.ca_file, id.cert_file,
                              id.key_file, e->store_path);
     argv[0] = E2E_AGGREGATOR_BIN;
     argv[1] = "--config";
     argv[2] = conf;
     argv[3] = NULL;
-    e->aggregator = et_test_env_start(e->env, "aggregator", argv);
-    watch(e, e->aggregator);
-    return e->aggregator;
+    p = et_test_env_start(e->env, name, argv);
+    watch(e, p);
+    if (!e->aggregator)
+        e->aggregator = p;
+    return p;
 }
 
 const char *et_e2e_outbox_path(struct et_e2e *e, const char *device)

@@ -53,7 +53,8 @@ struct et_e2e {
     struct et_test_env *env;
     struct et_test_broker *broker;
     const char *store_path;      /* the aggregator's SQLite store */
-    struct et_proc *aggregator;  /* NULL until started */
+    struct et_proc *aggregator;  /* the first instance; NULL until started */
+    size_t n_aggregators;
     struct et_proc *daemons[8];  /* must keep running unless the test stops them */
     size_t n_daemons;
 };
@@ -74,7 +75,12 @@ void et_e2e_destroy(struct et_e2e *e);
 /** The test reached its end: its directory can go. */
 void et_e2e_pass(struct et_e2e *e);
 
-/** Write the aggregator config and start it (restart with et_proc_restart()). */
+/**
+ * Write an aggregator config and start an instance on the one store; call
+ * again for more instances in the same shared-subscription group
+ * ("aggregator", "aggregator-2", ... name their instance_id, config and
+ * log). Restart one with et_proc_restart().
+ */
 struct et_proc *et_e2e_start_aggregator(struct et_e2e *e);
 
 /**

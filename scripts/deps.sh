@@ -19,6 +19,8 @@ packages=(
   libcmocka-dev
   # the broker, certificates and inspection tools used by tests and the demo
   mosquitto mosquitto-clients openssl sqlite3
+  # pgrep, for the demo's check that nothing is left running (minimal images lack it)
+  procps
 )
 
 if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then

@@ -277,7 +277,14 @@ mosquitto_bin=$(PATH=$PATH:/usr/sbin:/sbin command -v mosquitto) || {
   exit 1
 }
 start mosquitto "$mosquitto_bin" -c "$demo/mosquitto.conf"
-wait_for "mosquitto listening on 127.0.0.1:$port" 10 port_in_use "$port" || { alive || true; exit 1; }
+# Our broker's own log, not just an open port: another program that took
+# the port since we looked would otherwise pass for it.
+broker_listening() {
+  alive || exit 1
+  grep -q "listen socket on port $port" "$demo/logs/mosquitto.log" 2>/dev/null &&
+    port_in_use "$port"
+}
+wait_for "mosquitto listening on 127.0.0.1:$port" 10 broker_listening || exit 1
 start aggregator "$aggregator_bin" --config "$demo/aggregator.conf"
 start agent "$agent_bin" --config "$demo/agent.conf"
 

@@ -745,8 +745,11 @@ static int make_uplink(struct et_agent *a, char *err, size_t errlen)
     int rc;
 
     if (!cfg->host || !*cfg->host) {
-        snprintf(err, errlen, "[mqtt] host is not set");
-        return -EINVAL;
+        /* A board may collect before it has a broker: all goes to the
+         * outbox, within its quota, until a host is configured. */
+        et_warn("uplink", "[mqtt] host is not set: collecting into the outbox only, "
+                "sending nothing");
+        return 0;
     }
     if (cfg->insecure) {
         et_warn("uplink", "[mqtt] insecure = true: telemetry goes to %s:%d as PLAIN TEXT, "
@@ -960,7 +963,9 @@ int et_agent_start(struct et_agent *a)
 {
     int rc = 0;
 
-    if (a->cfg->insecure || a->cfg->clock_wait_ms <= 0)
+    if (!a->mqtt)
+        ;   /* no broker configured */
+    else if (a->cfg->insecure || a->cfg->clock_wait_ms <= 0)
         rc = uplink_start(a);
     else
         rc = clock_gate(a, et_time_mono_ms());
@@ -968,7 +973,7 @@ int et_agent_start(struct et_agent *a)
         return rc;
     et_info("agent", "device %s: %zu collectors, outbox %s/outbox.db (next seq %" PRIu64 "), "
             "broker %s:%d%s", a->cfg->device_id, a->n_collectors, a->cfg->data_dir,
-            et_outbox_next_seq(a->outbox), a->cfg->host, a->cfg->port,
+            et_outbox_next_seq(a->outbox), a->cfg->host ? a->cfg->host : "(none)", a->cfg->port,
             a->cfg->insecure ? " (INSECURE, no TLS)" : " (mutual TLS)");
     return 0;
 }
@@ -980,7 +985,7 @@ int et_agent_step(struct et_agent *a, int stop_fd, int max_wait_ms)
     int64_t wait = next == INT64_MAX ? max_wait_ms : next - now_ms;
     struct pollfd fds[2] = {
         { .fd = stop_fd, .events = POLLIN },
-        { .fd = et_mqtt_fd(a->mqtt), .events = POLLIN },
+        { .fd = a->mqtt ? et_mqtt_fd(a->mqtt) : -1, .events = POLLIN },
     };
     int rc;
 
@@ -999,7 +1004,7 @@ int et_agent_step(struct et_agent *a, int stop_fd, int max_wait_ms)
         et_mqtt_dispatch(a->mqtt, on_mqtt_event, a);
     now_ms = et_time_mono_ms();
     clock_observe(a, now_ms);
-    if (!a->mqtt_started && (rc = clock_gate(a, now_ms)) != 0)
+    if (a->mqtt && !a->mqtt_started && (rc = clock_gate(a, now_ms)) != 0)
         return rc;
     et_sched_run_due(a->sched, now_ms);
     uplink_pump(a, now_ms);

@@ -69,6 +69,22 @@ void et_e2e_pass(struct et_e2e *e)
     et_test_env_pass(e->env);
 }
 
+static void copy_file(const char *from, const char *to)
+{
+    FILE *in = fopen(from, "r");
+    FILE *out = in ? fopen(to, "w") : NULL;
+    char buf[8192];
+    size_t n;
+
+    while (out && (n = fread(buf, 1, sizeof(buf), in)) > 0)
+        if (fwrite(buf, 1, n, out) != n)
+            break;
+    if (out)
+        fclose(out);
+    if (in)
+        fclose(in);
+}
+
 void et_e2e_destroy(struct et_e2e *e)
 {
     if (!e)
@@ -85,6 +101,8 @@ void et_e2e_destroy(struct et_e2e *e)
 
             snprintf(log, sizeof(log), "%s/mosquitto.log", et_test_broker_dir(e->broker));
             et_test_print_log_tail("mosquitto", log);
+            /* The broker's directory goes with it; keep its log with the rest. */
+            copy_file(log, et_test_env_path(e->env, "mosquitto.log"));
         }
         et_test_broker_destroy(e->broker);
     }

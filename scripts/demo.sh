@@ -179,13 +179,12 @@ names=()
 pids=()
 
 stop_all() {
-  local i
-  # Newest first: the agent, then the aggregator, then the broker.
+  local i waited
+  # One at a time, newest first: the agent says goodbye (its offline status)
+  # while the aggregator still listens, then the aggregator, then the broker.
   for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
     kill -TERM "${pids[i]}" 2>/dev/null || true
-  done
-  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
-    local waited=0
+    waited=0
     while kill -0 "${pids[i]}" 2>/dev/null && ((waited < 50)); do
       sleep 0.1
       waited=$((waited + 1))

@@ -234,7 +234,9 @@ start() {
   local name=$1
   shift
   # 9>&-: the programs must not inherit the demo lock and hold it after us.
-  "$@" >"$demo/logs/$name.log" 2>&1 9>&- &
+  # setsid: a new session, so the terminal's Ctrl-C reaches only this script,
+  # which then stops them in order (setsid execs in place: $! is the program).
+  setsid "$@" >"$demo/logs/$name.log" 2>&1 9>&- &
   local pid=$!
   names+=("$name")
   pids+=("$pid")

@@ -222,13 +222,14 @@ struct et_proc *et_e2e_start_agent(struct et_e2e *e, const struct et_e2e_agent_o
                              "\n"
                              /* The tests read the outbox file: commit often. */
                              "[outbox]\n"
-                             "durability_window = 200ms\n"
+                             "durability_window = %dms\n"
                              "\n"
                              "[collector sim]\n"
                              "type = sim\n"
                              "interval = %dms\n",
                              device, data_dir, batch_ms, et_test_broker_port(e->broker), tls,
-                             ack_ms, sim_ms);
+                             ack_ms, opts->durability_window_ms > 0 ? opts->durability_window_ms : 200,
+                             sim_ms);
     argv[0] = E2E_AGENT_BIN;
     argv[1] = "--config";
     argv[2] = conf;

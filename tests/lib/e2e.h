@@ -47,6 +47,7 @@ struct et_e2e_agent_opts {
     int sim_interval_ms;         /* default ET_E2E_SIM_INTERVAL_MS */
     int batch_interval_ms;       /* default 200 */
     int ack_timeout_ms;          /* default 2000: resend unacknowledged batches soon */
+    int durability_window_ms;    /* default 200: the tests read the outbox file */
 };
 
 struct et_e2e {

@@ -89,6 +89,7 @@ struct et_agent {
     uint64_t live_cursor;     /* highest live seq handed to MQTT */
     uint64_t backlog_cursor;  /* highest backlog seq handed to MQTT */
     char last_disconnect[160];
+    int64_t last_disconnect_log_ms;
     bool mqtt_started;
     int64_t clock_wait_began;  /* mono ms when the wait for clock sync began; 0: none */
     char connect_note[160];    /* said in the birth Status: why connecting was late */
@@ -647,6 +648,7 @@ static void on_mqtt_event(void *ctx, const struct et_mqtt_event *ev)
         a->live_cursor = 0;
         a->backlog_cursor = 0;
         a->last_disconnect[0] = '\0';
+        a->last_disconnect_log_ms = 0;
         et_outbox_stats(a->outbox, &st);
         et_info("uplink", "connected to %s:%d; %" PRIu64 " batches waiting", a->cfg->host,
                 a->cfg->port, st.batches);
@@ -656,11 +658,19 @@ static void on_mqtt_event(void *ctx, const struct et_mqtt_event *ev)
     case ET_MQTT_DISCONNECTED: {
         const char *why = ev->reason ? ev->reason : "unknown reason";
 
-        /* Each retry reports again; say a reason once until it changes. */
-        if (a->connected || strcmp(why, a->last_disconnect) != 0)
+        /* Each retry reports again, and a refused handshake may alternate
+         * between two reasons: say a new reason at once, then at most once
+         * a minute until the connection is up again. */
+        if (a->connected || (strcmp(why, a->last_disconnect) != 0 &&
+                             now_ms - a->last_disconnect_log_ms >= 60000) ||
+            a->last_disconnect_log_ms == 0) {
             et_warn("uplink", "%s %s:%d: %s (retrying with backoff)",
                     a->connected ? "lost connection to" : "cannot connect to",
                     a->cfg->host, a->cfg->port, why);
+            a->last_disconnect_log_ms = now_ms;
+        } else {
+            et_debug("uplink", "cannot connect to %s:%d: %s", a->cfg->host, a->cfg->port, why);
+        }
         snprintf(a->last_disconnect, sizeof(a->last_disconnect), "%s", why);
         a->connected = false;
         a->n_inflight = 0;

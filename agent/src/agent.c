@@ -1048,6 +1048,11 @@ int et_agent_run(struct et_agent *a, int stop_fd)
     return rc < 0 ? rc : 0;
 }
 
+struct et_outbox *et_agent_outbox(struct et_agent *a)
+{
+    return a->outbox;
+}
+
 int et_agent_outbox_stats(struct et_agent *a, struct et_outbox_stats *st)
 {
     return et_outbox_stats(a->outbox, st);

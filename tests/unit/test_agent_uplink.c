@@ -30,6 +30,9 @@
 #include "edgetel/outbox.h"
 #include "et_fake.h"
 
+#include <sqlite3.h>
+#include <sys/stat.h>
+
 /* ---- the fake MQTT seam -------------------------------------------------- */
 
 #define FAKE_MAX_EVENTS 64
@@ -44,6 +47,7 @@ struct fake_published {
 
 struct et_mqtt {
     int pipe[2];
+    bool started;           /* et_mqtt_start() was called */
     bool connected;
     int next_token;
     int outstanding;
@@ -76,6 +80,7 @@ int et_mqtt_create(struct et_mqtt **out, const struct et_mqtt_cfg *cfg)
 
 int et_mqtt_start(struct et_mqtt *m)
 {
+    m->started = true;
     return 0;
 }
 
@@ -188,14 +193,13 @@ static void bench_start(struct bench *b, const char *extra)
              "batch_interval = 200ms\n"
              "[mqtt]\n"
              "host = 127.0.0.1\n"
-             "insecure = true\n"
              "max_inflight = 4\n"
              "ack_timeout = 2s\n"
              "%s"
              "[collector sim]\n"
              "type = sim\n"
              "interval = 100ms\n",
-             b->dir, extra ? extra : "");
+             b->dir, extra ? extra : "insecure = true\n");
     if (et_config_parse(text, "unit.conf", &b->cfg, err, sizeof(err)) != 0)
         fail_msg("config: %s", err);
     if (et_agent_create(&b->agent, &b->cfg, err, sizeof(err)) != 0)
@@ -693,6 +697,160 @@ static void earlier_boot_that_synced_is_corrected_after_reboot(void **state)
     assert_true(corrected >= 19);
 }
 
+
+/* ---- storage trouble, drain pacing, waiting for the clock ------------------------ */
+
+static void exec_sql(sqlite3 *db, const char *sql)
+{
+    char *err = NULL;
+
+    if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK)
+        fail_msg("%s: %s", sql, err ? err : "?");
+}
+
+static void full_disk_holds_samples_in_memory_and_loses_none(void **state)
+{
+    struct bench *b = *state;
+    int64_t counters[1024];
+    size_t n_counters = 0;
+    uint64_t seqs[1024];
+    bool hist[1024];
+    char sql[96];
+    sqlite3_stmt *st;
+
+    bench_start(b, NULL);
+    run_for(b, 1000);
+    sqlite3 *db = et_outbox_sqlite(et_agent_outbox(b->agent));
+
+    /* The "disk" is full from now on: no page may be added. */
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA page_count", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    snprintf(sql, sizeof(sql), "PRAGMA max_page_count = %d", sqlite3_column_int(st, 0));
+    sqlite3_finalize(st);
+    exec_sql(db, sql);
+    run_for(b, 3000);                        /* 3 s of samples with nowhere to go */
+    exec_sql(db, "PRAGMA max_page_count = 1000000");
+    run_for(b, 1000);                        /* room again: the held samples go in */
+
+    drain_all(b);
+    b->seen = 0;
+    new_batches(b, seqs, hist, 1024, counters, &n_counters, 1024);
+    assert_true(n_counters >= 45);
+    for (size_t i = 0; i < n_counters; i++)
+        assert_int_equal(counters[i], (int64_t)i);   /* none lost, none twice */
+}
+
+static void backlog_drains_at_the_configured_rate_and_live_data_does_not_wait(void **state)
+{
+    struct bench *b = *state;
+    uint64_t seqs[256];
+    bool hist[256];
+    size_t historical = 0, live = 0;
+
+    bench_start(b, "insecure = true\ndrain_rate = 2\n");
+    run_for(b, 4000);                        /* a backlog of about 20 batches */
+    assert_true(outbox_batches(b) >= 15);
+    connect_now(b);
+    /* Two seconds online, every batch acked as soon as it is out. */
+    for (int t = 0; t < 40; t++) {
+        size_t n = new_batches(b, seqs, hist, 256, NULL, NULL, 0);
+
+        for (size_t i = 0; i < n; i++) {
+            historical += hist[i];
+            live += !hist[i];
+        }
+        if (n)
+            send_ack(b, 0, seqs, n);
+        run_for(b, 50);
+    }
+    /* 2 batches a second: 4 or 5 in two seconds, not the whole backlog. */
+    assert_true(historical >= 3 && historical <= 5);
+    assert_true(live >= 8);                  /* a batch every 200 ms went at once */
+}
+
+/* TLS settings with files that exist; the fake MQTT seam never reads them. */
+static void tls_files(struct bench *b, char *extra, size_t cap, const char *more)
+{
+    const char *names[] = { "ca.pem", "cert.pem", "key.pem" };
+    char path[3][128];
+
+    for (int i = 0; i < 3; i++) {
+        FILE *f;
+
+        snprintf(path[i], sizeof(path[i]), "%s/%s", b->dir, names[i]);
+        f = fopen(path[i], "w");
+        assert_non_null(f);
+        fputs("-----BEGIN PLACEHOLDER-----\n", f);
+        fclose(f);
+        chmod(path[i], 0600);
+    }
+    snprintf(extra, cap, "ca = %s\ncert = %s\nkey = %s\n%s", path[0], path[1], path[2], more);
+}
+
+static const char *last_status_reason(void)
+{
+    static char reason[160];
+
+    reason[0] = '\0';
+    for (size_t i = 0; i < fake.n_published; i++) {
+        Edgetel__V1__Status *st;
+
+        if (!strstr(fake.published[i].topic, "/status"))
+            continue;
+        st = edgetel__v1__status__unpack(NULL, fake.published[i].len, fake.published[i].payload);
+        assert_non_null(st);
+        snprintf(reason, sizeof(reason), "%s", st->reason);
+        edgetel__v1__status__free_unpacked(st, NULL);
+    }
+    return reason;
+}
+
+static void tls_waits_for_clock_sync_and_collects_meanwhile(void **state)
+{
+    struct bench *b = *state;
+    char extra[1024];
+
+    et_fake_time_set(1000000, TRUE_WALL0 - YEAR_MS, false);
+    tls_files(b, extra, sizeof(extra), "clock_wait = 10m\n");
+    bench_start(b, extra);
+    run_for(b, 60000);                       /* a minute without sync: no connect */
+    assert_false(fake.client->started);
+    assert_true(outbox_batches(b) >= 250);   /* but collecting all along */
+
+    et_fake_time_set(1060000, TRUE_WALL0 + 60000, true);
+    run_for(b, 100);
+    assert_true(fake.client->started);       /* connects as soon as the clock is good */
+    connect_now(b);
+    assert_non_null(strstr(last_status_reason(), "waited 60 s for the wall clock"));
+}
+
+static void clock_wait_is_bounded(void **state)
+{
+    struct bench *b = *state;
+    char extra[1024];
+
+    et_fake_time_set(1000000, TRUE_WALL0 - YEAR_MS, false);
+    tls_files(b, extra, sizeof(extra), "clock_wait = 30s\n");
+    bench_start(b, extra);
+    run_for(b, 29000);
+    assert_false(fake.client->started);
+    run_for(b, 1100);
+    assert_true(fake.client->started);       /* tries anyway after clock_wait */
+    connect_now(b);
+    assert_non_null(strstr(last_status_reason(), "still not synchronised after 30 s"));
+}
+
+static void insecure_or_no_wait_connects_at_once(void **state)
+{
+    struct bench *b = *state;
+    char extra[1024];
+
+    et_fake_time_set(1000000, TRUE_WALL0 - YEAR_MS, false);
+    tls_files(b, extra, sizeof(extra), "clock_wait = 0s\n");
+    bench_start(b, extra);
+    assert_true(fake.client->started);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -706,6 +864,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(wall_clock_jumps_neither_burst_nor_stall, setup, teardown),
         cmocka_unit_test_setup_teardown(reboot_before_sync_is_uncorrectable_not_wrong, setup, teardown),
         cmocka_unit_test_setup_teardown(earlier_boot_that_synced_is_corrected_after_reboot, setup, teardown),
+        cmocka_unit_test_setup_teardown(full_disk_holds_samples_in_memory_and_loses_none, setup, teardown),
+        cmocka_unit_test_setup_teardown(backlog_drains_at_the_configured_rate_and_live_data_does_not_wait, setup, teardown),
+        cmocka_unit_test_setup_teardown(tls_waits_for_clock_sync_and_collects_meanwhile, setup, teardown),
+        cmocka_unit_test_setup_teardown(clock_wait_is_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(insecure_or_no_wait_connects_at_once, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

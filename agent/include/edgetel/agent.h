@@ -47,6 +47,9 @@ void et_agent_stop(struct et_agent *a);
 struct et_outbox_stats;
 int et_agent_outbox_stats(struct et_agent *a, struct et_outbox_stats *st);
 
+/** The agent's outbox, borrowed for the agent's life (tests, diagnostics). */
+struct et_outbox *et_agent_outbox(struct et_agent *a);
+
 void et_agent_destroy(struct et_agent *a);
 
 /**

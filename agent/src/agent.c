@@ -342,6 +342,26 @@ static void self_metrics_job(void *ctx, int64_t now_ms)
     agent_emit(a, "agent.inflight_batches", "1", &v);
     v = et_value_bool(a->connected);
     agent_emit(a, "agent.connected", "1", &v);
+
+    /* Each collector's health: agent.collector.<name>.ok. Hardware this
+     * board does not have is left out rather than reported failing. */
+    int64_t failing = 0;
+
+    for (size_t i = 0; i < a->n_collectors; i++) {
+        const struct et_collector *c = &a->collectors[i].c;
+        char name[96];
+
+        if (c->state != ET_COLLECTOR_RUNNING && c->probe_rc == -ENODEV && c->rounds_ok == 0)
+            continue;
+        bool ok = c->state == ET_COLLECTOR_RUNNING && !c->failing;
+
+        failing += !ok;
+        snprintf(name, sizeof(name), "agent.collector.%s.ok", c->cfg->name);
+        v = et_value_bool(ok);
+        agent_emit(a, name, "1", &v);
+    }
+    v = et_value_i64(failing);
+    agent_emit(a, "agent.collectors_failing", "1", &v);
     if (a->connected && a->drain_left > 0) {
         v = et_value_i64((int64_t)a->drain_left);
         agent_emit(a, "agent.backlog_batches", "1", &v);

@@ -851,6 +851,50 @@ static void insecure_or_no_wait_connects_at_once(void **state)
     assert_true(fake.client->started);
 }
 
+
+/* Find the last value of metric in the telemetry published so far. */
+static bool last_value(const char *metric, Edgetel__V1__Sample *out)
+{
+    bool found = false;
+
+    for (size_t i = 0; i < fake.n_published; i++) {
+        Edgetel__V1__Batch *d;
+        char err[160];
+
+        if (strcmp(fake.published[i].topic, TELEMETRY) != 0)
+            continue;
+        assert_int_equal(et_wire_decode_batch(fake.published[i].payload, fake.published[i].len,
+                                              &d, err, sizeof(err)), 0);
+        for (size_t k = 0; k < d->n_samples; k++) {
+            if (strcmp(d->metrics[d->samples[k]->metric]->name, metric) == 0) {
+                *out = *d->samples[k];
+                found = true;
+            }
+        }
+        et_wire_free_batch(d);
+    }
+    return found;
+}
+
+static void each_collector_reports_its_health(void **state)
+{
+    struct bench *b = *state;
+    Edgetel__V1__Sample v;
+
+    /* /proc/stat fails with an I/O error: the cpu collector cannot probe. */
+    et_fake_fs_set_file("/proc/stat", NULL, 0, -EIO);
+    bench_start(b, "insecure = true\n[collector cpu]\ntype = cpu\n");
+    run_for(b, 31000);                      /* the agent's own metrics come every 30 s */
+    drain_all(b);
+    assert_true(last_value("agent.collector.sim.ok", &v));
+    assert_true(v.b);
+    assert_true(last_value("agent.collector.cpu.ok", &v));
+    assert_false(v.b);
+    assert_true(last_value("agent.collectors_failing", &v));
+    assert_int_equal(v.i64, 1);
+    assert_true(last_value("agent.outbox_batches", &v));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -869,6 +913,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(tls_waits_for_clock_sync_and_collects_meanwhile, setup, teardown),
         cmocka_unit_test_setup_teardown(clock_wait_is_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(insecure_or_no_wait_connects_at_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(each_collector_reports_its_health, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

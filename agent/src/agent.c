@@ -80,6 +80,7 @@ struct et_agent {
     /* The round being collected: every sample of it gets this time. */
     int64_t round_mono_ms;
     enum et_time_quality round_tq;
+    const char *round_tags;   /* the collector's tags, NULL for the agent's own */
 
     /* Uplink. */
     bool connected;
@@ -276,7 +277,8 @@ static int agent_flush(struct et_agent *a, int64_t now_ms)
 static int agent_emit(void *ctx, const char *metric, const char *unit, const struct et_value *v)
 {
     struct et_agent *a = ctx;
-    int rc = et_batch_add(a->batch, metric, unit, a->round_mono_ms, v, a->round_tq);
+    int rc = et_batch_add_tagged(a->batch, metric, unit, a->round_tags, a->round_mono_ms, v,
+                                 a->round_tq);
 
     if (rc == -EINVAL) {
         et_warn("collector", "%s: value not accepted (string too long)", metric);
@@ -292,7 +294,9 @@ static void collector_job(void *ctx, int64_t now_ms)
 
     a->round_mono_ms = now_ms;
     a->round_tq = current_tq();
+    a->round_tags = ac->c.cfg->tags;
     et_collector_round(&ac->c, now_ms, agent_emit, a);
+    a->round_tags = NULL;
     if (et_batch_samples(a->batch) >= a->cfg->batch_max_samples)
         agent_flush(a, now_ms);
 }
@@ -1185,7 +1189,8 @@ int et_agent_print_once(const struct et_config *cfg, FILE *out)
             failed = 1;
             continue;
         }
-        fprintf(out, "%s (%s, every %.1fs)\n", cc->name, cc->type, cc->interval_ms / 1000.0);
+        fprintf(out, "%s (%s, every %.1fs%s%s)\n", cc->name, cc->type, cc->interval_ms / 1000.0,
+                cc->tags ? "; " : "", cc->tags ? cc->tags : "");
         int rc = et_collector_round(&cs[i], now_ms, print_value, out);
 
         if (rc < 0) {

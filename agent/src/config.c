@@ -96,6 +96,8 @@ static const struct et_ini_key collector_keys[] = {
       .help = "how often the collector is read" },
     { "collector", "enabled", ET_INI_BOOL, ET_INI_FIELD(struct et_collector_cfg, enabled),
       "true", .help = "false keeps the section but does not run it" },
+    { "collector", "tags", ET_INI_STRING, ET_INI_FIELD(struct et_collector_cfg, tags), NULL,
+      .help = "labels sent with every metric of the collector: key=value, key2=value2" },
 };
 #define N_COLLECTOR_KEYS (sizeof(collector_keys) / sizeof(collector_keys[0]))
 
@@ -216,6 +218,23 @@ static int collector_key(void *obj, const char *arg, const char *key, const char
         rc = et_ini_set(&collector_keys[i], cc, value, why, whylen);
         if (rc)
             return rc;
+        if (strcmp(key, "tags") == 0) {
+            char canon[ET_TAGS_TEXT_MAX], reason[160];
+            char *copy;
+
+            if (et_tags_canonical(cc->tags, canon, sizeof(canon), reason, sizeof(reason))) {
+                snprintf(why, whylen, "tags: %s", reason);
+                return -EINVAL;
+            }
+            copy = canon[0] ? strdup(canon) : NULL;
+            if (canon[0] && !copy) {
+                snprintf(why, whylen, "out of memory");
+                return -ENOMEM;
+            }
+            free(cc->tags);
+            cc->tags = copy;
+            return 0;
+        }
         if (strcmp(key, "type") == 0 && !et_driver_find(cc->type)) {
             char names[256];
             char q[ET_INI_QUOTE_BUF];
@@ -232,7 +251,7 @@ static int collector_key(void *obj, const char *arg, const char *key, const char
      * driver takes it is checked once the whole file is read.
      */
     if (cc->n_params >= ET_CONFIG_MAX_PARAMS) {
-        snprintf(why, whylen, "too many keys: at most %d besides type, interval and enabled",
+        snprintf(why, whylen, "too many keys: at most %d besides type, interval, enabled and tags",
                  ET_CONFIG_MAX_PARAMS);
         return -EINVAL;
     }
@@ -429,7 +448,7 @@ static int check_collectors(struct check *k, struct et_config *c)
                 used += (size_t)snprintf(names + used, sizeof(names) - used, "%s%s",
                                          p ? ", " : "", drv->params[p].key);
             return check_fail(k, kv->line, "[collector %s] unknown key \"%s\" (%s takes "
-                              "type, interval, enabled%s%s)", cc->name,
+                              "type, interval, enabled, tags%s%s)", cc->name,
                               et_ini_quote(kv->key, q, sizeof(q)), drv->name,
                               drv->n_params ? ", " : "", names);
         }

@@ -23,6 +23,7 @@
 struct batch_metric {
     char *name;
     char *unit;
+    char *tags;     /* canonical "k=v,k2=v2", or NULL */
 };
 
 struct batch_sample {
@@ -56,6 +57,7 @@ static void batch_free_metrics(struct et_batch *b)
     for (size_t i = 0; i < b->n_metrics; i++) {
         free(b->metrics[i].name);
         free(b->metrics[i].unit);
+        free(b->metrics[i].tags);
     }
     b->n_metrics = 0;
 }
@@ -94,7 +96,8 @@ int64_t et_batch_first_mono_ms(const struct et_batch *b)
 }
 
 /* Index of metric name in the dictionary, adding it when new; -errno on failure. */
-static long batch_metric_index(struct et_batch *b, const char *name, const char *unit)
+static long batch_metric_index(struct et_batch *b, const char *name, const char *unit,
+                               const char *tags)
 {
     if (b->last_metric < b->n_metrics && strcmp(b->metrics[b->last_metric].name, name) == 0)
         return (long)b->last_metric;
@@ -119,9 +122,11 @@ static long batch_metric_index(struct et_batch *b, const char *name, const char 
 
     m->name = strdup(name);
     m->unit = strdup(unit ? unit : "");
-    if (!m->name || !m->unit) {
+    m->tags = tags && *tags ? strdup(tags) : NULL;
+    if (!m->name || !m->unit || (tags && *tags && !m->tags)) {
         free(m->name);
         free(m->unit);
+        free(m->tags);
         return -ENOMEM;
     }
     b->last_metric = b->n_metrics;
@@ -131,6 +136,13 @@ static long batch_metric_index(struct et_batch *b, const char *name, const char 
 int et_batch_add(struct et_batch *b, const char *metric, const char *unit,
                  int64_t mono_ms, const struct et_value *v, enum et_time_quality tq)
 {
+    return et_batch_add_tagged(b, metric, unit, NULL, mono_ms, v, tq);
+}
+
+int et_batch_add_tagged(struct et_batch *b, const char *metric, const char *unit,
+                        const char *tags, int64_t mono_ms, const struct et_value *v,
+                        enum et_time_quality tq)
+{
     if (!metric || !*metric || strlen(metric) > WIRE_MAX_NAME)
         return -EINVAL;
     if (v->type == ET_TYPE_STR && strnlen(v->u.str, ET_VALUE_STR_MAX + 1) > ET_VALUE_STR_MAX)
@@ -138,7 +150,7 @@ int et_batch_add(struct et_batch *b, const char *metric, const char *unit,
     if (b->n_samples >= WIRE_MAX_SAMPLES)
         return -E2BIG;
 
-    long idx = batch_metric_index(b, metric, unit);
+    long idx = batch_metric_index(b, metric, unit, tags);
 
     if (idx < 0)
         return (int)idx;
@@ -172,8 +184,27 @@ int et_batch_encode(const struct et_batch *b, const struct et_batch_meta *meta,
     Edgetel__V1__Batch msg = EDGETEL__V1__BATCH__INIT;
     Edgetel__V1__Metric *metrics = NULL, **metric_ptrs = NULL;
     Edgetel__V1__Sample *samples = NULL, **sample_ptrs = NULL;
+    /* Tags: one array for all metrics, split from copies of the strings. */
+    Edgetel__V1__Tag *tags = NULL, **tag_ptrs = NULL;
+    char **tag_text = NULL;
+    size_t n_tags_total = 0, next_tag = 0;
     uint8_t *buf = NULL;
     int rc = -ENOMEM;
+
+    for (size_t i = 0; i < b->n_metrics; i++) {
+        if (!b->metrics[i].tags)
+            continue;
+        n_tags_total++;
+        for (const char *p = b->metrics[i].tags; *p; p++)
+            n_tags_total += *p == ',';
+    }
+    if (n_tags_total) {
+        tags = calloc(n_tags_total, sizeof(*tags));
+        tag_ptrs = calloc(n_tags_total, sizeof(*tag_ptrs));
+        tag_text = calloc(b->n_metrics, sizeof(*tag_text));
+        if (!tags || !tag_ptrs || !tag_text)
+            goto out;
+    }
 
     if (b->n_metrics) {
         metrics = calloc(b->n_metrics, sizeof(*metrics));
@@ -193,6 +224,26 @@ int et_batch_encode(const struct et_batch *b, const struct et_batch_meta *meta,
         metrics[i].name = b->metrics[i].name;
         metrics[i].unit = b->metrics[i].unit;
         metric_ptrs[i] = &metrics[i];
+        if (!b->metrics[i].tags)
+            continue;
+        /* "k=v,k2=v2" (canonical, checked by et_tags_canonical) into Tags. */
+        tag_text[i] = strdup(b->metrics[i].tags);
+        if (!tag_text[i])
+            goto out;
+        metrics[i].tags = &tag_ptrs[next_tag];
+        for (char *save = NULL, *kv = strtok_r(tag_text[i], ",", &save); kv;
+             kv = strtok_r(NULL, ",", &save)) {
+            char *eq = strchr(kv, '=');
+            Edgetel__V1__Tag *t = &tags[next_tag];
+
+            edgetel__v1__tag__init(t);
+            if (eq)
+                *eq = '\0';
+            t->key = kv;
+            t->value = eq ? eq + 1 : "";
+            tag_ptrs[next_tag++] = t;
+            metrics[i].n_tags++;
+        }
     }
 
     int64_t prev = meta->base_mono_ms;
@@ -250,11 +301,103 @@ int et_batch_encode(const struct et_batch *b, const struct et_batch_meta *meta,
     *out = buf;
     rc = 0;
 out:
+    for (size_t i = 0; tag_text && i < b->n_metrics; i++)
+        free(tag_text[i]);
+    free(tag_text);
+    free(tags);
+    free(tag_ptrs);
     free(metrics);
     free(metric_ptrs);
     free(samples);
     free(sample_ptrs);
     return rc;
+}
+
+/* ---- tags ------------------------------------------------------------------ */
+
+static bool tag_key_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+static bool tag_value_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '_' || c == '-' || c == '.' || c == ':' || c == '/' || c == ' ';
+}
+
+__attribute__((format(printf, 3, 4)))
+static int tags_fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err && errlen) {
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -EINVAL;
+}
+
+int et_tags_canonical(const char *in, char *out, size_t cap, char *err, size_t errlen)
+{
+    char keys[ET_TAGS_MAX][ET_TAG_KEY_MAX + 1];
+    size_t n = 0, used = 0;
+    const char *p = in;
+
+    if (cap)
+        out[0] = '\0';
+    for (;;) {
+        const char *k, *v;
+        size_t klen, vlen;
+
+        while (*p == ' ')
+            p++;
+        if (!*p)
+            break;
+        k = p;
+        while (tag_key_char(*p))
+            p++;
+        klen = (size_t)(p - k);
+        while (*p == ' ')
+            p++;
+        if (klen == 0 || *p != '=')
+            return tags_fail(err, errlen, "tag %zu: expected key=value with a key of a-z 0-9 _",
+                             n + 1);
+        if (klen > ET_TAG_KEY_MAX)
+            return tags_fail(err, errlen, "tag key \"%.*s\" is longer than %d", (int)klen, k,
+                             ET_TAG_KEY_MAX);
+        p++;
+        while (*p == ' ')
+            p++;
+        v = p;
+        while (*p && *p != ',' && tag_value_char(*p))
+            p++;
+        if (*p && *p != ',')
+            return tags_fail(err, errlen, "tag \"%.*s\": value has '%c'; allowed: A-Z a-z 0-9 "
+                             "space _ - . : /", (int)klen, k, *p);
+        vlen = (size_t)(p - v);
+        while (vlen && v[vlen - 1] == ' ')
+            vlen--;
+        if (vlen == 0 || vlen > ET_TAG_VALUE_MAX)
+            return tags_fail(err, errlen, "tag \"%.*s\": value must be 1-%d characters",
+                             (int)klen, k, ET_TAG_VALUE_MAX);
+        if (n == ET_TAGS_MAX)
+            return tags_fail(err, errlen, "more than %d tags", ET_TAGS_MAX);
+        for (size_t i = 0; i < n; i++)
+            if (strlen(keys[i]) == klen && memcmp(keys[i], k, klen) == 0)
+                return tags_fail(err, errlen, "tag \"%.*s\" given twice", (int)klen, k);
+        memcpy(keys[n], k, klen);
+        keys[n][klen] = '\0';
+        n++;
+        if (used + klen + vlen + 2 > cap)
+            return tags_fail(err, errlen, "tags too long");
+        used += (size_t)snprintf(out + used, cap - used, "%s%.*s=%.*s", used ? "," : "",
+                                 (int)klen, k, (int)vlen, v);
+        if (*p == ',')
+            p++;
+    }
+    return 0;
 }
 
 size_t et_batch_mark_historical(uint8_t *buf, size_t len)
@@ -329,6 +472,18 @@ static int batch_check(const Edgetel__V1__Batch *b, char *err, size_t errlen)
                              WIRE_MAX_NAME);
         if (strlen(b->metrics[i]->unit) > 32)
             return wire_fail(err, errlen, "metric %zu (%s): unit longer than 32", i, name);
+        if (b->metrics[i]->n_tags > ET_TAGS_MAX)
+            return wire_fail(err, errlen, "metric %zu (%s): %zu tags (at most %d)", i, name,
+                             b->metrics[i]->n_tags, ET_TAGS_MAX);
+        for (size_t t = 0; t < b->metrics[i]->n_tags; t++) {
+            const Edgetel__V1__Tag *tag = b->metrics[i]->tags[t];
+            size_t kl = strlen(tag->key), vl = strlen(tag->value);
+
+            if (kl == 0 || kl > ET_TAG_KEY_MAX || vl > ET_TAG_VALUE_MAX ||
+                strpbrk(tag->key, "=,") || strpbrk(tag->value, "=,"))
+                return wire_fail(err, errlen, "metric %zu (%s): tag %zu is not a valid key=value",
+                                 i, name, t);
+        }
     }
     for (size_t i = 0; i < b->n_samples; i++) {
         const Edgetel__V1__Sample *s = b->samples[i];

@@ -895,6 +895,43 @@ static void each_collector_reports_its_health(void **state)
     assert_true(last_value("agent.outbox_batches", &v));
 }
 
+
+static void collector_tags_go_with_its_metrics(void **state)
+{
+    struct bench *b = *state;
+    bool seen = false;
+
+    bench_start(b, "insecure = true\n[collector room]\ntype = sim\ninterval = 1s\n"
+                   "tags = room = kitchen, floor=1\n");
+    connect_now(b);
+    run_for(b, 1500);
+    for (size_t i = 0; i < fake.n_published; i++) {
+        Edgetel__V1__Batch *d;
+        char err[160];
+
+        if (strcmp(fake.published[i].topic, TELEMETRY) != 0)
+            continue;
+        assert_int_equal(et_wire_decode_batch(fake.published[i].payload, fake.published[i].len,
+                                              &d, err, sizeof(err)), 0);
+        for (size_t k = 0; k < d->n_metrics; k++) {
+            const Edgetel__V1__Metric *m = d->metrics[k];
+
+            if (strncmp(m->name, "room.", 5) == 0) {
+                assert_int_equal(m->n_tags, 2);
+                assert_string_equal(m->tags[0]->key, "room");
+                assert_string_equal(m->tags[0]->value, "kitchen");
+                assert_string_equal(m->tags[1]->key, "floor");
+                assert_string_equal(m->tags[1]->value, "1");
+                seen = true;
+            } else {
+                assert_int_equal(m->n_tags, 0);   /* sim.* and agent.* have none */
+            }
+        }
+        et_wire_free_batch(d);
+    }
+    assert_true(seen);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -914,6 +951,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(clock_wait_is_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(insecure_or_no_wait_connects_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(each_collector_reports_its_health, setup, teardown),
+        cmocka_unit_test_setup_teardown(collector_tags_go_with_its_metrics, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -341,6 +341,55 @@ static void status_with_bad_boot_id_is_rejected(void **state)
     edgetel__v1__status__free_unpacked(out, NULL);
 }
 
+
+static void tags_canonical_form_and_errors(void **state)
+{
+    char out[ET_TAGS_TEXT_MAX], err[160];
+
+    assert_int_equal(et_tags_canonical(" room = kitchen , floor=1,site=plant 3/hall:a ", out,
+                                       sizeof(out), err, sizeof(err)), 0);
+    assert_string_equal(out, "room=kitchen,floor=1,site=plant 3/hall:a");
+    assert_int_equal(et_tags_canonical("", out, sizeof(out), err, sizeof(err)), 0);
+    assert_string_equal(out, "");
+    assert_int_equal(et_tags_canonical("Room=x", out, sizeof(out), err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "key of a-z 0-9 _"));
+    assert_int_equal(et_tags_canonical("room", out, sizeof(out), err, sizeof(err)), -EINVAL);
+    assert_int_equal(et_tags_canonical("room=", out, sizeof(out), err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "value must be 1-64"));
+    assert_int_equal(et_tags_canonical("room=a=b", out, sizeof(out), err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "value has '='"));
+    assert_int_equal(et_tags_canonical("a=1,a=2", out, sizeof(out), err, sizeof(err)), -EINVAL);
+    assert_string_equal(err, "tag \"a\" given twice");
+}
+
+static void tags_travel_with_their_metric(void **state)
+{
+    struct et_batch *b;
+    struct et_batch_meta m = { .device_id = "pi-gh-01", .seq = 3, .time_quality = ET_TQ_SYNCED,
+                               .oldest_seq = 1 };
+    struct et_value v = et_value_f64(21.5);
+    Edgetel__V1__Batch *d;
+    uint8_t *out;
+    size_t len;
+    char err[160];
+
+    assert_int_equal(et_batch_create(&b), 0);
+    assert_int_equal(et_batch_add_tagged(b, "room.temperature", "Cel", "room=kitchen,floor=1",
+                                         10, &v, ET_TQ_SYNCED), 0);
+    assert_int_equal(et_batch_add(b, "cpu.usage", "%", 10, &v, ET_TQ_SYNCED), 0);
+    assert_int_equal(et_batch_encode(b, &m, &out, &len), 0);
+    assert_int_equal(et_wire_decode_batch(out, len, &d, err, sizeof(err)), 0);
+    assert_int_equal(d->metrics[0]->n_tags, 2);
+    assert_string_equal(d->metrics[0]->tags[0]->key, "room");
+    assert_string_equal(d->metrics[0]->tags[0]->value, "kitchen");
+    assert_string_equal(d->metrics[0]->tags[1]->key, "floor");
+    assert_string_equal(d->metrics[0]->tags[1]->value, "1");
+    assert_int_equal(d->metrics[1]->n_tags, 0);
+    et_wire_free_batch(d);
+    free(out);
+    et_batch_destroy(b);
+}
+
 static void device_ids(void **state)
 {
     assert_true(et_device_id_valid("pi-greenhouse-01"));
@@ -367,6 +416,8 @@ int main(void)
         cmocka_unit_test(decode_rejects_malformed),
         cmocka_unit_test(ack_round_trip),
         cmocka_unit_test(status_with_bad_boot_id_is_rejected),
+        cmocka_unit_test(tags_canonical_form_and_errors),
+        cmocka_unit_test(tags_travel_with_their_metric),
         cmocka_unit_test(device_ids),
     };
 

@@ -628,18 +628,24 @@ static void collector_errors(void **state)
         for (int i = 0; i <= ET_CONFIG_MAX_PARAMS; i++)
             o += (size_t)snprintf(big + o, cap - o, "k%d = 1\n", i);
         snprintf(msg, sizeof(msg), NAME ":%d: [collector x] too many keys: at most %d besides "
-                 "type, interval and enabled", ET_CONFIG_MAX_PARAMS + 3, ET_CONFIG_MAX_PARAMS);
+                 "type, interval, enabled and tags", ET_CONFIG_MAX_PARAMS + 3, ET_CONFIG_MAX_PARAMS);
         expect_error(big, msg);
         free(big);
     }
 
     /* A key the driver does not list, reported with its own line. */
     used = (size_t)snprintf(msg, sizeof(msg), NAME ":4: [collector x] unknown key \"bogus\" "
-                            "(sim takes type, interval, enabled");
+                            "(sim takes type, interval, enabled, tags");
     for (size_t i = 0; i < sim->n_params; i++)
         used += (size_t)snprintf(msg + used, sizeof(msg) - used, ", %s", sim->params[i].key);
     snprintf(msg + used, sizeof(msg) - used, ")");
     expect_error("[agent]\ndevice_id = d1\n[collector x]\nbogus = 1\ntype = sim\n", msg);
+
+    /* Tags: checked where they are written. */
+    expect_error("[agent]\ndevice_id = d1\n[collector x]\ntype = sim\ntags = Room=1\n",
+                 NAME ":5: [collector x] tags: tag 1: expected key=value with a key of a-z 0-9 _");
+    expect_error("[agent]\ndevice_id = d1\n[collector x]\ntype = sim\ntags = a=1, a=2\n",
+                 NAME ":5: [collector x] tags: tag \"a\" given twice");
 }
 
 /* ---- files --------------------------------------------------------------------- */

@@ -11,6 +11,7 @@
  *             clock_wait, drain_rate
  *   [outbox]  quota, reserve, policy, durability_window
  *   [collector NAME]   type = DRIVER, interval = DURATION, enabled = BOOL,
+ *             tags = key=value, ... (carried with every metric of the collector),
  *             plus the keys the driver lists in its params table.
  */
 #ifndef EDGETEL_CONFIG_H
@@ -32,6 +33,7 @@ struct et_collector_cfg {
     int line;                /* line of the section header; 0 for a default collector */
     struct et_kv *params;    /* driver keys, in file order, each one the driver lists */
     size_t n_params;
+    char *tags;              /* "k=v,k2=v2" (canonical, see et_tags_canonical) or NULL */
 };
 
 struct et_config {

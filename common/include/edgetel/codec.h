@@ -53,6 +53,30 @@ void et_batch_destroy(struct et_batch *b);
 int et_batch_add(struct et_batch *b, const char *metric, const char *unit,
                  int64_t mono_ms, const struct et_value *v, enum et_time_quality tq);
 
+/* Tags: at most ET_TAGS_MAX per metric, keys of a-z 0-9 _ (1-32), values
+ * of A-Z a-z 0-9 space _ - . : / (1-64). */
+#define ET_TAGS_MAX 16
+#define ET_TAG_KEY_MAX 32
+#define ET_TAG_VALUE_MAX 64
+#define ET_TAGS_TEXT_MAX (ET_TAGS_MAX * (ET_TAG_KEY_MAX + ET_TAG_VALUE_MAX + 2))
+
+/**
+ * The same as et_batch_add() for a metric with tags: tags is the canonical
+ * "k=v,k2=v2" that et_tags_canonical() makes, or NULL. A metric's tags are
+ * taken from its first sample in the batch.
+ */
+int et_batch_add_tagged(struct et_batch *b, const char *metric, const char *unit,
+                        const char *tags, int64_t mono_ms, const struct et_value *v,
+                        enum et_time_quality tq);
+
+/**
+ * Check "key=value, key2 = value2" from a config file and write its
+ * canonical form "key=value,key2=value2" (spaces around keys, '=' and ','
+ * dropped; order kept) into out. -EINVAL with a reason in err for a bad
+ * key or value, a key given twice, or more than ET_TAGS_MAX tags.
+ */
+int et_tags_canonical(const char *in, char *out, size_t cap, char *err, size_t errlen);
+
 size_t et_batch_samples(const struct et_batch *b);
 /**
  * The batch-wide time quality to encode with: SYNCED only when every

@@ -235,6 +235,21 @@ static int ingest_clock(struct et_ingest *ig, const Edgetel__V1__Batch *b, const
  * is stored as measured and counted in the batch row, for et_store_retime()
  * when a synchronised batch of that boot arrives.
  */
+
+/* Keep a metric's tags as its latest batch has them ("k=v,k2=v2"). The
+ * decoder checked every tag (no '=' or ',' inside, lengths bounded). */
+static int ingest_metric_tags(struct et_ingest *ig, const Edgetel__V1__Metric *m, int64_t id)
+{
+    char tags[ET_TAGS_TEXT_MAX];
+    size_t used = 0;
+
+    tags[0] = '\0';
+    for (size_t t = 0; t < m->n_tags && used < sizeof(tags); t++)
+        used += (size_t)snprintf(tags + used, sizeof(tags) - used, "%s%s=%s", t ? "," : "",
+                                 m->tags[t]->key, m->tags[t]->value);
+    return et_store_metric_tags(ig->store, id, tags);
+}
+
 static int ingest_store_rows(struct et_ingest *ig, const Edgetel__V1__Batch *b,
                              const char *device, const char *boot_hex, int64_t now_ms)
 {
@@ -259,6 +274,9 @@ static int ingest_store_rows(struct et_ingest *ig, const Edgetel__V1__Batch *b,
     for (size_t i = 0; i < b->n_metrics; i++) {
         ret = et_store_metric_id(ig->store, device, b->metrics[i]->name,
                                  b->metrics[i]->unit, &ig->metric_ids[i]);
+        if (ret < 0)
+            return ret;
+        ret = ingest_metric_tags(ig, b->metrics[i], ig->metric_ids[i]);
         if (ret < 0)
             return ret;
     }

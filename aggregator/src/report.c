@@ -199,17 +199,17 @@ int et_report_devices(struct et_store *s, FILE *out, int64_t now_ms)
 /* ---- metrics ------------------------------------------------------------ */
 
 static const char *const metric_headers[] = {
-    "DEVICE", "METRIC", "UNIT", "SAMPLES", "FIRST", "LAST",
+    "DEVICE", "METRIC", "UNIT", "SAMPLES", "FIRST", "LAST", "TAGS",
 };
-static const bool metric_right[] = { false, false, false, true, false, false };
+static const bool metric_right[] = { false, false, false, true, false, false, false };
 
 static int metric_row(void *ctx, const struct et_store_metric *m)
 {
     struct table *t = ctx;
     char first[ISO_MAX] = "-", last[ISO_MAX] = "-", samples[24];
-    const char *row[6];
+    const char *row[7];
     /* Without the device column the row starts one cell later. */
-    size_t skip = t->ncols == 5 ? 1 : 0;
+    size_t skip = t->ncols == 6 ? 1 : 0;
 
     if (m->samples) {
         et_time_format_iso(m->first_ts_ms, first, sizeof(first));
@@ -222,6 +222,7 @@ static int metric_row(void *ctx, const struct et_store_metric *m)
     row[3] = samples;
     row[4] = first;
     row[5] = last;
+    row[6] = m->tags && m->tags[0] ? m->tags : "-";
     return table_add(t, row + skip);
 }
 
@@ -252,13 +253,13 @@ static int collect_id(void *ctx, const struct et_store_device *d)
 
 int et_report_metrics(struct et_store *s, FILE *out, const char *device)
 {
-    struct table t = { .ncols = 6, .headers = metric_headers, .right = metric_right };
+    struct table t = { .ncols = 7, .headers = metric_headers, .right = metric_right };
     struct device_list dl = { .ids = NULL };
     int rc;
 
     if (device) {
         /* One device: its id would repeat on every line. */
-        t.ncols = 5;
+        t.ncols = 6;
         t.headers = metric_headers + 1;
         t.right = metric_right + 1;
         rc = et_store_metrics(s, device, metric_row, &t);

@@ -86,6 +86,11 @@ int et_store_group_commit(struct et_store *s)
     return s->ops->commit(s);
 }
 
+int et_store_metric_tags(struct et_store *s, int64_t id, const char *tags)
+{
+    return s->ops->metric_tags(s, id, tags);
+}
+
 int et_store_batch_seen(struct et_store *s, const char *device, uint64_t seq, bool *seen)
 {
     return s->ops->batch_seen(s, device, seq, seen);

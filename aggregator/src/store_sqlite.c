@@ -26,7 +26,7 @@
 /* user_version of the schema this code writes; read-only handles also
  * read older versions back to STORE_SCHEMA_READABLE (their queries only use
  * columns every such version has). */
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 #define STORE_SCHEMA_READABLE 1
 /* How long a writer waits for another (another aggregator, a checkpoint). */
 #define STORE_BUSY_TIMEOUT_MS 10000
@@ -73,6 +73,8 @@ static const char store_schema[] =
     "  device TEXT NOT NULL,"
     "  name TEXT NOT NULL,"
     "  unit TEXT NOT NULL,"
+    /* v3: the collector's tags, canonical "k=v,k2=v2" (latest wins). */
+    "  tags TEXT NOT NULL DEFAULT '',"
     "  UNIQUE (device, name));"
     /* One value column per type; vtype (enum et_type) says which is set. */
     "CREATE TABLE samples ("
@@ -102,6 +104,7 @@ static const char *const store_migrations[STORE_SCHEMA_VERSION - 1] = {
     "ALTER TABLE batches ADD COLUMN last_sample_id INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE batches ADD COLUMN unsynced INTEGER NOT NULL DEFAULT 0;"
     "CREATE INDEX batches_unsynced ON batches (device, boot_id) WHERE unsynced > 0;",
+    "ALTER TABLE metrics ADD COLUMN tags TEXT NOT NULL DEFAULT '';",
 };
 
 enum store_stmt {
@@ -114,6 +117,7 @@ enum store_stmt {
     ST_METRIC_GET,
     ST_METRIC_INSERT,
     ST_METRIC_UNIT,
+    ST_METRIC_TAGS,
     ST_BATCH_INSERT,
     ST_SAMPLE_INSERT,
     ST_ACK_GET,
@@ -153,6 +157,7 @@ static const char *const store_sql[ST_COUNT] = {
     [ST_METRIC_GET] = "SELECT id, unit FROM metrics WHERE device = ?1 AND name = ?2",
     [ST_METRIC_INSERT] = "INSERT INTO metrics (device, name, unit) VALUES (?1, ?2, ?3)",
     [ST_METRIC_UNIT] = "UPDATE metrics SET unit = ?2 WHERE id = ?1",
+    [ST_METRIC_TAGS] = "UPDATE metrics SET tags = ?2 WHERE id = ?1 AND tags != ?2",
     [ST_BATCH_INSERT] =
         "INSERT INTO batches (device, seq, received_ms, n_samples, historical, boot_id,"
         " time_quality, first_sample_id, last_sample_id, unsynced)"
@@ -179,7 +184,7 @@ static const char *const store_sql[ST_COUNT] = {
         " d.has_status, d.outbox_batches, d.dropped_samples, d.clock_synced, d.reason"
         " FROM devices d WHERE (?1 IS NULL OR d.id = ?1) ORDER BY d.id",
     [ST_METRICS] =
-        "SELECT m.id, m.device, m.name, m.unit, COUNT(s.id), MIN(s.ts_ms), MAX(s.ts_ms)"
+        "SELECT m.id, m.device, m.name, m.unit, COUNT(s.id), MIN(s.ts_ms), MAX(s.ts_ms), m.tags"
         " FROM metrics m LEFT JOIN samples s ON s.metric_id = m.id"
         " WHERE m.device = ?1 GROUP BY m.id, m.device, m.name, m.unit ORDER BY m.name",
     [ST_QUERY] =
@@ -674,6 +679,19 @@ static int sqlite_metric_id(struct et_store *s, const char *device, const char *
     return 0;
 }
 
+static int sqlite_metric_tags(struct et_store *s, int64_t id, const char *tags)
+{
+    struct store_sqlite *ss = to_sqlite(s);
+    sqlite3_stmt *st = NULL;
+    int ret = store_stmt(ss, ST_METRIC_TAGS, &st);
+
+    if (ret < 0)
+        return ret;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_text(st, 2, tags, -1, SQLITE_STATIC);
+    return store_exec(ss, st, "updating a metric's tags");
+}
+
 static int sqlite_insert_batch(struct et_store *s, const struct et_store_batch *b)
 {
     struct store_sqlite *ss = to_sqlite(s);
@@ -908,6 +926,7 @@ static int sqlite_metrics(struct et_store *s, const char *device, et_store_metri
             .samples = col_u64(st, 4),
             .first_ts_ms = sqlite3_column_int64(st, 5),
             .last_ts_ms = sqlite3_column_int64(st, 6),
+            .tags = col_text(st, 7),
         };
         ret = cb(ctx, &m);
         if (ret != 0) {
@@ -1156,4 +1175,5 @@ const struct et_store_ops et_store_sqlite_ops = {
     .last_sample_id = sqlite_last_sample_id,
     .clock_get = sqlite_clock_get,
     .retime = sqlite_retime,
+    .metric_tags = sqlite_metric_tags,
 };

@@ -379,9 +379,9 @@ static void test_metrics_list(void **state)
     out = captured(f);
     /* Columns as wide as their widest cell; the last one is not padded. */
     assert_string_equal(out,
-        "METRIC  UNIT  SAMPLES  FIRST                 LAST\n"
-        "status  -           1  2026-11-22T16:05:30Z  2026-11-22T16:05:30Z\n"
-        "temp    Cel         3  2026-11-22T16:05:30Z  2026-11-22T16:05:32Z\n");
+        "METRIC  UNIT  SAMPLES  FIRST                 LAST                  TAGS\n"
+        "status  -           1  2026-11-22T16:05:30Z  2026-11-22T16:05:30Z  -\n"
+        "temp    Cel         3  2026-11-22T16:05:30Z  2026-11-22T16:05:32Z  -\n");
 
     assert_int_equal(et_report_metrics(f->store, capture(f), NULL), 0);
     out = captured(f);

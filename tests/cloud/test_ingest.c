@@ -941,6 +941,45 @@ static void rollback_inside_a_group_undoes_it(void **state)
     assert_int_equal(r.kind, ET_INGEST_STORED);
 }
 
+
+/* Tags arrive on the Metric and are kept with it; the latest batch wins. */
+static int tags_cb(void *ctx, const struct et_store_metric *m)
+{
+    if (strcmp(m->name, "room.temp") == 0)
+        snprintf(ctx, ET_TAGS_TEXT_MAX, "%s", m->tags);
+    return 0;
+}
+
+static void metric_tags_are_stored(void **state)
+{
+    struct fixture *f = *state;
+    struct et_batch_meta meta = { .device_id = "dev-t", .seq = 1, .oldest_seq = 1,
+                                  .time_quality = ET_TQ_SYNCED, .base_mono_ms = BASE_MONO,
+                                  .base_wall_ms = BASE_WALL };
+    struct et_ingest_reply r;
+    struct et_value v = et_value_f64(20.5);
+    char tags[ET_TAGS_TEXT_MAX] = "";
+    struct et_batch *b;
+    uint8_t *buf;
+    size_t len;
+
+    for (int round = 0; round < 2; round++) {
+        assert_int_equal(et_batch_create(&b), 0);
+        assert_int_equal(et_batch_add_tagged(b, "room.temp", "Cel",
+                                             round ? "room=hall" : "room=kitchen,floor=1",
+                                             BASE_MONO, &v, ET_TQ_SYNCED), 0);
+        meta.seq = (uint64_t)round + 1;
+        assert_int_equal(et_batch_encode(b, &meta, &buf, &len), 0);
+        assert_int_equal(et_ingest_message(f->ig, ROOT "/v1/dev-t/telemetry", buf, len, NOW, &r),
+                         0);
+        assert_int_equal(r.kind, ET_INGEST_STORED);
+        assert_int_equal(et_store_metrics(f->store, "dev-t", tags_cb, tags), 0);
+        assert_string_equal(tags, round ? "room=hall" : "room=kitchen,floor=1");
+        free(buf);
+        et_batch_destroy(b);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -960,6 +999,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_refuses, setup, teardown),
         cmocka_unit_test_setup_teardown(group_commits_a_burst_together, setup, teardown),
         cmocka_unit_test_setup_teardown(rollback_inside_a_group_undoes_it, setup, teardown),
+        cmocka_unit_test_setup_teardown(metric_tags_are_stored, setup, teardown),
     };
 
     /* Malformed input is logged as a warning; keep the test output short. */

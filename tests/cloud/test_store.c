@@ -497,7 +497,7 @@ static void test_migrate_v1(void **state)
 
     /* The aggregator migrates it and goes on with the data in it. */
     assert_int_equal(et_store_open(&s, "sqlite", path, 0, err, sizeof(err)), 0);
-    assert_int_equal(user_version(path), 2);
+    assert_int_equal(user_version(path), 3);
     assert_int_equal(et_store_batch_seen(s, "old", 1, &seen), 0);
     assert_true(seen);
     assert_int_equal(et_store_clock_get(s, "old", &clk), 0);
@@ -511,7 +511,7 @@ static void test_migrate_v1(void **state)
     /* Opening again finds nothing to do. */
     assert_int_equal(et_store_open(&s, "sqlite", path, 0, err, sizeof(err)), 0);
     et_store_close(s);
-    assert_int_equal(user_version(path), 2);
+    assert_int_equal(user_version(path), 3);
     remove_db(path);
 }
 

@@ -148,6 +148,7 @@ struct et_store_metric {
     uint64_t samples;
     int64_t first_ts_ms;       /* 0 when samples == 0 */
     int64_t last_ts_ms;
+    const char *tags;          /* canonical "k=v,k2=v2", "" when none */
 };
 
 /* Samples of one metric of one device, in time order. */
@@ -201,6 +202,7 @@ struct et_store_ops {
     int (*clock_get)(struct et_store *s, const char *device, struct et_store_clock *out);
     int (*retime)(struct et_store *s, const char *device, const struct et_store_clock *clk,
                   uint64_t *retimed);
+    int (*metric_tags)(struct et_store *s, int64_t id, const char *tags);
 };
 
 /* Every backend's handle starts with this (zeroed by the backend's open). */
@@ -246,6 +248,9 @@ int et_store_rollback(struct et_store *s);
  */
 int et_store_group_begin(struct et_store *s);
 int et_store_group_commit(struct et_store *s);
+
+/** Set a metric's tags (canonical "k=v,k2=v2", "" for none); a no-op when unchanged. */
+int et_store_metric_tags(struct et_store *s, int64_t id, const char *tags);
 
 /** Whether (device, seq) is stored. */
 int et_store_batch_seen(struct et_store *s, const char *device, uint64_t seq, bool *seen);

@@ -9,6 +9,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "../agent/src/collect.h"
 #include "edgetel/config.h"
@@ -48,8 +49,14 @@ int main(int argc, char **argv)
         et_collector_init(&cs[i], &cfg.collectors[i]);
         et_collector_probe(&cs[i], et_time_mono_ms());
     }
-    for (int r = 0; r < rounds; r++)
+    for (int r = 0; r < rounds; r++) {
+        /* Let the CPU counters move between rounds (they tick at 100 Hz),
+         * as they do between the real rounds seconds apart. */
+        const struct timespec tick = { .tv_sec = 0, .tv_nsec = 20 * 1000 * 1000 };
+
+        nanosleep(&tick, NULL);
         values = bench_round(cs, cfg.n_collectors, et_time_mono_ms());
+    }
     printf("collectors %zu values_per_round %zu rounds %d\n", cfg.n_collectors, values, rounds);
     for (size_t i = 0; i < cfg.n_collectors; i++)
         et_collector_fini(&cs[i]);

@@ -52,24 +52,49 @@ void et_collector_fini(struct et_collector *c)
     collector_remove(c);
 }
 
-/* Log a failure reason once; repeats of the same reason go to debug. */
+/* FNV-1a: reasons are remembered by hash, to tell a new one from a repeat. */
+static uint32_t reason_hash(const char *s)
+{
+    uint32_t h = 2166136261u;
+
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
+
+/*
+ * Log a failure reason once: every reason said since the collector last
+ * worked is remembered (several channels can fail at once, each with its
+ * own reason), and a repeat goes to debug only.
+ */
 static void collector_report_failure(struct et_collector *c, const char *what, int rc)
 {
     char reason[sizeof(c->logged_err)];
+    const char *detail = c->dev.err[0] ? c->dev.err : strerror(-rc);
+    size_t wl = strlen(what);
+    uint32_t h;
 
-    snprintf(reason, sizeof(reason), "%.60s: %.160s", what,
-             c->dev.err[0] ? c->dev.err : strerror(-rc));
+    /* Drivers often start their reason with the channel's name already. */
+    if (strncmp(detail, what, wl) == 0 && detail[wl] == ':')
+        snprintf(reason, sizeof(reason), "%.220s", detail);
+    else
+        snprintf(reason, sizeof(reason), "%.60s: %.160s", what, detail);
     c->failing = true;
-    if (strcmp(reason, c->logged_err) == 0) {
-        et_debug("collector", "[%s:%s] still failing: %s", c->dev.drv->name, c->cfg->name, reason);
-        return;
-    }
     memcpy(c->logged_err, reason, sizeof(reason));
+    h = reason_hash(reason);
+    for (size_t i = 0; i < c->n_said; i++) {
+        if (c->said[i] == h) {
+            et_debug("collector", "[%s:%s] still failing: %s", c->dev.drv->name, c->cfg->name,
+                     reason);
+            return;
+        }
+    }
+    if (c->n_said < sizeof(c->said) / sizeof(c->said[0]))
+        c->said[c->n_said++] = h;
     if (rc == -ENODEV && c->state == ET_COLLECTOR_PROBING && c->rounds_ok == 0)
         /* Hardware this board does not have (Pi firmware flags on a PC): say
          * so once, quietly; a later probe still finds it if it appears. */
-        et_info("collector", "[%s:%s] not present: %s", c->dev.drv->name, c->cfg->name,
-                c->dev.err[0] ? c->dev.err : strerror(-rc));
+        et_info("collector", "[%s:%s] not present: %s", c->dev.drv->name, c->cfg->name, detail);
     else
         et_warn("collector", "[%s:%s] %s (will retry; logged once until it changes)",
                 c->dev.drv->name, c->cfg->name, reason);
@@ -77,10 +102,11 @@ static void collector_report_failure(struct et_collector *c, const char *what, i
 
 static void collector_report_ok(struct et_collector *c)
 {
-    if (c->failing && c->logged_err[0])
+    if (c->failing && c->n_said)
         et_info("collector", "[%s:%s] recovered", c->dev.drv->name, c->cfg->name);
     c->failing = false;
     c->logged_err[0] = '\0';
+    c->n_said = 0;
 }
 
 static int collector_build_names(struct et_collector *c)

@@ -33,7 +33,9 @@ struct et_collector {
     int fetch_failures;         /* consecutive */
     int probe_rc;               /* result of the last probe: -ENODEV means not present */
     bool failing;               /* the last attempt failed */
-    char logged_err[256];       /* last reason logged, to log each reason once */
+    char logged_err[256];       /* the latest failure reason */
+    uint32_t said[16];          /* hashes of the reasons logged since it last worked */
+    size_t n_said;
     uint64_t rounds_ok;
     uint64_t rounds_failed;
 };

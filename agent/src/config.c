@@ -522,38 +522,12 @@ int et_config_load(const char *path, struct et_config *out, char *err, size_t er
 {
     char *text = NULL;
     size_t len = 0;
-    FILE *f;
     int rc;
 
     memset(out, 0, sizeof(*out));
-    f = fopen(path, "r");
-    if (!f) {
-        rc = -errno;
-        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(-rc));
-        return rc;
-    }
-    /* One byte more than the limit tells a file at the limit from a longer one. */
-    text = malloc(ET_CONFIG_MAX_BYTES + 1);
-    if (!text) {
-        rc = -ENOMEM;
-        snprintf(err, errlen, "%s: out of memory", path);
-        goto out;
-    }
-    len = fread(text, 1, ET_CONFIG_MAX_BYTES + 1, f);
-    if (ferror(f)) {
-        rc = -EIO;
-        snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
-        goto out;
-    }
-    if (len > ET_CONFIG_MAX_BYTES) {
-        rc = -EFBIG;
-        snprintf(err, errlen, "%s: larger than %d bytes: not a config file?", path,
-                 ET_CONFIG_MAX_BYTES);
-        goto out;
-    }
-    rc = parse_text(text, len, path, out, err, errlen);
-out:
+    rc = et_ini_read_file(path, ET_CONFIG_MAX_BYTES, &text, &len, err, errlen);
+    if (rc == 0)
+        rc = parse_text(text, len, path, out, err, errlen);
     free(text);
-    fclose(f);
     return rc;
 }

@@ -729,3 +729,47 @@ int et_ini_parse(const struct et_ini_schema *schema, const char *text, size_t le
     seen_free(&L.sections);
     return L.rc;
 }
+
+int et_ini_read_file(const char *path, size_t max_bytes, char **text, size_t *len,
+                     char *err, size_t errlen)
+{
+    FILE *f;
+    char *buf = NULL;
+    size_t n;
+    int rc = 0;
+
+    *text = NULL;
+    *len = 0;
+    f = fopen(path, "r");
+    if (!f) {
+        rc = -errno;
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(-rc));
+        return rc;
+    }
+    /* One byte over the limit tells a file at the limit from a longer one. */
+    buf = malloc(max_bytes + 2);
+    if (!buf) {
+        rc = -ENOMEM;
+        snprintf(err, errlen, "%s: out of memory", path);
+        goto out;
+    }
+    n = fread(buf, 1, max_bytes + 1, f);
+    if (ferror(f)) {
+        rc = -EIO;
+        snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+        goto out;
+    }
+    if (n > max_bytes) {
+        rc = -EFBIG;
+        snprintf(err, errlen, "%s: larger than %zu bytes: not a config file?", path, max_bytes);
+        goto out;
+    }
+    buf[n] = '\0';
+    *text = buf;
+    *len = n;
+    buf = NULL;
+out:
+    free(buf);
+    fclose(f);
+    return rc;
+}

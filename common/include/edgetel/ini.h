@@ -140,4 +140,12 @@ const char *et_ini_quote(const char *s, char *buf, size_t len);
 /** Free the ET_INI_STRING members of obj that the table names, and NULL them. */
 void et_ini_free_strings(const struct et_ini_key *keys, size_t n, void *obj);
 
+/**
+ * Read a whole config file of at most max_bytes into a malloc'd *text
+ * (NUL-terminated; *len without the NUL). On failure returns -errno
+ * (-EFBIG when larger) and writes "PATH: what is wrong" into err.
+ */
+int et_ini_read_file(const char *path, size_t max_bytes, char **text, size_t *len,
+                     char *err, size_t errlen);
+
 #endif

@@ -17,8 +17,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <math.h>
+
 #include "driver.h"
 #include "et_fake.h"
+
+/* An invariant every input must keep; a violation is a crash the fuzzer keeps. */
+#define FUZZ_CHECK(cond) do { if (!(cond)) abort(); } while (0)
 
 struct fuzz_case {
     const char *driver;
@@ -41,15 +46,20 @@ static void fuzz_run_dev(const struct et_driver *drv, bool probe_only_fixture,
             et_fake_fs_set_file(path, data, size, 0);
         for (int round = 0; round < 2; round++) {
             drv->fetch(&dev);
-            for (size_t ch = 0; ch < dev.n_channels; ch++)
-                drv->get(&dev, (unsigned)ch, &v);
+            for (size_t ch = 0; ch < dev.n_channels; ch++) {
+                int rc = drv->get(&dev, (unsigned)ch, &v);
+
+                /* A value handed out has its channel's type and, as a
+                 * float, is a number: garbage input must be refused. */
+                FUZZ_CHECK(rc != 0 || v.type == dev.channels[ch].type);
+                FUZZ_CHECK(rc != 0 || v.type != ET_TYPE_F64 || isfinite(v.u.f64));
+            }
         }
         if (drv->remove)
             drv->remove(&dev);
     }
     /* dev.err must always be a terminated string a person can read. */
-    if (memchr(dev.err, '\0', sizeof(dev.err)) == NULL)
-        abort();
+    FUZZ_CHECK(memchr(dev.err, '\0', sizeof(dev.err)) != NULL);
     free(dev.priv);
 }
 

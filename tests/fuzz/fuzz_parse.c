@@ -32,7 +32,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         total += len;
         /* Every scanner must stay inside the line's string and move forward. */
         if (et_scan_u64(&q, &u) && q <= line)
-            abort();
+            abort();   /* check: a scanner that succeeds moves forward */
         q = line;
         if (et_scan_f64(&q, &f) && q <= line)
             abort();

@@ -1,6 +1,9 @@
 /*
  * libFuzzer target for the /proc parsers of the system collectors.
  *   clang, -DET_FUZZ=ON; run: ./fuzz_procfs -max_len=8192
+ *
+ * What every input must keep is checked in fuzz_harness.h (FUZZ_CHECK):
+ * values of the channel's type, finite numbers, a readable dev->err.
  */
 #include "fuzz_harness.h"
 

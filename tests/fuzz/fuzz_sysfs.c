@@ -1,6 +1,9 @@
 /*
  * libFuzzer target for the sysfs parsers of the sensor and board drivers.
  *   clang, -DET_FUZZ=ON; run: ./fuzz_sysfs -max_len=512
+ *
+ * What every input must keep is checked in fuzz_harness.h (FUZZ_CHECK):
+ * values of the channel's type, finite numbers, a readable dev->err.
  */
 #include "fuzz_harness.h"
 

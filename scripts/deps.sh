@@ -15,8 +15,9 @@ packages=(
   libpaho-mqtt-dev libssl-dev libmbedtls-dev
   libprotobuf-c-dev protobuf-c-compiler
   libsqlite3-dev libinih-dev
-  # tests
-  libcmocka-dev
+  # tests; protobuf-compiler is Google's protoc, which checks that the golden
+  # wire vector decodes from the .proto alone (unit_wire_protoc_interop)
+  libcmocka-dev protobuf-compiler
   # the broker, certificates and inspection tools used by tests and the demo
   mosquitto mosquitto-clients openssl sqlite3
   # pgrep, for the demo's check that nothing is left running (minimal images lack it)

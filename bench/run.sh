@@ -16,17 +16,17 @@ quick=0
 [[ ${1:-} == --quick ]] && quick=1
 
 ./scripts/deps.sh
-command -v valgrind >/dev/null || sudo_apt=1
-if [[ ${sudo_apt:-0} == 1 ]]; then
-  if [[ $(id -u) == 0 ]]; then apt-get install -y -q valgrind bc >/dev/null
-  else sudo apt-get install -y -q valgrind bc >/dev/null; fi
+# The benches also need valgrind (instruction counts), bc and python3.
+if ! command -v valgrind >/dev/null || ! command -v bc >/dev/null || ! command -v python3 >/dev/null; then
+  sudo=; [[ $(id -u) == 0 ]] || sudo=sudo
+  $sudo apt-get install -y -q valgrind bc python3 >/dev/null
 fi
 cmake -S . -B "$build" -DET_BUILD_BENCH=ON -DET_BUILD_TESTS=OFF -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$build" -j "$(nproc)" >/dev/null
 static_build=$repo/build-bench-static
 cmake -S . -B "$static_build" -DET_STATIC=ON -DET_BUILD_TESTS=OFF -DET_BUILD_CLOUD=OFF \
   -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$static_build" -j "$(nproc)" --target edgetel-agent >/dev/null
+cmake --build "$static_build" -j "$(nproc)" --target edgetel-agent >/dev/null 2>&1
 
 echo "== 1. outbox append and writes (target: >= 1,000,000 samples/s in batches)"
 (cd "$build" && ./bench/outbox_bench)

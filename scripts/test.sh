@@ -3,12 +3,13 @@
 #   1. install what is missing (scripts/deps.sh)
 #   2. configure and build natively with the tests into build/
 #   3. ctest: every label (unit, driver, integration, fault, slow)
+#   3b. the same again built with ASan and UBSan (build-asan/)
 #   4. scripts/cross-test.sh aarch64 and armhf (build for the Pi and run the
 #      unit tests under qemu-user), when that script is present
 # then a summary. Exits non-zero when any step failed.
 #
 # Environment: BUILD_DIR (default build), JOBS (default: number of CPUs),
-# SKIP_CROSS=1 to leave out step 4.
+# SKIP_CROSS=1 to leave out step 4, SKIP_SANITIZERS=1 to leave out 3b.
 set -uo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -60,6 +61,19 @@ if run "dependencies" ./scripts/deps.sh &&
   run "ctest (all labels)" ctest --test-dir "$build_dir" --output-on-failure -j "$jobs"
 else
   skip "ctest (all labels)" "(the build did not finish)"
+fi
+
+# The same suite built with AddressSanitizer and UndefinedBehaviorSanitizer:
+# a leak, an overflow or undefined behaviour anywhere fails it.
+asan_dir=${build_dir}-asan
+if [[ "${SKIP_SANITIZERS:-0}" == 1 ]]; then
+  skip "sanitizers (all labels)" "(SKIP_SANITIZERS=1)"
+elif run "sanitizers: configure" cmake -S . -B "$asan_dir" -DET_BUILD_TESTS=ON \
+       -DET_BUILD_CLOUD=ON -DET_SANITIZE=address,undefined -DCMAKE_BUILD_TYPE=Debug &&
+     run "sanitizers: build" cmake --build "$asan_dir" -j "$jobs"; then
+  run "sanitizers: ctest" ctest --test-dir "$asan_dir" --output-on-failure -j "$jobs"
+else
+  skip "sanitizers: ctest" "(the build did not finish)"
 fi
 
 if [[ "${SKIP_CROSS:-0}" == 1 ]]; then

@@ -84,8 +84,8 @@ static const char *const outbox_sql[ST_COUNT] = {
     [ST_INSERT] = "INSERT INTO batch(seq, created_ms, n_samples, payload) VALUES(?1, ?2, ?3, ?4)",
     [ST_NEXT] = "SELECT seq, payload FROM batch WHERE seq > ?1 ORDER BY seq LIMIT 1",
     /* length() of a blob reads the record header only, not the payload. */
-    [ST_RANGE_SUM] = "SELECT count(*), coalesce(sum(n_samples), 0), coalesce(sum(length(payload)), 0)"
-                     " FROM batch WHERE seq <= ?1",
+    [ST_RANGE_SUM] = ("SELECT count(*), coalesce(sum(n_samples), 0), coalesce(sum(length(payload)), 0)"
+                      " FROM batch WHERE seq <= ?1"),
     [ST_DELETE_THROUGH] = "DELETE FROM batch WHERE seq <= ?1",
     [ST_ONE] = "SELECT n_samples, length(payload) FROM batch WHERE seq = ?1",
     [ST_DELETE_ONE] = "DELETE FROM batch WHERE seq = ?1",

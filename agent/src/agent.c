@@ -1052,6 +1052,15 @@ void et_agent_stop(struct et_agent *a)
     /* Keep what was collected, say goodbye, leave. */
     agent_flush(a, et_time_mono_ms());
     agent_commit(a);
+    if (a->n_held || et_batch_samples(a->batch)) {
+        uint64_t lost = et_batch_samples(a->batch);
+
+        for (size_t i = 0; i < a->n_held; i++)
+            lost += a->held[i].n_samples;
+        /* The storage failed to the end: say what is lost, never silently. */
+        et_error("outbox", "stopping with %" PRIu64 " samples that could not be stored; they "
+                 "are lost", lost);
+    }
     et_outbox_stats(a->outbox, &st);
     status_publish(a, false, "agent stopped");
     et_mqtt_destroy(a->mqtt, SHUTDOWN_TIMEOUT_MS);

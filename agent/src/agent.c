@@ -93,6 +93,7 @@ struct et_agent {
     int64_t last_disconnect_log_ms;
     bool mqtt_started;
     int64_t clock_wait_began;  /* mono ms when the wait for clock sync began; 0: none */
+    bool clock_synced;         /* adjtimex's answer, read once per loop pass */
     char connect_note[160];    /* said in the birth Status: why connecting was late */
 
     /* Backlog drain pacing and progress. */
@@ -123,9 +124,10 @@ struct et_agent {
 
 /* ---- batches ------------------------------------------------------------ */
 
-static enum et_time_quality current_tq(void)
+/* The clock state as of the current loop pass (clock_observe() reads it once). */
+static enum et_time_quality current_tq(const struct et_agent *a)
 {
-    return et_time_synced() ? ET_TQ_SYNCED : ET_TQ_UNSYNCED;
+    return a->clock_synced ? ET_TQ_SYNCED : ET_TQ_UNSYNCED;
 }
 
 static void uplink_pump(struct et_agent *a, int64_t now_ms);
@@ -293,7 +295,7 @@ static void collector_job(void *ctx, int64_t now_ms)
     struct et_agent *a = ac->agent;
 
     a->round_mono_ms = now_ms;
-    a->round_tq = current_tq();
+    a->round_tq = current_tq(a);
     a->round_tags = ac->c.cfg->tags;
     et_collector_round(&ac->c, now_ms, agent_emit, a);
     a->round_tags = NULL;
@@ -335,7 +337,7 @@ static void self_metrics_job(void *ctx, int64_t now_ms)
     if (et_outbox_stats(a->outbox, &st) != 0)
         return;
     a->round_mono_ms = now_ms;
-    a->round_tq = current_tq();
+    a->round_tq = current_tq(a);
     v = et_value_i64((int64_t)st.batches);
     agent_emit(a, "agent.outbox_batches", "1", &v);
     v = et_value_i64((int64_t)st.bytes);
@@ -940,7 +942,8 @@ fail:
 
 static void clock_observe(struct et_agent *a, int64_t now_ms)
 {
-    if (et_timefix_observe(&a->timefix, et_time_synced(), now_ms, et_time_wall_ms()))
+    a->clock_synced = et_time_synced();
+    if (et_timefix_observe(&a->timefix, a->clock_synced, now_ms, et_time_wall_ms()))
         et_info("time", "wall clock synchronised: samples of this boot taken before now "
                 "will be sent with corrected times");
 }
@@ -967,13 +970,13 @@ static int clock_gate(struct et_agent *a, int64_t now_ms)
 {
     if (a->mqtt_started)
         return 0;
-    if (et_time_synced()) {
-        if (a->clock_wait_began)
+    if (a->clock_synced) {
+        if (a->clock_wait_began) {
             snprintf(a->connect_note, sizeof(a->connect_note),
                      "waited %" PRId64 " s for the wall clock to synchronise",
                      (now_ms - a->clock_wait_began) / 1000);
-        if (a->clock_wait_began)
             et_info("time", "wall clock synchronised: connecting now");
+        }
         return uplink_start(a);
     }
     if (a->clock_wait_began == 0) {
@@ -995,14 +998,16 @@ static int clock_gate(struct et_agent *a, int64_t now_ms)
 
 int et_agent_start(struct et_agent *a)
 {
+    int64_t now_ms = et_time_mono_ms();
     int rc = 0;
 
+    clock_observe(a, now_ms);
     if (!a->mqtt)
         ;   /* no broker configured */
     else if (a->cfg->insecure || a->cfg->clock_wait_ms <= 0)
         rc = uplink_start(a);
     else
-        rc = clock_gate(a, et_time_mono_ms());
+        rc = clock_gate(a, now_ms);
     if (rc)
         return rc;
     et_info("agent", "device %s: %zu collectors, outbox %s/outbox.db (next seq %" PRIu64 "), "

@@ -805,14 +805,21 @@ static const char *last_status_reason(void)
     return reason;
 }
 
-static void tls_waits_for_clock_sync_and_collects_meanwhile(void **state)
+/* An agent with TLS on a board that booted a year behind, clock not synced. */
+static void start_unsynced_with_tls(struct bench *b, const char *clock_wait)
 {
-    struct bench *b = *state;
     char extra[1024];
 
     et_fake_time_set(1000000, TRUE_WALL0 - YEAR_MS, false);
-    tls_files(b, extra, sizeof(extra), "clock_wait = 10m\n");
+    tls_files(b, extra, sizeof(extra), clock_wait);
     bench_start(b, extra);
+}
+
+static void tls_waits_for_clock_sync_and_collects_meanwhile(void **state)
+{
+    struct bench *b = *state;
+
+    start_unsynced_with_tls(b, "clock_wait = 10m\n");
     run_for(b, 60000);                       /* a minute without sync: no connect */
     assert_false(fake.client->started);
     assert_true(outbox_batches(b) >= 250);   /* but collecting all along */
@@ -827,11 +834,8 @@ static void tls_waits_for_clock_sync_and_collects_meanwhile(void **state)
 static void clock_wait_is_bounded(void **state)
 {
     struct bench *b = *state;
-    char extra[1024];
 
-    et_fake_time_set(1000000, TRUE_WALL0 - YEAR_MS, false);
-    tls_files(b, extra, sizeof(extra), "clock_wait = 30s\n");
-    bench_start(b, extra);
+    start_unsynced_with_tls(b, "clock_wait = 30s\n");
     run_for(b, 29000);
     assert_false(fake.client->started);
     run_for(b, 1100);
@@ -843,11 +847,8 @@ static void clock_wait_is_bounded(void **state)
 static void insecure_or_no_wait_connects_at_once(void **state)
 {
     struct bench *b = *state;
-    char extra[1024];
 
-    et_fake_time_set(1000000, TRUE_WALL0 - YEAR_MS, false);
-    tls_files(b, extra, sizeof(extra), "clock_wait = 0s\n");
-    bench_start(b, extra);
+    start_unsynced_with_tls(b, "clock_wait = 0s\n");
     assert_true(fake.client->started);
 }
 

@@ -65,6 +65,7 @@ struct agent_collector {
 
 struct et_agent {
     const struct et_config *cfg;
+    const struct et_mqtt_transport *transport;
     struct et_outbox *outbox;
     struct et_mqtt *mqtt;
     struct et_sched *sched;
@@ -802,7 +803,7 @@ static int make_uplink(struct et_agent *a, char *err, size_t errlen)
         return rc;
     mc.will_payload = will;
     mc.will_len = will_len;
-    rc = et_mqtt_create(&a->mqtt, &mc);
+    rc = et_mqtt_create(&a->mqtt, a->transport, &mc);
     free(will);
     if (rc) {
         snprintf(err, errlen, "cannot set up MQTT client for %s:%d: %s", cfg->host, cfg->port,
@@ -873,7 +874,8 @@ static int make_collectors(struct et_agent *a, int64_t now_ms, char *err, size_t
     return 0;
 }
 
-int et_agent_create(struct et_agent **out, const struct et_config *cfg, char *err, size_t errlen)
+int et_agent_create(struct et_agent **out, const struct et_config *cfg,
+                    const struct et_mqtt_transport *transport, char *err, size_t errlen)
 {
     struct et_agent *a = calloc(1, sizeof(*a));
     char path[4200];
@@ -883,6 +885,7 @@ int et_agent_create(struct et_agent **out, const struct et_config *cfg, char *er
     if (!a)
         return -ENOMEM;
     a->cfg = cfg;
+    a->transport = transport;
     et_time_boot_id(a->boot_id);
     a->inflight = calloc(cfg->max_inflight ? cfg->max_inflight : 1, sizeof(*a->inflight));
     if (!a->inflight)

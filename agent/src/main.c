@@ -122,7 +122,7 @@ int main(int argc, char **argv)
         return 3;
     }
 
-    rc = et_agent_create(&agent, &cfg, err, sizeof(err));
+    rc = et_agent_create(&agent, &cfg, et_mqtt_paho(), err, sizeof(err));
     if (rc) {
         fprintf(stderr, "edgetel-agent: %s\n", err[0] ? err : strerror(-rc));
         et_config_free(&cfg);

@@ -295,7 +295,7 @@ static int setup_mqtt(struct aggregator *a)
     if (c->insecure)
         et_warn("mqtt", "insecure = true: plain TCP to %s:%d; anyone on the path can read "
                 "telemetry and forge acks. Use mutual TLS outside a lab.", c->host, c->port);
-    rc = et_mqtt_create(&a->mqtt, &mc);
+    rc = et_mqtt_create(&a->mqtt, et_mqtt_paho(), &mc);
     if (rc < 0) {
         et_error("mqtt", "cannot set up the MQTT client for %s:%d: %s", c->host, c->port,
                  strerror(-rc));

@@ -79,12 +79,13 @@ struct mqtt_sub {
 };
 
 struct mqtt_slot {
-    struct et_mqtt *m;
+    struct paho *m;
     int token;
     bool used;
 };
 
-struct et_mqtt {
+struct paho {
+    struct et_mqtt base;        /* first: the seam's handle */
     /* Copied configuration, read-only after create. */
     char *host;
     int port;
@@ -165,14 +166,14 @@ static uint32_t rng_next(uint64_t *state)
     return (uint32_t)((x * 2685821657736338717ULL) >> 32);
 }
 
-static void callback_enter(struct et_mqtt *m)
+static void callback_enter(struct paho *m)
 {
     pthread_mutex_lock(&m->lock);
     m->active_callbacks++;
     pthread_mutex_unlock(&m->lock);
 }
 
-static void callback_leave(struct et_mqtt *m)
+static void callback_leave(struct paho *m)
 {
     pthread_mutex_lock(&m->lock);
     if (--m->active_callbacks == 0)
@@ -191,7 +192,7 @@ static void event_free(struct mqtt_event *ev)
 }
 
 /* Caller holds m->lock. Takes ownership of ev. */
-static void queue_event_locked(struct et_mqtt *m, struct mqtt_event *ev)
+static void queue_event_locked(struct paho *m, struct mqtt_event *ev)
 {
     uint64_t one = 1;
 
@@ -205,7 +206,7 @@ static void queue_event_locked(struct et_mqtt *m, struct mqtt_event *ev)
 }
 
 /* Caller holds m->lock. */
-static void queue_simple_locked(struct et_mqtt *m, enum et_mqtt_event_type type, int token,
+static void queue_simple_locked(struct paho *m, enum et_mqtt_event_type type, int token,
                                 const char *reason)
 {
     struct mqtt_event *ev = calloc(1, sizeof(*ev));
@@ -222,7 +223,7 @@ static void queue_simple_locked(struct et_mqtt *m, enum et_mqtt_event_type type,
 }
 
 /* Caller holds m->lock. Arms the timer thread for the next attempt. */
-static void schedule_retry_locked(struct et_mqtt *m)
+static void schedule_retry_locked(struct paho *m)
 {
     int delay = m->backoff_ms;
     int low = delay / 2;
@@ -247,7 +248,7 @@ static void schedule_retry_locked(struct et_mqtt *m)
  */
 static int on_ssl_error(const char *str, size_t len, void *context)
 {
-    struct et_mqtt *m = context;
+    struct paho *m = context;
     const char *start = str;
     const char *end;
     int field = 0;
@@ -297,7 +298,7 @@ static const char *connack_v3_text(int code)
  * code, or for MQTT 5 its reason code) with the message "CONNACK return
  * code"; negative codes are its own errors.
  */
-static void connect_failure_reason(struct et_mqtt *m, const MQTTAsync_failureData5 *fail,
+static void connect_failure_reason(struct paho *m, const MQTTAsync_failureData5 *fail,
                                    char *buf, size_t size)
 {
     const char *paho = fail && fail->code < 0 ? MQTTAsync_strerror(fail->code) : NULL;
@@ -329,7 +330,7 @@ static void connect_failure_reason(struct et_mqtt *m, const MQTTAsync_failureDat
 
 static void on_connect_failure(void *context, MQTTAsync_failureData5 *fail)
 {
-    struct et_mqtt *m = context;
+    struct paho *m = context;
     char reason[MQTT_REASON_MAX * 2];
 
     callback_enter(m);
@@ -356,7 +357,7 @@ static void on_connect_failure(void *context, MQTTAsync_failureData5 *fail)
 }
 
 /* Caller holds m->lock; the last outstanding SUBACK (or none) completes the connect. */
-static void subs_done_locked(struct et_mqtt *m)
+static void subs_done_locked(struct paho *m)
 {
     if (__atomic_load_n(&m->connected, __ATOMIC_ACQUIRE) && !m->stopping)
         queue_simple_locked(m, ET_MQTT_CONNECTED, 0, NULL);
@@ -364,7 +365,7 @@ static void subs_done_locked(struct et_mqtt *m)
 
 static void on_resubscribed(void *context, MQTTAsync_successData5 *ok)
 {
-    struct et_mqtt *m = context;
+    struct paho *m = context;
 
     callback_enter(m);
     pthread_mutex_lock(&m->lock);
@@ -379,7 +380,7 @@ static void on_resubscribed(void *context, MQTTAsync_successData5 *ok)
 
 static void on_resubscribe_failed(void *context, MQTTAsync_failureData5 *fail)
 {
-    struct et_mqtt *m = context;
+    struct paho *m = context;
 
     callback_enter(m);
     pthread_mutex_lock(&m->lock);
@@ -404,7 +405,7 @@ static void on_resubscribe_failed(void *context, MQTTAsync_failureData5 *fail)
 
 static void on_late_subscribe_failed(void *context, MQTTAsync_failureData5 *fail)
 {
-    struct et_mqtt *m = context;
+    struct paho *m = context;
 
     callback_enter(m);
     /* Discarded because the session closed: the next connect makes it again. */
@@ -418,7 +419,7 @@ static void on_late_subscribe_failed(void *context, MQTTAsync_failureData5 *fail
 
 static void on_late_subscribed(void *context, MQTTAsync_successData5 *ok)
 {
-    struct et_mqtt *m = context;
+    struct paho *m = context;
 
     callback_enter(m);
     if (ok && ok->reasonCode >= MQTTREASONCODE_UNSPECIFIED_ERROR)
@@ -439,7 +440,7 @@ static void on_late_subscribe_failed3(void *context, MQTTAsync_failureData *fail
  * reverse of et_mqtt_publish). No lock is needed there: the client is never
  * replaced while it is connected. et_mqtt_subscribe takes the read lock.
  */
-static int subscribe_one(struct et_mqtt *m, const char *filter, int qos, bool on_connect)
+static int subscribe_one(struct paho *m, const char *filter, int qos, bool on_connect)
 {
     MQTTAsync_responseOptions opts = MQTTAsync_responseOptions_initializer;
     int rc;
@@ -523,7 +524,7 @@ static void tcp_nodelay_to_port(int port)
 
 static void on_connected(void *context, MQTTAsync_successData5 *ok)
 {
-    struct et_mqtt *m = context;
+    struct paho *m = context;
     struct mqtt_sub *copy = NULL;
     size_t n = 0;
     size_t failed = 0;
@@ -581,7 +582,7 @@ out:
 
 static void on_server_disconnect(void *context, MQTTProperties *props, enum MQTTReasonCodes rc)
 {
-    struct et_mqtt *m = context;
+    struct paho *m = context;
 
     /* Paho calls connectionLost right after this; keep the broker's reason for it. */
     callback_enter(m);
@@ -594,7 +595,7 @@ static void on_server_disconnect(void *context, MQTTProperties *props, enum MQTT
 
 static void on_connection_lost(void *context, char *cause)
 {
-    struct et_mqtt *m = context;
+    struct paho *m = context;
     char reason[MQTT_REASON_MAX];
 
     callback_enter(m);
@@ -615,7 +616,7 @@ static void on_connection_lost(void *context, char *cause)
 
 static int on_message(void *context, char *topic, int topic_len, MQTTAsync_message *msg)
 {
-    struct et_mqtt *m = context;
+    struct paho *m = context;
     size_t tlen = topic_len > 0 ? (size_t)topic_len : strlen(topic);
     size_t plen = msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0;
     struct mqtt_event *ev;
@@ -653,7 +654,7 @@ static int on_message(void *context, char *topic, int topic_len, MQTTAsync_messa
 static void on_published(void *context, MQTTAsync_successData5 *ok)
 {
     struct mqtt_slot *slot = context;
-    struct et_mqtt *m = slot->m;
+    struct paho *m = slot->m;
 
     callback_enter(m);
     pthread_mutex_lock(&m->lock);
@@ -676,7 +677,7 @@ static void on_published(void *context, MQTTAsync_successData5 *ok)
 static void on_publish_failed(void *context, MQTTAsync_failureData5 *fail)
 {
     struct mqtt_slot *slot = context;
-    struct et_mqtt *m = slot->m;
+    struct paho *m = slot->m;
     char reason[MQTT_REASON_MAX];
 
     callback_enter(m);
@@ -702,7 +703,7 @@ static void on_publish_failed(void *context, MQTTAsync_failureData5 *fail)
 
 static void on_disconnect_done(void *context, MQTTAsync_successData5 *ok)
 {
-    struct et_mqtt *m = context;
+    struct paho *m = context;
 
     callback_enter(m);
     pthread_mutex_lock(&m->lock);
@@ -810,7 +811,7 @@ static void on_disconnect_failed3(void *context, MQTTAsync_failureData *fail)
 /* ---- connecting ------------------------------------------------------------ */
 
 /* Create the Paho client for version; m->client is NULL on failure. */
-static int make_client(struct et_mqtt *m, int version, char *why, size_t why_size)
+static int make_client(struct paho *m, int version, char *why, size_t why_size)
 {
     MQTTAsync_createOptions copts = MQTTAsync_createOptions_initializer5;
     int rc;
@@ -841,7 +842,7 @@ static int make_client(struct et_mqtt *m, int version, char *why, size_t why_siz
 }
 
 /* Timer thread, not connected: replace the MQTT 5 client by a 3.1.1 one. */
-static int fall_back_to_311(struct et_mqtt *m, char *why, size_t why_size)
+static int fall_back_to_311(struct paho *m, char *why, size_t why_size)
 {
     int rc;
 
@@ -862,7 +863,7 @@ static int fall_back_to_311(struct et_mqtt *m, char *why, size_t why_size)
 }
 
 /* Called by the timer thread without m->lock. Returns 0 when Paho accepted the request. */
-static int begin_connect(struct et_mqtt *m, char *why, size_t why_size)
+static int begin_connect(struct paho *m, char *why, size_t why_size)
 {
     MQTTAsync_connectOptions conn5 = MQTTAsync_connectOptions_initializer5;
     MQTTAsync_connectOptions conn3 = MQTTAsync_connectOptions_initializer;
@@ -920,7 +921,7 @@ static int begin_connect(struct et_mqtt *m, char *why, size_t why_size)
 
 static void *timer_main(void *arg)
 {
-    struct et_mqtt *m = arg;
+    struct paho *m = arg;
     char why[MQTT_REASON_MAX];
     bool fallback;
     int rc;
@@ -967,31 +968,11 @@ static void *timer_main(void *arg)
     return NULL;
 }
 
-/* ---- public interface -------------------------------------------------------- */
+/* ---- the seam's operations --------------------------------------------------- */
 
-static int cfg_check(const struct et_mqtt_cfg *cfg)
+static struct paho *to_paho(struct et_mqtt *base)
 {
-    if (!cfg || !cfg->host || !cfg->host[0] || cfg->port < 1 || cfg->port > 65535)
-        return -EINVAL;
-    if (!cfg->client_id || !cfg->client_id[0])
-        return -EINVAL;
-    if (cfg->tls && !cfg->ca_file)
-        return -EINVAL;
-    if (cfg->tls && (!cfg->cert_file != !cfg->key_file))
-        return -EINVAL;
-    if (cfg->keepalive_s < 0 || cfg->min_backoff_ms < 1 || cfg->max_backoff_ms < cfg->min_backoff_ms)
-        return -EINVAL;
-    if (cfg->max_backoff_ms > INT_MAX / 2)
-        return -EINVAL;
-    if (cfg->max_inflight < 1 || cfg->max_inflight > 65535)
-        return -EINVAL;
-    if (cfg->mqtt_version != 0 && cfg->mqtt_version != MQTTVERSION_5 &&
-        cfg->mqtt_version != MQTTVERSION_3_1_1)
-        return -EINVAL;
-    if (cfg->will_topic && (!cfg->will_topic[0] || cfg->will_len > INT_MAX ||
-                            (cfg->will_len > 0 && !cfg->will_payload)))
-        return -EINVAL;
-    return 0;
+    return (struct paho *)base;
 }
 
 static int dup_opt(char **dst, const char *src)
@@ -1004,21 +985,15 @@ static int dup_opt(char **dst, const char *src)
     return *dst ? 0 : -ENOMEM;
 }
 
-int et_mqtt_create(struct et_mqtt **out, const struct et_mqtt_cfg *cfg)
+static int paho_create(void *impl, struct et_mqtt **out_base, const struct et_mqtt_cfg *cfg)
 {
+    struct paho **out = (struct paho **)out_base;
     char why[MQTT_REASON_MAX];
     pthread_condattr_t cattr;
-    struct et_mqtt *m;
+    struct paho *m;
     bool host_is_v6;
     size_t uri_len;
     int rc;
-
-    if (!out)
-        return -EINVAL;
-    *out = NULL;
-    rc = cfg_check(cfg);
-    if (rc)
-        return rc;
 
     m = calloc(1, sizeof(*m));
     if (!m)
@@ -1123,12 +1098,11 @@ fail_strings:
     return rc;
 }
 
-int et_mqtt_start(struct et_mqtt *m)
+static int paho_start(struct et_mqtt *base)
 {
+    struct paho *m = to_paho(base);
     int rc = 0;
 
-    if (!m)
-        return -EINVAL;
     pthread_mutex_lock(&m->lock);
     if (m->started || m->stopping) {
         rc = -EALREADY;
@@ -1147,19 +1121,18 @@ out:
     return rc;
 }
 
-int et_mqtt_fd(const struct et_mqtt *m)
+static int paho_fd(const struct et_mqtt *base)
 {
-    return m ? m->event_fd : -EINVAL;
+    return ((const struct paho *)base)->event_fd;
 }
 
-int et_mqtt_dispatch(struct et_mqtt *m, et_mqtt_handler handler, void *ctx)
+static int paho_dispatch(struct et_mqtt *base, et_mqtt_handler handler, void *ctx)
 {
+    struct paho *m = to_paho(base);
     struct mqtt_event *list;
     uint64_t count;
     int n = 0;
 
-    if (!m)
-        return -EINVAL;
     /* Take the whole queue and clear the descriptor under the lock, so an
      * event queued after this point makes the descriptor readable again. */
     pthread_mutex_lock(&m->lock);
@@ -1190,14 +1163,13 @@ int et_mqtt_dispatch(struct et_mqtt *m, et_mqtt_handler handler, void *ctx)
     return n;
 }
 
-int et_mqtt_subscribe(struct et_mqtt *m, const char *filter, int qos)
+static int paho_subscribe(struct et_mqtt *base, const char *filter, int qos)
 {
+    struct paho *m = to_paho(base);
     struct mqtt_sub *grown;
     bool now;
     size_t i;
 
-    if (!m || !filter || !filter[0] || qos < 0 || qos > 2)
-        return -EINVAL;
     pthread_mutex_lock(&m->lock);
     for (i = 0; i < m->n_subs; i++) {
         if (strcmp(m->subs[i].filter, filter) == 0) {
@@ -1236,21 +1208,16 @@ nomem:
     return -ENOMEM;
 }
 
-int et_mqtt_publish(struct et_mqtt *m, const char *topic, const void *payload, size_t len,
-                    int qos, bool retain)
+static int paho_publish(struct et_mqtt *base, const char *topic, const void *payload, size_t len,
+                        int qos, bool retain)
 {
+    struct paho *m = to_paho(base);
     MQTTAsync_responseOptions opts = MQTTAsync_responseOptions_initializer;
     struct mqtt_slot *slot = NULL;
     int token;
     int rc;
 
-    /* A wildcard in a topic name is a protocol error: the broker would drop the connection. */
-    if (!m || !topic || !topic[0] || strpbrk(topic, "+#") || strlen(topic) > 65535 ||
-        qos < 0 || qos > 2 || (len > 0 && !payload))
-        return -EINVAL;
-    if (len > INT_MAX)
-        return -EMSGSIZE;
-
+    /* The front (mqtt.c) has checked the topic, qos and payload. */
     pthread_mutex_lock(&m->lock);
     if (!__atomic_load_n(&m->connected, __ATOMIC_ACQUIRE) || m->stopping) {
         pthread_mutex_unlock(&m->lock);
@@ -1313,22 +1280,20 @@ int et_mqtt_publish(struct et_mqtt *m, const char *topic, const void *payload, s
     }
 }
 
-bool et_mqtt_connected(const struct et_mqtt *m)
+static bool paho_connected(const struct et_mqtt *base)
 {
-    return m && __atomic_load_n(&m->connected, __ATOMIC_ACQUIRE);
+    const struct paho *m = (const struct paho *)base;
+
+    return __atomic_load_n(&m->connected, __ATOMIC_ACQUIRE);
 }
 
-void et_mqtt_destroy(struct et_mqtt *m, int timeout_ms)
+static void paho_destroy(struct et_mqtt *base, int timeout_ms)
 {
+    struct paho *m = to_paho(base);
     MQTTAsync_disconnectOptions disc5 = MQTTAsync_disconnectOptions_initializer5;
     MQTTAsync_disconnectOptions disc3 = MQTTAsync_disconnectOptions_initializer;
     MQTTAsync_disconnectOptions disc;
     struct timespec ts;
-
-    if (!m)
-        return;
-    if (timeout_ms < 0)
-        timeout_ms = 0;
 
     pthread_mutex_lock(&m->lock);
     m->stopping = true;
@@ -1393,4 +1358,23 @@ void et_mqtt_destroy(struct et_mqtt *m, int timeout_ms)
     free(m->client_id);
     free(m->host);
     free(m);
+}
+
+static const struct et_mqtt_ops et_mqtt_paho_ops = {
+    .name = "paho",
+    .create = paho_create,
+    .start = paho_start,
+    .fd = paho_fd,
+    .dispatch = paho_dispatch,
+    .subscribe = paho_subscribe,
+    .publish = paho_publish,
+    .connected = paho_connected,
+    .destroy = paho_destroy,
+};
+
+const struct et_mqtt_transport *et_mqtt_paho(void)
+{
+    static const struct et_mqtt_transport paho = { .ops = &et_mqtt_paho_ops, .impl = NULL };
+
+    return &paho;
 }

@@ -194,7 +194,7 @@ static void client_open(struct fixture *f, struct client *c, const char *name,
         assert_int_equal(et_test_broker_identity(f->broker, identity, &id), 0);
         et_test_broker_mqtt_cfg(f->broker, &id, name, &cfg);
     }
-    assert_int_equal(et_mqtt_create(&c->mqtt, &cfg), 0);
+    assert_int_equal(et_mqtt_create(&c->mqtt, et_mqtt_paho(), &cfg), 0);
 }
 
 static int setup(void **state)
@@ -424,7 +424,7 @@ static int will_client_main(int port, const char *ca, const char *cert, const ch
     struct client c = { .name = "will-client" };
     int64_t deadline = now_ms() + WAIT_MS;
 
-    if (et_mqtt_create(&c.mqtt, &cfg) != 0 || et_mqtt_start(c.mqtt) != 0)
+    if (et_mqtt_create(&c.mqtt, et_mqtt_paho(), &cfg) != 0 || et_mqtt_start(c.mqtt) != 0)
         return 1;
     while (find(&c, 0, ET_MQTT_CONNECTED, NULL, 0) < 0) {
         struct pollfd pfd = { .fd = et_mqtt_fd(c.mqtt), .events = POLLIN };
@@ -948,26 +948,26 @@ static void test_create_rejects_bad_cfg(void **state)
     et_test_broker_mqtt_cfg(f->broker, &id, "dev-1", &good);
     bad = good;
     bad.port = 0;
-    assert_int_equal(et_mqtt_create(&m, &bad), -EINVAL);
+    assert_int_equal(et_mqtt_create(&m, et_mqtt_paho(), &bad), -EINVAL);
     assert_null(m);
     bad = good;
     bad.client_id = "";
-    assert_int_equal(et_mqtt_create(&m, &bad), -EINVAL);
+    assert_int_equal(et_mqtt_create(&m, et_mqtt_paho(), &bad), -EINVAL);
     bad = good;
     bad.max_backoff_ms = good.min_backoff_ms - 1;
-    assert_int_equal(et_mqtt_create(&m, &bad), -EINVAL);
+    assert_int_equal(et_mqtt_create(&m, et_mqtt_paho(), &bad), -EINVAL);
     bad = good;
     bad.max_inflight = 0;
-    assert_int_equal(et_mqtt_create(&m, &bad), -EINVAL);
+    assert_int_equal(et_mqtt_create(&m, et_mqtt_paho(), &bad), -EINVAL);
     bad = good;
     bad.mqtt_version = 3;
-    assert_int_equal(et_mqtt_create(&m, &bad), -EINVAL);
+    assert_int_equal(et_mqtt_create(&m, et_mqtt_paho(), &bad), -EINVAL);
     bad = good;
     bad.ca_file = NULL;
-    assert_int_equal(et_mqtt_create(&m, &bad), -EINVAL);
+    assert_int_equal(et_mqtt_create(&m, et_mqtt_paho(), &bad), -EINVAL);
     et_mqtt_destroy(NULL, 0);
     /* Created but never started: destroy must still be clean. */
-    assert_int_equal(et_mqtt_create(&m, &good), 0);
+    assert_int_equal(et_mqtt_create(&m, et_mqtt_paho(), &good), 0);
     assert_false(et_mqtt_connected(m));
     assert_int_equal(et_mqtt_dispatch(m, on_event, NULL), 0);
     et_mqtt_destroy(m, 0);

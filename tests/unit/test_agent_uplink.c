@@ -1,8 +1,8 @@
 /*
  * The agent's delivery policy, driven step by step: the fake platform's
  * clock, the real outbox in a temp dir, the real sim driver, and an MQTT
- * seam defined here (the same symbols as common/src/mqtt_paho.c, so the
- * linker takes these and never pulls Paho in).
+ * transport defined here, handed to the agent at creation (the unit tests
+ * never link Paho).
  *
  * What must hold: rows leave the outbox only on an Ack; every batch is
  * sent; the backlog goes out marked historical, live batches overtake it;
@@ -45,7 +45,8 @@ struct fake_published {
     bool retain;
 };
 
-struct et_mqtt {
+struct fake_client {
+    struct et_mqtt base;    /* first: the seam's handle */
     int pipe[2];
     bool started;           /* et_mqtt_start() was called */
     bool connected;
@@ -59,37 +60,39 @@ struct et_mqtt {
 
 /* The test's view of the one client the agent makes. */
 static struct {
-    struct et_mqtt *client;
+    struct fake_client *client;
     struct fake_published published[FAKE_MAX_PUBLISHED];
     size_t n_published;
     char subscribed[128];
 } fake;
 
-int et_mqtt_create(struct et_mqtt **out, const struct et_mqtt_cfg *cfg)
+static int fake_create(void *impl, struct et_mqtt **out, const struct et_mqtt_cfg *cfg)
 {
-    struct et_mqtt *m = calloc(1, sizeof(*m));
+    struct fake_client *m = calloc(1, sizeof(*m));
 
     assert_non_null(m);
     assert_int_equal(pipe2(m->pipe, O_NONBLOCK | O_CLOEXEC), 0);
     assert_non_null(cfg->will_topic);
     assert_true(cfg->will_retain);
     fake.client = m;
-    *out = m;
+    *out = &m->base;
     return 0;
 }
 
-int et_mqtt_start(struct et_mqtt *m)
+static int fake_start(struct et_mqtt *base)
 {
+    struct fake_client *m = (struct fake_client *)base;
+
     m->started = true;
     return 0;
 }
 
-int et_mqtt_fd(const struct et_mqtt *m)
+static int fake_fd(const struct et_mqtt *base)
 {
-    return m->pipe[0];
+    return ((const struct fake_client *)base)->pipe[0];
 }
 
-static void fake_queue(struct et_mqtt *m, enum et_mqtt_event_type type, const char *topic,
+static void fake_queue(struct fake_client *m, enum et_mqtt_event_type type, const char *topic,
                        const void *payload, size_t len)
 {
     size_t i = m->n_events++;
@@ -108,8 +111,9 @@ static void fake_queue(struct et_mqtt *m, enum et_mqtt_event_type type, const ch
     assert_int_equal(write(m->pipe[1], "e", 1), 1);
 }
 
-int et_mqtt_dispatch(struct et_mqtt *m, et_mqtt_handler handler, void *ctx)
+static int fake_dispatch(struct et_mqtt *base, et_mqtt_handler handler, void *ctx)
 {
+    struct fake_client *m = (struct fake_client *)base;
     char drain[64];
     size_t n = m->n_events;
 
@@ -128,15 +132,16 @@ int et_mqtt_dispatch(struct et_mqtt *m, et_mqtt_handler handler, void *ctx)
     return (int)n;
 }
 
-int et_mqtt_subscribe(struct et_mqtt *m, const char *filter, int qos)
+static int fake_subscribe(struct et_mqtt *base, const char *filter, int qos)
 {
     snprintf(fake.subscribed, sizeof(fake.subscribed), "%s", filter);
     return 0;
 }
 
-int et_mqtt_publish(struct et_mqtt *m, const char *topic, const void *payload, size_t len,
-                    int qos, bool retain)
+static int fake_publish(struct et_mqtt *base, const char *topic, const void *payload, size_t len,
+                        int qos, bool retain)
 {
+    struct fake_client *m = (struct fake_client *)base;
     struct fake_published *p;
 
     if (!m->connected)
@@ -151,15 +156,15 @@ int et_mqtt_publish(struct et_mqtt *m, const char *topic, const void *payload, s
     return ++m->next_token;
 }
 
-bool et_mqtt_connected(const struct et_mqtt *m)
+static bool fake_connected(const struct et_mqtt *base)
 {
-    return m->connected;
+    return ((const struct fake_client *)base)->connected;
 }
 
-void et_mqtt_destroy(struct et_mqtt *m, int timeout_ms)
+static void fake_destroy(struct et_mqtt *base, int timeout_ms)
 {
-    if (!m)
-        return;
+    struct fake_client *m = (struct fake_client *)base;
+
     for (size_t i = 0; i < m->n_events; i++)
         free(m->event_payloads[i]);
     close(m->pipe[0]);
@@ -168,6 +173,20 @@ void et_mqtt_destroy(struct et_mqtt *m, int timeout_ms)
         fake.client = NULL;
     free(m);
 }
+
+static const struct et_mqtt_ops fake_ops = {
+    .name = "fake",
+    .create = fake_create,
+    .start = fake_start,
+    .fd = fake_fd,
+    .dispatch = fake_dispatch,
+    .subscribe = fake_subscribe,
+    .publish = fake_publish,
+    .connected = fake_connected,
+    .destroy = fake_destroy,
+};
+
+static const struct et_mqtt_transport fake_transport = { .ops = &fake_ops };
 
 /* ---- the test bench -------------------------------------------------------- */
 
@@ -202,7 +221,7 @@ static void bench_start(struct bench *b, const char *extra)
              b->dir, extra ? extra : "insecure = true\n");
     if (et_config_parse(text, "unit.conf", &b->cfg, err, sizeof(err)) != 0)
         fail_msg("config: %s", err);
-    if (et_agent_create(&b->agent, &b->cfg, err, sizeof(err)) != 0)
+    if (et_agent_create(&b->agent, &b->cfg, &fake_transport, err, sizeof(err)) != 0)
         fail_msg("agent: %s", err);
     assert_int_equal(et_agent_start(b->agent), 0);
     assert_string_equal(fake.subscribed, ACK);

@@ -12,15 +12,18 @@
 #include <stdio.h>
 
 #include "edgetel/config.h"
+#include "edgetel/mqtt.h"
 
 struct et_agent;
 
 /**
  * Make the data directory, open the outbox, probe the collectors and set
- * up the uplink (not connected yet). cfg is borrowed and must outlive the
- * agent. On failure err says what and why.
+ * up the uplink (not connected yet) on transport: et_mqtt_paho() in the
+ * program, a fake broker in tests. cfg and transport are borrowed and must
+ * outlive the agent. On failure err says what and why.
  */
-int et_agent_create(struct et_agent **out, const struct et_config *cfg, char *err, size_t errlen);
+int et_agent_create(struct et_agent **out, const struct et_config *cfg,
+                    const struct et_mqtt_transport *transport, char *err, size_t errlen);
 
 /**
  * Run until stop_fd becomes readable (a signalfd, a pipe). On the way out

@@ -1,22 +1,30 @@
 /*
- * MQTT seam: the only header that knows edgetel talks MQTT through Eclipse
- * Paho (MQTTAsync, MQTT 5). The agent core, the aggregator and their tests
+ * The MQTT seam: how the agent and the aggregator talk MQTT without knowing
+ * which client library does it. The core, the aggregator and their tests
  * use this interface and never include MQTTAsync.h.
  *
- * Threading contract: Paho calls back on its own threads. This module turns
- * every callback into an event on an internal queue and makes et_mqtt_fd()
- * readable; the owner's thread calls et_mqtt_dispatch(), which runs the
- * handler for each queued event on the owner's thread. Nothing else in the
- * program needs a lock.
+ * An implementation is an operations struct handed in at creation, as
+ * coreMQTT hands in its TransportInterface_t: et_mqtt_create() takes a
+ * struct et_mqtt_transport (ops + the implementation's own context) and
+ * every later call goes through the handle's ops. The real one is Eclipse
+ * Paho (et_mqtt_paho(), library et_mqtt_paho, the only code that links
+ * Paho); tests hand in an in-process fake broker instead, so two agents, or
+ * an agent and a fake aggregator, live in one test process.
+ *
+ * Threading contract: an implementation may call back on its own threads.
+ * It turns every callback into an event on an internal queue and makes
+ * et_mqtt_fd() readable; the owner's thread calls et_mqtt_dispatch(), which
+ * runs the handler for each queued event on the owner's thread. Nothing
+ * else in the program needs a lock.
  *
  * Connection contract: et_mqtt_start() connects in the background and keeps
  * the session up for as long as the handle lives: after a failed connect or
- * a lost connection it retries after a delay that doubles from
- * min_backoff_ms to max_backoff_ms, each delay drawn uniformly from
- * [delay/2, delay] (jitter, so a fleet that lost its broker together does
- * not reconnect together). Subscriptions are made again on every connect.
- * Paho's own persistence is off (MQTTCLIENT_PERSISTENCE_NONE): whoever
- * publishes keeps the data until its own end-to-end acknowledgement.
+ * a lost connection it retries after a delay from edgetel/backoff.h
+ * (doubling from min_backoff_ms to max_backoff_ms, each delay drawn
+ * uniformly from [delay/2, delay], so a fleet that lost its broker together
+ * does not reconnect together). Subscriptions are made again on every
+ * connect. No persistence of the client's own: whoever publishes keeps the
+ * data until its own end-to-end acknowledgement.
  */
 #ifndef EDGETEL_MQTT_H
 #define EDGETEL_MQTT_H
@@ -24,8 +32,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-struct et_mqtt;
 
 struct et_mqtt_cfg {
     const char *host;           /* e.g. "127.0.0.1" */
@@ -72,8 +78,54 @@ struct et_mqtt_event {
 
 typedef void (*et_mqtt_handler)(void *ctx, const struct et_mqtt_event *ev);
 
-/** Copy cfg (all strings and the will payload) into a new handle. -EINVAL names nothing: check cfg first. */
-int et_mqtt_create(struct et_mqtt **out, const struct et_mqtt_cfg *cfg);
+struct et_mqtt;
+
+/*
+ * An implementation. Every member is required; the struct grows only at
+ * the end. The et_mqtt_* functions below state each call's contract.
+ */
+struct et_mqtt_ops {
+    const char *name;   /* for messages: "paho", "fake" */
+    /* impl is et_mqtt_transport.impl; cfg has been checked by et_mqtt_cfg_check(). */
+    int (*create)(void *impl, struct et_mqtt **out, const struct et_mqtt_cfg *cfg);
+    int (*start)(struct et_mqtt *m);
+    int (*fd)(const struct et_mqtt *m);
+    int (*dispatch)(struct et_mqtt *m, et_mqtt_handler handler, void *ctx);
+    int (*subscribe)(struct et_mqtt *m, const char *filter, int qos);
+    int (*publish)(struct et_mqtt *m, const char *topic, const void *payload, size_t len,
+                   int qos, bool retain);
+    bool (*connected)(const struct et_mqtt *m);
+    void (*destroy)(struct et_mqtt *m, int timeout_ms);
+};
+
+/* Every implementation's handle starts with this. */
+struct et_mqtt {
+    const struct et_mqtt_ops *ops;
+};
+
+/* What a program hands to whoever creates connections: which implementation, and its context. */
+struct et_mqtt_transport {
+    const struct et_mqtt_ops *ops;
+    void *impl;         /* given to ops->create; NULL for Paho, the broker for the fake */
+};
+
+/** The Eclipse Paho transport (library et_mqtt_paho). */
+const struct et_mqtt_transport *et_mqtt_paho(void);
+
+/**
+ * Check cfg as every implementation requires it: host, port 1..65535,
+ * client id, CA with TLS, cert and key together, backoff and inflight
+ * bounds, mqtt_version 0/4/5, a will with a topic.
+ * @return 0 or -EINVAL.
+ */
+int et_mqtt_cfg_check(const struct et_mqtt_cfg *cfg);
+
+/**
+ * Check cfg, then make a handle of transport t that copies cfg (all strings
+ * and the will payload). -EINVAL names nothing: check cfg first.
+ */
+int et_mqtt_create(struct et_mqtt **out, const struct et_mqtt_transport *t,
+                   const struct et_mqtt_cfg *cfg);
 
 /** Begin connecting; returns at once. */
 int et_mqtt_start(struct et_mqtt *m);

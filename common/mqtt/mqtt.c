@@ -1,0 +1,98 @@
+/*
+ * The MQTT seam's front: checks what every implementation needs checked,
+ * then hands each call to the handle's operations (see edgetel/mqtt.h).
+ */
+#include "edgetel/mqtt.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <string.h>
+
+int et_mqtt_cfg_check(const struct et_mqtt_cfg *cfg)
+{
+    if (!cfg || !cfg->host || !cfg->host[0] || cfg->port < 1 || cfg->port > 65535)
+        return -EINVAL;
+    if (!cfg->client_id || !cfg->client_id[0])
+        return -EINVAL;
+    if (cfg->tls && !cfg->ca_file)
+        return -EINVAL;
+    if (cfg->tls && (!cfg->cert_file != !cfg->key_file))
+        return -EINVAL;
+    if (cfg->keepalive_s < 0 || cfg->min_backoff_ms < 1 || cfg->max_backoff_ms < cfg->min_backoff_ms)
+        return -EINVAL;
+    if (cfg->max_backoff_ms > INT_MAX / 2)
+        return -EINVAL;
+    if (cfg->max_inflight < 1 || cfg->max_inflight > 65535)
+        return -EINVAL;
+    if (cfg->mqtt_version != 0 && cfg->mqtt_version != 4 && cfg->mqtt_version != 5)
+        return -EINVAL;
+    if (cfg->will_topic && (!cfg->will_topic[0] || cfg->will_len > INT_MAX ||
+                            (cfg->will_len > 0 && !cfg->will_payload)))
+        return -EINVAL;
+    return 0;
+}
+
+int et_mqtt_create(struct et_mqtt **out, const struct et_mqtt_transport *t,
+                   const struct et_mqtt_cfg *cfg)
+{
+    int rc;
+
+    if (!out)
+        return -EINVAL;
+    *out = NULL;
+    if (!t || !t->ops)
+        return -EINVAL;
+    rc = et_mqtt_cfg_check(cfg);
+    if (rc)
+        return rc;
+    rc = t->ops->create(t->impl, out, cfg);
+    if (rc == 0)
+        (*out)->ops = t->ops;
+    return rc;
+}
+
+int et_mqtt_start(struct et_mqtt *m)
+{
+    return m ? m->ops->start(m) : -EINVAL;
+}
+
+int et_mqtt_fd(const struct et_mqtt *m)
+{
+    return m ? m->ops->fd(m) : -EINVAL;
+}
+
+int et_mqtt_dispatch(struct et_mqtt *m, et_mqtt_handler handler, void *ctx)
+{
+    return m ? m->ops->dispatch(m, handler, ctx) : -EINVAL;
+}
+
+int et_mqtt_subscribe(struct et_mqtt *m, const char *filter, int qos)
+{
+    if (!m || !filter || !filter[0] || qos < 0 || qos > 2)
+        return -EINVAL;
+    return m->ops->subscribe(m, filter, qos);
+}
+
+int et_mqtt_publish(struct et_mqtt *m, const char *topic, const void *payload, size_t len,
+                    int qos, bool retain)
+{
+    /* A wildcard in a topic name is a protocol error: the broker would drop the connection. */
+    if (!m || !topic || !topic[0] || strpbrk(topic, "+#") || strlen(topic) > 65535 ||
+        qos < 0 || qos > 2 || (len > 0 && !payload))
+        return -EINVAL;
+    if (len > INT_MAX)
+        return -EMSGSIZE;
+    return m->ops->publish(m, topic, payload, len, qos, retain);
+}
+
+bool et_mqtt_connected(const struct et_mqtt *m)
+{
+    return m && m->ops->connected(m);
+}
+
+void et_mqtt_destroy(struct et_mqtt *m, int timeout_ms)
+{
+    if (m)
+        m->ops->destroy(m, timeout_ms < 0 ? 0 : timeout_ms);
+}

@@ -396,3 +396,30 @@ void et_name_list_free(struct et_name_list *l)
     free(l->names);
     memset(l, 0, sizeof(*l));
 }
+
+bool et_text_field_u64(const char *text, const char *key, uint64_t *out)
+{
+    const char *cursor = text;
+    const char *line;
+    size_t len;
+
+    while ((line = et_next_line(&cursor, &len)) != NULL) {
+        const char *q = line + strlen(key);
+
+        if (!et_line_starts(line, len, key))
+            continue;
+        while (*q == '\t' || *q == ' ')
+            q++;
+        return et_scan_u64(&q, out);
+    }
+    return false;
+}
+
+int et_self_write_bytes(uint64_t *out)
+{
+    char text[1024];
+
+    if (et_fs_read("/proc/self/io", text, sizeof(text)) < 0)
+        return -ENOENT;
+    return et_text_field_u64(text, "write_bytes:", out) ? 0 : -EBADMSG;
+}

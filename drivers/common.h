@@ -79,6 +79,20 @@ bool et_scan_word(const char **p, char *out, size_t cap);
  */
 bool et_list_has(const char *list, const char *item);
 
+/**
+ * Find the line of text that starts with key (e.g. "VmRSS:") and scan the
+ * unsigned number after it (blanks skipped). false when there is none.
+ */
+bool et_text_field_u64(const char *text, const char *key, uint64_t *out);
+
+/**
+ * Bytes this process caused to be written to storage: write_bytes of
+ * /proc/self/io, what wears an SD card. The one reader of it, for the self
+ * driver and the agent's own metrics.
+ * @return 0; -ENOENT without task I/O accounting; -EBADMSG when malformed.
+ */
+int et_self_write_bytes(uint64_t *out);
+
 /** Whether line (of length len) starts with prefix. */
 bool et_line_starts(const char *line, size_t len, const char *prefix);
 

@@ -1,18 +1,23 @@
 /*
- * edgetel-agent: command line, signals, and the hand-over to the agent core.
+ * edgetel-agent: command line (--check, --once --print), signals, and the
+ * hand-over to the agent core.
  */
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "collect.h"
 #include "edgetel/agent.h"
 #include "edgetel/config.h"
 #include "edgetel/log.h"
+#include "edgetel/platform.h"
 #include "edgetel/version.h"
 
 #define DEFAULT_CONFIG "/etc/edgetel/agent.conf"
@@ -37,6 +42,116 @@ static void usage(FILE *out)
             "\n"
             "Exit status: 0 on success, 1 when --once --print saw a collector fail,\n"
             "2 on a usage or configuration error, 3 on a runtime error.\n");
+}
+
+/* ---- --once --print: one round of every collector, for a person ------------- */
+
+static const char *unit_for_person(const char *unit)
+{
+    if (strcmp(unit, "Cel") == 0)
+        return "°C";
+    if (strcmp(unit, "By") == 0)
+        return "B";
+    if (strcmp(unit, "1") == 0)
+        return "";
+    return unit;
+}
+
+static int print_value(void *ctx, const char *metric, const char *unit, const struct et_value *v)
+{
+    FILE *out = ctx;
+    const char *dot = strchr(metric, '.');
+    const char *chan = dot ? dot + 1 : metric;
+    const char *u = unit_for_person(unit ? unit : "");
+    double bytes = v->type == ET_TYPE_I64 ? (double)v->u.i64 : v->type == ET_TYPE_F64 ? v->u.f64 : 0;
+
+    if (unit && strcmp(unit, "By") == 0 && bytes >= 1024.0) {
+        static const char *const prefixes[] = { "KiB", "MiB", "GiB", "TiB" };
+        int k = -1;
+
+        while (bytes >= 1024.0 && k < 3) {
+            bytes /= 1024.0;
+            k++;
+        }
+        fprintf(out, "  %-28s %14.2f %s\n", chan, bytes, prefixes[k]);
+        return 0;
+    }
+    switch (v->type) {
+    case ET_TYPE_F64:
+        fprintf(out, "  %-28s %14.3f %s\n", chan, v->u.f64, u);
+        break;
+    case ET_TYPE_I64:
+        fprintf(out, "  %-28s %14" PRId64 " %s\n", chan, v->u.i64, u);
+        break;
+    case ET_TYPE_BOOL:
+        fprintf(out, "  %-28s %14s %s\n", chan, v->u.b ? "yes" : "no", u);
+        break;
+    case ET_TYPE_STR:
+        fprintf(out, "  %-28s %14s %s\n", chan, v->u.str, u);
+        break;
+    }
+    return 0;
+}
+
+/* 0 when every collector produced values, 1 when any failed. */
+static int print_once(const struct et_config *cfg, FILE *out)
+{
+    struct et_collector *cs = calloc(cfg->n_collectors ? cfg->n_collectors : 1, sizeof(*cs));
+    int failed = 0;
+    int64_t now_ms = et_time_mono_ms();
+    const struct timespec settle = { .tv_sec = 0, .tv_nsec = 250 * 1000 * 1000 };
+
+    if (!cs)
+        return 1;
+    /* Probe everything first, then give rate-style collectors (CPU) a
+     * quarter second to have something to measure. */
+    for (size_t i = 0; i < cfg->n_collectors; i++) {
+        if (!cfg->collectors[i].enabled || et_collector_init(&cs[i], &cfg->collectors[i]) != 0)
+            continue;
+        et_collector_probe(&cs[i], now_ms);
+    }
+    nanosleep(&settle, NULL);
+    now_ms = et_time_mono_ms();
+    for (size_t i = 0; i < cfg->n_collectors; i++) {
+        const struct et_collector_cfg *cc = &cfg->collectors[i];
+
+        if (!cc->enabled) {
+            fprintf(out, "%s (%s): disabled\n\n", cc->name, cc->type);
+            continue;
+        }
+        if (!cs[i].dev.drv) {
+            fprintf(out, "%s (%s): FAILED: driver not built in\n\n", cc->name, cc->type);
+            failed = 1;
+            continue;
+        }
+        if (cs[i].state != ET_COLLECTOR_RUNNING && cs[i].probe_rc == -ENODEV) {
+            /* Absent hardware is a fact about the board, not a failure. */
+            fprintf(out, "%s (%s): not present: %s\n\n", cc->name, cc->type,
+                     cs[i].dev.err[0] ? cs[i].dev.err : strerror(ENODEV));
+            continue;
+        }
+        if (cs[i].state != ET_COLLECTOR_RUNNING) {
+            fprintf(out, "%s (%s): FAILED: %s\n\n", cc->name, cc->type, cs[i].logged_err);
+            failed = 1;
+            continue;
+        }
+        fprintf(out, "%s (%s, every %.1fs%s%s)\n", cc->name, cc->type, cc->interval_ms / 1000.0,
+                cc->tags ? "; " : "", cc->tags ? cc->tags : "");
+        int rc = et_collector_round(&cs[i], now_ms, print_value, out);
+
+        if (rc < 0) {
+            fprintf(out, "  FAILED: %s\n", cs[i].logged_err);
+            failed = 1;
+        } else if (cs[i].failing) {
+            fprintf(out, "  PROBLEM: %s\n", cs[i].logged_err);
+            failed = 1;
+        }
+        fputc('\n', out);
+    }
+    for (size_t i = 0; i < cfg->n_collectors; i++)
+        et_collector_fini(&cs[i]);
+    free(cs);
+    return failed;
 }
 
 int main(int argc, char **argv)
@@ -100,7 +215,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (once) {
-        rc = et_agent_print_once(&cfg, stdout);
+        rc = print_once(&cfg, stdout);
         et_config_free(&cfg);
         return rc ? 1 : 0;
     }

@@ -35,25 +35,6 @@ struct self_priv {
     long ticks_per_s;
 };
 
-/* Find "key" at the start of a line and scan the number after it. */
-static bool field_u64(const char *text, const char *key, uint64_t *out)
-{
-    const char *cursor = text;
-    const char *line;
-    size_t len;
-
-    while ((line = et_next_line(&cursor, &len)) != NULL) {
-        const char *q = line + strlen(key);
-
-        if (!et_line_starts(line, len, key))
-            continue;
-        while (*q == '\t' || *q == ' ')
-            q++;
-        return et_scan_u64(&q, out);
-    }
-    return false;
-}
-
 static void read_status(struct self_priv *p)
 {
     char text[4096];
@@ -61,11 +42,11 @@ static void read_status(struct self_priv *p)
 
     if (et_fs_read("/proc/self/status", text, sizeof(text)) < 0)
         return;
-    if (field_u64(text, "VmRSS:", &v) && v <= INT64_MAX / 1024) {
+    if (et_text_field_u64(text, "VmRSS:", &v) && v <= INT64_MAX / 1024) {
         p->rss = (int64_t)v * 1024;
         p->valid[SELF_RSS] = true;
     }
-    if (field_u64(text, "Threads:", &v) && v > 0 && v <= INT64_MAX) {
+    if (et_text_field_u64(text, "Threads:", &v) && v > 0 && v <= INT64_MAX) {
         p->threads = (int64_t)v;
         p->valid[SELF_THREADS] = true;
     }
@@ -104,12 +85,9 @@ static void read_stat(struct self_priv *p)
 
 static void read_io(struct self_priv *p)
 {
-    char text[1024];
     uint64_t v;
 
-    if (et_fs_read("/proc/self/io", text, sizeof(text)) < 0)
-        return;
-    if (field_u64(text, "write_bytes:", &v) && v <= INT64_MAX) {
+    if (et_self_write_bytes(&v) == 0 && v <= INT64_MAX) {
         p->write_bytes = (int64_t)v;
         p->valid[SELF_WRITE_BYTES] = true;
     }

@@ -341,6 +341,46 @@ static void status_with_bad_boot_id_is_rejected(void **state)
     edgetel__v1__status__free_unpacked(out, NULL);
 }
 
+/* The agent's birth, periodic and last-will Status, through the codec. */
+static void status_round_trip(void **state)
+{
+    const uint8_t boot[ET_BOOT_ID_LEN] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16 };
+    struct et_status st = {
+        .device_id = "pi-gh-01", .online = true, .boot_id = boot, .wall_ms = 1700000000123,
+        .agent_version = "0.1.0", .outbox_batches = 42, .dropped_samples = 7,
+        .clock_synced = true, .reason = "waited 12 s for the wall clock to synchronise",
+    };
+    Edgetel__V1__Status *out = NULL;
+    char err[160];
+    uint8_t *buf;
+    size_t len;
+
+    assert_int_equal(et_wire_encode_status(&st, &buf, &len), 0);
+    assert_int_equal(et_wire_decode_status(buf, len, &out, err, sizeof(err)), 0);
+    assert_string_equal(out->device_id, "pi-gh-01");
+    assert_true(out->online);
+    assert_int_equal(out->boot_id.len, ET_BOOT_ID_LEN);
+    assert_memory_equal(out->boot_id.data, boot, ET_BOOT_ID_LEN);
+    assert_int_equal(out->wall_ms, 1700000000123);
+    assert_string_equal(out->agent_version, "0.1.0");
+    assert_int_equal(out->outbox_batches, 42);
+    assert_int_equal(out->dropped_samples, 7);
+    assert_true(out->clock_synced);
+    assert_string_equal(out->reason, st.reason);
+    edgetel__v1__status__free_unpacked(out, NULL);
+    free(buf);
+
+    /* Offline, no reason, no boot id: empty strings, no boot id on the wire. */
+    st = (struct et_status){ .device_id = "pi-gh-01" };
+    assert_int_equal(et_wire_encode_status(&st, &buf, &len), 0);
+    assert_int_equal(et_wire_decode_status(buf, len, &out, err, sizeof(err)), 0);
+    assert_false(out->online);
+    assert_int_equal(out->boot_id.len, 0);
+    assert_string_equal(out->reason, "");
+    assert_string_equal(out->agent_version, "");
+    edgetel__v1__status__free_unpacked(out, NULL);
+    free(buf);
+}
 
 static void tags_canonical_form_and_errors(void **state)
 {
@@ -416,6 +456,7 @@ int main(void)
         cmocka_unit_test(decode_rejects_malformed),
         cmocka_unit_test(ack_round_trip),
         cmocka_unit_test(status_with_bad_boot_id_is_rejected),
+        cmocka_unit_test(status_round_trip),
         cmocka_unit_test(tags_canonical_form_and_errors),
         cmocka_unit_test(tags_travel_with_their_metric),
         cmocka_unit_test(device_ids),

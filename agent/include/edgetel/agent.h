@@ -9,8 +9,6 @@
 #ifndef EDGETEL_AGENT_H
 #define EDGETEL_AGENT_H
 
-#include <stdio.h>
-
 #include "edgetel/config.h"
 #include "edgetel/mqtt.h"
 
@@ -54,12 +52,5 @@ int et_agent_outbox_stats(struct et_agent *a, struct et_outbox_stats *st);
 struct et_outbox *et_agent_outbox(struct et_agent *a);
 
 void et_agent_destroy(struct et_agent *a);
-
-/**
- * One round of every enabled collector, printed for a person to out, like
- * `sensors`. Needs no broker and no data directory.
- * @return 0 when every collector produced values, 1 when any failed.
- */
-int et_agent_print_once(const struct et_config *cfg, FILE *out);
 
 #endif

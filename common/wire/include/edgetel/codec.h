@@ -9,6 +9,7 @@
 #ifndef EDGETEL_CODEC_H
 #define EDGETEL_CODEC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -18,6 +19,12 @@
 #define ET_BOOT_ID_LEN 16
 /* Largest message edgetel accepts from the network, in bytes. */
 #define ET_WIRE_MAX_MESSAGE (1024 * 1024)
+/* What one batch may hold: the builder refuses more, a decoded batch with
+ * more is malformed. A time delta beyond ten years is garbage, not a clock. */
+#define ET_WIRE_MAX_METRICS 4096
+#define ET_WIRE_MAX_SAMPLES 200000
+#define ET_WIRE_MAX_NAME 128
+#define ET_WIRE_MAX_DT_MS (10LL * 366 * 24 * 3600 * 1000)
 
 /* Per-sample time quality; values match edgetel.v1.TimeQuality. */
 enum et_time_quality {
@@ -137,6 +144,22 @@ int et_wire_decode_ack(const uint8_t *buf, size_t len, Edgetel__V1__Ack **out,
                        char *err, size_t errlen);
 int et_wire_decode_status(const uint8_t *buf, size_t len, Edgetel__V1__Status **out,
                           char *err, size_t errlen);
+
+/* A device's Status (edgetel.v1.Status) as its agent reports it. */
+struct et_status {
+    const char *device_id;
+    bool online;
+    const uint8_t *boot_id;    /* ET_BOOT_ID_LEN bytes, or NULL */
+    int64_t wall_ms;           /* the device's clock when it was made */
+    const char *agent_version; /* NULL: none */
+    uint64_t outbox_batches;
+    uint64_t dropped_samples;  /* every sample dropped over the data dir's life */
+    bool clock_synced;
+    const char *reason;        /* why it says this (late connect, last will); NULL: none */
+};
+
+/** Encode a Status into a malloc'd *out (*len bytes). 0 or -ENOMEM. */
+int et_wire_encode_status(const struct et_status *st, uint8_t **out, size_t *len);
 
 /** Check that a device id is usable as one MQTT topic level and a file name:
  *  1-64 chars of [A-Za-z0-9._-], not starting with '.' */

@@ -1,4 +1,7 @@
-#include "timefix.h"
+/*
+ * The agent's time: see clock.h.
+ */
+#include "clock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -9,6 +12,7 @@
 #include <unistd.h>
 
 #include "edgetel/log.h"
+#include "edgetel/platform.h"
 
 /* An offset that moved by more than this was a clock step: persist it. */
 #define OFFSET_PERSIST_DELTA_MS 1000
@@ -31,7 +35,7 @@ static bool unhex16(const char *s, uint8_t id[ET_BOOT_ID_LEN])
     return s[2 * ET_BOOT_ID_LEN] == '\0' || s[2 * ET_BOOT_ID_LEN] == ' ';
 }
 
-int et_timefix_init(struct et_timefix *t, const char *path, const uint8_t boot_id[ET_BOOT_ID_LEN])
+int et_clock_init(struct et_clock *t, const char *path, const uint8_t boot_id[ET_BOOT_ID_LEN])
 {
     FILE *f;
     char line[128];
@@ -46,8 +50,8 @@ int et_timefix_init(struct et_timefix *t, const char *path, const uint8_t boot_i
         return errno == ENOENT ? 0 : -errno;
     /* Lines "<boot id hex> <offset ms>", newest first. A bad line is
      * skipped with a warning: losing an offset costs only corrections. */
-    while (fgets(line, sizeof(line), f) && t->n_boots < ET_TIMEFIX_BOOTS) {
-        struct et_timefix_boot *b = &t->boots[t->n_boots];
+    while (fgets(line, sizeof(line), f) && t->n_boots < ET_CLOCK_BOOTS) {
+        struct et_clock_boot *b = &t->boots[t->n_boots];
         char hex[40];
         long long off;
 
@@ -66,7 +70,7 @@ int et_timefix_init(struct et_timefix *t, const char *path, const uint8_t boot_i
     return 0;
 }
 
-static void timefix_save(const struct et_timefix *t)
+static void clock_save(const struct et_clock *t)
 {
     char tmp[4200], hex[33];
     FILE *f;
@@ -92,7 +96,7 @@ static void timefix_save(const struct et_timefix *t)
         et_warn("time", "cannot replace %s: %s", t->path, strerror(errno));
 }
 
-static const struct et_timefix_boot *timefix_find(const struct et_timefix *t,
+static const struct et_clock_boot *clock_find(const struct et_clock *t,
                                                   const uint8_t boot_id[ET_BOOT_ID_LEN])
 {
     for (size_t i = 0; i < t->n_boots; i++)
@@ -101,7 +105,7 @@ static const struct et_timefix_boot *timefix_find(const struct et_timefix *t,
     return NULL;
 }
 
-bool et_timefix_observe(struct et_timefix *t, bool synced, int64_t mono_ms, int64_t wall_ms)
+bool et_clock_learn(struct et_clock *t, bool synced, int64_t mono_ms, int64_t wall_ms)
 {
     int64_t offset = wall_ms - mono_ms;
     bool first = false;
@@ -110,7 +114,7 @@ bool et_timefix_observe(struct et_timefix *t, bool synced, int64_t mono_ms, int6
         return false;
     if (!t->synced_this_boot) {
         /* Put this boot first; the oldest falls off the end. */
-        size_t n = t->n_boots < ET_TIMEFIX_BOOTS ? t->n_boots : ET_TIMEFIX_BOOTS - 1;
+        size_t n = t->n_boots < ET_CLOCK_BOOTS ? t->n_boots : ET_CLOCK_BOOTS - 1;
 
         memmove(&t->boots[1], &t->boots[0], n * sizeof(t->boots[0]));
         memcpy(t->boots[0].boot_id, t->boot_id, ET_BOOT_ID_LEN);
@@ -118,27 +122,27 @@ bool et_timefix_observe(struct et_timefix *t, bool synced, int64_t mono_ms, int6
         t->n_boots = n + 1;
         t->synced_this_boot = true;
         first = true;
-        timefix_save(t);
+        clock_save(t);
         return first;
     }
-    struct et_timefix_boot *cur = (struct et_timefix_boot *)timefix_find(t, t->boot_id);
+    struct et_clock_boot *cur = (struct et_clock_boot *)clock_find(t, t->boot_id);
 
     if (cur && llabs(cur->offset_ms - offset) > OFFSET_PERSIST_DELTA_MS) {
         et_info("time", "wall clock stepped by %+" PRId64 " ms while synchronised",
                 offset - cur->offset_ms);
         cur->offset_ms = offset;
-        timefix_save(t);
+        clock_save(t);
     }
     return first;
 }
 
-int et_timefix_apply(const struct et_timefix *t, const uint8_t *blob, size_t len,
+int et_clock_retime(const struct et_clock *t, const uint8_t *blob, size_t len,
                      uint8_t **out, size_t *out_len)
 {
     uint8_t boot[ET_BOOT_ID_LEN];
     enum et_time_quality tq;
     Edgetel__V1__Batch *b;
-    const struct et_timefix_boot *known;
+    const struct et_clock_boot *known;
     enum et_time_quality fixed;
     char err[160];
     int rc;
@@ -148,7 +152,7 @@ int et_timefix_apply(const struct et_timefix *t, const uint8_t *blob, size_t len
         return rc;
     if (tq != ET_TQ_UNSYNCED)
         return 0;      /* every sample was synced, or it was fixed already */
-    known = timefix_find(t, boot);
+    known = clock_find(t, boot);
     if (!known && memcmp(boot, t->boot_id, ET_BOOT_ID_LEN) == 0)
         return 0;      /* this boot has not synced yet: send as measured */
     fixed = known ? ET_TQ_CORRECTED : ET_TQ_UNCORRECTABLE;
@@ -177,4 +181,50 @@ int et_timefix_apply(const struct et_timefix *t, const uint8_t *blob, size_t len
     *out_len = edgetel__v1__batch__pack(b, *out);
     et_wire_free_batch(b);
     return 1;
+}
+
+void et_clock_observe(struct et_clock *t, int64_t now_mono_ms)
+{
+    t->synced = et_time_synced();
+    if (et_clock_learn(t, t->synced, now_mono_ms, et_time_wall_ms()))
+        et_info("time", "wall clock synchronised: samples of this boot taken before now "
+                "will be sent with corrected times");
+}
+
+enum et_time_quality et_clock_quality(const struct et_clock *t)
+{
+    return t->synced ? ET_TQ_SYNCED : ET_TQ_UNSYNCED;
+}
+
+int64_t et_clock_wall_of(int64_t mono_ms)
+{
+    return et_time_wall_ms() - (et_time_mono_ms() - mono_ms);
+}
+
+bool et_clock_may_connect(struct et_clock *t, int64_t now_mono_ms, int64_t wait_ms,
+                          char *note, size_t notelen)
+{
+    note[0] = '\0';
+    if (t->synced) {
+        if (t->wait_began_ms) {
+            snprintf(note, notelen, "waited %" PRId64 " s for the wall clock to synchronise",
+                     (now_mono_ms - t->wait_began_ms) / 1000);
+            et_info("time", "wall clock synchronised: connecting now");
+        }
+        return true;
+    }
+    if (t->wait_began_ms == 0) {
+        t->wait_began_ms = now_mono_ms;
+        et_warn("time", "wall clock not synchronised (adjtimex reports unsynced): not connecting "
+                "yet, as TLS certificate checks would fail with a wrong clock; collecting into "
+                "the outbox; waiting up to %" PRId64 " s for NTP ([mqtt] clock_wait)",
+                wait_ms / 1000);
+    }
+    if (now_mono_ms - t->wait_began_ms >= wait_ms) {
+        snprintf(note, notelen, "wall clock still not synchronised after %" PRId64
+                 " s; connecting anyway", wait_ms / 1000);
+        et_warn("time", "%s", note);
+        return true;
+    }
+    return false;
 }

@@ -1,0 +1,580 @@
+/*
+ * The uplink: sending, the in-flight window, Acks, resends and backlog
+ * pacing. The contract is in uplink.h.
+ */
+#include "uplink.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "edgetel/log.h"
+#include "edgetel/platform.h"
+
+#define TOPIC_MAX 256
+#define SHUTDOWN_TIMEOUT_MS 2000
+/* A refused reconnect with an unchanged reason is logged at most this often. */
+#define DISCONNECT_LOG_MS (60 * 1000)
+#define DRAIN_REPORT_MS (10 * 1000)
+
+struct inflight {
+    uint64_t seq;
+    int64_t sent_ms;
+};
+
+struct et_uplink {
+    const struct et_config *cfg;
+    struct et_outbox *outbox;
+    const struct et_clock *clock;
+    et_uplink_status_fill fill;
+    void *fill_ctx;
+    struct et_mqtt *mqtt;
+    char topic_telemetry[TOPIC_MAX];
+    char topic_ack[TOPIC_MAX];
+    char topic_status[TOPIC_MAX];
+
+    bool started;
+    bool connected;
+    char connect_note[160];    /* said in the birth Status: why connecting was late */
+    char last_disconnect[160];
+    int64_t last_disconnect_log_ms;
+
+    /* The window. */
+    struct inflight *inflight;
+    size_t n_inflight;
+    uint64_t live_from;        /* seqs >= this were made during this connection */
+    uint64_t live_cursor;      /* highest live seq handed to MQTT */
+    uint64_t backlog_cursor;   /* highest backlog seq handed to MQTT */
+
+    /* Backlog drain pacing and progress. */
+    double drain_tokens;       /* historical batches that may go now */
+    int64_t drain_refill_ms;
+    int64_t drain_report_ms;
+    uint64_t drain_acked_at_report;
+    uint64_t drain_left;       /* last estimate, for the agent's metrics */
+    double drain_eta_s;        /* -1 when unknown */
+
+    uint64_t batches_sent;
+    uint64_t batches_acked;
+    uint64_t resends;
+};
+
+/* ---- status --------------------------------------------------------------- */
+
+static int status_encode(struct et_uplink *u, bool online, const char *reason,
+                         uint8_t **out, size_t *len)
+{
+    struct et_status st = { .device_id = u->cfg->device_id };
+
+    u->fill(u->fill_ctx, &st);
+    st.online = online;
+    st.reason = reason;
+    return et_wire_encode_status(&st, out, len);
+}
+
+void et_uplink_status(struct et_uplink *u, bool online, const char *reason)
+{
+    uint8_t *buf;
+    size_t len;
+
+    if (!u || !u->connected || status_encode(u, online, reason, &buf, &len) != 0)
+        return;
+    int rc = et_mqtt_publish(u->mqtt, u->topic_status, buf, len, 1, true);
+
+    if (rc < 0)
+        et_debug("uplink", "status not published: %s", strerror(-rc));
+    free(buf);
+}
+
+/* ---- the window ------------------------------------------------------------ */
+
+static bool inflight_has(const struct et_uplink *u, uint64_t seq)
+{
+    for (size_t i = 0; i < u->n_inflight; i++)
+        if (u->inflight[i].seq == seq)
+            return true;
+    return false;
+}
+
+static void inflight_remove_at(struct et_uplink *u, size_t i)
+{
+    u->inflight[i] = u->inflight[--u->n_inflight];
+}
+
+/* Make seq eligible to be sent again: move the cursor it came from back. */
+static void rewind_for(struct et_uplink *u, uint64_t seq)
+{
+    if (seq >= u->live_from) {
+        if (u->live_cursor >= seq)
+            u->live_cursor = seq - 1;
+    } else if (u->backlog_cursor >= seq) {
+        u->backlog_cursor = seq - 1;
+    }
+}
+
+static void resend_timed_out(struct et_uplink *u, int64_t now_ms)
+{
+    for (size_t i = 0; i < u->n_inflight;) {
+        if (now_ms - u->inflight[i].sent_ms < u->cfg->ack_timeout_ms) {
+            i++;
+            continue;
+        }
+        et_debug("uplink", "no ack for batch %" PRIu64 " within %" PRId64 " ms: sending again",
+                 u->inflight[i].seq, u->cfg->ack_timeout_ms);
+        rewind_for(u, u->inflight[i].seq);
+        u->resends++;
+        inflight_remove_at(u, i);
+    }
+}
+
+/* The next batch to send: live ones first, then the backlog. 0 or -ENOENT. */
+static int next_to_send(struct et_uplink *u, uint64_t *seq, uint8_t **blob, size_t *len,
+                        bool *historical)
+{
+    uint64_t after = u->live_cursor > u->live_from - 1 ? u->live_cursor : u->live_from - 1;
+    int rc;
+
+    for (;;) {
+        rc = et_outbox_next(u->outbox, after, seq, blob, len);
+        if (rc)
+            break;
+        u->live_cursor = *seq;
+        if (!inflight_has(u, *seq)) {
+            *historical = false;
+            return 0;
+        }
+        free(*blob);
+        after = *seq;
+    }
+    if (rc != -ENOENT)
+        return rc;
+    for (;;) {
+        rc = et_outbox_next(u->outbox, u->backlog_cursor, seq, blob, len);
+        if (rc)
+            return rc;
+        if (*seq >= u->live_from) {
+            free(*blob);
+            return -ENOENT;
+        }
+        u->backlog_cursor = *seq;
+        if (!inflight_has(u, *seq)) {
+            *historical = true;
+            return 0;
+        }
+        free(*blob);
+    }
+}
+
+/* ---- backlog pacing ------------------------------------------------------------ */
+
+/* Refill the drain token bucket: drain_rate batches a second, a second's worth at most. */
+static void drain_refill(struct et_uplink *u, int64_t now_ms)
+{
+    double rate = u->cfg->drain_rate;
+
+    if (rate <= 0)
+        return;
+    if (u->drain_refill_ms == 0)
+        u->drain_refill_ms = now_ms;
+    u->drain_tokens += (double)(now_ms - u->drain_refill_ms) * rate / 1000.0;
+    /* A burst of at most a second's worth (one batch for rates under 1/s). */
+    if (u->drain_tokens > (rate > 1.0 ? rate : 1.0))
+        u->drain_tokens = rate > 1.0 ? rate : 1.0;
+    u->drain_refill_ms = now_ms;
+}
+
+/* While a backlog drains: say every 10 s how much is left and when it ends. */
+static void drain_report(struct et_uplink *u, int64_t now_ms)
+{
+    struct et_outbox_stats st;
+
+    if (now_ms - u->drain_report_ms < DRAIN_REPORT_MS)
+        return;
+    if (et_outbox_stats(u->outbox, &st) != 0 || st.batches == 0 || st.oldest_seq >= u->live_from) {
+        u->drain_report_ms = now_ms;
+        u->drain_acked_at_report = u->batches_acked;
+        return;
+    }
+    uint64_t left = u->live_from > st.oldest_seq ? u->live_from - st.oldest_seq : 0;
+    double secs = (double)(now_ms - u->drain_report_ms) / 1000.0;
+    double rate = secs > 0 ? (double)(u->batches_acked - u->drain_acked_at_report) / secs : 0;
+
+    if (u->drain_report_ms != 0 && left > 0) {
+        if (rate > 0)
+            et_info("uplink", "draining backlog: about %" PRIu64 " batches left, %.1f batches/s, "
+                    "ETA %.0f s", left, rate, (double)left / rate);
+        else
+            et_info("uplink", "draining backlog: about %" PRIu64 " batches left, waiting for acks",
+                    left);
+    }
+    u->drain_left = left;
+    u->drain_eta_s = rate > 0 ? (double)left / rate : -1;
+    u->drain_report_ms = now_ms;
+    u->drain_acked_at_report = u->batches_acked;
+}
+
+/* ---- sending --------------------------------------------------------------------- */
+
+/* Re-time (when the clock says so) and mark historical; blob may be replaced. */
+static void prepare_for_wire(struct et_uplink *u, uint64_t seq, uint8_t **blob, size_t *len,
+                             bool historical)
+{
+    uint8_t *fixed;
+    size_t fixed_len;
+    int rc = et_clock_retime(u->clock, *blob, *len, &fixed, &fixed_len);
+
+    if (rc == 1) {
+        free(*blob);
+        *blob = fixed;
+        *len = fixed_len;
+    } else if (rc < 0) {
+        et_warn("time", "batch %" PRIu64 ": cannot re-time (%s); sending as measured",
+                seq, strerror(-rc));
+    }
+    if (historical)
+        *len = et_batch_mark_historical(*blob, *len);
+}
+
+void et_uplink_pump(struct et_uplink *u, int64_t now_ms)
+{
+    if (!u || !u->connected)
+        return;
+    resend_timed_out(u, now_ms);
+    drain_refill(u, now_ms);
+    drain_report(u, now_ms);
+    while (u->n_inflight < u->cfg->max_inflight) {
+        uint64_t seq;
+        uint8_t *blob;
+        size_t len;
+        bool historical;
+        int rc = next_to_send(u, &seq, &blob, &len, &historical);
+
+        if (rc) {
+            if (rc != -ENOENT)
+                et_error("outbox", "cannot read the next batch to send: %s", strerror(-rc));
+            return;
+        }
+        if (historical && u->cfg->drain_rate > 0) {
+            if (u->drain_tokens < 1.0) {
+                /* Over the drain rate: the backlog waits, live data does not. */
+                rewind_for(u, seq);
+                free(blob);
+                return;
+            }
+            u->drain_tokens -= 1.0;
+        }
+        prepare_for_wire(u, seq, &blob, &len, historical);
+        rc = et_mqtt_publish(u->mqtt, u->topic_telemetry, blob, len, 1, false);
+        free(blob);
+        if (rc < 0) {
+            rewind_for(u, seq);
+            if (rc != -EAGAIN && rc != -ENOTCONN)
+                et_warn("uplink", "publish of batch %" PRIu64 " failed: %s", seq, strerror(-rc));
+            return;
+        }
+        u->inflight[u->n_inflight++] = (struct inflight){ .seq = seq, .sent_ms = now_ms };
+        u->batches_sent++;
+    }
+}
+
+/* ---- receiving -------------------------------------------------------------------- */
+
+static void handle_ack(struct et_uplink *u, const void *payload, size_t len, int64_t now_ms)
+{
+    Edgetel__V1__Ack *ack;
+    char err[160];
+    int deleted;
+
+    if (et_wire_decode_ack(payload, len, &ack, err, sizeof(err)) != 0) {
+        et_warn("uplink", "ignoring malformed ack on %s: %s", u->topic_ack, err);
+        return;
+    }
+    if (strcmp(ack->device_id, u->cfg->device_id) != 0) {
+        et_warn("uplink", "ignoring ack for device \"%s\" on %s", ack->device_id, u->topic_ack);
+        goto out;
+    }
+    deleted = et_outbox_ack(u->outbox, ack->acked_through, ack->seqs, ack->n_seqs);
+    if (deleted < 0) {
+        et_error("outbox", "cannot delete acknowledged batches: %s", strerror(-deleted));
+        goto out;
+    }
+    u->batches_acked += (uint64_t)deleted;
+    for (size_t i = 0; i < u->n_inflight;) {
+        uint64_t seq = u->inflight[i].seq;
+        bool covered = seq <= ack->acked_through;
+
+        for (size_t k = 0; !covered && k < ack->n_seqs; k++)
+            covered = ack->seqs[k] == seq;
+        if (covered)
+            inflight_remove_at(u, i);
+        else
+            i++;
+    }
+    et_debug("uplink", "ack through %" PRIu64 " (+%zu): %d batches deleted",
+             (uint64_t)ack->acked_through, ack->n_seqs, deleted);
+    et_uplink_pump(u, now_ms);
+out:
+    edgetel__v1__ack__free_unpacked(ack, NULL);
+}
+
+static void on_connected(struct et_uplink *u, int64_t now_ms)
+{
+    struct et_outbox_stats st = { 0 };
+
+    u->connected = true;
+    u->n_inflight = 0;
+    u->live_from = et_outbox_next_seq(u->outbox);
+    u->live_cursor = 0;
+    u->backlog_cursor = 0;
+    u->last_disconnect[0] = '\0';
+    u->last_disconnect_log_ms = 0;
+    et_outbox_stats(u->outbox, &st);
+    et_info("uplink", "connected to %s:%d; %" PRIu64 " batches waiting", u->cfg->host,
+            u->cfg->port, st.batches);
+    et_uplink_status(u, true, u->connect_note[0] ? u->connect_note : NULL);
+    et_uplink_pump(u, now_ms);
+}
+
+static void on_disconnected(struct et_uplink *u, const char *reason, int64_t now_ms)
+{
+    const char *why = reason ? reason : "unknown reason";
+
+    /* Each retry reports again, and a refused handshake may alternate
+     * between two reasons: say a new reason at once, then at most once
+     * a minute until the connection is up again. */
+    if (u->connected || (strcmp(why, u->last_disconnect) != 0 &&
+                         now_ms - u->last_disconnect_log_ms >= DISCONNECT_LOG_MS) ||
+        u->last_disconnect_log_ms == 0) {
+        et_warn("uplink", "%s %s:%d: %s (retrying with backoff)",
+                u->connected ? "lost connection to" : "cannot connect to",
+                u->cfg->host, u->cfg->port, why);
+        u->last_disconnect_log_ms = now_ms;
+    } else {
+        et_debug("uplink", "cannot connect to %s:%d: %s", u->cfg->host, u->cfg->port, why);
+    }
+    snprintf(u->last_disconnect, sizeof(u->last_disconnect), "%s", why);
+    u->connected = false;
+    u->n_inflight = 0;
+}
+
+static void on_mqtt_event(void *ctx, const struct et_mqtt_event *ev)
+{
+    struct et_uplink *u = ctx;
+    int64_t now_ms = et_time_mono_ms();
+
+    switch (ev->type) {
+    case ET_MQTT_CONNECTED:
+        on_connected(u, now_ms);
+        break;
+    case ET_MQTT_DISCONNECTED:
+        on_disconnected(u, ev->reason, now_ms);
+        break;
+    case ET_MQTT_MESSAGE:
+        if (ev->topic && strcmp(ev->topic, u->topic_ack) == 0)
+            handle_ack(u, ev->payload, ev->len, now_ms);
+        else
+            et_debug("uplink", "ignoring message on %s", ev->topic ? ev->topic : "?");
+        break;
+    case ET_MQTT_PUBLISHED:
+        break;
+    case ET_MQTT_PUBLISH_FAILED:
+        /* The batch stays in the outbox; the ack timeout sends it again. */
+        et_debug("uplink", "publish %d failed: %s", ev->token, ev->reason ? ev->reason : "?");
+        break;
+    }
+}
+
+void et_uplink_dispatch(struct et_uplink *u)
+{
+    if (u)
+        et_mqtt_dispatch(u->mqtt, on_mqtt_event, u);
+}
+
+int et_uplink_fd(const struct et_uplink *u)
+{
+    return u ? et_mqtt_fd(u->mqtt) : -1;
+}
+
+/* ---- life cycle -------------------------------------------------------------------- */
+
+static int check_key_file(const char *path, char *err, size_t errlen)
+{
+    struct stat st;
+
+    if (stat(path, &st) != 0) {
+        snprintf(err, errlen, "key %s: %s", path, strerror(errno));
+        return -errno;
+    }
+    if (st.st_mode & 077) {
+        snprintf(err, errlen, "key %s is readable by others (mode %04o): run chmod 600 %s",
+                 path, (unsigned)(st.st_mode & 07777), path);
+        return -EPERM;
+    }
+    return 0;
+}
+
+static int check_readable(const char *what, const char *path, char *err, size_t errlen)
+{
+    if (access(path, R_OK) != 0) {
+        snprintf(err, errlen, "%s %s: %s", what, path, strerror(errno));
+        return -errno;
+    }
+    return 0;
+}
+
+static int make_topics(struct et_uplink *u, char *err, size_t errlen)
+{
+    const char *root = u->cfg->topic_root, *dev = u->cfg->device_id;
+    int n1 = snprintf(u->topic_telemetry, TOPIC_MAX, "%s/v1/%s/telemetry", root, dev);
+    int n2 = snprintf(u->topic_ack, TOPIC_MAX, "%s/v1/%s/ack", root, dev);
+    int n3 = snprintf(u->topic_status, TOPIC_MAX, "%s/v1/%s/status", root, dev);
+
+    if (n1 >= TOPIC_MAX || n2 >= TOPIC_MAX || n3 >= TOPIC_MAX) {
+        snprintf(err, errlen, "topic root \"%s\" is too long", root);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int make_client(struct et_uplink *u, const struct et_mqtt_transport *transport,
+                       char *err, size_t errlen)
+{
+    const struct et_config *cfg = u->cfg;
+    struct et_mqtt_cfg mc = {
+        .host = cfg->host,
+        .port = cfg->port,
+        .client_id = cfg->device_id,
+        .tls = !cfg->insecure,
+        .ca_file = cfg->ca_file,
+        .cert_file = cfg->cert_file,
+        .key_file = cfg->key_file,
+        .keepalive_s = (int)(cfg->keepalive_ms / 1000),
+        .min_backoff_ms = (int)cfg->backoff_min_ms,
+        .max_backoff_ms = (int)cfg->backoff_max_ms,
+        .max_inflight = (int)cfg->max_inflight + 4,   /* room for status beside batches */
+        .will_topic = u->topic_status,
+        .will_retain = true,
+    };
+    uint8_t *will = NULL;
+    size_t will_len = 0;
+    int rc;
+
+    rc = status_encode(u, false, "connection lost (last will)", &will, &will_len);
+    if (rc)
+        return rc;
+    mc.will_payload = will;
+    mc.will_len = will_len;
+    rc = et_mqtt_create(&u->mqtt, transport, &mc);
+    free(will);
+    if (rc) {
+        snprintf(err, errlen, "cannot set up MQTT client for %s:%d: %s", cfg->host, cfg->port,
+                 strerror(-rc));
+        return rc;
+    }
+    rc = et_mqtt_subscribe(u->mqtt, u->topic_ack, 1);
+    if (rc)
+        snprintf(err, errlen, "cannot subscribe to %s: %s", u->topic_ack, strerror(-rc));
+    return rc;
+}
+
+int et_uplink_create(struct et_uplink **out, const struct et_config *cfg,
+                     const struct et_mqtt_transport *transport, struct et_outbox *outbox,
+                     const struct et_clock *clock, et_uplink_status_fill fill, void *fill_ctx,
+                     char *err, size_t errlen)
+{
+    struct et_uplink *u;
+    int rc;
+
+    *out = NULL;
+    if (!cfg->host || !*cfg->host) {
+        /* A board may collect before it has a broker: all goes to the
+         * outbox, within its quota, until a host is configured. */
+        et_warn("uplink", "[mqtt] host is not set: collecting into the outbox only, "
+                "sending nothing");
+        return 0;
+    }
+    if (cfg->insecure) {
+        et_warn("uplink", "[mqtt] insecure = true: telemetry goes to %s:%d as PLAIN TEXT, "
+                "without authentication. Use only on a closed test network.",
+                cfg->host, cfg->port);
+    } else if ((rc = check_readable("CA certificate", cfg->ca_file, err, errlen)) ||
+               (rc = check_readable("certificate", cfg->cert_file, err, errlen)) ||
+               (rc = check_key_file(cfg->key_file, err, errlen))) {
+        return rc;
+    }
+    u = calloc(1, sizeof(*u));
+    if (!u)
+        return -ENOMEM;
+    u->cfg = cfg;
+    u->outbox = outbox;
+    u->clock = clock;
+    u->fill = fill;
+    u->fill_ctx = fill_ctx;
+    u->drain_eta_s = -1;
+    rc = -ENOMEM;
+    u->inflight = calloc(cfg->max_inflight ? cfg->max_inflight : 1, sizeof(*u->inflight));
+    if (!u->inflight)
+        goto fail;
+    if ((rc = make_topics(u, err, errlen)) || (rc = make_client(u, transport, err, errlen)))
+        goto fail;
+    *out = u;
+    return 0;
+fail:
+    et_uplink_destroy(u);
+    return rc;
+}
+
+int et_uplink_start(struct et_uplink *u, const char *note)
+{
+    int rc = et_mqtt_start(u->mqtt);
+
+    if (rc) {
+        et_error("uplink", "cannot start MQTT client: %s", strerror(-rc));
+        return rc;
+    }
+    snprintf(u->connect_note, sizeof(u->connect_note), "%s", note ? note : "");
+    u->started = true;
+    return 0;
+}
+
+bool et_uplink_started(const struct et_uplink *u)
+{
+    return u && u->started;
+}
+
+void et_uplink_stats(const struct et_uplink *u, struct et_uplink_stats *out)
+{
+    *out = (struct et_uplink_stats){ .backlog_eta_s = -1 };
+    if (!u)
+        return;
+    *out = (struct et_uplink_stats){
+        .connected = u->connected,
+        .inflight = u->n_inflight,
+        .batches_sent = u->batches_sent,
+        .batches_acked = u->batches_acked,
+        .resends = u->resends,
+        .backlog_left = u->drain_left,
+        .backlog_eta_s = u->drain_eta_s,
+    };
+}
+
+void et_uplink_stop(struct et_uplink *u)
+{
+    if (!u)
+        return;
+    et_uplink_status(u, false, "agent stopped");
+    et_uplink_destroy(u);
+}
+
+void et_uplink_destroy(struct et_uplink *u)
+{
+    if (!u)
+        return;
+    et_mqtt_destroy(u->mqtt, SHUTDOWN_TIMEOUT_MS);
+    free(u->inflight);
+    free(u);
+}

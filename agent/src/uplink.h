@@ -1,0 +1,120 @@
+/*
+ * The uplink: the outbox over MQTT to the aggregator, and the aggregator's
+ * Acks back into the outbox. The agent's one home for sending.
+ *
+ * What it sends, in which order:
+ *   - On every connect: a retained birth Status (online, with the reason
+ *     connecting was late, if it was) on {root}/v1/{device}/status, then
+ *     batches. The last will, registered with each connect, is a retained
+ *     offline Status ("connection lost (last will)").
+ *   - Batches go QoS 1 to {root}/v1/{device}/telemetry through a window of
+ *     at most max_inflight batches sent and not yet acknowledged. Live
+ *     first: batches made since this connection came up go before the
+ *     backlog. The backlog (made while disconnected, or left from an earlier
+ *     run) fills what the window leaves, each batch marked historical on the
+ *     way out (et_batch_mark_historical), paced at drain_rate batches a
+ *     second when that is set, with progress logged every 10 s and kept for
+ *     the agent's metrics (et_uplink_stats: batches left, ETA).
+ *   - A batch of samples taken before the clock synced is re-timed on the
+ *     way out (et_clock_retime); the outbox keeps the bytes it was made with.
+ *   - A Status every minute (et_uplink_status), and an offline one when the
+ *     agent stops (et_uplink_stop).
+ *
+ * When a row may be deleted: only when the aggregator's Ack on
+ * {root}/v1/{device}/ack names it, by its cumulative acked_through or its
+ * list of selective seqs; the aggregator sends an Ack only after its store
+ * committed the batch. A broker PUBACK means nothing here: a broker without
+ * persistence or an aggregator that is down must not cost data. An Ack for
+ * another device is ignored (and logged).
+ *
+ * When no Ack comes within ack_timeout the batch is sent again; the
+ * aggregator's dedupe by (device, seq) makes that harmless.
+ *
+ * On disconnect: the window is emptied (nothing in flight counts as
+ * delivered), the seam reconnects with backoff, and on the next connect
+ * sending starts over from the outbox: live batches of the new connection
+ * first, then the whole backlog. A lost connection is logged when it is
+ * lost; a refused reconnect once per reason, then at most once a minute.
+ *
+ * Threads: none of its own. Everything runs on the agent's thread; the MQTT
+ * seam's events arrive through et_uplink_fd() and et_uplink_dispatch().
+ */
+#ifndef EDGETEL_UPLINK_H
+#define EDGETEL_UPLINK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "clock.h"
+#include "edgetel/codec.h"
+#include "edgetel/config.h"
+#include "edgetel/mqtt.h"
+#include "edgetel/outbox.h"
+
+struct et_uplink;
+
+/*
+ * The parts of a Status only the agent knows (boot id, drops of its own,
+ * version). The uplink sets online and reason; fill sets the rest.
+ */
+typedef void (*et_uplink_status_fill)(void *ctx, struct et_status *st);
+
+struct et_uplink_stats {
+    bool connected;
+    size_t inflight;           /* batches sent and not yet acknowledged */
+    uint64_t batches_sent;
+    uint64_t batches_acked;
+    uint64_t resends;
+    uint64_t backlog_left;     /* last estimate while a backlog drains; 0 otherwise */
+    double backlog_eta_s;      /* -1 when unknown */
+};
+
+/**
+ * Set up the uplink of cfg's device over transport (not connected yet).
+ * Checks the TLS files first (readable; the key private to this user)
+ * unless cfg->insecure, which it warns about loudly. cfg, transport,
+ * outbox and clock are borrowed and must outlive the uplink. Without
+ * [mqtt] host there is no uplink: *out is NULL, 0 is returned and the agent
+ * collects into the outbox only.
+ * @return 0, or -errno with err saying what and why.
+ */
+int et_uplink_create(struct et_uplink **out, const struct et_config *cfg,
+                     const struct et_mqtt_transport *transport, struct et_outbox *outbox,
+                     const struct et_clock *clock, et_uplink_status_fill fill, void *fill_ctx,
+                     char *err, size_t errlen);
+
+/** Begin connecting; note (may be NULL or "") goes into every birth Status. */
+int et_uplink_start(struct et_uplink *u, const char *note);
+
+/** Whether et_uplink_start() was called. */
+bool et_uplink_started(const struct et_uplink *u);
+
+/** Readable while the seam has events for et_uplink_dispatch(). */
+int et_uplink_fd(const struct et_uplink *u);
+
+/** Handle the seam's events: connects, disconnects, Acks. */
+void et_uplink_dispatch(struct et_uplink *u);
+
+/**
+ * Resend what timed out and send what the window and the drain rate allow.
+ * Call after new batches reach the outbox and once per loop pass.
+ */
+void et_uplink_pump(struct et_uplink *u, int64_t now_ms);
+
+/** Publish a Status now (retained); a no-op while disconnected. */
+void et_uplink_status(struct et_uplink *u, bool online, const char *reason);
+
+/**
+ * Publish the offline Status ("agent stopped") and disconnect cleanly, so
+ * the broker does not send the will; then free. NULL is a no-op.
+ */
+void et_uplink_stop(struct et_uplink *u);
+
+/** Free without a goodbye (the broker then sends the will). NULL is a no-op. */
+void et_uplink_destroy(struct et_uplink *u);
+
+/** Counters and state for the agent's metrics and log. u may be NULL (no uplink). */
+void et_uplink_stats(const struct et_uplink *u, struct et_uplink_stats *out);
+
+#endif

@@ -773,3 +773,16 @@ out:
     fclose(f);
     return rc;
 }
+
+int et_ini_load_file(const char *path, size_t max_bytes, et_ini_text_parser parse, void *obj,
+                     char *err, size_t errlen)
+{
+    char *text = NULL;
+    size_t len = 0;
+    int rc = et_ini_read_file(path, max_bytes, &text, &len, err, errlen);
+
+    if (rc == 0)
+        rc = parse(text, len, path, obj, err, errlen);
+    free(text);
+    return rc;
+}

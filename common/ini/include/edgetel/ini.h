@@ -148,4 +148,17 @@ void et_ini_free_strings(const struct et_ini_key *keys, size_t n, void *obj);
 int et_ini_read_file(const char *path, size_t max_bytes, char **text, size_t *len,
                      char *err, size_t errlen);
 
+/* A program's whole-config parser: text (len bytes) named name into obj. */
+typedef int (*et_ini_text_parser)(const char *text, size_t len, const char *name, void *obj,
+                                  char *err, size_t errlen);
+
+/**
+ * The one way a program loads its config file: read path (et_ini_read_file)
+ * and hand the text to parse under the file's name, so every message reads
+ * "PATH:LINE: what is wrong".
+ * @return et_ini_read_file's or parse's result.
+ */
+int et_ini_load_file(const char *path, size_t max_bytes, et_ini_text_parser parse, void *obj,
+                     char *err, size_t errlen);
+
 #endif

@@ -1,0 +1,209 @@
+/*
+ * The batcher (agent/src/batcher.h) against a real outbox in a temp dir:
+ * samples become batches with consecutive seqs, a group commit makes them
+ * durable, and an outbox that cannot take them costs memory up to a bound,
+ * then counted drops, never a lost or repeated seq.
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "../../agent/src/batcher.h"
+#include "edgetel/outbox.h"
+#include "et_fake.h"
+
+#define MAX_SAMPLES 10
+
+struct fixture {
+    char dir[64];
+    struct et_outbox *outbox;
+    struct et_batcher *batcher;
+    int64_t next_value;
+};
+
+static int setup(void **state)
+{
+    struct fixture *fx = calloc(1, sizeof(*fx));
+    const uint8_t boot[ET_BOOT_ID_LEN] = { 7 };
+    char path[128], err[256];
+
+    if (!fx)
+        return -1;
+    snprintf(fx->dir, sizeof(fx->dir), "/tmp/et-batcher-XXXXXX");
+    if (!mkdtemp(fx->dir))
+        return -1;
+    et_fake_reset();
+    snprintf(path, sizeof(path), "%s/outbox.db", fx->dir);
+    if (et_outbox_open(&fx->outbox, path, err, sizeof(err)) != 0 ||
+        et_batcher_create(&fx->batcher, fx->outbox, "unit-dev", boot, MAX_SAMPLES) != 0)
+        return -1;
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *fx = *state;
+    DIR *d;
+    struct dirent *de;
+    char p[512];
+
+    et_batcher_destroy(fx->batcher);
+    et_outbox_close(fx->outbox);
+    d = opendir(fx->dir);
+    while (d && (de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        snprintf(p, sizeof(p), "%s/%s", fx->dir, de->d_name);
+        unlink(p);
+    }
+    if (d)
+        closedir(d);
+    rmdir(fx->dir);
+    free(fx);
+    return 0;
+}
+
+/* n samples of a counter that counts every sample ever added. */
+static void add_samples(struct fixture *fx, int n)
+{
+    for (int i = 0; i < n; i++) {
+        struct et_value v = et_value_i64(fx->next_value++);
+
+        assert_int_equal(et_batcher_add(fx->batcher, "sim.counter", "1", NULL, 1000 + i, &v,
+                                        ET_TQ_SYNCED), 0);
+    }
+}
+
+static void exec_sql(sqlite3 *db, const char *sql)
+{
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+}
+
+/* Every counter value in the outbox, in seq order; checks the seqs are consecutive. */
+static size_t outbox_values(struct fixture *fx, int64_t *values, size_t cap)
+{
+    uint64_t after = 0, seq, prev = 0;
+    uint8_t *blob;
+    size_t len, n = 0;
+
+    while (et_outbox_next(fx->outbox, after, &seq, &blob, &len) == 0) {
+        Edgetel__V1__Batch *b;
+        char err[160];
+
+        if (prev)
+            assert_int_equal(seq, prev + 1);
+        assert_int_equal(et_wire_decode_batch(blob, len, &b, err, sizeof(err)), 0);
+        assert_int_equal(b->seq, seq);
+        for (size_t i = 0; i < b->n_samples && n < cap; i++)
+            values[n++] = b->samples[i]->i64;
+        et_wire_free_batch(b);
+        free(blob);
+        prev = after = seq;
+    }
+    return n;
+}
+
+static void samples_become_batches_and_commit(void **state)
+{
+    struct fixture *fx = *state;
+    const struct et_batcher_stats *st = et_batcher_stats(fx->batcher);
+    struct et_outbox_stats ob;
+    int64_t values[64];
+
+    assert_int_equal(et_batcher_flush(fx->batcher, 1), 0);      /* nothing to flush */
+    assert_int_equal(st->batches_made, 0);
+    add_samples(fx, MAX_SAMPLES - 1);
+    assert_false(et_batcher_full(fx->batcher));
+    add_samples(fx, 1);
+    assert_true(et_batcher_full(fx->batcher));
+    assert_int_equal(et_batcher_flush(fx->batcher, 2), 0);
+    add_samples(fx, 3);
+    assert_int_equal(et_batcher_flush(fx->batcher, 3), 0);
+    assert_int_equal(st->batches_made, 2);
+    assert_int_equal(st->samples_stored, MAX_SAMPLES + 3);
+    /* Readable (and sendable) before the commit, held until it. */
+    assert_int_equal(et_outbox_stats(fx->outbox, &ob), 0);
+    assert_int_equal(ob.batches, 2);
+    assert_int_equal(et_batcher_unstored(fx->batcher), MAX_SAMPLES + 3);
+    assert_int_equal(et_batcher_commit(fx->batcher), 0);
+    assert_int_equal(et_batcher_unstored(fx->batcher), 0);
+    assert_int_equal(outbox_values(fx, values, 64), MAX_SAMPLES + 3);
+    for (int64_t i = 0; i < MAX_SAMPLES + 3; i++)
+        assert_int_equal(values[i], i);
+}
+
+static void full_outbox_holds_then_drops_counted_and_keeps_seqs(void **state)
+{
+    struct fixture *fx = *state;
+    const struct et_batcher_stats *st = et_batcher_stats(fx->batcher);
+    sqlite3 *db = et_outbox_sqlite(fx->outbox);
+    int64_t values[512];
+    char sql[96];
+    sqlite3_stmt *q;
+    size_t n;
+
+    add_samples(fx, 5);
+    assert_int_equal(et_batcher_flush(fx->batcher, 1), 0);
+    assert_int_equal(et_batcher_commit(fx->batcher), 0);
+
+    /* The "disk" is full: no page may be added. */
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA page_count", -1, &q, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    snprintf(sql, sizeof(sql), "PRAGMA max_page_count = %d", sqlite3_column_int(q, 0));
+    sqlite3_finalize(q);
+    exec_sql(db, sql);
+
+    /* Batches are made until the free pages are used up, then held while
+     * the outbox refuses them. */
+    int refused = 0;
+
+    for (int i = 0; i < 500 && refused < 3; i++) {
+        add_samples(fx, MAX_SAMPLES);
+        if (et_batcher_flush(fx->batcher, 10 + i) != 0 || et_batcher_commit(fx->batcher) != 0)
+            refused++;
+    }
+    assert_int_equal(refused, 3);
+    assert_true(et_batcher_unstored(fx->batcher) >= 3 * MAX_SAMPLES);
+    assert_int_equal(st->dropped_in_memory, 0);
+
+    /* Past the memory bound the newest samples are dropped, and counted. */
+    add_samples(fx, MAX_SAMPLES * ET_BATCHER_MEMORY_BATCHES);
+    assert_int_not_equal(et_batcher_flush(fx->batcher, 20), 0);
+    assert_true(st->dropped_in_memory > 0);
+
+    /* Room again: the held batches go in with their seqs, nothing twice. */
+    exec_sql(db, "PRAGMA max_page_count = 1000000");
+    add_samples(fx, 2);
+    assert_int_equal(et_batcher_flush(fx->batcher, 30), 0);
+    assert_int_equal(et_batcher_commit(fx->batcher), 0);
+    assert_int_equal(et_batcher_unstored(fx->batcher), 0);
+    n = outbox_values(fx, values, 512);
+    /* Every sample ever added is either in the outbox or counted as dropped. */
+    assert_int_equal(n + st->dropped_in_memory, (size_t)fx->next_value);
+    for (size_t i = 1; i < n; i++)
+        assert_true(values[i] > values[i - 1]);      /* in order, none twice */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(samples_become_batches_and_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(full_outbox_holds_then_drops_counted_and_keeps_seqs,
+                                        setup, teardown),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -47,7 +47,7 @@ struct disk_params {
 
 static const struct et_param disk_keys[] = {
     { "mounts", ET_PARAM_LIST, ET_PARAM_FIELD(struct disk_params, mounts), NULL,
-      .help = "comma-separated mount points to report (default: every disk)" },
+      .help = "mount points to report, e.g. /, /boot/firmware (default: every disk)" },
 };
 
 /* Filesystems that hold no user data, or only RAM. */

@@ -55,7 +55,7 @@ struct diskio_params {
 
 static const struct et_param diskio_keys[] = {
     { "devices", ET_PARAM_LIST, ET_PARAM_FIELD(struct diskio_params, devices), NULL,
-      .help = "comma-separated block devices, e.g. mmcblk0,sda (default: all)" },
+      .help = "block devices, e.g. mmcblk0, sda (default: whole disks, not loop or ram)" },
 };
 
 /* One diskstats line: "major minor name" then at least 11 counters. */

@@ -47,7 +47,7 @@ struct net_params {
 
 static const struct et_param net_keys[] = {
     { "interfaces", ET_PARAM_LIST, ET_PARAM_FIELD(struct net_params, interfaces), NULL,
-      .help = "comma-separated interfaces, e.g. eth0,wlan0 (default: all but lo)" },
+      .help = "interfaces, e.g. eth0, wlan0 (default: all but lo)" },
 };
 
 /* "  eth0: 1 2 3 ..." -> name and the 16 counters. */

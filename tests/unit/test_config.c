@@ -1032,6 +1032,55 @@ static void example_matches_table(void **state)
     free(text);
 }
 
+/*
+ * The example's [collector] sections, uncommented, parse: the driver keys
+ * they show exist and their values are in range. Skipped when one of their
+ * drivers is not built in. The example points to --list-drivers for the
+ * rest.
+ */
+static void example_collectors_parse(void **state)
+{
+    char *text = read_example();
+    char *sections = calloc(1, 65536);
+    size_t o = (size_t)snprintf(sections, 65536, "[agent]\ndevice_id = d1\n");
+    struct et_config c;
+    char err[512];
+    int rc;
+
+    assert_non_null(sections);
+    assert_non_null(strstr(text, "`edgetel-agent --list-drivers` lists every built-in driver"));
+    for (char *p = strstr(text, "\n# [collector"); p && *p;) {
+        char *nl;
+        size_t n;
+
+        p++;
+        nl = strchr(p, '\n');
+        n = nl ? (size_t)(nl - p) : strlen(p);
+        if (strncmp(p, "# ", 2) == 0) {
+            memcpy(sections + o, p + 2, n - 2);
+            o += n - 2;
+        }
+        sections[o++] = '\n';
+        p += n;
+    }
+    rc = et_config_parse(sections, "collectors", &c, err, sizeof(err));
+    if (rc == 0) {
+        assert_int_equal(c.n_collectors, 4);
+        if (et_driver_find("bme280")) {
+            assert_string_equal(c.collectors[3].type, "bme280");
+            assert_int_equal(c.collectors[3].n_keys, 3);
+        }
+        et_config_free(&c);
+    }
+    free(sections);
+    free(text);
+    if (rc != 0 && strstr(err, "no such driver"))
+        skip();
+    if (rc != 0)
+        print_error("%s\n", err);
+    assert_int_equal(rc, 0);
+}
+
 /* ---- the loader's other types -------------------------------------------------------- */
 
 struct sample {
@@ -1243,6 +1292,7 @@ int main(void)
         cmocka_unit_test(short_error_buffer),
         cmocka_unit_test(out_of_memory_everywhere),
         cmocka_unit_test(example_matches_table),
+        cmocka_unit_test(example_collectors_parse),
         cmocka_unit_test(ini_types),
         cmocka_unit_test(ini_bad_table),
     };

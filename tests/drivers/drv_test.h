@@ -58,16 +58,21 @@ static inline void *drv_params(const struct et_driver *drv, const struct drv_kv 
     return params;
 }
 
-/* A value the driver's table must refuse with -EINVAL: the reason names the key. */
-static inline void param_refused(const char *driver, const char *key, const char *value)
+/* Values the driver's table must each refuse with -EINVAL and a reason naming the key. */
+static inline void params_refused(const char *driver, const struct drv_kv *bad, size_t n)
 {
     const struct et_driver *drv = et_driver_find(driver);
     void *params = drv_params(drv, NULL, 0);
-    char why[256] = "";
 
-    assert_int_equal(et_params_set(drv, params, key, value, why, sizeof(why)), -EINVAL);
-    if (!strstr(why, key))
-        fail_msg("%s %s = %s: reason without the key: %s", driver, key, value, why);
+    for (size_t i = 0; i < n; i++) {
+        char why[256] = "";
+
+        assert_int_equal(et_params_set(drv, params, bad[i].key, bad[i].value, why, sizeof(why)),
+                         -EINVAL);
+        if (!strstr(why, bad[i].key))
+            fail_msg("%s %s = %s: reason without the key: %s", driver, bad[i].key, bad[i].value,
+                     why);
+    }
     et_params_destroy(drv, params);
 }
 

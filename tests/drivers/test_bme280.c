@@ -245,8 +245,7 @@ static void bad_parameters(void **state)
     };
 
     make_chip(0x60);
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        param_refused("bme280", bad[i].key, bad[i].value);
+    params_refused("bme280", bad, sizeof(bad) / sizeof(bad[0]));
 }
 
 int main(void)

@@ -77,8 +77,7 @@ static void bad_parameters_are_rejected_naming_their_key(void **state)
         { "amplitude", "loud" },
     };
 
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        param_refused("sim", bad[i].key, bad[i].value);
+    params_refused("sim", bad, sizeof(bad) / sizeof(bad[0]));
 }
 
 static void get_before_fetch_has_no_data(void **state)

@@ -1,5 +1,5 @@
 /*
- * The registry lookups of driver.h and the helpers of common.h.
+ * The helpers of common.h.
  */
 #include <errno.h>
 #include <limits.h>
@@ -12,23 +12,6 @@
 #include "common.h"
 #include "edgetel/platform.h"
 
-const struct et_driver *et_driver_find(const char *name)
-{
-    for (size_t i = 0; i < et_n_drivers; i++)
-        if (strcmp(et_drivers[i]->name, name) == 0)
-            return et_drivers[i];
-    return NULL;
-}
-
-const char *et_kv_get(const struct et_kv *kv, size_t n, const char *key)
-{
-    /* The last one wins, as a later line of a config file overrides an earlier one. */
-    for (size_t i = n; i-- > 0;)
-        if (strcmp(kv[i].key, key) == 0)
-            return kv[i].value;
-    return NULL;
-}
-
 int et_dev_fail(struct et_dev *dev, int err, const char *fmt, ...)
 {
     va_list ap;
@@ -37,82 +20,6 @@ int et_dev_fail(struct et_dev *dev, int err, const char *fmt, ...)
     vsnprintf(dev->err, sizeof(dev->err), fmt, ap);
     va_end(ap);
     return err;
-}
-
-static const struct et_kv *kv_find(const struct et_kv *kv, size_t n, const char *key)
-{
-    for (size_t i = n; i-- > 0;)
-        if (strcmp(kv[i].key, key) == 0)
-            return &kv[i];
-    return NULL;
-}
-
-int et_param_i64(struct et_dev *dev, const struct et_kv *kv, size_t n, const char *key,
-                 int64_t def, int64_t min, int64_t max, int64_t *out)
-{
-    const struct et_kv *p = kv_find(kv, n, key);
-    int64_t v;
-
-    if (!p) {
-        *out = def;
-        return 0;
-    }
-    if (!et_parse_i64_text(p->value, &v))
-        return et_dev_fail(dev, -EINVAL, "line %d: %s \"%s\": expected a whole number",
-                           p->line, key, p->value);
-    if (v < min || v > max)
-        return et_dev_fail(dev, -EINVAL,
-                           "line %d: %s \"%s\": expected %lld to %lld", p->line, key,
-                           p->value, (long long)min, (long long)max);
-    *out = v;
-    return 0;
-}
-
-int et_param_f64(struct et_dev *dev, const struct et_kv *kv, size_t n, const char *key,
-                 double def, double min, double max, double *out)
-{
-    const struct et_kv *p = kv_find(kv, n, key);
-    char *end;
-    double v;
-
-    if (!p) {
-        *out = def;
-        return 0;
-    }
-    errno = 0;
-    v = strtod(p->value, &end);
-    while (*end == ' ' || *end == '\t')
-        end++;
-    if (end == p->value || *end != '\0' || errno == ERANGE || !isfinite(v))
-        return et_dev_fail(dev, -EINVAL, "line %d: %s \"%s\": expected a number",
-                           p->line, key, p->value);
-    if (v < min || v > max)
-        return et_dev_fail(dev, -EINVAL, "line %d: %s \"%s\": expected %g to %g",
-                           p->line, key, p->value, min, max);
-    *out = v;
-    return 0;
-}
-
-int et_param_duration_ms(struct et_dev *dev, const struct et_kv *kv, size_t n,
-                         const char *key, int64_t def_ms, int64_t min_ms, int64_t max_ms,
-                         int64_t *out)
-{
-    const struct et_kv *p = kv_find(kv, n, key);
-    int64_t v;
-
-    if (!p) {
-        *out = def_ms;
-        return 0;
-    }
-    if (et_parse_duration_ms(p->value, &v) < 0)
-        return et_dev_fail(dev, -EINVAL,
-                           "line %d: %s \"%s\": expected a duration like 500ms, 60s, 5m or 1h",
-                           p->line, key, p->value);
-    if (v < min_ms || v > max_ms)
-        return et_dev_fail(dev, -EINVAL, "line %d: %s \"%s\": expected %lldms to %lldms",
-                           p->line, key, p->value, (long long)min_ms, (long long)max_ms);
-    *out = v;
-    return 0;
 }
 
 const char *et_next_line(const char **cursor, size_t *len)

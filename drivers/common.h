@@ -1,8 +1,8 @@
 /*
- * Helpers every driver shares: failing with a reason, reading typed
- * parameters, scanning /proc and sysfs text, and channel tables built at
- * probe time. Nothing here opens a file; drivers read through
- * edgetel/platform.h and hand the text to these parsers.
+ * Helpers every driver shares: failing with a reason, scanning /proc and
+ * sysfs text, and channel tables built at probe time (parameters arrive
+ * parsed: driver.h, params.h). Nothing here opens a file; drivers read
+ * through edgetel/platform.h and hand the text to these parsers.
  */
 #ifndef EDGETEL_DRIVERS_COMMON_H
 #define EDGETEL_DRIVERS_COMMON_H
@@ -20,30 +20,6 @@
  */
 int et_dev_fail(struct et_dev *dev, int err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-
-/**
- * Integer parameter key, def when absent, else a whole decimal number in
- * [min, max]. A bad value writes "<key> \"<value>\" (line N): ..." into
- * dev->err and returns -EINVAL.
- */
-int et_param_i64(struct et_dev *dev, const struct et_kv *kv, size_t n, const char *key,
-                 int64_t def, int64_t min, int64_t max, int64_t *out);
-
-/** Floating-point parameter in [min, max]; as et_param_i64. */
-int et_param_f64(struct et_dev *dev, const struct et_kv *kv, size_t n, const char *key,
-                 double def, double min, double max, double *out);
-
-/**
- * Duration parameter in milliseconds: a number with an optional unit
- * "ms", "s", "m" or "h" ("60", "90s", "5m"; a bare number is seconds),
- * in [min_ms, max_ms]; as et_param_i64.
- */
-int et_param_duration_ms(struct et_dev *dev, const struct et_kv *kv, size_t n,
-                         const char *key, int64_t def_ms, int64_t min_ms, int64_t max_ms,
-                         int64_t *out);
-
-/* Durations are parsed by et_parse_duration_ms() from edgetel/parse.h,
- * the same parser the config file uses. */
 
 /* ---- text scanning ----------------------------------------------------- */
 

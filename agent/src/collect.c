@@ -139,7 +139,7 @@ int et_collector_probe(struct et_collector *c, int64_t now_ms)
         if (!c->dev.priv)
             return -ENOMEM;
     }
-    rc = drv->probe ? drv->probe(&c->dev, c->cfg->params, c->cfg->n_params) : 0;
+    rc = drv->probe ? drv->probe(&c->dev, c->cfg->params) : 0;
     c->probe_rc = rc;
     if (rc) {
         free(c->dev.priv);

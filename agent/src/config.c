@@ -10,6 +10,7 @@
 
 #include "edgetel/codec.h"
 #include "edgetel/ini.h"
+#include "params.h"
 
 #define MS(s) ((int64_t)(s) * 1000)
 
@@ -206,7 +207,7 @@ static int collector_key(void *obj, const char *arg, const char *key, const char
 {
     struct et_config *c = obj;
     struct et_collector_cfg *cc = &c->collectors[c->n_collectors - 1];
-    struct et_kv *params, *kv;
+    struct et_kv *keys, *kv;
     size_t klen, vlen;
     char *mem;
 
@@ -247,18 +248,19 @@ static int collector_key(void *obj, const char *arg, const char *key, const char
         return 0;
     }
     /*
-     * A driver key. The type may come later in the section, so whether the
-     * driver takes it is checked once the whole file is read.
+     * A driver key. The type may come later in the section, so the key is
+     * kept as written and parsed by the driver's table once the whole file
+     * is read (check_collectors).
      */
-    if (cc->n_params >= ET_CONFIG_MAX_PARAMS) {
+    if (cc->n_keys >= ET_CONFIG_MAX_PARAMS) {
         snprintf(why, whylen, "too many keys: at most %d besides type, interval, enabled and tags",
                  ET_CONFIG_MAX_PARAMS);
         return -EINVAL;
     }
-    params = realloc(cc->params, (cc->n_params + 1) * sizeof(*params));
-    if (!params)
+    keys = realloc(cc->keys, (cc->n_keys + 1) * sizeof(*keys));
+    if (!keys)
         goto oom;
-    cc->params = params;
+    cc->keys = keys;
     klen = strlen(key);
     vlen = strlen(value);
     /* Key and value share one allocation, freed through kv->key. */
@@ -267,7 +269,7 @@ static int collector_key(void *obj, const char *arg, const char *key, const char
         goto oom;
     memcpy(mem, key, klen + 1);
     memcpy(mem + klen + 1, value, vlen + 1);
-    kv = &params[cc->n_params++];
+    kv = &keys[cc->n_keys++];
     kv->key = mem;
     kv->value = mem + klen + 1;
     kv->line = line;
@@ -405,6 +407,39 @@ static int check_mqtt(struct check *k, const struct et_config *c)
     return 0;
 }
 
+/* The driver keys of cc, parsed into cc->params by the driver's table. */
+static int collector_params(struct check *k, struct et_collector_cfg *cc)
+{
+    const struct et_driver *drv = et_driver_find(cc->type);
+    char why[256], q[ET_INI_QUOTE_BUF];
+    int rc;
+
+    rc = et_params_create(drv, &cc->params, why, sizeof(why));
+    if (rc)
+        return rc == -ENOMEM ? rc : check_fail(k, cc->line, "[collector %s] %s", cc->name, why);
+    for (size_t j = 0; j < cc->n_keys; j++) {
+        const struct et_kv *kv = &cc->keys[j];
+        char names[256];
+        size_t used = 0;
+
+        rc = et_params_set(drv, cc->params, kv->key, kv->value, why, sizeof(why));
+        if (rc == 0)
+            continue;
+        if (rc != -ENOENT)
+            return rc == -ENOMEM ? rc : check_fail(k, kv->line, "[collector %s] %s", cc->name,
+                                                   why);
+        names[0] = '\0';
+        for (size_t p = 0; p < drv->n_params && used < sizeof(names); p++)
+            used += (size_t)snprintf(names + used, sizeof(names) - used, "%s%s",
+                                     p ? ", " : "", drv->params[p].key);
+        return check_fail(k, kv->line, "[collector %s] unknown key \"%s\" (%s takes "
+                          "type, interval, enabled, tags%s%s)", cc->name,
+                          et_ini_quote(kv->key, q, sizeof(q)), drv->name,
+                          drv->n_params ? ", " : "", names);
+    }
+    return 0;
+}
+
 static int check_collectors(struct check *k, struct et_config *c)
 {
     if (c->n_collectors == 0) {
@@ -413,6 +448,7 @@ static int check_collectors(struct check *k, struct et_config *c)
 
         for (size_t i = 0; i < sizeof(default_collectors) / sizeof(default_collectors[0]); i++) {
             struct et_collector_cfg *cc;
+            int rc;
 
             if (!et_driver_find(default_collectors[i]))
                 continue;
@@ -422,36 +458,22 @@ static int check_collectors(struct check *k, struct et_config *c)
             cc->type = strdup(default_collectors[i]);
             if (!cc->type)
                 return -ENOMEM;
+            rc = collector_params(k, cc);
+            if (rc)
+                return rc;
         }
         return 0;
     }
     for (size_t i = 0; i < c->n_collectors; i++) {
-        const struct et_collector_cfg *cc = &c->collectors[i];
-        const struct et_driver *drv;
+        struct et_collector_cfg *cc = &c->collectors[i];
+        int rc;
 
         if (!cc->type)
             return check_fail(k, cc->line, "[collector %s] has no type: add type = DRIVER",
                               cc->name);
-        drv = et_driver_find(cc->type);
-        for (size_t j = 0; j < cc->n_params; j++) {
-            const struct et_kv *kv = &cc->params[j];
-            bool known = false;
-            char names[256], q[ET_INI_QUOTE_BUF];
-            size_t used = 0;
-
-            for (size_t p = 0; p < drv->n_params && !known; p++)
-                known = strcmp(drv->params[p].key, kv->key) == 0;
-            if (known)
-                continue;
-            names[0] = '\0';
-            for (size_t p = 0; p < drv->n_params && used < sizeof(names); p++)
-                used += (size_t)snprintf(names + used, sizeof(names) - used, "%s%s",
-                                         p ? ", " : "", drv->params[p].key);
-            return check_fail(k, kv->line, "[collector %s] unknown key \"%s\" (%s takes "
-                              "type, interval, enabled, tags%s%s)", cc->name,
-                              et_ini_quote(kv->key, q, sizeof(q)), drv->name,
-                              drv->n_params ? ", " : "", names);
-        }
+        rc = collector_params(k, cc);
+        if (rc)
+            return rc;
     }
     return 0;
 }
@@ -465,9 +487,11 @@ void et_config_free(struct et_config *c)
     for (size_t i = 0; i < c->n_collectors; i++) {
         struct et_collector_cfg *cc = &c->collectors[i];
 
-        for (size_t j = 0; j < cc->n_params; j++)
-            free((char *)cc->params[j].key);
-        free(cc->params);
+        for (size_t j = 0; j < cc->n_keys; j++)
+            free((char *)cc->keys[j].key);
+        free(cc->keys);
+        if (cc->params)
+            et_params_destroy(et_driver_find(cc->type), cc->params);
         et_ini_free_strings(collector_keys, N_COLLECTOR_KEYS, cc);
         free(cc->name);
     }

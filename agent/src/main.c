@@ -26,6 +26,7 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "Usage: edgetel-agent [--config FILE] [--once --print] [--check] [--log-level L]\n"
+            "       edgetel-agent --list-drivers\n"
             "\n"
             "Collects system metrics and sensor readings, keeps them in an SQLite\n"
             "outbox while offline, and sends them over MQTT with mutual TLS to an\n"
@@ -36,6 +37,7 @@ static void usage(FILE *out)
             "      --once          run every enabled collector once and exit\n"
             "      --print         with --once: print the values for a person (like `sensors`)\n"
             "      --check         check the configuration and exit\n"
+            "      --list-drivers  list the built-in drivers and the keys each takes\n"
             "  -l, --log-level L   error, warn, info or debug (overrides [agent] log_level)\n"
             "  -h, --help          this text\n"
             "  -V, --version       print the version\n"
@@ -156,12 +158,13 @@ static int print_once(const struct et_config *cfg, FILE *out)
 
 int main(int argc, char **argv)
 {
-    enum { OPT_ONCE = 256, OPT_PRINT, OPT_CHECK };
+    enum { OPT_ONCE = 256, OPT_PRINT, OPT_CHECK, OPT_LIST_DRIVERS };
     static const struct option opts[] = {
         { "config", required_argument, NULL, 'c' },
         { "once", no_argument, NULL, OPT_ONCE },
         { "print", no_argument, NULL, OPT_PRINT },
         { "check", no_argument, NULL, OPT_CHECK },
+        { "list-drivers", no_argument, NULL, OPT_LIST_DRIVERS },
         { "log-level", required_argument, NULL, 'l' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
@@ -184,6 +187,7 @@ int main(int argc, char **argv)
         case OPT_ONCE: once = true; break;
         case OPT_PRINT: print = true; break;
         case OPT_CHECK: check = true; break;
+        case OPT_LIST_DRIVERS: return et_drivers_print(stdout) ? 3 : 0;
         case 'h': usage(stdout); return 0;
         case 'V': printf("edgetel-agent %s\n", ET_VERSION); return 0;
         default: usage(stderr); return 2;

@@ -61,10 +61,26 @@ static const struct et_channel bme280_channels[] = {
     [BME_HUMIDITY] = { .name = "humidity", .unit = "%RH", .type = ET_TYPE_F64 },
 };
 
-static const struct et_param bme280_params[] = {
-    { .key = "bus", .help = "I2C bus number N of /dev/i2c-N (default 1)" },
-    { .key = "address", .help = "7-bit I2C address, 0x76 or 0x77 (default 0x76)" },
-    { .key = "mode", .help = "forced (measure on each fetch, default) or normal (free-running)" },
+/* What the config gives probe (driver.h). */
+struct bme280_params {
+    int64_t bus;
+    int64_t address;
+    int mode;
+};
+
+enum { BME280_PARAM_FORCED, BME280_PARAM_NORMAL };
+static const char *const bme280_modes[] = {
+    [BME280_PARAM_FORCED] = "forced", [BME280_PARAM_NORMAL] = "normal", NULL,
+};
+
+static const struct et_param bme280_keys[] = {
+    { "bus", ET_PARAM_INT, ET_PARAM_FIELD(struct bme280_params, bus), "1", 0, 255,
+      .help = "I2C bus number N of /dev/i2c-N" },
+    { "address", ET_PARAM_HEX, ET_PARAM_FIELD(struct bme280_params, address), "0x76", 0x03, 0x77,
+      .help = "7-bit I2C address: 0x76 (SDO to ground) or 0x77 (SDO to VDDIO)" },
+    { "mode", ET_PARAM_ENUM, ET_PARAM_FIELD(struct bme280_params, mode), "forced",
+      .choices = bme280_modes,
+      .help = "forced: measure on each fetch and sleep between; normal: free-running, every second" },
 };
 
 struct bme280_calib {
@@ -168,25 +184,6 @@ static void parse_calib(struct bme280_calib *c, const uint8_t tp[26], const uint
 #undef LE16
 }
 
-static int parse_address(struct et_dev *dev, const struct et_kv *params, size_t n,
-                         unsigned *out)
-{
-    const char *s = et_kv_get(params, n, "address");
-    char *end;
-    long v;
-
-    if (!s) {
-        *out = 0x76;
-        return 0;
-    }
-    v = strtol(s, &end, 0);
-    if (end == s || *end != '\0' || v < 0x03 || v > 0x77)
-        return et_dev_fail(dev, -EINVAL,
-                           "address \"%s\": expected a 7-bit I2C address like 0x76 or 0x77", s);
-    *out = (unsigned)v;
-    return 0;
-}
-
 static int check_id(struct et_dev *dev, struct bme280_priv *p, int missing_err)
 {
     uint8_t id;
@@ -222,29 +219,17 @@ static void bme280_remove(struct et_dev *dev)
     p->i2c = NULL;
 }
 
-static int bme280_probe(struct et_dev *dev, const struct et_kv *params, size_t n_params)
+static int bme280_probe(struct et_dev *dev, const void *params)
 {
+    const struct bme280_params *prm = params;
     struct bme280_priv *p = dev->priv;
-    const char *mode = et_kv_get(params, n_params, "mode");
     uint8_t tp[26];
     uint8_t h[7];
-    int64_t bus;
     int ret;
 
-    ret = et_param_i64(dev, params, n_params, "bus", 1, 0, 255, &bus);
-    if (ret < 0)
-        return ret;
-    p->bus = (int)bus;
-    ret = parse_address(dev, params, n_params, &p->addr);
-    if (ret < 0)
-        return ret;
-    if (!mode || strcmp(mode, "forced") == 0)
-        p->forced = true;
-    else if (strcmp(mode, "normal") == 0)
-        p->forced = false;
-    else
-        return et_dev_fail(dev, -EINVAL, "mode \"%s\": expected forced or normal", mode);
-
+    p->bus = (int)prm->bus;
+    p->addr = (unsigned)prm->address;
+    p->forced = prm->mode == BME280_PARAM_FORCED;
     ret = et_i2c_open(&p->i2c, p->bus, (uint16_t)p->addr);
     if (ret < 0)
         return et_dev_fail(dev, ret == -ENOENT ? -ENODEV : ret,
@@ -390,8 +375,9 @@ const struct et_driver et_driver_bme280 = {
     .priv_size = sizeof(struct bme280_priv),
     .channels = bme280_channels,
     .n_channels = BME_N,
-    .params = bme280_params,
-    .n_params = sizeof(bme280_params) / sizeof(bme280_params[0]),
+    .params = bme280_keys,
+    .n_params = sizeof(bme280_keys) / sizeof(bme280_keys[0]),
+    .params_size = sizeof(struct bme280_params),
     .probe = bme280_probe,
     .fetch = bme280_fetch,
     .get = bme280_get,

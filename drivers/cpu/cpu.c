@@ -126,7 +126,7 @@ static int read_snapshot(struct et_dev *dev, struct cpu_ticks *snap)
 
 static void cpu_remove(struct et_dev *dev);
 
-static int cpu_probe(struct et_dev *dev, const struct et_kv *params, size_t n_params)
+static int cpu_probe(struct et_dev *dev, const void *params)
 {
     struct cpu_priv *p = dev->priv;
     const char *cursor;

@@ -40,8 +40,14 @@ struct disk_priv {
     size_t n_mounts;
 };
 
-static const struct et_param disk_params[] = {
-    { .key = "mounts", .help = "comma-separated mount points to report (default: every disk)" },
+/* What the config gives probe (driver.h). */
+struct disk_params {
+    char *mounts;
+};
+
+static const struct et_param disk_keys[] = {
+    { "mounts", ET_PARAM_LIST, ET_PARAM_FIELD(struct disk_params, mounts), NULL,
+      .help = "mount points to report, e.g. /, /boot/firmware (default: every disk)" },
 };
 
 /* Filesystems that hold no user data, or only RAM. */
@@ -150,10 +156,11 @@ static bool seen_before(const char *text, const char *upto, const char *device,
     return false;
 }
 
-static int disk_probe(struct et_dev *dev, const struct et_kv *params, size_t n_params)
+static int disk_probe(struct et_dev *dev, const void *params)
 {
+    const struct disk_params *prm = params;
     struct disk_priv *p = dev->priv;
-    const char *list = et_kv_get(params, n_params, "mounts");
+    const char *list = prm->mounts;
     const char *cursor;
     const char *line;
     char *text;
@@ -240,8 +247,9 @@ const struct et_driver et_driver_disk = {
     .name = "disk",
     .help = "free and total bytes of each mounted disk filesystem",
     .priv_size = sizeof(struct disk_priv),
-    .params = disk_params,
-    .n_params = sizeof(disk_params) / sizeof(disk_params[0]),
+    .params = disk_keys,
+    .n_params = sizeof(disk_keys) / sizeof(disk_keys[0]),
+    .params_size = sizeof(struct disk_params),
     .probe = disk_probe,
     .fetch = disk_fetch,
     .get = disk_get,

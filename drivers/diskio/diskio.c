@@ -48,8 +48,14 @@ struct diskio_priv {
     char *text;
 };
 
-static const struct et_param diskio_params[] = {
-    { .key = "devices", .help = "comma-separated block devices, e.g. mmcblk0,sda (default: all)" },
+/* What the config gives probe (driver.h). */
+struct diskio_params {
+    char *devices;
+};
+
+static const struct et_param diskio_keys[] = {
+    { "devices", ET_PARAM_LIST, ET_PARAM_FIELD(struct diskio_params, devices), NULL,
+      .help = "block devices, e.g. mmcblk0, sda (default: whole disks, not loop or ram)" },
 };
 
 /* One diskstats line: "major minor name" then at least 11 counters. */
@@ -86,10 +92,11 @@ static void diskio_remove(struct et_dev *dev)
     memset(p, 0, sizeof(*p));
 }
 
-static int diskio_probe(struct et_dev *dev, const struct et_kv *params, size_t n_params)
+static int diskio_probe(struct et_dev *dev, const void *params)
 {
+    const struct diskio_params *prm = params;
     struct diskio_priv *p = dev->priv;
-    const char *list = et_kv_get(params, n_params, "devices");
+    const char *list = prm->devices;
     struct et_name_list sys_block;
     bool have_sys_block;
     const char *cursor;
@@ -213,8 +220,9 @@ const struct et_driver et_driver_diskio = {
     .name = "diskio",
     .help = "bytes and requests read and written, and busy time, per disk (/proc/diskstats)",
     .priv_size = sizeof(struct diskio_priv),
-    .params = diskio_params,
-    .n_params = sizeof(diskio_params) / sizeof(diskio_params[0]),
+    .params = diskio_keys,
+    .n_params = sizeof(diskio_keys) / sizeof(diskio_keys[0]),
+    .params_size = sizeof(struct diskio_params),
     .probe = diskio_probe,
     .fetch = diskio_fetch,
     .get = diskio_get,

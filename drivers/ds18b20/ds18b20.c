@@ -43,8 +43,23 @@ struct ds18b20_priv {
     struct ds18b20_sensor *sensors;
 };
 
-static const struct et_param ds18b20_params[] = {
-    { .key = "id", .help = "one sensor, e.g. 28-01193a5f2e6b (default: every DS18B20 found)" },
+/* What the config gives probe (driver.h). */
+struct ds18b20_params {
+    char *id;
+};
+
+/* The id names a directory under W1_DIR: a family prefix, never a path. */
+static const char *id_check(const char *id)
+{
+    if (strncmp(id, DS18B20_FAMILY, 3) != 0 || strlen(id) > 20 || strchr(id, '/'))
+        return "a DS18B20 id like 28-01193a5f2e6b";
+    return NULL;
+}
+
+static const struct et_param ds18b20_keys[] = {
+    { "id", ET_PARAM_STRING, ET_PARAM_FIELD(struct ds18b20_params, id), NULL,
+      .check = id_check,
+      .help = "one sensor, e.g. 28-01193a5f2e6b (default: every DS18B20 found)" },
 };
 
 /*
@@ -120,16 +135,14 @@ static int add_sensor(struct ds18b20_priv *p, const char *id, bool single)
     return ret < 0 ? ret : 0;
 }
 
-static int ds18b20_probe(struct et_dev *dev, const struct et_kv *params, size_t n_params)
+static int ds18b20_probe(struct et_dev *dev, const void *params)
 {
+    const struct ds18b20_params *prm = params;
     struct ds18b20_priv *p = dev->priv;
-    const char *id = et_kv_get(params, n_params, "id");
+    const char *id = prm->id;
     struct et_name_list found;
     int ret;
 
-    if (id && (strncmp(id, DS18B20_FAMILY, 3) != 0 || strlen(id) > 20 || strchr(id, '/')))
-        return et_dev_fail(dev, -EINVAL, "id \"%s\": expected a DS18B20 id like 28-01193a5f2e6b",
-                           id);
     ret = et_list_names(W1_DIR, DS18B20_FAMILY, &found);
     if (ret == -ENOENT)
         return et_dev_fail(dev, -ENODEV,
@@ -194,8 +207,9 @@ const struct et_driver et_driver_ds18b20 = {
     .name = "ds18b20",
     .help = "DS18B20 1-Wire thermometers through the kernel w1 driver",
     .priv_size = sizeof(struct ds18b20_priv),
-    .params = ds18b20_params,
-    .n_params = sizeof(ds18b20_params) / sizeof(ds18b20_params[0]),
+    .params = ds18b20_keys,
+    .n_params = sizeof(ds18b20_keys) / sizeof(ds18b20_keys[0]),
+    .params_size = sizeof(struct ds18b20_params),
     .probe = ds18b20_probe,
     .fetch = ds18b20_fetch,
     .get = ds18b20_get,

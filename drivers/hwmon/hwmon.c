@@ -46,8 +46,14 @@ struct hwmon_priv {
     struct hwmon_sensor *sensors;
 };
 
-static const struct et_param hwmon_params[] = {
-    { .key = "chip", .help = "only hwmon chips with this name, e.g. cpu_thermal (default: all)" },
+/* What the config gives probe (driver.h). */
+struct hwmon_params {
+    char *chip;
+};
+
+static const struct et_param hwmon_keys[] = {
+    { "chip", ET_PARAM_STRING, ET_PARAM_FIELD(struct hwmon_params, chip), NULL,
+      .help = "only hwmon chips with this name, e.g. cpu_thermal (default: all)" },
 };
 
 /* "temp1_input" -> kind temp; false for anything else (temp1_max, pwm1...). */
@@ -113,10 +119,11 @@ static int add_chip(struct hwmon_priv *p, const char *entry, const char *label)
     return ret;
 }
 
-static int hwmon_probe(struct et_dev *dev, const struct et_kv *params, size_t n_params)
+static int hwmon_probe(struct et_dev *dev, const void *params)
 {
+    const struct hwmon_params *prm = params;
     struct hwmon_priv *p = dev->priv;
-    const char *want = et_kv_get(params, n_params, "chip");
+    const char *want = prm->chip;
     struct et_name_list chips;
     char (*names)[48] = NULL;
     int ret;
@@ -212,8 +219,9 @@ const struct et_driver et_driver_hwmon = {
     .name = "hwmon",
     .help = "kernel hardware monitors: temperatures, voltages, currents, power, fans",
     .priv_size = sizeof(struct hwmon_priv),
-    .params = hwmon_params,
-    .n_params = sizeof(hwmon_params) / sizeof(hwmon_params[0]),
+    .params = hwmon_keys,
+    .n_params = sizeof(hwmon_keys) / sizeof(hwmon_keys[0]),
+    .params_size = sizeof(struct hwmon_params),
     .probe = hwmon_probe,
     .fetch = hwmon_fetch,
     .get = hwmon_get,

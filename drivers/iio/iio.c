@@ -64,8 +64,14 @@ struct iio_priv {
     struct iio_chan *ch;
 };
 
-static const struct et_param iio_params[] = {
-    { .key = "device", .help = "iio:deviceN or the device's name (default: the only IIO device)" },
+/* What the config gives probe (driver.h). */
+struct iio_params {
+    char *device;
+};
+
+static const struct et_param iio_keys[] = {
+    { "device", ET_PARAM_STRING, ET_PARAM_FIELD(struct iio_params, device), NULL,
+      .help = "iio:deviceN or the device's name (default: the only IIO device)" },
 };
 
 static void iio_remove(struct et_dev *dev)
@@ -216,10 +222,11 @@ static int pick_device(void *ctx, const char *entry)
     return 0;
 }
 
-static int iio_probe(struct et_dev *dev, const struct et_kv *params, size_t n_params)
+static int iio_probe(struct et_dev *dev, const void *params)
 {
+    const struct iio_params *prm = params;
     struct iio_priv *p = dev->priv;
-    struct pick_ctx pick = { .want = et_kv_get(params, n_params, "device") };
+    struct pick_ctx pick = { .want = prm->device };
     struct et_name_list files;
     int ret;
 
@@ -296,8 +303,9 @@ const struct et_driver et_driver_iio = {
     .name = "iio",
     .help = "any Linux IIO device: every in_*_raw channel, offset and scaled",
     .priv_size = sizeof(struct iio_priv),
-    .params = iio_params,
-    .n_params = sizeof(iio_params) / sizeof(iio_params[0]),
+    .params = iio_keys,
+    .n_params = sizeof(iio_keys) / sizeof(iio_keys[0]),
+    .params_size = sizeof(struct iio_params),
     .probe = iio_probe,
     .fetch = iio_fetch,
     .get = iio_get,

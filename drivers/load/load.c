@@ -48,7 +48,7 @@ static int load_read(struct et_dev *dev, struct load_priv *out)
     return 0;
 }
 
-static int load_probe(struct et_dev *dev, const struct et_kv *params, size_t n_params)
+static int load_probe(struct et_dev *dev, const void *params)
 {
     struct load_priv *p = dev->priv;
     int ret = load_read(dev, p);

@@ -92,7 +92,7 @@ static int memory_read(struct et_dev *dev, struct memory_priv *out)
     return 0;
 }
 
-static int memory_probe(struct et_dev *dev, const struct et_kv *params, size_t n_params)
+static int memory_probe(struct et_dev *dev, const void *params)
 {
     struct memory_priv *p = dev->priv;
     int ret = memory_read(dev, p);

@@ -40,8 +40,14 @@ struct net_priv {
     size_t n_ifs;
 };
 
-static const struct et_param net_params[] = {
-    { .key = "interfaces", .help = "comma-separated interfaces, e.g. eth0,wlan0 (default: all but lo)" },
+/* What the config gives probe (driver.h). */
+struct net_params {
+    char *interfaces;
+};
+
+static const struct et_param net_keys[] = {
+    { "interfaces", ET_PARAM_LIST, ET_PARAM_FIELD(struct net_params, interfaces), NULL,
+      .help = "interfaces, e.g. eth0, wlan0 (default: all but lo)" },
 };
 
 /* "  eth0: 1 2 3 ..." -> name and the 16 counters. */
@@ -77,10 +83,11 @@ static void net_remove(struct et_dev *dev)
     memset(p, 0, sizeof(*p));
 }
 
-static int net_probe(struct et_dev *dev, const struct et_kv *params, size_t n_params)
+static int net_probe(struct et_dev *dev, const void *params)
 {
+    const struct net_params *prm = params;
     struct net_priv *p = dev->priv;
-    const char *list = et_kv_get(params, n_params, "interfaces");
+    const char *list = prm->interfaces;
     const char *cursor;
     const char *line;
     char *text;
@@ -204,8 +211,9 @@ const struct et_driver et_driver_net = {
     .name = "net",
     .help = "bytes, packets, errors and drops in and out per network interface (/proc/net/dev)",
     .priv_size = sizeof(struct net_priv),
-    .params = net_params,
-    .n_params = sizeof(net_params) / sizeof(net_params[0]),
+    .params = net_keys,
+    .n_params = sizeof(net_keys) / sizeof(net_keys[0]),
+    .params_size = sizeof(struct net_params),
     .probe = net_probe,
     .fetch = net_fetch,
     .get = net_get,

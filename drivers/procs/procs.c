@@ -101,7 +101,7 @@ static int procs_fetch(struct et_dev *dev)
     return 0;
 }
 
-static int procs_probe(struct et_dev *dev, const struct et_kv *params, size_t n_params)
+static int procs_probe(struct et_dev *dev, const void *params)
 {
     struct procs_priv *p = dev->priv;
     int ret;

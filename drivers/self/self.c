@@ -107,7 +107,7 @@ static int self_fetch(struct et_dev *dev)
     return 0;
 }
 
-static int self_probe(struct et_dev *dev, const struct et_kv *params, size_t n_params)
+static int self_probe(struct et_dev *dev, const void *params)
 {
     struct self_priv *p = dev->priv;
     int ret;

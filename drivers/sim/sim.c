@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
 
 #include "common.h"
 #include "edgetel/platform.h"
@@ -28,28 +29,30 @@ static const struct et_channel sim_channels[] = {
     [SIM_SINE] = { .name = "sine", .unit = "1", .type = ET_TYPE_F64 },
 };
 
-static const struct et_param sim_params[] = {
-    { .key = "start", .help = "first value of counter (default 0)" },
-    { .key = "period", .help = "period of sine, a duration (default 60s)" },
-    { .key = "amplitude", .help = "peak of sine (default 1)" },
+struct sim_params {
+    int64_t start;
+    int64_t period_ms;
+    double amplitude;
 };
 
-static int sim_probe(struct et_dev *dev, const struct et_kv *params, size_t n_params)
-{
-    struct sim_priv *p = dev->priv;
-    int ret;
+/* Bounds far from the type's own so counter and phase arithmetic cannot overflow. */
+static const struct et_param sim_keys[] = {
+    { "start", ET_PARAM_INT, ET_PARAM_FIELD(struct sim_params, start), "0", INT64_MIN / 2,
+      INT64_MAX / 2, .help = "first value of counter" },
+    { "period", ET_PARAM_DURATION, ET_PARAM_FIELD(struct sim_params, period_ms), "60s", 1,
+      INT64_MAX / 4, .help = "period of sine" },
+    { "amplitude", ET_PARAM_NUMBER, ET_PARAM_FIELD(struct sim_params, amplitude), "1",
+      -1000000000000, 1000000000000, .help = "peak of sine" },
+};
 
-    ret = et_param_i64(dev, params, n_params, "start", 0, INT64_MIN / 2, INT64_MAX / 2,
-                       &p->next);
-    if (ret < 0)
-        return ret;
-    ret = et_param_duration_ms(dev, params, n_params, "period", 60000, 1, INT64_MAX / 4,
-                               &p->period_ms);
-    if (ret < 0)
-        return ret;
-    ret = et_param_f64(dev, params, n_params, "amplitude", 1.0, -1e12, 1e12, &p->amplitude);
-    if (ret < 0)
-        return ret;
+static int sim_probe(struct et_dev *dev, const void *params)
+{
+    const struct sim_params *prm = params;
+    struct sim_priv *p = dev->priv;
+
+    p->next = prm->start;
+    p->period_ms = prm->period_ms;
+    p->amplitude = prm->amplitude;
     p->t0_ms = et_time_mono_ms();
     return 0;
 }
@@ -92,8 +95,9 @@ const struct et_driver et_driver_sim = {
     .priv_size = sizeof(struct sim_priv),
     .channels = sim_channels,
     .n_channels = sizeof(sim_channels) / sizeof(sim_channels[0]),
-    .params = sim_params,
-    .n_params = sizeof(sim_params) / sizeof(sim_params[0]),
+    .params = sim_keys,
+    .n_params = sizeof(sim_keys) / sizeof(sim_keys[0]),
+    .params_size = sizeof(struct sim_params),
     .probe = sim_probe,
     .fetch = sim_fetch,
     .get = sim_get,

@@ -44,7 +44,7 @@ static bool name_taken(const struct et_chan_table *t, const char *name)
     return false;
 }
 
-static int thermal_probe(struct et_dev *dev, const struct et_kv *params, size_t n_params)
+static int thermal_probe(struct et_dev *dev, const void *params)
 {
     struct thermal_priv *p = dev->priv;
     struct et_name_list zones;

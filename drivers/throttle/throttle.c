@@ -122,7 +122,7 @@ static int throttle_read(struct et_dev *dev)
     return 0;
 }
 
-static int throttle_probe(struct et_dev *dev, const struct et_kv *params, size_t n_params)
+static int throttle_probe(struct et_dev *dev, const void *params)
 {
     struct throttle_priv *p = dev->priv;
     struct find_ctx ctx = { .p = p };

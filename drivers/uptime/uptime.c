@@ -36,7 +36,7 @@ static int uptime_read(struct et_dev *dev, struct uptime_priv *out)
     return 0;
 }
 
-static int uptime_probe(struct et_dev *dev, const struct et_kv *params, size_t n_params)
+static int uptime_probe(struct et_dev *dev, const void *params)
 {
     struct uptime_priv *p = dev->priv;
     int ret = uptime_read(dev, p);

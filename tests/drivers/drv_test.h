@@ -1,6 +1,7 @@
 /*
  * Shared by the driver tests: set up a device the way the agent core does
- * (find the driver in the generated registry, zero its priv, probe), point
+ * (find the driver in the generated registry, zero its priv, parse its
+ * params as the config loader does, probe), point
  * the fake platform at a fixture board, and read channels by name.
  */
 #ifndef EDGETEL_TESTS_DRV_TEST_H
@@ -17,6 +18,7 @@
 
 #include "driver.h"
 #include "et_fake.h"
+#include "params.h"
 
 #define FIXTURES ET_SOURCE_DIR "/tests/drivers/fixtures"
 
@@ -29,12 +31,62 @@ static inline void use_board(const char *board)
     assert_int_equal(et_fake_fs_set_root(dir), 0);
 }
 
-/* Allocate and probe a device; returns probe's result, *out set either way. */
-static inline int dev_probe(struct et_dev **out, const char *driver, const struct et_kv *kv,
+/* A driver key as a config file gives it. */
+struct drv_kv {
+    const char *key;
+    const char *value;
+};
+
+/*
+ * The params struct the agent's config loader makes for these keys:
+ * defaults, then each key parsed by the driver's table; every key must be
+ * accepted. Free it with et_params_destroy().
+ */
+static inline void *drv_params(const struct et_driver *drv, const struct drv_kv *kv, size_t n)
+{
+    void *params;
+    char why[256] = "";
+    int ret = et_params_create(drv, &params, why, sizeof(why));
+
+    if (ret != 0)
+        fail_msg("%s params: %d: %s", drv->name, ret, why);
+    for (size_t i = 0; i < n; i++) {
+        ret = et_params_set(drv, params, kv[i].key, kv[i].value, why, sizeof(why));
+        if (ret != 0)
+            fail_msg("%s %s = %s: %d: %s", drv->name, kv[i].key, kv[i].value, ret, why);
+    }
+    return params;
+}
+
+/* Values the driver's table must each refuse with -EINVAL and a reason naming the key. */
+static inline void params_refused(const char *driver, const struct drv_kv *bad, size_t n)
+{
+    const struct et_driver *drv = et_driver_find(driver);
+    void *params = drv_params(drv, NULL, 0);
+
+    for (size_t i = 0; i < n; i++) {
+        char why[256] = "";
+
+        assert_int_equal(et_params_set(drv, params, bad[i].key, bad[i].value, why, sizeof(why)),
+                         -EINVAL);
+        if (!strstr(why, bad[i].key))
+            fail_msg("%s %s = %s: reason without the key: %s", driver, bad[i].key, bad[i].value,
+                     why);
+    }
+    et_params_destroy(drv, params);
+}
+
+/*
+ * Allocate and probe a device with the params struct made from kv, which
+ * probe only borrows: it is freed right after. Returns probe's result,
+ * *out set either way.
+ */
+static inline int dev_probe(struct et_dev **out, const char *driver, const struct drv_kv *kv,
                             size_t n)
 {
     const struct et_driver *drv = et_driver_find(driver);
     struct et_dev *dev;
+    void *params;
     int ret;
 
     assert_non_null(drv);
@@ -45,13 +97,15 @@ static inline int dev_probe(struct et_dev **out, const char *driver, const struc
     dev->priv = drv->priv_size ? calloc(1, drv->priv_size) : NULL;
     dev->channels = drv->channels;
     dev->n_channels = drv->n_channels;
-    ret = drv->probe(dev, kv, n);
+    params = drv_params(drv, kv, n);
+    ret = drv->probe(dev, params);
+    et_params_destroy(drv, params);
     *out = dev;
     return ret;
 }
 
 /* Probe that must succeed; prints the driver's reason when it does not. */
-static inline struct et_dev *dev_open(const char *driver, const struct et_kv *kv, size_t n)
+static inline struct et_dev *dev_open(const char *driver, const struct drv_kv *kv, size_t n)
 {
     struct et_dev *dev;
     int ret = dev_probe(&dev, driver, kv, n);

@@ -1,5 +1,6 @@
 /*
- * The generated registry and the helpers of drivers/common.c.
+ * The generated registry and the helpers of drivers/common.c. The params
+ * tables and --list-drivers are in test_params.c.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -33,45 +34,6 @@ static void registry_lists_every_enabled_driver(void **state)
     assert_null(et_drivers[et_n_drivers]);
     assert_null(et_driver_find("nosuchdriver"));
     assert_null(et_driver_find(""));
-}
-
-static void kv_get_last_one_wins(void **state)
-{
-    const struct et_kv kv[] = { { "bus", "1", 3 }, { "mode", "forced", 4 }, { "bus", "3", 9 } };
-
-    assert_string_equal(et_kv_get(kv, 3, "bus"), "3");
-    assert_string_equal(et_kv_get(kv, 3, "mode"), "forced");
-    assert_null(et_kv_get(kv, 3, "address"));
-    assert_null(et_kv_get(NULL, 0, "bus"));
-}
-
-static void typed_parameters(void **state)
-{
-    const struct et_kv kv[] = {
-        { "period", "90s", 4 }, { "slow", "2h", 5 }, { "junk", "5 parsecs", 6 },
-        { "count", "12", 7 }, { "big", "1000", 8 }, { "gain", "0.5", 9 }, { "nan", "nan", 10 },
-    };
-    struct et_dev dev = { 0 };
-    int64_t i;
-    double f;
-
-    assert_int_equal(et_param_duration_ms(&dev, kv, 7, "period", 1, 0, 3600000, &i), 0);
-    assert_int_equal(i, 90000);
-    assert_int_equal(et_param_duration_ms(&dev, kv, 7, "absent", 60000, 0, 3600000, &i), 0);
-    assert_int_equal(i, 60000);
-    assert_int_equal(et_param_duration_ms(&dev, kv, 7, "slow", 1, 0, 3600000, &i), -EINVAL);
-    assert_non_null(strstr(dev.err, "line 5: slow \"2h\""));
-    assert_int_equal(et_param_duration_ms(&dev, kv, 7, "junk", 1, 0, 3600000, &i), -EINVAL);
-    assert_non_null(strstr(dev.err, "line 6"));
-    assert_int_equal(et_param_i64(&dev, kv, 7, "count", 0, 0, 100, &i), 0);
-    assert_int_equal(i, 12);
-    assert_int_equal(et_param_i64(&dev, kv, 7, "big", 0, 0, 100, &i), -EINVAL);
-    assert_non_null(strstr(dev.err, "0 to 100"));
-    assert_int_equal(et_param_i64(&dev, kv, 7, "gain", 0, 0, 100, &i), -EINVAL);
-    assert_int_equal(et_param_f64(&dev, kv, 7, "gain", 1, 0, 10, &f), 0);
-    assert_float_equal(f, 0.5, 0);
-    assert_int_equal(et_param_f64(&dev, kv, 7, "nan", 1, 0, 10, &f), -EINVAL);
-    assert_non_null(strstr(dev.err, "line 10"));
 }
 
 static void scanners(void **state)
@@ -155,8 +117,6 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(registry_lists_every_enabled_driver),
-        cmocka_unit_test(kv_get_last_one_wins),
-        cmocka_unit_test(typed_parameters),
         cmocka_unit_test(scanners),
         cmocka_unit_test(lines_lists_and_names),
         cmocka_unit_test(channel_tables_and_failure_messages),

@@ -65,8 +65,8 @@ static void unmounted_stick_has_no_data(void **state)
 
 static void mounts_parameter_picks_and_rejects(void **state)
 {
-    const struct et_kv boot[] = { { "mounts", "/boot/firmware", 3 } };
-    const struct et_kv nowhere[] = { { "mounts", "/mnt/data, /srv", 3 } };
+    const struct drv_kv boot[] = { { "mounts", "/boot/firmware" } };
+    const struct drv_kv nowhere[] = { { "mounts", "/mnt/data, /srv" } };
     struct et_dev *dev;
 
     use_board("pi4");

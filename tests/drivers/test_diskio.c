@@ -55,8 +55,8 @@ static void unplugged_disk_has_no_data(void **state)
 
 static void devices_parameter(void **state)
 {
-    const struct et_kv part[] = { { "devices", "mmcblk0p2", 2 } };
-    const struct et_kv none[] = { { "devices", "sdz", 2 } };
+    const struct drv_kv part[] = { { "devices", "mmcblk0p2" } };
+    const struct drv_kv none[] = { { "devices", "sdz" } };
     struct et_dev *dev;
 
     use_board("pi4");

@@ -37,7 +37,7 @@ static void pi5_adc_and_fan(void **state)
 
 static void chip_parameter_and_faults(void **state)
 {
-    const struct et_kv kv[] = { { "chip", "pwmfan", 2 } };
+    const struct drv_kv kv[] = { { "chip", "pwmfan" } };
     const char *fan = "/sys/class/hwmon/hwmon2/fan1_input";
     struct et_dev *dev;
 
@@ -56,7 +56,7 @@ static void chip_parameter_and_faults(void **state)
 
 static void absent_monitors(void **state)
 {
-    const struct et_kv kv[] = { { "chip", "nct6775", 2 } };
+    const struct drv_kv kv[] = { { "chip", "nct6775" } };
     struct et_dev *dev;
 
     assert_int_equal(dev_probe(&dev, "hwmon", NULL, 0), -ENODEV);

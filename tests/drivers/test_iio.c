@@ -20,7 +20,7 @@ static void pi4_two_devices_need_a_choice(void **state)
 
 static void pi4_processed_channels_by_name(void **state)
 {
-    const struct et_kv kv[] = { { "device", "bme280", 2 } };
+    const struct drv_kv kv[] = { { "device", "bme280" } };
     struct et_dev *dev;
 
     use_board("pi4");
@@ -36,7 +36,7 @@ static void pi4_processed_channels_by_name(void **state)
 
 static void pi4_adc_raw_times_scale(void **state)
 {
-    const struct et_kv kv[] = { { "device", "iio:device1", 2 } };
+    const struct drv_kv kv[] = { { "device", "iio:device1" } };
     const char *scale = "/sys/bus/iio/devices/iio:device1/in_voltage0_scale";
     struct et_dev *dev;
 
@@ -85,7 +85,7 @@ static void failing_read_has_no_data(void **state)
 
 static void absent_device(void **state)
 {
-    const struct et_kv kv[] = { { "device", "ina219", 2 } };
+    const struct drv_kv kv[] = { { "device", "ina219" } };
     struct et_dev *dev;
 
     assert_int_equal(dev_probe(&dev, "iio", NULL, 0), -ENODEV);

@@ -43,7 +43,7 @@ static void interfaces_parameter_and_vanishing_interface(void **state)
     static const char after[] =
         "Inter-|   Receive\n face |bytes\n"
         "    lo:  130000    1500    0    0    0     0          0         0   130000    1500    0    0    0     0       0          0\n";
-    const struct et_kv kv[] = { { "interfaces", "lo, eth0", 2 } };
+    const struct drv_kv kv[] = { { "interfaces", "lo, eth0" } };
     struct et_dev *dev;
 
     use_board("pi4");

@@ -1,6 +1,7 @@
 /*
  * Shared by the /proc and sysfs fuzz targets: run a driver the way the
- * agent core does (zeroed priv, probe, fetch, get every channel, remove)
+ * agent core does (zeroed priv, default params, probe, fetch, get every
+ * channel, remove)
  * while the fake platform serves the fuzzer's bytes as one file.
  *
  * Each target has a table of (driver, file) pairs; the first input byte
@@ -21,6 +22,7 @@
 
 #include "driver.h"
 #include "et_fake.h"
+#include "params.h"
 
 /* An invariant every input must keep; a violation is a crash the fuzzer keeps. */
 #define FUZZ_CHECK(cond) do { if (!(cond)) abort(); } while (0)
@@ -35,13 +37,19 @@ static void fuzz_run_dev(const struct et_driver *drv, bool probe_only_fixture,
 {
     struct et_dev dev = { .drv = drv, .name = "fuzz" };
     struct et_value v;
+    void *params;
+    int rc;
 
+    /* The params a section without driver keys gets: every default. */
+    FUZZ_CHECK(et_params_create(drv, &params, NULL, 0) == 0);
     dev.priv = drv->priv_size ? calloc(1, drv->priv_size) : NULL;
     dev.channels = drv->channels;
     dev.n_channels = drv->n_channels;
     if (!probe_only_fixture)
         et_fake_fs_set_file(path, data, size, 0);
-    if (drv->probe(&dev, NULL, 0) == 0) {
+    rc = drv->probe(&dev, params);
+    et_params_destroy(drv, params);
+    if (rc == 0) {
         if (probe_only_fixture)
             et_fake_fs_set_file(path, data, size, 0);
         for (int round = 0; round < 2; round++) {

@@ -33,7 +33,7 @@ static const struct et_channel flaky_channels[] = {
     { .name = "b", .unit = "1", .type = ET_TYPE_I64 },
 };
 
-static int flaky_probe(struct et_dev *dev, const struct et_kv *kv, size_t n)
+static int flaky_probe(struct et_dev *dev, const void *params)
 {
     flaky.probes++;
     if (flaky.probe_rc)

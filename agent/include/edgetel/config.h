@@ -12,7 +12,9 @@
  *   [outbox]  quota, reserve, policy, durability_window
  *   [collector NAME]   type = DRIVER, interval = DURATION, enabled = BOOL,
  *             tags = key=value, ... (carried with every metric of the collector),
- *             plus the keys the driver lists in its params table.
+ *             plus the keys of the driver's params table (driver.h), parsed
+ *             and checked here, with the line of a bad one, so that probe()
+ *             gets typed values and no bad value reaches the hardware.
  */
 #ifndef EDGETEL_CONFIG_H
 #define EDGETEL_CONFIG_H
@@ -25,14 +27,23 @@
 #include "edgetel/log.h"
 #include "driver.h"
 
+/* One driver key of a [collector NAME] section as the file wrote it. */
+struct et_kv {
+    const char *key;
+    const char *value;
+    int line;
+};
+
 struct et_collector_cfg {
     char *name;              /* [collector NAME]: 1-32 of [a-z0-9_-] */
     char *type;              /* driver name; et_driver_find() knows it */
     int64_t interval_ms;     /* default 10 s, at least 100 ms */
     bool enabled;            /* default true */
     int line;                /* line of the section header; 0 for a default collector */
-    struct et_kv *params;    /* driver keys, in file order, each one the driver lists */
-    size_t n_params;
+    struct et_kv *keys;      /* driver keys as written, in file order, each one the driver lists */
+    size_t n_keys;
+    void *params;            /* the same parsed by the driver's table, defaults for the keys
+                              * not given: what probe() gets; NULL for a driver without params */
     char *tags;              /* "k=v,k2=v2" (canonical, see et_tags_canonical) or NULL */
 };
 
@@ -91,7 +102,8 @@ struct et_config {
  * cert and key go together, backoff_min <= backoff_max, keepalive is whole
  * seconds, topic_root is one topic level, device_id (or the host name it
  * defaults to) passes et_device_id_valid(), every collector has a type
- * that names a built-in driver and only keys that driver lists.
+ * that names a built-in driver, only keys that driver's table lists, and
+ * values of the key's type and range.
  * A file without any [collector] section gets the default system set:
  * cpu, memory, disk, diskio, net, load, uptime, procs, thermal, throttle and
  * self (those built in) every 10 s.

@@ -118,12 +118,35 @@ static void test_open_failure_not_damage(void **state)
 }
 
 
+/*
+ * SQLite cannot open PATH (here: it is a directory): -EACCES, which is not
+ * damage, so nothing is moved aside. (Before the shared SQLite helper this
+ * was -EIO; the agent exits with the same status either way.)
+ */
+static void test_cannot_open_not_damage(void **state)
+{
+    struct fixture *fx = *state;
+    struct et_outbox *ob = NULL;
+    char err[256] = "";
+
+    assert_int_equal(mkdir(fx->path, 0755), 0);
+    assert_int_equal(et_outbox_open(&ob, fx->path, err, sizeof(err)), -EACCES);
+    assert_null(ob);
+    assert_non_null(strstr(err, "cannot open"));
+    assert_int_equal(count_files(fx->dir, "outbox.db.corrupt"), 0);
+    assert_int_equal(rmdir(fx->path), 0);
+    ob = open_ok(fx);
+    assert_int_equal(et_outbox_next_seq(ob), 1);
+    et_outbox_close(ob);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_garbage_file_moved_aside, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_page_moved_aside, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_failure_not_damage, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cannot_open_not_damage, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

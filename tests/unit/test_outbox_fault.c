@@ -295,12 +295,46 @@ static void test_group_undone_on_disk_full(void **state)
     et_outbox_close(ob);
 }
 
+/*
+ * A blob over SQLite's length limit (lowered here to 2000 bytes) cannot be
+ * bound: -EFBIG, nothing stored, and inside a group the group is undone
+ * like after any failed append. (Before the shared SQLite helper the
+ * unbound blob failed NOT NULL and read as -EEXIST.)
+ */
+static void test_blob_too_big(void **state)
+{
+    struct fixture *fx = *state;
+    struct et_outbox *ob = open_ok(fx);
+    struct et_outbox_stats before, after;
+    uint64_t start;
+
+    assert_int_equal(append_n(ob, 1000, 10), 0);
+    start = et_outbox_next_seq(ob);
+    assert_int_equal(et_outbox_stats(ob, &before), 0);
+    sqlite3_limit(et_outbox_sqlite(ob), SQLITE_LIMIT_LENGTH, 2000);
+
+    assert_int_equal(append_n(ob, 3000, 10), -EFBIG);
+    assert_int_equal(et_outbox_next_seq(ob), start);
+    assert_int_equal(et_outbox_begin(ob), 0);
+    assert_int_equal(append_n(ob, 1000, 10), 0);
+    assert_int_equal(append_n(ob, 3000, 10), -EFBIG);
+    assert_int_equal(et_outbox_next_seq(ob), start);
+    assert_int_equal(et_outbox_commit(ob), -EINVAL);
+    assert_int_equal(et_outbox_stats(ob, &after), 0);
+    assert_memory_equal(&before, &after, sizeof(before));
+
+    assert_int_equal(append_n(ob, 1500, 10), 0);
+    assert_int_equal(et_outbox_next_seq(ob), start + 1);
+    et_outbox_close(ob);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_io_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_undone_on_disk_full, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_blob_too_big, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

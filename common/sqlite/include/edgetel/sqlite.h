@@ -32,7 +32,11 @@
  *   TOOBIG                            -EFBIG
  *   CANTOPEN                          -EACCES
  *   anything else                     -EIO
- * db (may be NULL) supplies the system errno behind an IOERR.
+ * db (may be NULL) supplies the system errno behind an IOERR. SQLite
+ * records that errno for an I/O error inside a statement (a cache spill),
+ * not for one at COMMIT, and keeps it until the next: so a write refused
+ * by a disk quota at COMMIT reads as -EIO. A full disk is SQLITE_FULL
+ * wherever it happens, and reads as -ENOSPC.
  */
 int et_sqlite_errno(sqlite3 *db, int rc);
 

@@ -22,6 +22,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -120,38 +121,20 @@ static void remove_db(const char *path)
     }
 }
 
-static char *with_suffix(const char *path, const char *suffix)
-{
-    size_t n = strlen(path), m = strlen(suffix);
-    char *out = malloc(n + m + 1);
-
-    if (out) {
-        memcpy(out, path, n);
-        memcpy(out + n, suffix, m + 1);
-    }
-    return out;
-}
-
 /*
  * A closed outbox is its file and its seq sidecar (close removed the WAL);
  * the lock file goes with remove_db().
  */
 static int rename_db(const char *from, const char *to)
 {
-    char *a = NULL, *b = NULL;
-    int ret = 0;
+    char a[PATH_MAX], b[PATH_MAX];
 
-    if (rename(from, to) < 0)
+    if (snprintf(a, sizeof(a), "%s.seq", from) >= (int)sizeof(a) ||
+        snprintf(b, sizeof(b), "%s.seq", to) >= (int)sizeof(b))
+        return -ENAMETOOLONG;
+    if (rename(from, to) < 0 || rename(a, b) < 0)
         return -errno;
-    a = with_suffix(from, ".seq");
-    b = with_suffix(to, ".seq");
-    if (!a || !b)
-        ret = -ENOMEM;
-    else if (rename(a, b) < 0)
-        ret = -errno;
-    free(a);
-    free(b);
-    return ret;
+    return 0;
 }
 
 static int run_append(const char *path, const struct bench_row *row, uint64_t total,

@@ -100,7 +100,13 @@ int et_sqlite_one_row(sqlite3_stmt *st, et_sqlite_row_fn fn, void *ctx)
     return rc == SQLITE_DONE ? -ENOENT : et_sqlite_errno(sqlite3_db_handle(st), rc);
 }
 
-int et_sqlite_int(sqlite3 *db, const char *sql, int64_t *out)
+/*
+ * Prepare sql, hand its first row to fn, finalize: what et_sqlite_int()
+ * and et_sqlite_text() share. SQLite result codes, not -errno: their
+ * callers must be able to tell a damaged file (et_sqlite_damaged()).
+ */
+static int first_row(sqlite3 *db, const char *sql, void (*fn)(sqlite3_stmt *st, void *ctx),
+                     void *ctx)
 {
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
@@ -108,7 +114,7 @@ int et_sqlite_int(sqlite3 *db, const char *sql, int64_t *out)
     if (rc == SQLITE_OK) {
         rc = sqlite3_step(st);
         if (rc == SQLITE_ROW) {
-            *out = sqlite3_column_int64(st, 0);
+            fn(st, ctx);
             rc = SQLITE_OK;
         } else if (rc == SQLITE_DONE) {
             rc = SQLITE_EMPTY;
@@ -116,6 +122,35 @@ int et_sqlite_int(sqlite3 *db, const char *sql, int64_t *out)
     }
     sqlite3_finalize(st);
     return rc;
+}
+
+static void read_int(sqlite3_stmt *st, void *ctx)
+{
+    *(int64_t *)ctx = sqlite3_column_int64(st, 0);
+}
+
+int et_sqlite_int(sqlite3 *db, const char *sql, int64_t *out)
+{
+    return first_row(db, sql, read_int, out);
+}
+
+struct text_out {
+    char *buf;
+    size_t len;
+};
+
+static void read_text(sqlite3_stmt *st, void *ctx)
+{
+    struct text_out *t = ctx;
+
+    snprintf(t->buf, t->len, "%s", et_sqlite_col_text(st, 0));
+}
+
+int et_sqlite_text(sqlite3 *db, const char *sql, char *out, size_t outlen)
+{
+    struct text_out t = { out, outlen };
+
+    return first_row(db, sql, read_text, &t);
 }
 
 uint64_t et_sqlite_col_u64(sqlite3_stmt *st, int col)

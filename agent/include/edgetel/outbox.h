@@ -64,8 +64,11 @@ struct et_outbox_stats {
  * failures (no permission, locked by another process, I/O error) are not
  * taken as damage: the file is left alone and the open fails.
  * err gets a reason for a person on failure.
- * @return 0, -EBUSY when another handle has PATH open, or -errno (-EIO
- *         when SQLite fails, -ENOMEM, ...).
+ * @return 0; -EBUSY when another handle has PATH open; -EPROTO when a
+ *         newer edgetel wrote the schema; -EACCES when SQLite cannot open
+ *         PATH (a directory, no permission); -EIO when a damaged file
+ *         cannot be replaced or SQLite fails otherwise; or another -errno
+ *         (-ENOENT for a missing directory, -ENOMEM, ...).
  */
 int et_outbox_open(struct et_outbox **out, const char *path, char *err, size_t errlen);
 
@@ -75,16 +78,19 @@ int et_outbox_open(struct et_outbox **out, const char *path, char *err, size_t e
  */
 void et_outbox_close(struct et_outbox *ob);
 
+/** The seq the next et_outbox_append() must carry. */
 uint64_t et_outbox_next_seq(const struct et_outbox *ob);
 
 /**
  * Store one encoded batch; seq must equal et_outbox_next_seq().
  * @return 0 (stored, next_seq advanced);
- *         -EINVAL for a wrong seq or an empty blob;
+ *         -EINVAL for a wrong seq or an empty blob, -EOVERFLOW for a seq
+ *           over INT64_MAX: nothing changed, an open group stays open;
  *         -EDQUOT when a limit refused the batch (policy drop-newest, or a
  *           batch larger than the whole quota): it is not stored, its
  *           samples are counted as dropped and its seq is used up;
- *         -ENOSPC (disk or database full) or -EIO (I/O error): nothing
+ *         -ENOSPC (disk or database full), -EIO (I/O error) or another
+ *           -errno (-EFBIG: a blob over SQLite's length limit): nothing
  *           changed, next_seq is unchanged, the handle stays usable and
  *           the caller may retry the same batch later. Inside a group see
  *           et_outbox_begin().
@@ -93,8 +99,11 @@ int et_outbox_append(struct et_outbox *ob, uint64_t seq, const void *blob, size_
                      uint32_t n_samples, int64_t created_ms);
 
 /**
- * Delete every batch with seq <= through and each of seqs[].
- * Returns the number of batches deleted (>= 0) or -errno.
+ * Delete every batch with seq <= through and each of seqs[]; seqs not
+ * stored (any more) are skipped, so a repeated ack deletes nothing.
+ * Returns the number of batches deleted (>= 0), -EINVAL for seqs NULL with
+ * n_seqs > 0, or -errno: then nothing was deleted, and inside a group the
+ * group is undone (see et_outbox_begin()).
  */
 int et_outbox_ack(struct et_outbox *ob, uint64_t through, const uint64_t *seqs, size_t n_seqs);
 
@@ -108,6 +117,7 @@ int et_outbox_ack(struct et_outbox *ob, uint64_t through, const uint64_t *seqs, 
 int et_outbox_next(struct et_outbox *ob, uint64_t after, uint64_t *seq,
                    uint8_t **blob, size_t *len);
 
+/** Fill st from counters kept in the handle (no query). Returns 0. */
 int et_outbox_stats(struct et_outbox *ob, struct et_outbox_stats *st);
 
 /* ---- group commit ---------------------------------------------------- */
@@ -121,10 +131,10 @@ int et_outbox_stats(struct et_outbox *ob, struct et_outbox_stats *st);
  * saves most of what a drain writes.
  *
  * When an append or ack inside a group fails (-ENOSPC, -EIO: any error but
- * -EINVAL and -EDQUOT), or the commit does, the whole group is undone: the
- * batches appended since et_outbox_begin() are gone (acked ones are back),
- * next_seq is back where it was at et_outbox_begin(), and the group is
- * closed. The caller, which still holds those batches (refused ones
+ * -EINVAL, -EOVERFLOW and -EDQUOT), or the commit does, the whole group is
+ * undone: the batches appended since et_outbox_begin() are gone (acked
+ * ones are back), next_seq is back where it was at et_outbox_begin(), and
+ * the group is closed. The caller, which still holds those batches (refused ones
  * included), appends them again with the same seqs (same seq, same
  * content: no repeat). An -EDQUOT refusal does not end the group.
  * @return 0, -EALREADY when a group is open, or -errno.

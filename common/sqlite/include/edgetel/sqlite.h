@@ -32,7 +32,11 @@
  *   TOOBIG                            -EFBIG
  *   CANTOPEN                          -EACCES
  *   anything else                     -EIO
- * db (may be NULL) supplies the system errno behind an IOERR.
+ * db (may be NULL) supplies the system errno behind an IOERR. SQLite
+ * records that errno for an I/O error inside a statement (a cache spill),
+ * not for one at COMMIT, and keeps it until the next: so a write refused
+ * by a disk quota at COMMIT reads as -EIO. A full disk is SQLITE_FULL
+ * wherever it happens, and reads as -ENOSPC.
  */
 int et_sqlite_errno(sqlite3 *db, int rc);
 
@@ -66,8 +70,11 @@ int et_sqlite_each_row(sqlite3_stmt *st, et_sqlite_row_fn fn, void *ctx);
 int et_sqlite_run(sqlite3_stmt *st);
 
 /**
- * Read the first row of st with fn (which must return 0), then reset st.
- * @return 0 when a row was read, -ENOENT when there was none, -errno on failure.
+ * Read the first row of st with fn, then reset st (bindings are kept).
+ * @return fn's value when a row was read (0 when fn succeeded), -ENOENT
+ *         when there was none, -errno when the step failed. A callback
+ *         that can fail should return a code that cannot be taken for
+ *         those (for instance -ENOMEM), or say so through ctx.
  */
 int et_sqlite_one_row(sqlite3_stmt *st, et_sqlite_row_fn fn, void *ctx);
 
@@ -77,6 +84,15 @@ int et_sqlite_one_row(sqlite3_stmt *st, et_sqlite_row_fn fn, void *ctx);
  * @return an SQLite result code (SQLITE_OK when *out was set).
  */
 int et_sqlite_int(sqlite3 *db, const char *sql, int64_t *out);
+
+/**
+ * The text in the first column of the first row of sql ("PRAGMA
+ * journal_mode=WAL", "PRAGMA quick_check"), copied into out (truncated to
+ * outlen - 1 bytes; NULL reads as ""), prepared and finalized here.
+ * @return an SQLite result code (SQLITE_OK when out was set, SQLITE_EMPTY
+ *         when sql returned no row).
+ */
+int et_sqlite_text(sqlite3 *db, const char *sql, char *out, size_t outlen);
 
 /** A column as unsigned: negative values (never written by edgetel) read as 0. */
 uint64_t et_sqlite_col_u64(sqlite3_stmt *st, int col);

@@ -434,7 +434,7 @@ static int collector_params(struct check *k, struct et_collector_cfg *cc)
         names[0] = '\0';
         for (size_t p = 0; p < drv->n_params && used < sizeof(names); p++)
             used += (size_t)snprintf(names + used, sizeof(names) - used, "%s%s",
-                                     p ? ", " : "", drv->params[p].key);
+                                     p ? ", " : "", drv->params[p].name);
         return check_fail(k, kv->line, "[collector %s] unknown key \"%s\" (%s takes "
                           "type, interval, enabled, tags%s%s)", cc->name,
                           et_ini_quote(kv->key, q, sizeof(q)), drv->name,

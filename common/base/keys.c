@@ -37,26 +37,11 @@ const char *et_key_quote(const char *s, char *buf, size_t len)
     return buf;
 }
 
-/* Write the reason when there is room for one; returns rc. */
-static int say(char *why, size_t whylen, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int say(char *why, size_t whylen, int rc, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!why || !whylen)
-        return rc;
-    va_start(ap, fmt);
-    vsnprintf(why, whylen, fmt, ap);
-    va_end(ap);
-    return rc;
-}
-
 static void append(char *buf, size_t len, size_t *used, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-/* snprintf at the end of what buf holds; *used counts what did not fit too. */
+/* snprintf at the end of what buf holds; *used counts what did not fit too.
+ * Like every writer of why here it takes a NULL buf of length 0. */
 static void append(char *buf, size_t len, size_t *used, const char *fmt, ...)
 {
     va_list ap;
@@ -80,8 +65,6 @@ static int bad_value(const struct et_key *k, const char *value, char *why, size_
     size_t used = 0;
     va_list ap;
 
-    if (!why || !whylen)
-        return -EINVAL;
     append(why, whylen, &used, "%s \"%s\": ", k->name, et_key_quote(value, q, sizeof(q)));
     if (used >= whylen)
         return -EINVAL;
@@ -124,7 +107,8 @@ static int range_error(const struct et_key *k, int64_t lo, int64_t hi, bool boun
 
 static int bad_table(const struct et_key *k, char *why, size_t whylen, const char *what)
 {
-    return say(why, whylen, -EINVAL, "%s: internal error: %s", k->name, what);
+    snprintf(why, whylen, "%s: internal error: %s", k->name, what);
+    return -EINVAL;
 }
 
 size_t et_key_member_size(const struct et_key *k)
@@ -277,8 +261,10 @@ static int set_text(const struct et_key *k, char **field, const char *value, cha
     if (expected)
         return bad_value(k, value, why, whylen, "expected %s", expected);
     copy = strdup(value);
-    if (!copy)
-        return say(why, whylen, -ENOMEM, "%s: out of memory", k->name);
+    if (!copy) {
+        snprintf(why, whylen, "%s: out of memory", k->name);
+        return -ENOMEM;
+    }
     free(*field);
     *field = copy;
     return 0;
@@ -296,8 +282,6 @@ static int set_enum(const struct et_key *k, int *field, const char *value, char 
             return 0;
         }
     }
-    if (!why || !whylen)
-        return -EINVAL;
     append(why, whylen, &used, "%s \"%s\": expected one of", k->name,
            et_key_quote(value, q, sizeof(q)));
     for (int i = 0; k->choices && k->choices[i]; i++)
@@ -353,7 +337,8 @@ int et_key_set(const struct et_key *k, void *obj, const char *value, char *why, 
     case ET_KEY_ENUM:
         return set_enum(k, (int *)field, value, why, whylen);
     }
-    return say(why, whylen, -EINVAL, "%s: internal error: unknown type %d", k->name, k->type);
+    snprintf(why, whylen, "%s: internal error: unknown type %d", k->name, (int)k->type);
+    return -EINVAL;
 }
 
 int et_keys_set_defaults(const struct et_key *keys, size_t n, void *obj, char *why,

@@ -35,11 +35,11 @@ int et_drivers_print(FILE *out)
         if (!drv->n_params)
             fprintf(out, "    (no keys of its own)\n");
         for (size_t k = 0; k < drv->n_params; k++) {
-            const struct et_param *p = &drv->params[k];
+            const struct et_key *p = &drv->params[k];
             char what[256];
 
-            et_param_describe(p, what, sizeof(what));
-            fprintf(out, "    %s (%s)\n        %s\n", p->key, what, p->help ? p->help : "");
+            et_key_describe(p, what, sizeof(what));
+            fprintf(out, "    %s (%s)\n        %s\n", p->name, what, p->help ? p->help : "");
         }
     }
     return fflush(out) == 0 && !ferror(out) ? 0 : -EIO;

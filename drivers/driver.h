@@ -1,8 +1,8 @@
 /*
  * The driver vtable, after Zephyr's sensor_driver_api (fetch once, then get
  * per channel) and Linux IIO's const channel tables, and the table of the
- * parameters a driver takes, in the style of the agent's own config table
- * (edgetel/ini.h; fluent-bit's config_map).
+ * parameters a driver takes: typed key rows (edgetel/keys.h), the same
+ * rows as the agent's own config table (fluent-bit's config_map).
  *
  * Contract:
  * - The core allocates and zeroes priv_size bytes for dev->priv before probe.
@@ -38,6 +38,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "edgetel/keys.h"
 #include "edgetel/value.h"
 
 struct et_channel {
@@ -45,36 +46,6 @@ struct et_channel {
     const char *unit;      /* "Cel", "%", "By", "Pa", "%RH", "s", "1" ... */
     enum et_type type;
 };
-
-/* What a parameter's text is parsed as, and the member it lands in. */
-enum et_param_type {
-    ET_PARAM_INT,       /* int64_t: a decimal whole number */
-    ET_PARAM_HEX,       /* int64_t: a whole number as C writes it (0x76, 118); listed in hex */
-    ET_PARAM_NUMBER,    /* double: a finite decimal number such as 2.5 or -1e3 */
-    ET_PARAM_DURATION,  /* int64_t milliseconds (et_parse_duration_ms: 500ms, 90s, 5m) */
-    ET_PARAM_BOOL,      /* bool (et_parse_bool: true/false, yes/no, on/off, 1/0) */
-    ET_PARAM_STRING,    /* char *, malloc'd; NULL when not given and without default */
-    ET_PARAM_LIST,      /* char *: names separated by commas, "eth0, wlan0" (et_list_has) */
-    ET_PARAM_ENUM,      /* int: the index of the value in .choices */
-};
-
-struct et_param {
-    const char *key;
-    enum et_param_type type;
-    size_t offset;              /* offsetof(struct, member): use ET_PARAM_FIELD */
-    size_t size;                /* sizeof the member, checked against the type */
-    const char *def;            /* default in config syntax; NULL: 0, false or NULL */
-    /* INT, HEX, NUMBER, DURATION (ms): when min < max the value must lie in
-     * [min, max]; without a range any value of the type is taken. */
-    int64_t min, max;
-    const char *const *choices; /* ENUM: NULL-terminated names */
-    /* STRING, LIST: optional check of the text; NULL when it is fine, else
-     * what was expected ("a DS18B20 id like 28-01193a5f2e6b"). */
-    const char *(*check)(const char *value);
-    const char *help;           /* one line for --list-drivers */
-};
-
-#define ET_PARAM_FIELD(type, member) offsetof(type, member), sizeof(((type *)0)->member)
 
 struct et_dev {
     const struct et_driver *drv;
@@ -91,7 +62,7 @@ struct et_driver {
     size_t priv_size;
     const struct et_channel *channels;
     size_t n_channels;
-    const struct et_param *params;          /* keys probe takes besides the core's */
+    const struct et_key *params;            /* keys probe takes besides the core's */
     size_t n_params;
     size_t params_size;                     /* the struct params fills; 0 without params */
     int (*probe)(struct et_dev *dev, const void *params);

@@ -4,8 +4,8 @@
  * driver key of a [collector NAME] section; tests do it to probe a driver
  * with what a config file would give it.
  *
- * Values go through the parsers of edgetel/parse.h, the ones the config
- * file's own keys use, and are refused in the same words, e.g.
+ * Values are parsed by the key module (edgetel/keys.h), as the config
+ * file's own keys are, and refused in the same words, e.g.
  *   address "0x99": must be between 0x03 and 0x77
  *   mode "turbo": expected one of forced, normal
  * which the loader prefixes with "FILE:LINE: [collector NAME] ".
@@ -31,7 +31,7 @@ int et_params_create(const struct et_driver *drv, void **out, char *why, size_t 
 void et_params_destroy(const struct et_driver *drv, void *params);
 
 /** The table entry for key, or NULL when drv takes no such key. */
-const struct et_param *et_params_find(const struct et_driver *drv, const char *key);
+const struct et_key *et_params_find(const struct et_driver *drv, const char *key);
 
 /**
  * Parse value for key and store it in params (made by et_params_create()),
@@ -42,12 +42,5 @@ const struct et_param *et_params_find(const struct et_driver *drv, const char *k
  */
 int et_params_set(const struct et_driver *drv, void *params, const char *key, const char *value,
                   char *why, size_t whylen);
-
-/**
- * Describe a key for a person: type, range or choices and default, e.g.
- * "integer, 0x03 to 0x77; default 0x76" or "forced or normal; default forced".
- * @return the length written, as snprintf (output cut to len).
- */
-int et_param_describe(const struct et_param *p, char *buf, size_t len);
 
 #endif

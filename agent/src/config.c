@@ -28,76 +28,78 @@ static const char *const default_collectors[] = {
 static const char *const outbox_policies[] = { "drop-oldest", "drop-newest", NULL };
 
 static const struct et_ini_key config_keys[] = {
-    { "agent", "device_id", ET_INI_STRING, ET_INI_FIELD(struct et_config, device_id), NULL,
+    { "agent", { "device_id", ET_KEY_STRING, ET_KEY_FIELD(struct et_config, device_id), NULL,
       .help = "this board's id, one MQTT topic level: 1-64 of A-Z a-z 0-9 . _ - "
-              "(default: the host name)" },
-    { "agent", "data_dir", ET_INI_STRING, ET_INI_FIELD(struct et_config, data_dir),
-      "/var/lib/edgetel", .help = "where the outbox and the agent's state live" },
-    { "agent", "batch_interval", ET_INI_DURATION,
-      ET_INI_FIELD(struct et_config, batch_interval_ms), "2s", 100, MS(3600),
-      .help = "how long samples gather before they are sealed into a batch" },
-    { "agent", "batch_max_samples", ET_INI_INT,
-      ET_INI_FIELD(struct et_config, batch_max_samples), "1000", 1, 50000,
-      .help = "a batch is sealed early when it holds this many samples" },
-    { "agent", "log_level", ET_INI_LOG_LEVEL, ET_INI_FIELD(struct et_config, log_level), "info",
-      .help = "error, warn, info or debug" },
+              "(default: the host name)" } },
+    { "agent", { "data_dir", ET_KEY_STRING, ET_KEY_FIELD(struct et_config, data_dir),
+      "/var/lib/edgetel", .help = "where the outbox and the agent's state live" } },
+    { "agent", { "batch_interval", ET_KEY_DURATION,
+      ET_KEY_FIELD(struct et_config, batch_interval_ms), "2s", 100, MS(3600),
+      .help = "how long samples gather before they are sealed into a batch" } },
+    { "agent", { "batch_max_samples", ET_KEY_INT,
+      ET_KEY_FIELD(struct et_config, batch_max_samples), "1000", 1, 50000,
+      .help = "a batch is sealed early when it holds this many samples" } },
+    { "agent", { "log_level", ET_KEY_LOG_LEVEL, ET_KEY_FIELD(struct et_config, log_level), "info",
+      .help = "error, warn, info or debug" } },
 
-    { "mqtt", "host", ET_INI_STRING, ET_INI_FIELD(struct et_config, host), NULL,
-      .help = "the broker's host name or address; unset: collect and store only" },
-    { "mqtt", "port", ET_INI_INT, ET_INI_FIELD(struct et_config, port), "8883", 1, 65535,
-      .help = "the broker's port (plain MQTT is usually 1883)" },
-    { "mqtt", "ca", ET_INI_STRING, ET_INI_FIELD(struct et_config, ca_file), NULL,
-      .help = "PEM file of the CA that signed the broker's certificate" },
-    { "mqtt", "cert", ET_INI_STRING, ET_INI_FIELD(struct et_config, cert_file), NULL,
-      .help = "PEM file of this device's certificate" },
-    { "mqtt", "key", ET_INI_STRING, ET_INI_FIELD(struct et_config, key_file), NULL,
-      .help = "PEM file of this device's private key, readable by the agent only" },
-    { "mqtt", "insecure", ET_INI_BOOL, ET_INI_FIELD(struct et_config, insecure), "false",
-      .help = "plain TCP without TLS: for a lab only" },
-    { "mqtt", "topic_root", ET_INI_STRING, ET_INI_FIELD(struct et_config, topic_root), "edgetel",
-      .help = "first topic level: ROOT/v1/DEVICE/telemetry" },
-    { "mqtt", "keepalive", ET_INI_DURATION, ET_INI_FIELD(struct et_config, keepalive_ms), "30s",
-      MS(5), MS(65535), .help = "MQTT keepalive, whole seconds" },
-    { "mqtt", "ack_timeout", ET_INI_DURATION, ET_INI_FIELD(struct et_config, ack_timeout_ms),
+    { "mqtt", { "host", ET_KEY_STRING, ET_KEY_FIELD(struct et_config, host), NULL,
+      .help = "the broker's host name or address; unset: collect and store only" } },
+    { "mqtt", { "port", ET_KEY_INT, ET_KEY_FIELD(struct et_config, port), "8883", 1, 65535,
+      .help = "the broker's port (plain MQTT is usually 1883)" } },
+    { "mqtt", { "ca", ET_KEY_STRING, ET_KEY_FIELD(struct et_config, ca_file), NULL,
+      .help = "PEM file of the CA that signed the broker's certificate" } },
+    { "mqtt", { "cert", ET_KEY_STRING, ET_KEY_FIELD(struct et_config, cert_file), NULL,
+      .help = "PEM file of this device's certificate" } },
+    { "mqtt", { "key", ET_KEY_STRING, ET_KEY_FIELD(struct et_config, key_file), NULL,
+      .help = "PEM file of this device's private key, readable by the agent only" } },
+    { "mqtt", { "insecure", ET_KEY_BOOL, ET_KEY_FIELD(struct et_config, insecure), "false",
+      .help = "plain TCP without TLS: for a lab only" } },
+    { "mqtt", { "topic_root", ET_KEY_STRING, ET_KEY_FIELD(struct et_config, topic_root), "edgetel",
+      .help = "first topic level: ROOT/v1/DEVICE/telemetry" } },
+    { "mqtt", { "keepalive", ET_KEY_DURATION, ET_KEY_FIELD(struct et_config, keepalive_ms), "30s",
+      MS(5), MS(65535), .help = "MQTT keepalive, whole seconds" } },
+    { "mqtt", { "ack_timeout", ET_KEY_DURATION, ET_KEY_FIELD(struct et_config, ack_timeout_ms),
       "30s", MS(1), MS(3600),
-      .help = "a batch with no Ack from the aggregator by then is sent again" },
-    { "mqtt", "max_inflight", ET_INI_INT, ET_INI_FIELD(struct et_config, max_inflight), "16",
-      1, 1024, .help = "batches sent and not yet acknowledged" },
-    { "mqtt", "backoff_min", ET_INI_DURATION, ET_INI_FIELD(struct et_config, backoff_min_ms),
-      "1s", 100, MS(3600), .help = "first wait before a reconnect" },
-    { "mqtt", "backoff_max", ET_INI_DURATION, ET_INI_FIELD(struct et_config, backoff_max_ms),
-      "60s", MS(1), MS(86400), .help = "longest wait between reconnects" },
-    { "mqtt", "clock_wait", ET_INI_DURATION, ET_INI_FIELD(struct et_config, clock_wait_ms),
+      .help = "a batch with no Ack from the aggregator by then is sent again" } },
+    { "mqtt", { "max_inflight", ET_KEY_INT, ET_KEY_FIELD(struct et_config, max_inflight), "16",
+      1, 1024, .help = "batches sent and not yet acknowledged" } },
+    { "mqtt", { "backoff_min", ET_KEY_DURATION, ET_KEY_FIELD(struct et_config, backoff_min_ms),
+      "1s", 100, MS(3600), .help = "first wait before a reconnect" } },
+    { "mqtt", { "backoff_max", ET_KEY_DURATION, ET_KEY_FIELD(struct et_config, backoff_max_ms),
+      "60s", MS(1), MS(86400), .help = "longest wait between reconnects" } },
+    { "mqtt", { "clock_wait", ET_KEY_DURATION, ET_KEY_FIELD(struct et_config, clock_wait_ms),
       "2m", 0, MS(86400),
       .help = "with TLS, how long to wait for the wall clock to synchronise before connecting "
-              "anyway (certificate checks fail on a wrong clock); 0s: do not wait" },
-    { "mqtt", "drain_rate", ET_INI_INT, ET_INI_FIELD(struct et_config, drain_rate), "0", 0,
+              "anyway (certificate checks fail on a wrong clock); 0s: do not wait" } },
+    { "mqtt", { "drain_rate", ET_KEY_INT, ET_KEY_FIELD(struct et_config, drain_rate), "0", 0,
       1000000, .help = "most backlog batches sent a second after an outage; 0: no limit "
-                       "(live data is never held back)" },
+                       "(live data is never held back)" } },
 
-    { "outbox", "quota", ET_INI_SIZE, ET_INI_FIELD(struct et_config, outbox_quota), "256M",
-      .help = "most bytes of batches kept while offline; past it the policy evicts (0: no quota)" },
-    { "outbox", "reserve", ET_INI_SIZE, ET_INI_FIELD(struct et_config, outbox_reserve), "64M",
-      .help = "free space the outbox leaves on the data directory's filesystem (0: no check)" },
-    { "outbox", "policy", ET_INI_ENUM, ET_INI_FIELD(struct et_config, outbox_policy),
+    { "outbox", { "quota", ET_KEY_SIZE, ET_KEY_FIELD(struct et_config, outbox_quota), "256M",
+      .help = "most bytes of batches kept while offline; past it the policy evicts "
+              "(0: no quota)" } },
+    { "outbox", { "reserve", ET_KEY_SIZE, ET_KEY_FIELD(struct et_config, outbox_reserve), "64M",
+      .help = "free space the outbox leaves on the data directory's filesystem (0: no check)" } },
+    { "outbox", { "policy", ET_KEY_ENUM, ET_KEY_FIELD(struct et_config, outbox_policy),
       "drop-oldest", .choices = outbox_policies,
-      .help = "drop-oldest evicts the oldest batches; drop-newest refuses new ones" },
-    { "outbox", "durability_window", ET_INI_DURATION,
-      ET_INI_FIELD(struct et_config, durability_window_ms), "10s", 100, MS(600),
+      .help = "drop-oldest evicts the oldest batches; drop-newest refuses new ones" } },
+    { "outbox", { "durability_window", ET_KEY_DURATION,
+      ET_KEY_FIELD(struct et_config, durability_window_ms), "10s", 100, MS(600),
       .help = "batches are committed to storage together this often: fewer writes to the SD "
-              "card; a power cut loses at most this much" },
+              "card; a power cut loses at most this much" } },
 };
 #define N_CONFIG_KEYS (sizeof(config_keys) / sizeof(config_keys[0]))
 
-static const struct et_ini_key collector_keys[] = {
-    { "collector", "type", ET_INI_STRING, ET_INI_FIELD(struct et_collector_cfg, type), NULL,
+/* Applied by the [collector NAME] hook, so without a section of their own. */
+static const struct et_key collector_keys[] = {
+    { "type", ET_KEY_STRING, ET_KEY_FIELD(struct et_collector_cfg, type), NULL,
       .help = "the driver, e.g. cpu, bme280 (required)" },
-    { "collector", "interval", ET_INI_DURATION,
-      ET_INI_FIELD(struct et_collector_cfg, interval_ms), DEFAULT_INTERVAL, 100, MS(86400),
+    { "interval", ET_KEY_DURATION,
+      ET_KEY_FIELD(struct et_collector_cfg, interval_ms), DEFAULT_INTERVAL, 100, MS(86400),
       .help = "how often the collector is read" },
-    { "collector", "enabled", ET_INI_BOOL, ET_INI_FIELD(struct et_collector_cfg, enabled),
+    { "enabled", ET_KEY_BOOL, ET_KEY_FIELD(struct et_collector_cfg, enabled),
       "true", .help = "false keeps the section but does not run it" },
-    { "collector", "tags", ET_INI_STRING, ET_INI_FIELD(struct et_collector_cfg, tags), NULL,
+    { "tags", ET_KEY_STRING, ET_KEY_FIELD(struct et_collector_cfg, tags), NULL,
       .help = "labels sent with every metric of the collector: key=value, key2=value2" },
 };
 #define N_COLLECTOR_KEYS (sizeof(collector_keys) / sizeof(collector_keys[0]))
@@ -122,7 +124,7 @@ const struct et_ini_schema *et_config_schema(void)
     return &config_schema;
 }
 
-const struct et_ini_key *et_config_collector_keys(size_t *n)
+const struct et_key *et_config_collector_keys(size_t *n)
 {
     *n = N_COLLECTOR_KEYS;
     return collector_keys;
@@ -173,7 +175,7 @@ static struct et_collector_cfg *collector_append(struct et_config *c, const char
     cc->line = line;
     c->n_collectors++;
     /* Counted before the defaults so a failure leaves nothing unfreed. */
-    if (et_ini_set_defaults(collector_keys, N_COLLECTOR_KEYS, cc, why, whylen))
+    if (et_keys_set_defaults(collector_keys, N_COLLECTOR_KEYS, cc, why, whylen))
         return NULL;
     return cc;
 oom:
@@ -214,9 +216,9 @@ static int collector_key(void *obj, const char *arg, const char *key, const char
     for (size_t i = 0; i < N_COLLECTOR_KEYS; i++) {
         int rc;
 
-        if (strcmp(collector_keys[i].key, key))
+        if (strcmp(collector_keys[i].name, key))
             continue;
-        rc = et_ini_set(&collector_keys[i], cc, value, why, whylen);
+        rc = et_key_set(&collector_keys[i], cc, value, why, whylen);
         if (rc)
             return rc;
         if (strcmp(key, "tags") == 0) {
@@ -291,7 +293,8 @@ struct check {
 static int key_line(const struct check *k, const char *section, const char *key)
 {
     for (size_t i = 0; i < N_CONFIG_KEYS; i++) {
-        if (strcmp(config_keys[i].section, section) == 0 && strcmp(config_keys[i].key, key) == 0)
+        if (strcmp(config_keys[i].section, section) == 0 &&
+            strcmp(config_keys[i].key.name, key) == 0)
             return k->lines[i];
     }
     return 0;
@@ -431,7 +434,7 @@ static int collector_params(struct check *k, struct et_collector_cfg *cc)
         names[0] = '\0';
         for (size_t p = 0; p < drv->n_params && used < sizeof(names); p++)
             used += (size_t)snprintf(names + used, sizeof(names) - used, "%s%s",
-                                     p ? ", " : "", drv->params[p].key);
+                                     p ? ", " : "", drv->params[p].name);
         return check_fail(k, kv->line, "[collector %s] unknown key \"%s\" (%s takes "
                           "type, interval, enabled, tags%s%s)", cc->name,
                           et_ini_quote(kv->key, q, sizeof(q)), drv->name,
@@ -492,7 +495,7 @@ void et_config_free(struct et_config *c)
         free(cc->keys);
         if (cc->params)
             et_params_destroy(et_driver_find(cc->type), cc->params);
-        et_ini_free_strings(collector_keys, N_COLLECTOR_KEYS, cc);
+        et_keys_free_strings(collector_keys, N_COLLECTOR_KEYS, cc);
         free(cc->name);
     }
     free(c->collectors);

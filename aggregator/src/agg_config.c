@@ -20,49 +20,49 @@
 const char *const et_agg_store_types[] = { "sqlite", NULL };
 
 static const struct et_ini_key agg_keys[] = {
-    { "aggregator", "instance_id", ET_INI_STRING,
-      ET_INI_FIELD(struct et_agg_config, instance_id), NULL,
+    { "aggregator", { "instance_id", ET_KEY_STRING,
+      ET_KEY_FIELD(struct et_agg_config, instance_id), NULL,
       .help = "names this instance in the MQTT client id and logs; unique per broker "
-              "(default: host name and pid)" },
-    { "aggregator", "log_level", ET_INI_LOG_LEVEL,
-      ET_INI_FIELD(struct et_agg_config, log_level), "info",
-      .help = "error, warn, info or debug" },
-    { "aggregator", "stats_interval", ET_INI_DURATION,
-      ET_INI_FIELD(struct et_agg_config, stats_interval_ms), "60s", MS(1), MS(86400),
-      .help = "how often a summary line (batches, samples, duplicates, malformed) is logged" },
+              "(default: host name and pid)" } },
+    { "aggregator", { "log_level", ET_KEY_LOG_LEVEL,
+      ET_KEY_FIELD(struct et_agg_config, log_level), "info",
+      .help = "error, warn, info or debug" } },
+    { "aggregator", { "stats_interval", ET_KEY_DURATION,
+      ET_KEY_FIELD(struct et_agg_config, stats_interval_ms), "60s", MS(1), MS(86400),
+      .help = "how often a summary line (batches, samples, duplicates, malformed) is logged" } },
 
-    { "mqtt", "host", ET_INI_STRING, ET_INI_FIELD(struct et_agg_config, host), NULL,
-      .help = "the broker's host name or address (required)" },
-    { "mqtt", "port", ET_INI_INT, ET_INI_FIELD(struct et_agg_config, port), "8883", 1, 65535,
-      .help = "the broker's port" },
-    { "mqtt", "ca", ET_INI_STRING, ET_INI_FIELD(struct et_agg_config, ca_file), NULL,
-      .help = "PEM file of the CA that signed the broker's certificate" },
-    { "mqtt", "cert", ET_INI_STRING, ET_INI_FIELD(struct et_agg_config, cert_file), NULL,
-      .help = "PEM file of the aggregator's client certificate" },
-    { "mqtt", "key", ET_INI_STRING, ET_INI_FIELD(struct et_agg_config, key_file), NULL,
-      .help = "PEM file of the aggregator's private key" },
-    { "mqtt", "insecure", ET_INI_BOOL, ET_INI_FIELD(struct et_agg_config, insecure), "false",
-      .help = "plain TCP without TLS: for a lab only" },
-    { "mqtt", "topic_root", ET_INI_STRING, ET_INI_FIELD(struct et_agg_config, topic_root),
-      "edgetel", .help = "first topic level(s): ROOT/v1/DEVICE/telemetry" },
-    { "mqtt", "share_group", ET_INI_STRING, ET_INI_FIELD(struct et_agg_config, share_group),
+    { "mqtt", { "host", ET_KEY_STRING, ET_KEY_FIELD(struct et_agg_config, host), NULL,
+      .help = "the broker's host name or address (required)" } },
+    { "mqtt", { "port", ET_KEY_INT, ET_KEY_FIELD(struct et_agg_config, port), "8883", 1, 65535,
+      .help = "the broker's port" } },
+    { "mqtt", { "ca", ET_KEY_STRING, ET_KEY_FIELD(struct et_agg_config, ca_file), NULL,
+      .help = "PEM file of the CA that signed the broker's certificate" } },
+    { "mqtt", { "cert", ET_KEY_STRING, ET_KEY_FIELD(struct et_agg_config, cert_file), NULL,
+      .help = "PEM file of the aggregator's client certificate" } },
+    { "mqtt", { "key", ET_KEY_STRING, ET_KEY_FIELD(struct et_agg_config, key_file), NULL,
+      .help = "PEM file of the aggregator's private key" } },
+    { "mqtt", { "insecure", ET_KEY_BOOL, ET_KEY_FIELD(struct et_agg_config, insecure), "false",
+      .help = "plain TCP without TLS: for a lab only" } },
+    { "mqtt", { "topic_root", ET_KEY_STRING, ET_KEY_FIELD(struct et_agg_config, topic_root),
+      "edgetel", .help = "first topic level(s): ROOT/v1/DEVICE/telemetry" } },
+    { "mqtt", { "share_group", ET_KEY_STRING, ET_KEY_FIELD(struct et_agg_config, share_group),
       "edgetel", .help = "shared subscription group: instances in one group split the "
-                         "telemetry between them" },
-    { "mqtt", "keepalive", ET_INI_DURATION, ET_INI_FIELD(struct et_agg_config, keepalive_ms),
-      "30s", MS(5), MS(65535), .help = "MQTT keepalive, whole seconds" },
-    { "mqtt", "backoff_min", ET_INI_DURATION,
-      ET_INI_FIELD(struct et_agg_config, backoff_min_ms), "1s", 100, MS(3600),
-      .help = "first wait before a reconnect" },
-    { "mqtt", "backoff_max", ET_INI_DURATION,
-      ET_INI_FIELD(struct et_agg_config, backoff_max_ms), "60s", MS(1), MS(86400),
-      .help = "longest wait between reconnects" },
-    { "mqtt", "max_inflight", ET_INI_INT, ET_INI_FIELD(struct et_agg_config, max_inflight),
-      "1024", 1, 65535, .help = "acks published and not yet acknowledged by the broker" },
+                         "telemetry between them" } },
+    { "mqtt", { "keepalive", ET_KEY_DURATION, ET_KEY_FIELD(struct et_agg_config, keepalive_ms),
+      "30s", MS(5), MS(65535), .help = "MQTT keepalive, whole seconds" } },
+    { "mqtt", { "backoff_min", ET_KEY_DURATION,
+      ET_KEY_FIELD(struct et_agg_config, backoff_min_ms), "1s", 100, MS(3600),
+      .help = "first wait before a reconnect" } },
+    { "mqtt", { "backoff_max", ET_KEY_DURATION,
+      ET_KEY_FIELD(struct et_agg_config, backoff_max_ms), "60s", MS(1), MS(86400),
+      .help = "longest wait between reconnects" } },
+    { "mqtt", { "max_inflight", ET_KEY_INT, ET_KEY_FIELD(struct et_agg_config, max_inflight),
+      "1024", 1, 65535, .help = "acks published and not yet acknowledged by the broker" } },
 
-    { "store", "type", ET_INI_ENUM, ET_INI_FIELD(struct et_agg_config, store_type), "sqlite",
-      .choices = et_agg_store_types, .help = "the store backend: sqlite" },
-    { "store", "path", ET_INI_STRING, ET_INI_FIELD(struct et_agg_config, store_path),
-      ET_STORE_DEFAULT_PATH, .help = "the SQLite database file (its directory must exist)" },
+    { "store", { "type", ET_KEY_ENUM, ET_KEY_FIELD(struct et_agg_config, store_type), "sqlite",
+      .choices = et_agg_store_types, .help = "the store backend: sqlite" } },
+    { "store", { "path", ET_KEY_STRING, ET_KEY_FIELD(struct et_agg_config, store_path),
+      ET_STORE_DEFAULT_PATH, .help = "the SQLite database file (its directory must exist)" } },
 };
 #define N_AGG_KEYS (sizeof(agg_keys) / sizeof(agg_keys[0]))
 
@@ -75,7 +75,7 @@ static const struct et_ini_schema agg_schema = {
 static int key_line(const int *lines, const char *section, const char *key)
 {
     for (size_t i = 0; i < N_AGG_KEYS; i++) {
-        if (strcmp(agg_keys[i].section, section) == 0 && strcmp(agg_keys[i].key, key) == 0)
+        if (strcmp(agg_keys[i].section, section) == 0 && strcmp(agg_keys[i].key.name, key) == 0)
             return lines[i];
     }
     return 0;
@@ -218,7 +218,7 @@ void et_agg_config_print_help(FILE *out)
             section = k->section;
             fprintf(out, "%s[%s]\n", i ? "\n" : "", section);
         }
-        fprintf(out, "; %s\n", k->help);
-        fprintf(out, ";%s = %s\n", k->key, k->def ? k->def : "");
+        fprintf(out, "; %s\n", k->key.help);
+        fprintf(out, ";%s = %s\n", k->key.name, k->key.def ? k->key.def : "");
     }
 }

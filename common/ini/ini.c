@@ -2,19 +2,12 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <ini.h>   /* libinih */
-
-#include "edgetel/log.h"
-#include "edgetel/parse.h"
-
-/* Room for a value or key quoted back in a message. */
-#define QUOTE_MAX (ET_INI_QUOTE_BUF - 4)
 
 struct seen {
     char *name;
@@ -52,25 +45,9 @@ struct loader {
 
 /* ---- helpers ------------------------------------------------------------- */
 
-const char *et_ini_quote(const char *s, char *buf, size_t len)
-{
-    size_t i = 0;
-
-    for (; *s && i + 1 < len; s++) {
-        if (i + 4 >= len && s[1]) {
-            memcpy(buf + i, "...", 3);
-            i += 3;
-            break;
-        }
-        buf[i++] = iscntrl((unsigned char)*s) ? '?' : *s;
-    }
-    buf[i] = '\0';
-    return buf;
-}
-
 static const char *quote(const char *s, char *buf, size_t len)
 {
-    return et_ini_quote(s, buf, len);
+    return et_key_quote(s, buf, len);
 }
 
 static void fail(struct loader *L, int rc, const char *fmt, ...)
@@ -138,255 +115,17 @@ static void seen_free(struct seen_list *l)
     l->cap = 0;
 }
 
-/* ---- values ---------------------------------------------------------------- */
-
-static const char *expected(const struct et_ini_key *k)
-{
-    switch (k->type) {
-    case ET_INI_STRING:    return "a text";
-    case ET_INI_INT:       return "a whole number";
-    case ET_INI_BOOL:      return "true or false";
-    case ET_INI_DURATION:  return "a duration like 10s";
-    case ET_INI_SIZE:      return "a size like 64k";
-    case ET_INI_LOG_LEVEL: return "error, warn, info or debug";
-    case ET_INI_ENUM:      return "one of";
-    }
-    return "?";
-}
-
-static void format_bound(const struct et_ini_key *k, int64_t v, char *buf, size_t len)
-{
-    if (k->type == ET_INI_DURATION)
-        et_format_duration_ms(v, buf, len);
-    else if (k->type == ET_INI_SIZE)
-        et_format_size((uint64_t)v, buf, len);
-    else
-        snprintf(buf, len, "%" PRId64, v);
-}
-
-static int range_error(const struct et_ini_key *k, int64_t min, int64_t max, bool bounded,
-                       const char *value, char *why, size_t whylen)
-{
-    char q[QUOTE_MAX + 4], lo[32], hi[32];
-
-    quote(value, q, sizeof(q));
-    if (bounded) {
-        format_bound(k, min, lo, sizeof(lo));
-        format_bound(k, max, hi, sizeof(hi));
-        snprintf(why, whylen, "%s \"%s\": must be between %s and %s", k->key, q, lo, hi);
-    } else {
-        snprintf(why, whylen, "%s \"%s\": too large", k->key, q);
-    }
-    return -EINVAL;
-}
-
-static int bad_table(const struct et_ini_key *k, char *why, size_t whylen, const char *what)
-{
-    snprintf(why, whylen, "%s: internal error: %s", k->key, what);
-    return -EINVAL;
-}
+/* ---- the table ------------------------------------------------------------ */
 
 /*
- * The range an ET_INI_INT value must lie in: the table's, or without one
- * the signed range of the member. The table promises its range fits the
- * member; that promise is checked, since a wrong table would silently store
- * a truncated value.
+ * The rows of an INI table each embed their typed key after the section, so
+ * the key module's functions for whole tables are given one row at a time.
  */
-static int int_bounds(const struct et_ini_key *k, int64_t *lo, int64_t *hi, bool *is_unsigned,
-                      char *why, size_t whylen)
+static int set_defaults(const struct et_ini_schema *s, void *obj, char *why, size_t whylen)
 {
-    static const int64_t smin[] = { INT8_MIN, INT16_MIN, INT32_MIN, INT64_MIN };
-    static const int64_t smax[] = { INT8_MAX, INT16_MAX, INT32_MAX, INT64_MAX };
-    static const int64_t umax[] = { UINT8_MAX, UINT16_MAX, UINT32_MAX, INT64_MAX };
-    int w = k->size == 1 ? 0 : k->size == 2 ? 1 : k->size == 4 ? 2 : k->size == 8 ? 3 : -1;
-    char what[96];
+    for (size_t i = 0; i < s->n_keys; i++) {
+        int rc = et_keys_set_defaults(&s->keys[i].key, 1, obj, why, whylen);
 
-    if (w < 0) {
-        snprintf(what, sizeof(what), "an integer member of %zu bytes", k->size);
-        return bad_table(k, why, whylen, what);
-    }
-    if (!(k->min < k->max)) {
-        *lo = smin[w];
-        *hi = smax[w];
-        *is_unsigned = false;
-        return 0;
-    }
-    *lo = k->min;
-    *hi = k->max;
-    *is_unsigned = k->min >= 0;
-    if (*is_unsigned ? k->max > umax[w] : (k->min < smin[w] || k->max > smax[w])) {
-        snprintf(what, sizeof(what), "range [%" PRId64 ", %" PRId64 "] does not fit a %zu-byte "
-                 "member", k->min, k->max, k->size);
-        return bad_table(k, why, whylen, what);
-    }
-    return 0;
-}
-
-static void store_int(const struct et_ini_key *k, void *field, int64_t v, bool is_unsigned)
-{
-    switch (k->size) {
-    case 1:
-        if (is_unsigned)
-            *(uint8_t *)field = (uint8_t)v;
-        else
-            *(int8_t *)field = (int8_t)v;
-        break;
-    case 2:
-        if (is_unsigned)
-            *(uint16_t *)field = (uint16_t)v;
-        else
-            *(int16_t *)field = (int16_t)v;
-        break;
-    case 4:
-        if (is_unsigned)
-            *(uint32_t *)field = (uint32_t)v;
-        else
-            *(int32_t *)field = (int32_t)v;
-        break;
-    default:
-        *(int64_t *)field = v;
-        break;
-    }
-}
-
-/* The member size each type writes; ET_INI_INT is checked by int_bounds(). */
-static size_t member_size(enum et_ini_type t)
-{
-    switch (t) {
-    case ET_INI_STRING:    return sizeof(char *);
-    case ET_INI_BOOL:      return sizeof(bool);
-    case ET_INI_DURATION:  return sizeof(int64_t);
-    case ET_INI_SIZE:      return sizeof(uint64_t);
-    case ET_INI_LOG_LEVEL: return sizeof(enum et_log_level);
-    case ET_INI_ENUM:      return sizeof(int);
-    case ET_INI_INT:       break;
-    }
-    return 0;
-}
-
-static int set_enum(const struct et_ini_key *k, void *field, const char *value, char *why,
-                    size_t whylen)
-{
-    char q[QUOTE_MAX + 4];
-    size_t used;
-
-    for (int i = 0; k->choices && k->choices[i]; i++) {
-        if (strcmp(value, k->choices[i]) == 0) {
-            *(int *)field = i;
-            return 0;
-        }
-    }
-    used = (size_t)snprintf(why, whylen, "%s \"%s\": expected one of", k->key,
-                            quote(value, q, sizeof(q)));
-    for (int i = 0; k->choices && k->choices[i] && used < whylen; i++)
-        used += (size_t)snprintf(why + used, whylen - used, "%s %s", i ? "," : "",
-                                 k->choices[i]);
-    return -EINVAL;
-}
-
-int et_ini_set(const struct et_ini_key *k, void *obj, const char *value, char *why,
-               size_t whylen)
-{
-    char *field = (char *)obj + k->offset;
-    char q[QUOTE_MAX + 4];
-    bool has_range = k->min < k->max;
-    int rc = 0;
-
-    if (k->type != ET_INI_INT && k->size != member_size(k->type)) {
-        char what[64];
-
-        snprintf(what, sizeof(what), "member of %zu bytes, the type writes %zu", k->size,
-                 member_size(k->type));
-        return bad_table(k, why, whylen, what);
-    }
-    switch (k->type) {
-    case ET_INI_STRING: {
-        char *copy = strdup(value);
-
-        if (!copy) {
-            snprintf(why, whylen, "%s: out of memory", k->key);
-            return -ENOMEM;
-        }
-        free(*(char **)field);
-        *(char **)field = copy;
-        return 0;
-    }
-    case ET_INI_INT: {
-        int64_t v, lo, hi;
-        bool is_unsigned;
-
-        rc = int_bounds(k, &lo, &hi, &is_unsigned, why, whylen);
-        if (rc)
-            return rc;
-        rc = et_parse_int(value, lo, hi, &v);
-        if (rc == -ERANGE)
-            return range_error(k, lo, hi, true, value, why, whylen);
-        if (rc == 0)
-            store_int(k, field, v, is_unsigned);
-        break;
-    }
-    case ET_INI_BOOL:
-        rc = et_parse_bool(value, (bool *)field);
-        break;
-    case ET_INI_DURATION: {
-        int64_t ms;
-
-        rc = et_parse_duration_ms(value, &ms);
-        if (rc == -ERANGE || (rc == 0 && has_range && (ms < k->min || ms > k->max)))
-            return range_error(k, k->min, k->max, has_range, value, why, whylen);
-        if (rc == 0)
-            *(int64_t *)field = ms;
-        break;
-    }
-    case ET_INI_SIZE: {
-        uint64_t bytes;
-
-        rc = et_parse_size(value, &bytes);
-        if (rc == -ERANGE ||
-            (rc == 0 && has_range && (bytes < (uint64_t)k->min || bytes > (uint64_t)k->max)))
-            return range_error(k, k->min, k->max, has_range, value, why, whylen);
-        if (rc == 0)
-            *(uint64_t *)field = bytes;
-        break;
-    }
-    case ET_INI_LOG_LEVEL: {
-        enum et_log_level level;
-
-        rc = et_log_parse_level(value, &level);
-        if (rc == 0)
-            *(enum et_log_level *)field = level;
-        break;
-    }
-    case ET_INI_ENUM:
-        return set_enum(k, field, value, why, whylen);
-    }
-    if (rc) {
-        snprintf(why, whylen, "%s \"%s\": expected %s", k->key, quote(value, q, sizeof(q)),
-                 expected(k));
-        return -EINVAL;
-    }
-    return 0;
-}
-
-int et_ini_set_defaults(const struct et_ini_key *keys, size_t n, void *obj, char *why,
-                        size_t whylen)
-{
-    for (size_t i = 0; i < n; i++) {
-        const struct et_ini_key *k = &keys[i];
-        int rc;
-
-        if (!k->def) {
-            if (k->type == ET_INI_STRING) {
-                char **field = (char **)((char *)obj + k->offset);
-
-                free(*field);
-                *field = NULL;
-            } else {
-                memset((char *)obj + k->offset, 0, k->size);
-            }
-            continue;
-        }
-        rc = et_ini_set(k, obj, k->def, why, whylen);
         if (rc)
             return rc;
     }
@@ -395,14 +134,8 @@ int et_ini_set_defaults(const struct et_ini_key *keys, size_t n, void *obj, char
 
 void et_ini_free_strings(const struct et_ini_key *keys, size_t n, void *obj)
 {
-    for (size_t i = 0; i < n; i++) {
-        if (keys[i].type == ET_INI_STRING) {
-            char **field = (char **)((char *)obj + keys[i].offset);
-
-            free(*field);
-            *field = NULL;
-        }
-    }
+    for (size_t i = 0; i < n; i++)
+        et_keys_free_strings(&keys[i].key, 1, obj);
 }
 
 /* ---- sections ------------------------------------------------------------ */
@@ -441,7 +174,7 @@ static void list_sections(const struct et_ini_schema *s, char *buf, size_t len)
 /* text: what is between '[' and ']', NUL-terminated, at most ET_INI_MAX_SECTION. */
 static void enter_section(struct loader *L, const char *text)
 {
-    char word[ET_INI_MAX_SECTION + 1], q[QUOTE_MAX + 4], why[256];
+    char word[ET_INI_MAX_SECTION + 1], q[ET_INI_QUOTE_BUF], why[256];
     const char *p = text, *arg, *end;
     const struct seen *prev;
     size_t wlen, alen;
@@ -532,7 +265,7 @@ static const char *find_chars_or_comment(const char *s, const char *chars)
  */
 static void check_line(struct loader *L, char *s)
 {
-    char q[QUOTE_MAX + 4];
+    char q[ET_INI_QUOTE_BUF];
 
     if (!*s || *s == ';' || *s == '#')
         return;
@@ -631,7 +364,7 @@ static char *reader(char *str, int num, void *stream)
 static int handler(void *user, const char *section, const char *key, const char *value)
 {
     struct loader *L = user;
-    char q[QUOTE_MAX + 4], qs[QUOTE_MAX + 4], why[256];
+    char q[ET_INI_QUOTE_BUF], qs[ET_INI_QUOTE_BUF], why[256];
     const struct seen *prev;
     int rc;
 
@@ -672,9 +405,9 @@ static int handler(void *user, const char *section, const char *key, const char 
     for (size_t i = 0; i < L->schema->n_keys; i++) {
         const struct et_ini_key *k = &L->schema->keys[i];
 
-        if (strcmp(k->section, L->section) || strcmp(k->key, key))
+        if (strcmp(k->section, L->section) || strcmp(k->key.name, key))
             continue;
-        rc = et_ini_set(k, L->obj, value, why, sizeof(why));
+        rc = et_key_set(&k->key, L->obj, value, why, sizeof(why));
         if (rc) {
             fail(L, rc, "[%s] %s", qs, why);
             return 0;
@@ -702,7 +435,7 @@ int et_ini_parse(const struct et_ini_schema *schema, const char *text, size_t le
         err[0] = '\0';
     if (key_lines)
         memset(key_lines, 0, schema->n_keys * sizeof(*key_lines));
-    rc = et_ini_set_defaults(schema->keys, schema->n_keys, obj, why, sizeof(why));
+    rc = set_defaults(schema, obj, why, sizeof(why));
     if (rc) {
         if (err && errlen)
             snprintf(err, errlen, "%s: default of %s", name, why);

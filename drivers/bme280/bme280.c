@@ -73,12 +73,12 @@ static const char *const bme280_modes[] = {
     [BME280_PARAM_FORCED] = "forced", [BME280_PARAM_NORMAL] = "normal", NULL,
 };
 
-static const struct et_param bme280_keys[] = {
-    { "bus", ET_PARAM_INT, ET_PARAM_FIELD(struct bme280_params, bus), "1", 0, 255,
+static const struct et_key bme280_keys[] = {
+    { "bus", ET_KEY_INT, ET_KEY_FIELD(struct bme280_params, bus), "1", 0, 255,
       .help = "I2C bus number N of /dev/i2c-N" },
-    { "address", ET_PARAM_HEX, ET_PARAM_FIELD(struct bme280_params, address), "0x76", 0x03, 0x77,
-      .help = "7-bit I2C address: 0x76 (SDO to ground) or 0x77 (SDO to VDDIO)" },
-    { "mode", ET_PARAM_ENUM, ET_PARAM_FIELD(struct bme280_params, mode), "forced",
+    { "address", ET_KEY_INT, ET_KEY_FIELD(struct bme280_params, address), "0x76", 0x03, 0x77,
+      .hex = true, .help = "7-bit I2C address: 0x76 (SDO to ground) or 0x77 (SDO to VDDIO)" },
+    { "mode", ET_KEY_ENUM, ET_KEY_FIELD(struct bme280_params, mode), "forced",
       .choices = bme280_modes,
       .help = "forced: measure on each fetch and sleep between; normal: free-running, every second" },
 };

@@ -45,8 +45,8 @@ struct disk_params {
     char *mounts;
 };
 
-static const struct et_param disk_keys[] = {
-    { "mounts", ET_PARAM_LIST, ET_PARAM_FIELD(struct disk_params, mounts), NULL,
+static const struct et_key disk_keys[] = {
+    { "mounts", ET_KEY_LIST, ET_KEY_FIELD(struct disk_params, mounts), NULL,
       .help = "mount points to report, e.g. /, /boot/firmware (default: every disk)" },
 };
 

@@ -53,8 +53,8 @@ struct diskio_params {
     char *devices;
 };
 
-static const struct et_param diskio_keys[] = {
-    { "devices", ET_PARAM_LIST, ET_PARAM_FIELD(struct diskio_params, devices), NULL,
+static const struct et_key diskio_keys[] = {
+    { "devices", ET_KEY_LIST, ET_KEY_FIELD(struct diskio_params, devices), NULL,
       .help = "block devices, e.g. mmcblk0, sda (default: whole disks, not loop or ram)" },
 };
 

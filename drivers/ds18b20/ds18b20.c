@@ -56,8 +56,8 @@ static const char *id_check(const char *id)
     return NULL;
 }
 
-static const struct et_param ds18b20_keys[] = {
-    { "id", ET_PARAM_STRING, ET_PARAM_FIELD(struct ds18b20_params, id), NULL,
+static const struct et_key ds18b20_keys[] = {
+    { "id", ET_KEY_STRING, ET_KEY_FIELD(struct ds18b20_params, id), NULL,
       .check = id_check,
       .help = "one sensor, e.g. 28-01193a5f2e6b (default: every DS18B20 found)" },
 };

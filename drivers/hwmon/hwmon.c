@@ -51,8 +51,8 @@ struct hwmon_params {
     char *chip;
 };
 
-static const struct et_param hwmon_keys[] = {
-    { "chip", ET_PARAM_STRING, ET_PARAM_FIELD(struct hwmon_params, chip), NULL,
+static const struct et_key hwmon_keys[] = {
+    { "chip", ET_KEY_STRING, ET_KEY_FIELD(struct hwmon_params, chip), NULL,
       .help = "only hwmon chips with this name, e.g. cpu_thermal (default: all)" },
 };
 

@@ -69,8 +69,8 @@ struct iio_params {
     char *device;
 };
 
-static const struct et_param iio_keys[] = {
-    { "device", ET_PARAM_STRING, ET_PARAM_FIELD(struct iio_params, device), NULL,
+static const struct et_key iio_keys[] = {
+    { "device", ET_KEY_STRING, ET_KEY_FIELD(struct iio_params, device), NULL,
       .help = "iio:deviceN or the device's name (default: the only IIO device)" },
 };
 

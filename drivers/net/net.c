@@ -45,8 +45,8 @@ struct net_params {
     char *interfaces;
 };
 
-static const struct et_param net_keys[] = {
-    { "interfaces", ET_PARAM_LIST, ET_PARAM_FIELD(struct net_params, interfaces), NULL,
+static const struct et_key net_keys[] = {
+    { "interfaces", ET_KEY_LIST, ET_KEY_FIELD(struct net_params, interfaces), NULL,
       .help = "interfaces, e.g. eth0, wlan0 (default: all but lo)" },
 };
 

@@ -36,12 +36,12 @@ struct sim_params {
 };
 
 /* Bounds far from the type's own so counter and phase arithmetic cannot overflow. */
-static const struct et_param sim_keys[] = {
-    { "start", ET_PARAM_INT, ET_PARAM_FIELD(struct sim_params, start), "0", INT64_MIN / 2,
+static const struct et_key sim_keys[] = {
+    { "start", ET_KEY_INT, ET_KEY_FIELD(struct sim_params, start), "0", INT64_MIN / 2,
       INT64_MAX / 2, .help = "first value of counter" },
-    { "period", ET_PARAM_DURATION, ET_PARAM_FIELD(struct sim_params, period_ms), "60s", 1,
+    { "period", ET_KEY_DURATION, ET_KEY_FIELD(struct sim_params, period_ms), "60s", 1,
       INT64_MAX / 4, .help = "period of sine" },
-    { "amplitude", ET_PARAM_NUMBER, ET_PARAM_FIELD(struct sim_params, amplitude), "1",
+    { "amplitude", ET_KEY_NUMBER, ET_KEY_FIELD(struct sim_params, amplitude), "1",
       -1000000000000, 1000000000000, .help = "peak of sine" },
 };
 

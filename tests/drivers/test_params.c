@@ -35,19 +35,19 @@ static const char *only_abc(const char *v)
     return strspn(v, "abc") == strlen(v) ? NULL : "letters a, b and c";
 }
 
-#define F(member) ET_PARAM_FIELD(struct all_params, member)
-static const struct et_param all_keys[] = {
-    { "count", ET_PARAM_INT, F(count), "7", 0, 100, .help = "an integer" },
-    { "addr", ET_PARAM_HEX, F(addr), "0x76", 0x03, 0x77, .help = "an address" },
-    { "gain", ET_PARAM_NUMBER, F(gain), "1.5", -10, 10, .help = "a number" },
-    { "period", ET_PARAM_DURATION, F(period_ms), "60s", 0, 3600000, .help = "a duration" },
-    { "flag", ET_PARAM_BOOL, F(flag), "yes", .help = "a boolean" },
-    { "name", ET_PARAM_STRING, F(name), NULL, .check = only_abc, .help = "a text" },
-    { "names", ET_PARAM_LIST, F(names), "lo, eth0", .help = "a list" },
-    { "mode", ET_PARAM_ENUM, F(mode), "normal", .choices = modes, .help = "a choice" },
-    { "any", ET_PARAM_INT, F(any), NULL, .help = "an integer without range" },
-    { "forever", ET_PARAM_DURATION, F(forever_ms), NULL, .help = "a duration without range" },
-    { "free_gain", ET_PARAM_NUMBER, F(free_gain), NULL, .help = "a number without range" },
+#define F(member) ET_KEY_FIELD(struct all_params, member)
+static const struct et_key all_keys[] = {
+    { "count", ET_KEY_INT, F(count), "7", 0, 100, .help = "an integer" },
+    { "addr", ET_KEY_INT, F(addr), "0x76", 0x03, 0x77, .hex = true, .help = "an address" },
+    { "gain", ET_KEY_NUMBER, F(gain), "1.5", -10, 10, .help = "a number" },
+    { "period", ET_KEY_DURATION, F(period_ms), "60s", 0, 3600000, .help = "a duration" },
+    { "flag", ET_KEY_BOOL, F(flag), "yes", .help = "a boolean" },
+    { "name", ET_KEY_STRING, F(name), NULL, .check = only_abc, .help = "a text" },
+    { "names", ET_KEY_LIST, F(names), "lo, eth0", .help = "a list" },
+    { "mode", ET_KEY_ENUM, F(mode), "normal", .choices = modes, .help = "a choice" },
+    { "any", ET_KEY_INT, F(any), NULL, .help = "an integer without range" },
+    { "forever", ET_KEY_DURATION, F(forever_ms), NULL, .help = "a duration without range" },
+    { "free_gain", ET_KEY_NUMBER, F(free_gain), NULL, .help = "a number without range" },
 };
 #define N_ALL (sizeof(all_keys) / sizeof(all_keys[0]))
 
@@ -235,15 +235,20 @@ static void last_value_wins(void **state)
 /* A table that does not fit its struct is refused, never written past. */
 static void wrong_tables_are_caught(void **state)
 {
-    static const struct et_param narrow[] = {
-        { "flag", ET_PARAM_INT, F(flag), "1", .help = "a bool declared as an integer" },
+    /* An integer may be any of 1, 2, 4 or 8 bytes, so the member that is
+     * too small for its type is a duration's. */
+    static const struct et_key narrow[] = {
+        { "flag", ET_KEY_DURATION, F(flag), "1s", .help = "a bool declared as a duration" },
     };
-    static const struct et_param outside[] = {
-        { "count", ET_PARAM_INT, F(count), "1", .help = "past the end of a 4-byte struct" },
+    static const struct et_key outside[] = {
+        { "count", ET_KEY_INT, F(count), "1", .help = "past the end of a 4-byte struct" },
     };
-    static const struct et_param bad_default[] = {
-        { "period", ET_PARAM_DURATION, F(period_ms), "soon",
+    static const struct et_key bad_default[] = {
+        { "period", ET_KEY_DURATION, F(period_ms), "soon",
           .help = "a default that does not parse" },
+    };
+    static const struct et_key wide[] = {
+        { "mode", ET_KEY_INT, F(mode), "1", 0, 1LL << 40, .help = "a range past an int" },
     };
     static const struct et_driver drivers[] = {
         { .name = "narrow", .params = narrow, .n_params = 1,
@@ -252,8 +257,10 @@ static void wrong_tables_are_caught(void **state)
         { .name = "bad_default", .params = bad_default, .n_params = 1,
           .params_size = sizeof(struct all_params) },
         { .name = "no_size", .params = bad_default, .n_params = 1 },
+        { .name = "wide", .params = wide, .n_params = 1,
+          .params_size = sizeof(struct all_params) },
     };
-    char msgs[4][128];
+    char msgs[5][128];
     char why[256];
 
     snprintf(msgs[0], sizeof(msgs[0]), "narrow: flag: internal error: a member of %zu bytes "
@@ -265,6 +272,8 @@ static void wrong_tables_are_caught(void **state)
              "\"soon\": expected a duration like 10s");
     snprintf(msgs[3], sizeof(msgs[3]), "no_size: internal error: a params table without "
              "params_size");
+    snprintf(msgs[4], sizeof(msgs[4]), "wide: mode: internal error: range [0, 1099511627776] "
+             "does not fit a %zu-byte member", sizeof(int));
     for (size_t i = 0; i < sizeof(drivers) / sizeof(drivers[0]); i++) {
         void *params = &why;
 
@@ -288,10 +297,10 @@ static void built_in_tables_are_sound(void **state)
         assert_true((params != NULL) == (drv->params_size > 0));
         for (size_t k = 0; k < drv->n_params; k++) {
             assert_non_null(drv->params[k].help);
-            assert_ptr_equal(et_params_find(drv, drv->params[k].key), &drv->params[k]);
+            assert_ptr_equal(et_params_find(drv, drv->params[k].name), &drv->params[k]);
             /* Setting the default again, as text, is accepted. */
             if (drv->params[k].def)
-                assert_int_equal(et_params_set(drv, params, drv->params[k].key,
+                assert_int_equal(et_params_set(drv, params, drv->params[k].name,
                                                drv->params[k].def, why, sizeof(why)), 0);
         }
         et_params_destroy(drv, params);
@@ -316,11 +325,11 @@ static void keys_are_described(void **state)
     char buf[128], small[8];
 
     for (size_t i = 0; i < N_ALL; i++) {
-        assert_int_equal(et_param_describe(&all_keys[i], buf, sizeof(buf)), strlen(want[i]));
+        assert_int_equal(et_key_describe(&all_keys[i], buf, sizeof(buf)), strlen(want[i]));
         assert_string_equal(buf, want[i]);
     }
     /* Cut to the buffer, the full length returned, as snprintf. */
-    assert_int_equal(et_param_describe(&all_keys[0], small, sizeof(small)), strlen(want[0]));
+    assert_int_equal(et_key_describe(&all_keys[0], small, sizeof(small)), strlen(want[0]));
     assert_string_equal(small, "integer");
 }
 
@@ -350,8 +359,8 @@ static void list_drivers_shows_every_key(void **state)
         if (!strstr(text, line))
             fail_msg("no \"%s\" in:\n%s", line, text);
         for (size_t k = 0; k < drv->n_params; k++) {
-            et_param_describe(&drv->params[k], what, sizeof(what));
-            snprintf(line, sizeof(line), "\n    %s (%s)\n        %s\n", drv->params[k].key, what,
+            et_key_describe(&drv->params[k], what, sizeof(what));
+            snprintf(line, sizeof(line), "\n    %s (%s)\n        %s\n", drv->params[k].name, what,
                      drv->params[k].help);
             if (!strstr(text, line))
                 fail_msg("no \"%s\" in:\n%s", line, text);

@@ -10,7 +10,7 @@
 /* A member of a collector's parsed params, found through its driver's table. */
 static const void *param_field(const struct et_collector_cfg *cc, const char *key)
 {
-    const struct et_param *p = et_params_find(et_driver_find(cc->type), key);
+    const struct et_key *p = et_params_find(et_driver_find(cc->type), key);
 
     assert_non_null(p);
     assert_non_null(cc->params);
@@ -169,7 +169,7 @@ static void collector_errors(void **state)
     used = (size_t)snprintf(msg, sizeof(msg), NAME ":4: [collector x] unknown key \"bogus\" "
                             "(sim takes type, interval, enabled, tags");
     for (size_t i = 0; i < sim->n_params; i++)
-        used += (size_t)snprintf(msg + used, sizeof(msg) - used, ", %s", sim->params[i].key);
+        used += (size_t)snprintf(msg + used, sizeof(msg) - used, ", %s", sim->params[i].name);
     snprintf(msg + used, sizeof(msg) - used, ")");
     expect_error("[agent]\ndevice_id = d1\n[collector x]\nbogus = 1\ntype = sim\n", msg);
 

@@ -129,7 +129,7 @@ static void example_matches_table(void **state)
     struct et_config c;
     char err[512];
     size_t nck, o = 0;
-    const struct et_ini_key *ck = et_config_collector_keys(&nck);
+    const struct et_key *ck = et_config_collector_keys(&nck);
     int rc;
 
     assert_non_null(uncommented);
@@ -138,12 +138,12 @@ static void example_matches_table(void **state)
         char header[64], line[256];
         const char *at;
 
-        assert_non_null(k->help);
+        assert_non_null(k->key.help);
         snprintf(header, sizeof(header), "\n[%s]\n", k->section);
-        if (k->def)
-            snprintf(line, sizeof(line), "\n# %s = %s\n", k->key, k->def);
+        if (k->key.def)
+            snprintf(line, sizeof(line), "\n# %s = %s\n", k->key.name, k->key.def);
         else
-            snprintf(line, sizeof(line), "\n# %s = ", k->key);
+            snprintf(line, sizeof(line), "\n# %s = ", k->key.name);
         at = strstr(text, header);
         if (!at)
             print_error("example lacks section [%s]\n", k->section);
@@ -157,9 +157,9 @@ static void example_matches_table(void **state)
 
         assert_non_null(ck[i].help);
         if (ck[i].def)
-            snprintf(line, sizeof(line), "\n# %s = %s\n", ck[i].key, ck[i].def);
+            snprintf(line, sizeof(line), "\n# %s = %s\n", ck[i].name, ck[i].def);
         else
-            snprintf(line, sizeof(line), "\n# %s = ", ck[i].key);
+            snprintf(line, sizeof(line), "\n# %s = ", ck[i].name);
         assert_non_null(strstr(text, line));
     }
 

@@ -125,7 +125,7 @@ void et_config_free(struct et_config *c);
 const struct et_ini_schema *et_config_schema(void);
 
 /** The keys every [collector NAME] takes besides its driver's params. */
-const struct et_ini_key *et_config_collector_keys(size_t *n);
+const struct et_key *et_config_collector_keys(size_t *n);
 
 /* Value parsers (durations, sizes, booleans) live in edgetel/parse.h. */
 

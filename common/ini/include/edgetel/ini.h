@@ -2,9 +2,11 @@
  * Table-driven INI loading on libinih, shared by the agent, the aggregator
  * and edgetelctl.
  *
- * The caller describes its struct with a table of keys (section, key, type,
- * offsetof, default, help) and, for sections whose keys are not known in
- * advance such as "[collector NAME]", a hook. et_ini_parse() then applies
+ * The caller describes its struct with a table of keys (a section and a
+ * typed row of edgetel/keys.h: key, type, offsetof, default, range, help)
+ * and, for sections whose keys are not known in advance such as
+ * "[collector NAME]", a hook, which may parse with a key table of its own
+ * (et_key_set). et_ini_parse() then applies
  * the defaults, reads the text and fills the struct. It stops at the first
  * problem and describes it as "NAME:LINE: what is wrong", for example
  *   agent.conf:7: unknown key "hots" in [mqtt]
@@ -32,43 +34,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "edgetel/keys.h"
+
 /* Longest line accepted, without its line break. libinih reads lines into a
  * 200-byte buffer (INI_MAX_LINE); the loader keeps room for "\n" and NUL. */
 #define ET_INI_MAX_LINE 197
 /* Longest section header text between '[' and ']' (libinih's MAX_SECTION - 1). */
 #define ET_INI_MAX_SECTION 49
 
-enum et_ini_type {
-    ET_INI_STRING,    /* char *, malloc'd; freed by et_ini_free_strings() */
-    ET_INI_INT,       /* signed or unsigned integer of .size 1, 2, 4 or 8 bytes */
-    ET_INI_BOOL,      /* bool */
-    ET_INI_DURATION,  /* int64_t milliseconds (et_parse_duration_ms) */
-    ET_INI_SIZE,      /* uint64_t bytes (et_parse_size) */
-    ET_INI_LOG_LEVEL, /* enum et_log_level */
-    ET_INI_ENUM,      /* int: index into .choices */
-};
-
+/* A key of the table: the section it belongs to and the typed row that
+ * parses its value (edgetel/keys.h). */
 struct et_ini_key {
     const char *section;    /* "agent" for [agent] */
-    const char *key;
-    enum et_ini_type type;
-    size_t offset;          /* offsetof(struct, member): use ET_INI_FIELD */
-    size_t size;            /* sizeof the member */
-    const char *def;        /* default in file syntax; NULL: zero / NULL */
-    /*
-     * ET_INI_INT, ET_INI_DURATION (ms), ET_INI_SIZE (bytes): the value must
-     * lie in [min, max] when min < max. ET_INI_INT without a range takes the
-     * signed range of its member. With min >= 0 the member is written as
-     * unsigned (a signed member then needs max within its signed range).
-     * A range that does not fit the member, or a member whose size does not
-     * match the type, is refused as a table error rather than truncated.
-     */
-    int64_t min, max;
-    const char *const *choices;  /* ET_INI_ENUM: NULL-terminated names */
-    const char *help;       /* one line for documentation and --help */
+    struct et_key key;      /* name, type, ET_KEY_FIELD(struct, member), default, ... */
 };
-
-#define ET_INI_FIELD(type, member) offsetof(type, member), sizeof(((type *)0)->member)
 
 /*
  * A family of sections handled by the caller: every header whose first word
@@ -111,33 +90,17 @@ struct et_ini_schema {
 int et_ini_parse(const struct et_ini_schema *schema, const char *text, size_t len,
                  const char *name, void *obj, int *key_lines, char *err, size_t errlen);
 
-/**
- * Set one key of obj from its text form, checking type and range. Hooks use
- * it for their own small key tables.
- * @return 0, -ENOMEM, or -EINVAL with why set to e.g.
- *         "interval \"5x\": expected a duration like 10s".
- */
-int et_ini_set(const struct et_ini_key *k, void *obj, const char *value, char *why,
-               size_t whylen);
-
-/**
- * Give every key of the table its default (a string key's old value is
- * freed). A default that does not parse is a bug in the table.
- * @return 0, -ENOMEM, or -EINVAL with the reason in why.
- */
-int et_ini_set_defaults(const struct et_ini_key *keys, size_t n, void *obj, char *why,
-                        size_t whylen);
-
-/**
- * Copy s into buf (len bytes) for quoting in a message to a person: control
- * characters become '?', so a hostile file cannot put escape sequences on a
- * terminal or split a log line, and text longer than len - 4 is cut with
- * "...". ET_INI_QUOTE_BUF holds 64 characters. Returns buf.
- */
-const char *et_ini_quote(const char *s, char *buf, size_t len);
+/* Room for a key or section quoted in the loader's messages: up to 67
+ * characters, or 64 and "...". */
 #define ET_INI_QUOTE_BUF 68
 
-/** Free the ET_INI_STRING members of obj that the table names, and NULL them. */
+/** et_key_quote(), under the name the loader's callers know. */
+static inline const char *et_ini_quote(const char *s, char *buf, size_t len)
+{
+    return et_key_quote(s, buf, len);
+}
+
+/** Free the string members of obj that the table names, and NULL them. */
 void et_ini_free_strings(const struct et_ini_key *keys, size_t n, void *obj);
 
 /**

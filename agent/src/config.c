@@ -504,9 +504,10 @@ void et_config_free(struct et_config *c)
     memset(c, 0, sizeof(*c));
 }
 
-static int parse_text(const char *text, size_t len, const char *name, struct et_config *out,
-                      char *err, size_t errlen)
+static int parse_text(const char *text, size_t len, const char *name, void *obj, char *err,
+                      size_t errlen)
 {
+    struct et_config *out = obj;
     int lines[N_CONFIG_KEYS];
     struct check k = { .c = out, .lines = lines, .err = err, .errlen = errlen };
     int rc;
@@ -547,14 +548,6 @@ int et_config_parse(const char *text, const char *name, struct et_config *out, c
 
 int et_config_load(const char *path, struct et_config *out, char *err, size_t errlen)
 {
-    char *text = NULL;
-    size_t len = 0;
-    int rc;
-
     memset(out, 0, sizeof(*out));
-    rc = et_ini_read_file(path, ET_CONFIG_MAX_BYTES, &text, &len, err, errlen);
-    if (rc == 0)
-        rc = parse_text(text, len, path, out, err, errlen);
-    free(text);
-    return rc;
+    return et_ini_load_file(path, ET_CONFIG_MAX_BYTES, parse_text, out, err, errlen);
 }

@@ -1,6 +1,6 @@
 /*
  * What edgetelctl prints from a store: the fleet table, metric lists,
- * query results as text or CSV, and tail lines. Kept beside the store so
+ * query results as text or CSV, and tail lines. A library of edgetelctl so
  * the tests can check the exact output against a store they build.
  *
  * All functions return 0 or -errno (a store error, or -EIO when writing

@@ -107,6 +107,22 @@ static int ingest_malformed(struct et_ingest *ig, struct et_ingest_reply *reply,
     return 0;
 }
 
+/*
+ * The topic is the identity we trust (ingest.h): a message naming another
+ * device than its topic's is malformed. True when it does (logged, counted).
+ */
+static bool ingest_other_device(struct et_ingest *ig, struct et_ingest_reply *reply,
+                                const char *topic, const char *what, const char *device_id)
+{
+    char why[128];
+
+    if (strcmp(device_id, reply->device) == 0)
+        return false;
+    snprintf(why, sizeof(why), "device_id \"%.64s\" differs from the topic's", device_id);
+    ingest_malformed(ig, reply, topic, what, why);
+    return true;
+}
+
 /* The store (or memory) failed: undo, count, and tell the caller not to ack. */
 static int ingest_store_failed(struct et_ingest *ig, struct et_ingest_reply *reply,
                                int err, const char *what)
@@ -319,12 +335,8 @@ static int ingest_batch(struct et_ingest *ig, const char *topic, const void *pay
     ret = et_wire_decode_batch(payload, len, &b, why, sizeof(why));
     if (ret < 0)
         return ingest_malformed(ig, reply, topic, "batch", why);
-    if (strcmp(b->device_id, reply->device) != 0) {
-        snprintf(why, sizeof(why), "device_id \"%.64s\" differs from the topic's",
-                 b->device_id);
-        ret = ingest_malformed(ig, reply, topic, "batch", why);
-        goto out;
-    }
+    if (ingest_other_device(ig, reply, topic, "batch", b->device_id))
+        goto out;   /* ret is 0: dealt with */
     ret = ingest_check_batch(ig, b, why, sizeof(why));
     if (ret == -EBADMSG) {
         ret = ingest_malformed(ig, reply, topic, "batch", why);
@@ -409,12 +421,8 @@ static int ingest_status(struct et_ingest *ig, const char *topic, const void *pa
     ret = et_wire_decode_status(payload, len, &st, why, sizeof(why));
     if (ret < 0)
         return ingest_malformed(ig, reply, topic, "status", why);
-    if (strcmp(st->device_id, reply->device) != 0) {
-        snprintf(why, sizeof(why), "device_id \"%.64s\" differs from the topic's",
-                 st->device_id);
-        ret = ingest_malformed(ig, reply, topic, "status", why);
-        goto out;
-    }
+    if (ingest_other_device(ig, reply, topic, "status", st->device_id))
+        goto out;   /* ret is 0: dealt with */
     ingest_boot_hex(&st->boot_id, boot_hex);
     row = (struct et_store_status){
         .device = reply->device,

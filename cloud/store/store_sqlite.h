@@ -10,10 +10,12 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <sqlite3.h>
 
 #include "backend.h"
+#include "edgetel/sqlite.h"
 
 /* The writer's cached statements (SQL in store_sqlite_writer.c). */
 enum store_writer_stmt {
@@ -67,11 +69,67 @@ extern const struct et_store_writer_ops store_sqlite_writer_ops;
 extern const struct et_store_reader_ops store_sqlite_reader_ops;
 
 /*
- * The statement for sql, prepared once into *slot and kept; reset, with
- * no bindings. 0 or -errno (logged).
+ * One value for a statement's next parameter. Built with the STORE_* macros
+ * below, which check each value's C type as a struct initialiser does, so
+ * a call reads as its SQL's parameters in order:
+ *     STORE_ARGS(STORE_TEXT(device), STORE_U64(acked_through))
+ */
+struct store_arg {
+    enum { STORE_ARG_NULL, STORE_ARG_TEXT, STORE_ARG_INT, STORE_ARG_REAL } type;
+    union {
+        const char *text;
+        int64_t i;
+        double real;
+    } v;
+};
+
+#define STORE_NULL ((struct store_arg){ .type = STORE_ARG_NULL })
+/* Text; NULL binds as "" (the columns are NOT NULL '' when unknown). */
+#define STORE_TEXT(s) ((struct store_arg){ .type = STORE_ARG_TEXT, .v.text = (s) })
+#define STORE_INT(x) ((struct store_arg){ .type = STORE_ARG_INT, .v.i = (x) })
+/* An unsigned counter or seq, clamped to the signed column (et_sqlite_u64_arg). */
+#define STORE_U64(x) STORE_INT(et_sqlite_u64_arg(x))
+#define STORE_REAL(x) ((struct store_arg){ .type = STORE_ARG_REAL, .v.real = (x) })
+/* The array and its length, for the args and n parameters below. */
+#define STORE_ARGS(...) (const struct store_arg[]){ __VA_ARGS__ }, \
+    sizeof((const struct store_arg[]){ __VA_ARGS__ }) / sizeof(struct store_arg)
+
+/*
+ * The statement for sql, prepared once into *slot and kept, reset and
+ * bound to the n args (parameters ?1..?n). 0 or -errno (logged).
  */
 int store_sqlite_stmt(struct store_sqlite *ss, sqlite3_stmt **slot, const char *sql,
-                      sqlite3_stmt **out);
+                      const struct store_arg *args, size_t n, sqlite3_stmt **out);
+
+/*
+ * Rows for a caller's callback (store.h): which callback, its context, and
+ * whether it was the callback that stopped the rows, so that its value is
+ * told from a failure of the database.
+ */
+struct store_rows {
+    union {
+        et_store_device_cb device;
+        et_store_metric_cb metric;
+        et_store_sample_cb sample;
+    } cb;
+    void *ctx;
+    bool stopped;
+};
+
+/* A row function's end: note the callback's value ret as its own stop, hand it on. */
+static inline int store_rows_cb(struct store_rows *rows, int ret)
+{
+    rows->stopped = ret != 0;
+    return ret;
+}
+
+/*
+ * Step st through its rows with fn, which ends with store_rows_cb(). A
+ * callback's stop comes back as its value; a failure of the database is
+ * logged as what.
+ */
+int store_sqlite_rows(struct store_sqlite *ss, sqlite3_stmt *st, et_sqlite_row_fn fn,
+                      struct store_rows *rows, const char *what);
 
 /*
  * Hand on ret, a result of an et_sqlite_* call on this store, logging the

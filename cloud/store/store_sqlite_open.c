@@ -107,7 +107,7 @@ static const char *const store_migrations[STORE_SCHEMA_VERSION - 1] = {
 };
 
 int store_sqlite_stmt(struct store_sqlite *ss, sqlite3_stmt **slot, const char *sql,
-                      sqlite3_stmt **out)
+                      const struct store_arg *args, size_t n, sqlite3_stmt **out)
 {
     int rc;
 
@@ -119,6 +119,25 @@ int store_sqlite_stmt(struct store_sqlite *ss, sqlite3_stmt **slot, const char *
         sqlite3_reset(*slot);
         sqlite3_clear_bindings(*slot);
     }
+    /* The values are borrowed until the statement has run: SQLITE_STATIC. */
+    for (size_t i = 0; i < n; i++) {
+        int col = (int)i + 1;
+
+        switch (args[i].type) {
+        case STORE_ARG_TEXT:
+            sqlite3_bind_text(*slot, col, args[i].v.text ? args[i].v.text : "", -1,
+                              SQLITE_STATIC);
+            break;
+        case STORE_ARG_INT:
+            sqlite3_bind_int64(*slot, col, args[i].v.i);
+            break;
+        case STORE_ARG_REAL:
+            sqlite3_bind_double(*slot, col, args[i].v.real);
+            break;
+        case STORE_ARG_NULL:
+            break;   /* cleared above */
+        }
+    }
     *out = *slot;
     return 0;
 }
@@ -128,6 +147,14 @@ int store_sqlite_failed(struct store_sqlite *ss, int ret, const char *what)
     if (ret < 0 && ret != -EEXIST && ret != -ENOENT)
         et_error("store", "%s: %s", what, sqlite3_errmsg(ss->db));
     return ret;
+}
+
+int store_sqlite_rows(struct store_sqlite *ss, sqlite3_stmt *st, et_sqlite_row_fn fn,
+                      struct store_rows *rows, const char *what)
+{
+    int ret = et_sqlite_each_row(st, fn, rows);
+
+    return rows->stopped ? ret : store_sqlite_failed(ss, ret, what);
 }
 
 /* ---- schema ------------------------------------------------------------- */

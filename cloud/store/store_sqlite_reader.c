@@ -34,45 +34,27 @@ static const char *const reader_sql[SR_COUNT] = {
     [SR_LAST_ID] = "SELECT COALESCE(MAX(id), 0) FROM samples",
 };
 
-/* The caller's callback and whether it, not the database, ended the rows. */
-struct rows {
-    union {
-        et_store_device_cb device;
-        et_store_metric_cb metric;
-        et_store_sample_cb sample;
-    } cb;
-    void *ctx;
-    bool stopped;
-};
-
 static struct store_sqlite *of_reader(struct et_store_reader *r)
 {
     return (struct store_sqlite *)((char *)r - offsetof(struct store_sqlite, reader));
 }
 
-static int stmt(struct store_sqlite *ss, enum store_reader_stmt id, sqlite3_stmt **out)
+/* Hand the rows of statement id, bound to args, to fn (store_sqlite_rows()). */
+static int each_row(struct et_store_reader *r, enum store_reader_stmt id, const char *what,
+                    const struct store_arg *args, size_t n, et_sqlite_row_fn fn,
+                    struct store_rows *rows)
 {
-    return store_sqlite_stmt(ss, &ss->reader_stmts[id], reader_sql[id], out);
-}
+    struct store_sqlite *ss = of_reader(r);
+    sqlite3_stmt *st;
+    int ret;
 
-/* Hand the rows of st to fn; a callback's stop is its own, a failure is logged. */
-static int each_row(struct store_sqlite *ss, sqlite3_stmt *st, et_sqlite_row_fn fn,
-                    struct rows *rows, const char *what)
-{
-    int ret = et_sqlite_each_row(st, fn, rows);
-
-    return rows->stopped ? ret : store_sqlite_failed(ss, ret, what);
-}
-
-static int stopped(struct rows *rows, int ret)
-{
-    rows->stopped = ret != 0;
-    return ret;
+    ret = store_sqlite_stmt(ss, &ss->reader_stmts[id], reader_sql[id], args, n, &st);
+    return ret < 0 ? ret : store_sqlite_rows(ss, st, fn, rows, what);
 }
 
 static int device_row(void *ctx, sqlite3_stmt *st)
 {
-    struct rows *rows = ctx;
+    struct store_rows *rows = ctx;
     struct et_store_device d = {
         .id = et_sqlite_col_text(st, 0),
         .online = sqlite3_column_int(st, 1) != 0,
@@ -90,28 +72,21 @@ static int device_row(void *ctx, sqlite3_stmt *st)
         .reason = et_sqlite_col_text(st, 13),
     };
 
-    return stopped(rows, rows->cb.device(rows->ctx, &d));
+    return store_rows_cb(rows, rows->cb.device(rows->ctx, &d));
 }
 
 static int sqlite_devices(struct et_store_reader *r, const char *only, et_store_device_cb cb,
                           void *ctx)
 {
-    struct store_sqlite *ss = of_reader(r);
-    struct rows rows = { .cb.device = cb, .ctx = ctx };
-    sqlite3_stmt *st = NULL;
-    int ret;
+    struct store_rows rows = { .cb.device = cb, .ctx = ctx };
 
-    ret = stmt(ss, SR_DEVICES, &st);
-    if (ret < 0)
-        return ret;
-    if (only)
-        sqlite3_bind_text(st, 1, only, -1, SQLITE_STATIC);
-    return each_row(ss, st, device_row, &rows, "listing devices");
+    return each_row(r, SR_DEVICES, "listing devices",
+                    STORE_ARGS(only ? STORE_TEXT(only) : STORE_NULL), device_row, &rows);
 }
 
 static int metric_row(void *ctx, sqlite3_stmt *st)
 {
-    struct rows *rows = ctx;
+    struct store_rows *rows = ctx;
     struct et_store_metric m = {
         .id = sqlite3_column_int64(st, 0),
         .device = et_sqlite_col_text(st, 1),
@@ -123,28 +98,22 @@ static int metric_row(void *ctx, sqlite3_stmt *st)
         .tags = et_sqlite_col_text(st, 7),
     };
 
-    return stopped(rows, rows->cb.metric(rows->ctx, &m));
+    return store_rows_cb(rows, rows->cb.metric(rows->ctx, &m));
 }
 
 static int sqlite_metrics(struct et_store_reader *r, const char *device, et_store_metric_cb cb,
                           void *ctx)
 {
-    struct store_sqlite *ss = of_reader(r);
-    struct rows rows = { .cb.metric = cb, .ctx = ctx };
-    sqlite3_stmt *st = NULL;
-    int ret;
+    struct store_rows rows = { .cb.metric = cb, .ctx = ctx };
 
-    ret = stmt(ss, SR_METRICS, &st);
-    if (ret < 0)
-        return ret;
-    sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
-    return each_row(ss, st, metric_row, &rows, "listing metrics");
+    return each_row(r, SR_METRICS, "listing metrics", STORE_ARGS(STORE_TEXT(device)),
+                    metric_row, &rows);
 }
 
 /* A row of SAMPLE_COLUMNS. */
 static int sample_row(void *ctx, sqlite3_stmt *st)
 {
-    struct rows *rows = ctx;
+    struct store_rows *rows = ctx;
     struct et_store_sample smp = {
         .id = sqlite3_column_int64(st, 0),
         .metric_id = sqlite3_column_int64(st, 1),
@@ -174,43 +143,29 @@ static int sample_row(void *ctx, sqlite3_stmt *st)
         smp.value.u.str = et_sqlite_col_text(st, 11);
         break;
     }
-    return stopped(rows, rows->cb.sample(rows->ctx, &smp));
+    return store_rows_cb(rows, rows->cb.sample(rows->ctx, &smp));
 }
 
 static int sqlite_query(struct et_store_reader *r, const struct et_store_query *q,
                         et_store_sample_cb cb, void *ctx)
 {
-    struct store_sqlite *ss = of_reader(r);
-    struct rows rows = { .cb.sample = cb, .ctx = ctx };
-    sqlite3_stmt *st = NULL;
-    int ret;
+    struct store_rows rows = { .cb.sample = cb, .ctx = ctx };
 
-    ret = stmt(ss, SR_QUERY, &st);
-    if (ret < 0)
-        return ret;
-    sqlite3_bind_text(st, 1, q->device, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, q->metric, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, q->since_ms);
-    sqlite3_bind_int64(st, 4, q->until_ms);
-    return each_row(ss, st, sample_row, &rows, "reading samples");
+    return each_row(r, SR_QUERY, "reading samples",
+                    STORE_ARGS(STORE_TEXT(q->device), STORE_TEXT(q->metric),
+                               STORE_INT(q->since_ms), STORE_INT(q->until_ms)),
+                    sample_row, &rows);
 }
 
 static int sqlite_samples_after(struct et_store_reader *r, int64_t after_id, const char *device,
                                 unsigned limit, et_store_sample_cb cb, void *ctx)
 {
-    struct store_sqlite *ss = of_reader(r);
-    struct rows rows = { .cb.sample = cb, .ctx = ctx };
-    sqlite3_stmt *st = NULL;
-    int ret;
+    struct store_rows rows = { .cb.sample = cb, .ctx = ctx };
 
-    ret = stmt(ss, SR_AFTER, &st);
-    if (ret < 0)
-        return ret;
-    sqlite3_bind_int64(st, 1, after_id);
-    if (device)
-        sqlite3_bind_text(st, 2, device, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, limit);
-    return each_row(ss, st, sample_row, &rows, "reading samples");
+    return each_row(r, SR_AFTER, "reading samples",
+                    STORE_ARGS(STORE_INT(after_id), device ? STORE_TEXT(device) : STORE_NULL,
+                               STORE_INT(limit)),
+                    sample_row, &rows);
 }
 
 static int read_id(void *ctx, sqlite3_stmt *st)
@@ -222,10 +177,11 @@ static int read_id(void *ctx, sqlite3_stmt *st)
 static int sqlite_last_sample_id(struct et_store_reader *r, int64_t *id)
 {
     struct store_sqlite *ss = of_reader(r);
-    sqlite3_stmt *st = NULL;
+    sqlite3_stmt *st;
     int ret;
 
-    ret = stmt(ss, SR_LAST_ID, &st);
+    ret = store_sqlite_stmt(ss, &ss->reader_stmts[SR_LAST_ID], reader_sql[SR_LAST_ID], NULL, 0,
+                            &st);
     if (ret < 0)
         return ret;
     return store_sqlite_failed(ss, et_sqlite_one_row(st, read_id, id),

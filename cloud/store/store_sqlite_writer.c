@@ -71,28 +71,31 @@ static struct store_sqlite *of_writer(struct et_store_writer *w)
     return (struct store_sqlite *)((char *)w - offsetof(struct store_sqlite, writer));
 }
 
-static int stmt(struct store_sqlite *ss, enum store_writer_stmt id, sqlite3_stmt **out)
+/* The writer's statement id, reset and bound to args. */
+static int stmt(struct store_sqlite *ss, enum store_writer_stmt id, const struct store_arg *args,
+                size_t n, sqlite3_stmt **st)
 {
-    return store_sqlite_stmt(ss, &ss->writer_stmts[id], writer_sql[id], out);
+    return store_sqlite_stmt(ss, &ss->writer_stmts[id], writer_sql[id], args, n, st);
 }
 
-/* Run a statement whose rows do not matter; failures logged as what. */
-static int run(struct store_sqlite *ss, sqlite3_stmt *st, const char *what)
+/* Run statement id with args, its rows unread; a failure is logged as what. */
+static int run(struct store_sqlite *ss, enum store_writer_stmt id, const char *what,
+               const struct store_arg *args, size_t n)
 {
-    return store_sqlite_failed(ss, et_sqlite_run(st), what);
+    sqlite3_stmt *st;
+    int ret = stmt(ss, id, args, n, &st);
+
+    return ret < 0 ? ret : store_sqlite_failed(ss, et_sqlite_run(st), what);
 }
 
-static void bind_text(sqlite3_stmt *st, int col, const char *text)
+/* Read the one row of statement id with fn: 0, -ENOENT without one, or -errno (logged). */
+static int one_row(struct store_sqlite *ss, enum store_writer_stmt id, const char *what,
+                   const struct store_arg *args, size_t n, et_sqlite_row_fn fn, void *ctx)
 {
-    sqlite3_bind_text(st, col, text ? text : "", -1, SQLITE_STATIC);
-}
+    sqlite3_stmt *st;
+    int ret = stmt(ss, id, args, n, &st);
 
-static int bind_seq(sqlite3_stmt *st, int col, uint64_t seq)
-{
-    if (seq > ET_STORE_SEQ_MAX)
-        return -ERANGE;
-    sqlite3_bind_int64(st, col, (sqlite3_int64)seq);
-    return 0;
+    return ret < 0 ? ret : store_sqlite_failed(ss, et_sqlite_one_row(st, fn, ctx), what);
 }
 
 /* ---- transactions ------------------------------------------------------- */
@@ -100,14 +103,11 @@ static int bind_seq(sqlite3_stmt *st, int col, uint64_t seq)
 static int sqlite_begin(struct et_store_writer *w)
 {
     struct store_sqlite *ss = of_writer(w);
-    sqlite3_stmt *st = NULL;
     int ret;
 
     if (ss->in_tx)
         return -EALREADY;
-    ret = stmt(ss, SW_BEGIN, &st);
-    if (ret == 0)
-        ret = run(ss, st, "begin");
+    ret = run(ss, SW_BEGIN, "begin", NULL, 0);
     if (ret == 0)
         ss->in_tx = true;
     return ret;
@@ -116,8 +116,6 @@ static int sqlite_begin(struct et_store_writer *w)
 static int sqlite_rollback(struct et_store_writer *w)
 {
     struct store_sqlite *ss = of_writer(w);
-    sqlite3_stmt *st = NULL;
-    int ret;
 
     if (!ss->in_tx)
         return 0;
@@ -125,23 +123,17 @@ static int sqlite_rollback(struct et_store_writer *w)
     /* An error inside the transaction may already have ended it. */
     if (sqlite3_get_autocommit(ss->db))
         return 0;
-    ret = stmt(ss, SW_ROLLBACK, &st);
-    if (ret == 0)
-        ret = run(ss, st, "rollback");
-    return ret;
+    return run(ss, SW_ROLLBACK, "rollback", NULL, 0);
 }
 
 static int sqlite_commit(struct et_store_writer *w)
 {
     struct store_sqlite *ss = of_writer(w);
-    sqlite3_stmt *st = NULL;
     int ret;
 
     if (!ss->in_tx)
         return -EINVAL;
-    ret = stmt(ss, SW_COMMIT, &st);
-    if (ret == 0)
-        ret = run(ss, st, "commit");
+    ret = run(ss, SW_COMMIT, "commit", NULL, 0);
     if (ret < 0) {
         sqlite_rollback(w);
         return ret;
@@ -156,15 +148,9 @@ static int sqlite_commit(struct et_store_writer *w)
 static int device_ensure(struct store_sqlite *ss, const char *device, int64_t now_ms,
                          bool *created)
 {
-    sqlite3_stmt *st = NULL;
-    int ret;
+    int ret = run(ss, SW_DEVICE_INSERT, "adding a device",
+                  STORE_ARGS(STORE_TEXT(device), STORE_INT(now_ms)));
 
-    ret = stmt(ss, SW_DEVICE_INSERT, &st);
-    if (ret < 0)
-        return ret;
-    bind_text(st, 1, device);
-    sqlite3_bind_int64(st, 2, now_ms);
-    ret = run(ss, st, "adding a device");
     if (ret == 0 && created)
         *created = sqlite3_changes(ss->db) > 0;
     return ret;
@@ -174,19 +160,13 @@ static int sqlite_device_seen(struct et_store_writer *w, const char *device, int
                               const char *boot_id_hex, uint64_t add_samples, bool *created)
 {
     struct store_sqlite *ss = of_writer(w);
-    sqlite3_stmt *st = NULL;
-    int ret;
+    int ret = device_ensure(ss, device, now_ms, created);
 
-    ret = device_ensure(ss, device, now_ms, created);
-    if (ret == 0)
-        ret = stmt(ss, SW_DEVICE_SEEN, &st);
     if (ret < 0)
         return ret;
-    bind_text(st, 1, device);
-    sqlite3_bind_int64(st, 2, now_ms);
-    bind_text(st, 3, boot_id_hex);
-    sqlite3_bind_int64(st, 4, et_sqlite_u64_arg(add_samples));
-    return run(ss, st, "updating a device");
+    return run(ss, SW_DEVICE_SEEN, "updating a device",
+               STORE_ARGS(STORE_TEXT(device), STORE_INT(now_ms), STORE_TEXT(boot_id_hex),
+                          STORE_U64(add_samples)));
 }
 
 static int read_status_was(void *ctx, sqlite3_stmt *row)
@@ -203,31 +183,19 @@ static int sqlite_device_status(struct et_store_writer *w, const struct et_store
 {
     struct store_sqlite *ss = of_writer(w);
     struct et_store_status_was before = { .created = false };
-    sqlite3_stmt *st = NULL;
     int ret;
 
     ret = device_ensure(ss, in->device, now_ms, &before.created);
     if (ret == 0)
-        ret = stmt(ss, SW_STATUS_GET, &st);
-    if (ret < 0)
-        return ret;
-    bind_text(st, 1, in->device);
-    ret = store_sqlite_failed(ss, et_sqlite_one_row(st, read_status_was, &before),
-                              "reading a device's status");
+        ret = one_row(ss, SW_STATUS_GET, "reading a device's status",
+                      STORE_ARGS(STORE_TEXT(in->device)), read_status_was, &before);
     if (ret == 0)
-        ret = stmt(ss, SW_STATUS, &st);
-    if (ret < 0)
-        return ret;
-    bind_text(st, 1, in->device);
-    sqlite3_bind_int(st, 2, in->online);
-    bind_text(st, 3, in->boot_id_hex);
-    bind_text(st, 4, in->agent_version);
-    sqlite3_bind_int64(st, 5, et_sqlite_u64_arg(in->outbox_batches));
-    sqlite3_bind_int64(st, 6, et_sqlite_u64_arg(in->dropped_samples));
-    sqlite3_bind_int(st, 7, in->clock_synced);
-    bind_text(st, 8, in->reason);
-    sqlite3_bind_int64(st, 9, in->device_wall_ms);
-    ret = run(ss, st, "recording a device status");
+        ret = run(ss, SW_STATUS, "recording a device status",
+                  STORE_ARGS(STORE_TEXT(in->device), STORE_INT(in->online),
+                             STORE_TEXT(in->boot_id_hex), STORE_TEXT(in->agent_version),
+                             STORE_U64(in->outbox_batches), STORE_U64(in->dropped_samples),
+                             STORE_INT(in->clock_synced), STORE_TEXT(in->reason),
+                             STORE_INT(in->device_wall_ms)));
     if (ret == 0 && was)
         *was = before;
     return ret;
@@ -255,37 +223,19 @@ static int sqlite_metric_id(struct et_store_writer *w, const char *device, const
 {
     struct store_sqlite *ss = of_writer(w);
     struct metric_found mf = { .unit = unit };
-    sqlite3_stmt *st = NULL;
     int ret;
 
-    ret = stmt(ss, SW_METRIC_GET, &st);
-    if (ret < 0)
-        return ret;
-    bind_text(st, 1, device);
-    bind_text(st, 2, name);
-    ret = store_sqlite_failed(ss, et_sqlite_one_row(st, read_metric, &mf),
-                              "looking up a metric");
+    ret = one_row(ss, SW_METRIC_GET, "looking up a metric",
+                  STORE_ARGS(STORE_TEXT(device), STORE_TEXT(name)), read_metric, &mf);
     if (ret == 0) {
         *id = mf.id;
-        if (mf.same_unit)
-            return 0;
-        ret = stmt(ss, SW_METRIC_UNIT, &st);
-        if (ret < 0)
-            return ret;
-        sqlite3_bind_int64(st, 1, mf.id);
-        bind_text(st, 2, unit);
-        return run(ss, st, "updating a metric's unit");
+        return mf.same_unit ? 0 : run(ss, SW_METRIC_UNIT, "updating a metric's unit",
+                                      STORE_ARGS(STORE_INT(mf.id), STORE_TEXT(unit)));
     }
     if (ret != -ENOENT)
         return ret;
-
-    ret = stmt(ss, SW_METRIC_INSERT, &st);
-    if (ret < 0)
-        return ret;
-    bind_text(st, 1, device);
-    bind_text(st, 2, name);
-    bind_text(st, 3, unit);
-    ret = run(ss, st, "adding a metric");
+    ret = run(ss, SW_METRIC_INSERT, "adding a metric",
+              STORE_ARGS(STORE_TEXT(device), STORE_TEXT(name), STORE_TEXT(unit)));
     if (ret == 0)
         *id = sqlite3_last_insert_rowid(ss->db);
     return ret;
@@ -293,15 +243,8 @@ static int sqlite_metric_id(struct et_store_writer *w, const char *device, const
 
 static int sqlite_metric_tags(struct et_store_writer *w, int64_t id, const char *tags)
 {
-    struct store_sqlite *ss = of_writer(w);
-    sqlite3_stmt *st = NULL;
-    int ret = stmt(ss, SW_METRIC_TAGS, &st);
-
-    if (ret < 0)
-        return ret;
-    sqlite3_bind_int64(st, 1, id);
-    bind_text(st, 2, tags);
-    return run(ss, st, "updating a metric's tags");
+    return run(of_writer(w), SW_METRIC_TAGS, "updating a metric's tags",
+               STORE_ARGS(STORE_INT(id), STORE_TEXT(tags)));
 }
 
 static int row_exists(void *ctx, sqlite3_stmt *row)
@@ -312,19 +255,13 @@ static int row_exists(void *ctx, sqlite3_stmt *row)
 static int sqlite_batch_seen(struct et_store_writer *w, const char *device, uint64_t seq,
                              bool *seen)
 {
-    struct store_sqlite *ss = of_writer(w);
-    sqlite3_stmt *st = NULL;
     int ret;
 
     *seen = false;
-    ret = stmt(ss, SW_BATCH_SEEN, &st);
-    if (ret < 0)
-        return ret;
-    bind_text(st, 1, device);
-    if (bind_seq(st, 2, seq) < 0)
+    if (seq > ET_STORE_SEQ_MAX)
         return 0;   /* such a seq cannot have been stored */
-    ret = store_sqlite_failed(ss, et_sqlite_one_row(st, row_exists, NULL),
-                              "looking up a batch");
+    ret = one_row(of_writer(w), SW_BATCH_SEEN, "looking up a batch",
+                  STORE_ARGS(STORE_TEXT(device), STORE_U64(seq)), row_exists, NULL);
     if (ret == -ENOENT)
         return 0;
     *seen = ret == 0;
@@ -333,61 +270,47 @@ static int sqlite_batch_seen(struct et_store_writer *w, const char *device, uint
 
 static int sqlite_insert_batch(struct et_store_writer *w, const struct et_store_batch *b)
 {
-    struct store_sqlite *ss = of_writer(w);
-    sqlite3_stmt *st = NULL;
-    int ret;
-
-    ret = stmt(ss, SW_BATCH_INSERT, &st);
-    if (ret < 0)
-        return ret;
-    bind_text(st, 1, b->device);
-    if (bind_seq(st, 2, b->seq) < 0)
+    if (b->seq > ET_STORE_SEQ_MAX)
         return -ERANGE;
-    sqlite3_bind_int64(st, 3, b->received_ms);
-    sqlite3_bind_int64(st, 4, b->n_samples);
-    sqlite3_bind_int(st, 5, b->historical);
-    bind_text(st, 6, b->boot_id_hex);
-    sqlite3_bind_int(st, 7, (int)b->time_quality);
-    sqlite3_bind_int64(st, 8, b->first_sample_id);
-    sqlite3_bind_int64(st, 9, b->last_sample_id);
-    sqlite3_bind_int64(st, 10, b->unsynced_samples);
-    return run(ss, st, "storing a batch");
+    return run(of_writer(w), SW_BATCH_INSERT, "storing a batch",
+               STORE_ARGS(STORE_TEXT(b->device), STORE_U64(b->seq), STORE_INT(b->received_ms),
+                          STORE_INT(b->n_samples), STORE_INT(b->historical),
+                          STORE_TEXT(b->boot_id_hex), STORE_INT(b->time_quality),
+                          STORE_INT(b->first_sample_id), STORE_INT(b->last_sample_id),
+                          STORE_INT(b->unsynced_samples)));
 }
 
 static int sqlite_insert_sample(struct et_store_writer *w, const struct et_store_sample *smp,
                                 int64_t *id)
 {
     struct store_sqlite *ss = of_writer(w);
-    sqlite3_stmt *st = NULL;
+    /* One value column per type; the others stay NULL. */
+    struct store_arg value[4] = { STORE_NULL, STORE_NULL, STORE_NULL, STORE_NULL };
     int ret;
 
-    ret = stmt(ss, SW_SAMPLE_INSERT, &st);
-    if (ret < 0)
-        return ret;
-    sqlite3_bind_int64(st, 1, smp->metric_id);
-    sqlite3_bind_int64(st, 2, smp->ts_ms);
-    sqlite3_bind_int64(st, 3, smp->mono_ms);
-    sqlite3_bind_int(st, 4, (int)smp->value.type);
     switch (smp->value.type) {
     case ET_TYPE_F64:
-        sqlite3_bind_double(st, 5, smp->value.u.f64);
+        value[0] = STORE_REAL(smp->value.u.f64);
         break;
     case ET_TYPE_I64:
-        sqlite3_bind_int64(st, 6, smp->value.u.i64);
+        value[1] = STORE_INT(smp->value.u.i64);
         break;
     case ET_TYPE_BOOL:
-        sqlite3_bind_int(st, 7, smp->value.u.b);
+        value[2] = STORE_INT(smp->value.u.b);
         break;
     case ET_TYPE_STR:
-        bind_text(st, 8, smp->value.u.str);
+        value[3] = STORE_TEXT(smp->value.u.str);
         break;
     default:
         return -EINVAL;
     }
-    sqlite3_bind_int(st, 9, (int)smp->time_quality);
-    if (bind_seq(st, 10, smp->seq) < 0)
+    if (smp->seq > ET_STORE_SEQ_MAX)
         return -ERANGE;
-    ret = run(ss, st, "storing a sample");
+    ret = run(ss, SW_SAMPLE_INSERT, "storing a sample",
+              STORE_ARGS(STORE_INT(smp->metric_id), STORE_INT(smp->ts_ms),
+                         STORE_INT(smp->mono_ms), STORE_INT(smp->value.type), value[0],
+                         value[1], value[2], value[3], STORE_INT(smp->time_quality),
+                         STORE_U64(smp->seq)));
     if (ret == 0 && id)
         *id = sqlite3_last_insert_rowid(ss->db);
     return ret;
@@ -403,30 +326,14 @@ static int read_u64(void *ctx, sqlite3_stmt *row)
 
 static int sqlite_ack_get(struct et_store_writer *w, const char *device, uint64_t *acked_through)
 {
-    struct store_sqlite *ss = of_writer(w);
-    sqlite3_stmt *st = NULL;
-    int ret;
-
-    ret = stmt(ss, SW_ACK_GET, &st);
-    if (ret < 0)
-        return ret;
-    bind_text(st, 1, device);
-    return store_sqlite_failed(ss, et_sqlite_one_row(st, read_u64, acked_through),
-                               "reading a device's ack");
+    return one_row(of_writer(w), SW_ACK_GET, "reading a device's ack",
+                   STORE_ARGS(STORE_TEXT(device)), read_u64, acked_through);
 }
 
 static int sqlite_ack_set(struct et_store_writer *w, const char *device, uint64_t acked_through)
 {
-    struct store_sqlite *ss = of_writer(w);
-    sqlite3_stmt *st = NULL;
-    int ret;
-
-    ret = stmt(ss, SW_ACK_SET, &st);
-    if (ret < 0)
-        return ret;
-    bind_text(st, 1, device);
-    sqlite3_bind_int64(st, 2, et_sqlite_u64_arg(acked_through));
-    return run(ss, st, "writing a device's ack");
+    return run(of_writer(w), SW_ACK_SET, "writing a device's ack",
+               STORE_ARGS(STORE_TEXT(device), STORE_U64(acked_through)));
 }
 
 struct seq_page {
@@ -447,16 +354,14 @@ static int sqlite_seqs_after(struct et_store_writer *w, const char *device, uint
 {
     struct store_sqlite *ss = of_writer(w);
     struct seq_page page = { .seqs = seqs };
-    sqlite3_stmt *st = NULL;
+    sqlite3_stmt *st;
     int ret;
 
     *n = 0;
-    ret = stmt(ss, SW_SEQS_AFTER, &st);
+    ret = stmt(ss, SW_SEQS_AFTER,
+               STORE_ARGS(STORE_TEXT(device), STORE_U64(after), STORE_U64(max)), &st);
     if (ret < 0)
         return ret;
-    bind_text(st, 1, device);
-    sqlite3_bind_int64(st, 2, et_sqlite_u64_arg(after));
-    sqlite3_bind_int64(st, 3, et_sqlite_u64_arg(max));
     ret = store_sqlite_failed(ss, et_sqlite_each_row(st, read_seq, &page),
                               "scanning a device's batches");
     *n = page.n;
@@ -478,46 +383,25 @@ static int read_clock(void *ctx, sqlite3_stmt *row)
 static int sqlite_clock_get(struct et_store_writer *w, const char *device,
                             struct et_store_clock *out)
 {
-    struct store_sqlite *ss = of_writer(w);
-    sqlite3_stmt *st = NULL;
     int ret;
 
     memset(out, 0, sizeof(*out));
-    ret = stmt(ss, SW_CLOCK_GET, &st);
-    if (ret < 0)
-        return ret;
-    bind_text(st, 1, device);
-    ret = store_sqlite_failed(ss, et_sqlite_one_row(st, read_clock, out),
-                              "reading a device's clock");
+    ret = one_row(of_writer(w), SW_CLOCK_GET, "reading a device's clock",
+                  STORE_ARGS(STORE_TEXT(device)), read_clock, out);
     return ret == -ENOENT ? 0 : ret;
 }
 
 static int sqlite_clock_set(struct et_store_writer *w, const char *device,
                             const struct et_store_clock *clk)
 {
-    struct store_sqlite *ss = of_writer(w);
-    sqlite3_stmt *st = NULL;
-    int ret;
-
-    ret = stmt(ss, SW_CLOCK_SET, &st);
-    if (ret < 0)
-        return ret;
-    bind_text(st, 1, device);
-    bind_text(st, 2, clk->boot_id_hex);
-    sqlite3_bind_int64(st, 3, clk->base_wall_ms);
-    sqlite3_bind_int64(st, 4, clk->base_mono_ms);
-    return run(ss, st, "recording a device's clock");
+    return run(of_writer(w), SW_CLOCK_SET, "recording a device's clock",
+               STORE_ARGS(STORE_TEXT(device), STORE_TEXT(clk->boot_id_hex),
+                          STORE_INT(clk->base_wall_ms), STORE_INT(clk->base_mono_ms)));
 }
-
-struct unsynced_rows {
-    et_store_sample_cb cb;
-    void *ctx;
-    bool stopped;              /* cb's value, not the database's */
-};
 
 static int read_unsynced(void *ctx, sqlite3_stmt *row)
 {
-    struct unsynced_rows *ur = ctx;
+    struct store_rows *rows = ctx;
     struct et_store_sample smp = {
         .id = sqlite3_column_int64(row, 0),
         .metric_id = sqlite3_column_int64(row, 1),
@@ -526,58 +410,37 @@ static int read_unsynced(void *ctx, sqlite3_stmt *row)
         .time_quality = (enum et_time_quality)sqlite3_column_int(row, 4),
         .seq = et_sqlite_col_u64(row, 5),
     };
-    int ret = ur->cb(ur->ctx, &smp);
 
-    ur->stopped = ret != 0;
-    return ret;
+    return store_rows_cb(rows, rows->cb.sample(rows->ctx, &smp));
 }
 
 static int sqlite_unsynced_samples(struct et_store_writer *w, const char *device,
                                    const char *boot_id_hex, et_store_sample_cb cb, void *ctx)
 {
     struct store_sqlite *ss = of_writer(w);
-    struct unsynced_rows ur = { .cb = cb, .ctx = ctx };
-    sqlite3_stmt *st = NULL;
+    struct store_rows rows = { .cb.sample = cb, .ctx = ctx };
+    sqlite3_stmt *st;
     int ret;
 
-    ret = stmt(ss, SW_UNSYNCED_SAMPLES, &st);
+    ret = stmt(ss, SW_UNSYNCED_SAMPLES, STORE_ARGS(STORE_TEXT(device), STORE_TEXT(boot_id_hex)),
+               &st);
     if (ret < 0)
         return ret;
-    bind_text(st, 1, device);
-    bind_text(st, 2, boot_id_hex);
-    ret = et_sqlite_each_row(st, read_unsynced, &ur);
-    return ur.stopped ? ret : store_sqlite_failed(ss, ret, "finding samples to re-time");
+    return store_sqlite_rows(ss, st, read_unsynced, &rows, "finding samples to re-time");
 }
 
 static int sqlite_sample_time(struct et_store_writer *w, int64_t id, int64_t ts_ms,
                               enum et_time_quality tq)
 {
-    struct store_sqlite *ss = of_writer(w);
-    sqlite3_stmt *st = NULL;
-    int ret;
-
-    ret = stmt(ss, SW_SAMPLE_TIME, &st);
-    if (ret < 0)
-        return ret;
-    sqlite3_bind_int64(st, 1, id);
-    sqlite3_bind_int64(st, 2, ts_ms);
-    sqlite3_bind_int(st, 3, (int)tq);
-    return run(ss, st, "re-timing samples");
+    return run(of_writer(w), SW_SAMPLE_TIME, "re-timing samples",
+               STORE_ARGS(STORE_INT(id), STORE_INT(ts_ms), STORE_INT(tq)));
 }
 
 static int sqlite_unsynced_done(struct et_store_writer *w, const char *device,
                                 const char *boot_id_hex)
 {
-    struct store_sqlite *ss = of_writer(w);
-    sqlite3_stmt *st = NULL;
-    int ret;
-
-    ret = stmt(ss, SW_UNSYNCED_DONE, &st);
-    if (ret < 0)
-        return ret;
-    bind_text(st, 1, device);
-    bind_text(st, 2, boot_id_hex);
-    return run(ss, st, "marking batches re-timed");
+    return run(of_writer(w), SW_UNSYNCED_DONE, "marking batches re-timed",
+               STORE_ARGS(STORE_TEXT(device), STORE_TEXT(boot_id_hex)));
 }
 
 const struct et_store_writer_ops store_sqlite_writer_ops = {

@@ -413,6 +413,18 @@ void fake_writer_destroy(struct fake_writer *f)
     free(f);
 }
 
+int fake_writer_setup(void **state)
+{
+    *state = fake_writer_create();
+    return 0;
+}
+
+int fake_writer_teardown(void **state)
+{
+    fake_writer_destroy(*state);
+    return 0;
+}
+
 void fake_add_batches(struct fake_writer *f, const char *device, uint64_t first, uint64_t last)
 {
     for (uint64_t seq = first; seq <= last; seq++) {

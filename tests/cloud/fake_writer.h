@@ -101,6 +101,10 @@ struct fake_writer *fake_writer_create(void);
 /** NULL is a no-op. */
 void fake_writer_destroy(struct fake_writer *f);
 
+/** cmocka setup and teardown with a new fake writer in *state. */
+int fake_writer_setup(void **state);
+int fake_writer_teardown(void **state);
+
 /** The device's row, or NULL when it has none. */
 struct fake_device *fake_device(struct fake_writer *f, const char *device);
 

@@ -18,30 +18,12 @@
 #include "edgetel/codec.h"
 #include "edgetel/log.h"
 
-#define fixture cloud_fixture
-#define assert_ack cloud_assert_ack
 #define setup cloud_fixture_setup
 #define teardown cloud_fixture_teardown
-
-static int ingest_batch(struct fixture *f, const char *device, uint64_t seq, uint64_t oldest,
-                        size_t n, struct et_ingest_reply *r)
-{
-    return cloud_ingest_batch(f->ig, device, seq, oldest, n, r);
-}
+#define fake_setup fake_writer_setup
+#define fake_teardown fake_writer_teardown
 
 /* ---- the walk, on the fake writer ------------------------------------------ */
-
-static int fake_setup(void **state)
-{
-    *state = fake_writer_create();
-    return 0;
-}
-
-static int fake_teardown(void **state)
-{
-    fake_writer_destroy(*state);
-    return 0;
-}
 
 static void walk_steps_over_stored_seqs_up_to_a_gap(void **state)
 {
@@ -175,90 +157,90 @@ static void ack_names_a_seq_above_the_cumulative_one(void **state)
 
 static void test_gaps_and_reordering(void **state)
 {
-    struct fixture *f = *state;
+    struct cloud_fixture *f = *state;
     struct et_ingest_reply r;
     uint64_t sel;
 
-    assert_int_equal(ingest_batch(f, "dev1", 1, 1, 1, &r), 0);
-    assert_ack(&r, "dev1", 1, NULL, 0);
+    assert_int_equal(cloud_ingest_batch(f->ig, "dev1", 1, 1, 1, &r), 0);
+    cloud_assert_ack(&r, "dev1", 1, NULL, 0);
 
     /* 3 before 2: the ack stays at 1 and names 3 selectively. */
-    assert_int_equal(ingest_batch(f, "dev1", 3, 2, 1, &r), 0);
+    assert_int_equal(cloud_ingest_batch(f->ig, "dev1", 3, 2, 1, &r), 0);
     assert_int_equal(r.kind, ET_INGEST_STORED);
     sel = 3;
-    assert_ack(&r, "dev1", 1, &sel, 1);
+    cloud_assert_ack(&r, "dev1", 1, &sel, 1);
 
     /* 2 fills the gap: the ack jumps over 3. */
-    assert_int_equal(ingest_batch(f, "dev1", 2, 2, 1, &r), 0);
+    assert_int_equal(cloud_ingest_batch(f->ig, "dev1", 2, 2, 1, &r), 0);
     assert_int_equal(r.kind, ET_INGEST_STORED);
-    assert_ack(&r, "dev1", 3, NULL, 0);
+    cloud_assert_ack(&r, "dev1", 3, NULL, 0);
 
-    assert_int_equal(ingest_batch(f, "dev1", 6, 4, 1, &r), 0);
+    assert_int_equal(cloud_ingest_batch(f->ig, "dev1", 6, 4, 1, &r), 0);
     sel = 6;
-    assert_ack(&r, "dev1", 3, &sel, 1);
-    assert_int_equal(ingest_batch(f, "dev1", 5, 4, 1, &r), 0);
+    cloud_assert_ack(&r, "dev1", 3, &sel, 1);
+    assert_int_equal(cloud_ingest_batch(f->ig, "dev1", 5, 4, 1, &r), 0);
     sel = 5;
-    assert_ack(&r, "dev1", 3, &sel, 1);
-    assert_int_equal(ingest_batch(f, "dev1", 4, 4, 1, &r), 0);
-    assert_ack(&r, "dev1", 6, NULL, 0);
+    cloud_assert_ack(&r, "dev1", 3, &sel, 1);
+    assert_int_equal(cloud_ingest_batch(f->ig, "dev1", 4, 4, 1, &r), 0);
+    cloud_assert_ack(&r, "dev1", 6, NULL, 0);
 
     /* A late duplicate of an acked seq is acked with the current state. */
-    assert_int_equal(ingest_batch(f, "dev1", 2, 2, 1, &r), 0);
+    assert_int_equal(cloud_ingest_batch(f->ig, "dev1", 2, 2, 1, &r), 0);
     assert_int_equal(r.kind, ET_INGEST_DUPLICATE);
-    assert_ack(&r, "dev1", 6, NULL, 0);
+    cloud_assert_ack(&r, "dev1", 6, NULL, 0);
     assert_int_equal(cloud_stored(f->r, "dev1", "sim.counter"), 6);
 
     /* Another device's seqs are its own. */
-    assert_int_equal(ingest_batch(f, "dev2", 2, 1, 1, &r), 0);
+    assert_int_equal(cloud_ingest_batch(f->ig, "dev2", 2, 1, 1, &r), 0);
     assert_int_equal(r.kind, ET_INGEST_STORED);
     sel = 2;
-    assert_ack(&r, "dev2", 0, &sel, 1);
+    cloud_assert_ack(&r, "dev2", 0, &sel, 1);
 }
 
 static void test_oldest_seq_steps_over_evicted(void **state)
 {
-    struct fixture *f = *state;
+    struct cloud_fixture *f = *state;
     struct et_ingest_reply r;
     uint64_t sel;
 
     /* The device evicted 1..9 while offline and still holds 10..12. */
-    assert_int_equal(ingest_batch(f, "dev1", 12, 10, 2, &r), 0);
+    assert_int_equal(cloud_ingest_batch(f->ig, "dev1", 12, 10, 2, &r), 0);
     assert_int_equal(r.kind, ET_INGEST_STORED);
     sel = 12;
-    assert_ack(&r, "dev1", 9, &sel, 1);
-    assert_int_equal(ingest_batch(f, "dev1", 10, 10, 2, &r), 0);
-    assert_ack(&r, "dev1", 10, NULL, 0);
-    assert_int_equal(ingest_batch(f, "dev1", 11, 10, 2, &r), 0);
-    assert_ack(&r, "dev1", 12, NULL, 0);
+    cloud_assert_ack(&r, "dev1", 9, &sel, 1);
+    assert_int_equal(cloud_ingest_batch(f->ig, "dev1", 10, 10, 2, &r), 0);
+    cloud_assert_ack(&r, "dev1", 10, NULL, 0);
+    assert_int_equal(cloud_ingest_batch(f->ig, "dev1", 11, 10, 2, &r), 0);
+    cloud_assert_ack(&r, "dev1", 12, NULL, 0);
 
     /* It evicted 13..19 too; 20 arrives with oldest 20, then again. */
-    assert_int_equal(ingest_batch(f, "dev1", 20, 20, 1, &r), 0);
-    assert_ack(&r, "dev1", 20, NULL, 0);
-    assert_int_equal(ingest_batch(f, "dev1", 20, 20, 1, &r), 0);
+    assert_int_equal(cloud_ingest_batch(f->ig, "dev1", 20, 20, 1, &r), 0);
+    cloud_assert_ack(&r, "dev1", 20, NULL, 0);
+    assert_int_equal(cloud_ingest_batch(f->ig, "dev1", 20, 20, 1, &r), 0);
     assert_int_equal(r.kind, ET_INGEST_DUPLICATE);
-    assert_ack(&r, "dev1", 20, NULL, 0);
+    cloud_assert_ack(&r, "dev1", 20, NULL, 0);
 
     /* An old oldest_seq never lowers the ack. */
-    assert_int_equal(ingest_batch(f, "dev1", 22, 1, 1, &r), 0);
+    assert_int_equal(cloud_ingest_batch(f->ig, "dev1", 22, 1, 1, &r), 0);
     sel = 22;
-    assert_ack(&r, "dev1", 20, &sel, 1);
+    cloud_assert_ack(&r, "dev1", 20, &sel, 1);
 }
 
 static void test_long_run_of_stored_seqs(void **state)
 {
-    struct fixture *f = *state;
+    struct cloud_fixture *f = *state;
     struct et_ingest_reply r;
     uint64_t sel;
 
     /* Backlog arrives newest first past the store's scan page (512). */
     for (uint64_t seq = 1300; seq >= 2; seq--) {
-        assert_int_equal(ingest_batch(f, "dev1", seq, 1, 1, &r), 0);
+        assert_int_equal(cloud_ingest_batch(f->ig, "dev1", seq, 1, 1, &r), 0);
         assert_int_equal(r.kind, ET_INGEST_STORED);
         sel = seq;
-        assert_ack(&r, "dev1", 0, &sel, 1);
+        cloud_assert_ack(&r, "dev1", 0, &sel, 1);
     }
-    assert_int_equal(ingest_batch(f, "dev1", 1, 1, 1, &r), 0);
-    assert_ack(&r, "dev1", 1300, NULL, 0);
+    assert_int_equal(cloud_ingest_batch(f->ig, "dev1", 1, 1, 1, &r), 0);
+    cloud_assert_ack(&r, "dev1", 1300, NULL, 0);
 }
 
 int main(void)

@@ -32,20 +32,12 @@
 #define BASE_WALL CLOUD_BASE_WALL
 #define BASE_MONO CLOUD_BASE_MONO
 
-#define fixture cloud_fixture
 #define make_batch cloud_make_batch
-#define assert_ack cloud_assert_ack
 
 #define setup cloud_fixture_setup
 #define teardown cloud_fixture_teardown
 
-static int ingest_batch(struct fixture *f, const char *device, uint64_t seq, uint64_t oldest,
-                        size_t n, struct et_ingest_reply *r)
-{
-    return cloud_ingest_batch(f->ig, device, seq, oldest, n, r);
-}
-
-static int64_t stored(struct fixture *f, const char *device, const char *metric)
+static int64_t stored(struct cloud_fixture *f, const char *device, const char *metric)
 {
     return cloud_stored(f->r, device, metric);
 }
@@ -60,7 +52,7 @@ static int device_cb(void *ctx, const struct et_store_device *d)
     return 0;
 }
 
-static struct et_store_device device_row(struct fixture *f, const char *device)
+static struct et_store_device device_row(struct cloud_fixture *f, const char *device)
 {
     struct et_store_device d = { .id = NULL };
 
@@ -72,22 +64,22 @@ static struct et_store_device device_row(struct fixture *f, const char *device)
 
 static void test_store_then_duplicate(void **state)
 {
-    struct fixture *f = *state;
+    struct cloud_fixture *f = *state;
     struct et_ingest_reply r;
 
-    assert_int_equal(ingest_batch(f, "dev1", 1, 1, 4, &r), 0);
+    assert_int_equal(cloud_ingest_batch(f->ig, "dev1", 1, 1, 4, &r), 0);
     assert_int_equal(r.kind, ET_INGEST_STORED);
     assert_true(r.new_device);
     assert_int_equal(r.seq, 1);
-    assert_ack(&r, "dev1", 1, NULL, 0);
+    cloud_assert_ack(&r, "dev1", 1, NULL, 0);
     assert_int_equal(stored(f, "dev1", "sim.counter"), 4);
     assert_int_equal(stored(f, "dev1", "sim.sine"), 2);
 
     /* The device missed the ack and sends the same batch again. */
-    assert_int_equal(ingest_batch(f, "dev1", 1, 1, 4, &r), 0);
+    assert_int_equal(cloud_ingest_batch(f->ig, "dev1", 1, 1, 4, &r), 0);
     assert_int_equal(r.kind, ET_INGEST_DUPLICATE);
     assert_false(r.new_device);
-    assert_ack(&r, "dev1", 1, NULL, 0);
+    cloud_assert_ack(&r, "dev1", 1, NULL, 0);
     assert_int_equal(stored(f, "dev1", "sim.counter"), 4);
     assert_int_equal(stored(f, "dev1", "sim.sine"), 2);
 
@@ -108,7 +100,7 @@ static void test_store_then_duplicate(void **state)
 
 static void test_device_topic_mismatch(void **state)
 {
-    struct fixture *f = *state;
+    struct cloud_fixture *f = *state;
     struct et_ingest_reply r;
     size_t len;
     uint8_t *buf = make_batch("dev2", 1, 1, 3, &len);
@@ -126,7 +118,7 @@ static void test_device_topic_mismatch(void **state)
 
 static void test_truncated_and_garbage(void **state)
 {
-    struct fixture *f = *state;
+    struct cloud_fixture *f = *state;
     struct et_ingest_reply r;
     size_t len;
     uint8_t *buf = make_batch("dev1", 1, 1, 3, &len);
@@ -189,7 +181,7 @@ static uint8_t *pack_bad_batch(uint32_t metric_index, int64_t base_mono, size_t 
 
 static void test_wrong_metric_index(void **state)
 {
-    struct fixture *f = *state;
+    struct cloud_fixture *f = *state;
     struct et_ingest_reply r;
     size_t len;
     uint8_t *buf;
@@ -216,7 +208,7 @@ static void test_wrong_metric_index(void **state)
 
 static void test_topics(void **state)
 {
-    struct fixture *f = *state;
+    struct cloud_fixture *f = *state;
     struct et_ingest_reply r;
     struct et_ingest *ig2;
     char dev[ET_DEVICE_ID_MAX + 1];
@@ -284,7 +276,7 @@ static int collect_cb(void *ctx, const struct et_store_sample *s)
 
 static void test_times_values_quality(void **state)
 {
-    struct fixture *f = *state;
+    struct cloud_fixture *f = *state;
     struct et_batch_meta meta = {
         .device_id = "dev1", .seq = 7, .base_mono_ms = BASE_MONO, .base_wall_ms = BASE_WALL,
         .time_quality = ET_TQ_UNSYNCED, .oldest_seq = 7,
@@ -354,7 +346,7 @@ static void test_times_values_quality(void **state)
 /* Two aggregators on one store: the ack comes from the store, not memory. */
 static void test_two_instances(void **state)
 {
-    struct fixture *f = *state;
+    struct cloud_fixture *f = *state;
     struct et_store *store2;
     struct et_ingest *ig2;
     struct et_ingest_reply r;
@@ -370,15 +362,15 @@ static void test_two_instances(void **state)
     b3 = make_batch("dev1", 3, 1, 2, &l3);
 
     assert_int_equal(et_ingest_message(f->ig, topic, b1, l1, NOW, &r), 0);
-    assert_ack(&r, "dev1", 1, NULL, 0);
+    cloud_assert_ack(&r, "dev1", 1, NULL, 0);
     assert_int_equal(et_ingest_message(ig2, topic, b3, l3, NOW, &r), 0);
-    assert_ack(&r, "dev1", 1, &sel, 1);
+    cloud_assert_ack(&r, "dev1", 1, &sel, 1);
     assert_int_equal(et_ingest_message(f->ig, topic, b2, l2, NOW, &r), 0);
-    assert_ack(&r, "dev1", 3, NULL, 0);
+    cloud_assert_ack(&r, "dev1", 3, NULL, 0);
     /* Redelivered to the other instance. */
     assert_int_equal(et_ingest_message(ig2, topic, b2, l2, NOW, &r), 0);
     assert_int_equal(r.kind, ET_INGEST_DUPLICATE);
-    assert_ack(&r, "dev1", 3, NULL, 0);
+    cloud_assert_ack(&r, "dev1", 3, NULL, 0);
     assert_int_equal(stored(f, "dev1", "sim.counter"), 6);
 
     free(b1);
@@ -436,7 +428,7 @@ out:
 
 static void test_concurrent_instances(void **state)
 {
-    struct fixture *f = *state;
+    struct cloud_fixture *f = *state;
     struct racer r[3] = {
         { .path = f->path, .first = 1, .step = 2 },
         { .path = f->path, .first = 2, .step = 2 },
@@ -465,7 +457,7 @@ static void test_concurrent_instances(void **state)
                                        &reply), 0);
     free(buf);
     assert_int_equal(reply.kind, ET_INGEST_DUPLICATE);
-    assert_ack(&reply, "dev1", RACE_BATCHES, NULL, 0);
+    cloud_assert_ack(&reply, "dev1", RACE_BATCHES, NULL, 0);
 }
 
 /* A writer whose calls a test makes fail: its ops swapped for a copy. */
@@ -481,7 +473,7 @@ static int fail_sample(struct et_store_writer *w, const struct et_store_sample *
 
 static void test_store_refuses(void **state)
 {
-    struct fixture *f = *state;
+    struct cloud_fixture *f = *state;
     const struct et_store_writer_ops *real = f->w->ops;
     struct et_store_writer_ops refusing = *real;
     struct et_store *ro;
@@ -535,7 +527,7 @@ static int tags_cb(void *ctx, const struct et_store_metric *m)
 
 static void metric_tags_are_stored(void **state)
 {
-    struct fixture *f = *state;
+    struct cloud_fixture *f = *state;
     struct et_batch_meta meta = { .device_id = "dev-t", .seq = 1, .oldest_seq = 1,
                                   .time_quality = ET_TQ_SYNCED, .base_mono_ms = BASE_MONO,
                                   .base_wall_ms = BASE_WALL };

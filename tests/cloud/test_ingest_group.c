@@ -19,15 +19,8 @@
 #include "edgetel/ingest.h"
 #include "edgetel/log.h"
 
-#define fixture cloud_fixture
 #define setup cloud_fixture_setup
 #define teardown cloud_fixture_teardown
-
-static int ingest_batch(struct fixture *f, const char *device, uint64_t seq, uint64_t oldest,
-                        size_t n, struct et_ingest_reply *r)
-{
-    return cloud_ingest_batch(f->ig, device, seq, oldest, n, r);
-}
 
 static int fail_sample(struct et_store_writer *w, const struct et_store_sample *smp, int64_t *id)
 {
@@ -124,15 +117,25 @@ static void held_acks_leave_after_the_commit(void **state)
     assert_int_equal(fi->fw->calls[FAKE_COMMIT], 2);
 }
 
+/* Open a group and store batches 1 and 2 of dev1 in it. */
+static void group_of_two(struct fake_ingest *fi)
+{
+    struct et_ingest_reply r;
+
+    assert_int_equal(et_ingest_group_begin(fi->ig), 0);
+    for (uint64_t seq = 1; seq <= 2; seq++) {
+        assert_int_equal(cloud_ingest_batch(fi->ig, "dev1", seq, 1, 2, &r), 0);
+        assert_true(r.ack_held);
+    }
+}
+
 static void held_acks_are_dropped_on_rollback(void **state)
 {
     struct fake_ingest *fi = *state;
     struct et_ingest_reply r;
     size_t held = 0;
 
-    assert_int_equal(et_ingest_group_begin(fi->ig), 0);
-    assert_int_equal(cloud_ingest_batch(fi->ig, "dev1", 1, 1, 2, &r), 0);
-    assert_int_equal(cloud_ingest_batch(fi->ig, "dev1", 2, 1, 2, &r), 0);
+    group_of_two(fi);
     fi->fw->fail_at[FAKE_INSERT_SAMPLE] = fi->fw->calls[FAKE_INSERT_SAMPLE] + 2;
     assert_int_equal(cloud_ingest_batch(fi->ig, "dev1", 3, 1, 2, &r), -EIO);
     assert_int_equal(r.kind, ET_INGEST_NONE);
@@ -161,12 +164,9 @@ static void held_acks_are_dropped_on_rollback(void **state)
 static void held_acks_are_dropped_when_the_commit_fails(void **state)
 {
     struct fake_ingest *fi = *state;
-    struct et_ingest_reply r;
     size_t held = 0;
 
-    assert_int_equal(et_ingest_group_begin(fi->ig), 0);
-    assert_int_equal(cloud_ingest_batch(fi->ig, "dev1", 1, 1, 2, &r), 0);
-    assert_int_equal(cloud_ingest_batch(fi->ig, "dev1", 2, 1, 2, &r), 0);
+    group_of_two(fi);
     fi->fw->fail_at[FAKE_COMMIT] = 1;
     fi->fw->fail_ret = -ENOSPC;
     assert_int_equal(et_ingest_group_end(fi->ig, publish, fi, &held), -ENOSPC);
@@ -223,7 +223,7 @@ static void count_published(void *ctx, const struct et_ingest_reply *r)
 /* Group commit: a burst of batches shares one transaction. */
 static void group_commits_a_burst_together(void **state)
 {
-    struct fixture *f = *state;
+    struct cloud_fixture *f = *state;
     struct et_ingest_reply r;
     size_t held = 0, published = 0;
     bool seen;
@@ -231,7 +231,7 @@ static void group_commits_a_burst_together(void **state)
     assert_int_equal(et_ingest_group_begin(f->ig), 0);
     assert_int_equal(et_ingest_group_begin(f->ig), -EALREADY);
     for (uint64_t seq = 1; seq <= 3; seq++) {
-        assert_int_equal(ingest_batch(f, "dev-g", seq, 1, 4, &r), 0);
+        assert_int_equal(cloud_ingest_batch(f->ig, "dev-g", seq, 1, 4, &r), 0);
         assert_int_equal(r.kind, ET_INGEST_STORED);
         /* Acks computed inside the group see the group's own writes ... */
         assert_int_equal(r.acked_through, seq);
@@ -255,7 +255,7 @@ static void group_commits_a_burst_together(void **state)
 /* One failed message in a group undoes the group: nothing may be acked. */
 static void rollback_inside_a_group_undoes_it(void **state)
 {
-    struct fixture *f = *state;
+    struct cloud_fixture *f = *state;
     const struct et_store_writer_ops *real = f->w->ops;
     struct et_store_writer_ops failing = *real;
     struct et_ingest_reply r;
@@ -263,15 +263,15 @@ static void rollback_inside_a_group_undoes_it(void **state)
     bool seen;
 
     assert_int_equal(et_ingest_group_begin(f->ig), 0);
-    assert_int_equal(ingest_batch(f, "dev-g", 1, 1, 4, &r), 0);
+    assert_int_equal(cloud_ingest_batch(f->ig, "dev-g", 1, 1, 4, &r), 0);
     assert_int_equal(r.kind, ET_INGEST_STORED);
     /* A write of the next message fails ... */
     failing.insert_sample = fail_sample;
     f->w->ops = &failing;
-    assert_true(ingest_batch(f, "dev-g", 2, 1, 4, &r) < 0);
+    assert_true(cloud_ingest_batch(f->ig, "dev-g", 2, 1, 4, &r) < 0);
     f->w->ops = real;
     /* ... and the group cannot be joined any more. */
-    assert_int_equal(ingest_batch(f, "dev-g", 3, 1, 4, &r), -ECANCELED);
+    assert_int_equal(cloud_ingest_batch(f->ig, "dev-g", 3, 1, 4, &r), -ECANCELED);
     assert_int_equal(et_ingest_group_end(f->ig, count_published, &published, &held), -ECANCELED);
     assert_int_equal(held, 1);
     assert_int_equal(published, 0);
@@ -279,7 +279,7 @@ static void rollback_inside_a_group_undoes_it(void **state)
     assert_int_equal(et_store_batch_seen(f->w, "dev-g", 1, &seen), 0);
     assert_false(seen);
     /* The device sends it again and it is stored then, not a duplicate. */
-    assert_int_equal(ingest_batch(f, "dev-g", 1, 1, 4, &r), 0);
+    assert_int_equal(cloud_ingest_batch(f->ig, "dev-g", 1, 1, 4, &r), 0);
     assert_int_equal(r.kind, ET_INGEST_STORED);
 }
 

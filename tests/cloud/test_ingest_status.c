@@ -23,7 +23,6 @@
 #define NOW CLOUD_NOW
 #define BASE_WALL CLOUD_BASE_WALL
 
-#define fixture cloud_fixture
 #define setup cloud_fixture_setup
 #define teardown cloud_fixture_teardown
 
@@ -137,7 +136,7 @@ static void only_an_online_status_is_hearing_the_device(void **state)
 
 static void test_status(void **state)
 {
-    struct fixture *f = *state;
+    struct cloud_fixture *f = *state;
     struct et_ingest_reply r;
     struct device_copy c;
     size_t len;

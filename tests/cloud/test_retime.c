@@ -26,9 +26,10 @@
 #define NOW CLOUD_NOW
 #define BASE_WALL CLOUD_BASE_WALL
 
-#define fixture cloud_fixture
 #define setup cloud_fixture_setup
 #define teardown cloud_fixture_teardown
+#define fake_setup fake_writer_setup
+#define fake_teardown fake_writer_teardown
 
 #define SPAN ET_RETIME_SPAN_MS
 
@@ -88,18 +89,6 @@ static void sample_span_limits(void **state)
 }
 
 /* ---- which mapping holds, and re-timing stored samples, on the fake ------------ */
-
-static int fake_setup(void **state)
-{
-    *state = fake_writer_create();
-    return 0;
-}
-
-static int fake_teardown(void **state)
-{
-    fake_writer_destroy(*state);
-    return 0;
-}
 
 static void clock_for_a_batch(void **state)
 {
@@ -264,7 +253,7 @@ static uint8_t *make_timed_batch(const char *device, uint64_t seq, uint8_t boot,
     return buf;
 }
 
-static void ingest_timed(struct fixture *f, const char *device, uint64_t seq, uint8_t boot,
+static void ingest_timed(struct cloud_fixture *f, const char *device, uint64_t seq, uint8_t boot,
                          enum et_time_quality tq, int64_t base_wall, int64_t base_mono,
                          enum et_ingest_kind want)
 {
@@ -280,7 +269,7 @@ static void ingest_timed(struct fixture *f, const char *device, uint64_t seq, ui
 }
 
 /* The (ts_ms, time_quality) of the two samples of (device, seq). */
-static void assert_times(struct fixture *f, const char *device, uint64_t seq, int64_t ts0,
+static void assert_times(struct cloud_fixture *f, const char *device, uint64_t seq, int64_t ts0,
                          enum et_time_quality tq)
 {
     sqlite3 *db;
@@ -308,7 +297,7 @@ static void assert_times(struct fixture *f, const char *device, uint64_t seq, in
 
 static void test_retime_unsynced_boot(void **state)
 {
-    struct fixture *f = *state;
+    struct cloud_fixture *f = *state;
     /* Before sync the board believes it is early 1970. */
     const int64_t bogus = 100000;
 

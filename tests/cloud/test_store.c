@@ -22,7 +22,6 @@
 #include "edgetel/log.h"
 #include "edgetel/store.h"
 
-#define fixture cloud_fixture
 #define remove_db cloud_remove_db
 #define setup cloud_fixture_setup
 #define teardown cloud_fixture_teardown
@@ -39,7 +38,7 @@ static void exec_sql(const char *path, const char *sql)
 
 static void test_open_errors(void **state)
 {
-    struct fixture *f = *state;
+    struct cloud_fixture *f = *state;
     struct et_store *s;
     char err[256], path[192];
 
@@ -104,7 +103,7 @@ static uint64_t batches_stored(struct et_store_reader *r, const char *device)
 
 static void test_reopen_keeps_data(void **state)
 {
-    struct fixture *f = *state;
+    struct cloud_fixture *f = *state;
     struct et_store *ro;
     char err[256];
     bool seen = false;
@@ -148,7 +147,7 @@ static int metric_cb(void *ctx, const struct et_store_metric *m)
 
 static void test_metrics_and_units(void **state)
 {
-    struct fixture *f = *state;
+    struct cloud_fixture *f = *state;
     struct metric_rows mr = { .n = 0 };
     int64_t id1, id2;
 
@@ -205,7 +204,7 @@ static int stop_after_two(void *ctx, const struct et_store_sample *s)
 
 static void test_query_bounds_and_tail(void **state)
 {
-    struct fixture *f = *state;
+    struct cloud_fixture *f = *state;
     struct et_store_query q = {
         .device = "dev1", .metric = "temp", .since_ms = INT64_MIN, .until_ms = INT64_MAX,
     };
@@ -275,7 +274,7 @@ static int count_devices(void *ctx, const struct et_store_device *d)
 
 static void test_two_writers_create_together(void **state)
 {
-    struct fixture *f = *state;
+    struct cloud_fixture *f = *state;
     struct et_store *a, *b;
     char err[256], path[192];
     int n = 0;
@@ -336,7 +335,7 @@ static int user_version(const char *path)
 
 static void test_migrate_v1(void **state)
 {
-    struct fixture *f = *state;
+    struct cloud_fixture *f = *state;
     struct et_store *s;
     struct sample_ids si = { .n = 0 };
     struct et_store_clock clk;

@@ -17,7 +17,6 @@
 #include "edgetel/log.h"
 #include "edgetel/store.h"
 
-#define fixture cloud_fixture
 #define setup cloud_fixture_setup
 #define teardown cloud_fixture_teardown
 #define put_batch(store, ...) cloud_put_batch(et_store_writer(store), __VA_ARGS__)
@@ -38,7 +37,7 @@ static int64_t last_seen(struct et_store_reader *r, const char *device)
 
 static void test_rollback_and_duplicate_key(void **state)
 {
-    struct fixture *f = *state;
+    struct cloud_fixture *f = *state;
     struct et_store_batch b = {
         .device = "dev1", .seq = 5, .received_ms = 1, .boot_id_hex = "",
     };
@@ -73,7 +72,7 @@ static void test_rollback_and_duplicate_key(void **state)
 
 static void test_advance_ack(void **state)
 {
-    struct fixture *f = *state;
+    struct cloud_fixture *f = *state;
     uint64_t ack = 99;
 
     assert_int_equal(et_store_begin(f->w), 0);
@@ -101,7 +100,7 @@ static void test_advance_ack(void **state)
 /* The primitives under the ack walk: a page of stored seqs, the ack itself. */
 static void test_seqs_after_and_ack(void **state)
 {
-    struct fixture *f = *state;
+    struct cloud_fixture *f = *state;
     const uint64_t stored[] = { 2, 3, 4, 7, 9 };
     uint64_t seqs[8], ack = 99;
     size_t n = 99;
@@ -154,7 +153,7 @@ static int collect_samples(void *ctx, const struct et_store_sample *s)
 
 static void test_retime_storage(void **state)
 {
-    struct fixture *f = *state;
+    struct cloud_fixture *f = *state;
     struct et_store_clock clk = { .boot_id_hex = "ab", .base_wall_ms = 5, .base_mono_ms = 6 };
     struct et_store_batch b = {
         .device = "dev1", .seq = 1, .boot_id_hex = "ab", .time_quality = ET_TQ_UNSYNCED,
@@ -217,7 +216,7 @@ static void test_retime_storage(void **state)
 
 static void test_status_changes(void **state)
 {
-    struct fixture *f = *state;
+    struct cloud_fixture *f = *state;
     struct et_store_status st = {
         .device = "dev1", .online = true, .boot_id_hex = "", .agent_version = "0.1.0",
         .reason = "",

@@ -8,13 +8,13 @@
  * which time, whether a Status means the device was heard, are all the
  * caller's. A call stores what it is given and answers what it is asked.
  *
- * Transactions: every other call happens between et_store_begin() and
- * et_store_commit() or et_store_rollback(), and sees the transaction's
- * own writes. begin takes the write lock at once, so two aggregator
- * instances on one store serialise cleanly instead of failing to upgrade
- * a read lock half way. A commit is durable when it returns: the
- * aggregator acknowledges a batch to its device only after it, and the
- * device then deletes the batch.
+ * Transactions: ingest makes its calls between et_store_begin() and
+ * et_store_commit() or et_store_rollback(); each sees the transaction's
+ * own writes (a call outside one stands alone). begin takes the write
+ * lock at once, so two aggregator instances on one store serialise
+ * cleanly instead of failing to upgrade a read lock half way. A commit is
+ * durable when it returns: the aggregator acknowledges a batch to its
+ * device only after it, and the device then deletes the batch.
  *
  * Errors: 0 or -errno, as store.h says. After an error inside a
  * transaction the caller rolls back; the backend may already have.

@@ -1,7 +1,8 @@
 /*
  * edgetel-aggregator: takes telemetry from the broker, stores it, and
- * acknowledges it to the devices. See ingest.h for what happens to each
- * message and agg_config.h for the config file.
+ * acknowledges it to the devices. This file is the MQTT loop only: what
+ * happens to each message, and when its Ack may go out, is the cloud
+ * library's (ingest.h); the config file is agg_config.h's.
  *
  * One thread: poll() on the MQTT seam's event descriptor and a signalfd.
  * SIGINT/SIGTERM stop it cleanly: the message being handled is finished
@@ -31,15 +32,6 @@
 /* How long a clean stop waits for the broker to take the DISCONNECT. */
 #define STOP_DISCONNECT_MS 2000
 
-struct pending_ack {
-    char topic[ET_TOPIC_ROOT_MAX + ET_DEVICE_ID_MAX + 16];
-    char device[ET_DEVICE_ID_MAX + 1];
-    uint8_t *payload;
-    size_t len;
-    uint64_t seq;
-    uint64_t acked_through;
-};
-
 struct aggregator {
     struct et_agg_config cfg;
     struct et_store *store;
@@ -54,10 +46,6 @@ struct aggregator {
     struct et_ingest_stats last;
     uint64_t acks_sent, acks_unsent, acks_failed;
     int64_t next_stats_ms;
-    /* Acks of the messages in the open store group: published only after
-     * the group's commit (see run()). */
-    struct pending_ack *pending;
-    size_t n_pending, cap_pending;
 };
 
 static int64_t wall_ms(void)
@@ -111,8 +99,10 @@ static bool stop_requested(struct aggregator *a)
     return a->stopping;
 }
 
-static void publish_ack(struct aggregator *a, const struct et_ingest_reply *r)
+/* Publish an Ack now, or when et_ingest_group_end() says its group is durable. */
+static void publish_ack(void *ctx, const struct et_ingest_reply *r)
 {
+    struct aggregator *a = ctx;
     int rc = et_mqtt_publish(a->mqtt, r->ack_topic, r->ack, r->ack_len, 1, false);
 
     if (rc > 0) {
@@ -129,53 +119,6 @@ static void publish_ack(struct aggregator *a, const struct et_ingest_reply *r)
             : strerror(-rc), r->seq);
 }
 
-/* Keep an ack until the store group it belongs to has committed. */
-static void hold_ack(struct aggregator *a, const struct et_ingest_reply *r)
-{
-    struct pending_ack *p;
-
-    if (a->n_pending == a->cap_pending) {
-        size_t cap = a->cap_pending ? a->cap_pending * 2 : 32;
-        struct pending_ack *grown = realloc(a->pending, cap * sizeof(*grown));
-
-        if (!grown)
-            return;   /* not acked now: the device sends the batch again */
-        a->pending = grown;
-        a->cap_pending = cap;
-    }
-    p = &a->pending[a->n_pending];
-    p->payload = malloc(r->ack_len ? r->ack_len : 1);
-    if (!p->payload)
-        return;
-    memcpy(p->payload, r->ack, r->ack_len);
-    p->len = r->ack_len;
-    snprintf(p->topic, sizeof(p->topic), "%s", r->ack_topic);
-    snprintf(p->device, sizeof(p->device), "%s", r->device);
-    p->seq = r->seq;
-    p->acked_through = r->acked_through;
-    a->n_pending++;
-}
-
-/* After the group commit: publish (committed) or forget (rolled back). */
-static void release_acks(struct aggregator *a, bool committed)
-{
-    for (size_t i = 0; i < a->n_pending; i++) {
-        struct pending_ack *p = &a->pending[i];
-
-        if (committed) {
-            struct et_ingest_reply r = {
-                .seq = p->seq, .acked_through = p->acked_through,
-                .ack_topic = p->topic, .ack = p->payload, .ack_len = p->len,
-            };
-
-            memcpy(r.device, p->device, sizeof(r.device));
-            publish_ack(a, &r);
-        }
-        free(p->payload);
-    }
-    a->n_pending = 0;
-}
-
 static void on_message(struct aggregator *a, const struct et_mqtt_event *ev)
 {
     struct et_ingest_reply reply;
@@ -184,12 +127,8 @@ static void on_message(struct aggregator *a, const struct et_mqtt_event *ev)
     rc = et_ingest_message(a->ingest, ev->topic, ev->payload, ev->len, wall_ms(), &reply);
     if (rc < 0)
         return;   /* logged by ingest; no ack, so the device sends it again */
-    if (!reply.ack)
-        return;
-    if (a->store->group_open)
-        hold_ack(a, &reply);
-    else
-        publish_ack(a, &reply);
+    if (reply.ack)
+        publish_ack(a, &reply);   /* not in a group: committed already */
 }
 
 static void on_event(void *ctx, const struct et_mqtt_event *ev)
@@ -342,17 +281,17 @@ static int run(struct aggregator *a)
              * go out after it. If the group cannot begin, each message
              * commits on its own as before.
              */
-            bool grouped = et_store_group_begin(a->store) == 0;
+            bool grouped = et_ingest_group_begin(a->ingest) == 0;
 
             et_mqtt_dispatch(a->mqtt, on_event, a);
             if (grouped) {
-                int rc = et_store_group_commit(a->store);
+                size_t held = 0;
+                int rc = et_ingest_group_end(a->ingest, publish_ack, a, &held);
 
-                if (rc && a->n_pending)
+                if (rc && held)
                     et_warn("main", "store commit of %zu batches failed (%s): not acknowledged; "
-                            "the devices will send them again", a->n_pending,
+                            "the devices will send them again", held,
                             rc == -ECANCELED ? "a write failed" : strerror(-rc));
-                release_acks(a, rc == 0);
             }
         }
     }
@@ -419,7 +358,7 @@ int main(int argc, char **argv)
                  a.cfg.store_path, err);
         goto out;
     }
-    rc = et_ingest_create(&a.ingest, a.store, a.cfg.topic_root);
+    rc = et_ingest_create(&a.ingest, et_store_writer(a.store), a.cfg.topic_root);
     if (rc < 0) {
         et_error("main", "cannot set up ingest: %s", strerror(-rc));
         goto out;
@@ -438,8 +377,6 @@ int main(int argc, char **argv)
 out:
     et_mqtt_destroy(a.mqtt, STOP_DISCONNECT_MS);
     et_ingest_destroy(a.ingest);
-    release_acks(&a, false);
-    free(a.pending);
     et_store_close(a.store);
     if (a.sigfd >= 0)
         close(a.sigfd);

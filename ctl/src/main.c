@@ -30,6 +30,7 @@
 #include "edgetel/parse.h"
 #include "edgetel/report.h"
 #include "edgetel/store.h"
+#include "edgetel/store_reader.h"
 #include "edgetel/timefmt.h"
 #include "edgetel/version.h"
 
@@ -63,7 +64,7 @@ struct ctl_command {
     const char *name;
     unsigned allowed;         /* enum ctl_opt bits besides --store */
     unsigned required;
-    int (*run)(struct et_store *s, const struct ctl_args *a);
+    int (*run)(struct et_store_reader *r, const struct ctl_args *a);
     const char *synopsis;
 };
 
@@ -75,10 +76,10 @@ static int64_t wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int cmd_devices(struct et_store *s, const struct ctl_args *a);
-static int cmd_metrics(struct et_store *s, const struct ctl_args *a);
-static int cmd_query(struct et_store *s, const struct ctl_args *a);
-static int cmd_tail(struct et_store *s, const struct ctl_args *a);
+static int cmd_devices(struct et_store_reader *r, const struct ctl_args *a);
+static int cmd_metrics(struct et_store_reader *r, const struct ctl_args *a);
+static int cmd_query(struct et_store_reader *r, const struct ctl_args *a);
+static int cmd_tail(struct et_store_reader *r, const struct ctl_args *a);
 
 static const struct ctl_command commands[] = {
     { "devices", 0, 0, cmd_devices,
@@ -136,17 +137,17 @@ static int report_error(const struct ctl_args *a, int rc)
     return 1;
 }
 
-static int cmd_devices(struct et_store *s, const struct ctl_args *a)
+static int cmd_devices(struct et_store_reader *r, const struct ctl_args *a)
 {
-    int rc = et_report_devices(s, stdout, wall_ms());
+    int rc = et_report_devices(r, stdout, wall_ms());
 
     return rc < 0 ? report_error(a, rc) : 0;
 }
 
-static int check_names(struct et_store *s, const struct ctl_args *a, const char *metric)
+static int check_names(struct et_store_reader *r, const struct ctl_args *a, const char *metric)
 {
     char why[256];
-    int rc = et_report_check(s, a->device, metric, why, sizeof(why));
+    int rc = et_report_check(r, a->device, metric, why, sizeof(why));
 
     if (rc == -ENOENT) {
         fprintf(stderr, PROG " %s: %s\n", a->command, why);
@@ -155,13 +156,13 @@ static int check_names(struct et_store *s, const struct ctl_args *a, const char 
     return rc < 0 ? report_error(a, rc) : 0;
 }
 
-static int cmd_metrics(struct et_store *s, const struct ctl_args *a)
+static int cmd_metrics(struct et_store_reader *r, const struct ctl_args *a)
 {
     int rc;
 
-    if (a->device && (rc = check_names(s, a, NULL)) != 0)
+    if (a->device && (rc = check_names(r, a, NULL)) != 0)
         return rc;
-    rc = et_report_metrics(s, stdout, a->device);
+    rc = et_report_metrics(r, stdout, a->device);
     return rc < 0 ? report_error(a, rc) : 0;
 }
 
@@ -177,7 +178,7 @@ static int parse_time_opt(const struct ctl_args *a, const char *opt, const char 
     return 0;
 }
 
-static int cmd_query(struct et_store *s, const struct ctl_args *a)
+static int cmd_query(struct et_store_reader *r, const struct ctl_args *a)
 {
     struct et_store_query q = {
         .device = a->device, .metric = a->metric, .since_ms = INT64_MIN, .until_ms = INT64_MAX,
@@ -197,9 +198,9 @@ static int cmd_query(struct et_store *s, const struct ctl_args *a)
         fprintf(stderr, PROG " query: --since %s is not before --until %s\n", from, to);
         return 2;
     }
-    if ((rc = check_names(s, a, a->metric)) != 0)
+    if ((rc = check_names(r, a, a->metric)) != 0)
         return rc;
-    rc = et_report_query(s, stdout, &q, a->csv, &rows);
+    rc = et_report_query(r, stdout, &q, a->csv, &rows);
     if (rc < 0)
         return report_error(a, rc);
     if (rows == 0 && !a->csv)
@@ -222,7 +223,7 @@ static int tail_print(void *ctx, const struct et_store_sample *smp)
     return et_report_tail_line(stdout, smp);
 }
 
-static int cmd_tail(struct et_store *s, const struct ctl_args *a)
+static int cmd_tail(struct et_store_reader *r, const struct ctl_args *a)
 {
     struct tail_ctx tc = { .last_id = 0 };
     struct pollfd pfd = { .events = POLLIN };
@@ -236,7 +237,7 @@ static int cmd_tail(struct et_store *s, const struct ctl_args *a)
                 "like 500ms or 2s\n", a->interval);
         return 2;
     }
-    if (a->device && (rc = check_names(s, a, NULL)) != 0)
+    if (a->device && (rc = check_names(r, a, NULL)) != 0)
         return rc;
     /* Ctrl-C ends the wait between polls; the signal is read, not handled. */
     sigemptyset(&set);
@@ -248,12 +249,12 @@ static int cmd_tail(struct et_store *s, const struct ctl_args *a)
         return 1;
     }
     /* Only what lands from now on. */
-    rc = et_store_last_sample_id(s, &tc.last_id);
+    rc = et_store_last_sample_id(r, &tc.last_id);
     while (rc == 0) {
         /* A full page means more are waiting: read on before sleeping. */
         do {
             tc.rows = 0;
-            rc = et_store_samples_after(s, tc.last_id, a->device, TAIL_BATCH, tail_print, &tc);
+            rc = et_store_samples_after(r, tc.last_id, a->device, TAIL_BATCH, tail_print, &tc);
             fflush(stdout);
         } while (rc == 0 && tc.rows == TAIL_BATCH);
         if (rc != 0)
@@ -366,7 +367,7 @@ int main(int argc, char **argv)
                               : "");
         return 1;
     }
-    rc = cmd->run(s, &a);
+    rc = cmd->run(et_store_reader(s), &a);
     et_store_close(s);
     return rc;
 }

@@ -1,7 +1,7 @@
 /*
- * What edgetelctl reads and prints: time parsing and formatting, and the
- * devices / metrics / query / tail output from a store built here through
- * the same ingest path the aggregator uses.
+ * What edgetelctl reads and prints (ctl/): time parsing and formatting,
+ * and the devices / metrics / query / tail output from a store built here
+ * through the same ingest path the aggregator uses.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cloud_test.h"
 #include "edgetel/codec.h"
 #include "edgetel/ingest.h"
 #include "edgetel/log.h"
@@ -134,10 +135,9 @@ static void test_time_format(void **state)
 /* ---- reports from a store --------------------------------------------------- */
 
 struct fixture {
-    char dir[64];
-    char path[128];
-    struct et_store *store;
+    struct cloud_fixture *store;   /* an SQLite store with ingest on it */
     struct et_ingest *ig;
+    struct et_store_reader *r;
     char *out;
     size_t out_len;
     FILE *mem;
@@ -146,14 +146,11 @@ struct fixture {
 static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
-    char err[256];
 
     assert_non_null(f);
-    snprintf(f->dir, sizeof(f->dir), "/tmp/et-ctl-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->path, sizeof(f->path), "%s/agg.db", f->dir);
-    assert_int_equal(et_store_open(&f->store, "sqlite", f->path, 0, err, sizeof(err)), 0);
-    assert_int_equal(et_ingest_create(&f->ig, f->store, "edgetel"), 0);
+    f->store = cloud_fixture_create("ctl");
+    f->ig = f->store->ig;
+    f->r = f->store->r;
     *state = f;
     return 0;
 }
@@ -161,19 +158,11 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fixture *f = *state;
-    char p[256];
 
     if (f->mem)
         fclose(f->mem);
     free(f->out);
-    et_ingest_destroy(f->ig);
-    et_store_close(f->store);
-    unlink(f->path);
-    snprintf(p, sizeof(p), "%s-wal", f->path);
-    unlink(p);
-    snprintf(p, sizeof(p), "%s-shm", f->path);
-    unlink(p);
-    rmdir(f->dir);
+    cloud_fixture_destroy(f->store);
     free(f);
     return 0;
 }
@@ -237,7 +226,7 @@ static void test_query_csv(void **state)
 
     ingest(f, "pi-1", 1, 3);
     ingest(f, "pi-2", 1, 1);
-    assert_int_equal(et_report_query(f->store, capture(f), &q, true, &rows), 0);
+    assert_int_equal(et_report_query(f->r, capture(f), &q, true, &rows), 0);
     assert_int_equal(rows, 3);
     /* The first was measured unsynced, in a batch made on a synced clock:
      * its time is known now, so it reads "corrected". */
@@ -252,7 +241,7 @@ static void test_query_csv(void **state)
 
     assert_int_equal(et_time_parse("2026-11-22T16:05:31Z", 0, &q.since_ms, why, sizeof(why)), 0);
     assert_int_equal(et_time_parse("2026-11-22T16:05:32Z", 0, &q.until_ms, why, sizeof(why)), 0);
-    assert_int_equal(et_report_query(f->store, capture(f), &q, true, &rows), 0);
+    assert_int_equal(et_report_query(f->r, capture(f), &q, true, &rows), 0);
     assert_int_equal(rows, 1);
     assert_non_null(strstr(captured(f), "\n2026-11-22T16:05:31Z,"));
 
@@ -260,13 +249,13 @@ static void test_query_csv(void **state)
     q = (struct et_store_query){
         .device = "pi-1", .metric = "status", .since_ms = INT64_MIN, .until_ms = INT64_MAX,
     };
-    assert_int_equal(et_report_query(f->store, capture(f), &q, true, &rows), 0);
+    assert_int_equal(et_report_query(f->r, capture(f), &q, true, &rows), 0);
     assert_int_equal(rows, 1);
     assert_non_null(strstr(captured(f), ",pi-1,status,\"ok, \"\"fine\"\"\",,synced,1\n"));
 
     /* An empty window has the header only. */
     q.since_ms = T0 + 3600000;
-    assert_int_equal(et_report_query(f->store, capture(f), &q, true, &rows), 0);
+    assert_int_equal(et_report_query(f->r, capture(f), &q, true, &rows), 0);
     assert_int_equal(rows, 0);
     assert_string_equal(captured(f), "time,ts_ms,device,metric,value,unit,time_quality,seq\n");
 }
@@ -283,7 +272,7 @@ static void test_query_text_and_tail(void **state)
     };
 
     ingest(f, "pi-1", 1, 2);
-    assert_int_equal(et_report_query(f->store, capture(f), &q, false, NULL), 0);
+    assert_int_equal(et_report_query(f->r, capture(f), &q, false, NULL), 0);
     assert_string_equal(captured(f), "2026-11-22T16:05:31Z                 20.25 Cel       synced\n");
 
     assert_int_equal(et_report_tail_line(capture(f), &smp), 0);
@@ -342,7 +331,7 @@ static void test_devices_table(void **state)
     size_t len;
     uint8_t *buf;
 
-    assert_int_equal(et_report_devices(f->store, capture(f), T0), 0);
+    assert_int_equal(et_report_devices(f->r, capture(f), T0), 0);
     assert_string_equal(captured(f), "no devices yet\n");
 
     ingest(f, "pi-1", 1, 2);
@@ -354,7 +343,7 @@ static void test_devices_table(void **state)
     free(buf);
 
     /* Five minutes after the last message. */
-    assert_int_equal(et_report_devices(f->store, capture(f), T0 + 60000 + 300000), 0);
+    assert_int_equal(et_report_devices(f->r, capture(f), T0 + 60000 + 300000), 0);
     out = captured(f);
     assert_string_equal(out,
         "DEVICE                     ONLINE  LAST SEEN                      SAMPLES  ACKED SEQ"
@@ -370,12 +359,12 @@ static void test_metrics_list(void **state)
     struct fixture *f = *state;
     const char *out;
 
-    assert_int_equal(et_report_metrics(f->store, capture(f), NULL), 0);
+    assert_int_equal(et_report_metrics(f->r, capture(f), NULL), 0);
     assert_string_equal(captured(f), "no metrics yet\n");
 
     ingest(f, "pi-1", 1, 3);
     ingest(f, "pi-2", 1, 1);
-    assert_int_equal(et_report_metrics(f->store, capture(f), "pi-1"), 0);
+    assert_int_equal(et_report_metrics(f->r, capture(f), "pi-1"), 0);
     out = captured(f);
     /* Columns as wide as their widest cell; the last one is not padded. */
     assert_string_equal(out,
@@ -383,7 +372,7 @@ static void test_metrics_list(void **state)
         "status  -           1  2026-11-22T16:05:30Z  2026-11-22T16:05:30Z  -\n"
         "temp    Cel         3  2026-11-22T16:05:30Z  2026-11-22T16:05:32Z  -\n");
 
-    assert_int_equal(et_report_metrics(f->store, capture(f), NULL), 0);
+    assert_int_equal(et_report_metrics(f->r, capture(f), NULL), 0);
     out = captured(f);
     assert_true(strncmp(out, "DEVICE", 6) == 0);
     assert_non_null(strstr(out, "\npi-1 "));
@@ -396,11 +385,11 @@ static void test_check_names(void **state)
     char why[256];
 
     ingest(f, "pi-1", 1, 1);
-    assert_int_equal(et_report_check(f->store, "pi-1", "temp", why, sizeof(why)), 0);
-    assert_int_equal(et_report_check(f->store, "pi-1", NULL, why, sizeof(why)), 0);
-    assert_int_equal(et_report_check(f->store, "pi-9", "temp", why, sizeof(why)), -ENOENT);
+    assert_int_equal(et_report_check(f->r, "pi-1", "temp", why, sizeof(why)), 0);
+    assert_int_equal(et_report_check(f->r, "pi-1", NULL, why, sizeof(why)), 0);
+    assert_int_equal(et_report_check(f->r, "pi-9", "temp", why, sizeof(why)), -ENOENT);
     assert_string_equal(why, "device pi-9 is not in the store (edgetelctl devices lists them)");
-    assert_int_equal(et_report_check(f->store, "pi-1", "tmep", why, sizeof(why)), -ENOENT);
+    assert_int_equal(et_report_check(f->r, "pi-1", "tmep", why, sizeof(why)), -ENOENT);
     assert_string_equal(why, "device pi-1 has no metric \"tmep\" (edgetelctl metrics "
                              "--device pi-1 lists them)");
 }

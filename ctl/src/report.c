@@ -177,7 +177,7 @@ static int device_row(void *ctx, const struct et_store_device *d)
     return table_add(&dc->table, row);
 }
 
-int et_report_devices(struct et_store *s, FILE *out, int64_t now_ms)
+int et_report_devices(struct et_store_reader *r, FILE *out, int64_t now_ms)
 {
     struct devices_ctx dc = {
         .table = { .ncols = 7, .headers = device_headers, .right = device_right },
@@ -185,7 +185,7 @@ int et_report_devices(struct et_store *s, FILE *out, int64_t now_ms)
     };
     int rc;
 
-    rc = et_store_devices(s, NULL, device_row, &dc);
+    rc = et_store_devices(r, NULL, device_row, &dc);
     if (rc == 0) {
         if (dc.table.nrows == 0)
             fprintf(out, "no devices yet\n");
@@ -251,7 +251,7 @@ static int collect_id(void *ctx, const struct et_store_device *d)
     return 0;
 }
 
-int et_report_metrics(struct et_store *s, FILE *out, const char *device)
+int et_report_metrics(struct et_store_reader *r, FILE *out, const char *device)
 {
     struct table t = { .ncols = 7, .headers = metric_headers, .right = metric_right };
     struct device_list dl = { .ids = NULL };
@@ -262,12 +262,12 @@ int et_report_metrics(struct et_store *s, FILE *out, const char *device)
         t.ncols = 6;
         t.headers = metric_headers + 1;
         t.right = metric_right + 1;
-        rc = et_store_metrics(s, device, metric_row, &t);
+        rc = et_store_metrics(r, device, metric_row, &t);
     } else {
         /* Devices first, then their metrics: one statement at a time. */
-        rc = et_store_devices(s, NULL, collect_id, &dl);
+        rc = et_store_devices(r, NULL, collect_id, &dl);
         for (size_t i = 0; rc == 0 && i < dl.n; i++)
-            rc = et_store_metrics(s, dl.ids[i], metric_row, &t);
+            rc = et_store_metrics(r, dl.ids[i], metric_row, &t);
         for (size_t i = 0; i < dl.n; i++)
             free(dl.ids[i]);
         free(dl.ids);
@@ -331,7 +331,7 @@ static int print_sample(void *ctx, const struct et_store_sample *smp)
     return ferror(qc->out) ? -EIO : 0;
 }
 
-int et_report_query(struct et_store *s, FILE *out, const struct et_store_query *q, bool csv,
+int et_report_query(struct et_store_reader *r, FILE *out, const struct et_store_query *q, bool csv,
                     uint64_t *rows)
 {
     struct query_ctx qc = { .out = out, .csv = csv };
@@ -339,7 +339,7 @@ int et_report_query(struct et_store *s, FILE *out, const struct et_store_query *
 
     if (csv)
         fprintf(out, "time,ts_ms,device,metric,value,unit,time_quality,seq\n");
-    rc = et_store_query(s, q, print_sample, &qc);
+    rc = et_store_query(r, q, print_sample, &qc);
     if (rows)
         *rows = qc.rows;
     return rc < 0 ? rc : out_status(out);
@@ -380,14 +380,14 @@ static int find_metric(void *ctx, const struct et_store_metric *m)
     return 0;
 }
 
-int et_report_check(struct et_store *s, const char *device, const char *metric, char *why,
+int et_report_check(struct et_store_reader *r, const char *device, const char *metric, char *why,
                     size_t whylen)
 {
     struct metric_find mf = { .name = metric };
     bool found = false;
     int rc;
 
-    rc = et_store_devices(s, device, found_device, &found);
+    rc = et_store_devices(r, device, found_device, &found);
     if (rc < 0)
         return rc;
     if (!found) {
@@ -397,7 +397,7 @@ int et_report_check(struct et_store *s, const char *device, const char *metric, 
     }
     if (!metric)
         return 0;
-    rc = et_store_metrics(s, device, find_metric, &mf);
+    rc = et_store_metrics(r, device, find_metric, &mf);
     if (rc < 0)
         return rc;
     if (!mf.found) {

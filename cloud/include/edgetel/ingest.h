@@ -1,5 +1,11 @@
 /*
  * Ingest: what the aggregator does with one MQTT message, without MQTT.
+ * The front of the cloud library, which owns the cloud's rules:
+ *   ingest.c        decode, validate, dedupe, the rows to store, Status
+ *   ingest_group.c  group commit, and holding Acks until it is durable
+ *   ack.c           the cumulative ack and the Ack message (ack.h)
+ *   retime.c        true wall times for unsynchronised samples (retime.h)
+ * all written over the store writer (store_writer.h), which only stores.
  *
  * Given a topic, a payload and the time, et_ingest_message() checks and
  * decodes the message, stores it in one transaction, and says what to
@@ -14,25 +20,30 @@
  *   - a batch that does not decode or validate is logged with the device,
  *     the topic and the reason, counted, and skipped. It is never acked.
  *   - in one transaction: if (device, seq) is stored it is a duplicate and
- *     nothing is stored; otherwise the batch row and every sample are. Then
- *     the device's ack rises to Batch.oldest_seq - 1 (the device holds
- *     nothing below it) and on over every stored seq that follows.
- *   - after the commit the reply is an Ack for {root}/v1/{device}/ack:
- *     acked_through, plus this batch's seq as a selective seq when it lies
- *     above. Duplicates are acked too: the device resent because it missed
- *     the earlier Ack, and only an Ack lets it delete the batch.
+ *     nothing is stored; otherwise the batch row and every sample are
+ *     (re-timed as retime.h says). Then the device's cumulative ack
+ *     advances (ack.h).
+ *   - after the commit the reply is an Ack for {root}/v1/{device}/ack
+ *     (ack.h says what it names). Duplicates are acked too: the device
+ *     resent because it missed the earlier Ack, and only an Ack lets it
+ *     delete the batch.
  *
- * Clock re-timing: a sample measured before the device's clock was
- * synchronised (quality UNSYNCED) is stored with the wall time it was given
- * and counted in its batch row. When a batch made on a synchronised clock
- * arrives from the same boot, its (base_wall_ms, base_mono_ms) pair maps
- * that boot's monotonic clock to true wall time: the waiting samples are
- * re-timed and marked CORRECTED, and so are unsynced samples of that boot
- * that arrive later (the backlog drains behind live data).
+ * Group commit: between et_ingest_group_begin() and et_ingest_group_end()
+ * every message joins one store transaction, so a burst of messages costs
+ * one durable commit (one fsync) instead of one each. Nothing in the group
+ * is durable, so none of its Acks may be published, before the group's
+ * commit: ingest holds them and et_ingest_group_end() hands them to the
+ * caller to publish only once the commit succeeded. A message that fails
+ * inside the group spoils the whole group (its half-done writes share the
+ * transaction): the rest of the group's messages fail with -ECANCELED,
+ * the group is rolled back and its Acks are dropped; the devices send the
+ * batches again when no Ack comes.
  *
  * Status ({root}/v1/{device}/status, a Status, retained): the device's row
- * gets its online state and counters. An empty payload (a cleared retained
- * message) is ignored.
+ * gets its online state and counters. Only an online Status counts as
+ * hearing from the device (last seen): an offline one is the broker
+ * speaking for it (its will) or a retained message replayed to a starting
+ * aggregator. An empty payload (a cleared retained message) is ignored.
  */
 #ifndef EDGETEL_INGEST_H
 #define EDGETEL_INGEST_H
@@ -41,7 +52,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "edgetel/store.h"
+#include "edgetel/store_writer.h"
 
 /* Longest topic root accepted, e.g. "edgetel" or "acme/site-3/edgetel". */
 #define ET_TOPIC_ROOT_MAX 128
@@ -75,22 +86,36 @@ struct et_ingest_reply {
     uint64_t seq;             /* STORED / DUPLICATE: the batch's seq */
     uint64_t acked_through;   /* STORED / DUPLICATE */
     bool new_device;          /* the store had never heard of the device */
+    bool changed;             /* STATUS: the online state is news (none was recorded,
+                                 or it differs); a replayed retained Status is not */
     /* STORED / DUPLICATE: publish ack (ack_len bytes) to ack_topic, QoS 1,
      * not retained. Both are owned by the ingest handle and valid until
-     * its next call or its destruction. */
+     * its next call or its destruction. Inside a group ack is NULL and
+     * ack_held true: the Ack waits for et_ingest_group_end(). */
     const char *ack_topic;
     const uint8_t *ack;
     size_t ack_len;
+    bool ack_held;
 };
+
+/*
+ * Publishes one Ack that et_ingest_group_end() releases: reply has kind,
+ * device, seq, acked_through, ack_topic, ack and ack_len set, valid during
+ * the call only.
+ */
+typedef void (*et_ingest_publish_fn)(void *ctx, const struct et_ingest_reply *reply);
 
 struct et_ingest;
 
 /**
- * @param store borrowed; must outlive the handle.
+ * @param w borrowed; must outlive the handle. While a group is open the
+ *        handle owns w's transaction: nothing else may use w.
  * @param topic_root copied; 1..ET_TOPIC_ROOT_MAX chars with no wildcards.
- * @return 0, -EINVAL for a bad root, -ENOMEM.
+ * @return 0, -EINVAL for a bad root or no writer, -ENOMEM.
  */
-int et_ingest_create(struct et_ingest **out, struct et_store *store, const char *topic_root);
+int et_ingest_create(struct et_ingest **out, struct et_store_writer *w, const char *topic_root);
+
+/** Destroy; NULL is a no-op. An open group is rolled back and its Acks dropped. */
 void et_ingest_destroy(struct et_ingest *ig);
 
 /**
@@ -105,6 +130,25 @@ int et_ingest_message(struct et_ingest *ig, const char *topic, const void *paylo
                       size_t len, int64_t now_ms, struct et_ingest_reply *reply);
 
 const struct et_ingest_stats *et_ingest_stats(const struct et_ingest *ig);
+
+/**
+ * Open a group (see the top of this file): one store transaction begins.
+ * @return 0; -EALREADY when one is open; a store error (then messages go
+ *         on committing one by one).
+ */
+int et_ingest_group_begin(struct et_ingest *ig);
+
+/**
+ * Close the group: commit it, then hand every Ack it held to publish, in
+ * the order of the messages, when the commit succeeded; drop them when it
+ * did not.
+ * @param held (may be NULL) gets the number of Acks the group held.
+ * @return 0; -ECANCELED when a message failed and the group was rolled
+ *         back; -EINVAL when no group is open; the store's error when the
+ *         commit failed (it is then rolled back).
+ */
+int et_ingest_group_end(struct et_ingest *ig, et_ingest_publish_fn publish, void *ctx,
+                        size_t *held);
 
 /**
  * Split "{root}/v1/{device}/{leaf}" into device and leaf.

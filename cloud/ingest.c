@@ -1,7 +1,7 @@
 /*
  * Ingest: topic + payload -> store transaction -> Ack. See ingest.h.
  */
-#include "edgetel/ingest.h"
+#include "ingest_priv.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -9,37 +9,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "edgetel/ack.h"
 #include "edgetel/codec.h"
 #include "edgetel/log.h"
+#include "edgetel/retime.h"
 
-/* {root}/v1/{device}/ack */
-#define INGEST_TOPIC_MAX (ET_TOPIC_ROOT_MAX + ET_DEVICE_ID_MAX + 16)
 /* Largest |base_mono_ms| and |base_wall_ms| accepted (see ingest_check_batch). */
 #define INGEST_TIME_LIMIT (INT64_C(1) << 62)
 
-struct et_ingest {
-    struct et_store *store;        /* borrowed */
-    char root[ET_TOPIC_ROOT_MAX + 1];
-    struct et_ingest_stats stats;
-    /* Per-batch scratch, grown to the largest batch seen. */
-    int64_t *mono;
-    size_t mono_cap;
-    int64_t *metric_ids;
-    size_t metric_cap;
-    /* Samples re-timed by the transaction in progress; counted on commit. */
-    uint64_t pending_retimed;
-    /* The last reply's Ack. */
-    char ack_topic[INGEST_TOPIC_MAX];
-    uint8_t *ack;
-};
-
-int et_ingest_create(struct et_ingest **out, struct et_store *store, const char *topic_root)
+int et_ingest_create(struct et_ingest **out, struct et_store_writer *w, const char *topic_root)
 {
     struct et_ingest *ig;
     size_t n;
 
     *out = NULL;
-    if (!store || !topic_root)
+    if (!w || !topic_root)
         return -EINVAL;
     n = strlen(topic_root);
     if (n == 0 || n > ET_TOPIC_ROOT_MAX || strpbrk(topic_root, "+#") ||
@@ -48,7 +32,7 @@ int et_ingest_create(struct et_ingest **out, struct et_store *store, const char 
     ig = calloc(1, sizeof(*ig));
     if (!ig)
         return -ENOMEM;
-    ig->store = store;
+    ig->w = w;
     memcpy(ig->root, topic_root, n + 1);
     *out = ig;
     return 0;
@@ -58,6 +42,7 @@ void et_ingest_destroy(struct et_ingest *ig)
 {
     if (!ig)
         return;
+    ingest_group_free(ig);
     free(ig->mono);
     free(ig->metric_ids);
     free(ig->ack);
@@ -122,11 +107,27 @@ static int ingest_malformed(struct et_ingest *ig, struct et_ingest_reply *reply,
     return 0;
 }
 
+/*
+ * The topic is the identity we trust (ingest.h): a message naming another
+ * device than its topic's is malformed. True when it does (logged, counted).
+ */
+static bool ingest_other_device(struct et_ingest *ig, struct et_ingest_reply *reply,
+                                const char *topic, const char *what, const char *device_id)
+{
+    char why[128];
+
+    if (strcmp(device_id, reply->device) == 0)
+        return false;
+    snprintf(why, sizeof(why), "device_id \"%.64s\" differs from the topic's", device_id);
+    ingest_malformed(ig, reply, topic, what, why);
+    return true;
+}
+
 /* The store (or memory) failed: undo, count, and tell the caller not to ack. */
 static int ingest_store_failed(struct et_ingest *ig, struct et_ingest_reply *reply,
                                int err, const char *what)
 {
-    et_store_rollback(ig->store);
+    ingest_tx_rollback(ig);
     ig->stats.store_errors++;
     reply->kind = ET_INGEST_NONE;
     et_error("ingest", "device %s: %s not stored: %s (the device will send it again)",
@@ -202,40 +203,6 @@ static void ingest_boot_hex(const ProtobufCBinaryData *boot_id, char *out)
         out[0] = '\0';
 }
 
-/*
- * The clock mapping for this batch's boot, if there is one: the batch's own
- * base pair when it was made on a synchronised clock, else the mapping the
- * store holds for the device when it is of the same boot.
- */
-static int ingest_clock(struct et_ingest *ig, const Edgetel__V1__Batch *b, const char *device,
-                        const char *boot_hex, struct et_store_clock *clk, bool *known)
-{
-    int ret;
-
-    *known = false;
-    if (!boot_hex[0])
-        return 0;   /* no boot id: monotonic times of different boots look alike */
-    if (b->time_quality == EDGETEL__V1__TIME_QUALITY__TIME_QUALITY_SYNCED) {
-        snprintf(clk->boot_id_hex, sizeof(clk->boot_id_hex), "%s", boot_hex);
-        clk->base_wall_ms = b->base_wall_ms;
-        clk->base_mono_ms = b->base_mono_ms;
-        *known = true;
-        return 0;
-    }
-    ret = et_store_clock_get(ig->store, device, clk);
-    if (ret == 0)
-        *known = strcmp(clk->boot_id_hex, boot_hex) == 0;
-    return ret;
-}
-
-/*
- * Store the batch's rows; the transaction is open. A sample measured
- * before the device's clock was synchronised gets its true wall time when
- * the mapping for its boot is known (and quality CORRECTED); otherwise it
- * is stored as measured and counted in the batch row, for et_store_retime()
- * when a synchronised batch of that boot arrives.
- */
-
 /* Keep a metric's tags as its latest batch has them ("k=v,k2=v2"). The
  * decoder checked every tag (no '=' or ',' inside, lengths bounded). */
 static int ingest_metric_tags(struct et_ingest *ig, const Edgetel__V1__Metric *m, int64_t id)
@@ -247,9 +214,15 @@ static int ingest_metric_tags(struct et_ingest *ig, const Edgetel__V1__Metric *m
     for (size_t t = 0; t < m->n_tags && used < sizeof(tags); t++)
         used += (size_t)snprintf(tags + used, sizeof(tags) - used, "%s%s=%s", t ? "," : "",
                                  m->tags[t]->key, m->tags[t]->value);
-    return et_store_metric_tags(ig->store, id, tags);
+    return et_store_metric_tags(ig->w, id, tags);
 }
 
+/*
+ * Store the batch's rows; the transaction is open. Each sample gets the
+ * wall time re-timing gives it, or keeps the one it was measured with and
+ * is counted in the batch row when it still waits for its boot's clock
+ * (retime.h).
+ */
 static int ingest_store_rows(struct et_ingest *ig, const Edgetel__V1__Batch *b,
                              const char *device, const char *boot_hex, int64_t now_ms)
 {
@@ -262,9 +235,11 @@ static int ingest_store_rows(struct et_ingest *ig, const Edgetel__V1__Batch *b,
         .boot_id_hex = boot_hex,
         .time_quality = (enum et_time_quality)b->time_quality,
     };
-    struct et_store_clock clk;
-    uint64_t retimed = 0;
-    bool clock_known;
+    struct et_store_clock own = {
+        .base_wall_ms = b->base_wall_ms, .base_mono_ms = b->base_mono_ms,
+    };
+    struct et_retime rt;
+    uint64_t retimed = 0, earlier = 0;
     int64_t id;
     int ret;
 
@@ -272,15 +247,17 @@ static int ingest_store_rows(struct et_ingest *ig, const Edgetel__V1__Batch *b,
              sizeof(*ig->metric_ids)) < 0)
         return -ENOMEM;
     for (size_t i = 0; i < b->n_metrics; i++) {
-        ret = et_store_metric_id(ig->store, device, b->metrics[i]->name,
-                                 b->metrics[i]->unit, &ig->metric_ids[i]);
+        ret = et_store_metric_id(ig->w, device, b->metrics[i]->name, b->metrics[i]->unit,
+                                 &ig->metric_ids[i]);
         if (ret < 0)
             return ret;
         ret = ingest_metric_tags(ig, b->metrics[i], ig->metric_ids[i]);
         if (ret < 0)
             return ret;
     }
-    ret = ingest_clock(ig, b, device, boot_hex, &clk, &clock_known);
+    snprintf(own.boot_id_hex, sizeof(own.boot_id_hex), "%s", boot_hex);
+    ret = et_retime_clock(ig->w, device, &own,
+                          b->time_quality == EDGETEL__V1__TIME_QUALITY__TIME_QUALITY_SYNCED, &rt);
     if (ret < 0)
         return ret;
     for (size_t i = 0; i < b->n_samples; i++) {
@@ -296,59 +273,50 @@ static int ingest_store_rows(struct et_ingest *ig, const Edgetel__V1__Batch *b,
             .seq = b->seq,
         };
 
-        if (smp.time_quality == ET_TQ_UNSYNCED && clock_known &&
-            smp.mono_ms >= clk.base_mono_ms - ET_STORE_RETIME_SPAN_MS &&
-            smp.mono_ms <= clk.base_mono_ms + ET_STORE_RETIME_SPAN_MS) {
-            smp.ts_ms = clk.base_wall_ms + (smp.mono_ms - clk.base_mono_ms);
+        if (et_retime_sample(&rt, smp.mono_ms, smp.time_quality, &smp.ts_ms)) {
             smp.time_quality = ET_TQ_CORRECTED;
             retimed++;
         } else if (smp.time_quality == ET_TQ_UNSYNCED) {
             row.unsynced_samples++;
         }
         ingest_value(s, &smp.value);
-        ret = et_store_insert_sample(ig->store, &smp, &id);
+        ret = et_store_insert_sample(ig->w, &smp, &id);
         if (ret < 0)
             return ret;
         if (i == 0)
             row.first_sample_id = id;
         row.last_sample_id = id;
     }
-    ret = et_store_insert_batch(ig->store, &row);
+    ret = et_store_insert_batch(ig->w, &row);
     if (ret < 0)
         return ret;
-    /* A synchronised batch: what earlier batches of its boot left unsynced
-     * can be re-timed now, and later ones will use its mapping. */
-    if (b->time_quality == EDGETEL__V1__TIME_QUALITY__TIME_QUALITY_SYNCED && boot_hex[0]) {
-        uint64_t earlier = 0;
-
-        ret = et_store_retime(ig->store, device, &clk, &earlier);
-        if (ret < 0)
-            return ret;
-        if (earlier)
-            et_info("ingest", "device %s: re-timed %" PRIu64 " samples of boot %s measured "
-                    "before its clock was synchronised", device, earlier, boot_hex);
-        retimed += earlier;
-    }
-    ig->pending_retimed = retimed;
+    /* A batch of a synchronised clock: what earlier batches of its boot
+     * left unsynced can be re-timed now, and later ones will use it. */
+    ret = et_retime_boot(ig->w, device, &rt, &earlier);
+    if (ret < 0)
+        return ret;
+    if (earlier)
+        et_info("ingest", "device %s: re-timed %" PRIu64 " samples of boot %s measured "
+                "before its clock was synchronised", device, earlier, boot_hex);
+    ig->pending_retimed = retimed + earlier;
     return 0;
 }
 
 static int ingest_make_ack(struct et_ingest *ig, struct et_ingest_reply *reply)
 {
-    uint64_t sel = reply->seq;
     size_t len;
     int ret;
 
     snprintf(ig->ack_topic, sizeof(ig->ack_topic), "%s/v1/%s/ack", ig->root, reply->device);
     free(ig->ack);
     ig->ack = NULL;
-    ret = et_wire_encode_ack(reply->device, reply->acked_through, &sel,
-                             reply->seq > reply->acked_through ? 1 : 0, &ig->ack, &len);
+    ret = et_ack_encode(reply->device, reply->seq, reply->acked_through, &ig->ack, &len);
     if (ret < 0)
         return ret;
     reply->ack_topic = ig->ack_topic;
     reply->ack = ig->ack;
     reply->ack_len = len;
+    ingest_hold_ack(ig, reply);
     return 0;
 }
 
@@ -367,12 +335,8 @@ static int ingest_batch(struct et_ingest *ig, const char *topic, const void *pay
     ret = et_wire_decode_batch(payload, len, &b, why, sizeof(why));
     if (ret < 0)
         return ingest_malformed(ig, reply, topic, "batch", why);
-    if (strcmp(b->device_id, reply->device) != 0) {
-        snprintf(why, sizeof(why), "device_id \"%.64s\" differs from the topic's",
-                 b->device_id);
-        ret = ingest_malformed(ig, reply, topic, "batch", why);
-        goto out;
-    }
+    if (ingest_other_device(ig, reply, topic, "batch", b->device_id))
+        goto out;   /* ret is 0: dealt with */
     ret = ingest_check_batch(ig, b, why, sizeof(why));
     if (ret == -EBADMSG) {
         ret = ingest_malformed(ig, reply, topic, "batch", why);
@@ -386,21 +350,21 @@ static int ingest_batch(struct et_ingest *ig, const char *topic, const void *pay
     reply->seq = b->seq;
     floor = b->oldest_seq > 0 ? b->oldest_seq - 1 : 0;
 
-    ret = et_store_begin(ig->store);
+    ret = ingest_tx_begin(ig);
     if (ret < 0) {
         ret = ingest_store_failed(ig, reply, ret, "batch");
         goto out;
     }
-    ret = et_store_batch_seen(ig->store, reply->device, b->seq, &seen);
+    ret = et_store_batch_seen(ig->w, reply->device, b->seq, &seen);
     if (ret == 0)
-        ret = et_store_device_seen(ig->store, reply->device, now_ms, boot_hex,
+        ret = et_store_device_seen(ig->w, reply->device, now_ms, boot_hex,
                                    seen ? 0 : b->n_samples, &created);
     if (ret == 0 && !seen)
         ret = ingest_store_rows(ig, b, reply->device, boot_hex, now_ms);
     if (ret == 0)
-        ret = et_store_advance_ack(ig->store, reply->device, floor, &reply->acked_through);
+        ret = et_ack_advance(ig->w, reply->device, floor, &reply->acked_through);
     if (ret == 0)
-        ret = et_store_commit(ig->store);
+        ret = ingest_tx_commit(ig);
     if (ret < 0) {
         ret = ingest_store_failed(ig, reply, ret, "batch");
         goto out;
@@ -442,7 +406,8 @@ static int ingest_status(struct et_ingest *ig, const char *topic, const void *pa
     char boot_hex[2 * ET_BOOT_ID_LEN + 1];
     Edgetel__V1__Status *st = NULL;
     struct et_store_status row;
-    bool created = false, changed = false;
+    struct et_store_status_was was = { .created = false };
+    bool created = false;
     int ret;
 
     if (len == 0) {
@@ -456,12 +421,8 @@ static int ingest_status(struct et_ingest *ig, const char *topic, const void *pa
     ret = et_wire_decode_status(payload, len, &st, why, sizeof(why));
     if (ret < 0)
         return ingest_malformed(ig, reply, topic, "status", why);
-    if (strcmp(st->device_id, reply->device) != 0) {
-        snprintf(why, sizeof(why), "device_id \"%.64s\" differs from the topic's",
-                 st->device_id);
-        ret = ingest_malformed(ig, reply, topic, "status", why);
-        goto out;
-    }
+    if (ingest_other_device(ig, reply, topic, "status", st->device_id))
+        goto out;   /* ret is 0: dealt with */
     ingest_boot_hex(&st->boot_id, boot_hex);
     row = (struct et_store_status){
         .device = reply->device,
@@ -474,15 +435,20 @@ static int ingest_status(struct et_ingest *ig, const char *topic, const void *pa
         .reason = st->reason,
         .device_wall_ms = st->wall_ms,
     };
-    ret = et_store_begin(ig->store);
+    ret = ingest_tx_begin(ig);
+    /* Only an online Status is the device being heard (see ingest.h). */
+    if (ret == 0 && st->online)
+        ret = et_store_device_seen(ig->w, reply->device, now_ms, boot_hex, 0, &created);
     if (ret == 0)
-        ret = et_store_device_status(ig->store, &row, now_ms, &created, &changed);
+        ret = et_store_device_status(ig->w, &row, now_ms, &was);
     if (ret == 0)
-        ret = et_store_commit(ig->store);
+        ret = ingest_tx_commit(ig);
     if (ret < 0) {
         ret = ingest_store_failed(ig, reply, ret, "status");
         goto out;
     }
+    created = created || was.created;
+    reply->changed = !was.had_status || was.online != row.online;
     reply->kind = ET_INGEST_STATUS;
     reply->new_device = created;
     ig->stats.statuses++;
@@ -492,7 +458,7 @@ static int ingest_status(struct et_ingest *ig, const char *topic, const void *pa
     }
     /* A starting aggregator is replayed every device's retained status:
      * only a change is news. */
-    et_log(changed ? ET_LOG_INFO : ET_LOG_DEBUG, "ingest", "device %s %s%s%s%s%s",
+    et_log(reply->changed ? ET_LOG_INFO : ET_LOG_DEBUG, "ingest", "device %s %s%s%s%s%s",
            reply->device, st->online ? "online" : "offline",
            st->agent_version[0] ? ", agent " : "", st->agent_version,
            st->reason[0] ? ": " : "", st->reason);

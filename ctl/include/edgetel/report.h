@@ -1,6 +1,6 @@
 /*
  * What edgetelctl prints from a store: the fleet table, metric lists,
- * query results as text or CSV, and tail lines. Kept beside the store so
+ * query results as text or CSV, and tail lines. A library of edgetelctl so
  * the tests can check the exact output against a store they build.
  *
  * All functions return 0 or -errno (a store error, or -EIO when writing
@@ -14,7 +14,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "edgetel/store.h"
+#include "edgetel/store_reader.h"
 
 /**
  * One line per device: id, online, last seen (ISO 8601 UTC and age at
@@ -22,13 +22,13 @@
  * device's last Status; "-" before any). Prints "no devices yet" when
  * the store has none.
  */
-int et_report_devices(struct et_store *s, FILE *out, int64_t now_ms);
+int et_report_devices(struct et_store_reader *r, FILE *out, int64_t now_ms);
 
 /**
  * Metrics with unit, sample count, first and last sample time; of one
  * device, or of every device (with a device column) when device is NULL.
  */
-int et_report_metrics(struct et_store *s, FILE *out, const char *device);
+int et_report_metrics(struct et_store_reader *r, FILE *out, const char *device);
 
 /**
  * The samples q selects, oldest first: as text ("time value unit quality")
@@ -36,7 +36,7 @@ int et_report_metrics(struct et_store *s, FILE *out, const char *device);
  * "time,ts_ms,device,metric,value,unit,time_quality,seq".
  * *rows (may be NULL) gets the number of samples written.
  */
-int et_report_query(struct et_store *s, FILE *out, const struct et_store_query *q, bool csv,
+int et_report_query(struct et_store_reader *r, FILE *out, const struct et_store_query *q, bool csv,
                     uint64_t *rows);
 
 /** One tail line: "time device metric value unit". */
@@ -48,7 +48,7 @@ int et_report_tail_line(FILE *out, const struct et_store_sample *smp);
  * @return 0, or -ENOENT with why set, e.g.
  *         "device pi-7 has no metric \"cpu.usge\" (edgetelctl metrics --device pi-7 lists them)".
  */
-int et_report_check(struct et_store *s, const char *device, const char *metric, char *why,
+int et_report_check(struct et_store_reader *r, const char *device, const char *metric, char *why,
                     size_t whylen);
 
 /** A value as text: numbers round-trip, booleans true/false, strings as they are. */

@@ -1,0 +1,236 @@
+/*
+ * The store writer: the storage calls ingest makes, and nothing else.
+ *
+ * A backend implements struct et_store_writer_ops; ingest (cloud/ingest.c)
+ * and the rules beside it (ack.c, retime.c) call the et_store_* functions
+ * below, which state what each call promises. No call decides anything a
+ * rule decides: the cumulative ack, which samples are re-timed and to
+ * which time, whether a Status means the device was heard, are all the
+ * caller's. A call stores what it is given and answers what it is asked.
+ *
+ * Transactions: ingest makes its calls between et_store_begin() and
+ * et_store_commit() or et_store_rollback(); each sees the transaction's
+ * own writes (a call outside one stands alone). begin takes the write
+ * lock at once, so two aggregator instances on one store serialise
+ * cleanly instead of failing to upgrade a read lock half way. A commit is
+ * durable when it returns: the aggregator acknowledges a batch to its
+ * device only after it, and the device then deletes the batch.
+ *
+ * Errors: 0 or -errno, as store.h says. After an error inside a
+ * transaction the caller rolls back; the backend may already have.
+ *
+ * The vtable only grows at the end; every member is required.
+ */
+#ifndef EDGETEL_STORE_WRITER_H
+#define EDGETEL_STORE_WRITER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "edgetel/store.h"
+
+struct et_store_writer_ops {
+    int (*begin)(struct et_store_writer *w);
+    int (*commit)(struct et_store_writer *w);
+    int (*rollback)(struct et_store_writer *w);
+    int (*batch_seen)(struct et_store_writer *w, const char *device, uint64_t seq, bool *seen);
+    int (*device_seen)(struct et_store_writer *w, const char *device, int64_t now_ms,
+                       const char *boot_id_hex, uint64_t add_samples, bool *created);
+    int (*device_status)(struct et_store_writer *w, const struct et_store_status *st,
+                         int64_t now_ms, struct et_store_status_was *was);
+    int (*metric_id)(struct et_store_writer *w, const char *device, const char *name,
+                     const char *unit, int64_t *id);
+    int (*metric_tags)(struct et_store_writer *w, int64_t id, const char *tags);
+    int (*insert_batch)(struct et_store_writer *w, const struct et_store_batch *b);
+    int (*insert_sample)(struct et_store_writer *w, const struct et_store_sample *smp,
+                         int64_t *id);
+    int (*ack_get)(struct et_store_writer *w, const char *device, uint64_t *acked_through);
+    int (*ack_set)(struct et_store_writer *w, const char *device, uint64_t acked_through);
+    int (*seqs_after)(struct et_store_writer *w, const char *device, uint64_t after,
+                      uint64_t *seqs, size_t max, size_t *n);
+    int (*clock_get)(struct et_store_writer *w, const char *device, struct et_store_clock *out);
+    int (*clock_set)(struct et_store_writer *w, const char *device,
+                     const struct et_store_clock *clk);
+    int (*unsynced_samples)(struct et_store_writer *w, const char *device,
+                            const char *boot_id_hex, et_store_sample_cb cb, void *ctx);
+    int (*sample_time)(struct et_store_writer *w, int64_t id, int64_t ts_ms,
+                       enum et_time_quality tq);
+    int (*unsynced_done)(struct et_store_writer *w, const char *device,
+                         const char *boot_id_hex);
+};
+
+/* A backend's writer starts with this; et_store_writer() hands it out. */
+struct et_store_writer {
+    const struct et_store_writer_ops *ops;
+};
+
+/* ---- transactions --------------------------------------------------------- */
+
+/** Start a write transaction (takes the write lock now); -EALREADY when one is open. */
+static inline int et_store_begin(struct et_store_writer *w)
+{
+    return w->ops->begin(w);
+}
+
+/** Make the transaction durable. On failure it is rolled back. -EINVAL when none is open. */
+static inline int et_store_commit(struct et_store_writer *w)
+{
+    return w->ops->commit(w);
+}
+
+/** Undo the transaction; harmless when none is open. */
+static inline int et_store_rollback(struct et_store_writer *w)
+{
+    return w->ops->rollback(w);
+}
+
+/* ---- devices ------------------------------------------------------------- */
+
+/**
+ * The device was heard from at now_ms: create its row if new (first and
+ * last seen now_ms; *created, may be NULL), raise last_seen to now_ms (it
+ * never goes back: instances may store out of order), set the boot id when
+ * boot_id_hex is not NULL or "", and add add_samples to its stored-sample
+ * count.
+ */
+static inline int et_store_device_seen(struct et_store_writer *w, const char *device,
+                                       int64_t now_ms, const char *boot_id_hex,
+                                       uint64_t add_samples, bool *created)
+{
+    return w->ops->device_seen(w, device, now_ms, boot_id_hex, add_samples, created);
+}
+
+/**
+ * Record a Status: online state, counters, reason and the device's clock
+ * at sending; the boot id and agent version when not "" (an empty one
+ * keeps what is recorded). Creates the row if new (first and last seen
+ * now_ms). Does not touch last_seen otherwise: whether a Status counts as
+ * hearing the device is the caller's to say, with et_store_device_seen().
+ * *was (may be NULL) gets what the row held before.
+ */
+static inline int et_store_device_status(struct et_store_writer *w,
+                                         const struct et_store_status *st, int64_t now_ms,
+                                         struct et_store_status_was *was)
+{
+    return w->ops->device_status(w, st, now_ms, was);
+}
+
+/* ---- metrics, batches, samples ------------------------------------------- */
+
+/** The id of (device, name), created if new; the unit is replaced when it differs. */
+static inline int et_store_metric_id(struct et_store_writer *w, const char *device,
+                                     const char *name, const char *unit, int64_t *id)
+{
+    return w->ops->metric_id(w, device, name, unit, id);
+}
+
+/** Set a metric's tags (canonical "k=v,k2=v2", "" for none); a no-op when unchanged. */
+static inline int et_store_metric_tags(struct et_store_writer *w, int64_t id, const char *tags)
+{
+    return w->ops->metric_tags(w, id, tags);
+}
+
+/** Whether (device, seq) is stored; false for a seq above ET_STORE_SEQ_MAX. */
+static inline int et_store_batch_seen(struct et_store_writer *w, const char *device,
+                                      uint64_t seq, bool *seen)
+{
+    return w->ops->batch_seen(w, device, seq, seen);
+}
+
+/**
+ * Store a batch row. -EEXIST when (device, seq) is already stored (not
+ * logged: the caller judges); -ERANGE for a seq above ET_STORE_SEQ_MAX.
+ */
+static inline int et_store_insert_batch(struct et_store_writer *w,
+                                        const struct et_store_batch *b)
+{
+    return w->ops->insert_batch(w, b);
+}
+
+/**
+ * Store a sample as given; *id (may be NULL) gets its row id, higher than
+ * any before it on this store. -EINVAL for an unknown value type, -ERANGE
+ * for a seq above ET_STORE_SEQ_MAX.
+ */
+static inline int et_store_insert_sample(struct et_store_writer *w,
+                                         const struct et_store_sample *smp, int64_t *id)
+{
+    return w->ops->insert_sample(w, smp, id);
+}
+
+/* ---- the cumulative ack's storage (the walk is ack.c's) ------------------- */
+
+/** The device's recorded cumulative ack; -ENOENT when it has no row. */
+static inline int et_store_ack_get(struct et_store_writer *w, const char *device,
+                                   uint64_t *acked_through)
+{
+    return w->ops->ack_get(w, device, acked_through);
+}
+
+/** Record the device's cumulative ack as given (at most ET_STORE_SEQ_MAX). */
+static inline int et_store_ack_set(struct et_store_writer *w, const char *device,
+                                   uint64_t acked_through)
+{
+    return w->ops->ack_set(w, device, acked_through);
+}
+
+/**
+ * The stored seqs of device above after, in increasing order, at most max
+ * of them, into seqs; *n gets how many. Fewer than max means there are no
+ * more: a caller reads on from the last one only after a full page.
+ */
+static inline int et_store_seqs_after(struct et_store_writer *w, const char *device,
+                                      uint64_t after, uint64_t *seqs, size_t max, size_t *n)
+{
+    return w->ops->seqs_after(w, device, after, seqs, max, n);
+}
+
+/* ---- re-timing's storage (the rule is retime.c's) ------------------------ */
+
+/** The device's recorded clock mapping; boot_id_hex is "" when there is none or no row. */
+static inline int et_store_clock_get(struct et_store_writer *w, const char *device,
+                                     struct et_store_clock *out)
+{
+    return w->ops->clock_get(w, device, out);
+}
+
+/** Record clk as the device's clock mapping. */
+static inline int et_store_clock_set(struct et_store_writer *w, const char *device,
+                                     const struct et_store_clock *clk)
+{
+    return w->ops->clock_set(w, device, clk);
+}
+
+/**
+ * Every sample of the device's batches of boot boot_id_hex that were
+ * stored with unsynced_samples > 0 and not yet passed to
+ * et_store_unsynced_done(), whatever its quality, to cb. Only id,
+ * metric_id, ts_ms, mono_ms, time_quality and seq are set. cb must not
+ * call the writer: collect, then write.
+ */
+static inline int et_store_unsynced_samples(struct et_store_writer *w, const char *device,
+                                            const char *boot_id_hex, et_store_sample_cb cb,
+                                            void *ctx)
+{
+    return w->ops->unsynced_samples(w, device, boot_id_hex, cb, ctx);
+}
+
+/** Give sample id the wall time ts_ms and quality tq. */
+static inline int et_store_sample_time(struct et_store_writer *w, int64_t id, int64_t ts_ms,
+                                       enum et_time_quality tq)
+{
+    return w->ops->sample_time(w, id, ts_ms, tq);
+}
+
+/**
+ * The waiting batches of (device, boot) have been dealt with:
+ * et_store_unsynced_samples() returns none of them again.
+ */
+static inline int et_store_unsynced_done(struct et_store_writer *w, const char *device,
+                                         const char *boot_id_hex)
+{
+    return w->ops->unsynced_done(w, device, boot_id_hex);
+}
+
+#endif

@@ -1,0 +1,142 @@
+/*
+ * The SQLite store backend, shared by its three files:
+ *   store_sqlite_open.c    schema, migrations, opening and closing
+ *   store_sqlite_writer.c  the writer (store_writer.h)
+ *   store_sqlite_reader.c  the reader (store_reader.h)
+ * Private to et_store.
+ */
+#ifndef EDGETEL_STORE_SQLITE_H
+#define EDGETEL_STORE_SQLITE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sqlite3.h>
+
+#include "backend.h"
+#include "edgetel/sqlite.h"
+
+/* The writer's cached statements (SQL in store_sqlite_writer.c). */
+enum store_writer_stmt {
+    SW_BEGIN,
+    SW_COMMIT,
+    SW_ROLLBACK,
+    SW_BATCH_SEEN,
+    SW_DEVICE_INSERT,
+    SW_DEVICE_SEEN,
+    SW_STATUS_GET,
+    SW_STATUS,
+    SW_METRIC_GET,
+    SW_METRIC_INSERT,
+    SW_METRIC_UNIT,
+    SW_METRIC_TAGS,
+    SW_BATCH_INSERT,
+    SW_SAMPLE_INSERT,
+    SW_ACK_GET,
+    SW_ACK_SET,
+    SW_SEQS_AFTER,
+    SW_CLOCK_GET,
+    SW_CLOCK_SET,
+    SW_UNSYNCED_SAMPLES,
+    SW_SAMPLE_TIME,
+    SW_UNSYNCED_DONE,
+    SW_COUNT
+};
+
+/* The reader's cached statements (SQL in store_sqlite_reader.c). */
+enum store_reader_stmt {
+    SR_DEVICES,
+    SR_METRICS,
+    SR_QUERY,
+    SR_AFTER,
+    SR_LAST_ID,
+    SR_COUNT
+};
+
+struct store_sqlite {
+    struct et_store base;       /* first: the front end casts to it */
+    struct et_store_writer writer;
+    struct et_store_reader reader;
+    sqlite3 *db;
+    bool readonly;
+    bool in_tx;
+    sqlite3_stmt *writer_stmts[SW_COUNT];
+    sqlite3_stmt *reader_stmts[SR_COUNT];
+};
+
+extern const struct et_store_writer_ops store_sqlite_writer_ops;
+extern const struct et_store_reader_ops store_sqlite_reader_ops;
+
+/*
+ * One value for a statement's next parameter. Built with the STORE_* macros
+ * below, which check each value's C type as a struct initialiser does, so
+ * a call reads as its SQL's parameters in order:
+ *     STORE_ARGS(STORE_TEXT(device), STORE_U64(acked_through))
+ */
+struct store_arg {
+    enum { STORE_ARG_NULL, STORE_ARG_TEXT, STORE_ARG_INT, STORE_ARG_REAL } type;
+    union {
+        const char *text;
+        int64_t i;
+        double real;
+    } v;
+};
+
+#define STORE_NULL ((struct store_arg){ .type = STORE_ARG_NULL })
+/* Text; NULL binds as "" (the columns are NOT NULL '' when unknown). */
+#define STORE_TEXT(s) ((struct store_arg){ .type = STORE_ARG_TEXT, .v.text = (s) })
+#define STORE_INT(x) ((struct store_arg){ .type = STORE_ARG_INT, .v.i = (x) })
+/* An unsigned counter or seq, clamped to the signed column (et_sqlite_u64_arg). */
+#define STORE_U64(x) STORE_INT(et_sqlite_u64_arg(x))
+#define STORE_REAL(x) ((struct store_arg){ .type = STORE_ARG_REAL, .v.real = (x) })
+/* The array and its length, for the args and n parameters below. */
+#define STORE_ARGS(...) (const struct store_arg[]){ __VA_ARGS__ }, \
+    sizeof((const struct store_arg[]){ __VA_ARGS__ }) / sizeof(struct store_arg)
+
+/*
+ * The statement for sql, prepared once into *slot and kept, reset and
+ * bound to the n args (parameters ?1..?n). 0 or -errno (logged).
+ */
+int store_sqlite_stmt(struct store_sqlite *ss, sqlite3_stmt **slot, const char *sql,
+                      const struct store_arg *args, size_t n, sqlite3_stmt **out);
+
+/*
+ * Rows for a caller's callback (store.h): which callback, its context, and
+ * whether it was the callback that stopped the rows, so that its value is
+ * told from a failure of the database.
+ */
+struct store_rows {
+    union {
+        et_store_device_cb device;
+        et_store_metric_cb metric;
+        et_store_sample_cb sample;
+    } cb;
+    void *ctx;
+    bool stopped;
+};
+
+/* A row function's end: note the callback's value ret as its own stop, hand it on. */
+static inline int store_rows_cb(struct store_rows *rows, int ret)
+{
+    rows->stopped = ret != 0;
+    return ret;
+}
+
+/*
+ * Step st through its rows with fn, which ends with store_rows_cb(). A
+ * callback's stop comes back as its value; a failure of the database is
+ * logged as what.
+ */
+int store_sqlite_rows(struct store_sqlite *ss, sqlite3_stmt *st, et_sqlite_row_fn fn,
+                      struct store_rows *rows, const char *what);
+
+/*
+ * Hand on ret, a result of an et_sqlite_* call on this store, logging the
+ * database's own message under "store" when it is a failure. -EEXIST (a
+ * key already stored) and -ENOENT (no such row) are answers for the
+ * caller to judge, not failures, and are not logged.
+ */
+int store_sqlite_failed(struct store_sqlite *ss, int ret, const char *what);
+
+#endif

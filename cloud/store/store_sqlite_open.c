@@ -1,0 +1,360 @@
+/*
+ * The SQLite store backend: the default for one site. This file makes and
+ * opens the database (schema, versions, migrations); the writer and the
+ * reader are store_sqlite_writer.c and store_sqlite_reader.c.
+ *
+ * WAL mode so edgetelctl reads while the aggregator writes, and
+ * synchronous=FULL: an Ack tells the device to delete its copy, so a commit
+ * must survive a power cut, not only a crash of the process.
+ *
+ * The SQL is kept close to what PostgreSQL accepts (ON CONFLICT, partial
+ * indexes) so the PostgreSQL backend can follow it; the differences are
+ * two-argument MAX() (GREATEST there) and last_insert_rowid (RETURNING id).
+ * Sequence numbers are unsigned 64-bit on the wire and signed 64-bit
+ * INTEGER here; seqs above ET_STORE_SEQ_MAX are refused with -ERANGE.
+ */
+#include "store_sqlite.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "edgetel/log.h"
+#include "edgetel/sqlite.h"
+
+/* user_version of the schema this code writes; read-only handles also
+ * read older versions back to STORE_SCHEMA_READABLE (their queries only use
+ * columns every such version has). */
+#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_READABLE 1
+/* How long a writer waits for another (another aggregator, a checkpoint). */
+#define STORE_BUSY_TIMEOUT_MS 10000
+
+static const char store_schema[] =
+    "CREATE TABLE devices ("
+    "  id TEXT PRIMARY KEY,"
+    "  online INTEGER NOT NULL DEFAULT 0,"
+    "  first_seen_ms INTEGER NOT NULL,"
+    "  last_seen_ms INTEGER NOT NULL,"
+    "  boot_id TEXT NOT NULL DEFAULT '',"
+    "  agent_version TEXT NOT NULL DEFAULT '',"
+    "  acked_through INTEGER NOT NULL DEFAULT 0,"
+    "  samples_stored INTEGER NOT NULL DEFAULT 0,"
+    "  has_status INTEGER NOT NULL DEFAULT 0,"
+    "  outbox_batches INTEGER NOT NULL DEFAULT 0,"
+    "  dropped_samples INTEGER NOT NULL DEFAULT 0,"
+    "  clock_synced INTEGER NOT NULL DEFAULT 0,"
+    "  reason TEXT NOT NULL DEFAULT '',"
+    "  status_wall_ms INTEGER NOT NULL DEFAULT 0,"
+    /* v2: the last clock mapping from a synced batch (et_store_clock). */
+    "  clock_boot TEXT NOT NULL DEFAULT '',"
+    "  clock_wall_ms INTEGER NOT NULL DEFAULT 0,"
+    "  clock_mono_ms INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE batches ("
+    "  device TEXT NOT NULL,"
+    "  seq INTEGER NOT NULL,"
+    "  received_ms INTEGER NOT NULL,"
+    "  n_samples INTEGER NOT NULL,"
+    "  historical INTEGER NOT NULL,"
+    "  boot_id TEXT NOT NULL,"
+    "  time_quality INTEGER NOT NULL,"
+    /* v2: where its samples are and how many still wait for re-timing. */
+    "  first_sample_id INTEGER NOT NULL DEFAULT 0,"
+    "  last_sample_id INTEGER NOT NULL DEFAULT 0,"
+    "  unsynced INTEGER NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (device, seq));"
+    /* Partial: holds only batches with samples waiting to be re-timed. */
+    "CREATE INDEX batches_unsynced ON batches (device, boot_id) WHERE unsynced > 0;"
+    "CREATE TABLE metrics ("
+    "  id INTEGER PRIMARY KEY,"
+    "  device TEXT NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  unit TEXT NOT NULL,"
+    /* v3: the collector's tags, canonical "k=v,k2=v2" (latest wins). */
+    "  tags TEXT NOT NULL DEFAULT '',"
+    "  UNIQUE (device, name));"
+    /* One value column per type; vtype (enum et_type) says which is set. */
+    "CREATE TABLE samples ("
+    "  id INTEGER PRIMARY KEY,"
+    "  metric_id INTEGER NOT NULL REFERENCES metrics(id),"
+    "  ts_ms INTEGER NOT NULL,"
+    "  mono_ms INTEGER NOT NULL,"
+    "  vtype INTEGER NOT NULL,"
+    "  v_f64 REAL,"
+    "  v_i64 INTEGER,"
+    "  v_bool INTEGER,"
+    "  v_str TEXT,"
+    "  time_quality INTEGER NOT NULL,"
+    "  seq INTEGER NOT NULL);"
+    "CREATE INDEX samples_metric_ts ON samples (metric_id, ts_ms);";
+
+/*
+ * Migrations: store_migrations[v - 1] takes a store from version v to v + 1.
+ * Rows stored before v2 carry no re-timing record (unsynced = 0), so their
+ * samples keep the quality they arrived with.
+ */
+static const char *const store_migrations[STORE_SCHEMA_VERSION - 1] = {
+    "ALTER TABLE devices ADD COLUMN clock_boot TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE devices ADD COLUMN clock_wall_ms INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE devices ADD COLUMN clock_mono_ms INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE batches ADD COLUMN first_sample_id INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE batches ADD COLUMN last_sample_id INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE batches ADD COLUMN unsynced INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX batches_unsynced ON batches (device, boot_id) WHERE unsynced > 0;",
+    "ALTER TABLE metrics ADD COLUMN tags TEXT NOT NULL DEFAULT '';",
+};
+
+int store_sqlite_stmt(struct store_sqlite *ss, sqlite3_stmt **slot, const char *sql,
+                      const struct store_arg *args, size_t n, sqlite3_stmt **out)
+{
+    int rc;
+
+    if (!*slot) {
+        rc = sqlite3_prepare_v3(ss->db, sql, -1, SQLITE_PREPARE_PERSISTENT, slot, NULL);
+        if (rc != SQLITE_OK)
+            return store_sqlite_failed(ss, et_sqlite_errno(ss->db, rc), "prepare");
+    } else {
+        sqlite3_reset(*slot);
+        sqlite3_clear_bindings(*slot);
+    }
+    /* The values are borrowed until the statement has run: SQLITE_STATIC. */
+    for (size_t i = 0; i < n; i++) {
+        int col = (int)i + 1;
+
+        switch (args[i].type) {
+        case STORE_ARG_TEXT:
+            sqlite3_bind_text(*slot, col, args[i].v.text ? args[i].v.text : "", -1,
+                              SQLITE_STATIC);
+            break;
+        case STORE_ARG_INT:
+            sqlite3_bind_int64(*slot, col, args[i].v.i);
+            break;
+        case STORE_ARG_REAL:
+            sqlite3_bind_double(*slot, col, args[i].v.real);
+            break;
+        case STORE_ARG_NULL:
+            break;   /* cleared above */
+        }
+    }
+    *out = *slot;
+    return 0;
+}
+
+int store_sqlite_failed(struct store_sqlite *ss, int ret, const char *what)
+{
+    if (ret < 0 && ret != -EEXIST && ret != -ENOENT)
+        et_error("store", "%s: %s", what, sqlite3_errmsg(ss->db));
+    return ret;
+}
+
+int store_sqlite_rows(struct store_sqlite *ss, sqlite3_stmt *st, et_sqlite_row_fn fn,
+                      struct store_rows *rows, const char *what)
+{
+    int ret = et_sqlite_each_row(st, fn, rows);
+
+    return rows->stopped ? ret : store_sqlite_failed(ss, ret, what);
+}
+
+/* ---- schema ------------------------------------------------------------- */
+
+/* The version and the number of tables, or -errno with err set. */
+static int store_read_version(struct store_sqlite *ss, int64_t *version, int64_t *tables,
+                              char *err, size_t errlen)
+{
+    int rc = et_sqlite_int(ss->db, "PRAGMA user_version", version);
+
+    if (rc == SQLITE_OK)
+        rc = et_sqlite_int(ss->db, "SELECT COUNT(*) FROM sqlite_master", tables);
+    if (rc == SQLITE_OK)
+        return 0;
+    if ((rc & 0xff) == SQLITE_NOTADB) {
+        snprintf(err, errlen, "not an SQLite database");
+        return -EPROTO;
+    }
+    snprintf(err, errlen, "%s", sqlite3_errmsg(ss->db));
+    return et_sqlite_errno(ss->db, rc);
+}
+
+/* Refuse what is not ours to read or change. */
+static int store_version_ok(int64_t version, int64_t tables, char *err, size_t errlen)
+{
+    if (version > STORE_SCHEMA_VERSION) {
+        snprintf(err, errlen, "schema version %lld was made by a newer edgetel"
+                 " (this one knows %d)", (long long)version, STORE_SCHEMA_VERSION);
+        return -EPROTO;
+    }
+    if (version == 0 && tables > 0) {
+        snprintf(err, errlen, "not an edgetel store (a database with other tables)");
+        return -EPROTO;
+    }
+    return 0;
+}
+
+/*
+ * Create the schema or migrate it to STORE_SCHEMA_VERSION, under the write
+ * lock. The version is read again there: two aggregators starting together
+ * on one file both get here, and the second finds the first one's work.
+ */
+static int store_upgrade(struct store_sqlite *ss, char *err, size_t errlen)
+{
+    int64_t version = 0, tables = 0;
+    int ret, rc;
+    char sql[64];
+
+    rc = sqlite3_exec(ss->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "locking the store to set up its schema: %s",
+                 sqlite3_errmsg(ss->db));
+        return et_sqlite_errno(ss->db, rc);
+    }
+    ret = store_read_version(ss, &version, &tables, err, errlen);
+    if (ret == 0)
+        ret = store_version_ok(version, tables, err, errlen);
+    if (ret < 0 || version == STORE_SCHEMA_VERSION)
+        goto done;
+    if (version == 0) {
+        rc = sqlite3_exec(ss->db, store_schema, NULL, NULL, NULL);
+    } else {
+        rc = SQLITE_OK;
+        for (int64_t v = version; rc == SQLITE_OK && v < STORE_SCHEMA_VERSION; v++)
+            rc = sqlite3_exec(ss->db, store_migrations[v - 1], NULL, NULL, NULL);
+    }
+    if (rc == SQLITE_OK) {
+        snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", STORE_SCHEMA_VERSION);
+        rc = sqlite3_exec(ss->db, sql, NULL, NULL, NULL);
+    }
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "%s the schema: %s", version ? "migrating" : "creating",
+                 sqlite3_errmsg(ss->db));
+        ret = et_sqlite_errno(ss->db, rc);
+    }
+done:
+    if (ret < 0) {
+        sqlite3_exec(ss->db, "ROLLBACK", NULL, NULL, NULL);
+        return ret;
+    }
+    rc = sqlite3_exec(ss->db, "COMMIT", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "committing the schema: %s", sqlite3_errmsg(ss->db));
+        ret = et_sqlite_errno(ss->db, rc);
+        sqlite3_exec(ss->db, "ROLLBACK", NULL, NULL, NULL);
+        return ret;
+    }
+    if (version > 0 && version < STORE_SCHEMA_VERSION)
+        et_info("store", "schema migrated from version %lld to %d", (long long)version,
+                STORE_SCHEMA_VERSION);
+    return 0;
+}
+
+static int store_check_schema(struct store_sqlite *ss, char *err, size_t errlen)
+{
+    int64_t version = 0, tables = 0;
+    int ret;
+
+    ret = store_read_version(ss, &version, &tables, err, errlen);
+    if (ret == 0)
+        ret = store_version_ok(version, tables, err, errlen);
+    if (ret < 0 || version == STORE_SCHEMA_VERSION)
+        return ret;
+    if (ss->readonly) {
+        if (version >= STORE_SCHEMA_READABLE)
+            return 0;
+        snprintf(err, errlen, "empty database, not yet an edgetel store");
+        return -EPROTO;
+    }
+    return store_upgrade(ss, err, errlen);
+}
+
+/* ---- open and close ----------------------------------------------------- */
+
+static void sqlite_close(struct et_store *s)
+{
+    struct store_sqlite *ss = (struct store_sqlite *)s;
+
+    if (ss->in_tx)
+        sqlite3_exec(ss->db, "ROLLBACK", NULL, NULL, NULL);
+    for (size_t i = 0; i < SW_COUNT; i++)
+        sqlite3_finalize(ss->writer_stmts[i]);
+    for (size_t i = 0; i < SR_COUNT; i++)
+        sqlite3_finalize(ss->reader_stmts[i]);
+    sqlite3_close_v2(ss->db);
+    free(ss);
+}
+
+static int sqlite_open(struct et_store **out, const char *path, unsigned flags,
+                       char *err, size_t errlen)
+{
+    struct store_sqlite *ss;
+    struct stat sb;
+    int oflags, rc, ret;
+    size_t used;
+
+    *out = NULL;
+    if (!path || !*path) {
+        snprintf(err, errlen, "no database path given");
+        return -EINVAL;
+    }
+    ss = calloc(1, sizeof(*ss));
+    if (!ss) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    ss->base.backend = &et_store_sqlite;
+    ss->readonly = flags & ET_STORE_READONLY;
+    ss->reader.ops = &store_sqlite_reader_ops;
+    ss->base.reader = &ss->reader;
+    if (!ss->readonly) {
+        ss->writer.ops = &store_sqlite_writer_ops;
+        ss->base.writer = &ss->writer;
+    }
+
+    if (ss->readonly) {
+        /* SQLite's own message for a missing file is "unable to open
+         * database file"; say which of the likely causes it is. */
+        if (stat(path, &sb) != 0) {
+            ret = -errno;
+            snprintf(err, errlen, "%s", errno == ENOENT ? "no such file" : strerror(errno));
+            goto fail;
+        }
+        oflags = SQLITE_OPEN_READONLY;
+    } else {
+        oflags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+    }
+    rc = et_sqlite_open(path, oflags | SQLITE_OPEN_NOMUTEX, STORE_BUSY_TIMEOUT_MS, &ss->db,
+                        err, errlen);
+    if (rc != SQLITE_OK) {
+        ret = et_sqlite_errno(NULL, rc);
+        used = strlen(err);
+        if ((rc & 0xff) == SQLITE_CANTOPEN && used < errlen)
+            snprintf(err + used, errlen - used, " (does the directory exist and"
+                     " may this user write there?)");
+        goto fail;
+    }
+    if (!ss->readonly) {
+        rc = sqlite3_exec(ss->db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
+                          " PRAGMA foreign_keys = ON;", NULL, NULL, NULL);
+        if (rc != SQLITE_OK) {
+            ret = (rc & 0xff) == SQLITE_NOTADB ? -EPROTO : et_sqlite_errno(ss->db, rc);
+            snprintf(err, errlen, "%s", (rc & 0xff) == SQLITE_NOTADB
+                     ? "not an SQLite database" : sqlite3_errmsg(ss->db));
+            goto fail;
+        }
+    }
+    ret = store_check_schema(ss, err, errlen);
+    if (ret < 0)
+        goto fail;
+    *out = &ss->base;
+    return 0;
+
+fail:
+    sqlite_close(&ss->base);
+    return ret;
+}
+
+const struct et_store_backend et_store_sqlite = {
+    .type = "sqlite",
+    .open = sqlite_open,
+    .close = sqlite_close,
+};

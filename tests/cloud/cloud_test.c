@@ -1,0 +1,199 @@
+/*
+ * The cloud tests' store fixture and fake writer. See cloud_test.h.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "cloud_test.h"
+#include "edgetel/codec.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ---- the SQLite store fixture ----------------------------------------------- */
+
+static void fixture_open(struct cloud_fixture *f)
+{
+    char err[256];
+
+    assert_int_equal(et_store_open(&f->store, "sqlite", f->path, 0, err, sizeof(err)), 0);
+    f->w = et_store_writer(f->store);
+    f->r = et_store_reader(f->store);
+    assert_non_null(f->w);
+    assert_non_null(f->r);
+    assert_int_equal(et_ingest_create(&f->ig, f->w, CLOUD_ROOT), 0);
+}
+
+static void fixture_close(struct cloud_fixture *f)
+{
+    et_ingest_destroy(f->ig);
+    et_store_close(f->store);
+    f->ig = NULL;
+    f->store = NULL;
+}
+
+struct cloud_fixture *cloud_fixture_create(const char *name)
+{
+    struct cloud_fixture *f = calloc(1, sizeof(*f));
+
+    assert_non_null(f);
+    snprintf(f->dir, sizeof(f->dir), "/tmp/et-%.16s-XXXXXX", name);
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->path, sizeof(f->path), "%s/agg.db", f->dir);
+    fixture_open(f);
+    return f;
+}
+
+int cloud_fixture_setup(void **state)
+{
+    *state = cloud_fixture_create("cloud");
+    return 0;
+}
+
+int cloud_fixture_teardown(void **state)
+{
+    cloud_fixture_destroy(*state);
+    return 0;
+}
+
+void cloud_fixture_reopen(struct cloud_fixture *f)
+{
+    fixture_close(f);
+    fixture_open(f);
+}
+
+void cloud_remove_db(const char *path)
+{
+    char p[256];
+
+    unlink(path);
+    snprintf(p, sizeof(p), "%s-wal", path);
+    unlink(p);
+    snprintf(p, sizeof(p), "%s-shm", path);
+    unlink(p);
+}
+
+void cloud_fixture_destroy(struct cloud_fixture *f)
+{
+    if (!f)
+        return;
+    fixture_close(f);
+    cloud_remove_db(f->path);
+    rmdir(f->dir);
+    free(f);
+}
+
+/* ---- batches and Acks --------------------------------------------------------- */
+
+uint8_t *cloud_make_batch(const char *device, uint64_t seq, uint64_t oldest, size_t n,
+                          size_t *len)
+{
+    struct et_batch_meta meta = {
+        .device_id = device,
+        .seq = seq,
+        .base_mono_ms = CLOUD_BASE_MONO,
+        .base_wall_ms = CLOUD_BASE_WALL,
+        .time_quality = ET_TQ_SYNCED,
+        .oldest_seq = oldest,
+    };
+    struct et_batch *b;
+    struct et_value v;
+    int64_t mono;
+    uint8_t *buf;
+
+    memset(meta.boot_id, 0xab, sizeof(meta.boot_id));
+    assert_int_equal(et_batch_create(&b), 0);
+    for (size_t i = 0; i < n; i++) {
+        mono = CLOUD_BASE_MONO + (int64_t)i * 1000;
+        v = et_value_i64((int64_t)(seq * 100 + i));
+        assert_int_equal(et_batch_add(b, "sim.counter", "1", mono, &v, ET_TQ_SYNCED), 0);
+        if (i % 2 == 0) {
+            v = et_value_f64(0.5 * (double)i);
+            assert_int_equal(et_batch_add(b, "sim.sine", "1", mono, &v, ET_TQ_SYNCED), 0);
+        }
+    }
+    assert_int_equal(et_batch_encode(b, &meta, &buf, len), 0);
+    et_batch_destroy(b);
+    return buf;
+}
+
+int cloud_ingest_batch(struct et_ingest *ig, const char *device, uint64_t seq, uint64_t oldest,
+                       size_t n, struct et_ingest_reply *r)
+{
+    char topic[128];
+    size_t len;
+    uint8_t *buf = cloud_make_batch(device, seq, oldest, n, &len);
+    int ret;
+
+    snprintf(topic, sizeof(topic), CLOUD_ROOT "/v1/%s/telemetry", device);
+    ret = et_ingest_message(ig, topic, buf, len, CLOUD_NOW, r);
+    free(buf);
+    return ret;
+}
+
+void cloud_assert_ack(const struct et_ingest_reply *r, const char *device, uint64_t through,
+                      const uint64_t *seqs, size_t n_seqs)
+{
+    Edgetel__V1__Ack *ack = NULL;
+    char err[128], topic[128];
+
+    snprintf(topic, sizeof(topic), CLOUD_ROOT "/v1/%s/ack", device);
+    assert_non_null(r->ack);
+    assert_string_equal(r->ack_topic, topic);
+    assert_int_equal(et_wire_decode_ack(r->ack, r->ack_len, &ack, err, sizeof(err)), 0);
+    assert_string_equal(ack->device_id, device);
+    assert_int_equal(ack->acked_through, through);
+    assert_int_equal(r->acked_through, through);
+    assert_int_equal(ack->n_seqs, n_seqs);
+    for (size_t i = 0; i < n_seqs; i++)
+        assert_int_equal(ack->seqs[i], seqs[i]);
+    edgetel__v1__ack__free_unpacked(ack, NULL);
+}
+
+void cloud_put_batch(struct et_store_writer *w, const char *device, uint64_t seq,
+                     const char *metric, const char *unit, int64_t ts0, int n)
+{
+    struct et_store_batch b = {
+        .device = device, .seq = seq, .received_ms = ts0, .n_samples = (uint32_t)n,
+        .boot_id_hex = "", .time_quality = ET_TQ_SYNCED,
+    };
+    int64_t id;
+
+    assert_int_equal(et_store_begin(w), 0);
+    assert_int_equal(et_store_device_seen(w, device, ts0, "", (uint64_t)n, NULL), 0);
+    assert_int_equal(et_store_metric_id(w, device, metric, unit, &id), 0);
+    assert_int_equal(et_store_insert_batch(w, &b), 0);
+    for (int i = 0; i < n; i++) {
+        struct et_store_sample smp = {
+            .metric_id = id, .ts_ms = ts0 + i * 1000, .mono_ms = i * 1000,
+            .value = { .type = ET_TYPE_I64, .u.i64 = i }, .time_quality = ET_TQ_SYNCED,
+            .seq = seq,
+        };
+
+        assert_int_equal(et_store_insert_sample(w, &smp, NULL), 0);
+    }
+    assert_int_equal(et_store_commit(w), 0);
+}
+
+static int count_cb(void *ctx, const struct et_store_sample *s)
+{
+    (*(int64_t *)ctx)++;
+    return 0;
+}
+
+int64_t cloud_stored(struct et_store_reader *r, const char *device, const char *metric)
+{
+    struct et_store_query q = {
+        .device = device, .metric = metric, .since_ms = INT64_MIN, .until_ms = INT64_MAX,
+    };
+    int64_t n = 0;
+
+    assert_int_equal(et_store_query(r, &q, count_cb, &n), 0);
+    return n;
+}

@@ -1,0 +1,80 @@
+/*
+ * Helpers for the cloud tests (tests/cloud/test_*.c): a fresh SQLite store
+ * in a temporary directory with its writer, its reader and an ingest
+ * handle on it; batches to ingest and Acks to check. The in-memory writer
+ * is fake_writer.h.
+ */
+#ifndef EDGETEL_TESTS_CLOUD_TEST_H
+#define EDGETEL_TESTS_CLOUD_TEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "edgetel/ingest.h"
+#include "edgetel/store.h"
+#include "edgetel/store_reader.h"
+#include "edgetel/store_writer.h"
+#include "fake_writer.h"
+
+/* ---- the SQLite store fixture ----------------------------------------------- */
+
+struct cloud_fixture {
+    char dir[64];
+    char path[128];            /* the database file */
+    struct et_store *store;
+    struct et_store_writer *w;
+    struct et_store_reader *r;
+    struct et_ingest *ig;      /* on w, topic root "edgetel" */
+};
+
+/** A new fixture with its store open (asserts on failure); name goes into the directory's. */
+struct cloud_fixture *cloud_fixture_create(const char *name);
+
+/** Close the ingest handle and the store, and remove every file. NULL is a no-op. */
+void cloud_fixture_destroy(struct cloud_fixture *f);
+
+/** cmocka setup and teardown with a fixture in *state. */
+int cloud_fixture_setup(void **state);
+int cloud_fixture_teardown(void **state);
+
+/** Close and open the fixture's store again (and its ingest handle). */
+void cloud_fixture_reopen(struct cloud_fixture *f);
+
+/** Remove an SQLite database with its -wal and -shm files. */
+void cloud_remove_db(const char *path);
+
+/* ---- batches and Acks --------------------------------------------------------- */
+
+#define CLOUD_ROOT "edgetel"
+#define CLOUD_NOW 1795000100000LL         /* the aggregator's clock in the tests */
+#define CLOUD_BASE_WALL 1795000000000LL   /* the batches' base pair */
+#define CLOUD_BASE_MONO 500000LL
+
+/*
+ * An encoded batch of n samples of boot 0xab.., made on a synchronised
+ * clock: "sim.counter" (i64 = seq * 100 + i) every 1000 ms from
+ * CLOUD_BASE_MONO, and on even i also "sim.sine" (f64). Free it.
+ */
+uint8_t *cloud_make_batch(const char *device, uint64_t seq, uint64_t oldest, size_t n,
+                          size_t *len);
+
+/** Ingest cloud_make_batch()'s batch on the device's telemetry topic at CLOUD_NOW. */
+int cloud_ingest_batch(struct et_ingest *ig, const char *device, uint64_t seq, uint64_t oldest,
+                       size_t n, struct et_ingest_reply *r);
+
+/** Decode the reply's Ack and check it says exactly this. */
+void cloud_assert_ack(const struct et_ingest_reply *r, const char *device, uint64_t through,
+                      const uint64_t *seqs, size_t n_seqs);
+
+/**
+ * Store one batch of device with n samples of metric (i64 i at ts0 + i s,
+ * synced) through w, in its own transaction, as a backend test's data.
+ */
+void cloud_put_batch(struct et_store_writer *w, const char *device, uint64_t seq,
+                     const char *metric, const char *unit, int64_t ts0, int n);
+
+/** How many samples of (device, metric) the reader sees. */
+int64_t cloud_stored(struct et_store_reader *r, const char *device, const char *metric);
+
+#endif

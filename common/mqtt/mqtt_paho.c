@@ -37,6 +37,7 @@
  */
 #include "edgetel/mqtt.h"
 
+#include "edgetel/backoff.h"
 #include "edgetel/log.h"
 
 #include <MQTTAsync.h>
@@ -95,8 +96,6 @@ struct paho {
     char *cert_file;
     char *key_file;
     int keepalive_s;
-    int min_backoff_ms;
-    int max_backoff_ms;
     int max_inflight;
     char *will_topic;
     void *will_payload;
@@ -125,8 +124,7 @@ struct paho {
     bool connected;             /* also read without the lock by et_mqtt_connected */
     bool connect_due;
     int64_t connect_at_ms;      /* CLOCK_MONOTONIC */
-    int backoff_ms;             /* the next delay before jitter */
-    uint64_t rng;
+    struct et_backoff backoff;  /* when to try again; reset on connect */
     int pending_subs;           /* SUBACKs awaited before CONNECTED is queued */
     struct mqtt_sub *subs;
     size_t n_subs;
@@ -152,18 +150,6 @@ static void deadline_ts(int64_t at_ms, struct timespec *ts)
 {
     ts->tv_sec = at_ms / 1000;
     ts->tv_nsec = (long)(at_ms % 1000) * 1000000;
-}
-
-/* xorshift64*: the jitter needs spread across a fleet, not secrecy. */
-static uint32_t rng_next(uint64_t *state)
-{
-    uint64_t x = *state;
-
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *state = x;
-    return (uint32_t)((x * 2685821657736338717ULL) >> 32);
 }
 
 static void callback_enter(struct paho *m)
@@ -225,16 +211,14 @@ static void queue_simple_locked(struct paho *m, enum et_mqtt_event_type type, in
 /* Caller holds m->lock. Arms the timer thread for the next attempt. */
 static void schedule_retry_locked(struct paho *m)
 {
-    int delay = m->backoff_ms;
-    int low = delay / 2;
-    int jittered = low + (int)(rng_next(&m->rng) % (uint32_t)(delay - low + 1));
+    int64_t now = mono_ms();
 
     if (m->stopping)
         return;
-    m->backoff_ms = delay > m->max_backoff_ms / 2 ? m->max_backoff_ms : delay * 2;
     m->connect_due = true;
-    m->connect_at_ms = mono_ms() + jittered;
-    et_debug(MQTT_LOG, "%s: next connect to %s in %d ms", m->client_id, m->uri, jittered);
+    m->connect_at_ms = et_backoff_next(&m->backoff, now);
+    et_debug(MQTT_LOG, "%s: next connect to %s in %lld ms", m->client_id, m->uri,
+             (long long)(m->connect_at_ms - now));
     pthread_cond_broadcast(&m->wake);
 }
 
@@ -540,7 +524,7 @@ static void on_connected(void *context, MQTTAsync_successData5 *ok)
     et_info(MQTT_LOG, "%s: connected to %s (MQTT %d)", m->client_id, m->uri,
             ok ? ok->alt.connect.MQTTVersion : 0);
     __atomic_store_n(&m->connected, true, __ATOMIC_RELEASE);
-    m->backoff_ms = m->min_backoff_ms;
+    et_backoff_reset(&m->backoff);
     m->tls_error[0] = '\0';
     m->server_reason[0] = '\0';
     /* Subscribe from a snapshot: Paho must not be called with m->lock held. */
@@ -993,6 +977,7 @@ static int paho_create(void *impl, struct et_mqtt **out_base, const struct et_mq
     struct paho *m;
     bool host_is_v6;
     size_t uri_len;
+    uint64_t seed;
     int rc;
 
     m = calloc(1, sizeof(*m));
@@ -1002,14 +987,11 @@ static int paho_create(void *impl, struct et_mqtt **out_base, const struct et_mq
     m->port = cfg->port;
     m->tls = cfg->tls;
     m->keepalive_s = cfg->keepalive_s;
-    m->min_backoff_ms = cfg->min_backoff_ms;
-    m->max_backoff_ms = cfg->max_backoff_ms;
     m->max_inflight = cfg->max_inflight;
     m->will_len = cfg->will_len;
     m->will_retain = cfg->will_retain;
     m->version = cfg->mqtt_version == MQTTVERSION_3_1_1 ? MQTTVERSION_3_1_1 : MQTTVERSION_5;
     m->version_auto = cfg->mqtt_version == 0;
-    m->backoff_ms = cfg->min_backoff_ms;
     m->next_token = 1;
     m->head = NULL;
     m->tail = &m->head;
@@ -1040,10 +1022,12 @@ static int paho_create(void *impl, struct et_mqtt **out_base, const struct et_mq
         goto fail_strings;
     for (int i = 0; i < m->max_inflight; i++)
         m->slots[i].m = m;
-    if (getrandom(&m->rng, sizeof(m->rng), GRND_NONBLOCK) != (ssize_t)sizeof(m->rng))
-        m->rng = (uint64_t)mono_ms() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)m;
-    if (m->rng == 0)
-        m->rng = 0x9e3779b97f4a7c15ULL;
+    /* Each client its own schedule, so a fleet spreads out (backoff.h). */
+    if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != (ssize_t)sizeof(seed))
+        seed = (uint64_t)mono_ms() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)m;
+    rc = et_backoff_init(&m->backoff, cfg->min_backoff_ms, cfg->max_backoff_ms, seed);
+    if (rc)
+        goto fail_strings;
 
     m->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (m->event_fd < 0) {

@@ -18,7 +18,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
-/* ---- time, callback bookkeeping, the event queue ------------------------------ */
+/* ---- time, callback bookkeeping, the event queue ------------------------- */
 
 int64_t paho_mono_ms(void)
 {
@@ -88,7 +88,7 @@ void paho_queue_simple_locked(struct paho *m, enum et_mqtt_event_type type, int 
     paho_queue_event_locked(m, ev);
 }
 
-/* ---- the seam's operations --------------------------------------------------- */
+/* ---- the seam's operations ----------------------------------------------- */
 
 static struct paho *to_paho(struct et_mqtt *base)
 {

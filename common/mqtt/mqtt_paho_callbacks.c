@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- subscriptions ---------------------------------------------------------- */
+/* ---- subscriptions ------------------------------------------------------- */
 
 static void warn_subscription_refused(const struct paho *m, enum MQTTReasonCodes rc,
                                       const char *message)
@@ -121,7 +121,7 @@ int paho_subscribe_one(struct paho *m, const char *filter, int qos, bool on_conn
     return 0;
 }
 
-/* ---- the session ------------------------------------------------------------ */
+/* ---- the session --------------------------------------------------------- */
 
 static void on_connected(void *context, MQTTAsync_successData5 *ok)
 {
@@ -229,7 +229,7 @@ static void on_disconnect_failed(void *context, MQTTAsync_failureData5 *fail)
     on_disconnect_done(context, NULL);
 }
 
-/* ---- messages and publishes ---------------------------------------------------- */
+/* ---- messages and publishes ---------------------------------------------- */
 
 int paho_on_message(void *context, char *topic, int topic_len, MQTTAsync_message *msg)
 {
@@ -318,7 +318,7 @@ static void on_publish_failed(void *context, MQTTAsync_failureData5 *fail)
     paho_callback_leave(m);
 }
 
-/* ---- who answers which request ------------------------------------------------------ */
+/* ---- who answers which request ------------------------------------------- */
 
 void paho_replies_init(struct paho *m)
 {

@@ -157,7 +157,7 @@ void paho_on_connect_failure(void *context, MQTTAsync_failureData5 *fail)
     paho_callback_leave(m);
 }
 
-/* ---- TCP_NODELAY ------------------------------------------------------------ */
+/* ---- TCP_NODELAY --------------------------------------------------------- */
 
 /*
  * Turn Nagle's algorithm off on the connection to the broker. Paho does
@@ -217,7 +217,7 @@ void paho_set_tcp_nodelay(int port)
         set_nodelay_if_peer_port(fd, port);
 }
 
-/* ---- the client and the connect request --------------------------------------- */
+/* ---- the client and the connect request ---------------------------------- */
 
 int paho_make_client(struct paho *m, int version, char *why, size_t why_size)
 {
@@ -323,7 +323,7 @@ static int begin_connect(struct paho *m, char *why, size_t why_size)
     return 0;
 }
 
-/* ---- the timer thread ------------------------------------------------------------ */
+/* ---- the timer thread ---------------------------------------------------- */
 
 void *paho_timer_main(void *arg)
 {

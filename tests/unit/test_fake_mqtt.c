@@ -212,7 +212,7 @@ static void publish_reaches_each_subscriber_once(void **state)
     assert_null(et_fake_broker_published(b->broker, 2));
 }
 
-static void own_publishes_come_back_and_handlers_run_on_the_callers_thread(void **state)
+static void own_publishes_come_back_on_the_callers_thread(void **state)
 {
     struct bench *b = *state;
     struct client *c = &b->c[0];
@@ -471,7 +471,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(topic_filters_match_as_mqtt_says),
         cmocka_unit_test_setup_teardown(publish_reaches_each_subscriber_once, setup, teardown),
-        cmocka_unit_test_setup_teardown(own_publishes_come_back_and_handlers_run_on_the_callers_thread,
+        cmocka_unit_test_setup_teardown(own_publishes_come_back_on_the_callers_thread,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(shared_subscription_delivers_to_one_member_in_turn, setup,
                                         teardown),

@@ -131,6 +131,9 @@ bool et_fake_client_connected(const struct et_fake_client *c);
 /** The client asked for exactly this filter (shared ones as `$share/GROUP/FILTER`). */
 bool et_fake_client_subscribed(const struct et_fake_client *c, const char *filter);
 
+/** The i-th distinct filter the client asked for, in order, or NULL past the last. */
+const char *et_fake_client_subscription(const struct et_fake_client *c, size_t i);
+
 /** The client's last will as configured, or NULL without one. */
 const struct et_fake_message *et_fake_client_will(const struct et_fake_client *c);
 

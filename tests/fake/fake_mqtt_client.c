@@ -312,6 +312,11 @@ bool et_fake_client_subscribed(const struct et_fake_client *c, const char *filte
     return fake_client_has_sub(c, filter);
 }
 
+const char *et_fake_client_subscription(const struct et_fake_client *c, size_t i)
+{
+    return i < c->n_subs ? c->subs[i].filter : NULL;
+}
+
 const struct et_fake_message *et_fake_client_will(const struct et_fake_client *c)
 {
     return c->will.topic ? &c->will : NULL;

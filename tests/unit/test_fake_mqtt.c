@@ -175,6 +175,11 @@ static void publish_reaches_each_subscriber_once(void **state)
     assert_int_equal(et_mqtt_subscribe(other->mqtt, "a+b", 1), -EINVAL);
     assert_int_equal(et_mqtt_subscribe(other->mqtt, "a/#/b", 1), -EINVAL);
     assert_true(et_fake_client_subscribed(et_fake_broker_client(b->broker, "agg"), "edgetel/#"));
+    assert_string_equal(et_fake_client_subscription(et_fake_broker_client(b->broker, "agg"), 0),
+                        "edgetel/v1/+/telemetry");
+    assert_null(et_fake_client_subscription(et_fake_broker_client(b->broker, "agg"), 2));
+    assert_int_equal(et_mqtt_subscribe(agg->mqtt, "edgetel/#", 0), 0);     /* not twice */
+    assert_null(et_fake_client_subscription(et_fake_broker_client(b->broker, "agg"), 2));
 
     assert_int_equal(et_mqtt_publish(dev->mqtt, "edgetel/v1/dev-1/telemetry", "x", 1, 1, false),
                      -ENOTCONN);

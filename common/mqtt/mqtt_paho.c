@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -49,43 +48,14 @@ void paho_callback_leave(struct paho *m)
     pthread_mutex_unlock(&m->lock);
 }
 
-void paho_event_free(struct mqtt_event *ev)
-{
-    if (!ev)
-        return;
-    free(ev->topic);
-    free(ev->payload);
-    free(ev->reason);
-    free(ev);
-}
-
-void paho_queue_event_locked(struct paho *m, struct mqtt_event *ev)
-{
-    uint64_t one = 1;
-
-    ev->next = NULL;
-    *m->tail = ev;
-    m->tail = &ev->next;
-    /* Can only fail when the counter would overflow: it is still readable then. */
-    if (write(m->event_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-        et_error(MQTT_LOG, "%s: cannot signal event descriptor: %s", m->client_id,
-                 strerror(errno));
-}
-
 void paho_queue_simple_locked(struct paho *m, enum et_mqtt_event_type type, int token,
                               const char *reason)
 {
-    struct mqtt_event *ev = calloc(1, sizeof(*ev));
+    struct et_mqtt_event ev = { .type = type, .token = token, .reason = reason };
 
-    if (!ev || (reason && !(ev->reason = strdup(reason)))) {
-        free(ev);
+    if (et_mqtt_queue_push(&m->events, &ev) != 0)
         et_error(MQTT_LOG, "%s: out of memory: event %d (token %d) lost", m->client_id,
                  (int)type, token);
-        return;
-    }
-    ev->type = type;
-    ev->token = token;
-    paho_queue_event_locked(m, ev);
 }
 
 /* ---- the seam's operations ----------------------------------------------- */
@@ -134,7 +104,7 @@ static int paho_create(void *impl, struct et_mqtt **out_base, const struct et_mq
     m = calloc(1, sizeof(*m));
     if (!m)
         return -ENOMEM;
-    m->event_fd = -1;
+    m->events.fd = -1;
     m->port = cfg->port;
     m->tls = cfg->tls;
     m->keepalive_s = cfg->keepalive_s;
@@ -144,8 +114,6 @@ static int paho_create(void *impl, struct et_mqtt **out_base, const struct et_mq
     m->version = cfg->mqtt_version == MQTTVERSION_3_1_1 ? MQTTVERSION_3_1_1 : MQTTVERSION_5;
     m->version_auto = cfg->mqtt_version == 0;
     m->next_token = 1;
-    m->head = NULL;
-    m->tail = &m->head;
 
     rc = -ENOMEM;
     if (dup_opt(&m->host, cfg->host) || dup_opt(&m->client_id, cfg->client_id) ||
@@ -181,11 +149,9 @@ static int paho_create(void *impl, struct et_mqtt **out_base, const struct et_mq
     if (rc)
         goto fail_strings;
 
-    m->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (m->event_fd < 0) {
-        rc = -errno;
+    rc = et_mqtt_queue_init(&m->events);
+    if (rc)
         goto fail_strings;
-    }
     rc = -pthread_mutex_init(&m->lock, NULL);
     if (rc)
         goto fail_fd;
@@ -219,7 +185,7 @@ fail_cond:
 fail_mutex:
     pthread_mutex_destroy(&m->lock);
 fail_fd:
-    close(m->event_fd);
+    et_mqtt_queue_fini(&m->events);
 fail_strings:
     free_handle(m);
     return rc;
@@ -250,44 +216,20 @@ out:
 
 static int paho_fd(const struct et_mqtt *base)
 {
-    return ((const struct paho *)base)->event_fd;
+    return ((const struct paho *)base)->events.fd;
 }
 
 static int paho_dispatch(struct et_mqtt *base, et_mqtt_handler handler, void *ctx)
 {
     struct paho *m = to_paho(base);
-    struct mqtt_event *list;
-    uint64_t count;
-    int n = 0;
+    struct et_mqtt_queued *list;
 
     /* Take the whole queue and clear the descriptor under the lock, so an
      * event queued after this point makes the descriptor readable again. */
     pthread_mutex_lock(&m->lock);
-    list = m->head;
-    m->head = NULL;
-    m->tail = &m->head;
-    while (read(m->event_fd, &count, sizeof(count)) > 0)
-        ;
+    list = et_mqtt_queue_take(&m->events);
     pthread_mutex_unlock(&m->lock);
-
-    while (list) {
-        struct mqtt_event *ev = list;
-        struct et_mqtt_event pub = {
-            .type = ev->type,
-            .topic = ev->topic,
-            .payload = ev->payload,
-            .len = ev->len,
-            .token = ev->token,
-            .reason = ev->reason,
-        };
-
-        list = ev->next;
-        if (handler)
-            handler(ctx, &pub);
-        paho_event_free(ev);
-        n++;
-    }
-    return n;
+    return et_mqtt_queue_run(list, handler, ctx);
 }
 
 static int paho_subscribe(struct et_mqtt *base, const char *filter, int qos)
@@ -447,19 +389,13 @@ static void paho_destroy(struct et_mqtt *base, int timeout_ms)
         pthread_cond_wait(&m->wake, &m->lock);
     pthread_mutex_unlock(&m->lock);
 
-    while (m->head) {
-        struct mqtt_event *ev = m->head;
-
-        m->head = ev->next;
-        paho_event_free(ev);
-    }
     for (size_t i = 0; i < m->n_subs; i++)
         free(m->subs[i].filter);
     free(m->subs);
     pthread_rwlock_destroy(&m->client_lock);
     pthread_cond_destroy(&m->wake);
     pthread_mutex_destroy(&m->lock);
-    close(m->event_fd);
+    et_mqtt_queue_fini(&m->events);
     free_handle(m);
 }
 

@@ -234,34 +234,29 @@ static void on_disconnect_failed(void *context, MQTTAsync_failureData5 *fail)
 int paho_on_message(void *context, char *topic, int topic_len, MQTTAsync_message *msg)
 {
     struct paho *m = context;
-    size_t tlen = topic_len > 0 ? (size_t)topic_len : strlen(topic);
-    size_t plen = msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0;
-    struct mqtt_event *ev;
+    struct et_mqtt_event ev = {
+        .type = ET_MQTT_MESSAGE,
+        .topic = topic,
+        .payload = msg->payload,
+        .len = msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0,
+    };
+    char *copy = NULL;
+    int rc;
 
     paho_callback_enter(m);
-    ev = calloc(1, sizeof(*ev));
-    if (ev)
-        ev->topic = malloc(tlen + 1);
-    /* One extra byte so a handler may treat a text payload as a string. */
-    if (ev)
-        ev->payload = malloc(plen + 1);
-    if (!ev || !ev->topic || !ev->payload) {
-        paho_event_free(ev);
+    /* A topic with a length of its own need not end in a NUL. */
+    if (topic_len > 0 && !(ev.topic = copy = strndup(topic, (size_t)topic_len))) {
         paho_callback_leave(m);
         return 0;               /* Paho keeps the message and offers it again */
     }
-    memcpy(ev->topic, topic, tlen);
-    ev->topic[tlen] = '\0';
-    if (plen > 0)
-        memcpy(ev->payload, msg->payload, plen);
-    ((char *)ev->payload)[plen] = '\0';
-    ev->len = plen;
-    ev->type = ET_MQTT_MESSAGE;
-
     pthread_mutex_lock(&m->lock);
-    paho_queue_event_locked(m, ev);
+    rc = et_mqtt_queue_push(&m->events, &ev);
     pthread_mutex_unlock(&m->lock);
-
+    free(copy);
+    if (rc) {
+        paho_callback_leave(m);
+        return 0;               /* likewise */
+    }
     MQTTAsync_freeMessage(&msg);
     MQTTAsync_free(topic);
     paho_callback_leave(m);

@@ -54,6 +54,7 @@
 
 #include "edgetel/backoff.h"
 #include "edgetel/mqtt.h"
+#include "edgetel/mqtt_queue.h"
 
 #include <MQTTAsync.h>
 
@@ -68,16 +69,6 @@
 #define MQTT_CONNECT_TIMEOUT_S 20
 /* Paho's command queue holds every request not yet written to the socket. */
 #define MQTT_MIN_BUFFERED 100
-
-struct mqtt_event {
-    struct mqtt_event *next;
-    enum et_mqtt_event_type type;
-    int token;
-    char *topic;
-    void *payload;
-    size_t len;
-    char *reason;
-};
 
 struct mqtt_sub {
     char *filter;
@@ -138,7 +129,6 @@ struct paho {
      * falling back to 3.1.1; whoever calls Paho on it holds the read lock. */
     pthread_rwlock_t client_lock;
     MQTTAsync client;
-    int event_fd;
 
     pthread_mutex_t lock;
     pthread_cond_t wake;        /* timer thread, disconnect completion, callbacks drained */
@@ -146,8 +136,7 @@ struct paho {
     bool timer_running;
 
     /* Everything below is guarded by lock. */
-    struct mqtt_event *head;
-    struct mqtt_event **tail;
+    struct et_mqtt_queue events;    /* its descriptor is read without the lock */
     bool started;
     bool stopping;
     bool connected;             /* also read without the lock by et_mqtt_connected */
@@ -185,17 +174,14 @@ struct paho {
         }                                                                      \
     } while (0)
 
-/* ---- mqtt_paho.c: time, callback bookkeeping, the event queue ---- */
+/* ---- mqtt_paho.c: time, callback bookkeeping, queueing events ---- */
 
 int64_t paho_mono_ms(void);
 void paho_deadline_ts(int64_t at_ms, struct timespec *ts);
 /* Around every callback's use of m, so destroy waits until none is inside. */
 void paho_callback_enter(struct paho *m);
 void paho_callback_leave(struct paho *m);
-void paho_event_free(struct mqtt_event *ev);
-/* Caller holds m->lock. Takes ownership of ev. */
-void paho_queue_event_locked(struct paho *m, struct mqtt_event *ev);
-/* Caller holds m->lock. */
+/* Caller holds m->lock. Queues an event without topic or payload. */
 void paho_queue_simple_locked(struct paho *m, enum et_mqtt_event_type type, int token,
                               const char *reason);
 

@@ -29,7 +29,8 @@
  * returns), so -EAGAIN never happens. Delivery is QoS-blind: each message
  * arrives once.
  *
- * Events reach a client as the real seam delivers them: queued, its
+ * Events reach a client as the real seam delivers them, through the same
+ * event queue as the Paho transport (edgetel/mqtt_queue.h): queued, its
  * et_mqtt_fd() (an eventfd) readable while any wait, handed to the handler
  * by et_mqtt_dispatch() on the caller's thread. Events that a handler
  * causes wait for the next dispatch. A client queues at most
@@ -116,6 +117,13 @@ const struct et_fake_message *et_fake_broker_retained(const struct et_fake_broke
                                                       const char *topic);
 
 /* ---- clients ------------------------------------------------------------------- */
+
+/**
+ * A configuration et_mqtt_create() accepts, for a client of the fake: it
+ * reads only the client id and the will; add a will if one is wanted.
+ * client_id is borrowed.
+ */
+struct et_mqtt_cfg et_fake_client_cfg(const char *client_id);
 
 /**
  * The live client made with client_id (the newest if several), or NULL.

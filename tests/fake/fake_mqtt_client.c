@@ -10,8 +10,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 #define SHARE_PREFIX "$share/"
 #define REASON_NOT_UP "connect to fake broker failed: broker down"
@@ -22,42 +20,21 @@
 
 /* ---- a client's queue ---------------------------------------------------- */
 
-static void event_free(struct fake_event *ev)
-{
-    free(ev->topic);
-    free(ev->payload);
-    free(ev->reason);
-    free(ev);
-}
-
 int fake_queue_event(struct et_fake_client *c, enum et_mqtt_event_type type, int token,
                      const char *topic, const void *payload, size_t len, const char *reason)
 {
-    struct fake_event *ev;
-    uint64_t one = 1;
+    struct et_mqtt_event ev = { .type = type, .token = token, .topic = topic,
+                                .payload = payload, .len = len, .reason = reason };
 
     if (type == ET_MQTT_MESSAGE && c->queued_messages >= ET_FAKE_QUEUE_MAX) {
         c->dropped++;
         return -ENOBUFS;
     }
-    ev = calloc(1, sizeof(*ev));
-    if (!ev || (topic && !(ev->topic = strdup(topic))) ||
-        (type == ET_MQTT_MESSAGE && !(ev->payload = fake_copy_bytes(payload, len))) ||
-        (reason && !(ev->reason = strdup(reason)))) {
-        if (ev)
-            event_free(ev);
+    if (et_mqtt_queue_push(&c->events, &ev) != 0) {
         c->dropped++;
         return -ENOMEM;
     }
-    ev->type = type;
-    ev->token = token;
-    ev->len = len;
-    *c->tail = ev;
-    c->tail = &ev->next;
-    c->queued++;
     c->queued_messages += type == ET_MQTT_MESSAGE;
-    /* Only fails if the counter would overflow, and then it is readable anyway. */
-    (void)!write(c->event_fd, &one, sizeof(one));
     return 0;
 }
 
@@ -90,17 +67,10 @@ static struct et_fake_client *to_client(struct et_mqtt *base)
 
 static void client_free(struct et_fake_client *c)
 {
-    while (c->head) {
-        struct fake_event *ev = c->head;
-
-        c->head = ev->next;
-        event_free(ev);
-    }
+    et_mqtt_queue_fini(&c->events);
     for (size_t i = 0; i < c->n_subs; i++)
         free(c->subs[i].filter);
     free(c->subs);
-    if (c->event_fd >= 0)
-        close(c->event_fd);
     free((char *)c->will.topic);
     free((void *)c->will.payload);
     free(c->client_id);
@@ -116,13 +86,11 @@ static int fake_create(void *impl, struct et_mqtt **out, const struct et_mqtt_cf
     if (!c)
         return -ENOMEM;
     c->broker = b;
-    c->tail = &c->head;
     c->next_token = 1;
-    c->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (c->event_fd < 0) {
-        rc = -errno;
+    rc = et_mqtt_queue_init(&c->events);
+    if (rc)
         goto fail;
-    }
+    rc = -ENOMEM;
     if (!(c->client_id = strdup(cfg->client_id)))
         goto fail;
     if (cfg->will_topic) {
@@ -161,41 +129,16 @@ static int fake_start(struct et_mqtt *base)
 
 static int fake_fd(const struct et_mqtt *base)
 {
-    return ((const struct et_fake_client *)base)->event_fd;
+    return ((const struct et_fake_client *)base)->events.fd;
 }
 
 static int fake_dispatch(struct et_mqtt *base, et_mqtt_handler handler, void *ctx)
 {
     struct et_fake_client *c = to_client(base);
-    struct fake_event *list = c->head;
-    uint64_t count;
-    int n = 0;
 
     /* Take the whole queue: what the handlers cause waits for the next call. */
-    c->head = NULL;
-    c->tail = &c->head;
-    c->queued = 0;
     c->queued_messages = 0;
-    while (read(c->event_fd, &count, sizeof(count)) > 0)
-        ;
-    while (list) {
-        struct fake_event *ev = list;
-        struct et_mqtt_event pub = {
-            .type = ev->type,
-            .topic = ev->topic,
-            .payload = ev->payload,
-            .len = ev->len,
-            .token = ev->token,
-            .reason = ev->reason,
-        };
-
-        list = ev->next;
-        if (handler)
-            handler(ctx, &pub);
-        event_free(ev);
-        n++;
-    }
-    return n;
+    return et_mqtt_queue_run(et_mqtt_queue_take(&c->events), handler, ctx);
 }
 
 static int fake_subscribe(struct et_mqtt *base, const char *filter, int qos)
@@ -297,6 +240,19 @@ const struct et_mqtt_ops fake_client_ops = {
 
 /* ---- what a test may ask of a client ------------------------------------- */
 
+struct et_mqtt_cfg et_fake_client_cfg(const char *client_id)
+{
+    return (struct et_mqtt_cfg){
+        .host = "fake-broker",
+        .port = 1883,
+        .client_id = client_id,
+        .keepalive_s = 30,
+        .min_backoff_ms = 500,
+        .max_backoff_ms = 60000,
+        .max_inflight = 64,
+    };
+}
+
 bool et_fake_client_started(const struct et_fake_client *c)
 {
     return c->started;
@@ -324,7 +280,7 @@ const struct et_fake_message *et_fake_client_will(const struct et_fake_client *c
 
 size_t et_fake_client_queued(const struct et_fake_client *c)
 {
-    return c->queued;
+    return c->events.n;
 }
 
 size_t et_fake_client_dropped(const struct et_fake_client *c)

@@ -6,6 +6,7 @@
 #ifndef EDGETEL_FAKE_MQTT_INTERNAL_H
 #define EDGETEL_FAKE_MQTT_INTERNAL_H
 
+#include "edgetel/mqtt_queue.h"
 #include "fake_mqtt.h"
 
 #include <stdbool.h>
@@ -16,16 +17,6 @@ struct ptr_list {
     void **items;
     size_t n;
     size_t cap;
-};
-
-struct fake_event {
-    struct fake_event *next;
-    enum et_mqtt_event_type type;
-    int token;
-    char *topic;
-    void *payload;
-    size_t len;
-    char *reason;
 };
 
 struct fake_sub {
@@ -39,10 +30,7 @@ struct et_fake_client {
     struct et_fake_broker *broker;      /* NULL once the broker is destroyed */
     char *client_id;
     struct et_fake_message will;        /* topic NULL: none */
-    int event_fd;
-    struct fake_event *head;
-    struct fake_event **tail;
-    size_t queued;                      /* events in the queue */
+    struct et_mqtt_queue events;
     size_t queued_messages;             /* of which MESSAGE */
     size_t dropped;
     bool started;

@@ -86,20 +86,14 @@ static size_t pump(struct client *c)
 
 static void open_client(struct bench *b, struct client *c, const char *id, const char *will)
 {
-    struct et_mqtt_cfg cfg = {
-        .host = "fake",
-        .port = 1883,
-        .client_id = id,
-        .keepalive_s = 30,
-        .min_backoff_ms = 100,
-        .max_backoff_ms = 1000,
-        .max_inflight = 8,
-        .will_topic = will,
-        .will_payload = will ? "offline" : NULL,
-        .will_len = will ? 7 : 0,
-        .will_retain = will != NULL,
-    };
+    struct et_mqtt_cfg cfg = et_fake_client_cfg(id);
 
+    if (will) {
+        cfg.will_topic = will;
+        cfg.will_payload = "offline";
+        cfg.will_len = 7;
+        cfg.will_retain = true;
+    }
     assert_int_equal(et_mqtt_create(&c->mqtt, et_fake_broker_transport(b->broker), &cfg), 0);
 }
 

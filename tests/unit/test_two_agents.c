@@ -150,15 +150,7 @@ static void on_aggregator_event(void *ctx, const struct et_mqtt_event *ev)
 static void add_aggregator(struct world *w, const char *id, const char *telemetry_filter)
 {
     struct aggregator *a = &w->agg[w->n_agg++];
-    struct et_mqtt_cfg cfg = {
-        .host = "127.0.0.1",
-        .port = 8883,
-        .client_id = id,
-        .keepalive_s = 30,
-        .min_backoff_ms = 500,
-        .max_backoff_ms = 60000,
-        .max_inflight = 64,
-    };
+    struct et_mqtt_cfg cfg = et_fake_client_cfg(id);
 
     a->store = w->store;
     assert_int_equal(et_mqtt_create(&a->mqtt, et_fake_broker_transport(w->broker), &cfg), 0);

@@ -226,6 +226,34 @@ static void own_publishes_come_back_on_the_callers_thread(void **state)
     assert_int_equal(et_fake_client_queued(et_fake_broker_client(b->broker, "loop")), 0);
 }
 
+/* Publishes again from inside its handler, once per message it gets. */
+static void on_event_echo(void *ctx, const struct et_mqtt_event *ev)
+{
+    struct client *c = ctx;
+
+    on_event(ctx, ev);
+    if (ev->type == ET_MQTT_MESSAGE && c->n < 4)
+        assert_true(et_mqtt_publish(c->mqtt, "echo/again", "x", 1, 0, false) > 0);
+}
+
+static void what_a_handler_causes_waits_for_the_next_dispatch(void **state)
+{
+    struct bench *b = *state;
+    struct client *c = &b->c[0];
+
+    open_client(b, c, "echo", NULL);
+    assert_int_equal(et_mqtt_subscribe(c->mqtt, "echo/#", 1), 0);
+    assert_int_equal(et_mqtt_start(c->mqtt), 0);
+    assert_int_equal(et_fake_broker_publish(b->broker, "echo/first", "1", 1, false), 0);
+    assert_int_equal(et_mqtt_dispatch(c->mqtt, on_event_echo, c), 2);   /* CONNECTED, first */
+    assert_true(readable(c));                       /* the echo is queued, not yet run */
+    assert_int_equal(et_mqtt_dispatch(c->mqtt, on_event_echo, c), 1);
+    assert_string_equal(c->ev[2].topic, "echo/again");
+    assert_int_equal(et_mqtt_dispatch(c->mqtt, on_event_echo, c), 1);
+    assert_int_equal(et_mqtt_dispatch(c->mqtt, on_event_echo, c), 0);
+    assert_false(readable(c));
+}
+
 static void shared_subscription_delivers_to_one_member_in_turn(void **state)
 {
     struct bench *b = *state;
@@ -472,6 +500,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(publish_reaches_each_subscriber_once, setup, teardown),
         cmocka_unit_test_setup_teardown(own_publishes_come_back_on_the_callers_thread,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(what_a_handler_causes_waits_for_the_next_dispatch, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(shared_subscription_delivers_to_one_member_in_turn, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(retained_messages_after_connect_and_subscribe_not_shared,

@@ -1,7 +1,8 @@
 /*
- * The MQTT seam (common/src/mqtt_paho.c) against a real mosquitto with
- * mutual TLS, the shipped broker config and ACL. Every wait is bounded and
- * driven by et_mqtt_fd() + poll(), the way the agent's loop drives it.
+ * The MQTT seam's Paho transport (common/mqtt/mqtt_paho*.c) against a real
+ * mosquitto with mutual TLS, the shipped broker config and ACL. Every wait
+ * is bounded and driven by et_mqtt_fd() + poll(), the way the agent's loop
+ * drives it.
  *
  * The "killed client" of the last-will test is this same executable
  * started again with --will-client: a separate process that can be

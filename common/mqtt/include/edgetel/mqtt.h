@@ -8,23 +8,28 @@
  * struct et_mqtt_transport (ops + the implementation's own context) and
  * every later call goes through the handle's ops. The real one is Eclipse
  * Paho (et_mqtt_paho(), library et_mqtt_paho, the only code that links
- * Paho); tests hand in an in-process fake broker instead, so two agents, or
- * an agent and a fake aggregator, live in one test process.
+ * Paho); tests hand in an in-process fake broker instead
+ * (tests/fake/fake_mqtt.h), so two agents, or an agent and a fake
+ * aggregator, live in one test process. An implementation keeps every
+ * promise below; edgetel/mqtt_queue.h gives it the event queue.
  *
  * Threading contract: an implementation may call back on its own threads.
  * It turns every callback into an event on an internal queue and makes
  * et_mqtt_fd() readable; the owner's thread calls et_mqtt_dispatch(), which
  * runs the handler for each queued event on the owner's thread. Nothing
- * else in the program needs a lock.
+ * else in the program needs a lock. The other calls are made from the
+ * owner's thread too; one handle is not to be used from two threads.
  *
  * Connection contract: et_mqtt_start() connects in the background and keeps
  * the session up for as long as the handle lives: after a failed connect or
  * a lost connection it retries after a delay from edgetel/backoff.h
  * (doubling from min_backoff_ms to max_backoff_ms, each delay drawn
  * uniformly from [delay/2, delay], so a fleet that lost its broker together
- * does not reconnect together). Subscriptions are made again on every
- * connect. No persistence of the client's own: whoever publishes keeps the
- * data until its own end-to-end acknowledgement.
+ * does not reconnect together). Every failed attempt and every lost
+ * connection is one DISCONNECTED event with a reason; CONNECTED comes once
+ * the subscriptions are made again, as they are on every connect. No
+ * persistence of the client's own: whoever publishes keeps the data until
+ * its own end-to-end acknowledgement.
  */
 #ifndef EDGETEL_MQTT_H
 #define EDGETEL_MQTT_H
@@ -127,23 +132,30 @@ int et_mqtt_cfg_check(const struct et_mqtt_cfg *cfg);
 int et_mqtt_create(struct et_mqtt **out, const struct et_mqtt_transport *t,
                    const struct et_mqtt_cfg *cfg);
 
-/** Begin connecting; returns at once. */
+/** Begin connecting; returns at once. -EALREADY when called again. */
 int et_mqtt_start(struct et_mqtt *m);
 
 /** A descriptor that is readable while events wait for et_mqtt_dispatch(). */
 int et_mqtt_fd(const struct et_mqtt *m);
 
-/** Run handler for every queued event, on the caller's thread. Returns the number run. */
+/**
+ * Run handler for every queued event, in the order they happened, on the
+ * caller's thread (none with a NULL handler: they are dropped). Events
+ * that arrive while the handlers run, including those a handler causes,
+ * wait for the next call. Returns the number run.
+ */
 int et_mqtt_dispatch(struct et_mqtt *m, et_mqtt_handler handler, void *ctx);
 
 /** Remember a subscription; made now if connected and again after every reconnect. */
 int et_mqtt_subscribe(struct et_mqtt *m, const char *filter, int qos);
 
 /**
- * Publish. Returns a token > 0 that a later PUBLISHED or PUBLISH_FAILED
- * event names (QoS 0: no event), or -ENOTCONN when not connected, or
- * -EAGAIN when max_inflight publishes are outstanding, or -EINVAL for an
- * empty topic, a topic with a wildcard (+ #), or qos outside 0..2.
+ * Publish. Returns a token > 0 that exactly one later PUBLISHED or
+ * PUBLISH_FAILED event names (QoS 0: no event), also across a lost
+ * connection; or -ENOTCONN when not connected, or -EAGAIN when
+ * max_inflight publishes are outstanding, or -EINVAL for an empty topic, a
+ * topic with a wildcard (+ #), or qos outside 0..2. Tokens do not repeat
+ * while any could still be outstanding.
  */
 int et_mqtt_publish(struct et_mqtt *m, const char *topic, const void *payload, size_t len,
                     int qos, bool retain);

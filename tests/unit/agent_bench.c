@@ -1,0 +1,247 @@
+/*
+ * The agent's unit-test bench (agent_bench.h): an agent on the fake clock
+ * and the fake broker, and what the tests read back from the broker.
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agent_bench.h"
+#include "edgetel/agent.h"
+#include "edgetel/codec.h"
+#include "edgetel/outbox.h"
+#include "et_fake.h"
+
+void bench_init(struct bench *b, const char *device, struct et_fake_broker *broker)
+{
+    memset(b, 0, sizeof(*b));
+    snprintf(b->device, sizeof(b->device), "%s", device);
+    snprintf(b->telemetry, sizeof(b->telemetry), "edgetel/v1/%s/telemetry", device);
+    snprintf(b->ack, sizeof(b->ack), "edgetel/v1/%s/ack", device);
+    snprintf(b->status, sizeof(b->status), "edgetel/v1/%s/status", device);
+    snprintf(b->dir, sizeof(b->dir), "/tmp/et-agent-XXXXXX");
+    assert_non_null(mkdtemp(b->dir));
+    assert_int_equal(pipe(b->stop), 0);
+    b->broker = broker;
+    if (!broker) {
+        /* Down until the test connects the agent, so it decides what is backlog. */
+        assert_int_equal(et_fake_broker_create(&b->broker), 0);
+        et_fake_broker_set_up(b->broker, false);
+        b->own_broker = true;
+    }
+}
+
+void bench_fini(struct bench *b)
+{
+    char cmd[128];
+
+    if (b->agent)
+        bench_stop(b);
+    if (b->own_broker)
+        et_fake_broker_destroy(b->broker);
+    b->broker = NULL;
+    close(b->stop[0]);
+    close(b->stop[1]);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", b->dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+int bench_setup(void **state)
+{
+    struct bench *b = calloc(1, sizeof(*b));
+
+    assert_non_null(b);
+    et_fake_reset();
+    et_fake_time_set(1000000, TRUE_WALL0, true);
+    bench_init(b, BENCH_DEVICE, NULL);
+    *state = b;
+    return 0;
+}
+
+int bench_teardown(void **state)
+{
+    struct bench *b = *state;
+
+    bench_fini(b);
+    free(b);
+    return 0;
+}
+
+void bench_start(struct bench *b, const char *extra)
+{
+    const struct et_fake_message *will;
+    struct et_fake_client *client;
+    char text[1024], err[256];
+
+    snprintf(text, sizeof(text),
+             "[agent]\n"
+             "device_id = %s\n"
+             "data_dir = %s\n"
+             "batch_interval = 200ms\n"
+             "[mqtt]\n"
+             "host = 127.0.0.1\n"
+             "max_inflight = 4\n"
+             "ack_timeout = 2s\n"
+             "%s"
+             "[collector sim]\n"
+             "type = sim\n"
+             "interval = 100ms\n",
+             b->device, b->dir, extra ? extra : "insecure = true\n");
+    if (et_config_parse(text, "unit.conf", &b->cfg, err, sizeof(err)) != 0)
+        fail_msg("config: %s", err);
+    if (et_agent_create(&b->agent, &b->cfg, et_fake_broker_transport(b->broker), err,
+                        sizeof(err)) != 0)
+        fail_msg("agent: %s", err);
+    assert_int_equal(et_agent_start(b->agent), 0);
+    client = bench_client(b);
+    assert_string_equal(et_fake_client_subscription(client, 0), b->ack);
+    assert_null(et_fake_client_subscription(client, 1));
+    will = et_fake_client_will(client);
+    assert_non_null(will);
+    assert_string_equal(will->topic, b->status);
+    assert_true(will->retain);
+}
+
+void bench_stop(struct bench *b)
+{
+    et_agent_stop(b->agent);
+    et_agent_destroy(b->agent);
+    b->agent = NULL;
+    et_config_free(&b->cfg);
+}
+
+struct et_fake_client *bench_client(struct bench *b)
+{
+    struct et_fake_client *c = et_fake_broker_client(b->broker, b->device);
+
+    assert_non_null(c);
+    return c;
+}
+
+void bench_run_for(struct bench *b, int64_t ms)
+{
+    for (int64_t t = 0; t < ms; t += 50) {
+        et_fake_time_advance(50);
+        assert_int_equal(et_agent_step(b->agent, b->stop[0], 0), 0);
+    }
+}
+
+void bench_connect_now(struct bench *b)
+{
+    et_fake_broker_set_up(b->broker, true);
+    assert_true(et_fake_client_connected(bench_client(b)));
+    assert_int_equal(et_agent_step(b->agent, b->stop[0], 0), 0);
+}
+
+void bench_send_ack(struct bench *b, uint64_t through, const uint64_t *seqs, size_t n)
+{
+    uint8_t *buf;
+    size_t len;
+
+    assert_int_equal(et_wire_encode_ack(b->device, through, seqs, n, &buf, &len), 0);
+    assert_int_equal(et_fake_broker_publish(b->broker, b->ack, buf, len, false), 0);
+    free(buf);
+    assert_int_equal(et_agent_step(b->agent, b->stop[0], 0), 0);
+}
+
+uint64_t bench_outbox_batches(struct bench *b)
+{
+    struct et_outbox_stats st;
+
+    assert_int_equal(et_agent_outbox_stats(b->agent, &st), 0);
+    return st.batches;
+}
+
+Edgetel__V1__Batch *bench_next_batch(struct bench *b, size_t *i)
+{
+    const struct et_fake_message *p;
+
+    for (; (p = et_fake_broker_published(b->broker, *i)) != NULL; (*i)++) {
+        Edgetel__V1__Batch *d;
+        char err[160];
+
+        if (strcmp(p->topic, b->telemetry) != 0)
+            continue;
+        if (et_wire_decode_batch(p->payload, p->len, &d, err, sizeof(err)) != 0)
+            fail_msg("published batch does not decode: %s", err);
+        (*i)++;
+        return d;
+    }
+    return NULL;
+}
+
+size_t bench_new_batches(struct bench *b, uint64_t *seqs, bool *historical, size_t cap,
+                         int64_t *counters, size_t *n_counters, size_t counter_cap)
+{
+    Edgetel__V1__Batch *d;
+    size_t n = 0;
+
+    while ((d = bench_next_batch(b, &b->seen)) != NULL) {
+        assert_true(n < cap);
+        seqs[n] = d->seq;
+        historical[n] = d->historical;
+        n++;
+        for (size_t i = 0; counters && i < d->n_samples; i++) {
+            if (strcmp(d->metrics[d->samples[i]->metric]->name, "sim.counter") != 0)
+                continue;
+            assert_true(*n_counters < counter_cap);
+            counters[(*n_counters)++] = d->samples[i]->i64;
+        }
+        et_wire_free_batch(d);
+    }
+    return n;
+}
+
+size_t bench_timed_samples(struct bench *b, struct timed *out, size_t cap)
+{
+    Edgetel__V1__Batch *d;
+    size_t n = 0;
+
+    while ((d = bench_next_batch(b, &b->seen)) != NULL) {
+        int64_t mono[4096];
+
+        assert_true(d->n_samples <= 4096);
+        et_wire_sample_times(d, mono);
+        for (size_t i = 0; i < d->n_samples; i++) {
+            Edgetel__V1__Sample *s = d->samples[i];
+
+            if (strcmp(d->metrics[s->metric]->name, "sim.counter") != 0)
+                continue;
+            assert_true(n < cap);
+            out[n].counter = s->i64;
+            out[n].mono = mono[i];
+            out[n].wall = d->base_wall_ms + (mono[i] - d->base_mono_ms);
+            out[n].tq = s->time_quality ? (int)s->time_quality : (int)d->time_quality;
+            out[n].boot0 = d->boot_id.data[0];
+            n++;
+        }
+        et_wire_free_batch(d);
+    }
+    return n;
+}
+
+void bench_drain_all(struct bench *b)
+{
+    bench_connect_now(b);
+    for (int round = 0; round < 200 && bench_outbox_batches(b) > 0; round++) {
+        uint64_t seqs[4096];
+        size_t n = 0, i = 0;
+        Edgetel__V1__Batch *d;
+
+        /* Ack every telemetry batch published so far, selectively. */
+        while (n < 4096 && (d = bench_next_batch(b, &i)) != NULL) {
+            seqs[n++] = d->seq;
+            et_wire_free_batch(d);
+        }
+        bench_send_ack(b, 0, seqs, n);
+    }
+    assert_int_equal(bench_outbox_batches(b), 0);
+}

@@ -298,7 +298,7 @@ static int maybe_connect(struct et_agent *a, int64_t now_ms)
 
     if (!a->uplink || et_uplink_started(a->uplink))
         return 0;
-    if (a->cfg->insecure || a->cfg->clock_wait_ms <= 0)
+    if (a->cfg->mqtt.insecure || a->cfg->clock_wait_ms <= 0)
         return et_uplink_start(a->uplink, NULL);
     if (!et_clock_may_connect(&a->clock, now_ms, a->cfg->clock_wait_ms, note, sizeof(note)))
         return 0;
@@ -316,8 +316,9 @@ int et_agent_start(struct et_agent *a)
         return rc;
     et_info("agent", "device %s: %zu collectors, outbox %s/outbox.db (next seq %" PRIu64 "), "
             "broker %s:%d%s", a->cfg->device_id, a->n_collectors, a->cfg->data_dir,
-            et_outbox_next_seq(a->outbox), a->cfg->host ? a->cfg->host : "(none)", a->cfg->port,
-            a->cfg->insecure ? " (INSECURE, no TLS)" : " (mutual TLS)");
+            et_outbox_next_seq(a->outbox), a->cfg->mqtt.host ? a->cfg->mqtt.host : "(none)",
+            a->cfg->mqtt.port,
+            a->cfg->mqtt.insecure ? " (INSECURE, no TLS)" : " (mutual TLS)");
     return 0;
 }
 

@@ -42,30 +42,30 @@ static const struct et_ini_key config_keys[] = {
     { "agent", { "log_level", ET_KEY_LOG_LEVEL, ET_KEY_FIELD(struct et_config, log_level), "info",
       .help = "error, warn, info or debug" } },
 
-    { "mqtt", { "host", ET_KEY_STRING, ET_KEY_FIELD(struct et_config, host), NULL,
+    { "mqtt", { "host", ET_KEY_STRING, ET_KEY_FIELD(struct et_config, mqtt.host), NULL,
       .help = "the broker's host name or address; unset: collect and store only" } },
-    { "mqtt", { "port", ET_KEY_INT, ET_KEY_FIELD(struct et_config, port), "8883", 1, 65535,
+    { "mqtt", { "port", ET_KEY_INT, ET_KEY_FIELD(struct et_config, mqtt.port), "8883", 1, 65535,
       .help = "the broker's port (plain MQTT is usually 1883)" } },
-    { "mqtt", { "ca", ET_KEY_STRING, ET_KEY_FIELD(struct et_config, ca_file), NULL,
+    { "mqtt", { "ca", ET_KEY_STRING, ET_KEY_FIELD(struct et_config, mqtt.ca_file), NULL,
       .help = "PEM file of the CA that signed the broker's certificate" } },
-    { "mqtt", { "cert", ET_KEY_STRING, ET_KEY_FIELD(struct et_config, cert_file), NULL,
+    { "mqtt", { "cert", ET_KEY_STRING, ET_KEY_FIELD(struct et_config, mqtt.cert_file), NULL,
       .help = "PEM file of this device's certificate" } },
-    { "mqtt", { "key", ET_KEY_STRING, ET_KEY_FIELD(struct et_config, key_file), NULL,
+    { "mqtt", { "key", ET_KEY_STRING, ET_KEY_FIELD(struct et_config, mqtt.key_file), NULL,
       .help = "PEM file of this device's private key, readable by the agent only" } },
-    { "mqtt", { "insecure", ET_KEY_BOOL, ET_KEY_FIELD(struct et_config, insecure), "false",
+    { "mqtt", { "insecure", ET_KEY_BOOL, ET_KEY_FIELD(struct et_config, mqtt.insecure), "false",
       .help = "plain TCP without TLS: for a lab only" } },
     { "mqtt", { "topic_root", ET_KEY_STRING, ET_KEY_FIELD(struct et_config, topic_root), "edgetel",
       .help = "first topic level: ROOT/v1/DEVICE/telemetry" } },
-    { "mqtt", { "keepalive", ET_KEY_DURATION, ET_KEY_FIELD(struct et_config, keepalive_ms), "30s",
-      MS(5), MS(65535), .help = "MQTT keepalive, whole seconds" } },
+    { "mqtt", { "keepalive", ET_KEY_DURATION, ET_KEY_FIELD(struct et_config, mqtt.keepalive_ms),
+      "30s", MS(5), MS(65535), .help = "MQTT keepalive, whole seconds" } },
     { "mqtt", { "ack_timeout", ET_KEY_DURATION, ET_KEY_FIELD(struct et_config, ack_timeout_ms),
       "30s", MS(1), MS(3600),
       .help = "a batch with no Ack from the aggregator by then is sent again" } },
     { "mqtt", { "max_inflight", ET_KEY_INT, ET_KEY_FIELD(struct et_config, max_inflight), "16",
       1, 1024, .help = "batches sent and not yet acknowledged" } },
-    { "mqtt", { "backoff_min", ET_KEY_DURATION, ET_KEY_FIELD(struct et_config, backoff_min_ms),
+    { "mqtt", { "backoff_min", ET_KEY_DURATION, ET_KEY_FIELD(struct et_config, mqtt.backoff_min_ms),
       "1s", 100, MS(3600), .help = "first wait before a reconnect" } },
-    { "mqtt", { "backoff_max", ET_KEY_DURATION, ET_KEY_FIELD(struct et_config, backoff_max_ms),
+    { "mqtt", { "backoff_max", ET_KEY_DURATION, ET_KEY_FIELD(struct et_config, mqtt.backoff_max_ms),
       "60s", MS(1), MS(86400), .help = "longest wait between reconnects" } },
     { "mqtt", { "clock_wait", ET_KEY_DURATION, ET_KEY_FIELD(struct et_config, clock_wait_ms),
       "2m", 0, MS(86400),
@@ -373,36 +373,38 @@ static int check_mqtt(struct check *k, const struct et_config *c)
                           "[mqtt] topic_root \"%s\": must be one topic level of 1-%d "
                           "characters without '/', '+' or '#', not starting with '$'",
                           et_ini_quote(c->topic_root, q, sizeof(q)), TOPIC_ROOT_MAX);
-    if (c->keepalive_ms % 1000)
+    if (c->mqtt.keepalive_ms % 1000)
         return check_fail(k, key_line(k, "mqtt", "keepalive"),
                           "[mqtt] keepalive: must be whole seconds (MQTT counts it in seconds)");
-    if (c->backoff_min_ms > c->backoff_max_ms) {
+    if (c->mqtt.backoff_min_ms > c->mqtt.backoff_max_ms) {
         int line = key_line(k, "mqtt", "backoff_min");
 
         if (!line)
             line = key_line(k, "mqtt", "backoff_max");
         return check_fail(k, line, "[mqtt] backoff_min (%" PRId64 " ms) must not be above "
-                          "backoff_max (%" PRId64 " ms)", c->backoff_min_ms, c->backoff_max_ms);
+                          "backoff_max (%" PRId64 " ms)", c->mqtt.backoff_min_ms,
+                          c->mqtt.backoff_max_ms);
     }
-    if (!c->cert_file != !c->key_file)
-        return check_fail(k, key_line(k, "mqtt", c->cert_file ? "cert" : "key"),
+    if (!c->mqtt.cert_file != !c->mqtt.key_file)
+        return check_fail(k, key_line(k, "mqtt", c->mqtt.cert_file ? "cert" : "key"),
                           "[mqtt] %s is set without %s: the certificate and its key go together",
-                          c->cert_file ? "cert" : "key", c->cert_file ? "key" : "cert");
-    if (!c->host)
+                          c->mqtt.cert_file ? "cert" : "key", c->mqtt.cert_file ? "key" : "cert");
+    if (!c->mqtt.host)
         return 0;
     /* One ':' is "host:port"; an IPv6 address has at least two. */
-    colon = strchr(c->host, ':');
-    if (strstr(c->host, "://") || strpbrk(c->host, " \t/") ||
+    colon = strchr(c->mqtt.host, ':');
+    if (strstr(c->mqtt.host, "://") || strpbrk(c->mqtt.host, " \t/") ||
         (colon && !strchr(colon + 1, ':')))
         return check_fail(k, host_line, "[mqtt] host \"%s\": give the host name or address "
-                          "only; the port goes in port", et_ini_quote(c->host, q, sizeof(q)));
-    if (!c->insecure && (!c->ca_file || !c->cert_file || !c->key_file)) {
+                          "only; the port goes in port", et_ini_quote(c->mqtt.host, q, sizeof(q)));
+    if (!c->mqtt.insecure && (!c->mqtt.ca_file || !c->mqtt.cert_file || !c->mqtt.key_file)) {
         char missing[32];
 
-        snprintf(missing, sizeof(missing), "%s%s%s%s%s", !c->ca_file ? "ca" : "",
-                 !c->ca_file && (!c->cert_file || !c->key_file) ? ", " : "",
-                 !c->cert_file ? "cert" : "", !c->cert_file && !c->key_file ? ", " : "",
-                 !c->key_file ? "key" : "");
+        snprintf(missing, sizeof(missing), "%s%s%s%s%s", !c->mqtt.ca_file ? "ca" : "",
+                 !c->mqtt.ca_file && (!c->mqtt.cert_file || !c->mqtt.key_file) ? ", " : "",
+                 !c->mqtt.cert_file ? "cert" : "",
+                 !c->mqtt.cert_file && !c->mqtt.key_file ? ", " : "",
+                 !c->mqtt.key_file ? "key" : "");
         return check_fail(k, host_line, "[mqtt] host is set but %s %s not: mutual TLS needs "
                           "ca, cert and key (insecure = true for plain TCP)", missing,
                           strchr(missing, ',') ? "are" : "is");

@@ -333,8 +333,8 @@ static void on_connected(struct et_uplink *u, int64_t now_ms)
     u->last_disconnect[0] = '\0';
     u->last_disconnect_log_ms = 0;
     et_outbox_stats(u->outbox, &st);
-    et_info("uplink", "connected to %s:%d; %" PRIu64 " batches waiting", u->cfg->host,
-            u->cfg->port, st.batches);
+    et_info("uplink", "connected to %s:%d; %" PRIu64 " batches waiting", u->cfg->mqtt.host,
+            u->cfg->mqtt.port, st.batches);
     et_uplink_status(u, true, u->connect_note[0] ? u->connect_note : NULL);
     et_uplink_pump(u, now_ms);
 }
@@ -351,10 +351,11 @@ static void on_disconnected(struct et_uplink *u, const char *reason, int64_t now
         u->last_disconnect_log_ms == 0) {
         et_warn("uplink", "%s %s:%d: %s (retrying with backoff)",
                 u->connected ? "lost connection to" : "cannot connect to",
-                u->cfg->host, u->cfg->port, why);
+                u->cfg->mqtt.host, u->cfg->mqtt.port, why);
         u->last_disconnect_log_ms = now_ms;
     } else {
-        et_debug("uplink", "cannot connect to %s:%d: %s", u->cfg->host, u->cfg->port, why);
+        et_debug("uplink", "cannot connect to %s:%d: %s", u->cfg->mqtt.host, u->cfg->mqtt.port,
+                 why);
     }
     snprintf(u->last_disconnect, sizeof(u->last_disconnect), "%s", why);
     u->connected = false;
@@ -444,25 +445,15 @@ static int make_client(struct et_uplink *u, const struct et_mqtt_transport *tran
                        char *err, size_t errlen)
 {
     const struct et_config *cfg = u->cfg;
-    struct et_mqtt_cfg mc = {
-        .host = cfg->host,
-        .port = cfg->port,
-        .client_id = cfg->device_id,
-        .tls = !cfg->insecure,
-        .ca_file = cfg->ca_file,
-        .cert_file = cfg->cert_file,
-        .key_file = cfg->key_file,
-        .keepalive_s = (int)(cfg->keepalive_ms / 1000),
-        .min_backoff_ms = (int)cfg->backoff_min_ms,
-        .max_backoff_ms = (int)cfg->backoff_max_ms,
-        .max_inflight = (int)cfg->max_inflight + 4,   /* room for status beside batches */
-        .will_topic = u->topic_status,
-        .will_retain = true,
-    };
+    struct et_mqtt_cfg mc;
     uint8_t *will = NULL;
     size_t will_len = 0;
     int rc;
 
+    /* Room for the Status beside a full window of batches. */
+    et_mqtt_cfg_from_settings(&cfg->mqtt, cfg->device_id, (int)cfg->max_inflight + 4, &mc);
+    mc.will_topic = u->topic_status;
+    mc.will_retain = true;
     rc = status_encode(u, false, "connection lost (last will)", &will, &will_len);
     if (rc)
         return rc;
@@ -471,8 +462,8 @@ static int make_client(struct et_uplink *u, const struct et_mqtt_transport *tran
     rc = et_mqtt_create(&u->mqtt, transport, &mc);
     free(will);
     if (rc) {
-        snprintf(err, errlen, "cannot set up MQTT client for %s:%d: %s", cfg->host, cfg->port,
-                 strerror(-rc));
+        snprintf(err, errlen, "cannot set up MQTT client for %s:%d: %s", cfg->mqtt.host,
+                 cfg->mqtt.port, strerror(-rc));
         return rc;
     }
     rc = et_mqtt_subscribe(u->mqtt, u->topic_ack, 1);
@@ -490,20 +481,20 @@ int et_uplink_create(struct et_uplink **out, const struct et_config *cfg,
     int rc;
 
     *out = NULL;
-    if (!cfg->host || !*cfg->host) {
+    if (!cfg->mqtt.host || !*cfg->mqtt.host) {
         /* A board may collect before it has a broker: all goes to the
          * outbox, within its quota, until a host is configured. */
         et_warn("uplink", "[mqtt] host is not set: collecting into the outbox only, "
                 "sending nothing");
         return 0;
     }
-    if (cfg->insecure) {
+    if (cfg->mqtt.insecure) {
         et_warn("uplink", "[mqtt] insecure = true: telemetry goes to %s:%d as PLAIN TEXT, "
                 "without authentication. Use only on a closed test network.",
-                cfg->host, cfg->port);
-    } else if ((rc = check_readable("CA certificate", cfg->ca_file, err, errlen)) ||
-               (rc = check_readable("certificate", cfg->cert_file, err, errlen)) ||
-               (rc = check_key_file(cfg->key_file, err, errlen))) {
+                cfg->mqtt.host, cfg->mqtt.port);
+    } else if ((rc = check_readable("CA certificate", cfg->mqtt.ca_file, err, errlen)) ||
+               (rc = check_readable("certificate", cfg->mqtt.cert_file, err, errlen)) ||
+               (rc = check_key_file(cfg->mqtt.key_file, err, errlen))) {
         return rc;
     }
     u = calloc(1, sizeof(*u));

@@ -73,7 +73,7 @@ struct et_uplink_stats {
 /**
  * Set up the uplink of cfg's device over transport (not connected yet).
  * Checks the TLS files first (readable; the key private to this user)
- * unless cfg->insecure, which it warns about loudly. cfg, transport,
+ * unless cfg->mqtt.insecure, which it warns about loudly. cfg, transport,
  * outbox and clock are borrowed and must outlive the uplink. Without
  * [mqtt] host there is no uplink: *out is NULL, 0 is returned and the agent
  * collects into the outbox only.

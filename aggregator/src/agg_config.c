@@ -31,30 +31,30 @@ static const struct et_ini_key agg_keys[] = {
       ET_KEY_FIELD(struct et_agg_config, stats_interval_ms), "60s", MS(1), MS(86400),
       .help = "how often a summary line (batches, samples, duplicates, malformed) is logged" } },
 
-    { "mqtt", { "host", ET_KEY_STRING, ET_KEY_FIELD(struct et_agg_config, host), NULL,
+    { "mqtt", { "host", ET_KEY_STRING, ET_KEY_FIELD(struct et_agg_config, mqtt.host), NULL,
       .help = "the broker's host name or address (required)" } },
-    { "mqtt", { "port", ET_KEY_INT, ET_KEY_FIELD(struct et_agg_config, port), "8883", 1, 65535,
+    { "mqtt", { "port", ET_KEY_INT, ET_KEY_FIELD(struct et_agg_config, mqtt.port), "8883", 1, 65535,
       .help = "the broker's port" } },
-    { "mqtt", { "ca", ET_KEY_STRING, ET_KEY_FIELD(struct et_agg_config, ca_file), NULL,
+    { "mqtt", { "ca", ET_KEY_STRING, ET_KEY_FIELD(struct et_agg_config, mqtt.ca_file), NULL,
       .help = "PEM file of the CA that signed the broker's certificate" } },
-    { "mqtt", { "cert", ET_KEY_STRING, ET_KEY_FIELD(struct et_agg_config, cert_file), NULL,
+    { "mqtt", { "cert", ET_KEY_STRING, ET_KEY_FIELD(struct et_agg_config, mqtt.cert_file), NULL,
       .help = "PEM file of the aggregator's client certificate" } },
-    { "mqtt", { "key", ET_KEY_STRING, ET_KEY_FIELD(struct et_agg_config, key_file), NULL,
+    { "mqtt", { "key", ET_KEY_STRING, ET_KEY_FIELD(struct et_agg_config, mqtt.key_file), NULL,
       .help = "PEM file of the aggregator's private key" } },
-    { "mqtt", { "insecure", ET_KEY_BOOL, ET_KEY_FIELD(struct et_agg_config, insecure), "false",
+    { "mqtt", { "insecure", ET_KEY_BOOL, ET_KEY_FIELD(struct et_agg_config, mqtt.insecure), "false",
       .help = "plain TCP without TLS: for a lab only" } },
     { "mqtt", { "topic_root", ET_KEY_STRING, ET_KEY_FIELD(struct et_agg_config, topic_root),
       "edgetel", .help = "first topic level(s): ROOT/v1/DEVICE/telemetry" } },
     { "mqtt", { "share_group", ET_KEY_STRING, ET_KEY_FIELD(struct et_agg_config, share_group),
       "edgetel", .help = "shared subscription group: instances in one group split the "
                          "telemetry between them" } },
-    { "mqtt", { "keepalive", ET_KEY_DURATION, ET_KEY_FIELD(struct et_agg_config, keepalive_ms),
+    { "mqtt", { "keepalive", ET_KEY_DURATION, ET_KEY_FIELD(struct et_agg_config, mqtt.keepalive_ms),
       "30s", MS(5), MS(65535), .help = "MQTT keepalive, whole seconds" } },
     { "mqtt", { "backoff_min", ET_KEY_DURATION,
-      ET_KEY_FIELD(struct et_agg_config, backoff_min_ms), "1s", 100, MS(3600),
+      ET_KEY_FIELD(struct et_agg_config, mqtt.backoff_min_ms), "1s", 100, MS(3600),
       .help = "first wait before a reconnect" } },
     { "mqtt", { "backoff_max", ET_KEY_DURATION,
-      ET_KEY_FIELD(struct et_agg_config, backoff_max_ms), "60s", MS(1), MS(86400),
+      ET_KEY_FIELD(struct et_agg_config, mqtt.backoff_max_ms), "60s", MS(1), MS(86400),
       .help = "longest wait between reconnects" } },
     { "mqtt", { "max_inflight", ET_KEY_INT, ET_KEY_FIELD(struct et_agg_config, max_inflight),
       "1024", 1, 65535, .help = "acks published and not yet acknowledged by the broker" } },
@@ -119,7 +119,7 @@ static int check_whole(const struct et_agg_config *c, const int *lines, const ch
         return check_fail(name, key_line(lines, "aggregator", "instance_id"), err, errlen,
                           "[aggregator] instance_id \"%.80s\": expected 1-%d of A-Z a-z 0-9 . _ -",
                           c->instance_id, INSTANCE_ID_MAX);
-    if (!c->host)
+    if (!c->mqtt.host)
         return check_fail(name, 0, err, errlen, "[mqtt] host is not set: the aggregator needs "
                           "the broker that devices publish to");
     n = strlen(c->topic_root);
@@ -133,20 +133,21 @@ static int check_whole(const struct et_agg_config *c, const int *lines, const ch
         return check_fail(name, key_line(lines, "mqtt", "share_group"), err, errlen,
                           "[mqtt] share_group \"%.80s\": a group name may not contain "
                           "/, + or #", c->share_group);
-    if (c->backoff_min_ms > c->backoff_max_ms)
+    if (c->mqtt.backoff_min_ms > c->mqtt.backoff_max_ms)
         return check_fail(name, key_line(lines, "mqtt", "backoff_min"), err, errlen,
                           "[mqtt] backoff_min is longer than backoff_max");
-    if (c->keepalive_ms % 1000)
+    if (c->mqtt.keepalive_ms % 1000)
         return check_fail(name, key_line(lines, "mqtt", "keepalive"), err, errlen,
                           "[mqtt] keepalive: MQTT counts it in whole seconds");
-    if (!c->insecure && (!c->ca_file || !c->cert_file || !c->key_file))
+    if (!c->mqtt.insecure && (!c->mqtt.ca_file || !c->mqtt.cert_file || !c->mqtt.key_file))
         return check_fail(name, key_line(lines, "mqtt", "host"), err, errlen,
                           "[mqtt] mutual TLS needs ca, cert and key (%s%s%s%s%s missing); "
                           "insecure = true for plain TCP",
-                          !c->ca_file ? "ca" : "", !c->ca_file && !c->cert_file ? ", " : "",
-                          !c->cert_file ? "cert" : "",
-                          (!c->ca_file || !c->cert_file) && !c->key_file ? ", " : "",
-                          !c->key_file ? "key" : "");
+                          !c->mqtt.ca_file ? "ca" : "",
+                          !c->mqtt.ca_file && !c->mqtt.cert_file ? ", " : "",
+                          !c->mqtt.cert_file ? "cert" : "",
+                          (!c->mqtt.ca_file || !c->mqtt.cert_file) && !c->mqtt.key_file ? ", " : "",
+                          !c->mqtt.key_file ? "key" : "");
     return 0;
 }
 

@@ -137,12 +137,12 @@ static void on_event(void *ctx, const struct et_mqtt_event *ev)
 
     switch (ev->type) {
     case ET_MQTT_CONNECTED:
-        et_info("mqtt", "connected to %s:%d; subscribed to %s and %s", a->cfg.host,
-                a->cfg.port, a->sub_telemetry, a->sub_status);
+        et_info("mqtt", "connected to %s:%d; subscribed to %s and %s", a->cfg.mqtt.host,
+                a->cfg.mqtt.port, a->sub_telemetry, a->sub_status);
         break;
     case ET_MQTT_DISCONNECTED:
-        et_warn("mqtt", "broker %s:%d: %s (reconnecting)", a->cfg.host, a->cfg.port,
-                ev->reason ? ev->reason : "disconnected");
+        et_warn("mqtt", "broker %s:%d: %s (reconnecting)", a->cfg.mqtt.host,
+                a->cfg.mqtt.port, ev->reason ? ev->reason : "disconnected");
         break;
     case ET_MQTT_MESSAGE:
         /* Finish the message in hand, take no new one after a signal. */
@@ -194,19 +194,7 @@ static int block_signals(int *fd)
 static int setup_mqtt(struct aggregator *a)
 {
     const struct et_agg_config *c = &a->cfg;
-    struct et_mqtt_cfg mc = {
-        .host = c->host,
-        .port = c->port,
-        .client_id = a->client_id,
-        .tls = !c->insecure,
-        .ca_file = c->ca_file,
-        .cert_file = c->cert_file,
-        .key_file = c->key_file,
-        .keepalive_s = (int)(c->keepalive_ms / 1000),
-        .min_backoff_ms = (int)c->backoff_min_ms,
-        .max_backoff_ms = (int)c->backoff_max_ms,
-        .max_inflight = (int)c->max_inflight,
-    };
+    struct et_mqtt_cfg mc;
     char host[64];
     int rc;
 
@@ -219,6 +207,7 @@ static int setup_mqtt(struct aggregator *a)
         snprintf(a->client_id, sizeof(a->client_id), "edgetel-aggregator-%s-%ld", host,
                  (long)getpid());
     }
+    et_mqtt_cfg_from_settings(&c->mqtt, a->client_id, (int)c->max_inflight, &mc);
     snprintf(a->sub_telemetry, sizeof(a->sub_telemetry), "$share/%s/%s/v1/+/telemetry",
              c->share_group, c->topic_root);
     /*
@@ -231,12 +220,13 @@ static int setup_mqtt(struct aggregator *a)
      */
     snprintf(a->sub_status, sizeof(a->sub_status), "%s/v1/+/status", c->topic_root);
 
-    if (c->insecure)
+    if (c->mqtt.insecure)
         et_warn("mqtt", "insecure = true: plain TCP to %s:%d; anyone on the path can read "
-                "telemetry and forge acks. Use mutual TLS outside a lab.", c->host, c->port);
+                "telemetry and forge acks. Use mutual TLS outside a lab.", c->mqtt.host,
+                c->mqtt.port);
     rc = et_mqtt_create(&a->mqtt, et_mqtt_paho(), &mc);
     if (rc < 0) {
-        et_error("mqtt", "cannot set up the MQTT client for %s:%d: %s", c->host, c->port,
+        et_error("mqtt", "cannot set up the MQTT client for %s:%d: %s", c->mqtt.host, c->mqtt.port,
                  strerror(-rc));
         return rc;
     }
@@ -368,8 +358,9 @@ int main(int argc, char **argv)
         goto out;
     et_info("main", PROG " %s started: instance %s, store %s %s, broker %s:%d (%s), "
             "topic root %s, share group %s", ET_VERSION, a.client_id,
-            et_agg_store_types[a.cfg.store_type], a.cfg.store_path, a.cfg.host, a.cfg.port,
-            a.cfg.insecure ? "plain TCP" : "mutual TLS", a.cfg.topic_root, a.cfg.share_group);
+            et_agg_store_types[a.cfg.store_type], a.cfg.store_path, a.cfg.mqtt.host,
+            a.cfg.mqtt.port,
+            a.cfg.mqtt.insecure ? "plain TCP" : "mutual TLS", a.cfg.topic_root, a.cfg.share_group);
 
     if (run(&a) == 0)
         status = 0;

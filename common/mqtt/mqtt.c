@@ -33,6 +33,24 @@ int et_mqtt_cfg_check(const struct et_mqtt_cfg *cfg)
     return 0;
 }
 
+void et_mqtt_cfg_from_settings(const struct et_mqtt_settings *s, const char *client_id,
+                               int max_inflight, struct et_mqtt_cfg *out)
+{
+    *out = (struct et_mqtt_cfg){
+        .host = s->host,
+        .port = s->port,
+        .client_id = client_id,
+        .tls = !s->insecure,
+        .ca_file = s->ca_file,
+        .cert_file = s->cert_file,
+        .key_file = s->key_file,
+        .keepalive_s = (int)(s->keepalive_ms / 1000),
+        .min_backoff_ms = (int)s->backoff_min_ms,
+        .max_backoff_ms = (int)s->backoff_max_ms,
+        .max_inflight = max_inflight,
+    };
+}
+
 int et_mqtt_create(struct et_mqtt **out, const struct et_mqtt_transport *t,
                    const struct et_mqtt_cfg *cfg)
 {

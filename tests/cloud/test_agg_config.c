@@ -30,7 +30,7 @@ static void assert_error(const char *text, const char *want)
     assert_int_equal(et_agg_config_parse(text, "agg.conf", &c, err, sizeof(err)), -EINVAL);
     if (prefix ? strncmp(err, want, n - 3) != 0 : strcmp(err, want) != 0)
         fail_msg("error \"%s\", want \"%s\"", err, want);
-    assert_null(c.host);   /* nothing left behind on failure */
+    assert_null(c.mqtt.host);   /* nothing left behind on failure */
 }
 
 static void test_defaults(void **state)
@@ -40,18 +40,18 @@ static void test_defaults(void **state)
 
     assert_int_equal(et_agg_config_parse("[mqtt]\nhost = broker.example\n" TLS_KEYS,
                                          "agg.conf", &c, err, sizeof(err)), 0);
-    assert_string_equal(c.host, "broker.example");
-    assert_int_equal(c.port, 8883);
-    assert_false(c.insecure);
+    assert_string_equal(c.mqtt.host, "broker.example");
+    assert_int_equal(c.mqtt.port, 8883);
+    assert_false(c.mqtt.insecure);
     assert_string_equal(c.topic_root, "edgetel");
     assert_string_equal(c.share_group, "edgetel");
-    assert_int_equal(c.keepalive_ms, 30000);
+    assert_int_equal(c.mqtt.keepalive_ms, 30000);
     assert_int_equal(c.stats_interval_ms, 60000);
     assert_int_equal(c.log_level, ET_LOG_INFO);
     assert_null(c.instance_id);
     assert_string_equal(et_agg_store_types[c.store_type], "sqlite");
     assert_string_equal(c.store_path, ET_STORE_DEFAULT_PATH);
-    assert_string_equal(c.ca_file, "/etc/edgetel/ca.crt");
+    assert_string_equal(c.mqtt.ca_file, "/etc/edgetel/ca.crt");
     et_agg_config_free(&c);
     et_agg_config_free(&c);   /* freeing twice is harmless */
 }
@@ -87,12 +87,12 @@ static void test_every_key(void **state)
     assert_string_equal(c.instance_id, "agg-2");
     assert_int_equal(c.log_level, ET_LOG_DEBUG);
     assert_int_equal(c.stats_interval_ms, 10000);
-    assert_int_equal(c.port, 18883);
+    assert_int_equal(c.mqtt.port, 18883);
     assert_string_equal(c.topic_root, "acme/site-3/edgetel");
     assert_string_equal(c.share_group, "ingest");
-    assert_int_equal(c.keepalive_ms, 60000);
-    assert_int_equal(c.backoff_min_ms, 250);
-    assert_int_equal(c.backoff_max_ms, 30000);
+    assert_int_equal(c.mqtt.keepalive_ms, 60000);
+    assert_int_equal(c.mqtt.backoff_min_ms, 250);
+    assert_int_equal(c.mqtt.backoff_max_ms, 30000);
     assert_int_equal(c.max_inflight, 64);
     assert_string_equal(c.store_path, "/srv/edgetel/agg.db");
     assert_string_equal(c.path, "agg.conf");
@@ -107,8 +107,8 @@ static void test_insecure_needs_no_keys(void **state)
     assert_int_equal(et_agg_config_parse("[mqtt]\nhost = 127.0.0.1\nport = 1883\n"
                                          "insecure = true\n", "agg.conf", &c, err,
                                          sizeof(err)), 0);
-    assert_true(c.insecure);
-    assert_null(c.ca_file);
+    assert_true(c.mqtt.insecure);
+    assert_null(c.mqtt.ca_file);
     et_agg_config_free(&c);
 }
 

@@ -53,9 +53,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rc == 0) {
         check(c.device_id && et_device_id_valid(c.device_id));
         check(c.topic_root && !strpbrk(c.topic_root, "/+#"));
-        check(c.backoff_min_ms <= c.backoff_max_ms);
-        check(c.keepalive_ms % 1000 == 0);
-        check(!c.host || c.insecure || (c.ca_file && c.cert_file && c.key_file));
+        check(c.mqtt.backoff_min_ms <= c.mqtt.backoff_max_ms);
+        check(c.mqtt.keepalive_ms % 1000 == 0);
+        check(!c.mqtt.host || c.mqtt.insecure ||
+              (c.mqtt.ca_file && c.mqtt.cert_file && c.mqtt.key_file));
         for (size_t i = 0; i < c.n_collectors; i++) {
             const struct et_collector_cfg *cc = &c.collectors[i];
 

@@ -82,14 +82,14 @@ static void defaults(void **state)
     assert_int_equal(c.batch_interval_ms, 2000);
     assert_int_equal(c.batch_max_samples, 1000);
     assert_int_equal(c.log_level, ET_LOG_INFO);
-    assert_null(c.host);
-    assert_int_equal(c.port, 8883);
-    assert_null(c.ca_file);
-    assert_null(c.cert_file);
-    assert_null(c.key_file);
-    assert_false(c.insecure);
+    assert_null(c.mqtt.host);
+    assert_int_equal(c.mqtt.port, 8883);
+    assert_null(c.mqtt.ca_file);
+    assert_null(c.mqtt.cert_file);
+    assert_null(c.mqtt.key_file);
+    assert_false(c.mqtt.insecure);
     assert_string_equal(c.topic_root, "edgetel");
-    assert_int_equal(c.keepalive_ms, 30000);
+    assert_int_equal(c.mqtt.keepalive_ms, 30000);
     assert_int_equal(c.ack_timeout_ms, 30000);
     assert_int_equal(c.max_inflight, 16);
     assert_int_equal(c.clock_wait_ms, 120000);
@@ -98,8 +98,8 @@ static void defaults(void **state)
     assert_int_equal(c.outbox_reserve, 64ULL << 20);
     assert_int_equal(c.outbox_policy, 0);
     assert_int_equal(c.durability_window_ms, 10000);
-    assert_int_equal(c.backoff_min_ms, 1000);
-    assert_int_equal(c.backoff_max_ms, 60000);
+    assert_int_equal(c.mqtt.backoff_min_ms, 1000);
+    assert_int_equal(c.mqtt.backoff_max_ms, 60000);
 
     /* No [collector] section: the system set, as far as it is built in. */
     for (size_t i = 0; i < sizeof(system_set) / sizeof(system_set[0]); i++) {
@@ -167,19 +167,19 @@ static void every_key(void **state)
     assert_int_equal(c.batch_interval_ms, 90000);
     assert_int_equal(c.batch_max_samples, 5000);
     assert_int_equal(c.log_level, ET_LOG_DEBUG);
-    assert_string_equal(c.host, "broker.example.net");
-    assert_int_equal(c.port, 8884);
-    assert_string_equal(c.ca_file, "/etc/edgetel/ca.pem");
-    assert_string_equal(c.cert_file, "/etc/edgetel/dev.pem");
+    assert_string_equal(c.mqtt.host, "broker.example.net");
+    assert_int_equal(c.mqtt.port, 8884);
+    assert_string_equal(c.mqtt.ca_file, "/etc/edgetel/ca.pem");
+    assert_string_equal(c.mqtt.cert_file, "/etc/edgetel/dev.pem");
     /* A ';' not after a blank is part of the value. */
-    assert_string_equal(c.key_file, "/etc/edgetel/dev key;with-semicolon.pem");
-    assert_false(c.insecure);
+    assert_string_equal(c.mqtt.key_file, "/etc/edgetel/dev key;with-semicolon.pem");
+    assert_false(c.mqtt.insecure);
     assert_string_equal(c.topic_root, "plant-7");
-    assert_int_equal(c.keepalive_ms, 120000);
+    assert_int_equal(c.mqtt.keepalive_ms, 120000);
     assert_int_equal(c.ack_timeout_ms, 45000);
     assert_int_equal(c.max_inflight, 64);
-    assert_int_equal(c.backoff_min_ms, 500);
-    assert_int_equal(c.backoff_max_ms, 300000);
+    assert_int_equal(c.mqtt.backoff_min_ms, 500);
+    assert_int_equal(c.mqtt.backoff_max_ms, 300000);
     assert_int_equal(c.clock_wait_ms, 0);
     assert_int_equal(c.drain_rate, 20);
     assert_true(c.outbox_quota == 1ULL << 30);
@@ -195,9 +195,9 @@ static void insecure_needs_no_tls_files(void **state)
 
     parse_ok("[agent]\ndevice_id = d1\n[mqtt]\nhost = 127.0.0.1\nport = 1883\ninsecure = true\n",
              &c);
-    assert_true(c.insecure);
-    assert_string_equal(c.host, "127.0.0.1");
-    assert_int_equal(c.port, 1883);
+    assert_true(c.mqtt.insecure);
+    assert_string_equal(c.mqtt.host, "127.0.0.1");
+    assert_int_equal(c.mqtt.port, 1883);
     et_config_free(&c);
 }
 
@@ -287,7 +287,7 @@ static void whole_config_errors(void **state)
         struct et_config c;
 
         parse_ok("[agent]\ndevice_id = d1\n[mqtt]\nhost = fd00::1\n" TLS, &c);
-        assert_string_equal(c.host, "fd00::1");
+        assert_string_equal(c.mqtt.host, "fd00::1");
         et_config_free(&c);
     }
     expect_error("[agent]\ndevice_id = d1\n[mqtt]\nhost = broker:8883\n" TLS "\n",

@@ -197,9 +197,9 @@ static void example_matches_table(void **state)
         print_error("%s\n%s\n", uncommented, err);
     assert_int_equal(rc, 0);
     /* It really set the keys: the TLS files have no defaults. */
-    assert_non_null(c.host);
-    assert_non_null(c.ca_file);
-    assert_non_null(c.key_file);
+    assert_non_null(c.mqtt.host);
+    assert_non_null(c.mqtt.ca_file);
+    assert_non_null(c.mqtt.key_file);
     et_config_free(&c);
     free(uncommented);
     free(text);

@@ -25,6 +25,7 @@
 
 #include "edgetel/ini.h"
 #include "edgetel/log.h"
+#include "edgetel/mqtt.h"
 #include "driver.h"
 
 /* One driver key of a [collector NAME] section as the file wrote it. */
@@ -57,19 +58,12 @@ struct et_config {
     uint32_t batch_max_samples;  /* default 1000 */
     enum et_log_level log_level;
 
-    /* [mqtt] */
-    char *host;              /* required unless running --once */
-    int port;                /* default 8883 */
-    char *ca_file;
-    char *cert_file;
-    char *key_file;
-    bool insecure;           /* plain TCP: only when set explicitly */
+    /* [mqtt]: the connection (host unset: collect and store only; keepalive
+     * 30 s; backoff 1 s to 60 s), then the agent's own keys */
+    struct et_mqtt_settings mqtt;
     char *topic_root;        /* default "edgetel" */
-    int64_t keepalive_ms;    /* default 30 s */
     int64_t ack_timeout_ms;  /* default 30 s: re-send a batch with no Ack by then */
     uint32_t max_inflight;   /* default 16 batches */
-    int64_t backoff_min_ms;  /* default 1 s */
-    int64_t backoff_max_ms;  /* default 60 s */
     int64_t clock_wait_ms;   /* default 2 min: wait for clock sync before TLS; 0: no wait */
     uint32_t drain_rate;     /* backlog batches a second; 0: as fast as acks allow */
 

@@ -22,6 +22,7 @@
 #include <stdio.h>
 
 #include "edgetel/log.h"
+#include "edgetel/mqtt.h"
 
 /* Largest config file read, in bytes. */
 #define ET_AGG_CONFIG_MAX_BYTES (64 * 1024)
@@ -34,18 +35,10 @@ struct et_agg_config {
     enum et_log_level log_level;
     int64_t stats_interval_ms; /* how often the summary line is logged */
 
-    /* [mqtt] */
-    char *host;
-    int port;
-    char *ca_file;
-    char *cert_file;
-    char *key_file;
-    bool insecure;
+    /* [mqtt]: the connection (host required), then the aggregator's own keys */
+    struct et_mqtt_settings mqtt;
     char *topic_root;
     char *share_group;        /* $share/<group>/...: instances of one group split the load */
-    int64_t keepalive_ms;
-    int64_t backoff_min_ms;
-    int64_t backoff_max_ms;
     uint32_t max_inflight;    /* acks published and not yet PUBACKed */
 
     /* [store] */

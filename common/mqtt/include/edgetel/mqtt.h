@@ -64,6 +64,32 @@ struct et_mqtt_cfg {
     int mqtt_version;
 };
 
+/*
+ * The [mqtt] connection settings that the agent's and the aggregator's
+ * config files share, as their loaders fill them. Both programs turn them
+ * into a struct et_mqtt_cfg with et_mqtt_cfg_from_settings(), the one place
+ * a connection is described.
+ */
+struct et_mqtt_settings {
+    char *host;
+    int port;                   /* default 8883 */
+    char *ca_file;
+    char *cert_file;
+    char *key_file;
+    bool insecure;              /* plain TCP: only when set explicitly */
+    int64_t keepalive_ms;       /* whole seconds on the wire */
+    int64_t backoff_min_ms;
+    int64_t backoff_max_ms;
+};
+
+/**
+ * The seam's cfg for one connection with settings s, as client_id, with up
+ * to max_inflight QoS 1 publishes outstanding. Strings are borrowed from s
+ * and client_id; the will and mqtt_version are left unset.
+ */
+void et_mqtt_cfg_from_settings(const struct et_mqtt_settings *s, const char *client_id,
+                               int max_inflight, struct et_mqtt_cfg *out);
+
 enum et_mqtt_event_type {
     ET_MQTT_CONNECTED = 1,      /* session up; subscriptions re-made */
     ET_MQTT_DISCONNECTED = 2,   /* lost or failed; reason says why; retry is scheduled */

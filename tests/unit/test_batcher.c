@@ -11,7 +11,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,62 +21,46 @@
 
 #include "../../agent/src/batcher.h"
 #include "edgetel/outbox.h"
-#include "et_fake.h"
+#include "outbox_fixture.h"
 
 #define MAX_SAMPLES 10
 
-struct fixture {
-    char dir[64];
+struct bench {
+    struct fixture *fx;          /* the outbox tests' directory (outbox_fixture.h) */
     struct et_outbox *outbox;
     struct et_batcher *batcher;
     int64_t next_value;
 };
 
-static int setup(void **state)
+static int bench_setup(void **state)
 {
-    struct fixture *fx = calloc(1, sizeof(*fx));
     const uint8_t boot[ET_BOOT_ID_LEN] = { 7 };
-    char path[128], err[256];
+    struct bench *b = calloc(1, sizeof(*b));
+    void *fx;
 
-    if (!fx)
+    if (!b || setup(&fx) != 0)
         return -1;
-    snprintf(fx->dir, sizeof(fx->dir), "/tmp/et-batcher-XXXXXX");
-    if (!mkdtemp(fx->dir))
+    b->fx = fx;
+    b->outbox = open_ok(b->fx);
+    if (et_batcher_create(&b->batcher, b->outbox, "unit-dev", boot, MAX_SAMPLES) != 0)
         return -1;
-    et_fake_reset();
-    snprintf(path, sizeof(path), "%s/outbox.db", fx->dir);
-    if (et_outbox_open(&fx->outbox, path, err, sizeof(err)) != 0 ||
-        et_batcher_create(&fx->batcher, fx->outbox, "unit-dev", boot, MAX_SAMPLES) != 0)
-        return -1;
-    *state = fx;
+    *state = b;
     return 0;
 }
 
-static int teardown(void **state)
+static int bench_teardown(void **state)
 {
-    struct fixture *fx = *state;
-    DIR *d;
-    struct dirent *de;
-    char p[512];
+    struct bench *b = *state;
+    void *fx = b->fx;
 
-    et_batcher_destroy(fx->batcher);
-    et_outbox_close(fx->outbox);
-    d = opendir(fx->dir);
-    while (d && (de = readdir(d)) != NULL) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        snprintf(p, sizeof(p), "%s/%s", fx->dir, de->d_name);
-        unlink(p);
-    }
-    if (d)
-        closedir(d);
-    rmdir(fx->dir);
-    free(fx);
-    return 0;
+    et_batcher_destroy(b->batcher);
+    et_outbox_close(b->outbox);
+    free(b);
+    return teardown(&fx);
 }
 
 /* n samples of a counter that counts every sample ever added. */
-static void add_samples(struct fixture *fx, int n)
+static void add_samples(struct bench *fx, int n)
 {
     for (int i = 0; i < n; i++) {
         struct et_value v = et_value_i64(fx->next_value++);
@@ -93,7 +76,7 @@ static void exec_sql(sqlite3 *db, const char *sql)
 }
 
 /* Every counter value in the outbox, in seq order; checks the seqs are consecutive. */
-static size_t outbox_values(struct fixture *fx, int64_t *values, size_t cap)
+static size_t outbox_values(struct bench *fx, int64_t *values, size_t cap)
 {
     uint64_t after = 0, seq, prev = 0;
     uint8_t *blob;
@@ -118,7 +101,7 @@ static size_t outbox_values(struct fixture *fx, int64_t *values, size_t cap)
 
 static void samples_become_batches_and_commit(void **state)
 {
-    struct fixture *fx = *state;
+    struct bench *fx = *state;
     const struct et_batcher_stats *st = et_batcher_stats(fx->batcher);
     struct et_outbox_stats ob;
     int64_t values[64];
@@ -147,7 +130,7 @@ static void samples_become_batches_and_commit(void **state)
 
 static void full_outbox_holds_then_drops_counted_and_keeps_seqs(void **state)
 {
-    struct fixture *fx = *state;
+    struct bench *fx = *state;
     const struct et_batcher_stats *st = et_batcher_stats(fx->batcher);
     sqlite3 *db = et_outbox_sqlite(fx->outbox);
     int64_t values[512];
@@ -200,9 +183,10 @@ static void full_outbox_holds_then_drops_counted_and_keeps_seqs(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(samples_become_batches_and_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(samples_become_batches_and_commit, bench_setup,
+                                        bench_teardown),
         cmocka_unit_test_setup_teardown(full_outbox_holds_then_drops_counted_and_keeps_seqs,
-                                        setup, teardown),
+                                        bench_setup, bench_teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

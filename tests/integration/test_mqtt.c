@@ -4,11 +4,15 @@
  * is bounded and driven by et_mqtt_fd() + poll(), the way the agent's loop
  * drives it.
  *
+ * MQTT 3.1.1 and the fallback to it are in test_mqtt_versions.c; the
+ * recording clients both use are in tests/lib/mqtt_client.c.
+ *
  * The "killed client" of the last-will test is this same executable
  * started again with --will-client: a separate process that can be
  * SIGKILLed without taking Paho's threads in the test process with it.
  */
 #include "broker.h"
+#include "mqtt_client.h"
 
 #include "edgetel/log.h"
 #include "edgetel/mqtt.h"
@@ -34,210 +38,10 @@
 
 #include <cmocka.h>
 
-#define WAIT_MS 15000
-#define MAX_RECORDS 256
-
-struct record {
-    enum et_mqtt_event_type type;
-    char topic[128];
-    unsigned char payload[256];
-    size_t len;
-    int token;
-    char reason[512];
-    int64_t at_ms;              /* when the handler ran, CLOCK_MONOTONIC */
-};
-
-/* One client and everything its handler has seen. */
-struct client {
-    const char *name;
-    struct et_mqtt *mqtt;
-    struct record rec[MAX_RECORDS];
-    size_t n;
-};
-
-struct fixture {
-    struct et_test_broker *broker;
-    struct client agg;          /* identity "aggregator" */
-    struct client dev1;
-    struct client dev2;
-};
-
-static const char *const devices[] = { "dev-1", "dev-2", NULL };
-
 /* argv[0], to start this executable again as the will client. Set once in
  * main before any test runs. Not /proc/self/exe: under valgrind that names
  * valgrind itself. */
 static const char *self_exe;
-
-static const char *type_name(enum et_mqtt_event_type t)
-{
-    switch (t) {
-    case ET_MQTT_CONNECTED: return "CONNECTED";
-    case ET_MQTT_DISCONNECTED: return "DISCONNECTED";
-    case ET_MQTT_MESSAGE: return "MESSAGE";
-    case ET_MQTT_PUBLISHED: return "PUBLISHED";
-    case ET_MQTT_PUBLISH_FAILED: return "PUBLISH_FAILED";
-    }
-    return "?";
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void on_event(void *ctx, const struct et_mqtt_event *ev)
-{
-    struct client *c = ctx;
-    struct record *r;
-
-    if (ev->reason)
-        fprintf(stderr, "[%s] %s token %d: %s\n", c->name, type_name(ev->type), ev->token,
-                ev->reason);
-    assert_true(c->n < MAX_RECORDS);
-    r = &c->rec[c->n++];
-    memset(r, 0, sizeof(*r));
-    r->type = ev->type;
-    r->token = ev->token;
-    r->at_ms = now_ms();
-    if (ev->type == ET_MQTT_MESSAGE) {
-        assert_non_null(ev->topic);
-        assert_true(ev->len <= sizeof(r->payload));
-        snprintf(r->topic, sizeof(r->topic), "%s", ev->topic);
-        if (ev->len)
-            memcpy(r->payload, ev->payload, ev->len);
-        r->len = ev->len;
-    }
-    if (ev->reason)
-        snprintf(r->reason, sizeof(r->reason), "%s", ev->reason);
-}
-
-/* Poll every client's descriptor once (up to timeout_ms) and dispatch. */
-static void pump(struct client *const *cs, size_t n, int timeout_ms)
-{
-    struct pollfd pfd[8];
-
-    assert_true(n <= 8);
-    for (size_t i = 0; i < n; i++) {
-        pfd[i].fd = et_mqtt_fd(cs[i]->mqtt);
-        pfd[i].events = POLLIN;
-        pfd[i].revents = 0;
-    }
-    assert_true(poll(pfd, n, timeout_ms) >= 0 || errno == EINTR);
-    for (size_t i = 0; i < n; i++)
-        if (pfd[i].revents & POLLIN)
-            assert_true(et_mqtt_dispatch(cs[i]->mqtt, on_event, cs[i]) >= 0);
-}
-
-/* Index of the first record of c at or after *from matching, or -1. */
-static int find(const struct client *c, size_t from, enum et_mqtt_event_type type,
-                const char *topic, int token)
-{
-    for (size_t i = from; i < c->n; i++) {
-        const struct record *r = &c->rec[i];
-
-        if (r->type != type)
-            continue;
-        if (topic && strcmp(r->topic, topic) != 0)
-            continue;
-        if (token && r->token != token)
-            continue;
-        return (int)i;
-    }
-    return -1;
-}
-
-static size_t count(const struct client *c, size_t from, enum et_mqtt_event_type type,
-                    const char *topic)
-{
-    size_t k = 0;
-
-    for (size_t i = from; i < c->n; i++)
-        if (c->rec[i].type == type && (!topic || strcmp(c->rec[i].topic, topic) == 0))
-            k++;
-    return k;
-}
-
-/* Wait (bounded) until `target` has a record matching, pumping all clients. */
-static const struct record *wait_for(struct client *const *cs, size_t n, struct client *target,
-                                     size_t from, enum et_mqtt_event_type type,
-                                     const char *topic, int token)
-{
-    int64_t deadline = now_ms() + WAIT_MS;
-    int i;
-
-    while ((i = find(target, from, type, topic, token)) < 0) {
-        int64_t left = deadline - now_ms();
-
-        if (left <= 0) {
-            fail_msg("%s: no %s%s%s within %d ms", target->name, type_name(type),
-                     topic ? " on " : "", topic ? topic : "", WAIT_MS);
-        }
-        pump(cs, n, (int)(left > 200 ? 200 : left));
-    }
-    return &target->rec[i];
-}
-
-static void client_open(struct fixture *f, struct client *c, const char *name,
-                        const char *identity, const struct et_mqtt_cfg *override)
-{
-    struct et_test_identity id;
-    struct et_mqtt_cfg cfg;
-
-    c->name = name;
-    c->n = 0;
-    if (override) {
-        cfg = *override;
-    } else {
-        assert_int_equal(et_test_broker_identity(f->broker, identity, &id), 0);
-        et_test_broker_mqtt_cfg(f->broker, &id, name, &cfg);
-    }
-    assert_int_equal(et_mqtt_create(&c->mqtt, et_mqtt_paho(), &cfg), 0);
-}
-
-static int setup(void **state)
-{
-    struct fixture *f = calloc(1, sizeof(*f));
-
-    assert_non_null(f);
-    assert_int_equal(et_test_broker_start(&f->broker, devices), 0);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-
-    et_mqtt_destroy(f->agg.mqtt, 1000);
-    et_mqtt_destroy(f->dev1.mqtt, 1000);
-    et_mqtt_destroy(f->dev2.mqtt, 1000);
-    et_test_broker_destroy(f->broker);
-    free(f);
-    return 0;
-}
-
-/* Connect agg and dev1 with the given subscriptions made before start. */
-static void connect_pair(struct fixture *f, const char *agg_filter, const char *dev_filter)
-{
-    struct client *both[] = { &f->agg, &f->dev1 };
-
-    client_open(f, &f->agg, "aggregator", "aggregator", NULL);
-    client_open(f, &f->dev1, "dev-1", "dev-1", NULL);
-    if (agg_filter)
-        assert_int_equal(et_mqtt_subscribe(f->agg.mqtt, agg_filter, 1), 0);
-    if (dev_filter)
-        assert_int_equal(et_mqtt_subscribe(f->dev1.mqtt, dev_filter, 1), 0);
-    assert_int_equal(et_mqtt_start(f->agg.mqtt), 0);
-    assert_int_equal(et_mqtt_start(f->dev1.mqtt), 0);
-    wait_for(both, 2, &f->agg, 0, ET_MQTT_CONNECTED, NULL, 0);
-    wait_for(both, 2, &f->dev1, 0, ET_MQTT_CONNECTED, NULL, 0);
-    assert_true(et_mqtt_connected(f->agg.mqtt));
-    assert_true(et_mqtt_connected(f->dev1.mqtt));
-}
 
 /* How many of this process's TCP sockets to 127.0.0.1:port have TCP_NODELAY, of *total. */
 static int nodelay_sockets_to(int port, int *total)
@@ -263,16 +67,16 @@ static int nodelay_sockets_to(int port, int *total)
 
 static void test_publish_and_receive(void **state)
 {
-    struct fixture *f = *state;
-    struct client *both[] = { &f->agg, &f->dev1 };
+    struct et_test_mqtt *f = *state;
+    struct et_test_client *both[] = { &f->agg, &f->dev1 };
     static const unsigned char batch[] = { 0x08, 0x00, 0x2a, 0xff, 0x00, 0x10 };
     static const unsigned char ack[] = { 0x08, 0x07 };
-    const struct record *r;
+    const struct et_test_record *r;
     size_t mark;
     int token;
 
     /* The aggregator's real subscription: a shared one, allowed by the ACL's read rule. */
-    connect_pair(f, "$share/edgetel/edgetel/v1/+/telemetry", "edgetel/v1/dev-1/ack");
+    et_test_connect_pair(f, "$share/edgetel/edgetel/v1/+/telemetry", "edgetel/v1/dev-1/ack");
     /* Small publishes and acks must not wait for delayed ACKs (Nagle is off). */
     {
         int total;
@@ -292,16 +96,16 @@ static void test_publish_and_receive(void **state)
     token = et_mqtt_publish(f->dev1.mqtt, "edgetel/v1/dev-1/telemetry", batch, sizeof(batch), 1,
                             false);
     assert_true(token > 0);
-    wait_for(both, 2, &f->dev1, 0, ET_MQTT_PUBLISHED, NULL, token);
-    r = wait_for(both, 2, &f->agg, 0, ET_MQTT_MESSAGE, "edgetel/v1/dev-1/telemetry", 0);
+    et_test_wait_for(both, 2, &f->dev1, 0, ET_MQTT_PUBLISHED, NULL, token);
+    r = et_test_wait_for(both, 2, &f->agg, 0, ET_MQTT_MESSAGE, "edgetel/v1/dev-1/telemetry", 0);
     assert_int_equal(r->len, sizeof(batch));
     assert_memory_equal(r->payload, batch, sizeof(batch));
 
     /* And back: the aggregator acknowledges to the device. */
     token = et_mqtt_publish(f->agg.mqtt, "edgetel/v1/dev-1/ack", ack, sizeof(ack), 1, false);
     assert_true(token > 0);
-    wait_for(both, 2, &f->agg, 0, ET_MQTT_PUBLISHED, NULL, token);
-    r = wait_for(both, 2, &f->dev1, 0, ET_MQTT_MESSAGE, "edgetel/v1/dev-1/ack", 0);
+    et_test_wait_for(both, 2, &f->agg, 0, ET_MQTT_PUBLISHED, NULL, token);
+    r = et_test_wait_for(both, 2, &f->dev1, 0, ET_MQTT_MESSAGE, "edgetel/v1/dev-1/ack", 0);
     assert_int_equal(r->len, sizeof(ack));
     assert_memory_equal(r->payload, ack, sizeof(ack));
 
@@ -309,39 +113,39 @@ static void test_publish_and_receive(void **state)
     mark = f->agg.n;
     token = et_mqtt_publish(f->dev1.mqtt, "edgetel/v1/dev-1/telemetry", NULL, 0, 1, false);
     assert_true(token > 0);
-    wait_for(both, 2, &f->dev1, 0, ET_MQTT_PUBLISHED, NULL, token);
-    r = wait_for(both, 2, &f->agg, mark, ET_MQTT_MESSAGE, "edgetel/v1/dev-1/telemetry", 0);
+    et_test_wait_for(both, 2, &f->dev1, 0, ET_MQTT_PUBLISHED, NULL, token);
+    r = et_test_wait_for(both, 2, &f->agg, mark, ET_MQTT_MESSAGE, "edgetel/v1/dev-1/telemetry", 0);
     assert_int_equal(r->len, 0);
 
     /* QoS 0 still gets a token, but no event names it. */
     mark = f->agg.n;
     token = et_mqtt_publish(f->dev1.mqtt, "edgetel/v1/dev-1/telemetry", batch, 1, 0, false);
     assert_true(token > 0);
-    r = wait_for(both, 2, &f->agg, mark, ET_MQTT_MESSAGE, "edgetel/v1/dev-1/telemetry", 0);
+    r = et_test_wait_for(both, 2, &f->agg, mark, ET_MQTT_MESSAGE, "edgetel/v1/dev-1/telemetry", 0);
     assert_int_equal(r->len, 1);
     assert_int_equal(r->payload[0], batch[0]);
-    assert_int_equal(find(&f->dev1, 0, ET_MQTT_PUBLISHED, NULL, token), -1);
+    assert_int_equal(et_test_find(&f->dev1, 0, ET_MQTT_PUBLISHED, NULL, token), -1);
 }
 
 static void test_inflight_window(void **state)
 {
-    struct fixture *f = *state;
-    struct client *both[] = { &f->agg, &f->dev1 };
+    struct et_test_mqtt *f = *state;
+    struct et_test_client *both[] = { &f->agg, &f->dev1 };
     struct et_test_identity id;
     struct et_mqtt_cfg cfg;
     pid_t broker = et_test_broker_pid(f->broker);
     int t1, t2;
 
-    client_open(f, &f->agg, "aggregator", "aggregator", NULL);
+    et_test_client_open(f, &f->agg, "aggregator", "aggregator", NULL);
     assert_int_equal(et_test_broker_identity(f->broker, "dev-1", &id), 0);
     et_test_broker_mqtt_cfg(f->broker, &id, "dev-1", &cfg);
     cfg.max_inflight = 2;
-    client_open(f, &f->dev1, "dev-1", NULL, &cfg);
+    et_test_client_open(f, &f->dev1, "dev-1", NULL, &cfg);
     assert_int_equal(et_mqtt_publish(f->dev1.mqtt, "edgetel/v1/dev-1/telemetry", "x", 1, 1,
                                      false), -ENOTCONN);
     assert_int_equal(et_mqtt_start(f->agg.mqtt), 0);
     assert_int_equal(et_mqtt_start(f->dev1.mqtt), 0);
-    wait_for(both, 2, &f->dev1, 0, ET_MQTT_CONNECTED, NULL, 0);
+    et_test_wait_for(both, 2, &f->dev1, 0, ET_MQTT_CONNECTED, NULL, 0);
 
     /* A frozen broker acknowledges nothing: the window fills and stays full. */
     assert_int_equal(kill(broker, SIGSTOP), 0);
@@ -351,62 +155,62 @@ static void test_inflight_window(void **state)
     assert_int_equal(et_mqtt_publish(f->dev1.mqtt, "edgetel/v1/dev-1/telemetry", "c", 1, 1,
                                      false), -EAGAIN);
     assert_int_equal(kill(broker, SIGCONT), 0);
-    wait_for(both, 2, &f->dev1, 0, ET_MQTT_PUBLISHED, NULL, t1);
-    wait_for(both, 2, &f->dev1, 0, ET_MQTT_PUBLISHED, NULL, t2);
+    et_test_wait_for(both, 2, &f->dev1, 0, ET_MQTT_PUBLISHED, NULL, t1);
+    et_test_wait_for(both, 2, &f->dev1, 0, ET_MQTT_PUBLISHED, NULL, t2);
     assert_true(et_mqtt_publish(f->dev1.mqtt, "edgetel/v1/dev-1/telemetry", "c", 1, 1,
                                 false) > 0);
 }
 
 static void test_reconnect_restores_subscriptions(void **state)
 {
-    struct fixture *f = *state;
-    struct client *both[] = { &f->agg, &f->dev1 };
+    struct et_test_mqtt *f = *state;
+    struct et_test_client *both[] = { &f->agg, &f->dev1 };
     size_t agg_mark, dev_mark;
-    const struct record *r;
+    const struct et_test_record *r;
     int token;
 
-    connect_pair(f, "edgetel/v1/+/telemetry", "edgetel/v1/dev-1/ack");
+    et_test_connect_pair(f, "edgetel/v1/+/telemetry", "edgetel/v1/dev-1/ack");
     agg_mark = f->agg.n;
     dev_mark = f->dev1.n;
 
     assert_int_equal(et_test_broker_stop(f->broker), 0);
-    r = wait_for(both, 2, &f->dev1, dev_mark, ET_MQTT_DISCONNECTED, NULL, 0);
+    r = et_test_wait_for(both, 2, &f->dev1, dev_mark, ET_MQTT_DISCONNECTED, NULL, 0);
     assert_true(r->reason[0] != '\0');
-    wait_for(both, 2, &f->agg, agg_mark, ET_MQTT_DISCONNECTED, NULL, 0);
+    et_test_wait_for(both, 2, &f->agg, agg_mark, ET_MQTT_DISCONNECTED, NULL, 0);
     assert_false(et_mqtt_connected(f->dev1.mqtt));
     assert_int_equal(et_mqtt_publish(f->dev1.mqtt, "edgetel/v1/dev-1/telemetry", "x", 1, 1,
                                      false), -ENOTCONN);
 
     /* Retries fail while it is down; each failure is reported with its reason. */
-    r = wait_for(both, 2, &f->dev1, find(&f->dev1, dev_mark, ET_MQTT_DISCONNECTED, NULL, 0) + 1,
+    r = et_test_wait_for(both, 2, &f->dev1, et_test_find(&f->dev1, dev_mark, ET_MQTT_DISCONNECTED, NULL, 0) + 1,
                  ET_MQTT_DISCONNECTED, NULL, 0);
     assert_non_null(strstr(r->reason, "127.0.0.1"));
 
     assert_int_equal(et_test_broker_restart(f->broker), 0);
-    wait_for(both, 2, &f->agg, agg_mark, ET_MQTT_CONNECTED, NULL, 0);
-    wait_for(both, 2, &f->dev1, dev_mark, ET_MQTT_CONNECTED, NULL, 0);
+    et_test_wait_for(both, 2, &f->agg, agg_mark, ET_MQTT_CONNECTED, NULL, 0);
+    et_test_wait_for(both, 2, &f->dev1, dev_mark, ET_MQTT_CONNECTED, NULL, 0);
 
     /* The broker kept no session (clean start): both subscriptions were made again. */
     token = et_mqtt_publish(f->agg.mqtt, "edgetel/v1/dev-1/ack", "A", 1, 1, false);
     assert_true(token > 0);
-    wait_for(both, 2, &f->dev1, dev_mark, ET_MQTT_MESSAGE, "edgetel/v1/dev-1/ack", 0);
+    et_test_wait_for(both, 2, &f->dev1, dev_mark, ET_MQTT_MESSAGE, "edgetel/v1/dev-1/ack", 0);
     token = et_mqtt_publish(f->dev1.mqtt, "edgetel/v1/dev-1/telemetry", "T", 1, 1, false);
     assert_true(token > 0);
-    wait_for(both, 2, &f->dev1, dev_mark, ET_MQTT_PUBLISHED, NULL, token);
-    wait_for(both, 2, &f->agg, agg_mark, ET_MQTT_MESSAGE, "edgetel/v1/dev-1/telemetry", 0);
+    et_test_wait_for(both, 2, &f->dev1, dev_mark, ET_MQTT_PUBLISHED, NULL, token);
+    et_test_wait_for(both, 2, &f->agg, agg_mark, ET_MQTT_MESSAGE, "edgetel/v1/dev-1/telemetry", 0);
 
     /* A crash (SIGKILL, nothing said on the wire) is noticed and recovered from too. */
     agg_mark = f->agg.n;
     dev_mark = f->dev1.n;
     assert_int_equal(et_test_broker_kill(f->broker), 0);
     assert_false(et_test_broker_running(f->broker));
-    wait_for(both, 2, &f->dev1, dev_mark, ET_MQTT_DISCONNECTED, NULL, 0);
-    wait_for(both, 2, &f->agg, agg_mark, ET_MQTT_DISCONNECTED, NULL, 0);
+    et_test_wait_for(both, 2, &f->dev1, dev_mark, ET_MQTT_DISCONNECTED, NULL, 0);
+    et_test_wait_for(both, 2, &f->agg, agg_mark, ET_MQTT_DISCONNECTED, NULL, 0);
     assert_int_equal(et_test_broker_restart(f->broker), 0);
-    wait_for(both, 2, &f->agg, agg_mark, ET_MQTT_CONNECTED, NULL, 0);
-    wait_for(both, 2, &f->dev1, dev_mark, ET_MQTT_CONNECTED, NULL, 0);
+    et_test_wait_for(both, 2, &f->agg, agg_mark, ET_MQTT_CONNECTED, NULL, 0);
+    et_test_wait_for(both, 2, &f->dev1, dev_mark, ET_MQTT_CONNECTED, NULL, 0);
     assert_true(et_mqtt_publish(f->agg.mqtt, "edgetel/v1/dev-1/ack", "B", 1, 1, false) > 0);
-    r = wait_for(both, 2, &f->dev1, dev_mark, ET_MQTT_MESSAGE, "edgetel/v1/dev-1/ack", 0);
+    r = et_test_wait_for(both, 2, &f->dev1, dev_mark, ET_MQTT_MESSAGE, "edgetel/v1/dev-1/ack", 0);
     assert_memory_equal(r->payload, "B", 1);
 }
 
@@ -422,18 +226,18 @@ static int will_client_main(int port, const char *ca, const char *cert, const ch
         .will_topic = "edgetel/v1/dev-2/status", .will_payload = will_payload,
         .will_len = sizeof(will_payload), .will_retain = true,
     };
-    struct client c = { .name = "will-client" };
-    int64_t deadline = now_ms() + WAIT_MS;
+    struct et_test_client c = { .name = "will-client" };
+    int64_t deadline = et_test_now_ms() + ET_TEST_WAIT_MS;
 
     if (et_mqtt_create(&c.mqtt, et_mqtt_paho(), &cfg) != 0 || et_mqtt_start(c.mqtt) != 0)
         return 1;
-    while (find(&c, 0, ET_MQTT_CONNECTED, NULL, 0) < 0) {
+    while (et_test_find(&c, 0, ET_MQTT_CONNECTED, NULL, 0) < 0) {
         struct pollfd pfd = { .fd = et_mqtt_fd(c.mqtt), .events = POLLIN };
 
-        if (now_ms() > deadline)
+        if (et_test_now_ms() > deadline)
             return 2;
         if (poll(&pfd, 1, 200) > 0)
-            et_mqtt_dispatch(c.mqtt, on_event, &c);
+            et_mqtt_dispatch(c.mqtt, et_test_on_event, &c);
     }
     if (write(STDOUT_FILENO, "C", 1) != 1)
         return 3;
@@ -443,8 +247,8 @@ static int will_client_main(int port, const char *ca, const char *cert, const ch
 
 static void test_will_on_kill_not_on_clean_close(void **state)
 {
-    struct fixture *f = *state;
-    struct client *both[] = { &f->agg, &f->dev1 };
+    struct et_test_mqtt *f = *state;
+    struct et_test_client *both[] = { &f->agg, &f->dev1 };
     struct et_test_identity id;
     struct et_mqtt_cfg cfg;
     char port[16];
@@ -452,10 +256,10 @@ static void test_will_on_kill_not_on_clean_close(void **state)
     int out[2];
     int status;
     pid_t child;
-    const struct record *r;
+    const struct et_test_record *r;
     size_t mark;
 
-    connect_pair(f, "edgetel/v1/+/status", NULL);
+    et_test_connect_pair(f, "edgetel/v1/+/status", NULL);
     assert_int_equal(et_test_broker_identity(f->broker, "dev-2", &id), 0);
 
     /* A clean close must not publish the will. */
@@ -464,19 +268,19 @@ static void test_will_on_kill_not_on_clean_close(void **state)
     cfg.will_payload = will_payload;
     cfg.will_len = sizeof(will_payload);
     cfg.will_retain = false;
-    client_open(f, &f->dev2, "dev-2", NULL, &cfg);
+    et_test_client_open(f, &f->dev2, "dev-2", NULL, &cfg);
     assert_int_equal(et_mqtt_start(f->dev2.mqtt), 0);
     {
-        struct client *three[] = { &f->agg, &f->dev1, &f->dev2 };
+        struct et_test_client *three[] = { &f->agg, &f->dev1, &f->dev2 };
 
-        wait_for(three, 3, &f->dev2, 0, ET_MQTT_CONNECTED, NULL, 0);
+        et_test_wait_for(three, 3, &f->dev2, 0, ET_MQTT_CONNECTED, NULL, 0);
     }
     et_mqtt_destroy(f->dev2.mqtt, 2000);
     f->dev2.mqtt = NULL;
     /* A marker published after the close; once it arrives, a will would have too. */
     assert_true(et_mqtt_publish(f->dev1.mqtt, "edgetel/v1/dev-1/status", "up", 2, 1, false) > 0);
-    wait_for(both, 2, &f->agg, 0, ET_MQTT_MESSAGE, "edgetel/v1/dev-1/status", 0);
-    assert_int_equal(count(&f->agg, 0, ET_MQTT_MESSAGE, "edgetel/v1/dev-2/status"), 0);
+    et_test_wait_for(both, 2, &f->agg, 0, ET_MQTT_MESSAGE, "edgetel/v1/dev-1/status", 0);
+    assert_int_equal(et_test_count(&f->agg, 0, ET_MQTT_MESSAGE, "edgetel/v1/dev-2/status"), 0);
 
     /* A killed client: the broker publishes its will. */
     assert_int_equal(pipe(out), 0);
@@ -495,7 +299,7 @@ static void test_will_on_kill_not_on_clean_close(void **state)
     {
         struct pollfd pfd = { .fd = out[0], .events = POLLIN };
 
-        assert_int_equal(poll(&pfd, 1, WAIT_MS), 1);
+        assert_int_equal(poll(&pfd, 1, ET_TEST_WAIT_MS), 1);
         assert_int_equal(read(out[0], &ready, 1), 1);
         assert_int_equal(ready, 'C');
     }
@@ -504,23 +308,23 @@ static void test_will_on_kill_not_on_clean_close(void **state)
     assert_int_equal(kill(child, SIGKILL), 0);
     assert_int_equal(waitpid(child, &status, 0), child);
 
-    r = wait_for(both, 2, &f->agg, mark, ET_MQTT_MESSAGE, "edgetel/v1/dev-2/status", 0);
+    r = et_test_wait_for(both, 2, &f->agg, mark, ET_MQTT_MESSAGE, "edgetel/v1/dev-2/status", 0);
     assert_int_equal(r->len, sizeof(will_payload));
     assert_memory_equal(r->payload, will_payload, sizeof(will_payload));
 
     /* The will was retained: an aggregator that starts later still learns it. */
     et_mqtt_destroy(f->agg.mqtt, 1000);
-    client_open(f, &f->agg, "aggregator (later)", "aggregator", NULL);
+    et_test_client_open(f, &f->agg, "aggregator (later)", "aggregator", NULL);
     assert_int_equal(et_mqtt_subscribe(f->agg.mqtt, "edgetel/v1/+/status", 1), 0);
     assert_int_equal(et_mqtt_start(f->agg.mqtt), 0);
-    r = wait_for(both, 2, &f->agg, 0, ET_MQTT_MESSAGE, "edgetel/v1/dev-2/status", 0);
+    r = et_test_wait_for(both, 2, &f->agg, 0, ET_MQTT_MESSAGE, "edgetel/v1/dev-2/status", 0);
     assert_memory_equal(r->payload, will_payload, sizeof(will_payload));
 }
 
 static void test_untrusted_clients_refused(void **state)
 {
-    struct fixture *f = *state;
-    struct client *both[] = { &f->dev1, &f->dev2 };
+    struct et_test_mqtt *f = *state;
+    struct et_test_client *both[] = { &f->dev1, &f->dev2 };
     struct et_test_identity foreign;
     struct et_mqtt_cfg cfg;
     int64_t deadline;
@@ -528,22 +332,22 @@ static void test_untrusted_clients_refused(void **state)
     /* dev-1 with a certificate from a CA the broker does not trust. */
     assert_int_equal(et_test_broker_foreign_identity(f->broker, "dev-1", &foreign), 0);
     et_test_broker_mqtt_cfg(f->broker, &foreign, "dev-1", &cfg);
-    client_open(f, &f->dev1, "foreign-dev-1", NULL, &cfg);
+    et_test_client_open(f, &f->dev1, "foreign-dev-1", NULL, &cfg);
     /* And a client with no certificate at all. */
     et_test_broker_mqtt_cfg(f->broker, NULL, "anonymous", &cfg);
-    client_open(f, &f->dev2, "no-cert", NULL, &cfg);
+    et_test_client_open(f, &f->dev2, "no-cert", NULL, &cfg);
     assert_int_equal(et_mqtt_start(f->dev1.mqtt), 0);
     assert_int_equal(et_mqtt_start(f->dev2.mqtt), 0);
 
     /* Each must be refused, then refused again after its backoff, and never get in. */
-    deadline = now_ms() + WAIT_MS;
-    while (count(&f->dev1, 0, ET_MQTT_DISCONNECTED, NULL) < 2 ||
-           count(&f->dev2, 0, ET_MQTT_DISCONNECTED, NULL) < 2) {
-        assert_true(now_ms() < deadline);
-        pump(both, 2, 200);
+    deadline = et_test_now_ms() + ET_TEST_WAIT_MS;
+    while (et_test_count(&f->dev1, 0, ET_MQTT_DISCONNECTED, NULL) < 2 ||
+           et_test_count(&f->dev2, 0, ET_MQTT_DISCONNECTED, NULL) < 2) {
+        assert_true(et_test_now_ms() < deadline);
+        et_test_pump(both, 2, 200);
     }
-    assert_int_equal(count(&f->dev1, 0, ET_MQTT_CONNECTED, NULL), 0);
-    assert_int_equal(count(&f->dev2, 0, ET_MQTT_CONNECTED, NULL), 0);
+    assert_int_equal(et_test_count(&f->dev1, 0, ET_MQTT_CONNECTED, NULL), 0);
+    assert_int_equal(et_test_count(&f->dev2, 0, ET_MQTT_CONNECTED, NULL), 0);
     assert_false(et_mqtt_connected(f->dev1.mqtt));
     assert_false(et_mqtt_connected(f->dev2.mqtt));
     for (size_t i = 0; i < f->dev1.n; i++)
@@ -554,8 +358,8 @@ static void test_untrusted_clients_refused(void **state)
 
 static void test_broker_checked_by_client(void **state)
 {
-    struct fixture *f = *state;
-    struct client *both[] = { &f->dev1, &f->dev2 };
+    struct et_test_mqtt *f = *state;
+    struct et_test_client *both[] = { &f->dev1, &f->dev2 };
     struct et_test_identity id, foreign;
     struct et_mqtt_cfg cfg;
     char other_ca[4096];
@@ -565,7 +369,7 @@ static void test_broker_checked_by_client(void **state)
     assert_int_equal(et_test_broker_identity(f->broker, "dev-1", &id), 0);
     et_test_broker_mqtt_cfg(f->broker, &id, "dev-1", &cfg);
     cfg.host = "localhost";
-    client_open(f, &f->dev1, "dev-1", NULL, &cfg);
+    et_test_client_open(f, &f->dev1, "dev-1", NULL, &cfg);
     assert_int_equal(et_mqtt_start(f->dev1.mqtt), 0);
 
     /* A client that trusts another CA must refuse the broker, whatever the broker thinks. */
@@ -574,64 +378,64 @@ static void test_broker_checked_by_client(void **state)
     assert_int_equal(et_test_broker_identity(f->broker, "dev-2", &id), 0);
     et_test_broker_mqtt_cfg(f->broker, &id, "dev-2", &cfg);
     cfg.ca_file = other_ca;
-    client_open(f, &f->dev2, "dev-2-wrong-ca", NULL, &cfg);
+    et_test_client_open(f, &f->dev2, "dev-2-wrong-ca", NULL, &cfg);
     assert_int_equal(et_mqtt_start(f->dev2.mqtt), 0);
 
-    wait_for(both, 2, &f->dev1, 0, ET_MQTT_CONNECTED, NULL, 0);
-    deadline = now_ms() + WAIT_MS;
-    while (count(&f->dev2, 0, ET_MQTT_DISCONNECTED, NULL) < 2) {
-        assert_true(now_ms() < deadline);
-        pump(both, 2, 200);
+    et_test_wait_for(both, 2, &f->dev1, 0, ET_MQTT_CONNECTED, NULL, 0);
+    deadline = et_test_now_ms() + ET_TEST_WAIT_MS;
+    while (et_test_count(&f->dev2, 0, ET_MQTT_DISCONNECTED, NULL) < 2) {
+        assert_true(et_test_now_ms() < deadline);
+        et_test_pump(both, 2, 200);
     }
-    assert_int_equal(count(&f->dev2, 0, ET_MQTT_CONNECTED, NULL), 0);
+    assert_int_equal(et_test_count(&f->dev2, 0, ET_MQTT_CONNECTED, NULL), 0);
     /* OpenSSL's own words reach the person reading the reason. */
     assert_non_null(strstr(f->dev2.rec[0].reason, "certificate verify failed"));
 }
 
 static void test_acl_confines_device(void **state)
 {
-    struct fixture *f = *state;
-    struct client *all[] = { &f->agg, &f->dev1, &f->dev2 };
-    const struct record *r;
+    struct et_test_mqtt *f = *state;
+    struct et_test_client *all[] = { &f->agg, &f->dev1, &f->dev2 };
+    const struct et_test_record *r;
     int forbidden, marker;
 
-    connect_pair(f, "edgetel/v1/+/telemetry", "edgetel/v1/dev-1/ack");
-    client_open(f, &f->dev2, "dev-2", "dev-2", NULL);
+    et_test_connect_pair(f, "edgetel/v1/+/telemetry", "edgetel/v1/dev-1/ack");
+    et_test_client_open(f, &f->dev2, "dev-2", "dev-2", NULL);
     /* dev-2 listens on dev-1's ack and on its own. */
     assert_int_equal(et_mqtt_subscribe(f->dev2.mqtt, "edgetel/v1/dev-1/ack", 1), 0);
     assert_int_equal(et_mqtt_subscribe(f->dev2.mqtt, "edgetel/v1/dev-2/ack", 1), 0);
     assert_int_equal(et_mqtt_start(f->dev2.mqtt), 0);
-    wait_for(all, 3, &f->dev2, 0, ET_MQTT_CONNECTED, NULL, 0);
+    et_test_wait_for(all, 3, &f->dev2, 0, ET_MQTT_CONNECTED, NULL, 0);
 
     /* dev-2 writes into dev-1's subtree: the broker refuses and forwards nothing. */
     forbidden = et_mqtt_publish(f->dev2.mqtt, "edgetel/v1/dev-1/telemetry", "forged", 6, 1,
                                 false);
     assert_true(forbidden > 0);
-    r = wait_for(all, 3, &f->dev2, 0, ET_MQTT_PUBLISH_FAILED, NULL, forbidden);
+    r = et_test_wait_for(all, 3, &f->dev2, 0, ET_MQTT_PUBLISH_FAILED, NULL, forbidden);
     assert_non_null(strstr(r->reason, "authori"));
     /* Same client, later message: delivered in order, so the forged one would be here by now. */
     marker = et_mqtt_publish(f->dev2.mqtt, "edgetel/v1/dev-2/telemetry", "own", 3, 1, false);
     assert_true(marker > 0);
-    wait_for(all, 3, &f->agg, 0, ET_MQTT_MESSAGE, "edgetel/v1/dev-2/telemetry", 0);
-    assert_int_equal(count(&f->agg, 0, ET_MQTT_MESSAGE, "edgetel/v1/dev-1/telemetry"), 0);
+    et_test_wait_for(all, 3, &f->agg, 0, ET_MQTT_MESSAGE, "edgetel/v1/dev-2/telemetry", 0);
+    assert_int_equal(et_test_count(&f->agg, 0, ET_MQTT_MESSAGE, "edgetel/v1/dev-1/telemetry"), 0);
 
     /* dev-2 may not read dev-1's acks either. */
     assert_true(et_mqtt_publish(f->agg.mqtt, "edgetel/v1/dev-1/ack", "1", 1, 1, false) > 0);
     assert_true(et_mqtt_publish(f->agg.mqtt, "edgetel/v1/dev-2/ack", "2", 1, 1, false) > 0);
-    wait_for(all, 3, &f->dev1, 0, ET_MQTT_MESSAGE, "edgetel/v1/dev-1/ack", 0);
-    wait_for(all, 3, &f->dev2, 0, ET_MQTT_MESSAGE, "edgetel/v1/dev-2/ack", 0);
-    assert_int_equal(count(&f->dev2, 0, ET_MQTT_MESSAGE, "edgetel/v1/dev-1/ack"), 0);
+    et_test_wait_for(all, 3, &f->dev1, 0, ET_MQTT_MESSAGE, "edgetel/v1/dev-1/ack", 0);
+    et_test_wait_for(all, 3, &f->dev2, 0, ET_MQTT_MESSAGE, "edgetel/v1/dev-2/ack", 0);
+    assert_int_equal(et_test_count(&f->dev2, 0, ET_MQTT_MESSAGE, "edgetel/v1/dev-1/ack"), 0);
 
     /* A device may not pose as the aggregator and write another device's config. */
     forbidden = et_mqtt_publish(f->dev1.mqtt, "edgetel/v1/dev-2/config", "cfg", 3, 1, true);
     assert_true(forbidden > 0);
-    wait_for(all, 3, &f->dev1, 0, ET_MQTT_PUBLISH_FAILED, NULL, forbidden);
+    et_test_wait_for(all, 3, &f->dev1, 0, ET_MQTT_PUBLISH_FAILED, NULL, forbidden);
 }
 
 static void test_backoff_doubles_with_jitter(void **state)
 {
-    struct fixture *f = *state;
-    struct client *one[] = { &f->dev1 };
+    struct et_test_mqtt *f = *state;
+    struct et_test_client *one[] = { &f->dev1 };
     struct et_test_identity id;
     struct et_mqtt_cfg cfg;
     int64_t deadline;
@@ -643,14 +447,14 @@ static void test_backoff_doubles_with_jitter(void **state)
     et_test_broker_mqtt_cfg(f->broker, &id, "dev-1", &cfg);
     cfg.min_backoff_ms = 100;
     cfg.max_backoff_ms = 400;
-    client_open(f, &f->dev1, "dev-1", NULL, &cfg);
+    et_test_client_open(f, &f->dev1, "dev-1", NULL, &cfg);
     assert_int_equal(et_mqtt_start(f->dev1.mqtt), 0);
-    deadline = now_ms() + WAIT_MS;
-    while (count(&f->dev1, 0, ET_MQTT_DISCONNECTED, NULL) < 6) {
-        assert_true(now_ms() < deadline);
-        pump(one, 1, 200);
+    deadline = et_test_now_ms() + ET_TEST_WAIT_MS;
+    while (et_test_count(&f->dev1, 0, ET_MQTT_DISCONNECTED, NULL) < 6) {
+        assert_true(et_test_now_ms() < deadline);
+        et_test_pump(one, 1, 200);
     }
-    assert_int_equal(count(&f->dev1, 0, ET_MQTT_CONNECTED, NULL), 0);
+    assert_int_equal(et_test_count(&f->dev1, 0, ET_MQTT_CONNECTED, NULL), 0);
     /* Gap k is drawn from [d/2, d], d = 100, 200, 400, 400, ... The lower bound
      * is exact (minus dispatch latency); the upper one allows a slow machine. */
     for (size_t k = 1; k < 6; k++) {
@@ -664,231 +468,10 @@ static void test_backoff_doubles_with_jitter(void **state)
     }
 }
 
-static void test_mqtt_311(void **state)
-{
-    struct fixture *f = *state;
-    struct client *both[] = { &f->agg, &f->dev1 };
-    struct et_test_identity id;
-    struct et_mqtt_cfg cfg;
-    const struct record *r;
-    size_t mark;
-    int token;
-
-    client_open(f, &f->agg, "aggregator", "aggregator", NULL);
-    assert_int_equal(et_mqtt_subscribe(f->agg.mqtt, "edgetel/v1/+/telemetry", 1), 0);
-    assert_int_equal(et_test_broker_identity(f->broker, "dev-1", &id), 0);
-    et_test_broker_mqtt_cfg(f->broker, &id, "dev-1", &cfg);
-    cfg.mqtt_version = 4;
-    client_open(f, &f->dev1, "dev-1 (3.1.1)", NULL, &cfg);
-    assert_int_equal(et_mqtt_subscribe(f->dev1.mqtt, "edgetel/v1/dev-1/ack", 1), 0);
-    assert_int_equal(et_mqtt_start(f->agg.mqtt), 0);
-    assert_int_equal(et_mqtt_start(f->dev1.mqtt), 0);
-    wait_for(both, 2, &f->agg, 0, ET_MQTT_CONNECTED, NULL, 0);
-    wait_for(both, 2, &f->dev1, 0, ET_MQTT_CONNECTED, NULL, 0);
-
-    token = et_mqtt_publish(f->dev1.mqtt, "edgetel/v1/dev-1/telemetry", "\x01\x00", 2, 1, false);
-    assert_true(token > 0);
-    wait_for(both, 2, &f->dev1, 0, ET_MQTT_PUBLISHED, NULL, token);
-    r = wait_for(both, 2, &f->agg, 0, ET_MQTT_MESSAGE, "edgetel/v1/dev-1/telemetry", 0);
-    assert_int_equal(r->len, 2);
-    assert_true(et_mqtt_publish(f->agg.mqtt, "edgetel/v1/dev-1/ack", "A", 1, 1, false) > 0);
-    wait_for(both, 2, &f->dev1, 0, ET_MQTT_MESSAGE, "edgetel/v1/dev-1/ack", 0);
-
-    /* 3.1.1 has no way to say "refused": the broker acknowledges and drops. */
-    token = et_mqtt_publish(f->dev1.mqtt, "edgetel/v1/dev-2/telemetry", "forged", 6, 1, false);
-    assert_true(token > 0);
-    wait_for(both, 2, &f->dev1, 0, ET_MQTT_PUBLISHED, NULL, token);
-    mark = f->agg.n;
-    token = et_mqtt_publish(f->dev1.mqtt, "edgetel/v1/dev-1/telemetry", "own", 3, 1, false);
-    assert_true(token > 0);
-    r = wait_for(both, 2, &f->agg, mark, ET_MQTT_MESSAGE, "edgetel/v1/dev-1/telemetry", 0);
-    assert_memory_equal(r->payload, "own", 3);
-    assert_int_equal(count(&f->agg, 0, ET_MQTT_MESSAGE, "edgetel/v1/dev-2/telemetry"), 0);
-}
-
-/*
- * A stand-in for a broker without MQTT 5, which mosquitto cannot be made to
- * be: plain TCP on 127.0.0.1, it reads each CONNECT, notes its protocol
- * level, and answers an MQTT 5 CONNECT with `refusal` (then closes) and a
- * 3.1.1 CONNECT with "accepted" (and keeps the connection).
- */
-struct fake_broker {
-    int listen_fd;
-    int port;
-    const unsigned char *refusal;
-    size_t refusal_len;
-    int max_connects;
-    int levels[8];
-    int n_connects;             /* written by the thread, read after join */
-    int kept_fd;
-    pthread_t thread;
-};
-
-static const unsigned char connack_v3_bad_version[] = { 0x20, 0x02, 0x00, 0x01 };
-static const unsigned char connack_v5_unsupported[] = { 0x20, 0x03, 0x00, 0x84, 0x00 };
-static const unsigned char connack_v3_accepted[] = { 0x20, 0x02, 0x00, 0x00 };
-
-static bool read_full(int fd, unsigned char *buf, size_t len)
-{
-    while (len > 0) {
-        struct pollfd pfd = { .fd = fd, .events = POLLIN };
-        ssize_t n;
-
-        if (poll(&pfd, 1, WAIT_MS) != 1)
-            return false;
-        n = read(fd, buf, len);
-        if (n <= 0)
-            return false;
-        buf += n;
-        len -= (size_t)n;
-    }
-    return true;
-}
-
-/* Returns the protocol level of the CONNECT read from fd, or -1. */
-static int read_connect_level(int fd)
-{
-    unsigned char b, body[512];
-    size_t remaining = 0;
-    int shift = 0;
-
-    if (!read_full(fd, &b, 1) || b != 0x10)
-        return -1;
-    do {
-        if (!read_full(fd, &b, 1) || shift > 21)
-            return -1;
-        remaining |= (size_t)(b & 0x7f) << shift;
-        shift += 7;
-    } while (b & 0x80);
-    if (remaining < 7 || remaining > sizeof(body) || !read_full(fd, body, remaining))
-        return -1;
-    return body[6];             /* after the protocol name "\0\4MQTT" */
-}
-
-static void *fake_broker_main(void *arg)
-{
-    struct fake_broker *fb = arg;
-
-    while (fb->n_connects < fb->max_connects) {
-        struct pollfd pfd = { .fd = fb->listen_fd, .events = POLLIN };
-        int fd, level;
-
-        if (poll(&pfd, 1, WAIT_MS) != 1)
-            break;
-        fd = accept(fb->listen_fd, NULL, NULL);
-        if (fd < 0)
-            break;
-        level = read_connect_level(fd);
-        fb->levels[fb->n_connects++] = level;
-        if (level == 4) {
-            if (write(fd, connack_v3_accepted, sizeof(connack_v3_accepted)) < 0)
-                close(fd);
-            else
-                fb->kept_fd = fd;
-            break;
-        }
-        if (write(fd, fb->refusal, fb->refusal_len) < 0)
-            break;
-        close(fd);
-    }
-    return NULL;
-}
-
-static void fake_broker_start(struct fake_broker *fb, const unsigned char *refusal,
-                              size_t refusal_len, int max_connects)
-{
-    struct sockaddr_in addr = { .sin_family = AF_INET };
-    socklen_t len = sizeof(addr);
-
-    memset(fb, 0, sizeof(*fb));
-    fb->kept_fd = -1;
-    fb->refusal = refusal;
-    fb->refusal_len = refusal_len;
-    fb->max_connects = max_connects;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    fb->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    assert_true(fb->listen_fd >= 0);
-    assert_int_equal(bind(fb->listen_fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
-    assert_int_equal(getsockname(fb->listen_fd, (struct sockaddr *)&addr, &len), 0);
-    assert_int_equal(listen(fb->listen_fd, 4), 0);
-    fb->port = ntohs(addr.sin_port);
-    assert_int_equal(pthread_create(&fb->thread, NULL, fake_broker_main, fb), 0);
-}
-
-static void fake_broker_stop(struct fake_broker *fb)
-{
-    pthread_join(fb->thread, NULL);
-    if (fb->kept_fd >= 0)
-        close(fb->kept_fd);
-    close(fb->listen_fd);
-}
-
-static void fake_client_cfg(const struct fake_broker *fb, int version, struct et_mqtt_cfg *cfg)
-{
-    *cfg = (struct et_mqtt_cfg){
-        .host = "127.0.0.1", .port = fb->port, .client_id = "dev-1", .tls = false,
-        .keepalive_s = 30, .min_backoff_ms = 50, .max_backoff_ms = 200, .max_inflight = 4,
-        .mqtt_version = version,
-    };
-}
-
-static void test_falls_back_to_311(void **state)
-{
-    struct fixture *f = *state;
-    struct client *one[] = { &f->dev1 };
-    struct fake_broker fb;
-    struct et_mqtt_cfg cfg;
-    const struct record *r;
-
-    fake_broker_start(&fb, connack_v3_bad_version, sizeof(connack_v3_bad_version), 4);
-    fake_client_cfg(&fb, 0, &cfg);
-    client_open(f, &f->dev1, "dev-1 (auto)", NULL, &cfg);
-    assert_int_equal(et_mqtt_start(f->dev1.mqtt), 0);
-    wait_for(one, 1, &f->dev1, 0, ET_MQTT_CONNECTED, NULL, 0);
-    r = &f->dev1.rec[find(&f->dev1, 0, ET_MQTT_DISCONNECTED, NULL, 0)];
-    assert_non_null(strstr(r->reason, "unacceptable protocol version"));
-    assert_non_null(strstr(r->reason, "trying MQTT 3.1.1"));
-    et_mqtt_destroy(f->dev1.mqtt, 0);
-    f->dev1.mqtt = NULL;
-    fake_broker_stop(&fb);
-    assert_int_equal(fb.n_connects, 2);
-    assert_int_equal(fb.levels[0], 5);
-    assert_int_equal(fb.levels[1], 4);
-}
-
-static void test_mqtt5_only_refused(void **state)
-{
-    struct fixture *f = *state;
-    struct client *one[] = { &f->dev1 };
-    struct fake_broker fb;
-    struct et_mqtt_cfg cfg;
-    int64_t deadline;
-
-    fake_broker_start(&fb, connack_v5_unsupported, sizeof(connack_v5_unsupported), 2);
-    fake_client_cfg(&fb, 5, &cfg);
-    client_open(f, &f->dev1, "dev-1 (5 only)", NULL, &cfg);
-    assert_int_equal(et_mqtt_start(f->dev1.mqtt), 0);
-    deadline = now_ms() + WAIT_MS;
-    while (count(&f->dev1, 0, ET_MQTT_DISCONNECTED, NULL) < 2) {
-        assert_true(now_ms() < deadline);
-        pump(one, 1, 200);
-    }
-    et_mqtt_destroy(f->dev1.mqtt, 0);
-    f->dev1.mqtt = NULL;
-    fake_broker_stop(&fb);
-    /* The MQTT 5 reason code reaches the person, and no fallback was tried. */
-    assert_non_null(strstr(f->dev1.rec[0].reason, "0x84"));
-    assert_non_null(strstr(f->dev1.rec[0].reason, "Unsupported Protocol Version"));
-    assert_int_equal(count(&f->dev1, 0, ET_MQTT_CONNECTED, NULL), 0);
-    assert_int_equal(fb.n_connects, 2);
-    assert_int_equal(fb.levels[0], 5);
-    assert_int_equal(fb.levels[1], 5);
-}
-
 static void test_destroy_is_prompt(void **state)
 {
-    struct fixture *f = *state;
-    struct client *one[] = { &f->dev1 };
+    struct et_test_mqtt *f = *state;
+    struct et_test_client *one[] = { &f->dev1 };
     struct et_test_identity id;
     struct et_mqtt_cfg cfg;
     pid_t broker = et_test_broker_pid(f->broker);
@@ -901,46 +484,37 @@ static void test_destroy_is_prompt(void **state)
     assert_int_equal(et_test_broker_stop(f->broker), 0);
     cfg.min_backoff_ms = 30000;
     cfg.max_backoff_ms = 60000;
-    client_open(f, &f->dev1, "dev-1 backing off", NULL, &cfg);
+    et_test_client_open(f, &f->dev1, "dev-1 backing off", NULL, &cfg);
     assert_int_equal(et_mqtt_start(f->dev1.mqtt), 0);
-    wait_for(one, 1, &f->dev1, 0, ET_MQTT_DISCONNECTED, NULL, 0);
-    t0 = now_ms();
+    et_test_wait_for(one, 1, &f->dev1, 0, ET_MQTT_DISCONNECTED, NULL, 0);
+    t0 = et_test_now_ms();
     et_mqtt_destroy(f->dev1.mqtt, 1000);
     f->dev1.mqtt = NULL;
-    assert_true(now_ms() - t0 < 2000);
+    assert_true(et_test_now_ms() - t0 < 2000);
 
     /* In the middle of a handshake with a broker that does not answer. */
     assert_int_equal(et_test_broker_restart(f->broker), 0);
     broker = et_test_broker_pid(f->broker);
     assert_int_equal(kill(broker, SIGSTOP), 0);
-    client_open(f, &f->dev1, "dev-1 handshaking", NULL, &cfg);
+    et_test_client_open(f, &f->dev1, "dev-1 handshaking", NULL, &cfg);
     assert_int_equal(et_mqtt_start(f->dev1.mqtt), 0);
     /* Give the connect time to reach the frozen broker: no event may come of it. */
-    deadline = now_ms() + 300;
-    while (now_ms() < deadline)
-        pump(one, 1, 50);
-    assert_int_equal(count(&f->dev1, 0, ET_MQTT_CONNECTED, NULL), 0);
-    t0 = now_ms();
+    deadline = et_test_now_ms() + 300;
+    while (et_test_now_ms() < deadline)
+        et_test_pump(one, 1, 50);
+    assert_int_equal(et_test_count(&f->dev1, 0, ET_MQTT_CONNECTED, NULL), 0);
+    t0 = et_test_now_ms();
     et_mqtt_destroy(f->dev1.mqtt, 1000);
     f->dev1.mqtt = NULL;
     fprintf(stderr, "[dev-1] destroy during a stalled handshake took %lld ms\n",
-            (long long)(now_ms() - t0));
-    assert_true(now_ms() - t0 < 3000);
+            (long long)(et_test_now_ms() - t0));
+    assert_true(et_test_now_ms() - t0 < 3000);
     assert_int_equal(kill(broker, SIGCONT), 0);
-}
-
-static int setup_no_broker(void **state)
-{
-    struct fixture *f = calloc(1, sizeof(*f));
-
-    assert_non_null(f);
-    *state = f;
-    return 0;
 }
 
 static void test_create_rejects_bad_cfg(void **state)
 {
-    struct fixture *f = *state;
+    struct et_test_mqtt *f = *state;
     struct et_test_identity id;
     struct et_mqtt_cfg good, bad;
     struct et_mqtt *m = (struct et_mqtt *)&m;
@@ -970,26 +544,23 @@ static void test_create_rejects_bad_cfg(void **state)
     /* Created but never started: destroy must still be clean. */
     assert_int_equal(et_mqtt_create(&m, et_mqtt_paho(), &good), 0);
     assert_false(et_mqtt_connected(m));
-    assert_int_equal(et_mqtt_dispatch(m, on_event, NULL), 0);
+    assert_int_equal(et_mqtt_dispatch(m, et_test_on_event, NULL), 0);
     et_mqtt_destroy(m, 0);
 }
 
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_create_rejects_bad_cfg, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_publish_and_receive, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_inflight_window, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_backoff_doubles_with_jitter, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reconnect_restores_subscriptions, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_will_on_kill_not_on_clean_close, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_untrusted_clients_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_broker_checked_by_client, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_acl_confines_device, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mqtt_311, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_destroy_is_prompt, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_falls_back_to_311, setup_no_broker, teardown),
-        cmocka_unit_test_setup_teardown(test_mqtt5_only_refused, setup_no_broker, teardown),
+        cmocka_unit_test_setup_teardown(test_create_rejects_bad_cfg, et_test_mqtt_setup, et_test_mqtt_teardown),
+        cmocka_unit_test_setup_teardown(test_publish_and_receive, et_test_mqtt_setup, et_test_mqtt_teardown),
+        cmocka_unit_test_setup_teardown(test_inflight_window, et_test_mqtt_setup, et_test_mqtt_teardown),
+        cmocka_unit_test_setup_teardown(test_backoff_doubles_with_jitter, et_test_mqtt_setup, et_test_mqtt_teardown),
+        cmocka_unit_test_setup_teardown(test_reconnect_restores_subscriptions, et_test_mqtt_setup, et_test_mqtt_teardown),
+        cmocka_unit_test_setup_teardown(test_will_on_kill_not_on_clean_close, et_test_mqtt_setup, et_test_mqtt_teardown),
+        cmocka_unit_test_setup_teardown(test_untrusted_clients_refused, et_test_mqtt_setup, et_test_mqtt_teardown),
+        cmocka_unit_test_setup_teardown(test_broker_checked_by_client, et_test_mqtt_setup, et_test_mqtt_teardown),
+        cmocka_unit_test_setup_teardown(test_acl_confines_device, et_test_mqtt_setup, et_test_mqtt_teardown),
+        cmocka_unit_test_setup_teardown(test_destroy_is_prompt, et_test_mqtt_setup, et_test_mqtt_teardown),
     };
 
     et_log_init("test_mqtt", getenv("ET_TEST_DEBUG") ? ET_LOG_DEBUG : ET_LOG_WARN);

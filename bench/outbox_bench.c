@@ -35,6 +35,7 @@
 
 #include <sqlite3.h>
 
+#include "common.h"   /* et_text_field_u64, from drivers/ */
 #include "edgetel/outbox.h"
 #include "edgetel/platform.h"
 
@@ -79,19 +80,16 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* Both counters of /proc/self/io, read with the drivers' line parser. */
 static int read_io(struct bench_io *io)
 {
     char buf[1024];
-    const char *p;
     ssize_t n = et_fs_read("/proc/self/io", buf, sizeof(buf));
 
     if (n < 0)
         return (int)n;
-    p = strstr(buf, "wchar:");
-    if (!p || sscanf(p, "wchar: %" SCNu64, &io->wchar) != 1)
-        return -EBADMSG;
-    p = strstr(buf, "\nwrite_bytes:");
-    if (!p || sscanf(p, "\nwrite_bytes: %" SCNu64, &io->write_bytes) != 1)
+    if (!et_text_field_u64(buf, "wchar:", &io->wchar) ||
+        !et_text_field_u64(buf, "write_bytes:", &io->write_bytes))
         return -EBADMSG;
     return 0;
 }

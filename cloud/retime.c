@@ -4,7 +4,6 @@
 #include "edgetel/retime.h"
 
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

@@ -15,7 +15,6 @@
  * Param `mounts`: comma-separated mount points to report (default: all).
  */
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

@@ -232,7 +232,7 @@ static void impossible_readings_have_no_data(void **state)
 
 /*
  * Values the table refuses never reach probe: the agent refuses the config
- * with the file and line (tests/unit/test_config.c, driver_key_errors).
+ * with the file and line (tests/unit/test_config_collectors.c, driver_key_errors).
  * The chip is there, so nothing but the value is wrong.
  */
 static void bad_parameters(void **state)

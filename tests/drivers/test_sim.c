@@ -67,7 +67,7 @@ static void sine_defaults_to_unit_amplitude_and_a_minute(void **state)
 }
 
 /* Refused by the table, each reason naming its key; the agent adds the
- * file and line (tests/unit/test_config.c, driver_key_errors). */
+ * file and line (tests/unit/test_config_collectors.c, driver_key_errors). */
 static void bad_parameters_are_rejected_naming_their_key(void **state)
 {
     static const struct drv_kv bad[] = {

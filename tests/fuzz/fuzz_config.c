@@ -6,7 +6,7 @@
  * the text (run under ASan/UBSan).
  *
  * Build with clang -fsanitize=fuzzer,address,undefined and link
- * et_agent_core et_drivers et_common et_platform_fake.
+ * et_agent_core et_drivers et_ini et_base et_platform_fake.
  */
 #include <stdbool.h>
 #include <stddef.h>

@@ -112,8 +112,8 @@ int et_config_parse(const char *text, const char *name, struct et_config *out,
 void et_config_free(struct et_config *c);
 
 /**
- * The table of [agent] and [mqtt] keys with their defaults and help, for
- * documentation, --help and tests. [collector NAME] keys are
+ * The table of [agent] and [mqtt] keys with their defaults and help (the
+ * tests check the example config against it). [collector NAME] keys are
  * et_config_collector_keys().
  */
 const struct et_ini_schema *et_config_schema(void);

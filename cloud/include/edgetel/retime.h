@@ -1,7 +1,7 @@
 /*
  * Re-timing on the cloud side: the true wall time of samples measured
  * before a device's clock was synchronised. The one owner of that rule on
- * the cloud side; the agent's own (agent/src/timefix.c) re-times what is
+ * the cloud side; the agent's own (agent/src/clock.c) re-times what is
  * still in its outbox when its clock syncs, this covers what reached the
  * aggregator before (an agent with clock_wait = 0, a long unsynced boot).
  *

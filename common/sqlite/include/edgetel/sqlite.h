@@ -22,7 +22,7 @@
 /**
  * Map an SQLite result code to 0 or -errno:
  *   OK, ROW, DONE                     0
- *   FULL; IOERR from ENOSPC/EDQUOT    -ENOSPC
+ *   FULL; IOERR from ENOSPC/EDQUOT/EFBIG -ENOSPC
  *   CONSTRAINT_PRIMARYKEY, _UNIQUE    -EEXIST (callers decide if it is an error)
  *   other CONSTRAINT                  -EINVAL
  *   BUSY, LOCKED                      -EBUSY

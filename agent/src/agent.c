@@ -43,7 +43,6 @@ struct collector_job {
 
 struct et_agent {
     const struct et_config *cfg;
-    const struct et_mqtt_transport *transport;
     struct et_outbox *outbox;
     struct et_batcher *batcher;
     struct et_uplink *uplink;   /* NULL without [mqtt] host */
@@ -90,7 +89,7 @@ static void collector_job(void *ctx, int64_t now_ms)
 
     a->round_mono_ms = now_ms;
     a->round_tq = et_clock_quality(&a->clock);
-    a->round_tags = job->collector->cfg->tags;
+    a->round_tags = et_collector_tags(job->collector);
     et_collector_round(job->collector, now_ms, agent_emit, a);
     a->round_tags = NULL;
     if (et_batcher_full(a->batcher))
@@ -149,7 +148,7 @@ static void status_fill(void *ctx, struct et_status *st)
     st->agent_version = ET_VERSION;
     st->outbox_batches = ob.batches;
     st->dropped_samples = ob.dropped_samples + et_batcher_stats(a->batcher)->dropped_in_memory;
-    st->clock_synced = et_time_synced();
+    st->clock_synced = a->clock.synced;
 }
 
 /* ---- life cycle ------------------------------------------------------------ */
@@ -264,7 +263,6 @@ int et_agent_create(struct et_agent **out, const struct et_config *cfg,
     if (!a)
         return -ENOMEM;
     a->cfg = cfg;
-    a->transport = transport;
     et_time_boot_id(a->boot_id);
     if ((rc = make_data_dir(cfg->data_dir, err, errlen)) || (rc = open_outbox(a, err, errlen)))
         goto fail;
@@ -274,6 +272,8 @@ int et_agent_create(struct et_agent **out, const struct et_config *cfg,
         snprintf(err, errlen, "%s: %s", path, strerror(-rc));
         goto fail;
     }
+    /* Before the uplink exists: its last will says whether the clock is synced. */
+    et_clock_observe(&a->clock, now_ms);
     if ((rc = et_batcher_create(&a->batcher, a->outbox, cfg->device_id, a->boot_id,
                                 cfg->batch_max_samples)) ||
         (rc = et_sched_create(&a->sched)) ||
@@ -298,9 +298,8 @@ static int maybe_connect(struct et_agent *a, int64_t now_ms)
 
     if (!a->uplink || et_uplink_started(a->uplink))
         return 0;
-    if (a->cfg->mqtt.insecure || a->cfg->clock_wait_ms <= 0)
-        return et_uplink_start(a->uplink, NULL);
-    if (!et_clock_may_connect(&a->clock, now_ms, a->cfg->clock_wait_ms, note, sizeof(note)))
+    if (!et_clock_may_connect(&a->clock, now_ms, !a->cfg->mqtt.insecure, a->cfg->clock_wait_ms,
+                              note, sizeof(note)))
         return 0;
     return et_uplink_start(a->uplink, note);
 }

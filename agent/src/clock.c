@@ -200,10 +200,12 @@ int64_t et_clock_wall_of(int64_t mono_ms)
     return et_time_wall_ms() - (et_time_mono_ms() - mono_ms);
 }
 
-bool et_clock_may_connect(struct et_clock *t, int64_t now_mono_ms, int64_t wait_ms,
+bool et_clock_may_connect(struct et_clock *t, int64_t now_mono_ms, bool tls, int64_t wait_ms,
                           char *note, size_t notelen)
 {
     note[0] = '\0';
+    if (!tls || wait_ms <= 0)
+        return true;
     if (t->synced) {
         if (t->wait_began_ms) {
             snprintf(note, notelen, "waited %" PRId64 " s for the wall clock to synchronise",

@@ -81,12 +81,13 @@ int64_t et_clock_wall_of(int64_t mono_ms);
 
 /**
  * The clock gate (see the top of this file): whether the uplink may start
- * connecting now. While the clock is unsynchronised it says once that it
- * waits and returns false, for up to wait_ms; then true. When connecting
- * was held back, note (a line for the birth Status) says why; otherwise
- * note is "".
+ * connecting now. Without TLS (tls false) there is no certificate to check
+ * and wait_ms <= 0 means "do not wait": both connect at once. Otherwise,
+ * while the clock is unsynchronised it says once that it waits and returns
+ * false, for up to wait_ms; then true. When connecting was held back, note
+ * (a line for the birth Status) says why; otherwise note is "".
  */
-bool et_clock_may_connect(struct et_clock *t, int64_t now_mono_ms, int64_t wait_ms,
+bool et_clock_may_connect(struct et_clock *t, int64_t now_mono_ms, bool tls, int64_t wait_ms,
                           char *note, size_t notelen);
 
 /**

@@ -216,3 +216,40 @@ int et_collector_round(struct et_collector *c, int64_t now_ms, et_collector_emit
         collector_report_ok(c);
     return emitted;
 }
+
+bool et_collector_built_in(const struct et_collector *c)
+{
+    return c->dev.drv != NULL;
+}
+
+bool et_collector_absent(const struct et_collector *c)
+{
+    return c->state != ET_COLLECTOR_RUNNING && c->probe_rc == -ENODEV && c->rounds_ok == 0;
+}
+
+bool et_collector_running(const struct et_collector *c)
+{
+    return c->state == ET_COLLECTOR_RUNNING;
+}
+
+bool et_collector_ok(const struct et_collector *c)
+{
+    return c->state == ET_COLLECTOR_RUNNING && !c->failing;
+}
+
+const char *et_collector_reason(const struct et_collector *c)
+{
+    if (et_collector_absent(c))
+        return c->dev.err[0] ? c->dev.err : strerror(ENODEV);
+    return c->logged_err;
+}
+
+const char *et_collector_tags(const struct et_collector *c)
+{
+    return c->cfg->tags;
+}
+
+const char *et_collector_name(const struct et_collector *c)
+{
+    return c->cfg->name;
+}

@@ -47,6 +47,34 @@ typedef int (*et_collector_emit)(void *ctx, const char *metric, const char *unit
 /** Prepare (not probe) a collector for cfg; -ENOENT if the driver is not built in. */
 int et_collector_init(struct et_collector *c, const struct et_collector_cfg *cfg);
 
+/** Whether the driver named in the config is built into this agent. */
+bool et_collector_built_in(const struct et_collector *c);
+
+/**
+ * Whether the hardware is absent from this board: the probe said -ENODEV
+ * and the collector never worked. A fact about the board, not a failure:
+ * it is reported once as "not present" and left out of the health counts.
+ */
+bool et_collector_absent(const struct et_collector *c);
+
+/** Whether the collector is probed and running (it may still have failed its last round). */
+bool et_collector_running(const struct et_collector *c);
+
+/** Running, and its last round worked. */
+bool et_collector_ok(const struct et_collector *c);
+
+/**
+ * The latest reason for a person: why it failed, or for an absent device
+ * what the probe said. Valid until the collector's next call.
+ */
+const char *et_collector_reason(const struct et_collector *c);
+
+/** The collector's tags ("k=v,k2=v2", canonical) or NULL. */
+const char *et_collector_tags(const struct et_collector *c);
+
+/** Its instance name from the config ("cpu", "bme280_a"). */
+const char *et_collector_name(const struct et_collector *c);
+
 /** Undo et_collector_init (and probe). */
 void et_collector_fini(struct et_collector *c);
 

@@ -34,12 +34,12 @@ static void report_collectors(const struct et_health_input *in, et_collector_emi
         const struct et_collector *c = &in->collectors[i];
         char name[96];
 
-        if (c->state != ET_COLLECTOR_RUNNING && c->probe_rc == -ENODEV && c->rounds_ok == 0)
+        if (et_collector_absent(c))
             continue;
-        bool ok = c->state == ET_COLLECTOR_RUNNING && !c->failing;
+        bool ok = et_collector_ok(c);
 
         failing += !ok;
-        snprintf(name, sizeof(name), "agent.collector.%s.ok", c->cfg->name);
+        snprintf(name, sizeof(name), "agent.collector.%s.ok", et_collector_name(c));
         emit_bool(emit, ctx, name, ok);
     }
     emit_i64(emit, ctx, "agent.collectors_failing", "1", failing);

@@ -65,7 +65,8 @@ static int print_value(void *ctx, const char *metric, const char *unit, const st
     const char *dot = strchr(metric, '.');
     const char *chan = dot ? dot + 1 : metric;
     const char *u = unit_for_person(unit ? unit : "");
-    double bytes = v->type == ET_TYPE_I64 ? (double)v->u.i64 : v->type == ET_TYPE_F64 ? v->u.f64 : 0;
+    double bytes = v->type == ET_TYPE_I64 ? (double)v->u.i64
+                   : v->type == ET_TYPE_F64 ? v->u.f64 : 0;
 
     if (unit && strcmp(unit, "By") == 0 && bytes >= 1024.0) {
         static const char *const prefixes[] = { "KiB", "MiB", "GiB", "TiB" };
@@ -121,19 +122,20 @@ static int print_once(const struct et_config *cfg, FILE *out)
             fprintf(out, "%s (%s): disabled\n\n", cc->name, cc->type);
             continue;
         }
-        if (!cs[i].dev.drv) {
+        if (!et_collector_built_in(&cs[i])) {
             fprintf(out, "%s (%s): FAILED: driver not built in\n\n", cc->name, cc->type);
             failed = 1;
             continue;
         }
-        if (cs[i].state != ET_COLLECTOR_RUNNING && cs[i].probe_rc == -ENODEV) {
+        if (et_collector_absent(&cs[i])) {
             /* Absent hardware is a fact about the board, not a failure. */
             fprintf(out, "%s (%s): not present: %s\n\n", cc->name, cc->type,
-                     cs[i].dev.err[0] ? cs[i].dev.err : strerror(ENODEV));
+                    et_collector_reason(&cs[i]));
             continue;
         }
-        if (cs[i].state != ET_COLLECTOR_RUNNING) {
-            fprintf(out, "%s (%s): FAILED: %s\n\n", cc->name, cc->type, cs[i].logged_err);
+        if (!et_collector_running(&cs[i])) {
+            fprintf(out, "%s (%s): FAILED: %s\n\n", cc->name, cc->type,
+                    et_collector_reason(&cs[i]));
             failed = 1;
             continue;
         }
@@ -142,10 +144,10 @@ static int print_once(const struct et_config *cfg, FILE *out)
         int rc = et_collector_round(&cs[i], now_ms, print_value, out);
 
         if (rc < 0) {
-            fprintf(out, "  FAILED: %s\n", cs[i].logged_err);
+            fprintf(out, "  FAILED: %s\n", et_collector_reason(&cs[i]));
             failed = 1;
-        } else if (cs[i].failing) {
-            fprintf(out, "  PROBLEM: %s\n", cs[i].logged_err);
+        } else if (!et_collector_ok(&cs[i])) {
+            fprintf(out, "  PROBLEM: %s\n", et_collector_reason(&cs[i]));
             failed = 1;
         }
         fputc('\n', out);

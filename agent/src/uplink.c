@@ -344,8 +344,9 @@ static void on_disconnected(struct et_uplink *u, const char *reason, int64_t now
     const char *why = reason ? reason : "unknown reason";
 
     /* Each retry reports again, and a refused handshake may alternate
-     * between two reasons: say a new reason at once, then at most once
-     * a minute until the connection is up again. */
+     * between two reasons: warn when the connection is lost and at the
+     * first failed connect; then a different reason at most once a minute,
+     * and the same reason again only at debug level (uplink.h). */
     if (u->connected || (strcmp(why, u->last_disconnect) != 0 &&
                          now_ms - u->last_disconnect_log_ms >= DISCONNECT_LOG_MS) ||
         u->last_disconnect_log_ms == 0) {

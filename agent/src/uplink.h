@@ -34,7 +34,8 @@
  * delivered), the seam reconnects with backoff, and on the next connect
  * sending starts over from the outbox: live batches of the new connection
  * first, then the whole backlog. A lost connection is logged when it is
- * lost; a refused reconnect once per reason, then at most once a minute.
+ * lost, and the first failed connect; after that a different reason is
+ * logged at most once a minute and a repeated one only at debug level.
  *
  * Threads: none of its own. Everything runs on the agent's thread; the MQTT
  * seam's events arrive through et_uplink_fd() and et_uplink_dispatch().

@@ -153,6 +153,11 @@ int et_outbox_fail(struct et_outbox *ob, const char *what, int ret)
 
 /* ---- the operations ------------------------------------------------------ */
 
+const char *et_outbox_path(const struct et_outbox *ob)
+{
+    return ob->path;
+}
+
 uint64_t et_outbox_next_seq(const struct et_outbox *ob)
 {
     return ob->next_seq;

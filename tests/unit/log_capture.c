@@ -14,6 +14,9 @@
 
 #include "log_capture.h"
 
+/* The capture running, if any: a test process captures one at a time. */
+static struct log_capture *active;
+
 void log_capture_begin(struct log_capture *c, const char *dir)
 {
     int fd;
@@ -25,6 +28,7 @@ void log_capture_begin(struct log_capture *c, const char *dir)
     assert_true(c->saved_fd >= 0 && fd >= 0);
     dup2(fd, STDERR_FILENO);
     close(fd);
+    active = c;
 }
 
 void log_capture_end(struct log_capture *c)
@@ -33,6 +37,13 @@ void log_capture_end(struct log_capture *c)
     dup2(c->saved_fd, STDERR_FILENO);
     close(c->saved_fd);
     c->saved_fd = -1;
+    active = NULL;
+}
+
+void log_capture_restore(void)
+{
+    if (active)
+        log_capture_end(active);
 }
 
 int log_count(const struct log_capture *c, const char *needle)

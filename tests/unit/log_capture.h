@@ -17,6 +17,12 @@ void log_capture_begin(struct log_capture *c, const char *dir);
 /** Give stderr back; the file stays for log_count() until the directory goes. */
 void log_capture_end(struct log_capture *c);
 
+/**
+ * Give stderr back if a capture is still running: for teardowns, since a
+ * failed assertion leaves the test before log_capture_end().
+ */
+void log_capture_restore(void);
+
 /** How many captured lines contain needle. */
 int log_count(const struct log_capture *c, const char *needle);
 

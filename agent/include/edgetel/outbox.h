@@ -160,6 +160,9 @@ int et_outbox_ack(struct et_outbox *ob, uint64_t through, const uint64_t *seqs, 
 int et_outbox_next(struct et_outbox *ob, uint64_t after, uint64_t *seq,
                    uint8_t **blob, size_t *len);
 
+/** PATH as given to et_outbox_open(), for log lines; borrowed for the handle's life. */
+const char *et_outbox_path(const struct et_outbox *ob);
+
 /** Fill st from counters kept in the handle (no query). Returns 0. */
 int et_outbox_stats(struct et_outbox *ob, struct et_outbox_stats *st);
 

@@ -262,10 +262,11 @@ static void drain_report(struct et_uplink *u, int64_t now_ms)
     if (left == 0 && before > 0)
         et_info("uplink", "backlog drained");
     else if (left > 0 && rate > 0)
-        et_info("uplink", "draining backlog: %" PRIu64 " batches left, %.1f batches/s, "
-                "ETA %.0f s", left, rate, (double)left / rate);
+        et_info("uplink", "draining backlog: %" PRIu64 " %s left, %.1f batches/s, ETA %.0f s",
+                left, left == 1 ? "batch" : "batches", rate, (double)left / rate);
     else if (left > 0)
-        et_info("uplink", "draining backlog: %" PRIu64 " batches left, waiting for acks", left);
+        et_info("uplink", "draining backlog: %" PRIu64 " %s left, waiting for acks", left,
+                left == 1 ? "batch" : "batches");
     u->drain_left = left;
     u->drain_eta_s = left > 0 && rate > 0 ? (double)left / rate : -1;
     u->drain_report_ms = now_ms;

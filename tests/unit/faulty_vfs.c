@@ -113,6 +113,8 @@ static int fv_open(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *f, int
 
 void faulty_vfs_register(void)
 {
+    if (faulty.orig)
+        faulty_vfs_unregister();    /* left registered by a test that failed */
     faulty.orig = sqlite3_vfs_find(NULL);
     assert_non_null(faulty.orig);
     assert_int_equal(faulty.orig->iVersion >= 2, 1);
@@ -127,9 +129,12 @@ void faulty_vfs_register(void)
 
 void faulty_vfs_unregister(void)
 {
+    if (!faulty.orig)
+        return;
     faulty.fail_writes = 0;
     assert_int_equal(sqlite3_vfs_unregister(&faulty.vfs), SQLITE_OK);
     assert_int_equal(sqlite3_vfs_register(faulty.orig, 1), SQLITE_OK);
+    faulty.orig = NULL;
 }
 
 void faulty_vfs_fail_writes(int sqlite_code)

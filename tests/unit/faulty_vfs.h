@@ -14,7 +14,10 @@
 /** Register as the default VFS, writes passing. */
 void faulty_vfs_register(void);
 
-/** Make the default VFS the default again (databases opened through this one must be closed). */
+/**
+ * Make the default VFS the default again (databases opened through this
+ * one must be closed first). A no-op when not registered.
+ */
 void faulty_vfs_unregister(void);
 
 /** Fail every write with sqlite_code from now on; 0 lets writes pass again. */

@@ -250,6 +250,7 @@ static void failing_commits_keep_memory_bounded_and_say_recovery_once(void **sta
  * Below the free-space reserve nothing is stored, but every batch is made
  * with a seq of its own and can be read for sending; an Ack releases it,
  * counted as not persisted. What is left at the stop is counted as dropped.
+ * The card's state is said once, then at most hourly.
  */
 static void below_reserve_batches_stay_sendable_and_acks_release_them(void **state)
 {
@@ -270,9 +271,16 @@ static void below_reserve_batches_stay_sendable_and_acks_release_them(void **sta
         assert_int_equal(et_batcher_flush(fx->batcher, 10 + i), -ENOSPC);
         assert_int_equal(et_batcher_commit(fx->batcher), -ENOSPC);
     }
+    /* Said again after an hour, not before. */
+    et_fake_time_advance(59 * 60 * 1000);
+    assert_int_equal(et_batcher_commit(fx->batcher), -ENOSPC);
+    et_fake_time_advance(2 * 60 * 1000);
+    assert_int_equal(et_batcher_commit(fx->batcher), -ENOSPC);
+    assert_int_equal(et_batcher_commit(fx->batcher), -ENOSPC);
     log_capture_end(&log);
     assert_int_equal(log_count(&log, "nearly full: 5.0 MiB free, below the [outbox] reserve "
-                                     "of 64.0 MiB"), 1);
+                                     "of 64.0 MiB"), 2);
+    assert_int_equal(log_count(&log, "for 61 min now"), 1);
 
     for (uint64_t after = 0, i = 0; i < 3; i++) {
         assert_int_equal(et_batcher_next_unstored(fx->batcher, after, &seq, &blob, &len), 0);

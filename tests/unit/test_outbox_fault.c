@@ -173,6 +173,17 @@ static void test_group_undone_on_disk_full(void **state)
     et_outbox_close(ob);
 }
 
+/* Open fx->path with what the open says captured in log. */
+static struct et_outbox *open_logged(const struct fixture *fx, struct log_capture *log)
+{
+    struct et_outbox *ob;
+
+    log_capture_begin(log, fx->dir);
+    ob = open_ok(fx);
+    log_capture_end(log);
+    return ob;
+}
+
 /*
  * A clean stop on a full disk: the last group cannot be committed and the
  * sidecar cannot get the new file its atomic replace needs (a directory in
@@ -206,9 +217,7 @@ static void test_clean_stop_on_full_disk(void **state)
     faulty_vfs_fail_writes(0);
     assert_int_equal(rmdir(tmp), 0);
 
-    log_capture_begin(&log, fx->dir);
-    ob = open_ok(fx);
-    log_capture_end(&log);
+    ob = open_logged(fx, &log);
     assert_int_equal(et_outbox_next_seq(ob), start + 2);
     assert_int_equal(log_count(&log, "cleanly"), 0);
     et_outbox_close(ob);
@@ -240,9 +249,7 @@ static void test_loss_note(void **state)
     et_outbox_close(ob);                           /* cannot reach the database */
     faulty_vfs_fail_writes(0);
 
-    log_capture_begin(&log, fx->dir);
-    ob = open_ok(fx);
-    log_capture_end(&log);
+    ob = open_logged(fx, &log);
     assert_int_equal(log_count(&log, "stopped with 7 samples it could not store"), 1);
     assert_int_equal(et_outbox_stats(ob, &st), 0);
     assert_int_equal(st.dropped_samples, 7);
@@ -261,9 +268,7 @@ static void test_loss_note(void **state)
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 
-    log_capture_begin(&log, fx->dir);
-    ob = open_ok(fx);
-    log_capture_end(&log);
+    ob = open_logged(fx, &log);
     assert_int_equal(log_count(&log, "held 40 samples"), 1);
     assert_int_equal(et_outbox_stats(ob, &st), 0);
     assert_int_equal(st.dropped_samples, 47);

@@ -196,8 +196,9 @@ static void count_dropped(struct et_batcher *b, uint64_t n)
     b->stats.dropped_in_memory += n;
     et_outbox_count_dropped(b->outbox, n);
     if (!b->memory_full_said) {
-        et_error("outbox", "memory for batches that cannot be stored is full (%" PRIu64
-                 " samples): dropping the oldest; every dropped sample is counted", b->limit);
+        et_error("outbox", "memory for samples that cannot be stored is full (%" PRIu64
+                 " samples): dropping samples, the oldest batches first; every one is counted",
+                 b->limit);
         b->memory_full_said = true;
     }
 }

@@ -410,8 +410,7 @@ int et_outbox_stats(struct et_outbox *ob, struct et_outbox_stats *st)
 
 int et_outbox_count_from(struct et_outbox *ob, uint64_t from, uint64_t *n)
 {
-    struct range_sum below = { 0 };
-    int ret;
+    sqlite3_stmt *s = ob->stmt[ST_COUNT_FROM];
 
     *n = 0;
     if (ob->batches == 0 || from > ob->newest)
@@ -420,12 +419,8 @@ int et_outbox_count_from(struct et_outbox *ob, uint64_t from, uint64_t *n)
         *n = ob->batches;
         return 0;
     }
-    /* The mirror has the total; one indexed count gives the part below. */
-    ret = range_sum(ob, from - 1, &below);
-    if (ret < 0)
-        return ret;
-    *n = ob->batches - below.count;
-    return 0;
+    sqlite3_bind_int64(s, 1, et_sqlite_u64_arg(from));
+    return et_sqlite_one_row(s, read_u64, n);
 }
 
 void et_outbox_count_dropped(struct et_outbox *ob, uint64_t n)

@@ -41,6 +41,7 @@ enum outbox_stmt {
     ST_META_GET,
     ST_META_SET,
     ST_FREELIST,
+    ST_COUNT_FROM,
     ST_BEGIN,
     ST_COMMIT,
     ST_ROLLBACK,

@@ -62,6 +62,8 @@ static const char *const outbox_sql[ST_COUNT] = {
     [ST_META_GET] = "SELECT value FROM meta WHERE key = ?1",
     [ST_META_SET] = "INSERT OR REPLACE INTO meta(key, value) VALUES(?1, ?2)",
     [ST_FREELIST] = "PRAGMA freelist_count",
+    /* The uplink's live rows: a few at the top of the index, never the backlog. */
+    [ST_COUNT_FROM] = "SELECT count(*) FROM batch WHERE seq >= ?1",
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",

@@ -167,8 +167,9 @@ const char *et_outbox_path(const struct et_outbox *ob);
 int et_outbox_stats(struct et_outbox *ob, struct et_outbox_stats *st);
 
 /**
- * How many stored batches have seq >= from (one indexed count). For the
- * uplink's backlog, which is counted in rows, not guessed from seqs.
+ * How many stored batches have seq >= from: one indexed count of those
+ * rows, so cheap when they are the few newest. For the uplink's backlog,
+ * which is counted in rows, not guessed from seqs.
  * @return 0 or -errno.
  */
 int et_outbox_count_from(struct et_outbox *ob, uint64_t from, uint64_t *n);

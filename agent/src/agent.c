@@ -75,11 +75,11 @@ static int agent_emit(void *ctx, const char *metric, const char *unit, const str
     return rc;
 }
 
-/* Encode the open batch into the outbox; send at once what is stored. */
+/* Encode the open batch into the outbox; send it at once, stored or not (batcher.h). */
 static void agent_flush(struct et_agent *a, int64_t now_ms)
 {
-    if (et_batcher_flush(a->batcher, now_ms) == 0)
-        et_uplink_pump(a->uplink, now_ms);
+    et_batcher_flush(a->batcher, now_ms);
+    et_uplink_pump(a->uplink, now_ms);
 }
 
 static void collector_job(void *ctx, int64_t now_ms)
@@ -147,8 +147,10 @@ static void status_fill(void *ctx, struct et_status *st)
     st->wall_ms = et_time_wall_ms();
     st->agent_version = ET_VERSION;
     st->outbox_batches = ob.batches;
-    st->dropped_samples = ob.dropped_samples + et_batcher_stats(a->batcher)->dropped_in_memory;
+    /* The outbox counts the batcher's drops too (et_outbox_count_dropped). */
+    st->dropped_samples = ob.dropped_samples;
     st->clock_synced = a->clock.synced;
+    st->not_persisted_samples = et_batcher_stats(a->batcher)->not_persisted;
 }
 
 /* ---- life cycle ------------------------------------------------------------ */
@@ -279,8 +281,8 @@ int et_agent_create(struct et_agent **out, const struct et_config *cfg,
         (rc = et_sched_create(&a->sched)) ||
         (rc = make_collectors(a, now_ms, err, errlen)) ||
         (rc = add_jobs(a, now_ms)) ||
-        (rc = et_uplink_create(&a->uplink, cfg, transport, a->outbox, &a->clock, status_fill, a,
-                               err, errlen)))
+        (rc = et_uplink_create(&a->uplink, cfg, transport, a->outbox, a->batcher, &a->clock,
+                               status_fill, a, err, errlen)))
         goto fail;
     *out = a;
     return 0;
@@ -364,11 +366,12 @@ void et_agent_stop(struct et_agent *a)
     /* Keep what was collected, say goodbye, leave. */
     agent_flush(a, et_time_mono_ms());
     et_batcher_commit(a->batcher);
-    lost = et_batcher_unstored(a->batcher);
+    /* The storage failed to the end: count what is lost before the last
+     * Status reports the drops, and say it, never silently. */
+    lost = et_batcher_abandon(a->batcher);
     if (lost)
-        /* The storage failed to the end: say what is lost, never silently. */
-        et_error("outbox", "stopping with %" PRIu64 " samples that could not be stored; they "
-                 "are lost", lost);
+        et_error("outbox", "stopping with %" PRIu64 " samples that could not be stored: they "
+                 "are lost, and counted as dropped", lost);
     et_outbox_stats(a->outbox, &st);
     et_uplink_stats(a->uplink, &up);
     et_uplink_stop(a->uplink);

@@ -5,21 +5,46 @@
  * Samples gather in the open batch until a flush (every batch_interval, or
  * when batch_max_samples are waiting). A flush encodes the batch with the
  * next seq and appends it to the outbox inside the open group; a commit
- * (every durability_window) makes the group durable. Until its group
+ * (every durability window) makes the group durable. Until its group
  * commits a batch is readable and may be sent, but is not durable, so the
  * batcher keeps its bytes ("held") until the commit lands.
  *
- * When the outbox cannot take a batch (full disk, I/O error), or a commit
- * fails, the outbox undoes the whole group and the held batches are
- * appended again, in seq order and with the same seqs, before any new
- * batch is made; meanwhile samples stay in memory, up to
- * ET_BATCHER_MEMORY_BATCHES batches' worth. Beyond it the newest samples
- * are dropped and counted (held batches keep their seqs, so they cannot be
- * skipped). Nothing is dropped without being counted.
+ * Memory: what the batcher holds (the open batch and every held batch) is
+ * bounded by ET_BATCHER_MEMORY_BATCHES batches' worth of samples
+ * (batch_max_samples each), whatever fails:
+ *   - While storing works, a group that reaches the bound commits early.
+ *   - When the outbox cannot take a batch (full disk, below the free-space
+ *     reserve, I/O error) or a commit fails, the outbox undoes the whole
+ *     group; its batches, and those made after, are held "unstored" and
+ *     appended again, in seq order and with the same seqs, at each flush.
+ *   - Past the bound the oldest unstored batch is dropped, its samples
+ *     counted (stats.dropped_in_memory, and in the outbox's dropped count,
+ *     which the agent reports as agent.dropped_samples and in Status).
+ *     Its seq stays used up: it may have been sent.
+ *
+ * Live data when it cannot be stored: an unstored batch is still sent.
+ * Every seq is claimed from the outbox (et_outbox_claim) before a batch is
+ * made with it, so a batch may go out from memory; the uplink reads
+ * unstored batches (et_batcher_next_unstored) before the outbox. An Ack
+ * that covers an unstored batch (et_batcher_ack) releases it: delivered
+ * without being stored, counted as "not persisted"
+ * (stats.not_persisted, reported as agent.not_persisted_samples and in
+ * Status). While disconnected those batches are the first to be dropped
+ * when memory runs out. So every sample made ends as exactly one of:
+ * stored in the outbox, delivered from memory (not persisted), or dropped
+ * and counted.
+ *
+ * Saying so: the first failure is logged at error level with what is full,
+ * how much is free, the reserve, and what the agent does meanwhile; again
+ * at most hourly while it lasts; recovery once, and only after a commit
+ * succeeded. Samples held unstored are noted in the outbox's loss note at
+ * each commit (et_outbox_note_held), so a crash costs no more than that
+ * note says without it being counted at the next start.
  */
 #ifndef EDGETEL_BATCHER_H
 #define EDGETEL_BATCHER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,8 +58,9 @@ struct et_batcher;
 
 struct et_batcher_stats {
     uint64_t batches_made;
-    uint64_t samples_stored;     /* samples in batches appended to the outbox */
-    uint64_t dropped_in_memory;  /* samples dropped because memory was full */
+    uint64_t samples_stored;     /* samples in batches made (stored, sent or dropped since) */
+    uint64_t dropped_in_memory;  /* samples dropped because memory was full, or left at the stop */
+    uint64_t not_persisted;      /* samples delivered (acked) from memory, never stored */
 };
 
 /**
@@ -44,11 +70,16 @@ struct et_batcher_stats {
 int et_batcher_create(struct et_batcher **out, struct et_outbox *outbox, const char *device_id,
                       const uint8_t boot_id[ET_BOOT_ID_LEN], uint32_t max_samples);
 
-/** Free; samples still in memory are lost (et_batcher_unstored() counts them). NULL is a no-op. */
+/**
+ * Free. Samples still in memory are not counted here: call
+ * et_batcher_abandon() first. NULL is a no-op.
+ */
 void et_batcher_destroy(struct et_batcher *b);
 
 /**
- * Add one sample to the open batch. -EINVAL for a value the wire cannot
+ * Add one sample to the open batch. When memory is at its bound the oldest
+ * unstored batch is dropped to make room, or, with none, this sample
+ * (counted either way; 0 is returned). -EINVAL for a value the wire cannot
  * carry (a string too long), -ENOMEM.
  */
 int et_batcher_add(struct et_batcher *b, const char *metric, const char *unit,
@@ -59,18 +90,53 @@ int et_batcher_add(struct et_batcher *b, const char *metric, const char *unit,
 bool et_batcher_full(const struct et_batcher *b);
 
 /**
- * Encode the open batch (if it has samples) and append it to the outbox,
- * after appending again whatever a failed group left held.
+ * Append again what a failed group left unstored, then encode the open
+ * batch (if it has samples) and append it to the outbox; commit early when
+ * the held batches fill memory.
  * @return 0 when everything made so far is in the outbox (in the open
- *         group), or the outbox's -errno (samples stay in memory).
+ *         group), or the outbox's -errno: the batches stay in memory,
+ *         sendable (et_batcher_next_unstored).
  */
 int et_batcher_flush(struct et_batcher *b, int64_t now_ms);
 
-/** End the durability window: commit the group, forget the held bytes. 0 or -errno. */
+/**
+ * End the durability window: store what is unstored, commit the group,
+ * forget the committed bytes, and note what stays unstored. 0 or -errno.
+ */
 int et_batcher_commit(struct et_batcher *b);
 
-/** Samples made but not (yet) in the outbox: in the open batch and held after a failure. */
+/**
+ * The first batch in memory and not in the outbox with seq > after: its
+ * seq and bytes, borrowed until the next call that changes the batcher.
+ * @return 0 or -ENOENT.
+ */
+int et_batcher_next_unstored(const struct et_batcher *b, uint64_t after, uint64_t *seq,
+                             const uint8_t **blob, size_t *len);
+
+/**
+ * An Ack from the aggregator: forget every held batch with seq <= through
+ * or in seqs[]. Unstored ones were delivered without being stored
+ * (stats.not_persisted); stored ones the outbox deletes itself.
+ * @return how many unstored batches it released.
+ */
+size_t et_batcher_ack(struct et_batcher *b, uint64_t through, const uint64_t *seqs,
+                      size_t n_seqs);
+
+/**
+ * The seq the next batch will carry: above every batch made, stored or not.
+ * The uplink's line between live and backlog.
+ */
+uint64_t et_batcher_next_seq(const struct et_batcher *b);
+
+/** Samples made but not (yet) durable: in the open batch and held. */
 uint64_t et_batcher_unstored(const struct et_batcher *b);
+
+/**
+ * At the stop, after the last flush and commit: count every sample still
+ * in memory as dropped (so the last Status and the outbox's count include
+ * them) and forget them. Returns how many.
+ */
+uint64_t et_batcher_abandon(struct et_batcher *b);
 
 const struct et_batcher_stats *et_batcher_stats(const struct et_batcher *b);
 

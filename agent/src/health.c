@@ -72,8 +72,9 @@ void et_health_report(struct et_health *h, const struct et_health_input *in,
 
     emit_i64(emit, ctx, "agent.outbox_batches", "1", (int64_t)in->outbox->batches);
     emit_i64(emit, ctx, "agent.outbox_bytes", "By", (int64_t)in->outbox->bytes);
-    emit_i64(emit, ctx, "agent.dropped_samples", "1",
-             (int64_t)(in->outbox->dropped_samples + in->batcher->dropped_in_memory));
+    /* The outbox counts the batcher's drops too (et_outbox_count_dropped). */
+    emit_i64(emit, ctx, "agent.dropped_samples", "1", (int64_t)in->outbox->dropped_samples);
+    emit_i64(emit, ctx, "agent.not_persisted_samples", "1", (int64_t)in->batcher->not_persisted);
     emit_i64(emit, ctx, "agent.inflight_batches", "1", (int64_t)up->inflight);
     emit_bool(emit, ctx, "agent.connected", up->connected);
     report_collectors(in, emit, ctx);

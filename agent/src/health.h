@@ -1,6 +1,7 @@
 /*
  * The agent's own health, reported as metrics beside the collectors'
- * every 30 s: outbox depth and bytes, dropped samples, the window, whether
+ * every 30 s: outbox depth and bytes, dropped samples, samples delivered
+ * without being stored (the card was full), the window, whether
  * it is connected, each collector's health (agent.collector.<name>.ok,
  * agent.collectors_failing), the backlog's progress while one drains, and
  * SD card wear (bytes written, and per sample stored since the last

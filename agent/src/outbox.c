@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "edgetel/log.h"
+#include "edgetel/platform.h"
 #include "edgetel/sqlite.h"
 
 /* ---- meta and the mirror of the database ------------------------------- */
@@ -115,39 +116,66 @@ int et_outbox_reload(struct et_outbox *ob)
     return 0;
 }
 
-/*
- * Undo whatever the failed operation left: roll back the open transaction
- * (the group's, or the one an append or ack opened for itself), put
- * next_seq back, and read the counters from the database again.
- */
-static void outbox_undo(struct et_outbox *ob)
+/* See outbox_internal.h. */
+void et_outbox_undo(struct et_outbox *ob)
 {
+    bool changed = !ob->in_group || ob->group_wrote;
+
     if (!sqlite3_get_autocommit(ob->db))
         et_sqlite_run(ob->stmt[ST_ROLLBACK]);
     if (ob->in_group) {
         ob->next_seq = ob->group_seq;
         ob->in_group = false;
     }
-    if (et_outbox_reload(ob) < 0)
+    /* A group that wrote nothing left the counters as they were: no need
+     * to count the whole table again (a refusal every flush while the
+     * disk is below the reserve must stay cheap). */
+    if (changed && et_outbox_reload(ob) < 0)
         et_warn(OUTBOX_LOG, "%s: re-reading the counters after a failure: %s", ob->path,
                 sqlite3_errstr(sqlite3_extended_errcode(ob->db)));
 }
 
 int et_outbox_fail(struct et_outbox *ob, const char *what, int ret)
 {
-    if (ret == -ENOSPC)
+    uint64_t avail, total;
+
+    if (ret == -ENOSPC) {
         et_debug(OUTBOX_LOG, "%s: %s: %s", ob->path, what, sqlite3_errmsg(ob->db));
-    else
+        /* For the caller's line about the full disk: how full it is. */
+        if (et_fs_space(ob->path, &avail, &total) == 0)
+            ob->fs_avail = avail;
+    } else {
         et_warn(OUTBOX_LOG, "%s: %s: %s", ob->path, what, sqlite3_errmsg(ob->db));
-    outbox_undo(ob);
+    }
+    et_outbox_undo(ob);
     return ret;
 }
 
 /* ---- the operations ------------------------------------------------------ */
 
+const char *et_outbox_path(const struct et_outbox *ob)
+{
+    return ob->path;
+}
+
 uint64_t et_outbox_next_seq(const struct et_outbox *ob)
 {
     return ob->next_seq;
+}
+
+int et_outbox_claim(struct et_outbox *ob, uint64_t seq)
+{
+    int ret;
+
+    if (seq < ob->next_seq || seq > (uint64_t)INT64_MAX)
+        return -EINVAL;
+    ret = et_outbox_seq_reserve(ob, seq);
+    if (ret < 0)
+        return ret;
+    /* The close must not call the stop clean below this seq (outbox_open.c). */
+    if (seq > ob->seq_high)
+        ob->seq_high = seq;
+    return 0;
 }
 
 /*
@@ -180,14 +208,14 @@ int et_outbox_append(struct et_outbox *ob, uint64_t seq, const void *blob, size_
     bool own;
     int ret;
 
-    if (!blob || len == 0 || len > INT_MAX || seq != ob->next_seq)
+    if (!blob || len == 0 || len > INT_MAX || seq < ob->next_seq)
         return -EINVAL;
     if (seq > (uint64_t)INT64_MAX)
         return -EOVERFLOW;
     ret = et_outbox_seq_reserve(ob, seq);
     if (ret < 0) {
         if (ob->in_group)
-            outbox_undo(ob);    /* the contract: a failure ends the group */
+            et_outbox_undo(ob);    /* the contract: a failure ends the group */
         return ret;
     }
     ret = et_outbox_make_room(ob, seq, len, n_samples, &own, &freed);
@@ -211,6 +239,7 @@ int et_outbox_append(struct et_outbox *ob, uint64_t seq, const void *blob, size_
     ob->next_seq = seq + 1;
     if (seq > ob->seq_high)
         ob->seq_high = seq;
+    ob->group_wrote = ob->in_group;
     return 0;
 }
 
@@ -259,6 +288,8 @@ int et_outbox_ack(struct et_outbox *ob, uint64_t through, const uint64_t *seqs, 
         ret = et_sqlite_run(ob->stmt[ST_BEGIN]);
         if (ret < 0)
             goto fail;
+    } else {
+        ob->group_wrote = true;     /* may have; an undo then counts again */
     }
     if (through >= ob->oldest) {
         ret = range_sum(ob, through, &gone);
@@ -364,13 +395,43 @@ int et_outbox_next(struct et_outbox *ob, uint64_t after, uint64_t *seq, uint8_t 
 
 int et_outbox_stats(struct et_outbox *ob, struct et_outbox_stats *st)
 {
+    memset(st, 0, sizeof(*st));     /* padding too: callers compare whole structs */
     st->batches = ob->batches;
     st->samples = ob->samples;
     st->bytes = ob->bytes;
     st->oldest_seq = ob->batches ? ob->oldest : 0;
     st->newest_seq = ob->batches ? ob->newest : 0;
-    st->dropped_samples = ob->dropped;
+    st->dropped_samples = ob->dropped + ob->dropped_unsaved;
+    st->fs_avail = ob->fs_avail;
+    st->reserve_bytes = ob->lim.reserve_bytes;
+    st->below_reserve = ob->below_reserve;
     return 0;
+}
+
+int et_outbox_count_from(struct et_outbox *ob, uint64_t from, uint64_t *n)
+{
+    sqlite3_stmt *s = ob->stmt[ST_COUNT_FROM];
+
+    *n = 0;
+    if (ob->batches == 0 || from > ob->newest)
+        return 0;
+    if (from <= ob->oldest) {
+        *n = ob->batches;
+        return 0;
+    }
+    sqlite3_bind_int64(s, 1, et_sqlite_u64_arg(from));
+    return et_sqlite_one_row(s, read_u64, n);
+}
+
+void et_outbox_count_dropped(struct et_outbox *ob, uint64_t n)
+{
+    ob->dropped_unsaved += n;
+}
+
+int et_outbox_note_held(struct et_outbox *ob, uint64_t n)
+{
+    ob->held_noted = n;
+    return et_outbox_note_write(ob);
 }
 
 int et_outbox_begin(struct et_outbox *ob)
@@ -385,19 +446,34 @@ int et_outbox_begin(struct et_outbox *ob)
         return ret;
     }
     ob->in_group = true;
+    ob->group_wrote = false;
     ob->group_seq = ob->next_seq;
     return 0;
 }
 
 int et_outbox_commit(struct et_outbox *ob)
 {
-    int ret;
+    uint64_t unsaved = ob->dropped_unsaved;
+    int ret = 0;
 
     if (!ob->in_group)
         return -EINVAL;
-    ret = et_sqlite_run(ob->stmt[ST_COMMIT]);
+    /* Drops the caller counted go in with the group: no commit of their own. */
+    if (unsaved > 0)
+        ret = meta_set(ob, "dropped", ob->dropped + unsaved);
+    if (ret == 0)
+        ret = et_sqlite_run(ob->stmt[ST_COMMIT]);
     if (ret < 0)
         return et_outbox_fail(ob, "committing a group", ret);
     ob->in_group = false;
+    ob->dropped += unsaved;
+    ob->dropped_unsaved -= unsaved;
+    if (unsaved > 0)
+        et_outbox_note_write(ob);   /* the database counts them now */
     return 0;
+}
+
+bool et_outbox_in_group(const struct et_outbox *ob)
+{
+    return ob->in_group;
 }

@@ -8,8 +8,9 @@
  *   outbox_limits.c  quota, free-space reserve, eviction and refusal, and
  *                    their log lines
  *   outbox_seq.c     the PATH.seq sidecar that keeps seqs from repeating
- *   outbox_open.c    open and close: the lock, the schema and settings,
- *                    the integrity check, moving a damaged file aside
+ *   outbox_open.c    open and close: the lock (and the loss note kept in
+ *                    the lock file), the schema and settings, the
+ *                    integrity check, moving a damaged file aside
  *
  * Database errors are -errno from edgetel/sqlite.h; the SQLite code of the
  * last failure stays readable on ob->db for log lines.
@@ -40,6 +41,7 @@ enum outbox_stmt {
     ST_META_GET,
     ST_META_SET,
     ST_FREELIST,
+    ST_COUNT_FROM,
     ST_BEGIN,
     ST_COMMIT,
     ST_ROLLBACK,
@@ -58,21 +60,31 @@ struct et_outbox {
     uint64_t next_seq;
     uint64_t reserved;      /* PATH.seq durably says no seq above this was used */
     bool seq_armed;         /* the sidecar no longer says "clean" */
-    uint64_t seq_high;      /* highest seq used in this session, undone or not */
+    uint64_t seq_high;      /* highest seq used in this session: stored, undone or claimed */
+    bool last_run_clean;    /* what et_outbox_seq_start() found */
 
     /* Mirror of the database. */
     uint64_t batches, samples, bytes;
     uint64_t oldest, newest;
-    uint64_t dropped;
+    uint64_t dropped;       /* as the database (or the open transaction) counts them */
+    uint64_t dropped_unsaved; /* counted, not in the database yet (et_outbox_count_dropped) */
     uint64_t db_hwm;        /* max(meta hwm, max(seq)) at the last reload */
 
+    /* The loss note in PATH.lock (outbox_open.c): samples the database has not counted. */
+    uint64_t note_on_disk;  /* what the file says */
+    uint64_t held_noted;    /* the caller's part (et_outbox_note_held) */
+    bool note_failing;      /* a write failed; said once */
+
     bool in_group;
+    bool group_wrote;       /* the open group changed the database (append, ack, eviction) */
     uint64_t group_seq;     /* next_seq when the group began */
 
     struct et_outbox_limits lim;
     bool evicting;          /* inside an eviction episode (logged once) */
     uint64_t episode_dropped;
     uint64_t page_size;
+    uint64_t fs_avail;      /* free bytes at the last look (reserve check, full disk) */
+    bool below_reserve;     /* the last append was refused for the reserve */
 };
 
 /* ---- outbox.c: the mirror and failures ------------------------------------ */
@@ -85,6 +97,13 @@ int et_outbox_load_bounds(struct et_outbox *ob);
 
 /* Read every counter from the database: at open and after a rollback. 0 or -errno. */
 int et_outbox_reload(struct et_outbox *ob);
+
+/*
+ * Undo whatever a failed operation left: roll back the open transaction
+ * (the group's, or one of its own), put next_seq back, and read the
+ * counters from the database again when anything had changed.
+ */
+void et_outbox_undo(struct et_outbox *ob);
 
 /*
  * A write failed with ret (-errno): log what was being done (at debug for
@@ -121,12 +140,19 @@ void et_outbox_seq_start(struct et_outbox *ob, bool replaced);
  */
 int et_outbox_seq_reserve(struct et_outbox *ob, uint64_t seq);
 
-/* At a clean close, after the database is closed: record its exact mark. */
+/*
+ * At a clean close, after the database is closed: record the highest seq
+ * used (stored or not). Needs no new space on the filesystem when the
+ * usual atomic replace cannot get it.
+ */
 void et_outbox_seq_mark_clean(struct et_outbox *ob);
 
 /* ---- outbox_open.c -------------------------------------------------------- */
 
 /* fsync the directory of PATH, after a rename in it. 0 or -errno. */
 int et_outbox_sync_dir(const struct et_outbox *ob);
+
+/* Write the loss note (dropped_unsaved + held_noted) when it changed. 0 or -errno. */
+int et_outbox_note_write(struct et_outbox *ob);
 
 #endif

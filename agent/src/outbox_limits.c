@@ -4,7 +4,9 @@
  * policy decides: drop the oldest batches, or refuse the new one. Either
  * way every dropped sample is counted in the database (meta 'dropped'),
  * and an episode of eviction is logged once when it starts and once when
- * an append fits again.
+ * an append fits again. A reserve that dropping could not restore refuses
+ * the batch as a full disk would (-ENOSPC, nothing dropped): the caller
+ * keeps it, and says so (see et_outbox_set_limits()).
  */
 #include "outbox_internal.h"
 
@@ -36,28 +38,36 @@ static int read_pages(void *ctx, sqlite3_stmt *row)
     return 0;
 }
 
-/*
- * How many payload bytes must go before a batch of len bytes may be
- * stored: 0 when it fits. why gets the reason for the episode's log line.
- */
-static uint64_t room_needed(struct et_outbox *ob, size_t len, char *why, size_t whylen)
+/* How many payload bytes must go before a batch may be stored, and why. */
+struct room {
+    uint64_t quota;     /* for the quota */
+    uint64_t reserve;   /* for the free-space reserve */
+    char why[160];      /* the larger one's reason, for the episode's log line */
+};
+
+/* What storing a batch of len bytes needs; both 0 when it fits. */
+static void room_needed(struct et_outbox *ob, size_t len, struct room *r)
 {
-    uint64_t need = 0, avail, total, free_pages = 0;
+    uint64_t avail, total, free_pages = 0;
     int ret;
 
+    r->quota = r->reserve = 0;
+    r->why[0] = '\0';
     if (ob->lim.quota_bytes && ob->bytes + len > ob->lim.quota_bytes) {
-        need = ob->bytes + len - ob->lim.quota_bytes;
-        snprintf(why, whylen, "the payload would exceed the quota of %" PRIu64 " bytes",
+        r->quota = ob->bytes + len - ob->lim.quota_bytes;
+        snprintf(r->why, sizeof(r->why), "the payload would exceed the quota of %" PRIu64 " bytes",
                  ob->lim.quota_bytes);
     }
     if (!ob->lim.reserve_bytes)
-        return need;
+        return;
     ret = et_fs_space(ob->path, &avail, &total);
     if (ret < 0) {
         /* Without an answer the reserve cannot be judged; never evict blind. */
         et_debug(OUTBOX_LOG, "%s: free space unknown: %s", ob->path, strerror(-ret));
-        return need;
+        ob->fs_avail = UINT64_MAX;
+        return;
     }
+    ob->fs_avail = avail;
     /*
      * Pages freed inside the database are reused before the file grows.
      * A failed read counts none: the reserve errs on the side of evicting.
@@ -65,15 +75,11 @@ static uint64_t room_needed(struct et_outbox *ob, size_t len, char *why, size_t 
     et_sqlite_one_row(ob->stmt[ST_FREELIST], read_pages, &free_pages);
     avail += free_pages * ob->page_size;
     if (avail < ob->lim.reserve_bytes + len) {
-        uint64_t short_by = ob->lim.reserve_bytes + len - avail;
-
-        if (short_by > need) {
-            need = short_by;
-            snprintf(why, whylen, "free space (%" PRIu64 " bytes) would fall below the reserve of %"
-                     PRIu64 " bytes", avail, ob->lim.reserve_bytes);
-        }
+        r->reserve = ob->lim.reserve_bytes + len - avail;
+        if (r->reserve > r->quota)
+            snprintf(r->why, sizeof(r->why), "free space (%" PRIu64 " bytes) would fall below the "
+                     "reserve of %" PRIu64 " bytes", avail, ob->lim.reserve_bytes);
     }
-    return need;
 }
 
 struct oldest_row {
@@ -175,18 +181,34 @@ static int refuse(struct et_outbox *ob, uint64_t seq, uint32_t n_samples, bool t
 int et_outbox_make_room(struct et_outbox *ob, uint64_t seq, size_t len, uint32_t n_samples,
                         bool *own, uint64_t *freed)
 {
-    char why[160] = "";
+    struct room r;
     uint64_t need;
     int ret;
 
     *own = false;
     *freed = 0;
-    need = room_needed(ob, len, why, sizeof(why));
+    room_needed(ob, len, &r);
+    need = r.quota > r.reserve ? r.quota : r.reserve;
+    ob->below_reserve = false;
     if (need == 0) {
         episode_end(ob);
         return 0;
     }
-    episode_start(ob, why);
+    /*
+     * Below the reserve the card is full for the outbox. When dropping every
+     * stored batch would not bring it back (or the policy keeps them), drop
+     * nothing: the batch is not stored, as on a full disk, and the caller,
+     * which still holds it, may send it anyway and says so (-ENOSPC).
+     */
+    if (r.reserve > 0 && (ob->lim.policy == ET_OUTBOX_DROP_NEWEST || r.reserve > ob->bytes)) {
+        ob->below_reserve = true;
+        if (ob->in_group)
+            et_outbox_undo(ob);     /* the contract: -ENOSPC ends the group */
+        return -ENOSPC;
+    }
+    episode_start(ob, r.why);
+    if (ob->in_group)
+        ob->group_wrote = true;
     if (ob->lim.policy == ET_OUTBOX_DROP_NEWEST ||
         (ob->lim.quota_bytes && len > ob->lim.quota_bytes))
         return refuse(ob, seq, n_samples, false);

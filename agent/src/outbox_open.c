@@ -62,6 +62,8 @@ static const char *const outbox_sql[ST_COUNT] = {
     [ST_META_GET] = "SELECT value FROM meta WHERE key = ?1",
     [ST_META_SET] = "INSERT OR REPLACE INTO meta(key, value) VALUES(?1, ?2)",
     [ST_FREELIST] = "PRAGMA freelist_count",
+    /* The uplink's live rows: a few at the top of the index, never the backlog. */
+    [ST_COUNT_FROM] = "SELECT count(*) FROM batch WHERE seq >= ?1",
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
@@ -293,6 +295,83 @@ static int move_aside(struct et_outbox *ob, char *aside, size_t asidelen)
 }
 
 /*
+ * The loss note: one fixed-width line at the start of PATH.lock, the
+ * samples the database does not count yet (dropped by the caller, or held
+ * in memory because they could not be stored). The lock file is never
+ * replaced, so once the line exists it is rewritten in place: no new space
+ * is needed on a full filesystem, which is when the note matters. A write
+ * cut short by a power cut leaves a line that does not parse, which reads
+ * as "nothing noted" (the loss it would have told of is then not counted,
+ * and the log of that run said so).
+ */
+#define NOTE_FORMAT "edgetel-outbox-unstored %020" PRIu64 "\n"
+#define NOTE_LEN 45
+
+static int note_put(struct et_outbox *ob, uint64_t value)
+{
+    char line[NOTE_LEN + 1];
+    ssize_t n;
+
+    snprintf(line, sizeof(line), NOTE_FORMAT, value);
+    n = pwrite(ob->lock_fd, line, NOTE_LEN, 0);
+    if (n != NOTE_LEN)
+        return n < 0 ? -errno : -ENOSPC;
+    if (fdatasync(ob->lock_fd) < 0)
+        return -errno;
+    ob->note_on_disk = value;
+    return 0;
+}
+
+int et_outbox_note_write(struct et_outbox *ob)
+{
+    uint64_t value = ob->dropped_unsaved + ob->held_noted;
+    int ret;
+
+    if (value == ob->note_on_disk)
+        return 0;
+    ret = note_put(ob, value);
+    if (ret < 0 && !ob->note_failing)
+        et_warn(OUTBOX_LOG, "%s.lock: cannot note %" PRIu64 " samples not stored: %s; should "
+                "the agent die now they would be lost without being counted", ob->path, value,
+                strerror(-ret));
+    ob->note_failing = ret < 0;
+    return ret;
+}
+
+/*
+ * At open, once the seq sidecar was read: count what the last run noted,
+ * and say so once. The note is left as it is until the count reaches the
+ * database (the first group commit, or the close).
+ */
+static void note_read(struct et_outbox *ob)
+{
+    char line[NOTE_LEN + 1];
+    unsigned long long value;
+    ssize_t n = pread(ob->lock_fd, line, NOTE_LEN, 0);
+
+    if (n == 0) {
+        /* A new lock file: give the note its space now, while there may be some. */
+        note_put(ob, 0);
+        return;
+    }
+    if (n != NOTE_LEN)
+        return;
+    line[NOTE_LEN] = '\0';
+    if (sscanf(line, "edgetel-outbox-unstored %20llu\n", &value) != 1 || value == 0)
+        return;
+    ob->note_on_disk = value;
+    ob->dropped_unsaved += value;
+    if (ob->last_run_clean)
+        et_warn(OUTBOX_LOG, "%s: the last run stopped with %llu samples it could not store "
+                "(the disk was full or below the reserve); counted as dropped", ob->path, value);
+    else
+        et_warn(OUTBOX_LOG, "%s: the last run ended without stopping cleanly while it held %llu "
+                "samples in memory that it could not store (as of its last note; samples made "
+                "after it are not known); counted as dropped, though any that reached the "
+                "aggregator before the end are stored there", ob->path, value);
+}
+
+/*
  * One handle per outbox: two would hand out the same seqs. The lock is an
  * flock() on PATH.lock, a file that is never replaced (the sidecar is, so
  * it cannot carry the lock); the kernel drops it when the process dies.
@@ -379,7 +458,9 @@ int et_outbox_open(struct et_outbox **out, const char *path, char *err, size_t e
         goto fail;
     }
     et_outbox_seq_start(ob, replaced);
+    note_read(ob);
     ob->lim.policy = ET_OUTBOX_DROP_OLDEST;
+    ob->fs_avail = UINT64_MAX;
     *out = ob;
     return 0;
 fail_nomem:
@@ -393,7 +474,7 @@ fail:
 
 void et_outbox_close(struct et_outbox *ob)
 {
-    bool clean, mark_ok;
+    bool clean;
     int rc, ret;
 
     if (!ob)
@@ -405,11 +486,18 @@ void et_outbox_close(struct et_outbox *ob)
                     "its batches are not stored", ob->path, strerror(-ret));
     }
     /*
-     * The clean mark below must equal the database's mark, and after a
-     * skipped reservation no row holds next_seq - 1: store it in meta.
+     * After a skipped reservation no row holds next_seq - 1: keep it in
+     * meta (the clean mark covers it too; this keeps the database's own
+     * mark right for the day the sidecar is lost). Drops not yet counted
+     * by the database go with it; on a full disk they stay in the note.
      */
-    mark_ok = ob->newest == ob->next_seq - 1 ||
-              et_outbox_meta_save(ob, ob->next_seq - 1, ob->dropped) == 0;
+    if (ob->newest != ob->next_seq - 1 || ob->dropped_unsaved > 0) {
+        if (et_outbox_meta_save(ob, ob->next_seq - 1, ob->dropped + ob->dropped_unsaved) == 0) {
+            ob->dropped += ob->dropped_unsaved;
+            ob->dropped_unsaved = 0;
+        }
+    }
+    et_outbox_note_write(ob);
     for (int i = 0; i < ST_COUNT; i++) {
         sqlite3_finalize(ob->stmt[i]);
         ob->stmt[i] = NULL;
@@ -422,10 +510,11 @@ void et_outbox_close(struct et_outbox *ob)
      */
     rc = sqlite3_close(ob->db);
     /*
-     * Not clean either when an undone group had used seqs above the
-     * stored ones: those batches may have been sent already.
+     * Seqs used above the stored ones (an undone group, batches sent from
+     * memory) may have been sent: the clean mark is the highest seq used,
+     * so the next open continues after them.
      */
-    clean = rc == SQLITE_OK && mark_ok && ob->seq_armed && ob->seq_high < ob->next_seq;
+    clean = rc == SQLITE_OK && ob->seq_armed;
     if (rc != SQLITE_OK)
         et_warn(OUTBOX_LOG, "%s: close: %s", ob->path, sqlite3_errstr(rc));
     else

@@ -7,7 +7,8 @@
  * The file is two or three lines of text:
  *   edgetel-outbox-seq 1
  *   reserved N        no seq above N was used
- *   clean M           only after a clean close: the database's mark was M
+ *   clean M           only after a clean close: no seq above M was used
+ *                     (M is at least the database's mark)
  * and is only ever replaced whole (a new file, fsync, rename, fsync of the
  * directory), so a crash leaves the old one or the new one.
  */
@@ -37,6 +38,25 @@ struct seq_file {
     bool clean;
     uint64_t clean_hwm;
 };
+
+/*
+ * Whether text is the start of a clean line and no more: what a clean
+ * mark written in place (seq_mark_in_place) leaves when the power goes
+ * during the write. The reservation before it is intact, so it reads as
+ * "not clean", never as garbage.
+ */
+static bool clean_line_cut_short(const char *text)
+{
+    static const char line[] = "clean ";
+    size_t n = strlen(text);
+
+    if (n == 0 || strchr(text, '\n'))
+        return false;
+    if (strncmp(text, line, n < sizeof(line) - 1 ? n : sizeof(line) - 1) != 0)
+        return false;
+    return n <= sizeof(line) - 1 || strspn(text + sizeof(line) - 1, "0123456789") ==
+                                        n - (sizeof(line) - 1);
+}
 
 /*
  * Read PATH.seq. A missing file is no error (first start). A file that
@@ -71,11 +91,13 @@ static void seq_file_read(const struct et_outbox *ob, struct seq_file *sf)
         goto garbage;
     sf->reserved = reserved;
     if (buf[used] != '\0') {
-        if (sscanf(buf + used, "clean %llu\n%n", &clean, &used2) != 1 || used2 == 0 ||
-            buf[used + used2] != '\0')
+        if (sscanf(buf + used, "clean %llu\n%n", &clean, &used2) == 1 && used2 > 0 &&
+            buf[used + used2] == '\0') {
+            sf->clean = true;
+            sf->clean_hwm = clean;
+        } else if (!clean_line_cut_short(buf + used)) {
             goto garbage;
-        sf->clean = true;
-        sf->clean_hwm = clean;
+        }
     }
     sf->present = true;
     return;
@@ -83,6 +105,15 @@ garbage:
     et_warn(OUTBOX_LOG, "%s: not a seq reservation file; seqs continue from the database alone",
             ob->seq_path);
     memset(sf, 0, sizeof(*sf));
+}
+
+/* The text of PATH.seq; the clean line, when there is one, comes last. */
+static int seq_file_format(char *buf, size_t cap, uint64_t reserved, bool clean,
+                           uint64_t clean_hwm)
+{
+    return clean ? snprintf(buf, cap, SEQ_FILE_MAGIC "\nreserved %" PRIu64 "\nclean %" PRIu64 "\n",
+                            reserved, clean_hwm)
+                 : snprintf(buf, cap, SEQ_FILE_MAGIC "\nreserved %" PRIu64 "\n", reserved);
 }
 
 /* Replace PATH.seq atomically: a new file, fsync, rename, fsync the directory. */
@@ -93,9 +124,7 @@ static int seq_file_write(const struct et_outbox *ob, uint64_t reserved, bool cl
     int len, fd, ret = 0;
     ssize_t n;
 
-    len = clean ? snprintf(buf, sizeof(buf), SEQ_FILE_MAGIC "\nreserved %" PRIu64 "\nclean %" PRIu64 "\n",
-                           reserved, clean_hwm)
-                : snprintf(buf, sizeof(buf), SEQ_FILE_MAGIC "\nreserved %" PRIu64 "\n", reserved);
+    len = seq_file_format(buf, sizeof(buf), reserved, clean, clean_hwm);
     fd = open(ob->seq_tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         return -errno;
@@ -153,14 +182,25 @@ void et_outbox_seq_start(struct et_outbox *ob, bool replaced)
     int ret;
 
     seq_file_read(ob, &sf);
-    if (sf.present && sf.clean && sf.clean_hwm == ob->db_hwm && !replaced) {
-        last = ob->db_hwm;
+    /*
+     * A clean mark may be above the database's: the last run used seqs it
+     * could not store (sent from memory, or an undone group on a full
+     * disk). It stopped after using them, so nothing above the mark was.
+     */
+    ob->last_run_clean = sf.present && sf.clean && sf.clean_hwm >= ob->db_hwm && !replaced;
+    if (ob->last_run_clean) {
+        last = sf.clean_hwm;
     } else {
         last = sf.reserved > ob->db_hwm ? sf.reserved : ob->db_hwm;
-        if (last > ob->db_hwm)
-            et_info(OUTBOX_LOG, "%s: %s; seqs continue after the reserved seq %" PRIu64
-                    " so that none repeats", ob->path,
-                    replaced ? "the database was replaced" : "the last run did not close cleanly",
+        if (last > ob->db_hwm && replaced)
+            et_info(OUTBOX_LOG, "%s: the database was replaced; seqs continue after the reserved "
+                    "seq %" PRIu64 " so that none repeats", ob->path, last);
+        else if (last > ob->db_hwm)
+            et_warn(OUTBOX_LOG, "%s: the last run did not stop cleanly (crash, kill or power "
+                    "loss): batches it made after seq %" PRIu64 " and had not yet committed "
+                    "(at most one durability window, unless storing was failing) are lost unless "
+                    "they reached the aggregator; how many is not recorded. Seqs continue after "
+                    "the reserved seq %" PRIu64 " so that none repeats", ob->path, ob->db_hwm,
                     last);
     }
     ob->next_seq = last + 1;
@@ -177,11 +217,52 @@ void et_outbox_seq_start(struct et_outbox *ob, bool replaced)
         ob->seq_armed = true;
 }
 
+/*
+ * The clean mark without new space: a full disk cannot give the new file
+ * seq_file_write needs, but PATH.seq already has a block, and the clean
+ * text is the armed text plus one line. So when the file holds exactly the
+ * armed text, write the clean text over it in place: the bytes before the
+ * new line do not change, and a write cut short reads as "not clean"
+ * (clean_line_cut_short). 0 or -errno.
+ */
+static int seq_mark_in_place(const struct et_outbox *ob, uint64_t clean_hwm)
+{
+    char want[128], have[128], clean[128];
+    int want_len, len, fd, ret = 0;
+    ssize_t n;
+
+    want_len = seq_file_format(want, sizeof(want), ob->reserved, false, 0);
+    len = seq_file_format(clean, sizeof(clean), ob->reserved, true, clean_hwm);
+    fd = open(ob->seq_path, O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    n = pread(fd, have, sizeof(have), 0);
+    if (n != want_len || memcmp(have, want, (size_t)want_len) != 0) {
+        ret = n < 0 ? -errno : -ESTALE;
+        goto out;
+    }
+    n = pwrite(fd, clean + want_len, (size_t)(len - want_len), want_len);
+    if (n != len - want_len)
+        ret = n < 0 ? -errno : -ENOSPC;
+    else if (fsync(fd) < 0)
+        ret = -errno;
+out:
+    close(fd);
+    return ret;
+}
+
 void et_outbox_seq_mark_clean(struct et_outbox *ob)
 {
-    int ret = seq_file_write(ob, ob->reserved, true, ob->next_seq - 1);
+    uint64_t hwm = ob->seq_high > ob->next_seq - 1 ? ob->seq_high : ob->next_seq - 1;
+    int ret = seq_file_write(ob, ob->reserved, true, hwm);
 
+    if (ret < 0 && seq_mark_in_place(ob, hwm) == 0) {
+        et_debug(OUTBOX_LOG, "%s: clean stop recorded in place (%s)", ob->seq_path,
+                 strerror(-ret));
+        return;
+    }
     if (ret < 0)
-        et_warn(OUTBOX_LOG, "%s: cannot record the clean close: %s", ob->seq_path,
-                strerror(-ret));
+        et_warn(OUTBOX_LOG, "%s: cannot record the clean stop: %s; the next start will take it "
+                "for a crash and skip to seq %" PRIu64 " (nothing is lost)", ob->seq_path,
+                strerror(-ret), ob->reserved + 1);
 }

@@ -29,6 +29,7 @@ struct inflight {
 struct et_uplink {
     const struct et_config *cfg;
     struct et_outbox *outbox;
+    struct et_batcher *batcher;   /* batches not stored; NULL: the outbox holds all */
     const struct et_clock *clock;
     et_uplink_status_fill fill;
     void *fill_ctx;
@@ -47,15 +48,16 @@ struct et_uplink {
     struct inflight *inflight;
     size_t n_inflight;
     uint64_t live_from;        /* seqs >= this were made during this connection */
-    uint64_t live_cursor;      /* highest live seq handed to MQTT */
+    uint64_t memory_cursor;    /* highest unstored seq handed to MQTT */
+    uint64_t live_cursor;      /* highest live seq of the outbox handed to MQTT */
     uint64_t backlog_cursor;   /* highest backlog seq handed to MQTT */
 
     /* Backlog drain pacing and progress. */
     double drain_tokens;       /* historical batches that may go now */
     int64_t drain_refill_ms;
-    int64_t drain_report_ms;
-    uint64_t drain_acked_at_report;
-    uint64_t drain_left;       /* last estimate, for the agent's metrics */
+    int64_t drain_report_ms;   /* the last report, or the connect */
+    uint64_t drain_left_at_report;
+    uint64_t drain_left;       /* backlog rows at the last report, for the agent's metrics */
     double drain_eta_s;        /* -1 when unknown */
 
     uint64_t batches_sent;
@@ -105,9 +107,16 @@ static void inflight_remove_at(struct et_uplink *u, size_t i)
     u->inflight[i] = u->inflight[--u->n_inflight];
 }
 
-/* Make seq eligible to be sent again: move the cursor it came from back. */
+/*
+ * Make seq eligible to be sent again: move back the cursors it may be
+ * found by. A batch may move between memory and the outbox while in
+ * flight (stored late, or its group undone); looking twice costs nothing,
+ * the window keeps a seq from going out twice at once.
+ */
 static void rewind_for(struct et_uplink *u, uint64_t seq)
 {
+    if (u->memory_cursor >= seq)
+        u->memory_cursor = seq - 1;
     if (seq >= u->live_from) {
         if (u->live_cursor >= seq)
             u->live_cursor = seq - 1;
@@ -131,13 +140,46 @@ static void resend_timed_out(struct et_uplink *u, int64_t now_ms)
     }
 }
 
-/* The next batch to send: live ones first, then the backlog. 0 or -ENOENT. */
+/*
+ * The next unstored batch (in memory only, nothing else holds it), copied
+ * with the outbox's spare bytes. 0, -ENOENT or -ENOMEM.
+ */
+static int next_in_memory(struct et_uplink *u, uint64_t *seq, uint8_t **blob, size_t *len)
+{
+    const uint8_t *held;
+    size_t n;
+
+    while (u->batcher &&
+           et_batcher_next_unstored(u->batcher, u->memory_cursor, seq, &held, &n) == 0) {
+        u->memory_cursor = *seq;
+        if (inflight_has(u, *seq))
+            continue;
+        *blob = malloc(n + ET_OUTBOX_BLOB_SPARE);
+        if (!*blob)
+            return -ENOMEM;
+        memcpy(*blob, held, n);
+        memset(*blob + n, 0, ET_OUTBOX_BLOB_SPARE);
+        *len = n;
+        return 0;
+    }
+    return -ENOENT;
+}
+
+/*
+ * The next batch to send: what is only in memory first, then live rows of
+ * the outbox, then the backlog. 0 or -ENOENT.
+ */
 static int next_to_send(struct et_uplink *u, uint64_t *seq, uint8_t **blob, size_t *len,
-                        bool *historical)
+                        bool *historical, bool *from_memory)
 {
     uint64_t after = u->live_cursor > u->live_from - 1 ? u->live_cursor : u->live_from - 1;
-    int rc;
+    int rc = next_in_memory(u, seq, blob, len);
 
+    *from_memory = rc == 0;
+    if (rc != -ENOENT) {
+        *historical = rc == 0 && *seq < u->live_from;
+        return rc;
+    }
     for (;;) {
         rc = et_outbox_next(u->outbox, after, seq, blob, len);
         if (rc)
@@ -187,34 +229,48 @@ static void drain_refill(struct et_uplink *u, int64_t now_ms)
     u->drain_refill_ms = now_ms;
 }
 
-/* While a backlog drains: say every 10 s how much is left and when it ends. */
-static void drain_report(struct et_uplink *u, int64_t now_ms)
+/* Backlog rows: stored batches made before this connection, counted, not guessed from seqs. */
+static int backlog_rows(struct et_uplink *u, uint64_t *left)
 {
     struct et_outbox_stats st;
+    uint64_t live;
+    int rc = et_outbox_count_from(u->outbox, u->live_from, &live);
+
+    et_outbox_stats(u->outbox, &st);
+    *left = rc == 0 && st.batches > live ? st.batches - live : 0;
+    return rc;
+}
+
+/*
+ * While a backlog drains: say every 10 s how many batches are left and
+ * when it should end. The rate is how fast the backlog shrank over the
+ * last 10 s of this connection, so no ETA is given before one was
+ * measured, and a backlog gone within the first 10 s gets one line saying
+ * so, not an ETA.
+ */
+static void drain_report(struct et_uplink *u, int64_t now_ms)
+{
+    uint64_t left, before = u->drain_left_at_report;
+    double secs, rate;
 
     if (now_ms - u->drain_report_ms < DRAIN_REPORT_MS)
         return;
-    if (et_outbox_stats(u->outbox, &st) != 0 || st.batches == 0 || st.oldest_seq >= u->live_from) {
-        u->drain_report_ms = now_ms;
-        u->drain_acked_at_report = u->batches_acked;
+    if (backlog_rows(u, &left) != 0)
         return;
-    }
-    uint64_t left = u->live_from > st.oldest_seq ? u->live_from - st.oldest_seq : 0;
-    double secs = (double)(now_ms - u->drain_report_ms) / 1000.0;
-    double rate = secs > 0 ? (double)(u->batches_acked - u->drain_acked_at_report) / secs : 0;
-
-    if (u->drain_report_ms != 0 && left > 0) {
-        if (rate > 0)
-            et_info("uplink", "draining backlog: about %" PRIu64 " batches left, %.1f batches/s, "
-                    "ETA %.0f s", left, rate, (double)left / rate);
-        else
-            et_info("uplink", "draining backlog: about %" PRIu64 " batches left, waiting for acks",
-                    left);
-    }
+    secs = (double)(now_ms - u->drain_report_ms) / 1000.0;
+    rate = before > left ? (double)(before - left) / secs : 0;
+    if (left == 0 && before > 0)
+        et_info("uplink", "backlog drained");
+    else if (left > 0 && rate > 0)
+        et_info("uplink", "draining backlog: %" PRIu64 " %s left, %.1f batches/s, ETA %.0f s",
+                left, left == 1 ? "batch" : "batches", rate, (double)left / rate);
+    else if (left > 0)
+        et_info("uplink", "draining backlog: %" PRIu64 " %s left, waiting for acks", left,
+                left == 1 ? "batch" : "batches");
     u->drain_left = left;
-    u->drain_eta_s = rate > 0 ? (double)left / rate : -1;
+    u->drain_eta_s = left > 0 && rate > 0 ? (double)left / rate : -1;
     u->drain_report_ms = now_ms;
-    u->drain_acked_at_report = u->batches_acked;
+    u->drain_left_at_report = left;
 }
 
 /* ---- sending --------------------------------------------------------------------- */
@@ -250,15 +306,16 @@ void et_uplink_pump(struct et_uplink *u, int64_t now_ms)
         uint64_t seq;
         uint8_t *blob;
         size_t len;
-        bool historical;
-        int rc = next_to_send(u, &seq, &blob, &len, &historical);
+        bool historical, from_memory;
+        int rc = next_to_send(u, &seq, &blob, &len, &historical, &from_memory);
 
         if (rc) {
             if (rc != -ENOENT)
                 et_error("outbox", "cannot read the next batch to send: %s", strerror(-rc));
             return;
         }
-        if (historical && u->cfg->drain_rate > 0) {
+        /* What is only in memory is not paced: it is the first to be dropped. */
+        if (historical && !from_memory && u->cfg->drain_rate > 0) {
             if (u->drain_tokens < 1.0) {
                 /* Over the drain rate: the backlog waits, live data does not. */
                 rewind_for(u, seq);
@@ -297,6 +354,9 @@ static void handle_ack(struct et_uplink *u, const void *payload, size_t len, int
         et_warn("uplink", "ignoring ack for device \"%s\" on %s", ack->device_id, u->topic_ack);
         goto out;
     }
+    /* Batches held in memory: delivered, whether or not the outbox can delete its rows. */
+    u->batches_acked += u->batcher ? et_batcher_ack(u->batcher, ack->acked_through, ack->seqs,
+                                                    ack->n_seqs) : 0;
     deleted = et_outbox_ack(u->outbox, ack->acked_through, ack->seqs, ack->n_seqs);
     if (deleted < 0) {
         et_error("outbox", "cannot delete acknowledged batches: %s", strerror(-deleted));
@@ -327,9 +387,14 @@ static void on_connected(struct et_uplink *u, int64_t now_ms)
 
     u->connected = true;
     u->n_inflight = 0;
-    u->live_from = et_outbox_next_seq(u->outbox);
+    u->live_from = u->batcher ? et_batcher_next_seq(u->batcher) : et_outbox_next_seq(u->outbox);
+    u->memory_cursor = 0;
     u->live_cursor = 0;
     u->backlog_cursor = 0;
+    u->drain_report_ms = now_ms;
+    backlog_rows(u, &u->drain_left_at_report);
+    u->drain_left = u->drain_left_at_report;
+    u->drain_eta_s = -1;
     u->last_disconnect[0] = '\0';
     u->last_disconnect_log_ms = 0;
     et_outbox_stats(u->outbox, &st);
@@ -475,8 +540,8 @@ static int make_client(struct et_uplink *u, const struct et_mqtt_transport *tran
 
 int et_uplink_create(struct et_uplink **out, const struct et_config *cfg,
                      const struct et_mqtt_transport *transport, struct et_outbox *outbox,
-                     const struct et_clock *clock, et_uplink_status_fill fill, void *fill_ctx,
-                     char *err, size_t errlen)
+                     struct et_batcher *batcher, const struct et_clock *clock,
+                     et_uplink_status_fill fill, void *fill_ctx, char *err, size_t errlen)
 {
     struct et_uplink *u;
     int rc;
@@ -503,6 +568,7 @@ int et_uplink_create(struct et_uplink **out, const struct et_config *cfg,
         return -ENOMEM;
     u->cfg = cfg;
     u->outbox = outbox;
+    u->batcher = batcher;
     u->clock = clock;
     u->fill = fill;
     u->fill_ctx = fill_ctx;

@@ -8,13 +8,24 @@
  *     batches. The last will, registered with each connect, is a retained
  *     offline Status ("connection lost (last will)").
  *   - Batches go QoS 1 to {root}/v1/{device}/telemetry through a window of
- *     at most max_inflight batches sent and not yet acknowledged. Live
- *     first: batches made since this connection came up go before the
- *     backlog. The backlog (made while disconnected, or left from an earlier
- *     run) fills what the window leaves, each batch marked historical on the
- *     way out (et_batch_mark_historical), paced at drain_rate batches a
- *     second when that is set, with progress logged every 10 s and kept for
- *     the agent's metrics (et_uplink_stats: batches left, ETA).
+ *     at most max_inflight batches sent and not yet acknowledged, from two
+ *     sources: the outbox, and the batcher's batches that could not be
+ *     stored (a full disk, the card below the free-space reserve; see
+ *     batcher.h), which are in memory only. In this order:
+ *       1. batches in memory only: nothing else holds them, and they are
+ *          the first to be dropped when memory runs out. Those made before
+ *          this connection are marked historical; none is paced;
+ *       2. live rows: batches made since this connection came up;
+ *       3. the backlog (made while disconnected, or left from an earlier
+ *          run), filling what the window leaves, each batch marked
+ *          historical on the way out (et_batch_mark_historical), paced at
+ *          drain_rate batches a second when that is set, with progress
+ *          logged every 10 s and kept for the agent's metrics
+ *          (et_uplink_stats): the batches left are the outbox's rows, and
+ *          the ETA comes from how fast they went over the last 10 s, so
+ *          there is none before a rate was measured.
+ *     A batch's seq is used up before it is sent from memory
+ *     (et_outbox_claim), so it never repeats whether or not it is stored.
  *   - A batch of samples taken before the clock synced is re-timed on the
  *     way out (et_clock_retime); the outbox keeps the bytes it was made with.
  *   - A Status every minute (et_uplink_status), and an offline one when the
@@ -23,7 +34,9 @@
  * When a row may be deleted: only when the aggregator's Ack on
  * {root}/v1/{device}/ack names it, by its cumulative acked_through or its
  * list of selective seqs; the aggregator sends an Ack only after its store
- * committed the batch. A broker PUBACK means nothing here: a broker without
+ * committed the batch. The Ack releases the seqs it names from both
+ * sources: rows leave the outbox, batches in memory leave the batcher
+ * (counted as delivered without being stored: not persisted). A broker PUBACK means nothing here: a broker without
  * persistence or an aggregator that is down must not cost data. An Ack for
  * another device is ignored (and logged).
  *
@@ -32,10 +45,12 @@
  *
  * On disconnect: the window is emptied (nothing in flight counts as
  * delivered), the seam reconnects with backoff, and on the next connect
- * sending starts over from the outbox: live batches of the new connection
- * first, then the whole backlog. A lost connection is logged when it is
- * lost, and the first failed connect; after that a different reason is
- * logged at most once a minute and a repeated one only at debug level.
+ * sending starts over: what is in memory, then live batches of the new
+ * connection, then the whole backlog. Meanwhile batches in memory stay
+ * there, within the batcher's bound, past which the oldest are dropped
+ * and counted. A lost connection is logged when it is lost, and the first
+ * failed connect; after that a different reason is logged at most once a
+ * minute and a repeated one only at debug level.
  *
  * Threads: none of its own. Everything runs on the agent's thread; the MQTT
  * seam's events arrive through et_uplink_fd() and et_uplink_dispatch().
@@ -47,6 +62,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "batcher.h"
 #include "clock.h"
 #include "edgetel/codec.h"
 #include "edgetel/config.h"
@@ -67,23 +83,24 @@ struct et_uplink_stats {
     uint64_t batches_sent;
     uint64_t batches_acked;
     uint64_t resends;
-    uint64_t backlog_left;     /* last estimate while a backlog drains; 0 otherwise */
-    double backlog_eta_s;      /* -1 when unknown */
+    uint64_t backlog_left;     /* backlog rows at the last report while one drains; 0 otherwise */
+    double backlog_eta_s;      /* -1 when unknown (no rate measured yet) */
 };
 
 /**
  * Set up the uplink of cfg's device over transport (not connected yet).
  * Checks the TLS files first (readable; the key private to this user)
  * unless cfg->mqtt.insecure, which it warns about loudly. cfg, transport,
- * outbox and clock are borrowed and must outlive the uplink. Without
- * [mqtt] host there is no uplink: *out is NULL, 0 is returned and the agent
- * collects into the outbox only.
+ * outbox, batcher (the batches not stored; NULL when the outbox holds all)
+ * and clock are borrowed and must outlive the uplink. Without [mqtt] host
+ * there is no uplink: *out is NULL, 0 is returned and the agent collects
+ * into the outbox only.
  * @return 0, or -errno with err saying what and why.
  */
 int et_uplink_create(struct et_uplink **out, const struct et_config *cfg,
                      const struct et_mqtt_transport *transport, struct et_outbox *outbox,
-                     const struct et_clock *clock, et_uplink_status_fill fill, void *fill_ctx,
-                     char *err, size_t errlen);
+                     struct et_batcher *batcher, const struct et_clock *clock,
+                     et_uplink_status_fill fill, void *fill_ctx, char *err, size_t errlen);
 
 /** Begin connecting; note (may be NULL or "") goes into every birth Status. */
 int et_uplink_start(struct et_uplink *u, const char *note);

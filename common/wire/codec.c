@@ -233,6 +233,7 @@ int et_wire_encode_status(const struct et_status *st, uint8_t **out, size_t *len
     s.dropped_samples = st->dropped_samples;
     s.clock_synced = st->clock_synced;
     s.reason = (char *)(st->reason ? st->reason : "");
+    s.not_persisted_samples = st->not_persisted_samples;
     size_t n = edgetel__v1__status__get_packed_size(&s);
 
     buf = malloc(n ? n : 1);

@@ -79,13 +79,14 @@ void bench_start(struct bench *b, const char *extra)
 {
     const struct et_fake_message *will;
     struct et_fake_client *client;
-    char text[1024], err[256];
+    char text[2048], err[256];
 
     snprintf(text, sizeof(text),
              "[agent]\n"
              "device_id = %s\n"
              "data_dir = %s\n"
              "batch_interval = 200ms\n"
+             "%s"
              "[mqtt]\n"
              "host = 127.0.0.1\n"
              "max_inflight = 4\n"
@@ -94,7 +95,8 @@ void bench_start(struct bench *b, const char *extra)
              "[collector sim]\n"
              "type = sim\n"
              "interval = 100ms\n",
-             b->device, b->dir, extra ? extra : "insecure = true\n");
+             b->device, b->dir, b->agent_extra ? b->agent_extra : "",
+             extra ? extra : "insecure = true\n");
     if (et_config_parse(text, "unit.conf", &b->cfg, err, sizeof(err)) != 0)
         fail_msg("config: %s", err);
     if (et_agent_create(&b->agent, &b->cfg, et_fake_broker_transport(b->broker), err,

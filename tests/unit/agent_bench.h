@@ -38,6 +38,7 @@ struct bench {
     struct et_fake_broker *broker;
     bool own_broker;
     struct et_config cfg;
+    const char *agent_extra;    /* more lines of the [agent] section, or NULL */
     struct et_agent *agent;
     int stop[2];
     size_t seen;            /* published messages already looked at */
@@ -57,8 +58,9 @@ void bench_fini(struct bench *b);
 
 /**
  * Create and start the agent: batches every 200 ms, a window of 4, acks
- * due within 2 s, the sim collector every 100 ms, and extra lines of the
- * [mqtt] section (NULL: "insecure = true"). Checks that the agent's client
+ * due within 2 s, the sim collector every 100 ms, b->agent_extra in the
+ * [agent] section, and extra lines of the [mqtt] section (NULL:
+ * "insecure = true"; more sections may follow). Checks that the agent's client
  * subscribed to its ack topic alone and has a retained will on its status
  * topic.
  */

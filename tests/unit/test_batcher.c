@@ -1,8 +1,11 @@
 /*
  * The batcher (agent/src/batcher.h) against a real outbox in a temp dir:
  * samples become batches with consecutive seqs, a group commit makes them
- * durable, and an outbox that cannot take them costs memory up to a bound,
- * then counted drops, never a lost or repeated seq.
+ * durable, and an outbox that cannot take them (appends refused, commits
+ * failing, the card below the reserve) costs memory up to a bound, then
+ * counted drops, never an uncounted loss or a repeated seq. Batches that
+ * cannot be stored can still be read for sending and are released by an
+ * Ack, counted as not persisted.
  */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -21,9 +24,13 @@
 
 #include "../../agent/src/batcher.h"
 #include "edgetel/outbox.h"
+#include "et_fake.h"
+#include "faulty_vfs.h"
+#include "log_capture.h"
 #include "outbox_fixture.h"
 
 #define MAX_SAMPLES 10
+#define MEMORY_BOUND (MAX_SAMPLES * ET_BATCHER_MEMORY_BATCHES)
 
 struct bench {
     struct fixture *fx;          /* the outbox tests' directory (outbox_fixture.h) */
@@ -40,6 +47,8 @@ static int bench_setup(void **state)
 
     if (!b || setup(&fx) != 0)
         return -1;
+    et_fake_reset();
+    faulty_vfs_register();     /* writes pass until a test says otherwise */
     b->fx = fx;
     b->outbox = open_ok(b->fx);
     if (et_batcher_create(&b->batcher, b->outbox, "unit-dev", boot, MAX_SAMPLES) != 0)
@@ -53,8 +62,10 @@ static int bench_teardown(void **state)
     struct bench *b = *state;
     void *fx = b->fx;
 
+    log_capture_restore();
     et_batcher_destroy(b->batcher);
     et_outbox_close(b->outbox);
+    faulty_vfs_unregister();
     free(b);
     return teardown(&fx);
 }
@@ -75,8 +86,11 @@ static void exec_sql(sqlite3 *db, const char *sql)
     assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
 }
 
-/* Every counter value in the outbox, in seq order; checks the seqs are consecutive. */
-static size_t outbox_values(struct bench *fx, int64_t *values, size_t cap)
+/*
+ * Every counter value in the outbox, in seq order. With consecutive set,
+ * checks that the seqs have no gap (nothing was dropped).
+ */
+static size_t outbox_values(struct bench *fx, int64_t *values, size_t cap, bool consecutive)
 {
     uint64_t after = 0, seq, prev = 0;
     uint8_t *blob;
@@ -86,8 +100,9 @@ static size_t outbox_values(struct bench *fx, int64_t *values, size_t cap)
         Edgetel__V1__Batch *b;
         char err[160];
 
-        if (prev)
+        if (prev && consecutive)
             assert_int_equal(seq, prev + 1);
+        assert_true(seq > prev);
         assert_int_equal(et_wire_decode_batch(blob, len, &b, err, sizeof(err)), 0);
         assert_int_equal(b->seq, seq);
         for (size_t i = 0; i < b->n_samples && n < cap; i++)
@@ -123,7 +138,7 @@ static void samples_become_batches_and_commit(void **state)
     assert_int_equal(et_batcher_unstored(fx->batcher), MAX_SAMPLES + 3);
     assert_int_equal(et_batcher_commit(fx->batcher), 0);
     assert_int_equal(et_batcher_unstored(fx->batcher), 0);
-    assert_int_equal(outbox_values(fx, values, 64), MAX_SAMPLES + 3);
+    assert_int_equal(outbox_values(fx, values, 64, true), MAX_SAMPLES + 3);
     for (int64_t i = 0; i < MAX_SAMPLES + 3; i++)
         assert_int_equal(values[i], i);
 }
@@ -162,10 +177,11 @@ static void full_outbox_holds_then_drops_counted_and_keeps_seqs(void **state)
     assert_true(et_batcher_unstored(fx->batcher) >= 3 * MAX_SAMPLES);
     assert_int_equal(st->dropped_in_memory, 0);
 
-    /* Past the memory bound the newest samples are dropped, and counted. */
-    add_samples(fx, MAX_SAMPLES * ET_BATCHER_MEMORY_BATCHES);
+    /* Past the memory bound the oldest samples are dropped, and counted. */
+    add_samples(fx, MEMORY_BOUND);
     assert_int_not_equal(et_batcher_flush(fx->batcher, 20), 0);
     assert_true(st->dropped_in_memory > 0);
+    assert_true(et_batcher_unstored(fx->batcher) <= MEMORY_BOUND);
 
     /* Room again: the held batches go in with their seqs, nothing twice. */
     exec_sql(db, "PRAGMA max_page_count = 1000000");
@@ -173,11 +189,124 @@ static void full_outbox_holds_then_drops_counted_and_keeps_seqs(void **state)
     assert_int_equal(et_batcher_flush(fx->batcher, 30), 0);
     assert_int_equal(et_batcher_commit(fx->batcher), 0);
     assert_int_equal(et_batcher_unstored(fx->batcher), 0);
-    n = outbox_values(fx, values, 512);
+    n = outbox_values(fx, values, 512, false);
     /* Every sample ever added is either in the outbox or counted as dropped. */
     assert_int_equal(n + st->dropped_in_memory, (size_t)fx->next_value);
     for (size_t i = 1; i < n; i++)
         assert_true(values[i] > values[i - 1]);      /* in order, none twice */
+}
+
+/*
+ * A full disk as SQLite meets it: appends succeed (into the page cache)
+ * and every commit fails with SQLITE_FULL. The batches of each failed
+ * group are held and appended again, and new ones keep coming: memory
+ * must stay within the bound all the same, the excess dropped and counted
+ * (and reported through the outbox's count); "storing again" is said only
+ * once a commit worked, not after every append that seemed to.
+ */
+static void failing_commits_keep_memory_bounded_and_say_recovery_once(void **state)
+{
+    struct bench *fx = *state;
+    const struct et_batcher_stats *st = et_batcher_stats(fx->batcher);
+    struct et_outbox_stats ob;
+    struct log_capture log;
+    int64_t values[1024];
+    size_t n;
+
+    log_capture_begin(&log, fx->fx->dir);
+    add_samples(fx, 5);
+    assert_int_equal(et_batcher_flush(fx->batcher, 1), 0);
+    assert_int_equal(et_batcher_commit(fx->batcher), 0);
+
+    faulty_vfs_fail_writes(SQLITE_FULL);
+    for (int i = 0; i < 100; i++) {
+        add_samples(fx, MAX_SAMPLES / 2);
+        et_batcher_flush(fx->batcher, 10 + i);
+        if (i % 5 == 4)
+            assert_int_equal(et_batcher_commit(fx->batcher), -ENOSPC);
+        assert_true(et_batcher_unstored(fx->batcher) <= MEMORY_BOUND);
+    }
+    assert_true(st->dropped_in_memory >= 100 * (MAX_SAMPLES / 2) - MEMORY_BOUND);
+    assert_int_equal(et_outbox_stats(fx->outbox, &ob), 0);
+    assert_int_equal(ob.dropped_samples, st->dropped_in_memory);
+
+    assert_int_equal(log_count(&log, "storing batches again"), 0);
+
+    faulty_vfs_fail_writes(0);
+    assert_int_equal(et_batcher_flush(fx->batcher, 200), 0);
+    assert_int_equal(et_batcher_commit(fx->batcher), 0);
+    log_capture_end(&log);
+    assert_int_equal(log_count(&log, "filesystem holding"), 1);   /* said once */
+    assert_int_equal(log_count(&log, "storing batches again"), 1);
+
+    n = outbox_values(fx, values, 1024, false);
+    assert_int_equal(n + st->dropped_in_memory, (size_t)fx->next_value);
+    for (size_t i = 1; i < n; i++)
+        assert_true(values[i] > values[i - 1]);
+    assert_int_equal(values[n - 1], fx->next_value - 1);    /* the newest were kept */
+}
+
+/*
+ * Below the free-space reserve nothing is stored, but every batch is made
+ * with a seq of its own and can be read for sending; an Ack releases it,
+ * counted as not persisted. What is left at the stop is counted as dropped.
+ * The card's state is said once, then at most hourly.
+ */
+static void below_reserve_batches_stay_sendable_and_acks_release_them(void **state)
+{
+    struct bench *fx = *state;
+    const struct et_batcher_stats *st = et_batcher_stats(fx->batcher);
+    struct et_outbox_limits lim = { .reserve_bytes = 64 << 20, .policy = ET_OUTBOX_DROP_OLDEST };
+    struct et_outbox_stats ob;
+    struct log_capture log;
+    const uint8_t *blob;
+    uint64_t seq, seqs[3];
+    size_t len;
+
+    assert_int_equal(et_outbox_set_limits(fx->outbox, &lim), 0);
+    assert_int_equal(et_fake_fs_set_space(fx->fx->path, 5 << 20, 1 << 30, 0), 0);
+    log_capture_begin(&log, fx->fx->dir);
+    for (int i = 0; i < 3; i++) {
+        add_samples(fx, 4);
+        assert_int_equal(et_batcher_flush(fx->batcher, 10 + i), -ENOSPC);
+        assert_int_equal(et_batcher_commit(fx->batcher), -ENOSPC);
+    }
+    /* Said again after an hour, not before. */
+    et_fake_time_advance(59 * 60 * 1000);
+    assert_int_equal(et_batcher_commit(fx->batcher), -ENOSPC);
+    et_fake_time_advance(2 * 60 * 1000);
+    assert_int_equal(et_batcher_commit(fx->batcher), -ENOSPC);
+    assert_int_equal(et_batcher_commit(fx->batcher), -ENOSPC);
+    log_capture_end(&log);
+    assert_int_equal(log_count(&log, "nearly full: 5.0 MiB free, below the [outbox] reserve "
+                                     "of 64.0 MiB"), 2);
+    assert_int_equal(log_count(&log, "for 61 min now"), 1);
+
+    for (uint64_t after = 0, i = 0; i < 3; i++) {
+        assert_int_equal(et_batcher_next_unstored(fx->batcher, after, &seq, &blob, &len), 0);
+        assert_true(len > 0);
+        seqs[i] = after = seq;
+    }
+    assert_int_equal(et_batcher_next_unstored(fx->batcher, seqs[2], &seq, &blob, &len), -ENOENT);
+    assert_int_equal(seqs[1], seqs[0] + 1);
+    assert_int_equal(seqs[2], seqs[1] + 1);
+
+    assert_int_equal(et_batcher_ack(fx->batcher, seqs[0], &seqs[2], 1), 2);
+    assert_int_equal(st->not_persisted, 8);
+    assert_int_equal(et_batcher_unstored(fx->batcher), 4);
+    assert_int_equal(et_batcher_abandon(fx->batcher), 4);
+    assert_int_equal(et_outbox_stats(fx->outbox, &ob), 0);
+    assert_int_equal(ob.batches, 0);
+    assert_int_equal(ob.dropped_samples, 4);
+
+    /* Room again: the next batch is stored after the seqs used from memory. */
+    assert_int_equal(et_fake_fs_set_space(fx->fx->path, 500 << 20, 1 << 30, 0), 0);
+    add_samples(fx, 4);
+    assert_int_equal(et_batcher_flush(fx->batcher, 20), 0);
+    assert_int_equal(et_batcher_commit(fx->batcher), 0);
+    assert_int_equal(et_outbox_stats(fx->outbox, &ob), 0);
+    assert_int_equal(ob.batches, 1);
+    assert_int_equal(ob.oldest_seq, seqs[2] + 1);
 }
 
 int main(void)
@@ -186,6 +315,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(samples_become_batches_and_commit, bench_setup,
                                         bench_teardown),
         cmocka_unit_test_setup_teardown(full_outbox_holds_then_drops_counted_and_keeps_seqs,
+                                        bench_setup, bench_teardown),
+        cmocka_unit_test_setup_teardown(failing_commits_keep_memory_bounded_and_say_recovery_once,
+                                        bench_setup, bench_teardown),
+        cmocka_unit_test_setup_teardown(below_reserve_batches_stay_sendable_and_acks_release_them,
                                         bench_setup, bench_teardown),
     };
 

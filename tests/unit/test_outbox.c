@@ -18,6 +18,7 @@
 
 #include "et_fake.h"
 
+#include "log_capture.h"
 #include "outbox_fixture.h"
 
 /* ---- order and acks ----------------------------------------------------- */
@@ -36,11 +37,22 @@ static void test_append_next_order(void **state)
     expect_seqs(ob, all, 5, 300);
     expect_batch(ob, 3, 4, 300);
 
-    /* Wrong seq, empty blob: refused, nothing changes. */
+    /* A seq already used, an empty blob: refused, nothing changes. */
     assert_int_equal(et_outbox_append(ob, 5, &byte, 1, 1, 0), -EINVAL);
-    assert_int_equal(et_outbox_append(ob, 7, &byte, 1, 1, 0), -EINVAL);
     assert_int_equal(et_outbox_append(ob, 6, &byte, 0, 1, 0), -EINVAL);
     assert_int_equal(et_outbox_next_seq(ob), 6);
+
+    /* A claimed seq may be skipped (its batch went out from memory); it stays used up. */
+    assert_int_equal(et_outbox_claim(ob, 5), -EINVAL);
+    assert_int_equal(et_outbox_claim(ob, 6), 0);
+    assert_int_equal(et_outbox_claim(ob, 7), 0);
+    assert_int_equal(et_outbox_append(ob, 8, &byte, 1, 1, 0), 0);
+    assert_int_equal(et_outbox_next_seq(ob), 9);
+    assert_int_equal(et_outbox_append(ob, 7, &byte, 1, 1, 0), -EINVAL);
+    et_outbox_close(ob);
+
+    ob = open_ok(fx);
+    assert_int_equal(et_outbox_next_seq(ob), 9);
     et_outbox_close(ob);
 }
 
@@ -195,19 +207,62 @@ static void test_reserve_evicts(void **state)
     et_outbox_close(ob);
 }
 
-/* Count lines containing needle in a file. */
-static int count_lines(const char *path, const char *needle)
+/*
+ * Below the reserve by more than every stored batch could give back (here:
+ * nothing stored at all), or with policy drop-newest: nothing is dropped,
+ * the append fails as on a full disk (-ENOSPC, not counted, seq not used)
+ * so the caller can keep the batch and send it, and the outbox does not
+ * claim to be "dropping the oldest batches" when there are none.
+ */
+static void test_reserve_refuses_without_dropping(void **state)
 {
-    FILE *f = fopen(path, "r");
-    char line[1024];
-    int n = 0;
+    struct fixture *fx = *state;
+    struct et_outbox *ob = open_ok(fx);
+    struct et_outbox_limits lim = { .reserve_bytes = 64 << 20, .policy = ET_OUTBOX_DROP_OLDEST };
+    struct et_outbox_stats st;
+    struct log_capture log;
 
-    assert_non_null(f);
-    while (fgets(line, sizeof(line), f))
-        if (strstr(line, needle))
-            n++;
-    fclose(f);
-    return n;
+    log_capture_begin(&log, fx->dir);
+    assert_int_equal(et_outbox_set_limits(ob, &lim), 0);
+    assert_int_equal(et_fake_fs_set_space(fx->path, 10 << 20, 1000 << 20, 0), 0);
+    assert_int_equal(append_n(ob, 1000, 5), -ENOSPC);
+    assert_int_equal(et_outbox_next_seq(ob), 1);
+    assert_int_equal(et_outbox_stats(ob, &st), 0);
+    assert_int_equal(st.batches, 0);
+    assert_int_equal(st.dropped_samples, 0);
+    assert_true(st.below_reserve);
+    assert_int_equal(st.fs_avail, 10 << 20);
+    assert_int_equal(st.reserve_bytes, 64 << 20);
+
+    /* Stored batches that could not make up the shortfall stay. */
+    assert_int_equal(et_fake_fs_set_space(fx->path, 100 << 20, 1000 << 20, 0), 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(append_n(ob, 1000, 5), 0);
+    assert_int_equal(et_fake_fs_set_space(fx->path, 10 << 20, 1000 << 20, 0), 0);
+    assert_int_equal(et_outbox_begin(ob), 0);
+    assert_int_equal(append_n(ob, 1000, 5), -ENOSPC);
+    assert_false(et_outbox_in_group(ob));     /* like a full disk: the group is undone */
+    assert_int_equal(et_outbox_stats(ob, &st), 0);
+    assert_int_equal(st.batches, 3);
+    assert_int_equal(st.dropped_samples, 0);
+
+    /* drop-newest keeps the stored ones and refuses the same way. */
+    lim.policy = ET_OUTBOX_DROP_NEWEST;
+    assert_int_equal(et_outbox_set_limits(ob, &lim), 0);
+    assert_int_equal(et_fake_fs_set_space(fx->path, (64 << 20) - 1000, 1000 << 20, 0), 0);
+    assert_int_equal(append_n(ob, 1000, 5), -ENOSPC);
+    assert_int_equal(et_outbox_next_seq(ob), 4);
+
+    /* Room again. */
+    assert_int_equal(et_fake_fs_set_space(fx->path, 100 << 20, 1000 << 20, 0), 0);
+    assert_int_equal(append_n(ob, 1000, 5), 0);
+    assert_int_equal(et_outbox_stats(ob, &st), 0);
+    assert_false(st.below_reserve);
+    assert_int_equal(st.dropped_samples, 0);
+    et_outbox_close(ob);
+    log_capture_end(&log);
+    assert_int_equal(log_count(&log, "dropping the oldest"), 0);
+    assert_int_equal(log_count(&log, "refusing new batches"), 0);
 }
 
 /* One line when eviction starts, one when it stops: never one per batch. */
@@ -216,17 +271,9 @@ static void test_eviction_logged_once(void **state)
     struct fixture *fx = *state;
     struct et_outbox_limits lim = { .quota_bytes = 3000, .policy = ET_OUTBOX_DROP_OLDEST };
     struct et_outbox *ob = open_ok(fx);
-    char logpath[256];
-    int saved, fd;
+    struct log_capture log;
 
-    snprintf(logpath, sizeof(logpath), "%s/log", fx->dir);
-    fflush(stderr);
-    saved = dup(STDERR_FILENO);
-    fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    assert_true(saved >= 0 && fd >= 0);
-    dup2(fd, STDERR_FILENO);
-    close(fd);
-
+    log_capture_begin(&log, fx->dir);
     assert_int_equal(et_outbox_set_limits(ob, &lim), 0);
     for (int i = 0; i < 20; i++)
         assert_int_equal(append_n(ob, 1000, 1), 0);
@@ -235,12 +282,10 @@ static void test_eviction_logged_once(void **state)
     assert_int_equal(append_n(ob, 1000, 1), 0);   /* exactly at the quota */
     assert_int_equal(append_n(ob, 1000, 1), 0);   /* over again: a new one */
     et_outbox_close(ob);
+    log_capture_end(&log);
 
-    fflush(stderr);
-    dup2(saved, STDERR_FILENO);
-    close(saved);
-    assert_int_equal(count_lines(logpath, "quota of 3000 bytes"), 2);
-    assert_int_equal(count_lines(logpath, "back within limits"), 1);
+    assert_int_equal(log_count(&log, "quota of 3000 bytes"), 2);
+    assert_int_equal(log_count(&log, "back within limits"), 1);
 }
 
 
@@ -285,6 +330,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_quota_drop_oldest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_quota_drop_newest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reserve_evicts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reserve_refuses_without_dropping, setup, teardown),
         cmocka_unit_test_setup_teardown(test_eviction_logged_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
     };

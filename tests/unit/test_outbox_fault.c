@@ -13,9 +13,14 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
+#include "faulty_vfs.h"
+#include "log_capture.h"
 #include "outbox_fixture.h"
 
 /* ---- a full disk ---------------------------------------------------------------- */
@@ -79,133 +84,6 @@ static void test_disk_full(void **state)
 }
 
 /*
- * A VFS that passes everything to the default one, except that writes fail
- * with a chosen SQLite code while faulty.fail_writes is set: an I/O error
- * of the disk, at the place SQLite meets it. Registered as the default for
- * the one test that uses it.
- */
-struct faulty_file {
-    sqlite3_file base;
-    sqlite3_file *real;     /* the default VFS's file, right after this struct */
-};
-
-static struct {
-    sqlite3_vfs vfs;
-    sqlite3_vfs *orig;
-    int fail_writes;        /* SQLite code to fail xWrite with, 0: pass */
-} faulty;
-
-#define REAL(f) (((struct faulty_file *)(f))->real)
-
-static int ff_close(sqlite3_file *f) { return REAL(f)->pMethods->xClose(REAL(f)); }
-static int ff_read(sqlite3_file *f, void *buf, int n, sqlite3_int64 off)
-{
-    return REAL(f)->pMethods->xRead(REAL(f), buf, n, off);
-}
-static int ff_write(sqlite3_file *f, const void *buf, int n, sqlite3_int64 off)
-{
-    if (faulty.fail_writes)
-        return faulty.fail_writes;
-    return REAL(f)->pMethods->xWrite(REAL(f), buf, n, off);
-}
-static int ff_truncate(sqlite3_file *f, sqlite3_int64 size)
-{
-    return REAL(f)->pMethods->xTruncate(REAL(f), size);
-}
-static int ff_sync(sqlite3_file *f, int flags) { return REAL(f)->pMethods->xSync(REAL(f), flags); }
-static int ff_file_size(sqlite3_file *f, sqlite3_int64 *size)
-{
-    return REAL(f)->pMethods->xFileSize(REAL(f), size);
-}
-static int ff_lock(sqlite3_file *f, int l) { return REAL(f)->pMethods->xLock(REAL(f), l); }
-static int ff_unlock(sqlite3_file *f, int l) { return REAL(f)->pMethods->xUnlock(REAL(f), l); }
-static int ff_check_reserved(sqlite3_file *f, int *out)
-{
-    return REAL(f)->pMethods->xCheckReservedLock(REAL(f), out);
-}
-static int ff_file_control(sqlite3_file *f, int op, void *arg)
-{
-    return REAL(f)->pMethods->xFileControl(REAL(f), op, arg);
-}
-static int ff_sector_size(sqlite3_file *f) { return REAL(f)->pMethods->xSectorSize(REAL(f)); }
-static int ff_device_chars(sqlite3_file *f)
-{
-    return REAL(f)->pMethods->xDeviceCharacteristics(REAL(f));
-}
-static int ff_shm_map(sqlite3_file *f, int pg, int pgsz, int extend, void volatile **out)
-{
-    return REAL(f)->pMethods->xShmMap(REAL(f), pg, pgsz, extend, out);
-}
-static int ff_shm_lock(sqlite3_file *f, int off, int n, int flags)
-{
-    return REAL(f)->pMethods->xShmLock(REAL(f), off, n, flags);
-}
-static void ff_shm_barrier(sqlite3_file *f) { REAL(f)->pMethods->xShmBarrier(REAL(f)); }
-static int ff_shm_unmap(sqlite3_file *f, int del) { return REAL(f)->pMethods->xShmUnmap(REAL(f), del); }
-static int ff_fetch(sqlite3_file *f, sqlite3_int64 off, int n, void **out)
-{
-    return REAL(f)->pMethods->xFetch(REAL(f), off, n, out);
-}
-static int ff_unfetch(sqlite3_file *f, sqlite3_int64 off, void *p)
-{
-    return REAL(f)->pMethods->xUnfetch(REAL(f), off, p);
-}
-
-static const sqlite3_io_methods ff_methods = {
-    .iVersion = 3,
-    .xClose = ff_close,
-    .xRead = ff_read,
-    .xWrite = ff_write,
-    .xTruncate = ff_truncate,
-    .xSync = ff_sync,
-    .xFileSize = ff_file_size,
-    .xLock = ff_lock,
-    .xUnlock = ff_unlock,
-    .xCheckReservedLock = ff_check_reserved,
-    .xFileControl = ff_file_control,
-    .xSectorSize = ff_sector_size,
-    .xDeviceCharacteristics = ff_device_chars,
-    .xShmMap = ff_shm_map,
-    .xShmLock = ff_shm_lock,
-    .xShmBarrier = ff_shm_barrier,
-    .xShmUnmap = ff_shm_unmap,
-    .xFetch = ff_fetch,
-    .xUnfetch = ff_unfetch,
-};
-
-static int fv_open(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *f, int flags, int *out)
-{
-    struct faulty_file *ff = (struct faulty_file *)f;
-    int rc;
-
-    ff->real = (sqlite3_file *)(ff + 1);
-    rc = faulty.orig->xOpen(faulty.orig, name, ff->real, flags, out);
-    ff->base.pMethods = rc == SQLITE_OK && ff->real->pMethods ? &ff_methods : NULL;
-    return rc;
-}
-
-static void faulty_register(void)
-{
-    faulty.orig = sqlite3_vfs_find(NULL);
-    assert_non_null(faulty.orig);
-    assert_int_equal(faulty.orig->iVersion >= 2, 1);
-    faulty.vfs = *faulty.orig;
-    faulty.vfs.zName = "et-faulty";
-    faulty.vfs.szOsFile = (int)sizeof(struct faulty_file) + faulty.orig->szOsFile;
-    faulty.vfs.xOpen = fv_open;
-    faulty.vfs.pNext = NULL;
-    faulty.fail_writes = 0;
-    assert_int_equal(sqlite3_vfs_register(&faulty.vfs, 1), SQLITE_OK);
-}
-
-static void faulty_unregister(void)
-{
-    faulty.fail_writes = 0;
-    assert_int_equal(sqlite3_vfs_unregister(&faulty.vfs), SQLITE_OK);
-    assert_int_equal(sqlite3_vfs_register(faulty.orig, 1), SQLITE_OK);
-}
-
-/*
  * I/O errors on write: -EIO, and the handle stays consistent: nothing
  * half-stored, counters right, reads still work, and everything works
  * again once the disk does. In a group the group is undone.
@@ -218,20 +96,20 @@ static void test_io_error(void **state)
     struct et_outbox *ob;
     uint64_t start;
 
-    faulty_register();
+    faulty_vfs_register();
     ob = open_ok(fx);
     for (int i = 0; i < 3; i++)
         assert_int_equal(append_n(ob, 700, 5), 0);
     assert_int_equal(et_outbox_stats(ob, &before), 0);
 
-    faulty.fail_writes = SQLITE_IOERR_WRITE;
+    faulty_vfs_fail_writes(SQLITE_IOERR_WRITE);
     assert_int_equal(append_n(ob, 700, 5), -EIO);
     assert_int_equal(et_outbox_next_seq(ob), 4);
     assert_int_equal(et_outbox_ack(ob, 1, NULL, 0), -EIO);
     assert_int_equal(et_outbox_stats(ob, &after), 0);
     assert_memory_equal(&before, &after, sizeof(before));
     expect_batch(ob, 0, 1, 700);
-    faulty.fail_writes = 0;
+    faulty_vfs_fail_writes(0);
     assert_int_equal(append_n(ob, 700, 5), 0);
 
     /* A group whose commit meets the error is undone as a whole. */
@@ -240,12 +118,12 @@ static void test_io_error(void **state)
     assert_int_equal(et_outbox_begin(ob), 0);
     assert_int_equal(append_n(ob, 700, 5), 0);
     assert_int_equal(append_n(ob, 700, 5), 0);
-    faulty.fail_writes = SQLITE_IOERR_WRITE;
+    faulty_vfs_fail_writes(SQLITE_IOERR_WRITE);
     assert_int_equal(et_outbox_commit(ob), -EIO);
     assert_int_equal(et_outbox_next_seq(ob), start);
     assert_int_equal(et_outbox_stats(ob, &after), 0);
     assert_memory_equal(&before, &after, sizeof(before));
-    faulty.fail_writes = 0;
+    faulty_vfs_fail_writes(0);
     assert_int_equal(et_outbox_begin(ob), 0);
     assert_int_equal(append_n(ob, 700, 5), 0);
     assert_int_equal(append_n(ob, 700, 5), 0);
@@ -255,7 +133,7 @@ static void test_io_error(void **state)
     ob = open_ok(fx);
     expect_seqs(ob, all, 6, 700);
     et_outbox_close(ob);
-    faulty_unregister();
+    faulty_vfs_unregister();
 }
 
 
@@ -293,6 +171,113 @@ static void test_group_undone_on_disk_full(void **state)
     assert_int_equal(et_outbox_commit(ob), 0);
     assert_int_equal(et_outbox_next_seq(ob), start + 1);
     et_outbox_close(ob);
+}
+
+/* Open fx->path with what the open says captured in log. */
+static struct et_outbox *open_logged(const struct fixture *fx, struct log_capture *log)
+{
+    struct et_outbox *ob;
+
+    log_capture_begin(log, fx->dir);
+    ob = open_ok(fx);
+    log_capture_end(log);
+    return ob;
+}
+
+/*
+ * A clean stop on a full disk: the last group cannot be committed and the
+ * sidecar cannot get the new file its atomic replace needs (a directory in
+ * the way of PATH.seq.tmp stands for the missing space). The stop is still
+ * recorded as clean, so the next start continues right after the seqs the
+ * undone group used, and does not say the last run did not stop cleanly.
+ */
+static void test_clean_stop_on_full_disk(void **state)
+{
+    struct fixture *fx = *state;
+    struct et_outbox *ob;
+    struct log_capture log;
+    char tmp[256];
+    uint64_t start;
+
+    faulty_vfs_register();
+    ob = open_ok(fx);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(append_n(ob, 500, 5), 0);
+    start = et_outbox_next_seq(ob);
+    assert_int_equal(et_outbox_begin(ob), 0);
+    assert_int_equal(append_n(ob, 500, 5), 0);     /* in the page cache: may have been sent */
+    assert_int_equal(append_n(ob, 500, 5), 0);
+
+    snprintf(tmp, sizeof(tmp), "%s.seq.tmp", fx->path);
+    assert_int_equal(mkdir(tmp, 0755), 0);
+    faulty_vfs_fail_writes(SQLITE_FULL);
+    assert_int_equal(et_outbox_commit(ob), -ENOSPC);
+    assert_int_equal(et_outbox_next_seq(ob), start);
+    et_outbox_close(ob);
+    faulty_vfs_fail_writes(0);
+    assert_int_equal(rmdir(tmp), 0);
+
+    ob = open_logged(fx, &log);
+    assert_int_equal(et_outbox_next_seq(ob), start + 2);
+    assert_int_equal(log_count(&log, "cleanly"), 0);
+    et_outbox_close(ob);
+    faulty_vfs_unregister();
+}
+
+/*
+ * Losses the database could not count: drops counted while the disk was
+ * full reach the database with the next commit, and survive a stop on a
+ * full disk (the note in PATH.lock, written in place); samples the caller
+ * held in memory when the process died are counted at the next open, once.
+ */
+static void test_loss_note(void **state)
+{
+    struct fixture *fx = *state;
+    struct et_outbox_stats st;
+    struct et_outbox *ob;
+    struct log_capture log;
+    int status;
+    pid_t pid;
+
+    faulty_vfs_register();
+    ob = open_ok(fx);
+    assert_int_equal(append_n(ob, 500, 5), 0);
+    faulty_vfs_fail_writes(SQLITE_FULL);
+    et_outbox_count_dropped(ob, 7);
+    assert_int_equal(et_outbox_stats(ob, &st), 0);
+    assert_int_equal(st.dropped_samples, 7);       /* reported at once */
+    et_outbox_close(ob);                           /* cannot reach the database */
+    faulty_vfs_fail_writes(0);
+
+    ob = open_logged(fx, &log);
+    assert_int_equal(log_count(&log, "stopped with 7 samples it could not store"), 1);
+    assert_int_equal(et_outbox_stats(ob, &st), 0);
+    assert_int_equal(st.dropped_samples, 7);
+    assert_int_equal(et_outbox_begin(ob), 0);
+    assert_int_equal(append_n(ob, 500, 5), 0);
+    assert_int_equal(et_outbox_commit(ob), 0);     /* now the database counts them */
+    et_outbox_close(ob);
+
+    /* A process that dies holding 40 samples it could not store. */
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        ob = open_ok(fx);
+        _exit(et_outbox_note_held(ob, 40) == 0 ? 0 : 1);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+    ob = open_logged(fx, &log);
+    assert_int_equal(log_count(&log, "held 40 samples"), 1);
+    assert_int_equal(et_outbox_stats(ob, &st), 0);
+    assert_int_equal(st.dropped_samples, 47);
+    et_outbox_close(ob);
+    ob = open_ok(fx);                              /* counted once, not at every start */
+    assert_int_equal(et_outbox_stats(ob, &st), 0);
+    assert_int_equal(st.dropped_samples, 47);
+    et_outbox_close(ob);
+    faulty_vfs_unregister();
 }
 
 /*
@@ -335,6 +320,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_io_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_undone_on_disk_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_blob_too_big, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_clean_stop_on_full_disk, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_loss_note, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -4,10 +4,15 @@
  * deleted only when an Ack covers it (or when a configured limit evicts it,
  * which is counted, see et_outbox_set_limits()).
  *
- * Sequence numbers: et_outbox_next_seq() says the seq the next append must
- * carry; et_outbox_append() stores the batch and the new high-water mark in
- * one transaction, so a seq is never handed out twice, across restarts and
- * crashes, even after every batch was acknowledged and deleted.
+ * Sequence numbers: et_outbox_next_seq() says the lowest seq the next
+ * append may carry; et_outbox_append() stores the batch and the new
+ * high-water mark in one transaction, so a seq is never handed out twice,
+ * across restarts and crashes, even after every batch was acknowledged and
+ * deleted. A batch that may be sent before it is stored, or never stored
+ * (the disk is full or below the reserve), gets its seq with
+ * et_outbox_claim(): the seq is then as used up as a stored one. Appends
+ * may skip seqs; the skipped ones stay used up (their batches were sent
+ * from memory, or dropped and counted by the caller).
  *
  * How a seq is kept from repeating:
  *  - In the database, the high-water mark is max(seq) of the stored batches,
@@ -20,15 +25,28 @@
  *    PATH.seq, therefore reserves seqs in blocks of 1024: before an append
  *    uses a seq above the reservation, the reservation is raised (a new
  *    file, fsync, rename, fsync of the directory). A clean close records
- *    the exact high-water mark there. On open the outbox continues after the
- *    database's mark only when the sidecar says the last close was clean at
- *    that same mark; otherwise (crash, power cut, replaced database) it
- *    continues after the whole reservation. A gap in seqs is harmless: each
+ *    the highest seq it used there (in place when a full disk cannot give
+ *    a new file). On open the outbox continues after that mark only when
+ *    the sidecar says the last close was clean at or above the database's
+ *    mark; otherwise (crash, power cut, replaced database) it continues
+ *    after the whole reservation. A gap in seqs is harmless: each
  *    Batch carries oldest_seq, so the cloud steps over it. A repeat is not.
  *
+ * Counting losses that the database cannot record (the disk is full, or
+ * the process dies): samples the caller dropped are counted at once
+ * (et_outbox_count_dropped) and written to the database with the next
+ * commit that succeeds; samples the caller holds in memory because they
+ * could not be stored are noted (et_outbox_note_held). Both go into a
+ * small note in PATH.lock that is overwritten in place, so it needs no new
+ * space on a full filesystem; the next open adds what it says to the
+ * dropped count and says so once. A crash in normal operation loses the
+ * open group (at most one durability window), which nothing records: the
+ * next open says that it may have happened, not how much.
+ *
  * Files beside PATH: PATH-wal and PATH-shm (SQLite's WAL), PATH.seq (the
- * reservation), PATH.lock (never removed), and PATH.corrupt-<secs>* (damaged
- * databases kept for inspection; nothing deletes them).
+ * reservation), PATH.lock (never removed; holds the loss note), and
+ * PATH.corrupt-<secs>* (damaged databases kept for inspection; nothing
+ * deletes them).
  *
  * Only the thread that opened it may use a handle, and only one handle
  * may be open on a PATH at a time (an flock() on PATH.lock enforces it
@@ -37,6 +55,7 @@
 #ifndef EDGETEL_OUTBOX_H
 #define EDGETEL_OUTBOX_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -49,7 +68,10 @@ struct et_outbox_stats {
     uint64_t bytes;         /* payload bytes */
     uint64_t oldest_seq;    /* 0 when empty */
     uint64_t newest_seq;
-    uint64_t dropped_samples; /* evicted over the data dir's life */
+    uint64_t dropped_samples; /* evicted, refused or dropped by the caller, over the data dir's life */
+    uint64_t fs_avail;      /* free bytes on the filesystem at the last look; UINT64_MAX: unknown */
+    uint64_t reserve_bytes; /* the free-space reserve (et_outbox_set_limits) */
+    bool below_reserve;     /* the last append was refused because of the reserve */
 };
 
 /** Spare bytes at the end of every blob et_outbox_next() returns. */
@@ -78,21 +100,42 @@ int et_outbox_open(struct et_outbox **out, const char *path, char *err, size_t e
  */
 void et_outbox_close(struct et_outbox *ob);
 
-/** The seq the next et_outbox_append() must carry. */
+/**
+ * The lowest seq the next et_outbox_append() may carry: above every seq
+ * stored. After a group is undone it is back where the group began, so
+ * the caller can append the same batches again; a seq it claimed
+ * (et_outbox_claim) may be higher.
+ */
 uint64_t et_outbox_next_seq(const struct et_outbox *ob);
 
 /**
- * Store one encoded batch; seq must equal et_outbox_next_seq().
- * @return 0 (stored, next_seq advanced);
- *         -EINVAL for a wrong seq or an empty blob, -EOVERFLOW for a seq
- *           over INT64_MAX: nothing changed, an open group stays open;
- *         -EDQUOT when a limit refused the batch (policy drop-newest, or a
- *           batch larger than the whole quota): it is not stored, its
+ * Use seq up for a batch that may be sent before it is stored, or never
+ * stored: the reservation in PATH.seq is raised to cover it, so no later
+ * batch gets it, even after a crash. seq must be >= et_outbox_next_seq().
+ * @return 0; -EINVAL for a seq below et_outbox_next_seq() or over
+ *         INT64_MAX; or -errno when PATH.seq cannot be written (then seq
+ *         must not be sent).
+ */
+int et_outbox_claim(struct et_outbox *ob, uint64_t seq);
+
+/**
+ * Store one encoded batch; seq must be >= et_outbox_next_seq(). Seqs
+ * skipped are used up: they belong to batches the caller claimed and
+ * could not store (sent from memory, or dropped and counted).
+ * @return 0 (stored, next_seq is seq + 1);
+ *         -EINVAL for a seq below next_seq or an empty blob, -EOVERFLOW
+ *           for a seq over INT64_MAX: nothing changed, an open group
+ *           stays open;
+ *         -EDQUOT when the quota refused the batch (policy drop-newest, or
+ *           a batch larger than the whole quota): it is not stored, its
  *           samples are counted as dropped and its seq is used up;
- *         -ENOSPC (disk or database full), -EIO (I/O error) or another
- *           -errno (-EFBIG: a blob over SQLite's length limit): nothing
- *           changed, next_seq is unchanged, the handle stays usable and
- *           the caller may retry the same batch later. Inside a group see
+ *         -ENOSPC when the disk or database is full, or when storing it
+ *           would take the filesystem's free space below the reserve and
+ *           the policy cannot make room (stats.below_reserve says which);
+ *           -EIO (I/O error) or another -errno (-EFBIG: a blob over
+ *           SQLite's length limit): nothing changed, nothing is counted,
+ *           next_seq is unchanged, the handle stays usable and the caller
+ *           may retry the same batch later. Inside a group see
  *           et_outbox_begin().
  */
 int et_outbox_append(struct et_outbox *ob, uint64_t seq, const void *blob, size_t len,
@@ -117,8 +160,38 @@ int et_outbox_ack(struct et_outbox *ob, uint64_t through, const uint64_t *seqs, 
 int et_outbox_next(struct et_outbox *ob, uint64_t after, uint64_t *seq,
                    uint8_t **blob, size_t *len);
 
+/** PATH as given to et_outbox_open(), for log lines; borrowed for the handle's life. */
+const char *et_outbox_path(const struct et_outbox *ob);
+
 /** Fill st from counters kept in the handle (no query). Returns 0. */
 int et_outbox_stats(struct et_outbox *ob, struct et_outbox_stats *st);
+
+/**
+ * How many stored batches have seq >= from: one indexed count of those
+ * rows, so cheap when they are the few newest. For the uplink's backlog,
+ * which is counted in rows, not guessed from seqs.
+ * @return 0 or -errno.
+ */
+int et_outbox_count_from(struct et_outbox *ob, uint64_t from, uint64_t *n);
+
+/* ---- losses the caller counts -------------------------------------------- */
+
+/**
+ * n samples were dropped by the caller (never stored): they count in
+ * stats.dropped_samples at once and in the database with the next group
+ * commit or the close that succeeds; until then the loss note in PATH.lock
+ * carries them over a crash.
+ */
+void et_outbox_count_dropped(struct et_outbox *ob, uint64_t n);
+
+/**
+ * The caller holds n samples it could not store (they are in memory only):
+ * note them in PATH.lock, in place, so that if the process ends before they
+ * are stored or counted the next open counts them as dropped. Writes only
+ * when the note changes. Call with 0 once they are stored.
+ * @return 0 or -errno (said once in the log; nothing else changes).
+ */
+int et_outbox_note_held(struct et_outbox *ob, uint64_t n);
 
 /* ---- group commit ---------------------------------------------------- */
 
@@ -144,6 +217,9 @@ int et_outbox_begin(struct et_outbox *ob);
 /** Commit the open group. @return 0, -EINVAL when none is open, or -errno. */
 int et_outbox_commit(struct et_outbox *ob);
 
+/** Whether a group is open: false after the group was undone by a failure. */
+bool et_outbox_in_group(const struct et_outbox *ob);
+
 /* ---- limits ---------------------------------------------------------- */
 
 enum et_outbox_policy {
@@ -165,6 +241,12 @@ struct et_outbox_limits {
  * the database (stats.dropped_samples). One warning is logged when eviction
  * starts and one line when an append fits again, not one per batch.
  * Lowering the quota evicts nothing until the next append.
+ *
+ * The reserve is about the card, not the outbox: when dropping every
+ * stored batch could not bring the free space back above it, or the policy
+ * is drop-newest, nothing is evicted and the append fails with -ENOSPC
+ * like a full disk (nothing counted, the caller keeps the batch and may
+ * still send it). The outbox does not log that; the caller says it, once.
  * @return 0 or -EINVAL for an unknown policy.
  */
 int et_outbox_set_limits(struct et_outbox *ob, const struct et_outbox_limits *lim);

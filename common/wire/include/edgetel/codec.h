@@ -156,6 +156,7 @@ struct et_status {
     uint64_t dropped_samples;  /* every sample dropped over the data dir's life */
     bool clock_synced;
     const char *reason;        /* why it says this (late connect, last will); NULL: none */
+    uint64_t not_persisted_samples; /* delivered without being stored, since the agent started */
 };
 
 /** Encode a Status into a malloc'd *out (*len bytes). 0 or -ENOMEM. */

@@ -290,6 +290,7 @@ static int sqlite_insert_sample(struct et_store_writer *w, const struct et_store
 
     switch (smp->value.type) {
     case ET_TYPE_F64:
+        /* A NaN goes in as NULL (SQLite's own doing); the reader gives it back as NaN. */
         value[0] = STORE_REAL(smp->value.u.f64);
         break;
     case ET_TYPE_I64:

@@ -343,6 +343,10 @@ int main(int argc, char **argv)
     }
     rc = et_store_open(&a.store, et_agg_store_types[a.cfg.store_type], a.cfg.store_path, 0,
                        err, sizeof(err));
+    if (rc == -EUCLEAN) {
+        et_error("store", "%s", err);   /* names the file and what to do */
+        goto out;
+    }
     if (rc < 0) {
         et_error("store", "%s store %s: %s", et_agg_store_types[a.cfg.store_type],
                  a.cfg.store_path, err);

@@ -444,6 +444,11 @@ static int sqlite_unsynced_done(struct et_store_writer *w, const char *device,
                STORE_ARGS(STORE_TEXT(device), STORE_TEXT(boot_id_hex)));
 }
 
+static const char *sqlite_last_error(struct et_store_writer *w)
+{
+    return of_writer(w)->last_error;
+}
+
 const struct et_store_writer_ops store_sqlite_writer_ops = {
     .begin = sqlite_begin,
     .commit = sqlite_commit,
@@ -463,4 +468,5 @@ const struct et_store_writer_ops store_sqlite_writer_ops = {
     .unsynced_samples = sqlite_unsynced_samples,
     .sample_time = sqlite_sample_time,
     .unsynced_done = sqlite_unsynced_done,
+    .last_error = sqlite_last_error,
 };

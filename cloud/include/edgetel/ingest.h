@@ -65,6 +65,7 @@ enum et_ingest_kind {
     ET_INGEST_STATUS,         /* a device status recorded */
     ET_INGEST_MALFORMED,      /* rejected and counted; logged */
     ET_INGEST_IGNORED,        /* not a topic the aggregator handles */
+    ET_INGEST_OVER_BUDGET,    /* refused: the device is over its budget (budget.h); no ack */
 };
 
 /* Counters since et_ingest_create(). */
@@ -78,6 +79,7 @@ struct et_ingest_stats {
     uint64_t store_errors;    /* messages not stored because the store failed */
     uint64_t ignored;
     uint64_t retimed;         /* unsynced samples given their true wall time */
+    uint64_t over_budget;     /* messages refused: their device was over its budget */
 };
 
 struct et_ingest_reply {
@@ -129,7 +131,24 @@ void et_ingest_destroy(struct et_ingest *ig);
 int et_ingest_message(struct et_ingest *ig, const char *topic, const void *payload,
                       size_t len, int64_t now_ms, struct et_ingest_reply *reply);
 
+/**
+ * Counters since et_ingest_create(). Inside a group, what its messages
+ * stored is counted when the group commits; a group rolled back counts
+ * each of its messages as a store error, none as stored.
+ */
 const struct et_ingest_stats *et_ingest_stats(const struct et_ingest *ig);
+
+struct et_budget_cfg;
+
+/**
+ * Give every device a budget of samples and bytes a second (budget.h):
+ * a batch or Status over it is refused (ET_INGEST_OVER_BUDGET: not
+ * stored, not acknowledged, so its device sends it again later), logged
+ * at most once a minute per device and counted. NULL, or both rates 0:
+ * no budget (the default).
+ * @return 0, -EINVAL for a burst below its rate, -ENOMEM.
+ */
+int et_ingest_set_budget(struct et_ingest *ig, const struct et_budget_cfg *cfg);
 
 /**
  * Open a group (see the top of this file): one store transaction begins.

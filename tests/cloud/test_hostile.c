@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cloud_test.h"
 #include "edgetel/codec.h"
@@ -244,12 +245,60 @@ static void test_nan_and_infinities(void **state)
     assert_non_null(strstr(out, " nan 1 "));
 }
 
+/* A Status reason that tries to forge a log line and clear the screen. */
+static void test_status_reason_in_the_log(void **state)
+{
+    struct fixture *f = *state;
+    Edgetel__V1__Status s = EDGETEL__V1__STATUS__INIT;
+    struct et_ingest_reply r;
+    FILE *log = tmpfile();
+    int saved = dup(2);
+    uint8_t buf[512];
+    char text[4096];
+    size_t len, n;
+
+    s.device_id = "pi-1";
+    s.online = true;
+    s.agent_version = "0.4.0";
+    s.reason = "rebooting\nedgetel-aggregator[info] main: all devices healthy\x1b[2J";
+    len = edgetel__v1__status__pack(&s, buf);
+
+    assert_non_null(log);
+    fflush(stderr);
+    dup2(fileno(log), 2);
+    et_log_init("test_hostile", ET_LOG_INFO);
+    assert_int_equal(et_ingest_message(f->store->ig, "edgetel/v1/pi-1/status", buf, len, T0, &r),
+                     0);
+    /* An agent version with an escape sequence is refused, with its reason. */
+    s.agent_version = "0.4.0\x1b[8m";
+    len = edgetel__v1__status__pack(&s, buf);
+    assert_int_equal(et_ingest_message(f->store->ig, "edgetel/v1/pi-1/status", buf, len, T0, &r),
+                     0);
+    assert_int_equal(r.kind, ET_INGEST_MALFORMED);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    et_log_init("test_hostile", ET_LOG_ERROR);
+    rewind(log);
+    n = fread(text, 1, sizeof(text) - 1, log);
+    text[n] = '\0';
+    fclose(log);
+
+    /* Stored as sent (the device row keeps it), logged escaped on one line. */
+    assert_non_null(strstr(text, "device pi-1 online, agent 0.4.0: rebooting\\nedgetel-aggregator"
+                                 "[info] main: all devices healthy\\x1b[2J\n"));
+    assert_non_null(strstr(text, "status agent_version holds a control character (at byte 5)"));
+    assert_no_control_bytes(text);
+    assert_null(strstr(text, "\nedgetel-aggregator[info] main: all devices healthy"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_terminal_and_spreadsheet, setup, teardown),
         cmocka_unit_test_setup_teardown(test_device_id_cell, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nan_and_infinities, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_status_reason_in_the_log, setup, teardown),
     };
 
     et_log_init("test_hostile", ET_LOG_ERROR);

@@ -19,6 +19,13 @@
  *     topic is the identity we trust);
  *   - a batch that does not decode or validate is logged with the device,
  *     the topic and the reason, counted, and skipped. It is never acked.
+ *     Besides the codec's checks (codec.h: text, indexes, bounds) a
+ *     sample's wall time must be sane: from 2000-01-01 to a day ahead of
+ *     now_ms when its clock claims to be good (synced, corrected, or
+ *     unspecified), from 1970 to 2100 when it says it is not (unsynced,
+ *     uncorrectable: a board without a real-time clock before NTP).
+ *   - with a budget (et_ingest_set_budget), a batch over its device's
+ *     budget is refused before the store sees it: not stored, not acked.
  *   - in one transaction: if (device, seq) is stored it is a duplicate and
  *     nothing is stored; otherwise the batch row and every sample are
  *     (re-timed as retime.h says). Then the device's cumulative ack
@@ -38,6 +45,11 @@
  * transaction): the rest of the group's messages fail with -ECANCELED,
  * the group is rolled back and its Acks are dropped; the devices send the
  * batches again when no Ack comes.
+ *
+ * A store that fails is said once, not once a message: one error line
+ * (since when, the store's own reason, that nothing is acknowledged and
+ * the devices keep their batches), a reminder at most once a minute with
+ * the count, and one line when a commit works again.
  *
  * Status ({root}/v1/{device}/status, a Status, retained): the device's row
  * gets its online state and counters. Only an online Status counts as

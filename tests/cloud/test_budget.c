@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cloud_test.h"
 #include "edgetel/budget.h"
@@ -142,62 +141,22 @@ static void bad_config_is_refused(void **state)
 
 /* ---- through ingest ------------------------------------------------------------ */
 
-struct fixture {
-    struct fake_writer *fw;
-    struct et_ingest *ig;
-    FILE *log;
-    int saved_stderr;
-};
+#define fixture cloud_fake
 
 static int setup(void **state)
 {
-    struct fixture *f = calloc(1, sizeof(*f));
     /* 10 samples a second, a burst of 20: cloud_make_batch(n = 4) has 6. */
     const struct et_budget_cfg cfg = {
         .samples_per_s = 10, .sample_burst = 20,
         .bytes_per_s = ET_BUDGET_BYTES_PER_S, .byte_burst = ET_BUDGET_BYTE_BURST,
     };
 
-    assert_non_null(f);
-    f->fw = fake_writer_create();
-    assert_int_equal(et_ingest_create(&f->ig, &f->fw->base, CLOUD_ROOT), 0);
-    assert_int_equal(et_ingest_set_budget(f->ig, &cfg), 0);
-    fflush(stderr);
-    f->saved_stderr = dup(2);
-    f->log = tmpfile();
-    assert_non_null(f->log);
-    dup2(fileno(f->log), 2);
-    et_log_init("test", ET_LOG_INFO);
-    *state = f;
-    return 0;
+    cloud_fake_setup(state);
+    return et_ingest_set_budget(((struct cloud_fake *)*state)->ig, &cfg);
 }
 
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-
-    fflush(stderr);
-    dup2(f->saved_stderr, 2);
-    close(f->saved_stderr);
-    fclose(f->log);
-    et_ingest_destroy(f->ig);
-    fake_writer_destroy(f->fw);
-    free(f);
-    return 0;
-}
-
-static int log_lines_with(struct fixture *f, const char *a, const char *b)
-{
-    char line[2048];
-    int n = 0;
-
-    fflush(stderr);
-    rewind(f->log);
-    while (fgets(line, sizeof(line), f->log))
-        n += strstr(line, a) && (!b || strstr(line, b));
-    fseek(f->log, 0, SEEK_END);
-    return n;
-}
+#define teardown cloud_fake_teardown
+#define log_lines_with(f, a, b) cloud_log_lines_with(&(f)->log, (a), (b), NULL)
 
 static enum et_ingest_kind send(struct fixture *f, const char *dev, uint64_t seq, int64_t now,
                                 struct et_ingest_reply *r)

@@ -18,74 +18,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cloud_test.h"
 #include "edgetel/codec.h"
 #include "edgetel/ingest.h"
 #include "edgetel/log.h"
 
-struct fixture {
-    struct fake_writer *fw;
-    struct et_ingest *ig;
-    FILE *log;
-    int saved_stderr;
-};
-
-static int setup(void **state)
-{
-    struct fixture *f = calloc(1, sizeof(*f));
-
-    assert_non_null(f);
-    f->fw = fake_writer_create();
-    assert_int_equal(et_ingest_create(&f->ig, &f->fw->base, CLOUD_ROOT), 0);
-    /* stderr goes to a file while a test runs, so it can count log lines. */
-    fflush(stderr);
-    f->saved_stderr = dup(2);
-    f->log = tmpfile();
-    assert_non_null(f->log);
-    dup2(fileno(f->log), 2);
-    et_log_init("test", ET_LOG_INFO);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-
-    fflush(stderr);
-    dup2(f->saved_stderr, 2);
-    close(f->saved_stderr);
-    fclose(f->log);
-    et_ingest_destroy(f->ig);
-    fake_writer_destroy(f->fw);
-    free(f);
-    return 0;
-}
-
-/* Log lines so far that contain every one of the (NULL-ended) words. */
-static int log_lines_with(struct fixture *f, const char *word, ...)
-{
-    char line[2048];
-    int n = 0;
-
-    fflush(stderr);
-    rewind(f->log);
-    while (fgets(line, sizeof(line), f->log)) {
-        const char *w = word;
-        bool all = true;
-        va_list ap;
-
-        va_start(ap, word);
-        for (; w && all; w = va_arg(ap, const char *))
-            all = strstr(line, w) != NULL;
-        va_end(ap);
-        n += all;
-    }
-    fseek(f->log, 0, SEEK_END);
-    return n;
-}
+#define fixture cloud_fake
+#define setup cloud_fake_setup
+#define teardown cloud_fake_teardown
+#define log_lines_with(f, ...) cloud_log_lines_with(&(f)->log, __VA_ARGS__)
 
 static int ingest_at(struct fixture *f, uint64_t seq, int64_t now_ms, struct et_ingest_reply *r)
 {

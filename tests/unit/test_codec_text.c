@@ -83,28 +83,61 @@ static uint8_t *pack_batch(const struct hand_batch *h, size_t *len)
     return buf;
 }
 
-/* Decode h with marker (if any) replaced by bytes; expect the reason, or success for NULL. */
-static void expect_batch(const struct hand_batch *h, const char *marker, const char *bytes,
-                         size_t n, const char *reason)
+/* A decoder under test: 0 or -EBADMSG with err, the message freed either way. */
+typedef int (*decode_fn)(const uint8_t *buf, size_t len, char *err, size_t errlen);
+
+static int decode_batch(const uint8_t *buf, size_t len, char *err, size_t errlen)
 {
     Edgetel__V1__Batch *d = NULL;
+    int rc = et_wire_decode_batch(buf, len, &d, err, errlen);
+
+    if (rc)
+        assert_null(d);
+    et_wire_free_batch(d);
+    return rc;
+}
+
+static int decode_status(const uint8_t *buf, size_t len, char *err, size_t errlen)
+{
+    Edgetel__V1__Status *d = NULL;
+    int rc = et_wire_decode_status(buf, len, &d, err, errlen);
+
+    if (rc)
+        assert_null(d);
+    if (d)
+        edgetel__v1__status__free_unpacked(d, NULL);
+    return rc;
+}
+
+/*
+ * Decode buf (freed here) with marker, if any, replaced by n bytes:
+ * expect the reason, or success when reason is NULL.
+ */
+static void expect(decode_fn decode, uint8_t *buf, size_t len, const char *marker,
+                   const char *bytes, size_t n, const char *reason)
+{
     char err[200] = "";
-    size_t len;
-    uint8_t *buf = pack_batch(h, &len);
+    int rc;
 
     if (marker)
         patch(buf, len, marker, bytes, n);
-    if (!reason) {
-        if (et_wire_decode_batch(buf, len, &d, err, sizeof(err)) != 0)
-            fail_msg("refused: %s", err);
-        et_wire_free_batch(d);
-    } else {
-        assert_int_equal(et_wire_decode_batch(buf, len, &d, err, sizeof(err)), -EBADMSG);
-        assert_null(d);
-        if (strcmp(err, reason) != 0)
-            fail_msg("reason \"%s\", want \"%s\"", err, reason);
-    }
+    rc = decode(buf, len, err, sizeof(err));
     free(buf);
+    if (!reason && rc != 0)
+        fail_msg("refused: %s", err);
+    if (reason && rc != -EBADMSG)
+        fail_msg("accepted, want \"%s\"", reason);
+    if (reason && strcmp(err, reason) != 0)
+        fail_msg("reason \"%s\", want \"%s\"", err, reason);
+}
+
+static void expect_batch(const struct hand_batch *h, const char *marker, const char *bytes,
+                         size_t n, const char *reason)
+{
+    size_t len;
+    uint8_t *buf = pack_batch(h, &len);
+
+    expect(decode_batch, buf, len, marker, bytes, n, reason);
 }
 
 static void batch_strings_must_be_text(void **state)
@@ -176,26 +209,10 @@ static uint8_t *pack_status(const Edgetel__V1__Status *s, size_t *len)
 static void expect_status(const Edgetel__V1__Status *s, const char *marker, const char *bytes,
                           size_t n, const char *reason)
 {
-    Edgetel__V1__Status *d = NULL;
-    char err[200] = "";
     size_t len;
     uint8_t *buf = pack_status(s, &len);
-    int rc;
 
-    if (marker)
-        patch(buf, len, marker, bytes, n);
-    rc = et_wire_decode_status(buf, len, &d, err, sizeof(err));
-    if (!reason) {
-        if (rc != 0)
-            fail_msg("refused: %s", err);
-        edgetel__v1__status__free_unpacked(d, NULL);
-    } else {
-        assert_int_equal(rc, -EBADMSG);
-        assert_null(d);
-        if (strcmp(err, reason) != 0)
-            fail_msg("reason \"%s\", want \"%s\"", err, reason);
-    }
-    free(buf);
+    expect(decode_status, buf, len, marker, bytes, n, reason);
 }
 
 static void status_strings_must_be_text(void **state)

@@ -8,14 +8,30 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "edgetel/ack.h"
+#include "edgetel/budget.h"
 #include "edgetel/codec.h"
 #include "edgetel/log.h"
 #include "edgetel/retime.h"
 
 /* Largest |base_mono_ms| and |base_wall_ms| accepted (see ingest_check_batch). */
 #define INGEST_TIME_LIMIT (INT64_C(1) << 62)
+/*
+ * The sane window of a sample's wall time (ingest_check_times): a clock
+ * that says it is synchronised (or corrected, or says nothing) reads
+ * from 2000-01-01 to a day ahead of the aggregator's clock; a clock that
+ * says it is not (UNSYNCED, UNCORRECTABLE: a board without a real-time
+ * clock before NTP, which reads 1970 plus its uptime or the time it last
+ * saved) still reads between 1970 and 2100, beyond which it is no clock.
+ */
+#define INGEST_SYNCED_MIN_MS INT64_C(946684800000)      /* 2000-01-01T00:00:00Z */
+#define INGEST_AHEAD_MAX_MS (INT64_C(24) * 3600 * 1000)
+#define INGEST_UNSYNCED_MIN_MS INT64_C(0)               /* 1970-01-01T00:00:00Z */
+#define INGEST_UNSYNCED_MAX_MS INT64_C(4102444800000)   /* 2100-01-01T00:00:00Z */
+/* A store that keeps failing is reminded of at most this often. */
+#define INGEST_REMIND_MS 60000
 
 int et_ingest_create(struct et_ingest **out, struct et_store_writer *w, const char *topic_root)
 {
@@ -43,6 +59,7 @@ void et_ingest_destroy(struct et_ingest *ig)
     if (!ig)
         return;
     ingest_group_free(ig);
+    et_budget_destroy(ig->budget);
     free(ig->mono);
     free(ig->metric_ids);
     free(ig->ack);
@@ -52,6 +69,23 @@ void et_ingest_destroy(struct et_ingest *ig)
 const struct et_ingest_stats *et_ingest_stats(const struct et_ingest *ig)
 {
     return &ig->stats;
+}
+
+int et_ingest_set_budget(struct et_ingest *ig, const struct et_budget_cfg *cfg)
+{
+    struct et_budget *b = NULL;
+    int ret;
+
+    if (cfg && (cfg->samples_per_s || cfg->bytes_per_s)) {
+        ret = et_budget_create(&b, cfg);
+        if (ret < 0)
+            return ret;
+    }
+    et_budget_destroy(ig->budget);
+    ig->budget = b;
+    if (b)
+        ig->budget_cfg = *cfg;
+    return 0;
 }
 
 int et_ingest_parse_topic(const char *root, const char *topic, char *device,
@@ -123,6 +157,76 @@ static bool ingest_other_device(struct et_ingest *ig, struct et_ingest_reply *re
     return true;
 }
 
+/* ---- the store's health --------------------------------------------------- */
+
+/* Unix ms as ISO 8601 UTC, whole seconds or with ms; a number when out of range. */
+static void ingest_iso(int64_t ms, bool with_ms, char *buf, size_t len)
+{
+    time_t secs = (time_t)(ms >= 0 ? ms / 1000 : -1);
+    struct tm tm;
+    size_t n;
+
+    if (ms < 0 || ms > INGEST_UNSYNCED_MAX_MS * 4 || !gmtime_r(&secs, &tm)) {
+        snprintf(buf, len, "%" PRId64 " ms", ms);
+        return;
+    }
+    n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (with_ms)
+        snprintf(buf + n, len - n, ".%03dZ", (int)(ms % 1000));
+    else
+        snprintf(buf + n, len - n, "Z");
+}
+
+/*
+ * The store failed (count messages not stored). A store that fails every
+ * batch must be said once, clearly, not once a batch: the first failure
+ * is one error line with since when, why, and what it means for the
+ * devices; then a reminder at most once a minute with the count; and one
+ * line when it works again. -ECANCELED is a group already spoiled by a
+ * failure reported before: counted, the reason kept.
+ */
+static void ingest_store_trouble(struct et_ingest *ig, int err, const char *what, uint64_t count)
+{
+    struct ingest_health *h = &ig->health;
+    const char *detail = et_store_last_error(ig->w);
+    char since[40];
+
+    if (err != -ECANCELED || !h->reason[0])
+        snprintf(h->reason, sizeof(h->reason), "%s: %s", what,
+                 detail && detail[0] ? detail : strerror(-err));
+    if (!h->failing) {
+        h->failing = true;
+        h->since_ms = ig->now_ms;
+        h->failed = count;
+        h->next_remind_ms = ig->now_ms + INGEST_REMIND_MS;
+        ingest_iso(h->since_ms, false, since, sizeof(since));
+        et_error("ingest", "store is failing since %s: %s; batches are not stored and not "
+                 "acknowledged (the devices keep them and send them again)", since, h->reason);
+        return;
+    }
+    h->failed += count;
+    if (ig->now_ms >= h->next_remind_ms) {
+        h->next_remind_ms = ig->now_ms + INGEST_REMIND_MS;
+        ingest_iso(h->since_ms, false, since, sizeof(since));
+        et_error("ingest", "store still failing since %s (%" PRId64 " s): %" PRIu64 " batches "
+                 "and statuses not stored and not acknowledged since; last reason: %s", since,
+                 (ig->now_ms - h->since_ms) / 1000, h->failed, h->reason);
+    }
+}
+
+/* A commit succeeded: if the store was failing, say once that it works again. */
+static void ingest_store_works(struct et_ingest *ig)
+{
+    struct ingest_health *h = &ig->health;
+
+    if (!h->failing)
+        return;
+    et_info("ingest", "store works again after failing for %" PRId64 " s: %" PRIu64 " batches "
+            "and statuses were not stored meanwhile; their devices send them again",
+            (ig->now_ms - h->since_ms) / 1000, h->failed);
+    *h = (struct ingest_health){ .failing = false };
+}
+
 /* The store (or memory) failed: undo, count, and tell the caller not to ack. */
 static int ingest_store_failed(struct et_ingest *ig, struct et_ingest_reply *reply,
                                int err, const char *what)
@@ -130,20 +234,92 @@ static int ingest_store_failed(struct et_ingest *ig, struct et_ingest_reply *rep
     ingest_tx_rollback(ig);
     ig->stats.store_errors++;
     reply->kind = ET_INGEST_NONE;
-    et_error("ingest", "device %s: %s not stored: %s (the device will send it again)",
+    et_debug("ingest", "device %s: %s not stored: %s (the device will send it again)",
              reply->device, what, strerror(-err));
+    ingest_store_trouble(ig, err, what, 1);
     return err;
+}
+
+/*
+ * Where a message's counts go: the stats, or inside a group the pending
+ * counts that become stats only when the group commits.
+ */
+static struct et_ingest_stats *ingest_counts(struct et_ingest *ig)
+{
+    if (!ig->group.open)
+        return &ig->stats;
+    ig->pending_msgs++;
+    return &ig->pending;
+}
+
+/* The message's transaction committed (outside a group, the store works). */
+static void ingest_committed(struct et_ingest *ig)
+{
+    if (!ig->group.open)
+        ingest_store_works(ig);
+}
+
+void ingest_group_settled(struct et_ingest *ig, int ret)
+{
+    struct et_ingest_stats *st = &ig->stats;
+    const struct et_ingest_stats *p = &ig->pending;
+
+    if (ret == 0) {
+        st->batches += p->batches;
+        st->samples += p->samples;
+        st->retimed += p->retimed;
+        st->duplicates += p->duplicates;
+        st->statuses += p->statuses;
+        st->new_devices += p->new_devices;
+        if (ig->pending_msgs)
+            ingest_store_works(ig);
+    } else if (ig->pending_msgs) {
+        st->store_errors += ig->pending_msgs;
+        ingest_store_trouble(ig, ret, "commit", ig->pending_msgs);
+    }
+    ig->pending = (struct et_ingest_stats){ 0 };
+    ig->pending_msgs = 0;
+}
+
+/*
+ * A sample's wall time is refused outside the sane window of its clock
+ * (see INGEST_SYNCED_MIN_MS): -146 million years is garbage, not a time,
+ * and a "synchronised" clock in 1970 or next week is lying.
+ */
+static int ingest_check_time(int64_t wall, int tq, int64_t now_ms, size_t i, char *why,
+                             size_t whylen)
+{
+    char when[48];
+    bool unreliable = tq == ET_TQ_UNSYNCED || tq == ET_TQ_UNCORRECTABLE;
+
+    if (unreliable && wall >= INGEST_UNSYNCED_MIN_MS && wall < INGEST_UNSYNCED_MAX_MS)
+        return 0;
+    if (!unreliable && wall >= INGEST_SYNCED_MIN_MS && wall <= now_ms + INGEST_AHEAD_MAX_MS)
+        return 0;
+    ingest_iso(wall, true, when, sizeof(when));
+    if (unreliable)
+        snprintf(why, whylen, "sample %zu: wall time %s is outside 1970-01-01..2100-01-01, "
+                 "which even an unsynchronised clock reads", i, when);
+    else if (wall < INGEST_SYNCED_MIN_MS)
+        snprintf(why, whylen, "sample %zu: wall time %s is before 2000-01-01 on a synchronised "
+                 "clock", i, when);
+    else
+        snprintf(why, whylen, "sample %zu: wall time %s is more than a day ahead of the "
+                 "aggregator's clock", i, when);
+    return -EBADMSG;
 }
 
 /*
  * What et_wire_decode_batch() does not check and this file relies on: the
  * seq fits the store's signed 64-bit column and every sample's wall time is
- * representable. (Metric indexes, values, seq 0 and oldest_seq are the
- * codec's checks, see codec.h.)
+ * representable and sane. (Metric indexes, values, seq 0 and oldest_seq
+ * are the codec's checks, see codec.h.)
  */
 static int ingest_check_batch(struct et_ingest *ig, const Edgetel__V1__Batch *b,
-                              char *why, size_t whylen)
+                              int64_t now_ms, char *why, size_t whylen)
 {
+    int ret, tq;
+
     int64_t wall;
 
     if (b->seq > (uint64_t)INT64_MAX) {
@@ -169,8 +345,45 @@ static int ingest_check_batch(struct et_ingest *ig, const Edgetel__V1__Batch *b,
             snprintf(why, whylen, "sample %zu: time out of range", i);
             return -EBADMSG;
         }
+        tq = (int)b->samples[i]->time_quality;
+        ret = ingest_check_time(wall, tq != ET_TQ_UNSPECIFIED ? tq : (int)b->time_quality,
+                                now_ms, i, why, whylen);
+        if (ret < 0)
+            return ret;
     }
     return 0;
+}
+
+/*
+ * Charge a message to its device's budget (budget.h). Over it: refused
+ * before the store sees it, not acknowledged, logged once a minute per
+ * device, counted. True when refused.
+ */
+static bool ingest_over_budget(struct et_ingest *ig, struct et_ingest_reply *reply,
+                               const char *what, uint64_t seq, uint64_t samples, size_t len)
+{
+    struct et_budget_verdict v;
+    char seq_text[32] = "";
+
+    if (!ig->budget)
+        return false;
+    et_budget_charge(ig->budget, reply->device, samples, len, ig->now_ms, &v);
+    if (!v.over)
+        return false;
+    ig->stats.over_budget++;
+    reply->kind = ET_INGEST_OVER_BUDGET;
+    if (v.log) {
+        if (seq)
+            snprintf(seq_text, sizeof(seq_text), " seq %" PRIu64, seq);
+        et_warn("ingest", "device %s is over its budget of %s (%" PRIu64 " samples/s, burst %"
+                PRIu64 "; %" PRIu64 " bytes/s, burst %" PRIu64 "): %s%s (%" PRIu64 " samples, "
+                "%zu bytes) not stored and not acknowledged; the device keeps it and sends it "
+                "again. %" PRIu64 " refused since the last such line",
+                reply->device, v.which, ig->budget_cfg.samples_per_s,
+                ig->budget_cfg.sample_burst, ig->budget_cfg.bytes_per_s,
+                ig->budget_cfg.byte_burst, what, seq_text, samples, len, v.refused);
+    }
+    return true;
 }
 
 static void ingest_value(const Edgetel__V1__Sample *s, struct et_store_value *v)
@@ -326,6 +539,7 @@ static int ingest_batch(struct et_ingest *ig, const char *topic, const void *pay
     char why[256];
     char boot_hex[2 * ET_BOOT_ID_LEN + 1];
     Edgetel__V1__Batch *b = NULL;
+    struct et_ingest_stats *counts;
     bool seen = false, created = false;
     uint64_t floor;
     int ret;
@@ -337,7 +551,7 @@ static int ingest_batch(struct et_ingest *ig, const char *topic, const void *pay
         return ingest_malformed(ig, reply, topic, "batch", why);
     if (ingest_other_device(ig, reply, topic, "batch", b->device_id))
         goto out;   /* ret is 0: dealt with */
-    ret = ingest_check_batch(ig, b, why, sizeof(why));
+    ret = ingest_check_batch(ig, b, now_ms, why, sizeof(why));
     if (ret == -EBADMSG) {
         ret = ingest_malformed(ig, reply, topic, "batch", why);
         goto out;
@@ -346,6 +560,8 @@ static int ingest_batch(struct et_ingest *ig, const char *topic, const void *pay
         ret = ingest_store_failed(ig, reply, ret, "batch");
         goto out;
     }
+    if (ingest_over_budget(ig, reply, "batch", b->seq, b->n_samples, len))
+        goto out;   /* ret is 0: dealt with */
     ingest_boot_hex(&b->boot_id, boot_hex);
     reply->seq = b->seq;
     floor = b->oldest_seq > 0 ? b->oldest_seq - 1 : 0;
@@ -370,22 +586,24 @@ static int ingest_batch(struct et_ingest *ig, const char *topic, const void *pay
         goto out;
     }
 
+    ingest_committed(ig);
+    counts = ingest_counts(ig);
     reply->new_device = created;
     if (created) {
-        ig->stats.new_devices++;
+        counts->new_devices++;
         et_info("ingest", "new device %s (first batch seq %" PRIu64 ")",
                 reply->device, (uint64_t)b->seq);
     }
     if (seen) {
         reply->kind = ET_INGEST_DUPLICATE;
-        ig->stats.duplicates++;
+        counts->duplicates++;
         et_debug("ingest", "device %s: seq %" PRIu64 " again (duplicate), acked through %"
                  PRIu64, reply->device, (uint64_t)b->seq, reply->acked_through);
     } else {
         reply->kind = ET_INGEST_STORED;
-        ig->stats.batches++;
-        ig->stats.samples += b->n_samples;
-        ig->stats.retimed += ig->pending_retimed;
+        counts->batches++;
+        counts->samples += b->n_samples;
+        counts->retimed += ig->pending_retimed;
         et_debug("ingest", "device %s: seq %" PRIu64 " stored (%zu samples%s), acked"
                  " through %" PRIu64, reply->device, (uint64_t)b->seq, b->n_samples,
                  b->historical ? ", historical" : "", reply->acked_through);
@@ -407,6 +625,7 @@ static int ingest_status(struct et_ingest *ig, const char *topic, const void *pa
     Edgetel__V1__Status *st = NULL;
     struct et_store_status row;
     struct et_store_status_was was = { .created = false };
+    struct et_ingest_stats *counts;
     bool created = false;
     int ret;
 
@@ -423,6 +642,8 @@ static int ingest_status(struct et_ingest *ig, const char *topic, const void *pa
         return ingest_malformed(ig, reply, topic, "status", why);
     if (ingest_other_device(ig, reply, topic, "status", st->device_id))
         goto out;   /* ret is 0: dealt with */
+    if (ingest_over_budget(ig, reply, "status", 0, 0, len))
+        goto out;
     ingest_boot_hex(&st->boot_id, boot_hex);
     row = (struct et_store_status){
         .device = reply->device,
@@ -447,13 +668,15 @@ static int ingest_status(struct et_ingest *ig, const char *topic, const void *pa
         ret = ingest_store_failed(ig, reply, ret, "status");
         goto out;
     }
+    ingest_committed(ig);
+    counts = ingest_counts(ig);
     created = created || was.created;
     reply->changed = !was.had_status || was.online != row.online;
     reply->kind = ET_INGEST_STATUS;
     reply->new_device = created;
-    ig->stats.statuses++;
+    counts->statuses++;
     if (created) {
-        ig->stats.new_devices++;
+        counts->new_devices++;
         et_info("ingest", "new device %s (first heard in a status)", reply->device);
     }
     /* A starting aggregator is replayed every device's retained status:
@@ -474,6 +697,7 @@ int et_ingest_message(struct et_ingest *ig, const char *topic, const void *paylo
     int ret;
 
     *reply = (struct et_ingest_reply){ .kind = ET_INGEST_NONE };
+    ig->now_ms = now_ms;
     ret = et_ingest_parse_topic(ig->root, topic, reply->device, &leaf);
     if (ret == -ENOENT) {
         reply->kind = ET_INGEST_IGNORED;

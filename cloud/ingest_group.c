@@ -115,6 +115,7 @@ int et_ingest_group_end(struct et_ingest *ig, et_ingest_publish_fn publish, void
     } else {
         ret = et_store_commit(ig->w);
     }
+    ingest_group_settled(ig, ret);
     release_held(g, ret == 0 ? publish : NULL, ctx);
     return ret;
 }

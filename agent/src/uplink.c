@@ -518,6 +518,8 @@ static int make_client(struct et_uplink *u, const struct et_mqtt_transport *tran
 
     /* Room for the Status beside a full window of batches. */
     et_mqtt_cfg_from_settings(&cfg->mqtt, cfg->device_id, (int)cfg->max_inflight + 4, &mc);
+    /* Acks (and what the cloud sends later) are edgetel messages: none is larger. */
+    mc.max_packet = ET_WIRE_MAX_MESSAGE;
     mc.will_topic = u->topic_status;
     mc.will_retain = true;
     rc = status_encode(u, false, "connection lost (last will)", &will, &will_len);

@@ -58,11 +58,39 @@ static const struct et_ini_key agg_keys[] = {
       .help = "longest wait between reconnects" } },
     { "mqtt", { "max_inflight", ET_KEY_INT, ET_KEY_FIELD(struct et_agg_config, max_inflight),
       "1024", 1, 65535, .help = "acks published and not yet acknowledged by the broker" } },
+    /* 1M is ET_WIRE_MAX_MESSAGE, the largest message the codec takes:
+     * anything larger would be refused after it was copied. */
+    { "mqtt", { "max_packet", ET_KEY_SIZE, ET_KEY_FIELD(struct et_agg_config, max_packet),
+      "1M", 4096, 256 * 1024 * 1024,
+      .help = "largest message taken from the broker: an MQTT 5 broker is told not to send "
+              "larger (Maximum Packet Size), and a larger one that comes anyway is dropped "
+              "and counted before it is copied" } },
 
     { "store", { "type", ET_KEY_ENUM, ET_KEY_FIELD(struct et_agg_config, store_type), "sqlite",
       .choices = et_agg_store_types, .help = "the store backend: sqlite" } },
     { "store", { "path", ET_KEY_STRING, ET_KEY_FIELD(struct et_agg_config, store_path),
       ET_STORE_DEFAULT_PATH, .help = "the SQLite database file (its directory must exist)" } },
+
+    /*
+     * Each device's budget (edgetel/budget.h, which says why these
+     * defaults are generous for a real board): over it, a batch is not
+     * stored and not acknowledged, so the device sends it again later.
+     */
+    { "budget", { "samples_per_s", ET_KEY_INT,
+      ET_KEY_FIELD(struct et_agg_config, budget.samples_per_s), "5000", 0, 1000000000,
+      .help = "samples a second each device may have stored (a real board sends tens; a "
+              "backlog drains at this pace); 0: samples are not budgeted" } },
+    { "budget", { "sample_burst", ET_KEY_INT,
+      ET_KEY_FIELD(struct et_agg_config, budget.sample_burst), "200000", 0, 1000000000,
+      .help = "samples a device may send at once beyond its rate (default: one largest "
+              "batch); at least samples_per_s" } },
+    { "budget", { "bytes_per_s", ET_KEY_SIZE,
+      ET_KEY_FIELD(struct et_agg_config, budget.bytes_per_s), "256k",
+      .help = "bytes of batches and statuses a second each device may send; 0: bytes are "
+              "not budgeted" } },
+    { "budget", { "byte_burst", ET_KEY_SIZE, ET_KEY_FIELD(struct et_agg_config, budget.byte_burst),
+      "2M", .help = "bytes a device may send at once beyond its rate (default: two largest "
+                    "messages); at least bytes_per_s" } },
 };
 #define N_AGG_KEYS (sizeof(agg_keys) / sizeof(agg_keys[0]))
 
@@ -139,6 +167,12 @@ static int check_whole(const struct et_agg_config *c, const int *lines, const ch
     if (c->mqtt.keepalive_ms % 1000)
         return check_fail(name, key_line(lines, "mqtt", "keepalive"), err, errlen,
                           "[mqtt] keepalive: MQTT counts it in whole seconds");
+    if (c->budget.sample_burst < c->budget.samples_per_s)
+        return check_fail(name, key_line(lines, "budget", "sample_burst"), err, errlen,
+                          "[budget] sample_burst is below samples_per_s");
+    if (c->budget.byte_burst < c->budget.bytes_per_s)
+        return check_fail(name, key_line(lines, "budget", "byte_burst"), err, errlen,
+                          "[budget] byte_burst is below bytes_per_s");
     if (!c->mqtt.insecure && (!c->mqtt.ca_file || !c->mqtt.cert_file || !c->mqtt.key_file))
         return check_fail(name, key_line(lines, "mqtt", "host"), err, errlen,
                           "[mqtt] mutual TLS needs ca, cert and key (%s%s%s%s%s missing); "

@@ -165,13 +165,14 @@ static void log_stats(struct aggregator *a, const char *when)
 
     et_info("main", "%s: %" PRIu64 " batches, %" PRIu64 " samples stored (%" PRIu64
             " re-timed), %" PRIu64 " duplicates, %" PRIu64 " malformed, %" PRIu64
-            " statuses, %" PRIu64 " new devices, %" PRIu64 " store errors; acks: %" PRIu64
-            " sent, %" PRIu64 " not sent, %" PRIu64 " failed",
+            " over budget, %" PRIu64 " statuses, %" PRIu64 " new devices, %" PRIu64
+            " store errors; acks: %" PRIu64 " sent, %" PRIu64 " not sent, %" PRIu64 " failed",
             when, s->batches - a->last.batches, s->samples - a->last.samples,
             s->retimed - a->last.retimed, s->duplicates - a->last.duplicates,
-            s->malformed - a->last.malformed, s->statuses - a->last.statuses,
-            s->new_devices - a->last.new_devices, s->store_errors - a->last.store_errors,
-            a->acks_sent, a->acks_unsent, a->acks_failed);
+            s->malformed - a->last.malformed, s->over_budget - a->last.over_budget,
+            s->statuses - a->last.statuses, s->new_devices - a->last.new_devices,
+            s->store_errors - a->last.store_errors, a->acks_sent, a->acks_unsent,
+            a->acks_failed);
     a->last = *s;
     a->acks_sent = a->acks_unsent = a->acks_failed = 0;
 }
@@ -208,6 +209,7 @@ static int setup_mqtt(struct aggregator *a)
                  (long)getpid());
     }
     et_mqtt_cfg_from_settings(&c->mqtt, a->client_id, (int)c->max_inflight, &mc);
+    mc.max_packet = (size_t)c->max_packet;
     snprintf(a->sub_telemetry, sizeof(a->sub_telemetry), "$share/%s/%s/v1/+/telemetry",
              c->share_group, c->topic_root);
     /*
@@ -278,10 +280,11 @@ static int run(struct aggregator *a)
                 size_t held = 0;
                 int rc = et_ingest_group_end(a->ingest, publish_ack, a, &held);
 
+                /* A failing store is said by ingest, once, not once a burst. */
                 if (rc && held)
-                    et_warn("main", "store commit of %zu batches failed (%s): not acknowledged; "
-                            "the devices will send them again", held,
-                            rc == -ECANCELED ? "a write failed" : strerror(-rc));
+                    et_debug("main", "store commit of %zu batches failed (%s): not "
+                             "acknowledged", held,
+                             rc == -ECANCELED ? "a write failed" : strerror(-rc));
             }
         }
     }
@@ -343,12 +346,18 @@ int main(int argc, char **argv)
     }
     rc = et_store_open(&a.store, et_agg_store_types[a.cfg.store_type], a.cfg.store_path, 0,
                        err, sizeof(err));
+    if (rc == -EUCLEAN) {
+        et_error("store", "%s", err);   /* names the file and what to do */
+        goto out;
+    }
     if (rc < 0) {
         et_error("store", "%s store %s: %s", et_agg_store_types[a.cfg.store_type],
                  a.cfg.store_path, err);
         goto out;
     }
     rc = et_ingest_create(&a.ingest, et_store_writer(a.store), a.cfg.topic_root);
+    if (rc == 0)
+        rc = et_ingest_set_budget(a.ingest, &a.cfg.budget);
     if (rc < 0) {
         et_error("main", "cannot set up ingest: %s", strerror(-rc));
         goto out;

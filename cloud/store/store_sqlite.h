@@ -63,6 +63,7 @@ struct store_sqlite {
     bool in_tx;
     sqlite3_stmt *writer_stmts[SW_COUNT];
     sqlite3_stmt *reader_stmts[SR_COUNT];
+    char last_error[256];       /* the last failure, "what: SQLite's message" */
 };
 
 extern const struct et_store_writer_ops store_sqlite_writer_ops;
@@ -132,10 +133,12 @@ int store_sqlite_rows(struct store_sqlite *ss, sqlite3_stmt *st, et_sqlite_row_f
                       struct store_rows *rows, const char *what);
 
 /*
- * Hand on ret, a result of an et_sqlite_* call on this store, logging the
- * database's own message under "store" when it is a failure. -EEXIST (a
- * key already stored) and -ENOENT (no such row) are answers for the
- * caller to judge, not failures, and are not logged.
+ * Hand on ret, a result of an et_sqlite_* call on this store, keeping the
+ * database's own message as the last error when it is a failure. A
+ * read-only store logs it under "store"; a writer's caller (ingest) says
+ * once that the store is failing, with this message, rather than a line
+ * per failed batch. -EEXIST (a key already stored) and -ENOENT (no such
+ * row) are answers for the caller to judge, not failures.
  */
 int store_sqlite_failed(struct store_sqlite *ss, int ret, const char *what);
 

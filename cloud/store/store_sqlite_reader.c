@@ -5,6 +5,7 @@
  */
 #include "store_sqlite.h"
 
+#include <math.h>
 #include <stdbool.h>
 
 #include "edgetel/sqlite.h"
@@ -129,7 +130,10 @@ static int sample_row(void *ctx, sqlite3_stmt *st)
 
     switch (smp.value.type) {
     case ET_TYPE_F64:
-        smp.value.u.f64 = sqlite3_column_double(st, 8);
+        /* SQLite stores a NaN as NULL (infinities it keeps as REAL): in
+         * an F64 row a NULL is the NaN the device sent. */
+        smp.value.u.f64 = sqlite3_column_type(st, 8) == SQLITE_NULL
+                          ? NAN : sqlite3_column_double(st, 8);
         break;
     case ET_TYPE_I64:
         smp.value.u.i64 = sqlite3_column_int64(st, 9);

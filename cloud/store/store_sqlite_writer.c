@@ -290,6 +290,7 @@ static int sqlite_insert_sample(struct et_store_writer *w, const struct et_store
 
     switch (smp->value.type) {
     case ET_TYPE_F64:
+        /* A NaN goes in as NULL (SQLite's own doing); the reader gives it back as NaN. */
         value[0] = STORE_REAL(smp->value.u.f64);
         break;
     case ET_TYPE_I64:
@@ -443,6 +444,11 @@ static int sqlite_unsynced_done(struct et_store_writer *w, const char *device,
                STORE_ARGS(STORE_TEXT(device), STORE_TEXT(boot_id_hex)));
 }
 
+static const char *sqlite_last_error(struct et_store_writer *w)
+{
+    return of_writer(w)->last_error;
+}
+
 const struct et_store_writer_ops store_sqlite_writer_ops = {
     .begin = sqlite_begin,
     .commit = sqlite_commit,
@@ -462,4 +468,5 @@ const struct et_store_writer_ops store_sqlite_writer_ops = {
     .unsynced_samples = sqlite_unsynced_samples,
     .sample_time = sqlite_sample_time,
     .unsynced_done = sqlite_unsynced_done,
+    .last_error = sqlite_last_error,
 };

@@ -1,5 +1,7 @@
 #include "edgetel/log.h"
 
+#include "edgetel/text.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -40,14 +42,23 @@ bool et_log_enabled(enum et_log_level level)
 
 void et_vlog(enum et_log_level level, const char *component, const char *fmt, va_list ap)
 {
-    char msg[1024];
+    char msg[1024], shown[ET_TEXT_ESCAPED_MAX(sizeof(msg))];
+    const char *text = msg;
 
     if (!et_log_enabled(level))
         return;
     vsnprintf(msg, sizeof(msg), fmt, ap);
+    /*
+     * A message quotes what devices and files said (a Status reason, a
+     * metric name): escaped here, once for every line, so a newline in it
+     * cannot forge a line and an escape sequence cannot rewrite the
+     * operator's terminal. The line's own newline is the one below.
+     */
+    if (et_text_needs_escape(msg))
+        text = et_text_escape(msg, shown, sizeof(shown));
     /* One fprintf per line so lines from Paho's threads do not interleave. */
     fprintf(stderr, "%s[%s] %s: %s\n", log_progname, level_names[level],
-            component ? component : "-", msg);
+            component ? component : "-", text);
 }
 
 void et_log(enum et_log_level level, const char *component, const char *fmt, ...)

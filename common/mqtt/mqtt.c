@@ -30,6 +30,8 @@ int et_mqtt_cfg_check(const struct et_mqtt_cfg *cfg)
     if (cfg->will_topic && (!cfg->will_topic[0] || cfg->will_len > INT_MAX ||
                             (cfg->will_len > 0 && !cfg->will_payload)))
         return -EINVAL;
+    if (cfg->max_packet > ET_MQTT_PACKET_MAX - ET_MQTT_HEADER_ROOM)
+        return -EINVAL;
     return 0;
 }
 

@@ -109,6 +109,7 @@ static int paho_create(void *impl, struct et_mqtt **out_base, const struct et_mq
     m->tls = cfg->tls;
     m->keepalive_s = cfg->keepalive_s;
     m->max_inflight = cfg->max_inflight;
+    m->max_packet = cfg->max_packet;
     m->will_len = cfg->will_len;
     m->will_retain = cfg->will_retain;
     m->version = cfg->mqtt_version == MQTTVERSION_3_1_1 ? MQTTVERSION_3_1_1 : MQTTVERSION_5;

@@ -14,6 +14,7 @@
 #include "edgetel/log.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,6 +124,39 @@ int paho_subscribe_one(struct paho *m, const char *filter, int qos, bool on_conn
 
 /* ---- the session --------------------------------------------------------- */
 
+/*
+ * Over MQTT 5 we told the broker our Maximum Packet Size (max_packet). A
+ * broker that then has to drop a QoS 1 message for us may not let go of
+ * it: mosquitto 2.0.11 keeps each one in our in-flight window, and after
+ * some twenty of them sends us nothing more (tests/integration/
+ * test_mqtt_limits.c found it). So the broker must refuse such packets
+ * itself when a device publishes them: its own limit, which its CONNACK
+ * states (none stated: no limit), must be no larger than ours. Said once.
+ */
+static void check_broker_packet_limit(struct paho *m, MQTTAsync_successData5 *ok)
+{
+    size_t ours = m->max_packet + ET_MQTT_HEADER_ROOM;
+    int theirs = -1;
+    char what[48];
+
+    if (!m->max_packet || m->version < MQTTVERSION_5 || !ok || m->packet_limit_warned)
+        return;
+    if (MQTTProperties_hasProperty(&ok->properties, MQTTPROPERTY_CODE_MAXIMUM_PACKET_SIZE))
+        theirs = MQTTProperties_getNumericValue(&ok->properties,
+                                                MQTTPROPERTY_CODE_MAXIMUM_PACKET_SIZE);
+    if (theirs > 0 && (size_t)theirs <= ours)
+        return;
+    m->packet_limit_warned = true;
+    if (theirs > 0)
+        snprintf(what, sizeof(what), "packets of up to %d bytes", theirs);
+    else
+        snprintf(what, sizeof(what), "packets of any size");
+    et_warn(MQTT_LOG, "%s: %s takes %s from its clients, this client at most %zu: a broker "
+            "that must drop messages meant for us may stall delivery to us (mosquitto 2.0.11 "
+            "does after about 20 of them). Set the broker's max_packet_size to at most %zu",
+            m->client_id, m->uri, what, ours, ours);
+}
+
 static void on_connected(void *context, MQTTAsync_successData5 *ok)
 {
     struct paho *m = context;
@@ -140,6 +174,7 @@ static void on_connected(void *context, MQTTAsync_successData5 *ok)
     }
     et_info(MQTT_LOG, "%s: connected to %s (MQTT %d)", m->client_id, m->uri,
             ok ? ok->alt.connect.MQTTVersion : 0);
+    check_broker_packet_limit(m, ok);
     __atomic_store_n(&m->connected, true, __ATOMIC_RELEASE);
     et_backoff_reset(&m->backoff);
     m->tls_error[0] = '\0';
@@ -231,6 +266,32 @@ static void on_disconnect_failed(void *context, MQTTAsync_failureData5 *fail)
 
 /* ---- messages and publishes ---------------------------------------------- */
 
+/* A message is dropped unless one is warned about within this time. */
+#define OVERSIZE_WARN_EVERY_MS 60000
+
+/*
+ * A message over max_packet: dropped before it is copied (Paho has read it
+ * already; nothing can spare that but the broker, told on CONNECT), and
+ * counted, with a warning at most once a minute.
+ */
+static void drop_oversize(struct paho *m, const char *topic, int topic_len, size_t len)
+{
+    int64_t now = paho_mono_ms();
+    uint64_t dropped;
+    bool warn;
+
+    pthread_mutex_lock(&m->lock);
+    dropped = ++m->oversize_dropped;
+    warn = now >= m->oversize_warn_ms;
+    if (warn)
+        m->oversize_warn_ms = now + OVERSIZE_WARN_EVERY_MS;
+    pthread_mutex_unlock(&m->lock);
+    if (warn)
+        et_warn(MQTT_LOG, "%s: dropped a message of %zu bytes on %.*s: over the %zu byte "
+                "limit (max_packet); %" PRIu64 " dropped so far", m->client_id, len,
+                topic_len > 0 ? topic_len : (int)strlen(topic), topic, m->max_packet, dropped);
+}
+
 int paho_on_message(void *context, char *topic, int topic_len, MQTTAsync_message *msg)
 {
     struct paho *m = context;
@@ -244,6 +305,13 @@ int paho_on_message(void *context, char *topic, int topic_len, MQTTAsync_message
     int rc;
 
     paho_callback_enter(m);
+    if (m->max_packet && ev.len > m->max_packet) {
+        drop_oversize(m, topic, topic_len, ev.len);
+        MQTTAsync_freeMessage(&msg);
+        MQTTAsync_free(topic);
+        paho_callback_leave(m);
+        return 1;               /* taken: Paho must not offer it again */
+    }
     /* A topic with a length of its own need not end in a NUL. */
     if (topic_len > 0 && !(ev.topic = copy = strndup(topic, (size_t)topic_len))) {
         paho_callback_leave(m);

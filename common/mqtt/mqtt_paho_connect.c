@@ -278,6 +278,7 @@ static int begin_connect(struct paho *m, char *why, size_t why_size)
     MQTTAsync_connectOptions conn = m->version >= MQTTVERSION_5 ? conn5 : conn3;
     MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
     MQTTAsync_willOptions will = MQTTAsync_willOptions_initializer;
+    MQTTProperties props = MQTTProperties_initializer;
     int rc;
 
     /* No session is kept on either side: whoever publishes keeps the data
@@ -314,7 +315,23 @@ static int begin_connect(struct paho *m, char *why, size_t why_size)
         ssl.ssl_error_context = m;
         conn.ssl = &ssl;
     }
+    /*
+     * MQTT 5: tell the broker the largest packet we take (mqtt.h), so a
+     * device's 200 MiB publish is dropped by the broker instead of read
+     * into this process. Paho copies the properties.
+     */
+    if (m->version >= MQTTVERSION_5 && m->max_packet) {
+        MQTTProperty max = { .identifier = MQTTPROPERTY_CODE_MAXIMUM_PACKET_SIZE };
+
+        max.value.integer4 = (unsigned int)(m->max_packet + ET_MQTT_HEADER_ROOM);
+        if (MQTTProperties_add(&props, &max) == 0)
+            conn.connectProperties = &props;
+        else
+            et_warn(MQTT_LOG, "%s: cannot set the maximum packet size on CONNECT: larger "
+                    "messages will be read and then dropped", m->client_id);
+    }
     rc = MQTTAsync_connect(m->client, &conn);
+    MQTTProperties_free(&props);
     if (rc != MQTTASYNC_SUCCESS) {
         snprintf(why, why_size, "connect to %s not started: %s (Paho %d)", m->uri,
                  MQTTAsync_strerror(rc) ? MQTTAsync_strerror(rc) : "unknown error", rc);

@@ -112,6 +112,7 @@ struct paho {
     char *key_file;
     int keepalive_s;
     int max_inflight;
+    size_t max_packet;          /* 0: no limit (mqtt.h) */
     char *will_topic;
     void *will_payload;
     size_t will_len;
@@ -154,6 +155,11 @@ struct paho {
     bool disconnect_done;
     bool fallback_due;          /* the broker refused MQTT 5 as an unknown version */
     int active_callbacks;
+    /* Messages over max_packet, dropped before they were copied; when the
+     * next warning about them may be logged. Guarded by lock. */
+    uint64_t oversize_dropped;
+    int64_t oversize_warn_ms;
+    bool packet_limit_warned;   /* the broker's limit was found too large (on_connected) */
 };
 
 /*

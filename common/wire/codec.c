@@ -5,6 +5,8 @@
  */
 #include "edgetel/codec.h"
 
+#include "edgetel/text.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -24,6 +26,139 @@ static int wire_fail(char *err, size_t errlen, const char *fmt, ...)
         va_end(ap);
     }
     return -EBADMSG;
+}
+
+/* ---- text fields -------------------------------------------------------- */
+
+/*
+ * protobuf-c copies a string field as it comes: it checks no UTF-8, and a
+ * NUL inside ends the C string early, so "dev-1\0x" reads as "dev-1" and
+ * a check of the C string cannot see it. So the text check walks the
+ * encoded message itself (which protobuf-c has just parsed, so its shape
+ * is sound) and looks at every string field whole: well-formed UTF-8 and
+ * no NUL everywhere, and no control characters in names, which no honest
+ * agent makes with them. Free text (a string value, a Status reason) may
+ * hold them: it is stored as sent and escaped wherever a person sees it
+ * (edgetel/text.h). Fields not listed here, including fields added later,
+ * are skipped.
+ */
+struct wire_text_msg;
+
+struct wire_text_field {
+    unsigned number;
+    const char *name;                   /* for the reason */
+    bool free_text;                     /* control characters allowed */
+    const struct wire_text_msg *sub;    /* an embedded message, walked in turn */
+};
+
+struct wire_text_msg {
+    const struct wire_text_field *fields;
+    size_t n;
+};
+
+#define WIRE_TEXT_MSG(f) { f, sizeof(f) / sizeof(f[0]) }
+
+static const struct wire_text_field tag_text[] = {
+    { 1, "key", false, NULL }, { 2, "value", false, NULL },
+};
+static const struct wire_text_msg tag_msg = WIRE_TEXT_MSG(tag_text);
+static const struct wire_text_field metric_text[] = {
+    { 1, "name", false, NULL }, { 2, "unit", false, NULL }, { 3, "tag", false, &tag_msg },
+};
+static const struct wire_text_msg metric_msg = WIRE_TEXT_MSG(metric_text);
+static const struct wire_text_field sample_text[] = {
+    { 6, "string value", true, NULL },
+};
+static const struct wire_text_msg sample_msg = WIRE_TEXT_MSG(sample_text);
+static const struct wire_text_field batch_text[] = {
+    { 1, "device_id", false, NULL }, { 7, "metric", false, &metric_msg },
+    { 8, "sample", false, &sample_msg },
+};
+static const struct wire_text_msg batch_msg = WIRE_TEXT_MSG(batch_text);
+static const struct wire_text_field status_text[] = {
+    { 1, "device_id", false, NULL }, { 5, "agent_version", false, NULL },
+    { 9, "reason", true, NULL },
+};
+static const struct wire_text_msg status_msg = WIRE_TEXT_MSG(status_text);
+static const struct wire_text_field ack_text[] = {
+    { 1, "device_id", false, NULL },
+};
+static const struct wire_text_msg ack_msg = WIRE_TEXT_MSG(ack_text);
+
+/* Embedded messages are walked to this depth at most (ours go two deep). */
+#define WIRE_TEXT_DEPTH 4
+
+static int wire_varint(const uint8_t **p, const uint8_t *end, uint64_t *out);
+
+/*
+ * Check the string fields of the message in [p, end). where is the path
+ * so far ("metric 2: "), for the reason. -EBADMSG with the reason in err.
+ */
+static int wire_text_walk(const uint8_t *p, const uint8_t *end, const struct wire_text_msg *msg,
+                          const char *where, int depth, char *err, size_t errlen)
+{
+    size_t seen[8] = { 0 };    /* occurrences of each listed field: repeated ones' index */
+    uint64_t key, v;
+
+    if (msg->n > sizeof(seen) / sizeof(seen[0]))
+        return wire_fail(err, errlen, "%stoo many text fields listed (a codec bug)", where);
+    while (p < end) {
+        if (wire_varint(&p, end, &key))
+            return wire_fail(err, errlen, "%sfield key cut short", where);
+        unsigned number = (unsigned)(key >> 3), type = (unsigned)(key & 7);
+
+        switch (type) {
+        case 0:
+            if (wire_varint(&p, end, &v))
+                return wire_fail(err, errlen, "%sfield %u cut short", where, number);
+            continue;
+        case 1:
+        case 5:
+            if ((size_t)(end - p) < (type == 1 ? 8u : 4u))
+                return wire_fail(err, errlen, "%sfield %u cut short", where, number);
+            p += type == 1 ? 8 : 4;
+            continue;
+        case 2:
+            if (wire_varint(&p, end, &v) || v > (uint64_t)(end - p))
+                return wire_fail(err, errlen, "%sfield %u cut short", where, number);
+            break;
+        default:
+            return wire_fail(err, errlen, "%sfield %u has wire type %u", where, number, type);
+        }
+        for (size_t i = 0; i < msg->n; i++) {
+            const struct wire_text_field *f = &msg->fields[i];
+            char inner[96];
+            size_t at;
+            enum et_text_problem problem;
+            int rc;
+
+            if (f->number != number)
+                continue;
+            if (f->sub) {
+                if (depth >= WIRE_TEXT_DEPTH)
+                    return wire_fail(err, errlen, "%smessages nested too deep", where);
+                snprintf(inner, sizeof(inner), "%s%s %zu: ", where, f->name, seen[i]);
+                rc = wire_text_walk(p, p + v, f->sub, inner, depth + 1, err, errlen);
+                if (rc)
+                    return rc;
+            } else {
+                problem = et_text_check((const char *)p, (size_t)v, f->free_text, &at);
+                if (problem != ET_TEXT_OK)
+                    return wire_fail(err, errlen, "%s%s %s (at byte %zu)", where, f->name,
+                                     et_text_problem_name(problem), at);
+            }
+            seen[i]++;
+            break;
+        }
+        p += v;
+    }
+    return 0;
+}
+
+static int wire_text_check(const uint8_t *buf, size_t len, const struct wire_text_msg *msg,
+                           const char *where, char *err, size_t errlen)
+{
+    return wire_text_walk(buf, buf + len, msg, where, 0, err, errlen);
 }
 
 bool et_device_id_valid(const char *id)
@@ -130,7 +265,9 @@ int et_wire_decode_batch(const uint8_t *buf, size_t len, Edgetel__V1__Batch **ou
     b = edgetel__v1__batch__unpack(NULL, len, buf);
     if (!b)
         return wire_fail(err, errlen, "%zu bytes are not a valid edgetel.v1.Batch", len);
-    rc = batch_check(b, err, errlen);
+    rc = wire_text_check(buf, len, &batch_msg, "", err, errlen);
+    if (rc == 0)
+        rc = batch_check(b, err, errlen);
     if (rc) {
         edgetel__v1__batch__free_unpacked(b, NULL);
         return rc;
@@ -185,6 +322,10 @@ int et_wire_decode_ack(const uint8_t *buf, size_t len, Edgetel__V1__Ack **out,
     a = edgetel__v1__ack__unpack(NULL, len, buf);
     if (!a)
         return wire_fail(err, errlen, "%zu bytes are not a valid edgetel.v1.Ack", len);
+    if (wire_text_check(buf, len, &ack_msg, "ack ", err, errlen)) {
+        edgetel__v1__ack__free_unpacked(a, NULL);
+        return -EBADMSG;
+    }
     if (!et_device_id_valid(a->device_id)) {
         edgetel__v1__ack__free_unpacked(a, NULL);
         return wire_fail(err, errlen, "ack names no valid device id");
@@ -203,6 +344,10 @@ int et_wire_decode_status(const uint8_t *buf, size_t len, Edgetel__V1__Status **
     s = edgetel__v1__status__unpack(NULL, len, buf);
     if (!s)
         return wire_fail(err, errlen, "%zu bytes are not a valid edgetel.v1.Status", len);
+    if (wire_text_check(buf, len, &status_msg, "status ", err, errlen)) {
+        edgetel__v1__status__free_unpacked(s, NULL);
+        return -EBADMSG;
+    }
     if (!et_device_id_valid(s->device_id)) {
         edgetel__v1__status__free_unpacked(s, NULL);
         return wire_fail(err, errlen, "status names no valid device id");

@@ -8,9 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "edgetel/text.h"
 #include "edgetel/timefmt.h"
 
 #define ISO_MAX 40
+/* Room for a value as text, and for the longest name or value escaped. */
+#define VALUE_MAX (64 + ET_VALUE_STR_MAX)
+#define SHOWN_MAX ET_TEXT_ESCAPED_MAX(VALUE_MAX > ET_WIRE_MAX_NAME ? VALUE_MAX : ET_WIRE_MAX_NAME)
 
 static int out_status(FILE *out)
 {
@@ -56,6 +60,18 @@ int et_report_value(const struct et_store_value *v, char *buf, size_t len)
     }
 }
 
+/*
+ * Everything a device named or sent is shown escaped (edgetel/text.h):
+ * its strings are stored as sent, and an escape sequence in a metric
+ * name's tag or a string value must not clear, move or recolour the
+ * operator's terminal, nor a line break forge a row. Returns s itself
+ * when nothing in it needs escaping, else the escaped copy in buf.
+ */
+static const char *shown(const char *s, char *buf, size_t cap)
+{
+    return et_text_needs_escape(s) ? et_text_escape(s, buf, cap) : s;
+}
+
 /* ---- aligned tables ---------------------------------------------------- */
 
 /*
@@ -77,7 +93,7 @@ static void table_free(struct table *t)
     free(t->cells);
 }
 
-/* Add one row of ncols strings (copied). */
+/* Add one row of ncols strings (copied, escaped for a person). */
 static int table_add(struct table *t, const char *const *row)
 {
     if (t->nrows == t->cap) {
@@ -90,8 +106,13 @@ static int table_add(struct table *t, const char *const *row)
         t->cap = cap;
     }
     for (size_t c = 0; c < t->ncols; c++) {
-        t->cells[t->nrows * t->ncols + c] = strdup(row[c]);
-        if (!t->cells[t->nrows * t->ncols + c]) {
+        size_t cap = ET_TEXT_ESCAPED_MAX(strlen(row[c]));
+        char *cell = malloc(cap);
+
+        if (cell)
+            et_text_escape(row[c], cell, cap);
+        t->cells[t->nrows * t->ncols + c] = cell;
+        if (!cell) {
             while (c-- > 0)
                 free(t->cells[t->nrows * t->ncols + c]);
             return -ENOMEM;
@@ -290,18 +311,31 @@ struct query_ctx {
     uint64_t rows;
 };
 
-/* A CSV field, quoted when it holds a separator, a quote or a line break. */
-static void csv_field(FILE *out, const char *s)
+/*
+ * A CSV field: escaped as all output is (so no line break is left to
+ * quote), then quoted when it holds a separator or a quote. A text cell
+ * (a device, metric or unit name, a string value) that starts with what
+ * a spreadsheet reads as a formula (= + - @, tab, CR) gets a leading
+ * quote as OWASP's CSV injection advice has it, so "=cmd|' /C calc'!A0"
+ * is shown, not run. Numbers are not text cells: -3.5 stays a number.
+ */
+static void csv_field(FILE *out, const char *s, bool text)
 {
-    if (!strpbrk(s, ",\"\r\n")) {
-        fputs(s, out);
+    char buf[SHOWN_MAX];
+    const char *cell = shown(s, buf, sizeof(buf));
+    bool guard = text && s[0] && strchr("=+-@\t\r", s[0]);
+
+    if (!guard && !strpbrk(cell, ",\"")) {
+        fputs(cell, out);
         return;
     }
     fputc('"', out);
-    for (; *s; s++) {
-        if (*s == '"')
+    if (guard)
+        fputc('\'', out);
+    for (; *cell; cell++) {
+        if (*cell == '"')
             fputc('"', out);
-        fputc(*s, out);
+        fputc(*cell, out);
     }
     fputc('"', out);
 }
@@ -309,22 +343,24 @@ static void csv_field(FILE *out, const char *s)
 static int print_sample(void *ctx, const struct et_store_sample *smp)
 {
     struct query_ctx *qc = ctx;
-    char iso[ISO_MAX], value[64 + ET_VALUE_STR_MAX];
+    char iso[ISO_MAX], value[VALUE_MAX], value_shown[SHOWN_MAX], unit_shown[SHOWN_MAX];
 
     et_time_format_iso(smp->ts_ms, iso, sizeof(iso));
     et_report_value(&smp->value, value, sizeof(value));
     if (qc->csv) {
         fprintf(qc->out, "%s,%" PRId64 ",", iso, smp->ts_ms);
-        csv_field(qc->out, smp->device);
+        csv_field(qc->out, smp->device, true);
         fputc(',', qc->out);
-        csv_field(qc->out, smp->metric);
+        csv_field(qc->out, smp->metric, true);
         fputc(',', qc->out);
-        csv_field(qc->out, value);
+        csv_field(qc->out, value, smp->value.type == ET_TYPE_STR);
         fputc(',', qc->out);
-        csv_field(qc->out, smp->unit);
+        csv_field(qc->out, smp->unit, true);
         fprintf(qc->out, ",%s,%" PRIu64 "\n", et_report_quality(smp->time_quality), smp->seq);
     } else {
-        fprintf(qc->out, "%-24s  %16s %-8s  %s\n", iso, value, smp->unit,
+        fprintf(qc->out, "%-24s  %16s %-8s  %s\n", iso,
+                shown(value, value_shown, sizeof(value_shown)),
+                shown(smp->unit, unit_shown, sizeof(unit_shown)),
                 et_report_quality(smp->time_quality));
     }
     qc->rows++;
@@ -347,12 +383,16 @@ int et_report_query(struct et_store_reader *r, FILE *out, const struct et_store_
 
 int et_report_tail_line(FILE *out, const struct et_store_sample *smp)
 {
-    char iso[ISO_MAX], value[64 + ET_VALUE_STR_MAX];
+    char iso[ISO_MAX], value[VALUE_MAX];
+    char device_shown[SHOWN_MAX], metric_shown[SHOWN_MAX], value_shown[SHOWN_MAX];
+    char unit_shown[SHOWN_MAX];
 
     et_time_format_iso(smp->ts_ms, iso, sizeof(iso));
     et_report_value(&smp->value, value, sizeof(value));
-    fprintf(out, "%s %s %s %s %s\n", iso, smp->device, smp->metric, value,
-            smp->unit[0] ? smp->unit : "-");
+    fprintf(out, "%s %s %s %s %s\n", iso, shown(smp->device, device_shown, sizeof(device_shown)),
+            shown(smp->metric, metric_shown, sizeof(metric_shown)),
+            shown(value, value_shown, sizeof(value_shown)),
+            smp->unit[0] ? shown(smp->unit, unit_shown, sizeof(unit_shown)) : "-");
     return out_status(out);
 }
 

@@ -197,3 +197,97 @@ int64_t cloud_stored(struct et_store_reader *r, const char *device, const char *
     assert_int_equal(et_store_query(r, &q, count_cb, &n), 0);
     return n;
 }
+
+/* ---- what a test reads back ------------------------------------------------------ */
+
+void cloud_log_capture(struct cloud_log *log, enum et_log_level level)
+{
+    fflush(stderr);
+    log->saved_stderr = dup(2);
+    log->file = tmpfile();
+    assert_non_null(log->file);
+    dup2(fileno(log->file), 2);
+    et_log_init("test", level);
+}
+
+void cloud_log_release(struct cloud_log *log)
+{
+    char line[2048];
+
+    if (!log->file)
+        return;
+    fflush(stderr);
+    dup2(log->saved_stderr, 2);
+    close(log->saved_stderr);
+    rewind(log->file);
+    while (fgets(line, sizeof(line), log->file))
+        fputs(line, stderr);
+    fclose(log->file);
+    log->file = NULL;
+}
+
+int cloud_log_lines_with(struct cloud_log *log, const char *word, ...)
+{
+    char line[2048];
+    int n = 0;
+
+    fflush(stderr);
+    rewind(log->file);
+    while (fgets(line, sizeof(line), log->file)) {
+        bool all = true;
+        va_list ap;
+
+        va_start(ap, word);
+        for (const char *w = word; w && all; w = va_arg(ap, const char *))
+            all = strstr(line, w) != NULL;
+        va_end(ap);
+        n += all;
+    }
+    fseek(log->file, 0, SEEK_END);
+    return n;
+}
+
+FILE *cloud_output_start(struct cloud_output *o)
+{
+    cloud_output_free(o);
+    o->mem = open_memstream(&o->text, &o->len);
+    assert_non_null(o->mem);
+    return o->mem;
+}
+
+const char *cloud_output_text(struct cloud_output *o)
+{
+    fflush(o->mem);
+    return o->text;
+}
+
+void cloud_output_free(struct cloud_output *o)
+{
+    if (o->mem)
+        fclose(o->mem);
+    free(o->text);
+    *o = (struct cloud_output){ .mem = NULL };
+}
+
+int cloud_fake_setup(void **state)
+{
+    struct cloud_fake *f = calloc(1, sizeof(*f));
+
+    assert_non_null(f);
+    f->fw = fake_writer_create();
+    assert_int_equal(et_ingest_create(&f->ig, &f->fw->base, CLOUD_ROOT), 0);
+    cloud_log_capture(&f->log, ET_LOG_INFO);
+    *state = f;
+    return 0;
+}
+
+int cloud_fake_teardown(void **state)
+{
+    struct cloud_fake *f = *state;
+
+    cloud_log_release(&f->log);
+    et_ingest_destroy(f->ig);
+    fake_writer_destroy(f->fw);
+    free(f);
+    return 0;
+}

@@ -10,8 +10,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "edgetel/ingest.h"
+#include "edgetel/log.h"
 #include "edgetel/store.h"
 #include "edgetel/store_reader.h"
 #include "edgetel/store_writer.h"
@@ -76,5 +78,48 @@ void cloud_put_batch(struct et_store_writer *w, const char *device, uint64_t seq
 
 /** How many samples of (device, metric) the reader sees. */
 int64_t cloud_stored(struct et_store_reader *r, const char *device, const char *metric);
+
+/* ---- what a test reads back: log lines, printed output ------------------------ */
+
+/* stderr in a temporary file while a test runs, so it can count log lines. */
+struct cloud_log {
+    FILE *file;
+    int saved_stderr;
+};
+
+/** Send stderr to a fresh file and log at level from now on. */
+void cloud_log_capture(struct cloud_log *log, enum et_log_level level);
+
+/** stderr back where it was; the lines logged are printed there again. */
+void cloud_log_release(struct cloud_log *log);
+
+/** Log lines so far that contain every one of the words (a NULL-terminated list). */
+int cloud_log_lines_with(struct cloud_log *log, const char *word, ...);
+
+/* A report's output in memory. */
+struct cloud_output {
+    FILE *mem;
+    char *text;
+    size_t len;
+};
+
+/** A fresh stream for the next report (the last one's text is freed). */
+FILE *cloud_output_start(struct cloud_output *o);
+
+/** What was written to the stream so far. */
+const char *cloud_output_text(struct cloud_output *o);
+
+void cloud_output_free(struct cloud_output *o);
+
+/* An ingest handle on the in-memory writer with the log captured (at info). */
+struct cloud_fake {
+    struct fake_writer *fw;
+    struct et_ingest *ig;
+    struct cloud_log log;
+};
+
+/** cmocka setup and teardown with a struct cloud_fake in *state. */
+int cloud_fake_setup(void **state);
+int cloud_fake_teardown(void **state);
 
 #endif

@@ -10,8 +10,10 @@
  *   [mqtt]       host (required), port [8883], ca, cert, key (required
  *                unless insecure), insecure [false], topic_root [edgetel],
  *                share_group [edgetel], keepalive [30s], backoff_min [1s],
- *                backoff_max [60s], max_inflight [1024]
+ *                backoff_max [60s], max_inflight [1024], max_packet [1M]
  *   [store]      type [sqlite], path [ET_STORE_DEFAULT_PATH]
+ *   [budget]     per device (edgetel/budget.h): samples_per_s [5000],
+ *                sample_burst [200000], bytes_per_s [256k], byte_burst [2M]
  */
 #ifndef EDGETEL_AGG_CONFIG_H
 #define EDGETEL_AGG_CONFIG_H
@@ -21,6 +23,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "edgetel/budget.h"
 #include "edgetel/log.h"
 #include "edgetel/mqtt.h"
 
@@ -40,10 +43,14 @@ struct et_agg_config {
     char *topic_root;
     char *share_group;        /* $share/<group>/...: instances of one group split the load */
     uint32_t max_inflight;    /* acks published and not yet PUBACKed */
+    uint64_t max_packet;      /* largest message taken from the broker, bytes */
 
     /* [store] */
     int store_type;           /* index into et_agg_store_types */
     char *store_path;
+
+    /* [budget]: each device's, for et_ingest_set_budget() */
+    struct et_budget_cfg budget;
 };
 
 /* The [store] type names, NULL-terminated; store_type indexes it. */

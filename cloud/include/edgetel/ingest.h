@@ -19,6 +19,13 @@
  *     topic is the identity we trust);
  *   - a batch that does not decode or validate is logged with the device,
  *     the topic and the reason, counted, and skipped. It is never acked.
+ *     Besides the codec's checks (codec.h: text, indexes, bounds) a
+ *     sample's wall time must be sane: from 2000-01-01 to a day ahead of
+ *     now_ms when its clock claims to be good (synced, corrected, or
+ *     unspecified), from 1970 to 2100 when it says it is not (unsynced,
+ *     uncorrectable: a board without a real-time clock before NTP).
+ *   - with a budget (et_ingest_set_budget), a batch over its device's
+ *     budget is refused before the store sees it: not stored, not acked.
  *   - in one transaction: if (device, seq) is stored it is a duplicate and
  *     nothing is stored; otherwise the batch row and every sample are
  *     (re-timed as retime.h says). Then the device's cumulative ack
@@ -38,6 +45,11 @@
  * transaction): the rest of the group's messages fail with -ECANCELED,
  * the group is rolled back and its Acks are dropped; the devices send the
  * batches again when no Ack comes.
+ *
+ * A store that fails is said once, not once a message: one error line
+ * (since when, the store's own reason, that nothing is acknowledged and
+ * the devices keep their batches), a reminder at most once a minute with
+ * the count, and one line when a commit works again.
  *
  * Status ({root}/v1/{device}/status, a Status, retained): the device's row
  * gets its online state and counters. Only an online Status counts as
@@ -65,6 +77,7 @@ enum et_ingest_kind {
     ET_INGEST_STATUS,         /* a device status recorded */
     ET_INGEST_MALFORMED,      /* rejected and counted; logged */
     ET_INGEST_IGNORED,        /* not a topic the aggregator handles */
+    ET_INGEST_OVER_BUDGET,    /* refused: the device is over its budget (budget.h); no ack */
 };
 
 /* Counters since et_ingest_create(). */
@@ -78,6 +91,7 @@ struct et_ingest_stats {
     uint64_t store_errors;    /* messages not stored because the store failed */
     uint64_t ignored;
     uint64_t retimed;         /* unsynced samples given their true wall time */
+    uint64_t over_budget;     /* messages refused: their device was over its budget */
 };
 
 struct et_ingest_reply {
@@ -129,7 +143,24 @@ void et_ingest_destroy(struct et_ingest *ig);
 int et_ingest_message(struct et_ingest *ig, const char *topic, const void *payload,
                       size_t len, int64_t now_ms, struct et_ingest_reply *reply);
 
+/**
+ * Counters since et_ingest_create(). Inside a group, what its messages
+ * stored is counted when the group commits; a group rolled back counts
+ * each of its messages as a store error, none as stored.
+ */
 const struct et_ingest_stats *et_ingest_stats(const struct et_ingest *ig);
+
+struct et_budget_cfg;
+
+/**
+ * Give every device a budget of samples and bytes a second (budget.h):
+ * a batch or Status over it is refused (ET_INGEST_OVER_BUDGET: not
+ * stored, not acknowledged, so its device sends it again later), logged
+ * at most once a minute per device and counted. NULL, or both rates 0:
+ * no budget (the default).
+ * @return 0, -EINVAL for a burst below its rate, -ENOMEM.
+ */
+int et_ingest_set_budget(struct et_ingest *ig, const struct et_budget_cfg *cfg);
 
 /**
  * Open a group (see the top of this file): one store transaction begins.

@@ -182,10 +182,15 @@ struct et_store_reader;
  * Open a store of the given type ("sqlite"; NULL for the default); for
  * SQLite target is the database file, created with its schema on first
  * open unless ET_STORE_READONLY is set.
+ * Opened for writing, the store is first checked for damage (SQLite's
+ * quick_check, bounded in time) and refused when damaged: nothing is
+ * written to it, moved or deleted.
  * @return 0; -ENOENT when a read-only store does not exist; -EPROTONOSUPPORT
  *         for an unknown type; -EPROTO for a file that is not an edgetel
- *         store or is of a newer schema; -errno otherwise. err gets a reason
- *         for a person that does not repeat the path.
+ *         store or is of a newer schema; -EUCLEAN for a damaged store, with
+ *         a whole message in err that names the file and says what to do;
+ *         -errno otherwise. Except for -EUCLEAN, err gets a reason for a
+ *         person that does not repeat the path.
  */
 int et_store_open(struct et_store **out, const char *type, const char *target,
                   unsigned flags, char *err, size_t errlen);

@@ -19,7 +19,8 @@
  * Errors: 0 or -errno, as store.h says. After an error inside a
  * transaction the caller rolls back; the backend may already have.
  *
- * The vtable only grows at the end; every member is required.
+ * The vtable only grows at the end; every member is required unless it
+ * says otherwise.
  */
 #ifndef EDGETEL_STORE_WRITER_H
 #define EDGETEL_STORE_WRITER_H
@@ -58,6 +59,8 @@ struct et_store_writer_ops {
                        enum et_time_quality tq);
     int (*unsynced_done)(struct et_store_writer *w, const char *device,
                          const char *boot_id_hex);
+    /* Optional (NULL: none kept): the last failure in the backend's words. */
+    const char *(*last_error)(struct et_store_writer *w);
 };
 
 /* A backend's writer starts with this; et_store_writer() hands it out. */
@@ -83,6 +86,17 @@ static inline int et_store_commit(struct et_store_writer *w)
 static inline int et_store_rollback(struct et_store_writer *w)
 {
     return w->ops->rollback(w);
+}
+
+/**
+ * The last failure in the backend's own words ("commit: database disk
+ * image is malformed"), for the line that says the store is failing
+ * (the backend does not log a writer's failures itself); "" when the
+ * backend keeps none. Valid until the next call on w.
+ */
+static inline const char *et_store_last_error(struct et_store_writer *w)
+{
+    return w->ops->last_error ? w->ops->last_error(w) : "";
 }
 
 /* ---- devices ------------------------------------------------------------- */

@@ -62,7 +62,22 @@ struct et_mqtt_cfg {
      * broker refuses by ACL still reads PUBLISHED (it acknowledges and drops).
      */
     int mqtt_version;
+    /*
+     * Largest message payload taken from the broker, in bytes; 0: no
+     * limit. Over MQTT 5 the broker is told on CONNECT (Maximum Packet
+     * Size: this plus ET_MQTT_HEADER_ROOM for the topic and properties)
+     * and must not send larger packets; a larger message that comes
+     * anyway (MQTT 3.1.1, or a broker that ignores it) is dropped before
+     * the seam copies it, counted, and warned about at most once a minute.
+     * At most ET_MQTT_PACKET_MAX.
+     */
+    size_t max_packet;
 };
+
+/* What a packet holds besides its payload, as max_packet allows for it. */
+#define ET_MQTT_HEADER_ROOM 4096
+/* MQTT's largest packet: a remaining length of 268,435,455 and its header. */
+#define ET_MQTT_PACKET_MAX ((size_t)268435455)
 
 /*
  * The [mqtt] connection settings that the agent's and the aggregator's
@@ -146,7 +161,8 @@ const struct et_mqtt_transport *et_mqtt_paho(void);
 /**
  * Check cfg as every implementation requires it: host, port 1..65535,
  * client id, CA with TLS, cert and key together, backoff and inflight
- * bounds, mqtt_version 0/4/5, a will with a topic.
+ * bounds, mqtt_version 0/4/5, a will with a topic, max_packet within
+ * MQTT's largest packet.
  * @return 0 or -EINVAL.
  */
 int et_mqtt_cfg_check(const struct et_mqtt_cfg *cfg);

@@ -126,6 +126,13 @@ int et_wire_peek_batch(const uint8_t *buf, size_t len, uint8_t boot_id[ET_BOOT_I
  * Decode and validate a Batch from the network. On failure returns -EBADMSG
  * and writes a reason for a person into err ("sample 3: metric index 9 out
  * of range (4 metrics)"). Free a returned batch with et_wire_free_batch().
+ *
+ * Every string of a Batch, Status or Ack must be well-formed UTF-8 without
+ * NUL bytes, and names (device id, metric name, unit, tag key and value,
+ * agent version) must hold no control characters: "metric 0: tag 1:
+ * value holds a NUL byte (at byte 7)". A string value and a Status reason
+ * may hold control characters; whoever shows them escapes them
+ * (edgetel/text.h).
  */
 int et_wire_decode_batch(const uint8_t *buf, size_t len, Edgetel__V1__Batch **out,
                          char *err, size_t errlen);

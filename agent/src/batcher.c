@@ -185,6 +185,7 @@ static int encode_open_batch(struct et_batcher *b, int64_t now_ms)
     meta.time_quality = et_batch_time_quality(b->batch);
     rc = et_outbox_stats(b->outbox, &st);
     meta.oldest_seq = (rc == 0 && st.batches > 0) ? st.oldest_seq : meta.seq;
+    meta.stream_id = et_outbox_stream_id(b->outbox);
     rc = et_batch_encode(b->batch, &meta, &blob, &len);
     if (rc == 0)
         rc = held_push(b, meta.seq, blob, len, (uint32_t)n, now_ms);

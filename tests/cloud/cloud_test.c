@@ -218,6 +218,35 @@ void cloud_put_batch(struct et_store_writer *w, const char *device, uint64_t seq
     assert_int_equal(et_store_commit(w), 0);
 }
 
+struct device_copy {
+    struct et_store_device d;
+    char stream[ET_STORE_STREAM_HEX_LEN + 1];
+    bool found;
+};
+
+static int device_cb(void *ctx, const struct et_store_device *d)
+{
+    struct device_copy *dc = ctx;
+
+    dc->d = *d;
+    snprintf(dc->stream, sizeof(dc->stream), "%s", d->stream_hex ? d->stream_hex : "");
+    dc->d.id = dc->d.boot_id_hex = dc->d.agent_version = dc->d.reason = NULL;
+    dc->found = true;
+    return 0;
+}
+
+struct et_store_device cloud_device(struct et_store_reader *r, const char *device)
+{
+    static struct device_copy dc;
+
+    memset(&dc, 0, sizeof(dc));
+    assert_int_equal(et_store_devices(r, device, device_cb, &dc), 0);
+    if (!dc.found)
+        fail_msg("device %s is not in the store", device);
+    dc.d.stream_hex = dc.stream;
+    return dc.d;
+}
+
 static int count_cb(void *ctx, const struct et_store_sample *s)
 {
     (*(int64_t *)ctx)++;

@@ -92,6 +92,13 @@ void cloud_assert_ack_in(const struct et_ingest_reply *r, const char *device,
 void cloud_put_batch(struct et_store_writer *w, const char *device, uint64_t seq,
                      const char *metric, const char *unit, int64_t ts0, int n);
 
+/**
+ * The reader's row of device (fails the test when there is none): its
+ * scalars, and stream_hex copied (valid until the next call); the other
+ * strings are NULL, as they die with the read.
+ */
+struct et_store_device cloud_device(struct et_store_reader *r, const char *device);
+
 /** How many samples of (device, metric) the reader sees. */
 int64_t cloud_stored(struct et_store_reader *r, const char *device, const char *metric);
 

@@ -38,27 +38,9 @@ static int teardown(void **state)
     return cloud_fixture_teardown(state);
 }
 
-static int device_cb(void *ctx, const struct et_store_device *d)
-{
-    struct et_store_device *out = ctx;
-    static char stream[ET_STORE_STREAM_HEX_LEN + 1];
-
-    /* The scalars and the stream; the other strings die with the callback. */
-    *out = *d;
-    snprintf(stream, sizeof(stream), "%s", d->stream_hex);
-    out->stream_hex = stream;
-    out->id = out->boot_id_hex = out->agent_version = out->reason = NULL;
-    return 0;
-}
-
 static struct et_store_device device_row(struct cloud_fixture *f, const char *device)
 {
-    struct et_store_device d = { .id = NULL };
-
-    d.samples_stored = UINT64_MAX;   /* stays so if the device is missing */
-    assert_int_equal(et_store_devices(f->r, device, device_cb, &d), 0);
-    assert_int_not_equal(d.samples_stored, UINT64_MAX);
-    return d;
+    return cloud_device(f->r, device);
 }
 
 static void no_publish(void *ctx, const struct et_ingest_reply *r)

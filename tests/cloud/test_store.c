@@ -293,25 +293,33 @@ static void test_two_writers_create_together(void **state)
     remove_db(path);
 }
 
+/* The devices columns of schema version 1, which 2 and 3 kept and added to. */
+#define DEVICES_V1_COLUMNS \
+    "id TEXT PRIMARY KEY, online INTEGER NOT NULL DEFAULT 0," \
+    " first_seen_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL," \
+    " boot_id TEXT NOT NULL DEFAULT '', agent_version TEXT NOT NULL DEFAULT ''," \
+    " acked_through INTEGER NOT NULL DEFAULT 0, samples_stored INTEGER NOT NULL DEFAULT 0," \
+    " has_status INTEGER NOT NULL DEFAULT 0, outbox_batches INTEGER NOT NULL DEFAULT 0," \
+    " dropped_samples INTEGER NOT NULL DEFAULT 0, clock_synced INTEGER NOT NULL DEFAULT 0," \
+    " reason TEXT NOT NULL DEFAULT '', status_wall_ms INTEGER NOT NULL DEFAULT 0"
+
+/* The samples table of schema version 1, unchanged since. */
+#define SAMPLES_V1_TABLE \
+    "CREATE TABLE samples (id INTEGER PRIMARY KEY, metric_id INTEGER NOT NULL" \
+    " REFERENCES metrics(id), ts_ms INTEGER NOT NULL, mono_ms INTEGER NOT NULL," \
+    " vtype INTEGER NOT NULL, v_f64 REAL, v_i64 INTEGER, v_bool INTEGER, v_str TEXT," \
+    " time_quality INTEGER NOT NULL, seq INTEGER NOT NULL);" \
+    "CREATE INDEX samples_metric_ts ON samples (metric_id, ts_ms);"
+
 /* Schema version 1 as edgetel 0.1.0 first wrote it, with one stored batch. */
 static const char schema_v1[] =
-    "CREATE TABLE devices (id TEXT PRIMARY KEY, online INTEGER NOT NULL DEFAULT 0,"
-    " first_seen_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL,"
-    " boot_id TEXT NOT NULL DEFAULT '', agent_version TEXT NOT NULL DEFAULT '',"
-    " acked_through INTEGER NOT NULL DEFAULT 0, samples_stored INTEGER NOT NULL DEFAULT 0,"
-    " has_status INTEGER NOT NULL DEFAULT 0, outbox_batches INTEGER NOT NULL DEFAULT 0,"
-    " dropped_samples INTEGER NOT NULL DEFAULT 0, clock_synced INTEGER NOT NULL DEFAULT 0,"
-    " reason TEXT NOT NULL DEFAULT '', status_wall_ms INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE devices (" DEVICES_V1_COLUMNS ");"
     "CREATE TABLE batches (device TEXT NOT NULL, seq INTEGER NOT NULL,"
     " received_ms INTEGER NOT NULL, n_samples INTEGER NOT NULL, historical INTEGER NOT NULL,"
     " boot_id TEXT NOT NULL, time_quality INTEGER NOT NULL, PRIMARY KEY (device, seq));"
     "CREATE TABLE metrics (id INTEGER PRIMARY KEY, device TEXT NOT NULL, name TEXT NOT NULL,"
     " unit TEXT NOT NULL, UNIQUE (device, name));"
-    "CREATE TABLE samples (id INTEGER PRIMARY KEY, metric_id INTEGER NOT NULL"
-    " REFERENCES metrics(id), ts_ms INTEGER NOT NULL, mono_ms INTEGER NOT NULL,"
-    " vtype INTEGER NOT NULL, v_f64 REAL, v_i64 INTEGER, v_bool INTEGER, v_str TEXT,"
-    " time_quality INTEGER NOT NULL, seq INTEGER NOT NULL);"
-    "CREATE INDEX samples_metric_ts ON samples (metric_id, ts_ms);"
+    SAMPLES_V1_TABLE
     "INSERT INTO devices (id, first_seen_ms, last_seen_ms, acked_through, samples_stored)"
     " VALUES ('old', 1000, 1000, 1, 1);"
     "INSERT INTO batches VALUES ('old', 1, 1000, 1, 0, '', 1);"
@@ -380,13 +388,7 @@ static void test_migrate_v1(void **state)
  * one still waiting for re-timing) and pi-2 with 1..7 acked through 7.
  */
 static const char schema_v3[] =
-    "CREATE TABLE devices (id TEXT PRIMARY KEY, online INTEGER NOT NULL DEFAULT 0,"
-    " first_seen_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL,"
-    " boot_id TEXT NOT NULL DEFAULT '', agent_version TEXT NOT NULL DEFAULT '',"
-    " acked_through INTEGER NOT NULL DEFAULT 0, samples_stored INTEGER NOT NULL DEFAULT 0,"
-    " has_status INTEGER NOT NULL DEFAULT 0, outbox_batches INTEGER NOT NULL DEFAULT 0,"
-    " dropped_samples INTEGER NOT NULL DEFAULT 0, clock_synced INTEGER NOT NULL DEFAULT 0,"
-    " reason TEXT NOT NULL DEFAULT '', status_wall_ms INTEGER NOT NULL DEFAULT 0,"
+    "CREATE TABLE devices (" DEVICES_V1_COLUMNS ","
     " clock_boot TEXT NOT NULL DEFAULT '', clock_wall_ms INTEGER NOT NULL DEFAULT 0,"
     " clock_mono_ms INTEGER NOT NULL DEFAULT 0);"
     "CREATE TABLE batches (device TEXT NOT NULL, seq INTEGER NOT NULL,"
@@ -397,11 +399,7 @@ static const char schema_v3[] =
     "CREATE INDEX batches_unsynced ON batches (device, boot_id) WHERE unsynced > 0;"
     "CREATE TABLE metrics (id INTEGER PRIMARY KEY, device TEXT NOT NULL, name TEXT NOT NULL,"
     " unit TEXT NOT NULL, tags TEXT NOT NULL DEFAULT '', UNIQUE (device, name));"
-    "CREATE TABLE samples (id INTEGER PRIMARY KEY, metric_id INTEGER NOT NULL"
-    " REFERENCES metrics(id), ts_ms INTEGER NOT NULL, mono_ms INTEGER NOT NULL,"
-    " vtype INTEGER NOT NULL, v_f64 REAL, v_i64 INTEGER, v_bool INTEGER, v_str TEXT,"
-    " time_quality INTEGER NOT NULL, seq INTEGER NOT NULL);"
-    "CREATE INDEX samples_metric_ts ON samples (metric_id, ts_ms);"
+    SAMPLES_V1_TABLE
     "INSERT INTO devices (id, first_seen_ms, last_seen_ms, acked_through, samples_stored)"
     " VALUES ('pi-1', 1000, 600000, 500, 500), ('pi-2', 2000, 9000, 7, 7);"
     "INSERT INTO metrics VALUES (1, 'pi-1', 'm', '1', ''), (2, 'pi-2', 'm', '1', 'room=a');"
@@ -416,30 +414,6 @@ static const char schema_v3[] =
     " INSERT INTO samples SELECT 500 + x, 2, 1000 * x, x, 1, NULL, x, NULL, NULL, 1, x FROM n;"
     "PRAGMA user_version = 3;";
 
-struct device_seen {
-    char id[8][16];
-    uint64_t acked[8], batches[8];
-    bool has_stream[8];
-    char stream[8][ET_STORE_STREAM_HEX_LEN + 1];
-    int64_t started[8];
-    size_t n;
-};
-
-static int note_device(void *ctx, const struct et_store_device *d)
-{
-    struct device_seen *ds = ctx;
-
-    assert_true(ds->n < 8);
-    snprintf(ds->id[ds->n], sizeof(ds->id[0]), "%s", d->id);
-    snprintf(ds->stream[ds->n], sizeof(ds->stream[0]), "%s", d->stream_hex);
-    ds->acked[ds->n] = d->acked_through;
-    ds->batches[ds->n] = d->batches_stored;
-    ds->has_stream[ds->n] = d->has_stream;
-    ds->started[ds->n] = d->stream_started_ms;
-    ds->n++;
-    return 0;
-}
-
 static int count_unsynced(void *ctx, const struct et_store_sample *smp)
 {
     (*(int *)ctx)++;
@@ -449,42 +423,41 @@ static int count_unsynced(void *ctx, const struct et_store_sample *smp)
 static void test_migrate_v3_keeps_every_row(void **state)
 {
     struct cloud_fixture *f = *state;
-    struct device_seen ds = { .n = 0 };
+    struct et_store_device d;
     struct et_ingest_reply r;
     struct et_ingest *ig;
     struct et_store *s;
     char err[256], path[192];
     uint64_t ack = 0;
     bool seen;
-    int unsynced = 0;
+    int unsynced = 0, n = 0;
 
     snprintf(path, sizeof(path), "%s/v3.db", f->dir);
     exec_sql(path, schema_v3);
 
     /* edgetelctl reads a v3 store as it is: one ack per device, no stream. */
     assert_int_equal(et_store_open(&s, "sqlite", path, ET_STORE_READONLY, err, sizeof(err)), 0);
-    assert_int_equal(et_store_devices(et_store_reader(s), NULL, note_device, &ds), 0);
-    assert_int_equal(ds.n, 2);
-    assert_int_equal(ds.acked[0], 500);
-    assert_int_equal(ds.batches[0], 500);
-    assert_false(ds.has_stream[0]);
+    d = cloud_device(et_store_reader(s), "pi-1");
+    assert_int_equal(d.acked_through, 500);
+    assert_int_equal(d.batches_stored, 500);
+    assert_false(d.has_stream);
     et_store_close(s);
     assert_int_equal(user_version(path), 3);
 
     /* The aggregator migrates it: every row is kept, in the legacy stream. */
     assert_int_equal(et_store_open(&s, "sqlite", path, 0, err, sizeof(err)), 0);
     assert_int_equal(user_version(path), 4);
-    ds.n = 0;
-    assert_int_equal(et_store_devices(et_store_reader(s), NULL, note_device, &ds), 0);
-    assert_int_equal(ds.n, 2);
-    assert_string_equal(ds.id[0], "pi-1");
-    assert_int_equal(ds.batches[0], 500);
-    assert_int_equal(ds.acked[0], 500);
-    assert_true(ds.has_stream[0]);
-    assert_string_equal(ds.stream[0], "");
-    assert_int_equal(ds.started[0], 1000);   /* the legacy stream began with the device */
-    assert_int_equal(ds.batches[1], 7);
-    assert_int_equal(ds.acked[1], 7);
+    assert_int_equal(et_store_devices(et_store_reader(s), NULL, count_devices, &n), 0);
+    assert_int_equal(n, 2);
+    d = cloud_device(et_store_reader(s), "pi-1");
+    assert_int_equal(d.batches_stored, 500);
+    assert_int_equal(d.acked_through, 500);
+    assert_true(d.has_stream);
+    assert_string_equal(d.stream_hex, "");
+    assert_int_equal(d.stream_started_ms, 1000);   /* the legacy stream began with the device */
+    d = cloud_device(et_store_reader(s), "pi-2");
+    assert_int_equal(d.batches_stored, 7);
+    assert_int_equal(d.acked_through, 7);
     assert_int_equal(cloud_stored(et_store_reader(s), "pi-1", "m"), 500);
     assert_int_equal(cloud_stored(et_store_reader(s), "pi-2", "m"), 7);
     for (uint64_t seq = 1; seq <= 500; seq++) {

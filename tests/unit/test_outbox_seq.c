@@ -399,9 +399,7 @@ static void test_stream_survives_a_damaged_database(void **state)
     for (int i = 0; i < 3; i++)
         assert_int_equal(append_n(ob, 100, 1), 0);
     et_outbox_close(ob);
-    memset(junk, 0xA5, sizeof(junk));
-    assert_int_equal(truncate(fx->path, 0), 0);
-    write_file(fx->path, junk, sizeof(junk), 0);
+    write_junk(fx->path, junk, sizeof(junk));
 
     ob = open_ok(fx);
     assert_int_equal(count_files(fx->dir, "outbox.db.corrupt-"), 1);

@@ -102,7 +102,7 @@ for _ in $(seq 1200); do
   # Acknowledged = the aggregator committed it and published the Ack. (The
   # agent's deletes land in its own group commit, seen from outside only at
   # the end of its durability window.)
-  acked=$(sqlite3 "$work/store.db" "select acked_through from devices where id = '$device'" 2>/dev/null || echo 0)
+  acked=$(sqlite3 "$work/store.db" "select s.acked_through from devices d join streams s on s.device = d.id and s.stream = d.stream where d.id = '$device'" 2>/dev/null || echo 0)
   [[ $acked =~ ^[0-9]+$ ]] || acked=0
   left=$((last_seq - acked))
   ((left <= 0)) && { left=0; break; }

@@ -271,6 +271,7 @@ void ingest_group_settled(struct et_ingest *ig, int ret)
         st->duplicates += p->duplicates;
         st->statuses += p->statuses;
         st->new_devices += p->new_devices;
+        st->new_streams += p->new_streams;
         if (ig->pending_msgs)
             ingest_store_works(ig);
     } else if (ig->pending_msgs) {
@@ -437,10 +438,12 @@ static int ingest_metric_tags(struct et_ingest *ig, const Edgetel__V1__Metric *m
  * (retime.h).
  */
 static int ingest_store_rows(struct et_ingest *ig, const Edgetel__V1__Batch *b,
-                             const char *device, const char *boot_hex, int64_t now_ms)
+                             const char *device, const char *stream_hex, const char *boot_hex,
+                             int64_t now_ms)
 {
     struct et_store_batch row = {
         .device = device,
+        .stream_hex = stream_hex,
         .seq = b->seq,
         .received_ms = now_ms,
         .n_samples = (uint32_t)b->n_samples,
@@ -515,7 +518,8 @@ static int ingest_store_rows(struct et_ingest *ig, const Edgetel__V1__Batch *b,
     return 0;
 }
 
-static int ingest_make_ack(struct et_ingest *ig, struct et_ingest_reply *reply)
+static int ingest_make_ack(struct et_ingest *ig, const uint8_t *stream_id,
+                           struct et_ingest_reply *reply)
 {
     size_t len;
     int ret;
@@ -523,7 +527,8 @@ static int ingest_make_ack(struct et_ingest *ig, struct et_ingest_reply *reply)
     snprintf(ig->ack_topic, sizeof(ig->ack_topic), "%s/v1/%s/ack", ig->root, reply->device);
     free(ig->ack);
     ig->ack = NULL;
-    ret = et_ack_encode(reply->device, reply->seq, reply->acked_through, &ig->ack, &len);
+    ret = et_ack_encode(reply->device, stream_id, reply->seq, reply->acked_through, &ig->ack,
+                        &len);
     if (ret < 0)
         return ret;
     reply->ack_topic = ig->ack_topic;
@@ -533,14 +538,88 @@ static int ingest_make_ack(struct et_ingest *ig, struct et_ingest_reply *reply)
     return 0;
 }
 
+/* How a stream is named in log lines. */
+static const char *ingest_stream_name(const char *stream_hex)
+{
+    return stream_hex[0] ? stream_hex : "legacy";
+}
+
+/*
+ * The device's batches or Status name a stream the store had not heard of
+ * for it, now recorded as its current one: say so once (the record is
+ * committed, so no instance says it again).
+ */
+static void ingest_log_new_stream(struct et_ingest_stats *counts, const char *device,
+                                  const char *stream_hex, const struct et_store_stream_was *was)
+{
+    counts->new_streams++;
+    if (was->had)
+        et_info("ingest", "device %s started a new stream %s (was %s, acked through %" PRIu64
+                ")", device, ingest_stream_name(stream_hex), ingest_stream_name(was->stream_hex),
+                was->acked_through);
+    else
+        et_info("ingest", "device %s started stream %s (its first)", device,
+                ingest_stream_name(stream_hex));
+}
+
+/*
+ * Inside the open transaction: record (device, stream) when the store has
+ * not heard of it, as the device's current stream; *started says whether
+ * it did, *was what it replaced.
+ */
+static int ingest_note_stream(struct et_ingest *ig, const char *device, const char *stream_hex,
+                              int64_t now_ms, bool *started, struct et_store_stream_was *was)
+{
+    struct et_store_stream st;
+    int ret = et_store_stream_get(ig->w, device, stream_hex, &st);
+
+    *started = false;
+    if (ret != -ENOENT)
+        return ret;
+    ret = et_store_stream_start(ig->w, device, stream_hex, now_ms, was);
+    *started = ret == 0;
+    return ret;
+}
+
+/*
+ * Whether b's seq and oldest_seq are plausible for its stream (ack.h, "Seq
+ * poisoning"): st is what the store holds of the stream, NULL when it has
+ * never heard of it. When not, why says so with the numbers.
+ */
+static bool ingest_seq_plausible(const Edgetel__V1__Batch *b, const struct et_store_stream *st,
+                                 const char *stream_hex, int64_t now_ms, char *why,
+                                 size_t whylen)
+{
+    uint64_t limit = et_ack_seq_limit(st, now_ms);
+    uint64_t top;
+
+    if (b->seq <= limit && b->oldest_seq <= limit)
+        return true;
+    top = st ? (st->top_seq > st->acked_through ? st->top_seq : st->acked_through) : 0;
+    if (top == 0)
+        snprintf(why, whylen, "seq %" PRIu64 " (oldest_seq %" PRIu64 ") of stream %s: a "
+                 "stream's first batch starts at most at %" PRIu64 "; refused, neither "
+                 "stored nor acked", (uint64_t)b->seq, (uint64_t)b->oldest_seq,
+                 ingest_stream_name(stream_hex), limit);
+    else
+        snprintf(why, whylen, "seq %" PRIu64 " (oldest_seq %" PRIu64 ") of stream %s jumps "
+                 "implausibly far ahead of its highest seq %" PRIu64 " (at most %" PRIu64
+                 " now); refused, neither stored nor acked", (uint64_t)b->seq,
+                 (uint64_t)b->oldest_seq, ingest_stream_name(stream_hex), top, limit);
+    return false;
+}
+
 static int ingest_batch(struct et_ingest *ig, const char *topic, const void *payload,
                         size_t len, int64_t now_ms, struct et_ingest_reply *reply)
 {
-    char why[256];
+    char why[320];
     char boot_hex[2 * ET_BOOT_ID_LEN + 1];
+    char stream_hex[ET_STORE_STREAM_HEX_LEN + 1];
     Edgetel__V1__Batch *b = NULL;
     struct et_ingest_stats *counts;
-    bool seen = false, created = false;
+    struct et_store_stream st;
+    struct et_store_stream_was was = { .had = false };
+    bool seen = false, created = false, known = true;
     uint64_t floor;
     int ret;
 
@@ -563,22 +642,38 @@ static int ingest_batch(struct et_ingest *ig, const char *topic, const void *pay
     if (ingest_over_budget(ig, reply, "batch", b->seq, b->n_samples, len))
         goto out;   /* ret is 0: dealt with */
     ingest_boot_hex(&b->boot_id, boot_hex);
+    et_store_hex(b->stream_id.data, b->stream_id.len, stream_hex);
     reply->seq = b->seq;
     floor = b->oldest_seq > 0 ? b->oldest_seq - 1 : 0;
 
     ret = ingest_tx_begin(ig);
-    if (ret < 0) {
-        ret = ingest_store_failed(ig, reply, ret, "batch");
-        goto out;
+    if (ret == 0) {
+        ret = et_store_stream_get(ig->w, reply->device, stream_hex, &st);
+        known = ret == 0;
+        if (ret == -ENOENT)
+            ret = 0;
     }
-    ret = et_store_batch_seen(ig->w, reply->device, b->seq, &seen);
+    if (ret == 0 && !ingest_seq_plausible(b, known ? &st : NULL, stream_hex, now_ms, why,
+                                          sizeof(why))) {
+        /* Nothing was written: end the transaction as it is (a rollback
+         * would spoil a group for the other devices' batches). */
+        ret = ingest_tx_commit(ig);
+        if (ret == 0) {
+            ret = ingest_malformed(ig, reply, topic, "batch", why);
+            goto out;
+        }
+    }
+    if (ret == 0)
+        ret = et_store_batch_seen(ig->w, reply->device, stream_hex, b->seq, &seen);
     if (ret == 0)
         ret = et_store_device_seen(ig->w, reply->device, now_ms, boot_hex,
                                    seen ? 0 : b->n_samples, &created);
+    if (ret == 0 && !known)
+        ret = et_store_stream_start(ig->w, reply->device, stream_hex, now_ms, &was);
     if (ret == 0 && !seen)
-        ret = ingest_store_rows(ig, b, reply->device, boot_hex, now_ms);
+        ret = ingest_store_rows(ig, b, reply->device, stream_hex, boot_hex, now_ms);
     if (ret == 0)
-        ret = et_ack_advance(ig->w, reply->device, floor, &reply->acked_through);
+        ret = et_ack_advance(ig->w, reply->device, stream_hex, floor, &reply->acked_through);
     if (ret == 0)
         ret = ingest_tx_commit(ig);
     if (ret < 0) {
@@ -591,14 +686,18 @@ static int ingest_batch(struct et_ingest *ig, const char *topic, const void *pay
     reply->new_device = created;
     if (created) {
         counts->new_devices++;
-        et_info("ingest", "new device %s (first batch seq %" PRIu64 ")",
-                reply->device, (uint64_t)b->seq);
+        counts->new_streams++;
+        et_info("ingest", "new device %s (first batch seq %" PRIu64 ", stream %s)",
+                reply->device, (uint64_t)b->seq, ingest_stream_name(stream_hex));
+    } else if (!known) {
+        ingest_log_new_stream(counts, reply->device, stream_hex, &was);
     }
     if (seen) {
         reply->kind = ET_INGEST_DUPLICATE;
         counts->duplicates++;
-        et_debug("ingest", "device %s: seq %" PRIu64 " again (duplicate), acked through %"
-                 PRIu64, reply->device, (uint64_t)b->seq, reply->acked_through);
+        et_debug("ingest", "device %s: seq %" PRIu64 " of stream %s again (duplicate), acked "
+                 "through %" PRIu64, reply->device, (uint64_t)b->seq,
+                 ingest_stream_name(stream_hex), reply->acked_through);
     } else {
         reply->kind = ET_INGEST_STORED;
         counts->batches++;
@@ -608,7 +707,7 @@ static int ingest_batch(struct et_ingest *ig, const char *topic, const void *pay
                  " through %" PRIu64, reply->device, (uint64_t)b->seq, b->n_samples,
                  b->historical ? ", historical" : "", reply->acked_through);
     }
-    ret = ingest_make_ack(ig, reply);
+    ret = ingest_make_ack(ig, b->stream_id.len ? b->stream_id.data : NULL, reply);
     if (ret < 0)
         et_error("ingest", "device %s: encoding the ack for seq %" PRIu64 ": %s",
                  reply->device, (uint64_t)b->seq, strerror(-ret));
@@ -624,9 +723,11 @@ static int ingest_status(struct et_ingest *ig, const char *topic, const void *pa
     char boot_hex[2 * ET_BOOT_ID_LEN + 1];
     Edgetel__V1__Status *st = NULL;
     struct et_store_status row;
+    char stream_hex[ET_STORE_STREAM_HEX_LEN + 1];
     struct et_store_status_was was = { .created = false };
     struct et_ingest_stats *counts;
-    bool created = false;
+    struct et_store_stream_was stream_was = { .had = false };
+    bool created = false, new_stream = false;
     int ret;
 
     if (len == 0) {
@@ -656,12 +757,18 @@ static int ingest_status(struct et_ingest *ig, const char *topic, const void *pa
         .reason = st->reason,
         .device_wall_ms = st->wall_ms,
     };
+    et_store_hex(st->stream_id.data, st->stream_id.len, stream_hex);
     ret = ingest_tx_begin(ig);
     /* Only an online Status is the device being heard (see ingest.h). */
     if (ret == 0 && st->online)
         ret = et_store_device_seen(ig->w, reply->device, now_ms, boot_hex, 0, &created);
     if (ret == 0)
         ret = et_store_device_status(ig->w, &row, now_ms, &was);
+    /* The birth Status names the stream before any batch of it arrives;
+     * an agent from before streams names none. */
+    if (ret == 0 && stream_hex[0])
+        ret = ingest_note_stream(ig, reply->device, stream_hex, now_ms, &new_stream,
+                                 &stream_was);
     if (ret == 0)
         ret = ingest_tx_commit(ig);
     if (ret < 0) {
@@ -677,7 +784,11 @@ static int ingest_status(struct et_ingest *ig, const char *topic, const void *pa
     counts->statuses++;
     if (created) {
         counts->new_devices++;
-        et_info("ingest", "new device %s (first heard in a status)", reply->device);
+        counts->new_streams += new_stream;
+        et_info("ingest", "new device %s (first heard in a status%s%s)", reply->device,
+                new_stream ? ", stream " : "", new_stream ? stream_hex : "");
+    } else if (new_stream) {
+        ingest_log_new_stream(counts, reply->device, stream_hex, &stream_was);
     }
     /* A starting aggregator is replayed every device's retained status:
      * only a change is news. */

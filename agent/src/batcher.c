@@ -352,6 +352,7 @@ static int make_batch(struct et_batcher *b, int64_t now_ms)
     meta.oldest_seq = st.batches > 0 ? st.oldest_seq : meta.seq;
     if (b->n_held > 0 && b->held[0].seq < meta.oldest_seq)
         meta.oldest_seq = b->held[0].seq;
+    meta.stream_id = et_outbox_stream_id(b->outbox);
     rc = et_batch_encode(b->batch, &meta, &blob, &len);
     if (rc == 0)
         rc = held_push(b, meta.seq, blob, len, (uint32_t)n, now_ms);

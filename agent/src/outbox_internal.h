@@ -7,7 +7,8 @@
  *                    undoing a failure
  *   outbox_limits.c  quota, free-space reserve, eviction and refusal, and
  *                    their log lines
- *   outbox_seq.c     the PATH.seq sidecar that keeps seqs from repeating
+ *   outbox_seq.c     the PATH.seq sidecar that keeps seqs from repeating,
+ *                    and the stream id
  *   outbox_open.c    open and close: the lock (and the loss note kept in
  *                    the lock file), the schema and settings, the
  *                    integrity check, moving a damaged file aside
@@ -62,6 +63,8 @@ struct et_outbox {
     bool seq_armed;         /* the sidecar no longer says "clean" */
     uint64_t seq_high;      /* highest seq used in this session: stored, undone or claimed */
     bool last_run_clean;    /* what et_outbox_seq_start() found */
+    uint8_t stream_id[ET_OUTBOX_STREAM_ID_LEN];
+    uint64_t stream_first;  /* seqs below it are of the legacy stream */
 
     /* Mirror of the database. */
     uint64_t batches, samples, bytes;
@@ -129,10 +132,11 @@ int et_outbox_make_room(struct et_outbox *ob, uint64_t seq, size_t len, uint32_t
 
 /*
  * At open, once the database is read: decide where seqs continue
- * (next_seq), and arm the sidecar. replaced: the database is new because
- * the old one was damaged.
+ * (next_seq) and the stream, and arm the sidecar. replaced: the database
+ * is new because the old one was damaged. 0, or -errno when no stream id
+ * could be made (the open fails).
  */
-void et_outbox_seq_start(struct et_outbox *ob, bool replaced);
+int et_outbox_seq_start(struct et_outbox *ob, bool replaced);
 
 /*
  * Make sure seq is covered by a durable reservation that does not say

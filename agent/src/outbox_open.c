@@ -457,7 +457,11 @@ int et_outbox_open(struct et_outbox **out, const char *path, char *err, size_t e
         snprintf(err, errlen, "%s", why);
         goto fail;
     }
-    et_outbox_seq_start(ob, replaced);
+    ret = et_outbox_seq_start(ob, replaced);
+    if (ret < 0) {
+        snprintf(err, errlen, "%s: cannot make a stream id: %s", path, strerror(-ret));
+        goto fail;
+    }
     note_read(ob);
     ob->lim.policy = ET_OUTBOX_DROP_OLDEST;
     ob->fs_avail = UINT64_MAX;

@@ -63,7 +63,15 @@ struct et_uplink {
     uint64_t batches_sent;
     uint64_t batches_acked;
     uint64_t resends;
+
+    /* Ignored Acks are said once: those without a stream id, and those of
+     * the last other stream seen. */
+    bool legacy_said;
+    bool foreign_said;
+    uint8_t foreign_stream[ET_STREAM_ID_LEN];
 };
+
+_Static_assert(ET_OUTBOX_STREAM_ID_LEN == ET_STREAM_ID_LEN, "one stream id on disk and wire");
 
 /* ---- status --------------------------------------------------------------- */
 
@@ -75,6 +83,7 @@ static int status_encode(struct et_uplink *u, bool online, const char *reason,
     u->fill(u->fill_ctx, &st);
     st.online = online;
     st.reason = reason;
+    st.stream_id = et_outbox_stream_id(u->outbox);
     return et_wire_encode_status(&st, out, len);
 }
 
@@ -340,6 +349,61 @@ void et_uplink_pump(struct et_uplink *u, int64_t now_ms)
 
 /* ---- receiving -------------------------------------------------------------------- */
 
+static void stream_text(const uint8_t *id, char *out, size_t cap)
+{
+    for (size_t i = 0, used = 0; i < ET_STREAM_ID_LEN && used + 3 <= cap; i++)
+        used += (size_t)snprintf(out + used, cap - used, "%02x", id[i]);
+}
+
+/*
+ * What of an Ack this outbox may act on, by the stream it names (see
+ * "Streams" in edgetel/outbox.h): all of it for the outbox's own stream;
+ * for the legacy stream (batches made before the outbox had a stream) only
+ * seqs below the stream's first; nothing for any other stream. An Ack for
+ * another stream was meant for an earlier life of this device's data (a
+ * board re-flashed with the same device id): acting on it would delete
+ * rows of the new stream that were never stored. Narrows acked_through
+ * and seqs in place; false when nothing is left to act on.
+ */
+static bool ack_in_stream(struct et_uplink *u, Edgetel__V1__Ack *ack)
+{
+    const uint8_t *own = et_outbox_stream_id(u->outbox);
+    uint64_t first = et_outbox_stream_first_seq(u->outbox);
+    char theirs[2 * ET_STREAM_ID_LEN + 1], ours[2 * ET_STREAM_ID_LEN + 1];
+    size_t kept = 0;
+
+    if (ack->stream_id.len == ET_STREAM_ID_LEN &&
+        memcmp(ack->stream_id.data, own, ET_STREAM_ID_LEN) == 0)
+        return true;
+    if (ack->stream_id.len == 0 && first > 1) {
+        if (ack->acked_through >= first)
+            ack->acked_through = first - 1;
+        for (size_t i = 0; i < ack->n_seqs; i++)
+            if (ack->seqs[i] < first)
+                ack->seqs[kept++] = ack->seqs[i];
+        ack->n_seqs = kept;
+        return true;
+    }
+    /* Once each: a broker may hold many such Acks. */
+    stream_text(own, ours, sizeof(ours));
+    if (ack->stream_id.len == 0) {
+        if (!u->legacy_said)
+            et_warn("uplink", "ignoring acks without a stream id on %s: this outbox (stream %s) "
+                    "holds no batches from before streams; is the aggregator older than this "
+                    "agent? (upgrade aggregators first)", u->topic_ack, ours);
+        u->legacy_said = true;
+    } else if (!u->foreign_said ||
+               memcmp(u->foreign_stream, ack->stream_id.data, ET_STREAM_ID_LEN) != 0) {
+        stream_text(ack->stream_id.data, theirs, sizeof(theirs));
+        et_warn("uplink", "ignoring acks for stream %s on %s: this outbox is stream %s, so "
+                "they are for an earlier life of this device's data (a re-flashed board?)",
+                theirs, u->topic_ack, ours);
+        memcpy(u->foreign_stream, ack->stream_id.data, ET_STREAM_ID_LEN);
+        u->foreign_said = true;
+    }
+    return false;
+}
+
 static void handle_ack(struct et_uplink *u, const void *payload, size_t len, int64_t now_ms)
 {
     Edgetel__V1__Ack *ack;
@@ -354,6 +418,8 @@ static void handle_ack(struct et_uplink *u, const void *payload, size_t len, int
         et_warn("uplink", "ignoring ack for device \"%s\" on %s", ack->device_id, u->topic_ack);
         goto out;
     }
+    if (!ack_in_stream(u, ack))
+        goto out;
     /* Batches held in memory: delivered, whether or not the outbox can delete its rows. */
     u->batches_acked += u->batcher ? et_batcher_ack(u->batcher, ack->acked_through, ack->seqs,
                                                     ack->n_seqs) : 0;

@@ -38,10 +38,15 @@
  * sources: rows leave the outbox, batches in memory leave the batcher
  * (counted as delivered without being stored: not persisted). A broker PUBACK means nothing here: a broker without
  * persistence or an aggregator that is down must not cost data. An Ack for
- * another device is ignored (and logged).
+ * another device is ignored (and logged). So is an Ack for another stream
+ * than the outbox's (logged once per stream): it was meant for an earlier
+ * life of the device's data directory, and must never delete rows of this
+ * one. An Ack without a stream id (the legacy stream) acts only on seqs
+ * made before the outbox had a stream (below et_outbox_stream_first_seq()).
+ * Every batch and Status carries the outbox's stream id.
  *
  * When no Ack comes within ack_timeout the batch is sent again; the
- * aggregator's dedupe by (device, seq) makes that harmless.
+ * aggregator's dedupe by (device, stream, seq) makes that harmless.
  *
  * On disconnect: the window is emptied (nothing in flight counts as
  * delivered), the seam reconnects with backoff, and on the next connect

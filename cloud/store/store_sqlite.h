@@ -17,6 +17,9 @@
 #include "backend.h"
 #include "edgetel/sqlite.h"
 
+/* The first schema version with streams (the reader still reads older ones). */
+#define STORE_SCHEMA_STREAMS 4
+
 /* The writer's cached statements (SQL in store_sqlite_writer.c). */
 enum store_writer_stmt {
     SW_BEGIN,
@@ -41,12 +44,17 @@ enum store_writer_stmt {
     SW_UNSYNCED_SAMPLES,
     SW_SAMPLE_TIME,
     SW_UNSYNCED_DONE,
+    SW_STREAM_GET,
+    SW_STREAM_CURRENT,
+    SW_STREAM_INSERT,
+    SW_STREAM_MAKE_CURRENT,
     SW_COUNT
 };
 
 /* The reader's cached statements (SQL in store_sqlite_reader.c). */
 enum store_reader_stmt {
     SR_DEVICES,
+    SR_DEVICES_V3,
     SR_METRICS,
     SR_QUERY,
     SR_AFTER,
@@ -61,6 +69,7 @@ struct store_sqlite {
     sqlite3 *db;
     bool readonly;
     bool in_tx;
+    int64_t version;            /* of the schema (a read-only handle may read older ones) */
     sqlite3_stmt *writer_stmts[SW_COUNT];
     sqlite3_stmt *reader_stmts[SR_COUNT];
     char last_error[256];       /* the last failure, "what: SQLite's message" */

@@ -28,13 +28,44 @@
 /* user_version of the schema this code writes; read-only handles also
  * read older versions back to STORE_SCHEMA_READABLE (their queries only use
  * columns every such version has). */
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 #define STORE_SCHEMA_READABLE 1
 /* How long a writer waits for another (another aggregator, a checkpoint). */
 #define STORE_BUSY_TIMEOUT_MS 10000
 /* The longest the check at open may take before the aggregator starts
  * anyway, having checked part of the file (see store_check_damage). */
 #define STORE_CHECK_MAX_MS 20000
+
+/*
+ * The batches table, the dedupe record: one row per (device, stream, seq).
+ * v2 added where its samples are and how many still wait for re-timing;
+ * v4 the stream ('' the legacy stream) into the key. Written once for the
+ * schema and the v4 migration, which rebuilds the table under its key.
+ */
+#define STORE_BATCHES_COLUMNS \
+    " (device TEXT NOT NULL," \
+    "  stream TEXT NOT NULL DEFAULT ''," \
+    "  seq INTEGER NOT NULL," \
+    "  received_ms INTEGER NOT NULL," \
+    "  n_samples INTEGER NOT NULL," \
+    "  historical INTEGER NOT NULL," \
+    "  boot_id TEXT NOT NULL," \
+    "  time_quality INTEGER NOT NULL," \
+    "  first_sample_id INTEGER NOT NULL DEFAULT 0," \
+    "  last_sample_id INTEGER NOT NULL DEFAULT 0," \
+    "  unsynced INTEGER NOT NULL DEFAULT 0," \
+    "  PRIMARY KEY (device, stream, seq));"
+/* Partial: holds only batches with samples waiting to be re-timed. */
+#define STORE_BATCHES_INDEX \
+    "CREATE INDEX batches_unsynced ON batches (device, boot_id) WHERE unsynced > 0;"
+/* v4: one row per (device, stream) ever heard of, with its cumulative ack. */
+#define STORE_STREAMS_TABLE \
+    "CREATE TABLE streams (" \
+    "  device TEXT NOT NULL," \
+    "  stream TEXT NOT NULL," \
+    "  started_ms INTEGER NOT NULL," \
+    "  acked_through INTEGER NOT NULL DEFAULT 0," \
+    "  PRIMARY KEY (device, stream));"
 
 static const char store_schema[] =
     "CREATE TABLE devices ("
@@ -44,7 +75,6 @@ static const char store_schema[] =
     "  last_seen_ms INTEGER NOT NULL,"
     "  boot_id TEXT NOT NULL DEFAULT '',"
     "  agent_version TEXT NOT NULL DEFAULT '',"
-    "  acked_through INTEGER NOT NULL DEFAULT 0,"
     "  samples_stored INTEGER NOT NULL DEFAULT 0,"
     "  has_status INTEGER NOT NULL DEFAULT 0,"
     "  outbox_batches INTEGER NOT NULL DEFAULT 0,"
@@ -55,22 +85,12 @@ static const char store_schema[] =
     /* v2: the last clock mapping from a synced batch (et_store_clock). */
     "  clock_boot TEXT NOT NULL DEFAULT '',"
     "  clock_wall_ms INTEGER NOT NULL DEFAULT 0,"
-    "  clock_mono_ms INTEGER NOT NULL DEFAULT 0);"
-    "CREATE TABLE batches ("
-    "  device TEXT NOT NULL,"
-    "  seq INTEGER NOT NULL,"
-    "  received_ms INTEGER NOT NULL,"
-    "  n_samples INTEGER NOT NULL,"
-    "  historical INTEGER NOT NULL,"
-    "  boot_id TEXT NOT NULL,"
-    "  time_quality INTEGER NOT NULL,"
-    /* v2: where its samples are and how many still wait for re-timing. */
-    "  first_sample_id INTEGER NOT NULL DEFAULT 0,"
-    "  last_sample_id INTEGER NOT NULL DEFAULT 0,"
-    "  unsynced INTEGER NOT NULL DEFAULT 0,"
-    "  PRIMARY KEY (device, seq));"
-    /* Partial: holds only batches with samples waiting to be re-timed. */
-    "CREATE INDEX batches_unsynced ON batches (device, boot_id) WHERE unsynced > 0;"
+    "  clock_mono_ms INTEGER NOT NULL DEFAULT 0,"
+    /* v4: the current stream (its ack is in streams). */
+    "  stream TEXT NOT NULL DEFAULT '');"
+    STORE_STREAMS_TABLE
+    "CREATE TABLE batches" STORE_BATCHES_COLUMNS
+    STORE_BATCHES_INDEX
     "CREATE TABLE metrics ("
     "  id INTEGER PRIMARY KEY,"
     "  device TEXT NOT NULL,"
@@ -79,7 +99,8 @@ static const char store_schema[] =
     /* v3: the collector's tags, canonical "k=v,k2=v2" (latest wins). */
     "  tags TEXT NOT NULL DEFAULT '',"
     "  UNIQUE (device, name));"
-    /* One value column per type; vtype (enum et_type) says which is set. */
+    /* One value column per type; vtype (enum et_type) says which is set.
+     * seq is the batch's within its stream (the batch row says which). */
     "CREATE TABLE samples ("
     "  id INTEGER PRIMARY KEY,"
     "  metric_id INTEGER NOT NULL REFERENCES metrics(id),"
@@ -97,7 +118,10 @@ static const char store_schema[] =
 /*
  * Migrations: store_migrations[v - 1] takes a store from version v to v + 1.
  * Rows stored before v2 carry no re-timing record (unsynced = 0), so their
- * samples keep the quality they arrived with.
+ * samples keep the quality they arrived with. v4 puts every stored batch
+ * and each device's ack into the legacy stream ''; the batches table is
+ * rebuilt because its key grows (SQLite cannot alter a primary key), every
+ * row copied.
  */
 static const char *const store_migrations[STORE_SCHEMA_VERSION - 1] = {
     "ALTER TABLE devices ADD COLUMN clock_boot TEXT NOT NULL DEFAULT '';"
@@ -108,6 +132,19 @@ static const char *const store_migrations[STORE_SCHEMA_VERSION - 1] = {
     "ALTER TABLE batches ADD COLUMN unsynced INTEGER NOT NULL DEFAULT 0;"
     "CREATE INDEX batches_unsynced ON batches (device, boot_id) WHERE unsynced > 0;",
     "ALTER TABLE metrics ADD COLUMN tags TEXT NOT NULL DEFAULT '';",
+    STORE_STREAMS_TABLE
+    "INSERT INTO streams (device, stream, started_ms, acked_through)"
+    "  SELECT id, '', first_seen_ms, acked_through FROM devices;"
+    "ALTER TABLE devices ADD COLUMN stream TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE devices DROP COLUMN acked_through;"
+    "CREATE TABLE batches_v4" STORE_BATCHES_COLUMNS
+    "INSERT INTO batches_v4 (device, stream, seq, received_ms, n_samples, historical, boot_id,"
+    "  time_quality, first_sample_id, last_sample_id, unsynced)"
+    "  SELECT device, '', seq, received_ms, n_samples, historical, boot_id, time_quality,"
+    "  first_sample_id, last_sample_id, unsynced FROM batches;"
+    "DROP TABLE batches;"
+    "ALTER TABLE batches_v4 RENAME TO batches;"
+    STORE_BATCHES_INDEX,
 };
 
 int store_sqlite_stmt(struct store_sqlite *ss, sqlite3_stmt **slot, const char *sql,
@@ -263,6 +300,7 @@ static int store_check_schema(struct store_sqlite *ss, char *err, size_t errlen)
     ret = store_read_version(ss, &version, &tables, err, errlen);
     if (ret == 0)
         ret = store_version_ok(version, tables, err, errlen);
+    ss->version = version;
     if (ret < 0 || version == STORE_SCHEMA_VERSION)
         return ret;
     if (ss->readonly) {
@@ -271,7 +309,10 @@ static int store_check_schema(struct store_sqlite *ss, char *err, size_t errlen)
         snprintf(err, errlen, "empty database, not yet an edgetel store");
         return -EPROTO;
     }
-    return store_upgrade(ss, err, errlen);
+    ret = store_upgrade(ss, err, errlen);
+    if (ret == 0)
+        ss->version = STORE_SCHEMA_VERSION;
+    return ret;
 }
 
 /* ---- damage ------------------------------------------------------------- */

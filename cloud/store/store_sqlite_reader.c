@@ -15,11 +15,23 @@
     " s.v_f64, s.v_i64, s.v_bool, s.v_str, s.time_quality, s.seq"
 
 static const char *const reader_sql[SR_COUNT] = {
+    /* The ack and start of the device's current stream. */
     [SR_DEVICES] =
+        "SELECT d.id, d.online, d.first_seen_ms, d.last_seen_ms, d.boot_id, d.agent_version,"
+        " COALESCE(s.acked_through, 0), d.samples_stored,"
+        " (SELECT COUNT(*) FROM batches b WHERE b.device = d.id),"
+        " d.has_status, d.outbox_batches, d.dropped_samples, d.clock_synced, d.reason,"
+        " s.device IS NOT NULL, d.stream, COALESCE(s.started_ms, 0)"
+        " FROM devices d LEFT JOIN streams s ON s.device = d.id AND s.stream = d.stream"
+        " WHERE (?1 IS NULL OR d.id = ?1) ORDER BY d.id",
+    /* A store an aggregator has not migrated yet (read-only: edgetelctl):
+     * one ack per device, no streams. */
+    [SR_DEVICES_V3] =
         "SELECT d.id, d.online, d.first_seen_ms, d.last_seen_ms, d.boot_id, d.agent_version,"
         " d.acked_through, d.samples_stored,"
         " (SELECT COUNT(*) FROM batches b WHERE b.device = d.id),"
-        " d.has_status, d.outbox_batches, d.dropped_samples, d.clock_synced, d.reason"
+        " d.has_status, d.outbox_batches, d.dropped_samples, d.clock_synced, d.reason,"
+        " 0, '', 0"
         " FROM devices d WHERE (?1 IS NULL OR d.id = ?1) ORDER BY d.id",
     [SR_METRICS] =
         "SELECT m.id, m.device, m.name, m.unit, COUNT(s.id), MIN(s.ts_ms), MAX(s.ts_ms), m.tags"
@@ -71,6 +83,9 @@ static int device_row(void *ctx, sqlite3_stmt *st)
         .dropped_samples = et_sqlite_col_u64(st, 11),
         .clock_synced = sqlite3_column_int(st, 12) != 0,
         .reason = et_sqlite_col_text(st, 13),
+        .has_stream = sqlite3_column_int(st, 14) != 0,
+        .stream_hex = et_sqlite_col_text(st, 15),
+        .stream_started_ms = sqlite3_column_int64(st, 16),
     };
 
     return store_rows_cb(rows, rows->cb.device(rows->ctx, &d));
@@ -80,9 +95,11 @@ static int sqlite_devices(struct et_store_reader *r, const char *only, et_store_
                           void *ctx)
 {
     struct store_rows rows = { .cb.device = cb, .ctx = ctx };
+    enum store_reader_stmt id =
+        of_reader(r)->version < STORE_SCHEMA_STREAMS ? SR_DEVICES_V3 : SR_DEVICES;
 
-    return each_row(r, SR_DEVICES, "listing devices",
-                    STORE_ARGS(only ? STORE_TEXT(only) : STORE_NULL), device_row, &rows);
+    return each_row(r, id, "listing devices", STORE_ARGS(only ? STORE_TEXT(only) : STORE_NULL),
+                    device_row, &rows);
 }
 
 static int metric_row(void *ctx, sqlite3_stmt *st)

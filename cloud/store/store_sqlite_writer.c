@@ -15,7 +15,7 @@ static const char *const writer_sql[SW_COUNT] = {
     [SW_BEGIN] = "BEGIN IMMEDIATE",
     [SW_COMMIT] = "COMMIT",
     [SW_ROLLBACK] = "ROLLBACK",
-    [SW_BATCH_SEEN] = "SELECT 1 FROM batches WHERE device = ?1 AND seq = ?2",
+    [SW_BATCH_SEEN] = "SELECT 1 FROM batches WHERE device = ?1 AND stream = ?2 AND seq = ?3",
     [SW_DEVICE_INSERT] =
         "INSERT INTO devices (id, first_seen_ms, last_seen_ms) VALUES (?1, ?2, ?2)"
         " ON CONFLICT (id) DO NOTHING",
@@ -36,15 +36,16 @@ static const char *const writer_sql[SW_COUNT] = {
     [SW_METRIC_TAGS] = "UPDATE metrics SET tags = ?2 WHERE id = ?1 AND tags != ?2",
     [SW_BATCH_INSERT] =
         "INSERT INTO batches (device, seq, received_ms, n_samples, historical, boot_id,"
-        " time_quality, first_sample_id, last_sample_id, unsynced)"
-        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        " time_quality, first_sample_id, last_sample_id, unsynced, stream)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     [SW_SAMPLE_INSERT] =
         "INSERT INTO samples (metric_id, ts_ms, mono_ms, vtype, v_f64, v_i64, v_bool, v_str,"
         " time_quality, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    [SW_ACK_GET] = "SELECT acked_through FROM devices WHERE id = ?1",
-    [SW_ACK_SET] = "UPDATE devices SET acked_through = ?2 WHERE id = ?1",
+    [SW_ACK_GET] = "SELECT acked_through FROM streams WHERE device = ?1 AND stream = ?2",
+    [SW_ACK_SET] = "UPDATE streams SET acked_through = ?3 WHERE device = ?1 AND stream = ?2",
     [SW_SEQS_AFTER] =
-        "SELECT seq FROM batches WHERE device = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+        "SELECT seq FROM batches WHERE device = ?1 AND stream = ?2 AND seq > ?3"
+        " ORDER BY seq LIMIT ?4",
     [SW_CLOCK_GET] =
         "SELECT clock_boot, clock_wall_ms, clock_mono_ms FROM devices WHERE id = ?1",
     [SW_CLOCK_SET] =
@@ -64,6 +65,18 @@ static const char *const writer_sql[SW_COUNT] = {
     [SW_SAMPLE_TIME] = "UPDATE samples SET ts_ms = ?2, time_quality = ?3 WHERE id = ?1",
     [SW_UNSYNCED_DONE] =
         "UPDATE batches SET unsynced = 0 WHERE device = ?1 AND boot_id = ?2 AND unsynced > 0",
+    /* The highest stored seq and when it came: two lookups on the key's end. */
+    [SW_STREAM_GET] =
+        "SELECT started_ms, acked_through,"
+        " (SELECT MAX(seq) FROM batches WHERE device = ?1 AND stream = ?2),"
+        " (SELECT received_ms FROM batches WHERE device = ?1 AND stream = ?2"
+        "  ORDER BY seq DESC LIMIT 1)"
+        " FROM streams WHERE device = ?1 AND stream = ?2",
+    [SW_STREAM_CURRENT] =
+        "SELECT d.stream, s.acked_through FROM devices d"
+        " JOIN streams s ON s.device = d.id AND s.stream = d.stream WHERE d.id = ?1",
+    [SW_STREAM_INSERT] = "INSERT INTO streams (device, stream, started_ms) VALUES (?1, ?2, ?3)",
+    [SW_STREAM_MAKE_CURRENT] = "UPDATE devices SET stream = ?2 WHERE id = ?1",
 };
 
 static struct store_sqlite *of_writer(struct et_store_writer *w)
@@ -252,8 +265,8 @@ static int row_exists(void *ctx, sqlite3_stmt *row)
     return 0;
 }
 
-static int sqlite_batch_seen(struct et_store_writer *w, const char *device, uint64_t seq,
-                             bool *seen)
+static int sqlite_batch_seen(struct et_store_writer *w, const char *device, const char *stream,
+                             uint64_t seq, bool *seen)
 {
     int ret;
 
@@ -261,7 +274,8 @@ static int sqlite_batch_seen(struct et_store_writer *w, const char *device, uint
     if (seq > ET_STORE_SEQ_MAX)
         return 0;   /* such a seq cannot have been stored */
     ret = one_row(of_writer(w), SW_BATCH_SEEN, "looking up a batch",
-                  STORE_ARGS(STORE_TEXT(device), STORE_U64(seq)), row_exists, NULL);
+                  STORE_ARGS(STORE_TEXT(device), STORE_TEXT(stream), STORE_U64(seq)), row_exists,
+                  NULL);
     if (ret == -ENOENT)
         return 0;
     *seen = ret == 0;
@@ -277,7 +291,7 @@ static int sqlite_insert_batch(struct et_store_writer *w, const struct et_store_
                           STORE_INT(b->n_samples), STORE_INT(b->historical),
                           STORE_TEXT(b->boot_id_hex), STORE_INT(b->time_quality),
                           STORE_INT(b->first_sample_id), STORE_INT(b->last_sample_id),
-                          STORE_INT(b->unsynced_samples)));
+                          STORE_INT(b->unsynced_samples), STORE_TEXT(b->stream_hex)));
 }
 
 static int sqlite_insert_sample(struct et_store_writer *w, const struct et_store_sample *smp,
@@ -325,16 +339,18 @@ static int read_u64(void *ctx, sqlite3_stmt *row)
     return 0;
 }
 
-static int sqlite_ack_get(struct et_store_writer *w, const char *device, uint64_t *acked_through)
+static int sqlite_ack_get(struct et_store_writer *w, const char *device, const char *stream,
+                          uint64_t *acked_through)
 {
-    return one_row(of_writer(w), SW_ACK_GET, "reading a device's ack",
-                   STORE_ARGS(STORE_TEXT(device)), read_u64, acked_through);
+    return one_row(of_writer(w), SW_ACK_GET, "reading a stream's ack",
+                   STORE_ARGS(STORE_TEXT(device), STORE_TEXT(stream)), read_u64, acked_through);
 }
 
-static int sqlite_ack_set(struct et_store_writer *w, const char *device, uint64_t acked_through)
+static int sqlite_ack_set(struct et_store_writer *w, const char *device, const char *stream,
+                          uint64_t acked_through)
 {
-    return run(of_writer(w), SW_ACK_SET, "writing a device's ack",
-               STORE_ARGS(STORE_TEXT(device), STORE_U64(acked_through)));
+    return run(of_writer(w), SW_ACK_SET, "writing a stream's ack",
+               STORE_ARGS(STORE_TEXT(device), STORE_TEXT(stream), STORE_U64(acked_through)));
 }
 
 struct seq_page {
@@ -350,8 +366,8 @@ static int read_seq(void *ctx, sqlite3_stmt *row)
     return 0;
 }
 
-static int sqlite_seqs_after(struct et_store_writer *w, const char *device, uint64_t after,
-                             uint64_t *seqs, size_t max, size_t *n)
+static int sqlite_seqs_after(struct et_store_writer *w, const char *device, const char *stream,
+                             uint64_t after, uint64_t *seqs, size_t max, size_t *n)
 {
     struct store_sqlite *ss = of_writer(w);
     struct seq_page page = { .seqs = seqs };
@@ -360,7 +376,8 @@ static int sqlite_seqs_after(struct et_store_writer *w, const char *device, uint
 
     *n = 0;
     ret = stmt(ss, SW_SEQS_AFTER,
-               STORE_ARGS(STORE_TEXT(device), STORE_U64(after), STORE_U64(max)), &st);
+               STORE_ARGS(STORE_TEXT(device), STORE_TEXT(stream), STORE_U64(after),
+                          STORE_U64(max)), &st);
     if (ret < 0)
         return ret;
     ret = store_sqlite_failed(ss, et_sqlite_each_row(st, read_seq, &page),
@@ -449,6 +466,61 @@ static const char *sqlite_last_error(struct et_store_writer *w)
     return of_writer(w)->last_error;
 }
 
+/* ---- streams ------------------------------------------------------------- */
+
+static int read_stream(void *ctx, sqlite3_stmt *row)
+{
+    struct et_store_stream *st = ctx;
+
+    st->started_ms = sqlite3_column_int64(row, 0);
+    st->acked_through = et_sqlite_col_u64(row, 1);
+    st->top_seq = et_sqlite_col_u64(row, 2);
+    st->top_received_ms = sqlite3_column_int64(row, 3);
+    return 0;
+}
+
+static int sqlite_stream_get(struct et_store_writer *w, const char *device, const char *stream,
+                             struct et_store_stream *out)
+{
+    memset(out, 0, sizeof(*out));
+    return one_row(of_writer(w), SW_STREAM_GET, "reading a stream",
+                   STORE_ARGS(STORE_TEXT(device), STORE_TEXT(stream)), read_stream, out);
+}
+
+static int read_stream_was(void *ctx, sqlite3_stmt *row)
+{
+    struct et_store_stream_was *was = ctx;
+
+    was->had = true;
+    snprintf(was->stream_hex, sizeof(was->stream_hex), "%s", et_sqlite_col_text(row, 0));
+    was->acked_through = et_sqlite_col_u64(row, 1);
+    return 0;
+}
+
+static int sqlite_stream_start(struct et_store_writer *w, const char *device, const char *stream,
+                               int64_t now_ms, struct et_store_stream_was *was)
+{
+    struct store_sqlite *ss = of_writer(w);
+    struct et_store_stream_was before = { .had = false };
+    int ret;
+
+    ret = one_row(ss, SW_STREAM_CURRENT, "reading a device's stream",
+                  STORE_ARGS(STORE_TEXT(device)), read_stream_was, &before);
+    if (ret == -ENOENT)
+        ret = 0;
+    if (ret == 0)
+        ret = run(ss, SW_STREAM_INSERT, "recording a stream",
+                  STORE_ARGS(STORE_TEXT(device), STORE_TEXT(stream), STORE_INT(now_ms)));
+    if (ret == 0)
+        ret = run(ss, SW_STREAM_MAKE_CURRENT, "recording a device's stream",
+                  STORE_ARGS(STORE_TEXT(device), STORE_TEXT(stream)));
+    if (ret == 0 && sqlite3_changes(ss->db) == 0)
+        ret = -ENOENT;   /* no device row */
+    if (ret == 0 && was)
+        *was = before;
+    return ret;
+}
+
 const struct et_store_writer_ops store_sqlite_writer_ops = {
     .begin = sqlite_begin,
     .commit = sqlite_commit,
@@ -469,4 +541,6 @@ const struct et_store_writer_ops store_sqlite_writer_ops = {
     .sample_time = sqlite_sample_time,
     .unsynced_done = sqlite_unsynced_done,
     .last_error = sqlite_last_error,
+    .stream_get = sqlite_stream_get,
+    .stream_start = sqlite_stream_start,
 };

@@ -286,6 +286,8 @@ int et_batch_encode(const struct et_batch *b, const struct et_batch_meta *meta,
     msg.n_samples = b->n_samples;
     msg.samples = sample_ptrs;
     msg.oldest_seq = meta->oldest_seq;
+    msg.stream_id.data = (uint8_t *)meta->stream_id;
+    msg.stream_id.len = meta->stream_id ? ET_STREAM_ID_LEN : 0;
 
     size_t n = edgetel__v1__batch__get_packed_size(&msg);
 

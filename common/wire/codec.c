@@ -196,6 +196,9 @@ static int batch_check(const Edgetel__V1__Batch *b, char *err, size_t errlen)
     if (b->boot_id.len != 0 && b->boot_id.len != ET_BOOT_ID_LEN)
         return wire_fail(err, errlen, "boot_id has %zu bytes, expected %d", b->boot_id.len,
                          ET_BOOT_ID_LEN);
+    if (b->stream_id.len != 0 && b->stream_id.len != ET_STREAM_ID_LEN)
+        return wire_fail(err, errlen, "stream_id has %zu bytes, expected %d or none",
+                         b->stream_id.len, ET_STREAM_ID_LEN);
     if (!tq_valid(b->time_quality))
         return wire_fail(err, errlen, "time_quality %d is not a known value", b->time_quality);
     if (b->n_metrics > ET_WIRE_MAX_METRICS)
@@ -292,7 +295,7 @@ void et_wire_sample_times(const Edgetel__V1__Batch *b, int64_t *mono_out)
     }
 }
 
-int et_wire_encode_ack(const char *device_id, uint64_t acked_through,
+int et_wire_encode_ack(const char *device_id, const uint8_t *stream_id, uint64_t acked_through,
                        const uint64_t *seqs, size_t n_seqs, uint8_t **out, size_t *len)
 {
     Edgetel__V1__Ack msg = EDGETEL__V1__ACK__INIT;
@@ -302,6 +305,8 @@ int et_wire_encode_ack(const char *device_id, uint64_t acked_through,
     msg.acked_through = acked_through;
     msg.n_seqs = n_seqs;
     msg.seqs = (uint64_t *)seqs;
+    msg.stream_id.data = (uint8_t *)stream_id;
+    msg.stream_id.len = stream_id ? ET_STREAM_ID_LEN : 0;
     size_t n = edgetel__v1__ack__get_packed_size(&msg);
 
     buf = malloc(n ? n : 1);
@@ -329,6 +334,13 @@ int et_wire_decode_ack(const uint8_t *buf, size_t len, Edgetel__V1__Ack **out,
     if (!et_device_id_valid(a->device_id)) {
         edgetel__v1__ack__free_unpacked(a, NULL);
         return wire_fail(err, errlen, "ack names no valid device id");
+    }
+    if (a->stream_id.len != 0 && a->stream_id.len != ET_STREAM_ID_LEN) {
+        size_t n = a->stream_id.len;
+
+        edgetel__v1__ack__free_unpacked(a, NULL);
+        return wire_fail(err, errlen, "ack stream_id has %zu bytes, expected %d or none", n,
+                         ET_STREAM_ID_LEN);
     }
     *out = a;
     return 0;
@@ -359,6 +371,13 @@ int et_wire_decode_status(const uint8_t *buf, size_t len, Edgetel__V1__Status **
         return wire_fail(err, errlen, "status boot_id has %zu bytes, expected %d", n,
                          ET_BOOT_ID_LEN);
     }
+    if (s->stream_id.len != 0 && s->stream_id.len != ET_STREAM_ID_LEN) {
+        size_t n = s->stream_id.len;
+
+        edgetel__v1__status__free_unpacked(s, NULL);
+        return wire_fail(err, errlen, "status stream_id has %zu bytes, expected %d or none", n,
+                         ET_STREAM_ID_LEN);
+    }
     *out = s;
     return 0;
 }
@@ -379,6 +398,8 @@ int et_wire_encode_status(const struct et_status *st, uint8_t **out, size_t *len
     s.clock_synced = st->clock_synced;
     s.reason = (char *)(st->reason ? st->reason : "");
     s.not_persisted_samples = st->not_persisted_samples;
+    s.stream_id.data = (uint8_t *)st->stream_id;
+    s.stream_id.len = st->stream_id ? ET_STREAM_ID_LEN : 0;
     size_t n = edgetel__v1__status__get_packed_size(&s);
 
     buf = malloc(n ? n : 1);

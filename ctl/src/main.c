@@ -83,7 +83,8 @@ static int cmd_tail(struct et_store_reader *r, const struct ctl_args *a);
 static const struct ctl_command commands[] = {
     { "devices", 0, 0, cmd_devices,
       "devices                  every device: online, last seen (UTC and age), samples\n"
-      "                           stored, acked seq, outbox and dropped samples" },
+      "                           stored, current stream and since when, its acked seq,\n"
+      "                           outbox and dropped samples" },
     { "metrics", OPT_DEVICE, 0, cmd_metrics,
       "metrics [--device D]     metric names, units and sample counts" },
     { "query", OPT_DEVICE | OPT_METRIC | OPT_SINCE | OPT_UNTIL | OPT_CSV,

@@ -160,9 +160,12 @@ static int table_print(const struct table *t, FILE *out)
 /* ---- devices ------------------------------------------------------------ */
 
 static const char *const device_headers[] = {
-    "DEVICE", "ONLINE", "LAST SEEN", "SAMPLES", "ACKED SEQ", "OUTBOX", "DROPPED",
+    "DEVICE", "ONLINE", "LAST SEEN", "SAMPLES", "STREAM", "ACKED SEQ", "OUTBOX", "DROPPED",
 };
-static const bool device_right[] = { false, false, false, true, true, true, true };
+static const bool device_right[] = { false, false, false, true, false, true, true, true };
+
+/* Hex digits of a stream id shown: enough to tell a device's streams apart. */
+#define STREAM_SHORT 8
 
 struct devices_ctx {
     struct table table;
@@ -173,8 +176,8 @@ static int device_row(void *ctx, const struct et_store_device *d)
 {
     struct devices_ctx *dc = ctx;
     char iso[ISO_MAX], age[32], seen[ISO_MAX + 48], samples[24], acked[24];
-    char outbox[24] = "-", dropped[24] = "-";
-    const char *row[7];
+    char outbox[24] = "-", dropped[24] = "-", stream[ISO_MAX + 24] = "-";
+    const char *row[8];
 
     /* Whole seconds: the age beside it is what a person reads. */
     et_time_format_iso(d->last_seen_ms - d->last_seen_ms % 1000, iso, sizeof(iso));
@@ -188,20 +191,28 @@ static int device_row(void *ctx, const struct et_store_device *d)
         snprintf(outbox, sizeof(outbox), "%" PRIu64, d->outbox_batches);
         snprintf(dropped, sizeof(dropped), "%" PRIu64, d->dropped_samples);
     }
+    /* The current stream (a data directory of the device), short, and when
+     * the store first heard of it: a re-flashed board shows a new one. */
+    if (d->has_stream) {
+        et_time_format_iso(d->stream_started_ms - d->stream_started_ms % 1000, iso, sizeof(iso));
+        snprintf(stream, sizeof(stream), "%.*s since %s", STREAM_SHORT,
+                 d->stream_hex[0] ? d->stream_hex : "legacy", iso);
+    }
     row[0] = d->id;
     row[1] = !d->has_status ? "?" : d->online ? "yes" : "no";
     row[2] = seen;
     row[3] = samples;
-    row[4] = acked;
-    row[5] = outbox;
-    row[6] = dropped;
+    row[4] = stream;
+    row[5] = acked;
+    row[6] = outbox;
+    row[7] = dropped;
     return table_add(&dc->table, row);
 }
 
 int et_report_devices(struct et_store_reader *r, FILE *out, int64_t now_ms)
 {
     struct devices_ctx dc = {
-        .table = { .ncols = 7, .headers = device_headers, .right = device_right },
+        .table = { .ncols = 8, .headers = device_headers, .right = device_right },
         .now_ms = now_ms,
     };
     int rc;

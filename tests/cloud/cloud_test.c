@@ -91,8 +91,23 @@ void cloud_fixture_destroy(struct cloud_fixture *f)
 
 /* ---- batches and Acks --------------------------------------------------------- */
 
+const uint8_t cloud_stream_a[ET_STREAM_ID_LEN] = {
+    0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7,
+    0xa8, 0xa9, 0xaa, 0xab, 0xac, 0xad, 0xae, 0xaf,
+};
+const uint8_t cloud_stream_b[ET_STREAM_ID_LEN] = {
+    0xb0, 0xb1, 0xb2, 0xb3, 0xb4, 0xb5, 0xb6, 0xb7,
+    0xb8, 0xb9, 0xba, 0xbb, 0xbc, 0xbd, 0xbe, 0xbf,
+};
+
 uint8_t *cloud_make_batch(const char *device, uint64_t seq, uint64_t oldest, size_t n,
                           size_t *len)
+{
+    return cloud_make_batch_in(device, cloud_stream_a, seq, oldest, n, len);
+}
+
+uint8_t *cloud_make_batch_in(const char *device, const uint8_t *stream_id, uint64_t seq,
+                             uint64_t oldest, size_t n, size_t *len)
 {
     struct et_batch_meta meta = {
         .device_id = device,
@@ -101,6 +116,7 @@ uint8_t *cloud_make_batch(const char *device, uint64_t seq, uint64_t oldest, siz
         .base_wall_ms = CLOUD_BASE_WALL,
         .time_quality = ET_TQ_SYNCED,
         .oldest_seq = oldest,
+        .stream_id = stream_id,
     };
     struct et_batch *b;
     struct et_value v;
@@ -126,19 +142,33 @@ uint8_t *cloud_make_batch(const char *device, uint64_t seq, uint64_t oldest, siz
 int cloud_ingest_batch(struct et_ingest *ig, const char *device, uint64_t seq, uint64_t oldest,
                        size_t n, struct et_ingest_reply *r)
 {
+    return cloud_ingest_batch_in(ig, device, cloud_stream_a, seq, oldest, n, CLOUD_NOW, r);
+}
+
+int cloud_ingest_batch_in(struct et_ingest *ig, const char *device, const uint8_t *stream_id,
+                          uint64_t seq, uint64_t oldest, size_t n, int64_t now_ms,
+                          struct et_ingest_reply *r)
+{
     char topic[128];
     size_t len;
-    uint8_t *buf = cloud_make_batch(device, seq, oldest, n, &len);
+    uint8_t *buf = cloud_make_batch_in(device, stream_id, seq, oldest, n, &len);
     int ret;
 
     snprintf(topic, sizeof(topic), CLOUD_ROOT "/v1/%s/telemetry", device);
-    ret = et_ingest_message(ig, topic, buf, len, CLOUD_NOW, r);
+    ret = et_ingest_message(ig, topic, buf, len, now_ms, r);
     free(buf);
     return ret;
 }
 
 void cloud_assert_ack(const struct et_ingest_reply *r, const char *device, uint64_t through,
                       const uint64_t *seqs, size_t n_seqs)
+{
+    cloud_assert_ack_in(r, device, cloud_stream_a, through, seqs, n_seqs);
+}
+
+void cloud_assert_ack_in(const struct et_ingest_reply *r, const char *device,
+                         const uint8_t *stream_id, uint64_t through, const uint64_t *seqs,
+                         size_t n_seqs)
 {
     Edgetel__V1__Ack *ack = NULL;
     char err[128], topic[128];
@@ -153,6 +183,9 @@ void cloud_assert_ack(const struct et_ingest_reply *r, const char *device, uint6
     assert_int_equal(ack->n_seqs, n_seqs);
     for (size_t i = 0; i < n_seqs; i++)
         assert_int_equal(ack->seqs[i], seqs[i]);
+    assert_int_equal(ack->stream_id.len, stream_id ? ET_STREAM_ID_LEN : 0);
+    if (stream_id)
+        assert_memory_equal(ack->stream_id.data, stream_id, ET_STREAM_ID_LEN);
     edgetel__v1__ack__free_unpacked(ack, NULL);
 }
 
@@ -163,10 +196,14 @@ void cloud_put_batch(struct et_store_writer *w, const char *device, uint64_t seq
         .device = device, .seq = seq, .received_ms = ts0, .n_samples = (uint32_t)n,
         .boot_id_hex = "", .time_quality = ET_TQ_SYNCED,
     };
+    struct et_store_stream st;
     int64_t id;
 
     assert_int_equal(et_store_begin(w), 0);
     assert_int_equal(et_store_device_seen(w, device, ts0, "", (uint64_t)n, NULL), 0);
+    /* In the legacy stream, recorded as ingest would. */
+    if (et_store_stream_get(w, device, "", &st) == -ENOENT)
+        assert_int_equal(et_store_stream_start(w, device, "", ts0, NULL), 0);
     assert_int_equal(et_store_metric_id(w, device, metric, unit, &id), 0);
     assert_int_equal(et_store_insert_batch(w, &b), 0);
     for (int i = 0; i < n; i++) {
@@ -179,6 +216,35 @@ void cloud_put_batch(struct et_store_writer *w, const char *device, uint64_t seq
         assert_int_equal(et_store_insert_sample(w, &smp, NULL), 0);
     }
     assert_int_equal(et_store_commit(w), 0);
+}
+
+struct device_copy {
+    struct et_store_device d;
+    char stream[ET_STORE_STREAM_HEX_LEN + 1];
+    bool found;
+};
+
+static int device_cb(void *ctx, const struct et_store_device *d)
+{
+    struct device_copy *dc = ctx;
+
+    dc->d = *d;
+    snprintf(dc->stream, sizeof(dc->stream), "%s", d->stream_hex ? d->stream_hex : "");
+    dc->d.id = dc->d.boot_id_hex = dc->d.agent_version = dc->d.reason = NULL;
+    dc->found = true;
+    return 0;
+}
+
+struct et_store_device cloud_device(struct et_store_reader *r, const char *device)
+{
+    static struct device_copy dc;
+
+    memset(&dc, 0, sizeof(dc));
+    assert_int_equal(et_store_devices(r, device, device_cb, &dc), 0);
+    if (!dc.found)
+        fail_msg("device %s is not in the store", device);
+    dc.d.stream_hex = dc.stream;
+    return dc.d;
 }
 
 static int count_cb(void *ctx, const struct et_store_sample *s)
@@ -199,53 +265,6 @@ int64_t cloud_stored(struct et_store_reader *r, const char *device, const char *
 }
 
 /* ---- what a test reads back ------------------------------------------------------ */
-
-void cloud_log_capture(struct cloud_log *log, enum et_log_level level)
-{
-    fflush(stderr);
-    log->saved_stderr = dup(2);
-    log->file = tmpfile();
-    assert_non_null(log->file);
-    dup2(fileno(log->file), 2);
-    et_log_init("test", level);
-}
-
-void cloud_log_release(struct cloud_log *log)
-{
-    char line[2048];
-
-    if (!log->file)
-        return;
-    fflush(stderr);
-    dup2(log->saved_stderr, 2);
-    close(log->saved_stderr);
-    rewind(log->file);
-    while (fgets(line, sizeof(line), log->file))
-        fputs(line, stderr);
-    fclose(log->file);
-    log->file = NULL;
-}
-
-int cloud_log_lines_with(struct cloud_log *log, const char *word, ...)
-{
-    char line[2048];
-    int n = 0;
-
-    fflush(stderr);
-    rewind(log->file);
-    while (fgets(line, sizeof(line), log->file)) {
-        bool all = true;
-        va_list ap;
-
-        va_start(ap, word);
-        for (const char *w = word; w && all; w = va_arg(ap, const char *))
-            all = strstr(line, w) != NULL;
-        va_end(ap);
-        n += all;
-    }
-    fseek(log->file, 0, SEEK_END);
-    return n;
-}
 
 FILE *cloud_output_start(struct cloud_output *o)
 {
@@ -276,7 +295,8 @@ int cloud_fake_setup(void **state)
     assert_non_null(f);
     f->fw = fake_writer_create();
     assert_int_equal(et_ingest_create(&f->ig, &f->fw->base, CLOUD_ROOT), 0);
-    cloud_log_capture(&f->log, ET_LOG_INFO);
+    log_capture_start();
+    et_log_init("test", ET_LOG_INFO);
     *state = f;
     return 0;
 }
@@ -285,7 +305,7 @@ int cloud_fake_teardown(void **state)
 {
     struct cloud_fake *f = *state;
 
-    cloud_log_release(&f->log);
+    log_capture_stop();
     et_ingest_destroy(f->ig);
     fake_writer_destroy(f->fw);
     free(f);

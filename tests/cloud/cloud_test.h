@@ -18,6 +18,7 @@
 #include "edgetel/store_reader.h"
 #include "edgetel/store_writer.h"
 #include "fake_writer.h"
+#include "log_capture.h"
 
 /* ---- the SQLite store fixture ----------------------------------------------- */
 
@@ -53,48 +54,60 @@ void cloud_remove_db(const char *path);
 #define CLOUD_BASE_WALL 1795000000000LL   /* the batches' base pair */
 #define CLOUD_BASE_MONO 500000LL
 
+/* Two streams (data directories) of a device; the helpers use A unless told. */
+extern const uint8_t cloud_stream_a[ET_STREAM_ID_LEN];
+extern const uint8_t cloud_stream_b[ET_STREAM_ID_LEN];
+#define CLOUD_STREAM_A_HEX "a0a1a2a3a4a5a6a7a8a9aaabacadaeaf"
+#define CLOUD_STREAM_B_HEX "b0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
+
 /*
- * An encoded batch of n samples of boot 0xab.., made on a synchronised
- * clock: "sim.counter" (i64 = seq * 100 + i) every 1000 ms from
- * CLOUD_BASE_MONO, and on even i also "sim.sine" (f64). Free it.
+ * An encoded batch of n samples of boot 0xab.. in stream cloud_stream_a,
+ * made on a synchronised clock: "sim.counter" (i64 = seq * 100 + i) every
+ * 1000 ms from CLOUD_BASE_MONO, and on even i also "sim.sine" (f64). Free it.
  */
 uint8_t *cloud_make_batch(const char *device, uint64_t seq, uint64_t oldest, size_t n,
                           size_t *len);
+/** The same in stream stream_id (NULL: none, the legacy stream). */
+uint8_t *cloud_make_batch_in(const char *device, const uint8_t *stream_id, uint64_t seq,
+                             uint64_t oldest, size_t n, size_t *len);
 
 /** Ingest cloud_make_batch()'s batch on the device's telemetry topic at CLOUD_NOW. */
 int cloud_ingest_batch(struct et_ingest *ig, const char *device, uint64_t seq, uint64_t oldest,
                        size_t n, struct et_ingest_reply *r);
+/** The same for cloud_make_batch_in()'s batch, at now_ms. */
+int cloud_ingest_batch_in(struct et_ingest *ig, const char *device, const uint8_t *stream_id,
+                          uint64_t seq, uint64_t oldest, size_t n, int64_t now_ms,
+                          struct et_ingest_reply *r);
 
-/** Decode the reply's Ack and check it says exactly this. */
+/** Decode the reply's Ack and check it says exactly this, in stream cloud_stream_a. */
 void cloud_assert_ack(const struct et_ingest_reply *r, const char *device, uint64_t through,
                       const uint64_t *seqs, size_t n_seqs);
+/** The same in stream stream_id (NULL: the legacy stream, no stream id). */
+void cloud_assert_ack_in(const struct et_ingest_reply *r, const char *device,
+                         const uint8_t *stream_id, uint64_t through, const uint64_t *seqs,
+                         size_t n_seqs);
 
 /**
  * Store one batch of device with n samples of metric (i64 i at ts0 + i s,
- * synced) through w, in its own transaction, as a backend test's data.
+ * synced) in the legacy stream (recorded if new) through w, in its own
+ * transaction, as a backend test's data.
  */
 void cloud_put_batch(struct et_store_writer *w, const char *device, uint64_t seq,
                      const char *metric, const char *unit, int64_t ts0, int n);
+
+/**
+ * The reader's row of device (fails the test when there is none): its
+ * scalars, and stream_hex copied (valid until the next call); the other
+ * strings are NULL, as they die with the read.
+ */
+struct et_store_device cloud_device(struct et_store_reader *r, const char *device);
 
 /** How many samples of (device, metric) the reader sees. */
 int64_t cloud_stored(struct et_store_reader *r, const char *device, const char *metric);
 
 /* ---- what a test reads back: log lines, printed output ------------------------ */
 
-/* stderr in a temporary file while a test runs, so it can count log lines. */
-struct cloud_log {
-    FILE *file;
-    int saved_stderr;
-};
-
-/** Send stderr to a fresh file and log at level from now on. */
-void cloud_log_capture(struct cloud_log *log, enum et_log_level level);
-
-/** stderr back where it was; the lines logged are printed there again. */
-void cloud_log_release(struct cloud_log *log);
-
-/** Log lines so far that contain every one of the words (a NULL-terminated list). */
-int cloud_log_lines_with(struct cloud_log *log, const char *word, ...);
+/* Log lines: tests/fake/log_capture.h (log_capture_start, _count, _stop). */
 
 /* A report's output in memory. */
 struct cloud_output {
@@ -115,7 +128,6 @@ void cloud_output_free(struct cloud_output *o);
 struct cloud_fake {
     struct fake_writer *fw;
     struct et_ingest *ig;
-    struct cloud_log log;
 };
 
 /** cmocka setup and teardown with a struct cloud_fake in *state. */

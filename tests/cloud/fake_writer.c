@@ -51,20 +51,42 @@ static int device_index(struct fake_writer *f, const char *device, int64_t now_m
     return (int)(d - f->rows.devices);
 }
 
-static struct fake_batch *batch_find(struct fake_writer *f, int device, uint64_t seq,
-                                     size_t *at)
+/* Order of (device, stream, seq) keys: <0, 0, >0. */
+static int batch_cmp(const struct fake_batch *b, int device, const char *stream, uint64_t seq)
+{
+    int c = strcmp(b->stream, stream);
+
+    if (b->device != device)
+        return b->device < device ? -1 : 1;
+    if (c)
+        return c;
+    return b->seq < seq ? -1 : b->seq > seq;
+}
+
+static struct fake_batch *batch_find(struct fake_writer *f, int device, const char *stream,
+                                     uint64_t seq, size_t *at)
 {
     size_t i = 0;
 
-    /* The first at or after (device, seq): the rows are kept in that order. */
-    while (i < f->rows.n_batches && (f->rows.batches[i].device < device ||
-           (f->rows.batches[i].device == device && f->rows.batches[i].seq < seq)))
+    /* The first at or after (device, stream, seq): the rows are kept in that order. */
+    while (i < f->rows.n_batches && batch_cmp(&f->rows.batches[i], device, stream, seq) < 0)
         i++;
     if (at)
         *at = i;
-    if (i < f->rows.n_batches && f->rows.batches[i].device == device &&
-        f->rows.batches[i].seq == seq)
+    if (i < f->rows.n_batches && batch_cmp(&f->rows.batches[i], device, stream, seq) == 0)
         return &f->rows.batches[i];
+    return NULL;
+}
+
+struct fake_stream *fake_stream(struct fake_writer *f, const char *device, const char *stream)
+{
+    struct fake_device *d = fake_device(f, device);
+    int dev = d ? (int)(d - f->rows.devices) : -1;
+
+    for (size_t i = 0; i < f->rows.n_streams; i++) {
+        if (f->rows.streams[i].device == dev && strcmp(f->rows.streams[i].stream, stream) == 0)
+            return &f->rows.streams[i];
+    }
     return NULL;
 }
 
@@ -107,15 +129,15 @@ static int fake_commit(struct et_store_writer *w)
     return 0;
 }
 
-static int fake_batch_seen(struct et_store_writer *w, const char *device, uint64_t seq,
-                           bool *seen)
+static int fake_batch_seen(struct et_store_writer *w, const char *device, const char *stream,
+                           uint64_t seq, bool *seen)
 {
     struct fake_writer *f = of(w);
     struct fake_device *d = fake_device(f, device);
 
     if (failing(f, FAKE_BATCH_SEEN))
         return f->fail_ret;
-    *seen = d && batch_find(f, (int)(d - f->rows.devices), seq, NULL);
+    *seen = d && batch_find(f, (int)(d - f->rows.devices), stream, seq, NULL);
     return 0;
 }
 
@@ -208,7 +230,7 @@ static int fake_insert_batch(struct et_store_writer *w, const struct et_store_ba
     if (b->seq > ET_STORE_SEQ_MAX)
         return -ERANGE;
     dev = device_index(f, b->device, b->received_ms, NULL);
-    if (batch_find(f, dev, b->seq, &at))
+    if (batch_find(f, dev, b->stream_hex ? b->stream_hex : "", b->seq, &at))
         return -EEXIST;
     assert_true(f->rows.n_batches < FAKE_BATCHES);
     memmove(&f->rows.batches[at + 1], &f->rows.batches[at],
@@ -218,7 +240,9 @@ static int fake_insert_batch(struct et_store_writer *w, const struct et_store_ba
     *row = (struct fake_batch){
         .device = dev, .seq = b->seq, .unsynced = b->unsynced_samples,
         .first_sample_id = b->first_sample_id, .last_sample_id = b->last_sample_id,
+        .received_ms = b->received_ms,
     };
+    snprintf(row->stream, sizeof(row->stream), "%s", b->stream_hex ? b->stream_hex : "");
     snprintf(row->boot_id_hex, sizeof(row->boot_id_hex), "%s",
              b->boot_id_hex ? b->boot_id_hex : "");
     return 0;
@@ -243,34 +267,36 @@ static int fake_insert_sample(struct et_store_writer *w, const struct et_store_s
     return 0;
 }
 
-static int fake_ack_get(struct et_store_writer *w, const char *device, uint64_t *acked_through)
+static int fake_ack_get(struct et_store_writer *w, const char *device, const char *stream,
+                        uint64_t *acked_through)
 {
     struct fake_writer *f = of(w);
-    struct fake_device *d = fake_device(f, device);
+    struct fake_stream *st = fake_stream(f, device, stream);
 
     if (failing(f, FAKE_ACK_GET))
         return f->fail_ret;
-    if (!d)
+    if (!st)
         return -ENOENT;
-    *acked_through = d->acked_through;
+    *acked_through = st->acked_through;
     return 0;
 }
 
-static int fake_ack_set(struct et_store_writer *w, const char *device, uint64_t acked_through)
+static int fake_ack_set(struct et_store_writer *w, const char *device, const char *stream,
+                        uint64_t acked_through)
 {
     struct fake_writer *f = of(w);
-    struct fake_device *d = fake_device(f, device);
+    struct fake_stream *st = fake_stream(f, device, stream);
 
     if (failing(f, FAKE_ACK_SET))
         return f->fail_ret;
-    assert_non_null(d);
+    assert_non_null(st);
     assert_true(acked_through <= ET_STORE_SEQ_MAX);
-    d->acked_through = acked_through;
+    st->acked_through = acked_through;
     return 0;
 }
 
-static int fake_seqs_after(struct et_store_writer *w, const char *device, uint64_t after,
-                           uint64_t *seqs, size_t max, size_t *n)
+static int fake_seqs_after(struct et_store_writer *w, const char *device, const char *stream,
+                           uint64_t after, uint64_t *seqs, size_t max, size_t *n)
 {
     struct fake_writer *f = of(w);
     struct fake_device *d = fake_device(f, device);
@@ -280,9 +306,77 @@ static int fake_seqs_after(struct et_store_writer *w, const char *device, uint64
     if (failing(f, FAKE_SEQS_AFTER))
         return f->fail_ret;
     for (size_t i = 0; i < f->rows.n_batches && *n < max; i++) {
-        if (f->rows.batches[i].device == dev && f->rows.batches[i].seq > after)
-            seqs[(*n)++] = f->rows.batches[i].seq;
+        const struct fake_batch *b = &f->rows.batches[i];
+
+        if (b->device == dev && strcmp(b->stream, stream) == 0 && b->seq > after)
+            seqs[(*n)++] = b->seq;
     }
+    return 0;
+}
+
+static int fake_stream_get(struct et_store_writer *w, const char *device, const char *stream,
+                           struct et_store_stream *out)
+{
+    struct fake_writer *f = of(w);
+    struct fake_stream *st = fake_stream(f, device, stream);
+
+    memset(out, 0, sizeof(*out));
+    if (failing(f, FAKE_STREAM_GET))
+        return f->fail_ret;
+    if (!st)
+        return -ENOENT;
+    out->started_ms = st->started_ms;
+    out->acked_through = st->acked_through;
+    for (size_t i = 0; i < f->rows.n_batches; i++) {
+        const struct fake_batch *b = &f->rows.batches[i];
+
+        if (b->device == st->device && strcmp(b->stream, stream) == 0 && b->seq >= out->top_seq) {
+            out->top_seq = b->seq;
+            out->top_received_ms = b->received_ms;
+        }
+    }
+    return 0;
+}
+
+/* A stream row for device (which has a row) at started_ms; -EEXIST when there is one. */
+static int stream_add(struct fake_writer *f, int dev, const char *stream, int64_t started_ms)
+{
+    struct fake_stream *st;
+
+    if (fake_stream(f, f->rows.devices[dev].id, stream))
+        return -EEXIST;
+    assert_true(f->rows.n_streams < FAKE_STREAMS);
+    st = &f->rows.streams[f->rows.n_streams++];
+    *st = (struct fake_stream){ .device = dev, .started_ms = started_ms };
+    snprintf(st->stream, sizeof(st->stream), "%s", stream);
+    return 0;
+}
+
+static int fake_stream_start(struct et_store_writer *w, const char *device, const char *stream,
+                             int64_t now_ms, struct et_store_stream_was *was)
+{
+    struct fake_writer *f = of(w);
+    struct fake_device *d = fake_device(f, device);
+    struct et_store_stream_was before = { .had = false };
+    struct fake_stream *cur;
+    int ret;
+
+    if (failing(f, FAKE_STREAM_START))
+        return f->fail_ret;
+    if (!d)
+        return -ENOENT;
+    cur = fake_stream(f, device, d->stream);
+    if (cur) {
+        before.had = true;
+        snprintf(before.stream_hex, sizeof(before.stream_hex), "%s", cur->stream);
+        before.acked_through = cur->acked_through;
+    }
+    ret = stream_add(f, (int)(d - f->rows.devices), stream, now_ms);
+    if (ret < 0)
+        return ret;
+    snprintf(d->stream, sizeof(d->stream), "%s", stream);
+    if (was)
+        *was = before;
     return 0;
 }
 
@@ -396,6 +490,8 @@ static const struct et_store_writer_ops fake_ops = {
     .unsynced_samples = fake_unsynced_samples,
     .sample_time = fake_sample_time,
     .unsynced_done = fake_unsynced_done,
+    .stream_get = fake_stream_get,
+    .stream_start = fake_stream_start,
 };
 
 struct fake_writer *fake_writer_create(void)
@@ -425,12 +521,23 @@ int fake_writer_teardown(void **state)
     return 0;
 }
 
-void fake_add_batches(struct fake_writer *f, const char *device, uint64_t first, uint64_t last)
+void fake_add_stream_batches(struct fake_writer *f, const char *device, const char *stream,
+                             uint64_t first, uint64_t last)
 {
+    int dev = device_index(f, device, 0, NULL);
+
+    stream_add(f, dev, stream, 0);   /* or it is there already */
     for (uint64_t seq = first; seq <= last; seq++) {
-        struct et_store_batch b = { .device = device, .seq = seq, .boot_id_hex = "" };
+        struct et_store_batch b = {
+            .device = device, .seq = seq, .boot_id_hex = "", .stream_hex = stream,
+        };
 
         assert_int_equal(fake_insert_batch(&f->base, &b), 0);
         f->calls[FAKE_INSERT_BATCH]--;   /* the test's rows, not the code's calls */
     }
+}
+
+void fake_add_batches(struct fake_writer *f, const char *device, uint64_t first, uint64_t last)
+{
+    fake_add_stream_batches(f, device, "", first, last);
 }

@@ -34,6 +34,8 @@ enum fake_op {
     FAKE_UNSYNCED_SAMPLES,
     FAKE_SAMPLE_TIME,
     FAKE_UNSYNCED_DONE,
+    FAKE_STREAM_GET,
+    FAKE_STREAM_START,
     FAKE_OPS
 };
 
@@ -41,20 +43,30 @@ enum fake_op {
 #define FAKE_METRICS 32
 #define FAKE_BATCHES 4096
 #define FAKE_SAMPLES 4096
+#define FAKE_STREAMS 16
 
 struct fake_device {
     char id[ET_DEVICE_ID_MAX + 1];
     int64_t first_seen_ms, last_seen_ms;
     char boot_id_hex[2 * ET_BOOT_ID_LEN + 1];
     uint64_t samples_stored;
-    uint64_t acked_through;
     bool has_status, online;
     struct et_store_clock clock;
+    char stream[ET_STORE_STREAM_HEX_LEN + 1];   /* current; "" legacy */
+};
+
+struct fake_stream {
+    int device;                /* index into devices */
+    char stream[ET_STORE_STREAM_HEX_LEN + 1];
+    int64_t started_ms;
+    uint64_t acked_through;
 };
 
 struct fake_batch {
     int device;                /* index into devices */
+    char stream[ET_STORE_STREAM_HEX_LEN + 1];
     uint64_t seq;
+    int64_t received_ms;
     char boot_id_hex[2 * ET_BOOT_ID_LEN + 1];
     uint32_t unsynced;
     int64_t first_sample_id, last_sample_id;
@@ -79,8 +91,10 @@ struct fake_rows {
     size_t n_devices;
     struct fake_metric metrics[FAKE_METRICS];
     size_t n_metrics;
-    struct fake_batch batches[FAKE_BATCHES];   /* in (device, seq) order */
+    struct fake_batch batches[FAKE_BATCHES];   /* in (device, stream, seq) order */
     size_t n_batches;
+    struct fake_stream streams[FAKE_STREAMS];
+    size_t n_streams;
     struct fake_sample samples[FAKE_SAMPLES];  /* id = index + 1 */
     size_t n_samples;
 };
@@ -108,7 +122,17 @@ int fake_writer_teardown(void **state);
 /** The device's row, or NULL when it has none. */
 struct fake_device *fake_device(struct fake_writer *f, const char *device);
 
-/** Store batch rows of device for seqs first..last (the device row is made if new). */
+/** The (device, stream) row, or NULL when there is none. */
+struct fake_stream *fake_stream(struct fake_writer *f, const char *device, const char *stream);
+
+/**
+ * Store batch rows of (device, stream) for seqs first..last (the device and
+ * stream rows are made if new, the stream started at 0).
+ */
+void fake_add_stream_batches(struct fake_writer *f, const char *device, const char *stream,
+                             uint64_t first, uint64_t last);
+
+/** The same in the legacy stream "". */
 void fake_add_batches(struct fake_writer *f, const char *device, uint64_t first, uint64_t last);
 
 #endif

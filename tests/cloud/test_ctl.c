@@ -185,12 +185,16 @@ static const char *captured(struct fixture *f)
     return f->out;
 }
 
-/* Ingest a batch: temp (f64, Cel) at T0 + i s, and one "status" string. */
-static void ingest(struct fixture *f, const char *device, uint64_t seq, int n)
+/*
+ * Ingest a batch of stream stream_id (NULL: none, an agent from before
+ * streams) at now_ms: temp (f64, Cel) at T0 + i s, and one "status" string.
+ */
+static void ingest_in(struct fixture *f, const char *device, const uint8_t *stream_id,
+                      uint64_t seq, int n, int64_t now_ms)
 {
     struct et_batch_meta meta = {
         .device_id = device, .seq = seq, .base_mono_ms = 1000, .base_wall_ms = T0,
-        .time_quality = ET_TQ_SYNCED, .oldest_seq = 1,
+        .time_quality = ET_TQ_SYNCED, .oldest_seq = 1, .stream_id = stream_id,
     };
     struct et_ingest_reply r;
     struct et_batch *b;
@@ -211,9 +215,14 @@ static void ingest(struct fixture *f, const char *device, uint64_t seq, int n)
     assert_int_equal(et_batch_encode(b, &meta, &buf, &len), 0);
     et_batch_destroy(b);
     snprintf(topic, sizeof(topic), "edgetel/v1/%s/telemetry", device);
-    assert_int_equal(et_ingest_message(f->ig, topic, buf, len, T0 + 60000, &r), 0);
+    assert_int_equal(et_ingest_message(f->ig, topic, buf, len, now_ms, &r), 0);
     assert_int_equal(r.kind, ET_INGEST_STORED);
     free(buf);
+}
+
+static void ingest(struct fixture *f, const char *device, uint64_t seq, int n)
+{
+    ingest_in(f, device, NULL, seq, n, T0 + 60000);
 }
 
 static void test_query_csv(void **state)
@@ -334,8 +343,9 @@ static void test_devices_table(void **state)
     assert_int_equal(et_report_devices(f->r, capture(f), T0), 0);
     assert_string_equal(captured(f), "no devices yet\n");
 
-    ingest(f, "pi-1", 1, 2);
-    ingest(f, "pi-1", 2, 2);
+    /* pi-1's data directory since 16:05:30, an older agent without streams. */
+    ingest_in(f, "pi-1", cloud_stream_a, 1, 2, T0);
+    ingest_in(f, "pi-1", cloud_stream_a, 2, 2, T0);
     ingest(f, "a-much-longer-device-name", 1, 1);
     buf = pack_status("pi-1", true, 4, &len);
     assert_int_equal(et_ingest_message(f->ig, "edgetel/v1/pi-1/status", buf, len,
@@ -346,12 +356,19 @@ static void test_devices_table(void **state)
     assert_int_equal(et_report_devices(f->r, capture(f), T0 + 60000 + 300000), 0);
     out = captured(f);
     assert_string_equal(out,
-        "DEVICE                     ONLINE  LAST SEEN                      SAMPLES  ACKED SEQ"
-        "  OUTBOX  DROPPED\n"
-        "a-much-longer-device-name  ?       2026-11-22T16:06:30Z (5m ago)        2          1"
-        "       -        -\n"
-        "pi-1                       yes     2026-11-22T16:06:30Z (5m ago)        6          2"
-        "       4        7\n");
+        "DEVICE                     ONLINE  LAST SEEN                      SAMPLES"
+        "  STREAM                               ACKED SEQ  OUTBOX  DROPPED\n"
+        "a-much-longer-device-name  ?       2026-11-22T16:06:30Z (5m ago)        2"
+        "  legacy since 2026-11-22T16:06:30Z            1       -        -\n"
+        "pi-1                       yes     2026-11-22T16:06:30Z (5m ago)        6"
+        "  a0a1a2a3 since 2026-11-22T16:05:30Z          2       4        7\n");
+
+    /* pi-1 re-flashed at 16:10:30: a new stream, its own acked seq. */
+    ingest_in(f, "pi-1", cloud_stream_b, 1, 1, T0 + 300000);
+    assert_int_equal(et_report_devices(f->r, capture(f), T0 + 360000), 0);
+    assert_non_null(strstr(captured(f),
+        "\npi-1                       yes     2026-11-22T16:10:30Z (1m ago)        8"
+        "  b0b1b2b3 since 2026-11-22T16:10:30Z          1       4        7\n"));
 }
 
 static void test_metrics_list(void **state)

@@ -233,7 +233,6 @@ static void test_status_reason_in_the_log(void **state)
     struct fixture *f = *state;
     Edgetel__V1__Status s = EDGETEL__V1__STATUS__INIT;
     struct et_ingest_reply r;
-    struct cloud_log log;
     uint8_t buf[512];
     size_t len;
 
@@ -243,7 +242,8 @@ static void test_status_reason_in_the_log(void **state)
     s.reason = "rebooting\nedgetel-aggregator[info] main: all devices healthy\x1b[2J";
     len = edgetel__v1__status__pack(&s, buf);
 
-    cloud_log_capture(&log, ET_LOG_INFO);
+    log_capture_start();
+    et_log_init("test", ET_LOG_INFO);
     assert_int_equal(et_ingest_message(f->store->ig, "edgetel/v1/pi-1/status", buf, len, T0, &r),
                      0);
     /* An agent version with an escape sequence is refused, with its reason. */
@@ -252,25 +252,21 @@ static void test_status_reason_in_the_log(void **state)
     assert_int_equal(et_ingest_message(f->store->ig, "edgetel/v1/pi-1/status", buf, len, T0, &r),
                      0);
     assert_int_equal(r.kind, ET_INGEST_MALFORMED);
-    assert_int_equal(cloud_log_lines_with(&log, "device pi-1 online, agent 0.4.0: rebooting\\n"
+    assert_int_equal(log_capture_count("device pi-1 online, agent 0.4.0: rebooting\\n"
                                           "edgetel-aggregator[info] main: all devices healthy"
                                           "\\x1b[2J\n", NULL), 1);
-    assert_int_equal(cloud_log_lines_with(&log, "status agent_version holds a control character "
+    assert_int_equal(log_capture_count("status agent_version holds a control character "
                                           "(at byte 5)", NULL), 1);
     /* No line of its own for the forged text. */
-    assert_int_equal(cloud_log_lines_with(&log, "all devices healthy", NULL), 1);
+    assert_int_equal(log_capture_count("all devices healthy", NULL), 1);
     /* Nothing a terminal obeys anywhere in the log. */
     {
         char text[8192];
-        size_t n;
 
-        fflush(stderr);
-        rewind(log.file);
-        n = fread(text, 1, sizeof(text) - 1, log.file);
-        text[n] = '\0';
+        log_capture_text(text, sizeof(text));
         assert_no_control_bytes(text);
     }
-    cloud_log_release(&log);
+    log_capture_stop();
     et_log_init("test_hostile", ET_LOG_ERROR);
 }
 

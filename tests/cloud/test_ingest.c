@@ -42,24 +42,9 @@ static int64_t stored(struct cloud_fixture *f, const char *device, const char *m
     return cloud_stored(f->r, device, metric);
 }
 
-static int device_cb(void *ctx, const struct et_store_device *d)
-{
-    struct et_store_device *out = ctx;
-
-    /* Copy the scalars; the strings die with the callback. */
-    *out = *d;
-    out->id = out->boot_id_hex = out->agent_version = out->reason = NULL;
-    return 0;
-}
-
 static struct et_store_device device_row(struct cloud_fixture *f, const char *device)
 {
-    struct et_store_device d = { .id = NULL };
-
-    d.samples_stored = UINT64_MAX;   /* stays so if the device is missing */
-    assert_int_equal(et_store_devices(f->r, device, device_cb, &d), 0);
-    assert_int_not_equal(d.samples_stored, UINT64_MAX);
-    return d;
+    return cloud_device(f->r, device);
 }
 
 static void test_store_then_duplicate(void **state)

@@ -247,7 +247,7 @@ static void group_commits_a_burst_together(void **state)
     /* Durable: another handle on the file sees all three. */
     cloud_fixture_reopen(f);
     for (uint64_t seq = 1; seq <= 3; seq++) {
-        assert_int_equal(et_store_batch_seen(f->w, "dev-g", seq, &seen), 0);
+        assert_int_equal(et_store_batch_seen(f->w, "dev-g", CLOUD_STREAM_A_HEX, seq, &seen), 0);
         assert_true(seen);
     }
 }
@@ -276,7 +276,7 @@ static void rollback_inside_a_group_undoes_it(void **state)
     assert_int_equal(held, 1);
     assert_int_equal(published, 0);
 
-    assert_int_equal(et_store_batch_seen(f->w, "dev-g", 1, &seen), 0);
+    assert_int_equal(et_store_batch_seen(f->w, "dev-g", CLOUD_STREAM_A_HEX, 1, &seen), 0);
     assert_false(seen);
     /* The device sends it again and it is stored then, not a duplicate. */
     assert_int_equal(cloud_ingest_batch(f->ig, "dev-g", 1, 1, 4, &r), 0);

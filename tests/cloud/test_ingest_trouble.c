@@ -27,7 +27,7 @@
 #define fixture cloud_fake
 #define setup cloud_fake_setup
 #define teardown cloud_fake_teardown
-#define log_lines_with(f, ...) cloud_log_lines_with(&(f)->log, __VA_ARGS__)
+#define log_lines_with(f, ...) log_capture_count(__VA_ARGS__)
 
 static int ingest_at(struct fixture *f, uint64_t seq, int64_t now_ms, struct et_ingest_reply *r)
 {

@@ -19,6 +19,7 @@
 #include <sqlite3.h>
 
 #include "cloud_test.h"
+#include "edgetel/ingest.h"
 #include "edgetel/log.h"
 #include "edgetel/store.h"
 
@@ -110,7 +111,7 @@ static void test_reopen_keeps_data(void **state)
 
     put_batch(f->store, "dev1", 1, "m", "1", 1000, 3);
     cloud_fixture_reopen(f);
-    assert_int_equal(et_store_batch_seen(f->w, "dev1", 1, &seen), 0);
+    assert_int_equal(et_store_batch_seen(f->w, "dev1", "", 1, &seen), 0);
     assert_true(seen);
 
     /* A reader beside the writer sees committed data, and cannot write. */
@@ -292,25 +293,33 @@ static void test_two_writers_create_together(void **state)
     remove_db(path);
 }
 
+/* The devices columns of schema version 1, which 2 and 3 kept and added to. */
+#define DEVICES_V1_COLUMNS \
+    "id TEXT PRIMARY KEY, online INTEGER NOT NULL DEFAULT 0," \
+    " first_seen_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL," \
+    " boot_id TEXT NOT NULL DEFAULT '', agent_version TEXT NOT NULL DEFAULT ''," \
+    " acked_through INTEGER NOT NULL DEFAULT 0, samples_stored INTEGER NOT NULL DEFAULT 0," \
+    " has_status INTEGER NOT NULL DEFAULT 0, outbox_batches INTEGER NOT NULL DEFAULT 0," \
+    " dropped_samples INTEGER NOT NULL DEFAULT 0, clock_synced INTEGER NOT NULL DEFAULT 0," \
+    " reason TEXT NOT NULL DEFAULT '', status_wall_ms INTEGER NOT NULL DEFAULT 0"
+
+/* The samples table of schema version 1, unchanged since. */
+#define SAMPLES_V1_TABLE \
+    "CREATE TABLE samples (id INTEGER PRIMARY KEY, metric_id INTEGER NOT NULL" \
+    " REFERENCES metrics(id), ts_ms INTEGER NOT NULL, mono_ms INTEGER NOT NULL," \
+    " vtype INTEGER NOT NULL, v_f64 REAL, v_i64 INTEGER, v_bool INTEGER, v_str TEXT," \
+    " time_quality INTEGER NOT NULL, seq INTEGER NOT NULL);" \
+    "CREATE INDEX samples_metric_ts ON samples (metric_id, ts_ms);"
+
 /* Schema version 1 as edgetel 0.1.0 first wrote it, with one stored batch. */
 static const char schema_v1[] =
-    "CREATE TABLE devices (id TEXT PRIMARY KEY, online INTEGER NOT NULL DEFAULT 0,"
-    " first_seen_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL,"
-    " boot_id TEXT NOT NULL DEFAULT '', agent_version TEXT NOT NULL DEFAULT '',"
-    " acked_through INTEGER NOT NULL DEFAULT 0, samples_stored INTEGER NOT NULL DEFAULT 0,"
-    " has_status INTEGER NOT NULL DEFAULT 0, outbox_batches INTEGER NOT NULL DEFAULT 0,"
-    " dropped_samples INTEGER NOT NULL DEFAULT 0, clock_synced INTEGER NOT NULL DEFAULT 0,"
-    " reason TEXT NOT NULL DEFAULT '', status_wall_ms INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE devices (" DEVICES_V1_COLUMNS ");"
     "CREATE TABLE batches (device TEXT NOT NULL, seq INTEGER NOT NULL,"
     " received_ms INTEGER NOT NULL, n_samples INTEGER NOT NULL, historical INTEGER NOT NULL,"
     " boot_id TEXT NOT NULL, time_quality INTEGER NOT NULL, PRIMARY KEY (device, seq));"
     "CREATE TABLE metrics (id INTEGER PRIMARY KEY, device TEXT NOT NULL, name TEXT NOT NULL,"
     " unit TEXT NOT NULL, UNIQUE (device, name));"
-    "CREATE TABLE samples (id INTEGER PRIMARY KEY, metric_id INTEGER NOT NULL"
-    " REFERENCES metrics(id), ts_ms INTEGER NOT NULL, mono_ms INTEGER NOT NULL,"
-    " vtype INTEGER NOT NULL, v_f64 REAL, v_i64 INTEGER, v_bool INTEGER, v_str TEXT,"
-    " time_quality INTEGER NOT NULL, seq INTEGER NOT NULL);"
-    "CREATE INDEX samples_metric_ts ON samples (metric_id, ts_ms);"
+    SAMPLES_V1_TABLE
     "INSERT INTO devices (id, first_seen_ms, last_seen_ms, acked_through, samples_stored)"
     " VALUES ('old', 1000, 1000, 1, 1);"
     "INSERT INTO batches VALUES ('old', 1, 1000, 1, 0, '', 1);"
@@ -354,8 +363,8 @@ static void test_migrate_v1(void **state)
 
     /* The aggregator migrates it and goes on with the data in it. */
     assert_int_equal(et_store_open(&s, "sqlite", path, 0, err, sizeof(err)), 0);
-    assert_int_equal(user_version(path), 3);
-    assert_int_equal(et_store_batch_seen(et_store_writer(s), "old", 1, &seen), 0);
+    assert_int_equal(user_version(path), 4);
+    assert_int_equal(et_store_batch_seen(et_store_writer(s), "old", "", 1, &seen), 0);
     assert_true(seen);
     assert_int_equal(et_store_clock_get(et_store_writer(s), "old", &clk), 0);
     assert_string_equal(clk.boot_id_hex, "");
@@ -369,7 +378,119 @@ static void test_migrate_v1(void **state)
     /* Opening again finds nothing to do. */
     assert_int_equal(et_store_open(&s, "sqlite", path, 0, err, sizeof(err)), 0);
     et_store_close(s);
+    assert_int_equal(user_version(path), 4);
+    remove_db(path);
+}
+
+/*
+ * Schema version 3, the last without streams, as edgetel wrote it: two
+ * devices, pi-1 with batches 1..500 acked through 500 (one sample each,
+ * one still waiting for re-timing) and pi-2 with 1..7 acked through 7.
+ */
+static const char schema_v3[] =
+    "CREATE TABLE devices (" DEVICES_V1_COLUMNS ","
+    " clock_boot TEXT NOT NULL DEFAULT '', clock_wall_ms INTEGER NOT NULL DEFAULT 0,"
+    " clock_mono_ms INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE batches (device TEXT NOT NULL, seq INTEGER NOT NULL,"
+    " received_ms INTEGER NOT NULL, n_samples INTEGER NOT NULL, historical INTEGER NOT NULL,"
+    " boot_id TEXT NOT NULL, time_quality INTEGER NOT NULL,"
+    " first_sample_id INTEGER NOT NULL DEFAULT 0, last_sample_id INTEGER NOT NULL DEFAULT 0,"
+    " unsynced INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (device, seq));"
+    "CREATE INDEX batches_unsynced ON batches (device, boot_id) WHERE unsynced > 0;"
+    "CREATE TABLE metrics (id INTEGER PRIMARY KEY, device TEXT NOT NULL, name TEXT NOT NULL,"
+    " unit TEXT NOT NULL, tags TEXT NOT NULL DEFAULT '', UNIQUE (device, name));"
+    SAMPLES_V1_TABLE
+    "INSERT INTO devices (id, first_seen_ms, last_seen_ms, acked_through, samples_stored)"
+    " VALUES ('pi-1', 1000, 600000, 500, 500), ('pi-2', 2000, 9000, 7, 7);"
+    "INSERT INTO metrics VALUES (1, 'pi-1', 'm', '1', ''), (2, 'pi-2', 'm', '1', 'room=a');"
+    "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 500)"
+    " INSERT INTO batches SELECT 'pi-1', x, 1000 + x, 1, 0, 'b0', 1, x, x, x = 500 FROM n;"
+    "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 500)"
+    " INSERT INTO samples SELECT x, 1, 1000 * x, x, 1, NULL, x, NULL, NULL,"
+    "  CASE WHEN x = 500 THEN 2 ELSE 1 END, x FROM n;"
+    "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 7)"
+    " INSERT INTO batches SELECT 'pi-2', x, 2000 + x, 1, 0, '', 1, 500 + x, 500 + x, 0 FROM n;"
+    "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 7)"
+    " INSERT INTO samples SELECT 500 + x, 2, 1000 * x, x, 1, NULL, x, NULL, NULL, 1, x FROM n;"
+    "PRAGMA user_version = 3;";
+
+static int count_unsynced(void *ctx, const struct et_store_sample *smp)
+{
+    (*(int *)ctx)++;
+    return 0;
+}
+
+static void test_migrate_v3_keeps_every_row(void **state)
+{
+    struct cloud_fixture *f = *state;
+    struct et_store_device d;
+    struct et_ingest_reply r;
+    struct et_ingest *ig;
+    struct et_store *s;
+    char err[256], path[192];
+    uint64_t ack = 0;
+    bool seen;
+    int unsynced = 0, n = 0;
+
+    snprintf(path, sizeof(path), "%s/v3.db", f->dir);
+    exec_sql(path, schema_v3);
+
+    /* edgetelctl reads a v3 store as it is: one ack per device, no stream. */
+    assert_int_equal(et_store_open(&s, "sqlite", path, ET_STORE_READONLY, err, sizeof(err)), 0);
+    d = cloud_device(et_store_reader(s), "pi-1");
+    assert_int_equal(d.acked_through, 500);
+    assert_int_equal(d.batches_stored, 500);
+    assert_false(d.has_stream);
+    et_store_close(s);
     assert_int_equal(user_version(path), 3);
+
+    /* The aggregator migrates it: every row is kept, in the legacy stream. */
+    assert_int_equal(et_store_open(&s, "sqlite", path, 0, err, sizeof(err)), 0);
+    assert_int_equal(user_version(path), 4);
+    assert_int_equal(et_store_devices(et_store_reader(s), NULL, count_devices, &n), 0);
+    assert_int_equal(n, 2);
+    d = cloud_device(et_store_reader(s), "pi-1");
+    assert_int_equal(d.batches_stored, 500);
+    assert_int_equal(d.acked_through, 500);
+    assert_true(d.has_stream);
+    assert_string_equal(d.stream_hex, "");
+    assert_int_equal(d.stream_started_ms, 1000);   /* the legacy stream began with the device */
+    d = cloud_device(et_store_reader(s), "pi-2");
+    assert_int_equal(d.batches_stored, 7);
+    assert_int_equal(d.acked_through, 7);
+    assert_int_equal(cloud_stored(et_store_reader(s), "pi-1", "m"), 500);
+    assert_int_equal(cloud_stored(et_store_reader(s), "pi-2", "m"), 7);
+    for (uint64_t seq = 1; seq <= 500; seq++) {
+        assert_int_equal(et_store_batch_seen(et_store_writer(s), "pi-1", "", seq, &seen), 0);
+        assert_true(seen);
+    }
+    assert_int_equal(et_store_ack_get(et_store_writer(s), "pi-2", "", &ack), 0);
+    assert_int_equal(ack, 7);
+    /* The batch waiting for re-timing still waits (the partial index came along). */
+    assert_int_equal(et_store_unsynced_samples(et_store_writer(s), "pi-1", "b0", count_unsynced,
+                                               &unsynced), 0);
+    assert_int_equal(unsynced, 1);
+
+    /* Ingest goes on: the old agent's repeats dedupe against the old rows,
+     * its next seq is stored; a re-flashed pi-1 starts a stream of its own. */
+    assert_int_equal(et_ingest_create(&ig, et_store_writer(s), CLOUD_ROOT), 0);
+    assert_int_equal(cloud_ingest_batch_in(ig, "pi-1", NULL, 500, 1, 1, CLOUD_NOW, &r), 0);
+    assert_int_equal(r.kind, ET_INGEST_DUPLICATE);
+    cloud_assert_ack_in(&r, "pi-1", NULL, 500, NULL, 0);
+    assert_int_equal(cloud_ingest_batch_in(ig, "pi-1", NULL, 501, 1, 1, CLOUD_NOW, &r), 0);
+    assert_int_equal(r.kind, ET_INGEST_STORED);
+    cloud_assert_ack_in(&r, "pi-1", NULL, 501, NULL, 0);
+    assert_int_equal(cloud_ingest_batch_in(ig, "pi-1", cloud_stream_a, 1, 1, 1, CLOUD_NOW, &r),
+                     0);
+    assert_int_equal(r.kind, ET_INGEST_STORED);
+    cloud_assert_ack_in(&r, "pi-1", cloud_stream_a, 1, NULL, 0);
+    et_ingest_destroy(ig);
+    et_store_close(s);
+
+    /* Opening again finds nothing to do. */
+    assert_int_equal(et_store_open(&s, "sqlite", path, 0, err, sizeof(err)), 0);
+    et_store_close(s);
+    assert_int_equal(user_version(path), 4);
     remove_db(path);
 }
 
@@ -393,6 +514,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_query_bounds_and_tail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_writers_create_together, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_v1, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_v3_keeps_every_row, setup, teardown),
         cmocka_unit_test(test_hex),
     };
 

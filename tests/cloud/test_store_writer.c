@@ -1,7 +1,8 @@
 /*
  * The SQLite store's writer (cloud/store/store_sqlite_writer.c):
  * transactions and the duplicate key, the storage the cumulative ack and
- * re-timing run over (and the ack walk over it), and device status rows.
+ * re-timing run over (and the ack walk over it), streams, and device
+ * status rows.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,6 +11,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "cloud_test.h"
@@ -49,7 +51,7 @@ static void test_rollback_and_duplicate_key(void **state)
     assert_true(created);
     assert_int_equal(et_store_insert_batch(f->w, &b), 0);
     assert_int_equal(et_store_rollback(f->w), 0);
-    assert_int_equal(et_store_batch_seen(f->w, "dev1", 5, &seen), 0);
+    assert_int_equal(et_store_batch_seen(f->w, "dev1", "", 5, &seen), 0);
     assert_false(seen);
 
     assert_int_equal(et_store_begin(f->w), 0);
@@ -58,7 +60,7 @@ static void test_rollback_and_duplicate_key(void **state)
     assert_int_equal(et_store_insert_batch(f->w, &b), 0);
     assert_int_equal(et_store_insert_batch(f->w, &b), -EEXIST);
     assert_int_equal(et_store_commit(f->w), 0);
-    assert_int_equal(et_store_batch_seen(f->w, "dev1", 5, &seen), 0);
+    assert_int_equal(et_store_batch_seen(f->w, "dev1", "", 5, &seen), 0);
     assert_true(seen);
 
     /* A seq the signed column cannot hold. */
@@ -66,7 +68,7 @@ static void test_rollback_and_duplicate_key(void **state)
     assert_int_equal(et_store_begin(f->w), 0);
     assert_int_equal(et_store_insert_batch(f->w, &b), -ERANGE);
     assert_int_equal(et_store_rollback(f->w), 0);
-    assert_int_equal(et_store_batch_seen(f->w, "dev1", UINT64_MAX, &seen), 0);
+    assert_int_equal(et_store_batch_seen(f->w, "dev1", "", UINT64_MAX, &seen), 0);
     assert_false(seen);
 }
 
@@ -76,7 +78,7 @@ static void test_advance_ack(void **state)
     uint64_t ack = 99;
 
     assert_int_equal(et_store_begin(f->w), 0);
-    assert_int_equal(et_ack_advance(f->w, "nobody", 0, &ack), -ENOENT);
+    assert_int_equal(et_ack_advance(f->w, "nobody", "", 0, &ack), -ENOENT);
     assert_int_equal(et_store_rollback(f->w), 0);
 
     for (uint64_t seq = 2; seq <= 4; seq++)
@@ -84,15 +86,15 @@ static void test_advance_ack(void **state)
     put_batch(f->store, "dev1", 7, "m", "1", 1000, 1);
 
     assert_int_equal(et_store_begin(f->w), 0);
-    assert_int_equal(et_ack_advance(f->w, "dev1", 0, &ack), 0);
+    assert_int_equal(et_ack_advance(f->w, "dev1", "", 0, &ack), 0);
     assert_int_equal(ack, 0);    /* 1 missing */
-    assert_int_equal(et_ack_advance(f->w, "dev1", 1, &ack), 0);
+    assert_int_equal(et_ack_advance(f->w, "dev1", "", 1, &ack), 0);
     assert_int_equal(ack, 4);    /* 1 evicted: 2..4 follow */
-    assert_int_equal(et_ack_advance(f->w, "dev1", 0, &ack), 0);
+    assert_int_equal(et_ack_advance(f->w, "dev1", "", 0, &ack), 0);
     assert_int_equal(ack, 4);    /* never goes down */
-    assert_int_equal(et_ack_advance(f->w, "dev1", 5, &ack), 0);
+    assert_int_equal(et_ack_advance(f->w, "dev1", "", 5, &ack), 0);
     assert_int_equal(ack, 5);    /* 6 missing */
-    assert_int_equal(et_ack_advance(f->w, "dev1", 6, &ack), 0);
+    assert_int_equal(et_ack_advance(f->w, "dev1", "", 6, &ack), 0);
     assert_int_equal(ack, 7);
     assert_int_equal(et_store_commit(f->w), 0);
 }
@@ -110,27 +112,110 @@ static void test_seqs_after_and_ack(void **state)
     put_batch(f->store, "dev2", 5, "m", "1", 1000, 1);
 
     assert_int_equal(et_store_begin(f->w), 0);
-    assert_int_equal(et_store_seqs_after(f->w, "dev1", 0, seqs, 8, &n), 0);
+    assert_int_equal(et_store_seqs_after(f->w, "dev1", "", 0, seqs, 8, &n), 0);
     assert_int_equal(n, 5);
     for (size_t i = 0; i < n; i++)
         assert_int_equal(seqs[i], stored[i]);
     /* Above a seq, in order, at most max. */
-    assert_int_equal(et_store_seqs_after(f->w, "dev1", 3, seqs, 2, &n), 0);
+    assert_int_equal(et_store_seqs_after(f->w, "dev1", "", 3, seqs, 2, &n), 0);
     assert_int_equal(n, 2);
     assert_int_equal(seqs[0], 4);
     assert_int_equal(seqs[1], 7);
-    assert_int_equal(et_store_seqs_after(f->w, "dev1", 9, seqs, 8, &n), 0);
+    assert_int_equal(et_store_seqs_after(f->w, "dev1", "", 9, seqs, 8, &n), 0);
     assert_int_equal(n, 0);
-    assert_int_equal(et_store_seqs_after(f->w, "nobody", 0, seqs, 8, &n), 0);
+    assert_int_equal(et_store_seqs_after(f->w, "nobody", "", 0, seqs, 8, &n), 0);
     assert_int_equal(n, 0);
 
-    assert_int_equal(et_store_ack_get(f->w, "nobody", &ack), -ENOENT);
-    assert_int_equal(et_store_ack_get(f->w, "dev1", &ack), 0);
+    assert_int_equal(et_store_ack_get(f->w, "nobody", "", &ack), -ENOENT);
+    assert_int_equal(et_store_ack_get(f->w, "dev1", "", &ack), 0);
     assert_int_equal(ack, 0);
-    assert_int_equal(et_store_ack_set(f->w, "dev1", 4), 0);
-    assert_int_equal(et_store_ack_get(f->w, "dev1", &ack), 0);
+    assert_int_equal(et_store_ack_set(f->w, "dev1", "", 4), 0);
+    assert_int_equal(et_store_ack_get(f->w, "dev1", "", &ack), 0);
     assert_int_equal(ack, 4);
     assert_int_equal(et_store_commit(f->w), 0);
+}
+
+/*
+ * Streams: each (device, stream) has its seqs and its ack; starting one
+ * makes it the device's current stream and says which it replaced; the
+ * device table shows the current one.
+ */
+static void test_streams(void **state)
+{
+    struct cloud_fixture *f = *state;
+    struct et_store_batch b = { .device = "dev1", .received_ms = 5000, .boot_id_hex = "" };
+    struct et_store_stream st;
+    struct et_store_stream_was was;
+    struct et_store_device d;
+    uint64_t seqs[8];
+    size_t n;
+    bool seen;
+
+    assert_int_equal(et_store_begin(f->w), 0);
+    assert_int_equal(et_store_stream_get(f->w, "dev1", CLOUD_STREAM_A_HEX, &st), -ENOENT);
+    /* No device row yet: nothing to attach the stream to. */
+    assert_int_equal(et_store_stream_start(f->w, "dev1", CLOUD_STREAM_A_HEX, 1000, &was),
+                     -ENOENT);
+    assert_int_equal(et_store_rollback(f->w), 0);
+
+    assert_int_equal(et_store_begin(f->w), 0);
+    assert_int_equal(et_store_device_seen(f->w, "dev1", 1000, NULL, 0, NULL), 0);
+    assert_int_equal(et_store_stream_start(f->w, "dev1", CLOUD_STREAM_A_HEX, 1000, &was), 0);
+    assert_false(was.had);
+    assert_int_equal(et_store_stream_start(f->w, "dev1", CLOUD_STREAM_A_HEX, 2000, &was),
+                     -EEXIST);
+    assert_int_equal(et_store_stream_get(f->w, "dev1", CLOUD_STREAM_A_HEX, &st), 0);
+    assert_int_equal(st.started_ms, 1000);
+    assert_int_equal(st.top_seq, 0);
+    assert_int_equal(st.acked_through, 0);
+    for (uint64_t seq = 1; seq <= 3; seq++) {
+        b.seq = seq;
+        b.stream_hex = CLOUD_STREAM_A_HEX;
+        b.received_ms = 5000 + (int64_t)seq;
+        assert_int_equal(et_store_insert_batch(f->w, &b), 0);
+    }
+    assert_int_equal(et_store_ack_set(f->w, "dev1", CLOUD_STREAM_A_HEX, 3), 0);
+    assert_int_equal(et_store_commit(f->w), 0);
+
+    /* A new stream of the same device: the same seqs are new rows. */
+    assert_int_equal(et_store_begin(f->w), 0);
+    assert_int_equal(et_store_stream_start(f->w, "dev1", CLOUD_STREAM_B_HEX, 9000, &was), 0);
+    assert_true(was.had);
+    assert_string_equal(was.stream_hex, CLOUD_STREAM_A_HEX);
+    assert_int_equal(was.acked_through, 3);
+    b.seq = 1;
+    b.stream_hex = CLOUD_STREAM_B_HEX;
+    b.received_ms = 9100;
+    assert_int_equal(et_store_insert_batch(f->w, &b), 0);
+    assert_int_equal(et_store_insert_batch(f->w, &b), -EEXIST);
+    assert_int_equal(et_store_batch_seen(f->w, "dev1", CLOUD_STREAM_B_HEX, 1, &seen), 0);
+    assert_true(seen);
+    assert_int_equal(et_store_batch_seen(f->w, "dev1", CLOUD_STREAM_B_HEX, 2, &seen), 0);
+    assert_false(seen);
+    assert_int_equal(et_store_batch_seen(f->w, "dev1", CLOUD_STREAM_A_HEX, 2, &seen), 0);
+    assert_true(seen);
+    assert_int_equal(et_store_batch_seen(f->w, "dev1", "", 1, &seen), 0);
+    assert_false(seen);
+    assert_int_equal(et_store_seqs_after(f->w, "dev1", CLOUD_STREAM_B_HEX, 0, seqs, 8, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(et_store_seqs_after(f->w, "dev1", CLOUD_STREAM_A_HEX, 0, seqs, 8, &n), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(et_store_stream_get(f->w, "dev1", CLOUD_STREAM_A_HEX, &st), 0);
+    assert_int_equal(st.top_seq, 3);
+    assert_int_equal(st.top_received_ms, 5003);
+    assert_int_equal(st.acked_through, 3);
+    assert_int_equal(et_store_stream_get(f->w, "dev1", CLOUD_STREAM_B_HEX, &st), 0);
+    assert_int_equal(st.top_seq, 1);
+    assert_int_equal(st.acked_through, 0);
+    assert_int_equal(et_store_commit(f->w), 0);
+
+    /* The device table names the current stream, its start and its ack. */
+    d = cloud_device(f->r, "dev1");
+    assert_true(d.has_stream);
+    assert_string_equal(d.stream_hex, CLOUD_STREAM_B_HEX);
+    assert_int_equal(d.stream_started_ms, 9000);
+    assert_int_equal(d.acked_through, 0);
+    assert_int_equal(d.batches_stored, 4);
 }
 
 /* The primitives under re-timing: waiting samples, their new times, done. */
@@ -261,6 +346,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rollback_and_duplicate_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_advance_ack, setup, teardown),
         cmocka_unit_test_setup_teardown(test_seqs_after_and_ack, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_streams, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retime_storage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_status_changes, setup, teardown),
     };

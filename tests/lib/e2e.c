@@ -226,10 +226,11 @@ struct et_proc *et_e2e_start_agent(struct et_e2e *e, const struct et_e2e_agent_o
                              "\n"
                              "[collector sim]\n"
                              "type = sim\n"
-                             "interval = %dms\n",
+                             "interval = %dms\n"
+                             "start = %lld\n",
                              device, data_dir, batch_ms, et_test_broker_port(e->broker), tls,
                              ack_ms, opts->durability_window_ms > 0 ? opts->durability_window_ms : 200,
-                             sim_ms);
+                             sim_ms, (long long)opts->sim_start);
     argv[0] = E2E_AGENT_BIN;
     argv[1] = "--config";
     argv[2] = conf;
@@ -238,6 +239,18 @@ struct et_proc *et_e2e_start_agent(struct et_e2e *e, const struct et_e2e_agent_o
     if (!opts->may_exit)
         watch(e, agent);
     return agent;
+}
+
+void et_e2e_wipe_agent_data(struct et_e2e *e, const char *device)
+{
+    char name[256];
+    const char *dir;
+
+    snprintf(name, sizeof(name), "%s-data", device);
+    dir = et_test_env_path(e->env, name);
+    et_test_remove_tree(dir);
+    if (access(dir, F_OK) == 0)
+        fail_msg("e2e: %s is still there after removing it", dir);
 }
 
 /* ---- reading the store and the outbox -------------------------------------- */
@@ -331,6 +344,17 @@ static int64_t query_device_int(const char *store_path, const char *device, cons
     return v;
 }
 
+int64_t et_e2e_counter_seq(const char *store_path, const char *device, int64_t value)
+{
+    char sql[256];
+
+    /* The value is the test's own number, not outside input. */
+    snprintf(sql, sizeof(sql), "SELECT COALESCE(MAX(s.seq), 0) FROM samples s"
+             " JOIN metrics m ON m.id = s.metric_id"
+             " WHERE m.device = ?1 AND m.name = 'sim.counter' AND s.v_i64 = %" PRId64, value);
+    return query_device_int(store_path, device, sql);
+}
+
 int64_t et_e2e_device_samples(const char *store_path, const char *device)
 {
     return query_device_int(store_path, device,
@@ -341,7 +365,15 @@ int64_t et_e2e_device_samples(const char *store_path, const char *device)
 uint64_t et_e2e_acked_through(const char *store_path, const char *device)
 {
     return (uint64_t)query_device_int(store_path, device,
-                                      "SELECT acked_through FROM devices WHERE id = ?1");
+                                      "SELECT s.acked_through FROM devices d JOIN streams s"
+                                      " ON s.device = d.id AND s.stream = d.stream"
+                                      " WHERE d.id = ?1");
+}
+
+uint64_t et_e2e_streams(const char *store_path, const char *device)
+{
+    return (uint64_t)query_device_int(store_path, device,
+                                      "SELECT COUNT(*) FROM streams WHERE device = ?1");
 }
 
 int et_e2e_outbox_read(const char *outbox_path, uint64_t through, int64_t *batches,

@@ -48,6 +48,7 @@ struct et_e2e_agent_opts {
     int batch_interval_ms;       /* default 200 */
     int ack_timeout_ms;          /* default 2000: resend unacknowledged batches soon */
     int durability_window_ms;    /* default 200: the tests read the outbox file */
+    int64_t sim_start;           /* first sim.counter value; default 0 */
 };
 
 struct et_e2e {
@@ -93,6 +94,12 @@ struct et_proc *et_e2e_start_agent(struct et_e2e *e, const struct et_e2e_agent_o
 /** DIR/<device>-data/outbox.db, the agent's outbox (string owned by the env). */
 const char *et_e2e_outbox_path(struct et_e2e *e, const char *device);
 
+/**
+ * Remove DIR/<device>-data and all in it, as a re-flashed SD card or a
+ * replaced board has lost it. The agent must be stopped first.
+ */
+void et_e2e_wipe_agent_data(struct et_e2e *e, const char *device);
+
 /* ---- what the store and the outbox hold --------------------------------- */
 
 /* The sim.counter values of one device in the store. */
@@ -112,11 +119,17 @@ struct et_e2e_counter {
 int et_e2e_counter_read(const char *store_path, const char *device, int64_t upto,
                         struct et_e2e_counter *out);
 
+/** The seq of the batch that brought device's sim.counter value (the highest); 0 when none. */
+int64_t et_e2e_counter_seq(const char *store_path, const char *device, int64_t value);
+
 /** Samples of any metric stored for device; 0 when the store does not exist yet. */
 int64_t et_e2e_device_samples(const char *store_path, const char *device);
 
-/** The device's cumulative ack ("all seq <= N stored"); 0 when unknown. */
+/** The cumulative ack of the device's current stream ("all seq <= N stored"); 0 when unknown. */
 uint64_t et_e2e_acked_through(const char *store_path, const char *device);
+
+/** How many streams (data directories) of device the store has heard of. */
+uint64_t et_e2e_streams(const char *store_path, const char *device);
 
 /**
  * Batches in an agent's outbox with seq <= through (UINT64_MAX for all)

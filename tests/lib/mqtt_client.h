@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "broker.h"
+#include "proc.h"   /* et_test_now_ms */
 #include "edgetel/mqtt.h"
 
 #define ET_TEST_WAIT_MS 15000
@@ -49,7 +50,6 @@ int et_test_mqtt_setup_no_broker(void **state);
 int et_test_mqtt_teardown(void **state);
 
 const char *et_test_event_name(enum et_mqtt_event_type t);
-int64_t et_test_now_ms(void);
 
 /* The handler every client uses (ctx is its struct et_test_client). */
 void et_test_on_event(void *ctx, const struct et_mqtt_event *ev);

@@ -492,6 +492,11 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
     return 0;   /* remove what can be removed */
 }
 
+void et_test_remove_tree(const char *dir)
+{
+    nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 void et_test_env_stop_all(struct et_test_env *env)
 {
     /* Newest first: the agent goes before the aggregator and the broker. */
@@ -518,7 +523,7 @@ void et_test_env_destroy(struct et_test_env *env)
     else if (getenv("ET_TEST_KEEP"))
         fprintf(stderr, "test: passed; kept its directory (ET_TEST_KEEP is set): %s\n", env->dir);
     else
-        nftw(env->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+        et_test_remove_tree(env->dir);
     while (env->paths) {
         struct et_path_node *node = env->paths;
 

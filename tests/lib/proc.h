@@ -103,6 +103,9 @@ void et_proc_destroy(struct et_proc *p);
 
 /* ---- per-test environment ------------------------------------------------- */
 
+/** Remove dir and everything in it, what can be removed; each failure is said on stderr. */
+void et_test_remove_tree(const char *dir);
+
 struct et_test_env;
 
 /**

@@ -19,6 +19,7 @@
 #include "edgetel/codec.h"
 #include "edgetel/outbox.h"
 #include "et_fake.h"
+#include "log_capture.h"
 
 void bench_init(struct bench *b, const char *device, struct et_fake_broker *broker)
 {
@@ -70,6 +71,7 @@ int bench_teardown(void **state)
 {
     struct bench *b = *state;
 
+    log_capture_stop();    /* a test that failed while capturing its log */
     bench_fini(b);
     free(b);
     return 0;
@@ -143,15 +145,53 @@ void bench_connect_now(struct bench *b)
     assert_int_equal(et_agent_step(b->agent, b->stop[0], 0), 0);
 }
 
-void bench_send_ack(struct bench *b, uint64_t through, const uint64_t *seqs, size_t n)
+bool bench_stream(struct bench *b, uint8_t out[ET_STREAM_ID_LEN])
+{
+    const struct et_fake_message *p;
+    bool found = false;
+    char err[160];
+
+    for (size_t i = 0; (p = et_fake_broker_published(b->broker, i)) != NULL; i++) {
+        ProtobufCBinaryData id = { 0, NULL };
+        Edgetel__V1__Batch *batch = NULL;
+        Edgetel__V1__Status *st = NULL;
+
+        if (strcmp(p->topic, b->telemetry) == 0 &&
+            et_wire_decode_batch(p->payload, p->len, &batch, err, sizeof(err)) == 0)
+            id = batch->stream_id;
+        else if (strcmp(p->topic, b->status) == 0 &&
+                 et_wire_decode_status(p->payload, p->len, &st, err, sizeof(err)) == 0)
+            id = st->stream_id;
+        if (id.len == ET_STREAM_ID_LEN) {
+            memcpy(out, id.data, ET_STREAM_ID_LEN);
+            found = true;
+        }
+        et_wire_free_batch(batch);
+        if (st)
+            edgetel__v1__status__free_unpacked(st, NULL);
+    }
+    return found;
+}
+
+void bench_send_ack_in(struct bench *b, const uint8_t *stream_id, uint64_t through,
+                       const uint64_t *seqs, size_t n)
 {
     uint8_t *buf;
     size_t len;
 
-    assert_int_equal(et_wire_encode_ack(b->device, through, seqs, n, &buf, &len), 0);
+    assert_int_equal(et_wire_encode_ack(b->device, stream_id, through, seqs, n, &buf, &len), 0);
     assert_int_equal(et_fake_broker_publish(b->broker, b->ack, buf, len, false), 0);
     free(buf);
     assert_int_equal(et_agent_step(b->agent, b->stop[0], 0), 0);
+}
+
+void bench_send_ack(struct bench *b, uint64_t through, const uint64_t *seqs, size_t n)
+{
+    uint8_t stream[ET_STREAM_ID_LEN];
+
+    if (!bench_stream(b, stream))
+        fail_msg("bench: the agent published no batch or Status naming its stream yet");
+    bench_send_ack_in(b, stream, through, seqs, n);
 }
 
 uint64_t bench_outbox_batches(struct bench *b)

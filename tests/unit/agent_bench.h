@@ -75,8 +75,17 @@ struct et_fake_client *bench_client(struct bench *b);
 void bench_run_for(struct bench *b, int64_t ms);
 /** Bring the broker up and run one step: the agent handles CONNECTED. */
 void bench_connect_now(struct bench *b);
-/** Publish an Ack for the agent's device on its ack topic, as the aggregator would; one step. */
+/**
+ * Publish an Ack for the agent's device and stream on its ack topic, as the
+ * aggregator would; one step. The stream is the one its newest published
+ * batch or Status names (fails the test before there is one).
+ */
 void bench_send_ack(struct bench *b, uint64_t through, const uint64_t *seqs, size_t n);
+/** The same for stream stream_id (NULL: the legacy stream, no stream id). */
+void bench_send_ack_in(struct bench *b, const uint8_t *stream_id, uint64_t through,
+                       const uint64_t *seqs, size_t n);
+/** The stream the agent's newest published batch or Status names; false before one. */
+bool bench_stream(struct bench *b, uint8_t out[ET_STREAM_ID_LEN]);
 /** Batches in the agent's outbox. */
 uint64_t bench_outbox_batches(struct bench *b);
 

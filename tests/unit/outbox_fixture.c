@@ -136,3 +136,10 @@ void write_file(const char *path, const void *data, size_t len, off_t at)
     assert_int_equal(pwrite(fd, data, len, at), (ssize_t)len);
     close(fd);
 }
+
+void write_junk(const char *path, uint8_t *junk, size_t len)
+{
+    memset(junk, 0xA5, len);
+    assert_int_equal(truncate(path, 0), 0);
+    write_file(path, junk, len, 0);
+}

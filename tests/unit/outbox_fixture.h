@@ -42,4 +42,7 @@ int count_files(const char *dir, const char *prefix);
 /* Write len bytes at offset `at` of path, creating it. */
 void write_file(const char *path, const void *data, size_t len, off_t at);
 
+/* Replace what path holds with len bytes of junk (not SQLite at all), also put in junk. */
+void write_junk(const char *path, uint8_t *junk, size_t len);
+
 #endif

@@ -8,7 +8,9 @@
  * sent; the backlog goes out marked historical, live batches overtake it;
  * a batch with no Ack is sent again after ack_timeout; every sim counter
  * value arrives, also through a full disk; the backlog drains at its rate;
- * what the agent sends carries each collector's health and tags.
+ * what the agent sends carries each collector's health and tags; every
+ * batch and Status names the outbox's stream, and an Ack for another
+ * stream (a re-flashed board's earlier life) deletes nothing.
  * A full card: memory stays bounded and every loss is counted and
  * reported, also across a restart; below the free-space reserve live data
  * still goes out, counted as not persisted. What the log says about the
@@ -28,6 +30,7 @@
 
 #include "agent_bench.h"
 #include "edgetel/agent.h"
+#include "edgetel/log.h"
 #include "edgetel/codec.h"
 #include "edgetel/outbox.h"
 #include "et_fake.h"
@@ -173,7 +176,7 @@ static void reconnect_sends_unacked_again(void **state)
 static void foreign_and_malformed_acks_are_ignored(void **state)
 {
     struct bench *b = *state;
-    uint8_t *buf;
+    uint8_t *buf, stream[ET_STREAM_ID_LEN];
     size_t len;
 
     bench_start(b, NULL);
@@ -182,12 +185,142 @@ static void foreign_and_malformed_acks_are_ignored(void **state)
     uint64_t before = bench_outbox_batches(b);
 
     assert_true(before >= 1);
-    assert_int_equal(et_wire_encode_ack("other-dev", 1000, NULL, 0, &buf, &len), 0);
+    /* Another device's ack, even in this device's stream. */
+    assert_true(bench_stream(b, stream));
+    assert_int_equal(et_wire_encode_ack("other-dev", stream, 1000, NULL, 0, &buf, &len), 0);
     assert_int_equal(et_fake_broker_publish(b->broker, b->ack, buf, len, false), 0);
     free(buf);
     assert_int_equal(et_fake_client_inject(bench_client(b), b->ack, "\xff\xff\xff", 3), 0);
     assert_int_equal(et_agent_step(b->agent, b->stop[0], 0), 0);
     assert_true(bench_outbox_batches(b) >= before);
+}
+
+/* ---- streams -------------------------------------------------------------- */
+
+/* Every stream id in the broker's log from index *i on: the agent's batches and Statuses. */
+static size_t published_streams(struct bench *b, size_t *i, uint8_t (*ids)[ET_STREAM_ID_LEN],
+                                size_t cap)
+{
+    const struct et_fake_message *p;
+    size_t n = 0;
+    char err[160];
+
+    for (; (p = et_fake_broker_published(b->broker, *i)) != NULL; (*i)++) {
+        Edgetel__V1__Batch *batch;
+        Edgetel__V1__Status *st;
+
+        assert_true(n < cap);
+        if (strcmp(p->topic, b->telemetry) == 0) {
+            assert_int_equal(et_wire_decode_batch(p->payload, p->len, &batch, err,
+                                                  sizeof(err)), 0);
+            assert_int_equal(batch->stream_id.len, ET_STREAM_ID_LEN);
+            memcpy(ids[n++], batch->stream_id.data, ET_STREAM_ID_LEN);
+            et_wire_free_batch(batch);
+        } else if (strcmp(p->topic, b->status) == 0) {
+            assert_int_equal(et_wire_decode_status(p->payload, p->len, &st, err,
+                                                   sizeof(err)), 0);
+            assert_int_equal(st->stream_id.len, ET_STREAM_ID_LEN);
+            memcpy(ids[n++], st->stream_id.data, ET_STREAM_ID_LEN);
+            edgetel__v1__status__free_unpacked(st, NULL);
+        }
+    }
+    return n;
+}
+
+/*
+ * Every batch (backlog, live, resent) and every Status names the outbox's
+ * stream, the same across a restart of the agent on the same data
+ * directory; another data directory has a stream of its own.
+ */
+static void every_batch_and_status_names_the_stream(void **state)
+{
+    struct bench *b = *state, other;
+    uint8_t ids[512][ET_STREAM_ID_LEN], first[ET_STREAM_ID_LEN], theirs[ET_STREAM_ID_LEN];
+    size_t i = 0, n, batches = 0;
+
+    bench_start(b, NULL);
+    bench_run_for(b, 1000);                 /* a backlog */
+    bench_connect_now(b);
+    bench_run_for(b, 2500);                 /* live batches, and resends (no acks) */
+    n = published_streams(b, &i, ids, 512);
+    assert_true(n >= 6);                    /* a Status, the backlog's window, resends */
+    memcpy(first, ids[0], ET_STREAM_ID_LEN);
+    for (size_t k = 0; k < n; k++)
+        assert_memory_equal(ids[k], first, ET_STREAM_ID_LEN);
+    batches = et_fake_broker_n_published(b->broker);
+
+    bench_stop(b);
+    bench_start(b, NULL);
+    bench_connect_now(b);
+    bench_run_for(b, 500);
+    n = published_streams(b, &i, ids, 512);
+    assert_true(n >= 2);
+    for (size_t k = 0; k < n; k++)
+        assert_memory_equal(ids[k], first, ET_STREAM_ID_LEN);
+    assert_true(et_fake_broker_n_published(b->broker) > batches);
+
+    /* A second board (its own data directory) on the same broker. */
+    bench_init(&other, "unit-dev-2", b->broker);
+    bench_start(&other, NULL);
+    bench_run_for(&other, 500);
+    assert_true(bench_stream(&other, theirs));
+    assert_memory_not_equal(theirs, first, ET_STREAM_ID_LEN);
+    bench_fini(&other);
+}
+
+/*
+ * An Ack for another stream, a re-flashed board's earlier life, deletes
+ * nothing, however much it says is stored; nor does one without a stream
+ * (the legacy stream) in an outbox that never had legacy batches. The
+ * outbox's own stream's Ack then deletes as usual.
+ */
+static void acks_for_another_stream_delete_nothing(void **state)
+{
+    struct bench *b = *state;
+    uint8_t own[ET_STREAM_ID_LEN], old_life[ET_STREAM_ID_LEN];
+    uint64_t seqs[64], all[] = { 1, 2, 3, 4, 5, 6, 7, 8 };
+    bool hist[64];
+
+    bench_start(b, NULL);
+    bench_connect_now(b);
+    bench_run_for(b, 1100);                 /* five batches made and sent */
+    uint64_t before = bench_outbox_batches(b);
+    size_t n = bench_new_batches(b, seqs, hist, 64, NULL, NULL, 0);
+
+    assert_true(before >= 4);
+    assert_true(n >= 4);
+    assert_true(bench_stream(b, own));
+    memset(old_life, 0xfa, sizeof(old_life));
+    assert_memory_not_equal(old_life, own, sizeof(own));
+
+    /* The old life was acknowledged through 500: none of it applies here,
+     * however often the broker hands it over; said once a stream. */
+    et_log_init("test_agent_uplink", ET_LOG_WARN);
+    log_capture_start();
+    for (int i = 0; i < 3; i++) {
+        bench_send_ack_in(b, old_life, 500, all, 8);
+        assert_true(bench_outbox_batches(b) >= before);
+        bench_send_ack_in(b, NULL, 500, all, 8);
+        assert_true(bench_outbox_batches(b) >= before);
+    }
+    assert_int_equal(log_capture_count("ignoring acks for stream fafafafa",
+                                       "this outbox is stream", NULL), 1);
+    assert_int_equal(log_capture_count("ignoring acks without a stream id", NULL), 1);
+    log_capture_stop();
+    et_log_init("test_agent_uplink", ET_LOG_INFO);   /* the other tests count info lines */
+    /* Still unacknowledged: sent again after the ack timeout. */
+    bench_run_for(b, 2100);
+    n = bench_new_batches(b, seqs, hist, 64, NULL, NULL, 0);
+    bool again = false;
+
+    for (size_t i = 0; i < n; i++)
+        again |= seqs[i] == 1;
+    assert_true(again);
+
+    /* This stream's ack deletes what it names. */
+    before = bench_outbox_batches(b);
+    bench_send_ack(b, 2, NULL, 0);
+    assert_int_equal(bench_outbox_batches(b), before - 2);
 }
 
 static void seq_continues_after_restart(void **state)
@@ -313,7 +446,7 @@ static int cmp_i64(const void *a, const void *b)
 
 static int disk_teardown(void **state)
 {
-    log_capture_restore();
+    log_capture_stop();
     bench_teardown(state);
     faulty_vfs_unregister();
     return 0;
@@ -378,14 +511,13 @@ static void below_the_reserve_live_data_still_goes_out(void **state)
 {
     struct bench *b = *state;
     Edgetel__V1__Status *status;
-    struct log_capture log;
     int64_t counters[2048];
     size_t n_counters = 0;
     char path[128];
 
     snprintf(path, sizeof(path), "%s/outbox.db", b->dir);
     assert_int_equal(et_fake_fs_set_space(path, 10 << 20, 8ULL << 30, 0), 0);
-    log_capture_begin(&log, b->dir);
+    log_capture_start();
     bench_start(b, NULL);
     bench_connect_now(b);
     assert_true(run_acking(b, 5000, 0, counters, &n_counters, 2048) >= 20);
@@ -399,11 +531,11 @@ static void below_the_reserve_live_data_still_goes_out(void **state)
     bench_run_for(b, 11000);
     assert_true(bench_outbox_batches(b) > 0);
     bench_stop(b);
-    log_capture_end(&log);
-    assert_int_equal(log_count(&log, "[error] outbox: the filesystem holding"), 1);
-    assert_int_equal(log_count(&log, "is nearly full: 10.0 MiB free, below the [outbox] reserve "
-                                     "of 64.0 MiB"), 1);
-    assert_int_equal(log_count(&log, "storing batches again"), 1);
+    log_capture_stop();
+    assert_int_equal(log_capture_count("[error] outbox: the filesystem holding", NULL), 1);
+    assert_int_equal(log_capture_count("is nearly full: 10.0 MiB free, below the [outbox] reserve "
+                                     "of 64.0 MiB", NULL), 1);
+    assert_int_equal(log_capture_count("storing batches again", NULL), 1);
     status = retained_status(b);
     assert_true(status->not_persisted_samples >= (uint64_t)n_counters);
     assert_int_equal(status->dropped_samples, 0);
@@ -417,17 +549,16 @@ static void below_the_reserve_live_data_still_goes_out(void **state)
 static void backlog_left_is_counted_in_rows(void **state)
 {
     struct bench *b = *state;
-    struct log_capture log;
 
     bench_start(b, NULL);
     bench_run_for(b, 8000);                  /* about 40 batches */
     assert_true(bench_outbox_batches(b) >= 35);
-    log_capture_begin(&log, b->dir);
+    log_capture_start();
     bench_connect_now(b);
     run_acking(b, 11000, 1, NULL, NULL, 0);  /* the aggregator never gets seq 1 */
-    log_capture_end(&log);
-    assert_int_equal(log_count(&log, "draining backlog: 1 batch left"), 1);
-    assert_int_equal(log_count(&log, "batches left"), 0);
+    log_capture_stop();
+    assert_int_equal(log_capture_count("draining backlog: 1 batch left", NULL), 1);
+    assert_int_equal(log_capture_count("batches left", NULL), 0);
 }
 
 /*
@@ -437,7 +568,6 @@ static void backlog_left_is_counted_in_rows(void **state)
 static void backlog_that_drains_at_once_gets_no_eta(void **state)
 {
     struct bench *b = *state;
-    struct log_capture log;
 
     bench_start(b, NULL);
     bench_connect_now(b);
@@ -446,14 +576,14 @@ static void backlog_that_drains_at_once_gets_no_eta(void **state)
     assert_int_equal(et_agent_step(b->agent, b->stop[0], 0), 0);
     bench_run_for(b, 60000);                 /* a backlog of about 300 batches */
     assert_true(bench_outbox_batches(b) >= 250);
-    log_capture_begin(&log, b->dir);
+    log_capture_start();
     bench_connect_now(b);
     for (int i = 0; i < 200 && bench_outbox_batches(b) > 5; i++)
         ack_published(b, 0, NULL, NULL, 0);  /* gone in no time */
     run_acking(b, 12000, 0, NULL, NULL, 0);
-    log_capture_end(&log);
-    assert_int_equal(log_count(&log, "ETA"), 0);
-    assert_int_equal(log_count(&log, "backlog drained"), 1);
+    log_capture_stop();
+    assert_int_equal(log_capture_count("ETA", NULL), 0);
+    assert_int_equal(log_capture_count("backlog drained", NULL), 1);
 }
 
 static void backlog_drains_at_the_configured_rate_and_live_data_does_not_wait(void **state)
@@ -564,6 +694,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(live_batches_overtake_the_backlog, bench_setup, bench_teardown),
         cmocka_unit_test_setup_teardown(reconnect_sends_unacked_again, bench_setup, bench_teardown),
         cmocka_unit_test_setup_teardown(foreign_and_malformed_acks_are_ignored, bench_setup, bench_teardown),
+        cmocka_unit_test_setup_teardown(every_batch_and_status_names_the_stream, bench_setup, bench_teardown),
+        cmocka_unit_test_setup_teardown(acks_for_another_stream_delete_nothing, bench_setup, bench_teardown),
         cmocka_unit_test_setup_teardown(seq_continues_after_restart, bench_setup, bench_teardown),
         cmocka_unit_test_setup_teardown(full_disk_holds_samples_in_memory_and_loses_none, bench_setup, bench_teardown),
         cmocka_unit_test_setup_teardown(full_disk_keeps_memory_bounded_and_counts_every_loss, bench_setup, disk_teardown),

@@ -62,7 +62,7 @@ static int bench_teardown(void **state)
     struct bench *b = *state;
     void *fx = b->fx;
 
-    log_capture_restore();
+    log_capture_stop();
     et_batcher_destroy(b->batcher);
     et_outbox_close(b->outbox);
     faulty_vfs_unregister();
@@ -209,11 +209,10 @@ static void failing_commits_keep_memory_bounded_and_say_recovery_once(void **sta
     struct bench *fx = *state;
     const struct et_batcher_stats *st = et_batcher_stats(fx->batcher);
     struct et_outbox_stats ob;
-    struct log_capture log;
     int64_t values[1024];
     size_t n;
 
-    log_capture_begin(&log, fx->fx->dir);
+    log_capture_start();
     add_samples(fx, 5);
     assert_int_equal(et_batcher_flush(fx->batcher, 1), 0);
     assert_int_equal(et_batcher_commit(fx->batcher), 0);
@@ -230,14 +229,14 @@ static void failing_commits_keep_memory_bounded_and_say_recovery_once(void **sta
     assert_int_equal(et_outbox_stats(fx->outbox, &ob), 0);
     assert_int_equal(ob.dropped_samples, st->dropped_in_memory);
 
-    assert_int_equal(log_count(&log, "storing batches again"), 0);
+    assert_int_equal(log_capture_count("storing batches again", NULL), 0);
 
     faulty_vfs_fail_writes(0);
     assert_int_equal(et_batcher_flush(fx->batcher, 200), 0);
     assert_int_equal(et_batcher_commit(fx->batcher), 0);
-    log_capture_end(&log);
-    assert_int_equal(log_count(&log, "filesystem holding"), 1);   /* said once */
-    assert_int_equal(log_count(&log, "storing batches again"), 1);
+    log_capture_stop();
+    assert_int_equal(log_capture_count("filesystem holding", NULL), 1);   /* said once */
+    assert_int_equal(log_capture_count("storing batches again", NULL), 1);
 
     n = outbox_values(fx, values, 1024, false);
     assert_int_equal(n + st->dropped_in_memory, (size_t)fx->next_value);
@@ -258,14 +257,13 @@ static void below_reserve_batches_stay_sendable_and_acks_release_them(void **sta
     const struct et_batcher_stats *st = et_batcher_stats(fx->batcher);
     struct et_outbox_limits lim = { .reserve_bytes = 64 << 20, .policy = ET_OUTBOX_DROP_OLDEST };
     struct et_outbox_stats ob;
-    struct log_capture log;
     const uint8_t *blob;
     uint64_t seq, seqs[3];
     size_t len;
 
     assert_int_equal(et_outbox_set_limits(fx->outbox, &lim), 0);
     assert_int_equal(et_fake_fs_set_space(fx->fx->path, 5 << 20, 1 << 30, 0), 0);
-    log_capture_begin(&log, fx->fx->dir);
+    log_capture_start();
     for (int i = 0; i < 3; i++) {
         add_samples(fx, 4);
         assert_int_equal(et_batcher_flush(fx->batcher, 10 + i), -ENOSPC);
@@ -277,10 +275,10 @@ static void below_reserve_batches_stay_sendable_and_acks_release_them(void **sta
     et_fake_time_advance(2 * 60 * 1000);
     assert_int_equal(et_batcher_commit(fx->batcher), -ENOSPC);
     assert_int_equal(et_batcher_commit(fx->batcher), -ENOSPC);
-    log_capture_end(&log);
-    assert_int_equal(log_count(&log, "nearly full: 5.0 MiB free, below the [outbox] reserve "
-                                     "of 64.0 MiB"), 2);
-    assert_int_equal(log_count(&log, "for 61 min now"), 1);
+    log_capture_stop();
+    assert_int_equal(log_capture_count("nearly full: 5.0 MiB free, below the [outbox] reserve "
+                                     "of 64.0 MiB", NULL), 2);
+    assert_int_equal(log_capture_count("for 61 min now", NULL), 1);
 
     for (uint64_t after = 0, i = 0; i < 3; i++) {
         assert_int_equal(et_batcher_next_unstored(fx->batcher, after, &seq, &blob, &len), 0);

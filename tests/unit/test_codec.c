@@ -63,20 +63,60 @@ static struct et_batch *basic_batch(struct et_batch_meta *m)
     return b;
 }
 
-static void encode_matches_golden_vector(void **state)
+/* The stream id of tests/vectors/batch_v1_stream.{bin,txt}: 0xc0 .. 0xcf. */
+static const uint8_t vector_stream[ET_STREAM_ID_LEN] = {
+    0xc0, 0xc1, 0xc2, 0xc3, 0xc4, 0xc5, 0xc6, 0xc7,
+    0xc8, 0xc9, 0xca, 0xcb, 0xcc, 0xcd, 0xce, 0xcf,
+};
+
+static void encodes_as(const struct et_batch *b, const struct et_batch_meta *m,
+                       const char *vector)
 {
-    struct et_batch_meta m;
-    struct et_batch *b = basic_batch(&m);
     uint8_t *out, *golden;
     size_t len, golden_len;
 
-    assert_int_equal(et_batch_encode(b, &m, &out, &len), 0);
-    golden = read_vector("batch_v1_basic.bin", &golden_len);
+    assert_int_equal(et_batch_encode(b, m, &out, &len), 0);
+    golden = read_vector(vector, &golden_len);
     assert_int_equal(len, golden_len);
     assert_memory_equal(out, golden, len);
     free(out);
     free(golden);
+}
+
+static void encode_matches_golden_vector(void **state)
+{
+    struct et_batch_meta m;
+    struct et_batch *b = basic_batch(&m);
+
+    /* Without a stream id the bytes are those of the first vector, made
+     * before streams existed: the new field changes nothing for them. */
+    encodes_as(b, &m, "batch_v1_basic.bin");
+    /* With one, they are the stream vector's: the same, then field 11. */
+    m.stream_id = vector_stream;
+    encodes_as(b, &m, "batch_v1_stream.bin");
     et_batch_destroy(b);
+}
+
+static void decode_stream_vector(void **state)
+{
+    size_t len;
+    uint8_t *buf = read_vector("batch_v1_stream.bin", &len);
+    Edgetel__V1__Batch *d = NULL;
+    char err[160];
+
+    assert_int_equal(et_wire_decode_batch(buf, len, &d, err, sizeof(err)), 0);
+    assert_int_equal(d->seq, 7);
+    assert_int_equal(d->stream_id.len, ET_STREAM_ID_LEN);
+    assert_memory_equal(d->stream_id.data, vector_stream, ET_STREAM_ID_LEN);
+    et_wire_free_batch(d);
+    free(buf);
+
+    /* The first vector has none: the legacy stream. */
+    buf = read_vector("batch_v1_basic.bin", &len);
+    assert_int_equal(et_wire_decode_batch(buf, len, &d, err, sizeof(err)), 0);
+    assert_int_equal(d->stream_id.len, 0);
+    et_wire_free_batch(d);
+    free(buf);
 }
 
 static void decode_golden_vector(void **state)
@@ -294,6 +334,13 @@ static void decode_rejects_malformed(void **state)
     buf = pack(&msg, &len);
     decode_fails(buf, len, "time_quality 77");
     free(buf);
+
+    sample.time_quality = 0;
+    msg.stream_id.len = 15;
+    msg.stream_id.data = (uint8_t *)vector_stream;
+    buf = pack(&msg, &len);
+    decode_fails(buf, len, "stream_id has 15 bytes");
+    free(buf);
 }
 
 static void ack_round_trip(void **state)
@@ -304,18 +351,39 @@ static void ack_round_trip(void **state)
     Edgetel__V1__Ack *a;
     char err[160];
 
-    assert_int_equal(et_wire_encode_ack("pi-gh-01", 10, seqs, 2, &buf, &len), 0);
+    assert_int_equal(et_wire_encode_ack("pi-gh-01", vector_stream, 10, seqs, 2, &buf, &len), 0);
     assert_int_equal(et_wire_decode_ack(buf, len, &a, err, sizeof(err)), 0);
     assert_string_equal(a->device_id, "pi-gh-01");
     assert_int_equal(a->acked_through, 10);
     assert_int_equal(a->n_seqs, 2);
     assert_int_equal(a->seqs[1], 15);
+    assert_int_equal(a->stream_id.len, ET_STREAM_ID_LEN);
+    assert_memory_equal(a->stream_id.data, vector_stream, ET_STREAM_ID_LEN);
     edgetel__v1__ack__free_unpacked(a, NULL);
     free(buf);
 
-    assert_int_equal(et_wire_encode_ack("bad id", 1, NULL, 0, &buf, &len), 0);
+    /* The legacy stream: no stream id on the wire. */
+    assert_int_equal(et_wire_encode_ack("pi-gh-01", NULL, 10, NULL, 0, &buf, &len), 0);
+    assert_int_equal(et_wire_decode_ack(buf, len, &a, err, sizeof(err)), 0);
+    assert_int_equal(a->stream_id.len, 0);
+    edgetel__v1__ack__free_unpacked(a, NULL);
+    free(buf);
+
+    assert_int_equal(et_wire_encode_ack("bad id", NULL, 1, NULL, 0, &buf, &len), 0);
     assert_int_equal(et_wire_decode_ack(buf, len, &a, err, sizeof(err)), -EBADMSG);
     free(buf);
+
+    {
+        Edgetel__V1__Ack msg = EDGETEL__V1__ACK__INIT;
+        uint8_t packed[64];
+
+        msg.device_id = "pi-gh-01";
+        msg.stream_id.data = (uint8_t *)vector_stream;
+        msg.stream_id.len = 4;
+        len = edgetel__v1__ack__pack(&msg, packed);
+        assert_int_equal(et_wire_decode_ack(packed, len, &a, err, sizeof(err)), -EBADMSG);
+        assert_non_null(strstr(err, "stream_id has 4 bytes"));
+    }
 }
 
 /* Found by fuzz_wire: the reason was formatted from a freed message. */
@@ -349,6 +417,7 @@ static void status_round_trip(void **state)
         .device_id = "pi-gh-01", .online = true, .boot_id = boot, .wall_ms = 1700000000123,
         .agent_version = "0.1.0", .outbox_batches = 42, .dropped_samples = 7,
         .clock_synced = true, .reason = "waited 12 s for the wall clock to synchronise",
+        .stream_id = vector_stream,
     };
     Edgetel__V1__Status *out = NULL;
     char err[160];
@@ -367,6 +436,8 @@ static void status_round_trip(void **state)
     assert_int_equal(out->dropped_samples, 7);
     assert_true(out->clock_synced);
     assert_string_equal(out->reason, st.reason);
+    assert_int_equal(out->stream_id.len, ET_STREAM_ID_LEN);
+    assert_memory_equal(out->stream_id.data, vector_stream, ET_STREAM_ID_LEN);
     edgetel__v1__status__free_unpacked(out, NULL);
     free(buf);
 
@@ -376,6 +447,7 @@ static void status_round_trip(void **state)
     assert_int_equal(et_wire_decode_status(buf, len, &out, err, sizeof(err)), 0);
     assert_false(out->online);
     assert_int_equal(out->boot_id.len, 0);
+    assert_int_equal(out->stream_id.len, 0);
     assert_string_equal(out->reason, "");
     assert_string_equal(out->agent_version, "");
     edgetel__v1__status__free_unpacked(out, NULL);
@@ -449,6 +521,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(encode_matches_golden_vector),
         cmocka_unit_test(decode_golden_vector),
+        cmocka_unit_test(decode_stream_vector),
         cmocka_unit_test(historical_marker_appends),
         cmocka_unit_test(reset_reuses_builder),
         cmocka_unit_test(add_rejects_bad_input),

@@ -247,7 +247,7 @@ static void ack_device_id_must_be_text(void **state)
     uint8_t *buf;
     size_t len;
 
-    assert_int_equal(et_wire_encode_ack("pi-1XXXX", 3, NULL, 0, &buf, &len), 0);
+    assert_int_equal(et_wire_encode_ack("pi-1XXXX", NULL, 3, NULL, 0, &buf, &len), 0);
     patch(buf, len, "pi-1XXXX", "pi-1\0pi2", 8);
     assert_int_equal(et_wire_decode_ack(buf, len, &a, err, sizeof(err)), -EBADMSG);
     assert_null(a);

@@ -220,9 +220,8 @@ static void test_reserve_refuses_without_dropping(void **state)
     struct et_outbox *ob = open_ok(fx);
     struct et_outbox_limits lim = { .reserve_bytes = 64 << 20, .policy = ET_OUTBOX_DROP_OLDEST };
     struct et_outbox_stats st;
-    struct log_capture log;
 
-    log_capture_begin(&log, fx->dir);
+    log_capture_start();
     assert_int_equal(et_outbox_set_limits(ob, &lim), 0);
     assert_int_equal(et_fake_fs_set_space(fx->path, 10 << 20, 1000 << 20, 0), 0);
     assert_int_equal(append_n(ob, 1000, 5), -ENOSPC);
@@ -260,9 +259,9 @@ static void test_reserve_refuses_without_dropping(void **state)
     assert_false(st.below_reserve);
     assert_int_equal(st.dropped_samples, 0);
     et_outbox_close(ob);
-    log_capture_end(&log);
-    assert_int_equal(log_count(&log, "dropping the oldest"), 0);
-    assert_int_equal(log_count(&log, "refusing new batches"), 0);
+    log_capture_stop();
+    assert_int_equal(log_capture_count("dropping the oldest", NULL), 0);
+    assert_int_equal(log_capture_count("refusing new batches", NULL), 0);
 }
 
 /* One line when eviction starts, one when it stops: never one per batch. */
@@ -271,9 +270,8 @@ static void test_eviction_logged_once(void **state)
     struct fixture *fx = *state;
     struct et_outbox_limits lim = { .quota_bytes = 3000, .policy = ET_OUTBOX_DROP_OLDEST };
     struct et_outbox *ob = open_ok(fx);
-    struct log_capture log;
 
-    log_capture_begin(&log, fx->dir);
+    log_capture_start();
     assert_int_equal(et_outbox_set_limits(ob, &lim), 0);
     for (int i = 0; i < 20; i++)
         assert_int_equal(append_n(ob, 1000, 1), 0);
@@ -282,10 +280,10 @@ static void test_eviction_logged_once(void **state)
     assert_int_equal(append_n(ob, 1000, 1), 0);   /* exactly at the quota */
     assert_int_equal(append_n(ob, 1000, 1), 0);   /* over again: a new one */
     et_outbox_close(ob);
-    log_capture_end(&log);
+    log_capture_stop();
 
-    assert_int_equal(log_count(&log, "quota of 3000 bytes"), 2);
-    assert_int_equal(log_count(&log, "back within limits"), 1);
+    assert_int_equal(log_capture_count("quota of 3000 bytes", NULL), 2);
+    assert_int_equal(log_capture_count("back within limits", NULL), 1);
 }
 
 

@@ -36,9 +36,7 @@ static void test_garbage_file_moved_aside(void **state)
         assert_int_equal(append_n(ob, 100, 1), 0);
     et_outbox_close(ob);
 
-    memset(junk, 0xA5, sizeof(junk));
-    assert_int_equal(truncate(fx->path, 0), 0);
-    write_file(fx->path, junk, sizeof(junk), 0);
+    write_junk(fx->path, junk, sizeof(junk));
 
     ob = open_ok(fx);
     assert_int_equal(et_outbox_stats(ob, &st), 0);

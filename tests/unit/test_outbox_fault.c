@@ -174,13 +174,13 @@ static void test_group_undone_on_disk_full(void **state)
 }
 
 /* Open fx->path with what the open says captured in log. */
-static struct et_outbox *open_logged(const struct fixture *fx, struct log_capture *log)
+static struct et_outbox *open_logged(const struct fixture *fx)
 {
     struct et_outbox *ob;
 
-    log_capture_begin(log, fx->dir);
+    log_capture_start();
     ob = open_ok(fx);
-    log_capture_end(log);
+    log_capture_stop();
     return ob;
 }
 
@@ -195,7 +195,6 @@ static void test_clean_stop_on_full_disk(void **state)
 {
     struct fixture *fx = *state;
     struct et_outbox *ob;
-    struct log_capture log;
     char tmp[256];
     uint64_t start;
 
@@ -217,9 +216,9 @@ static void test_clean_stop_on_full_disk(void **state)
     faulty_vfs_fail_writes(0);
     assert_int_equal(rmdir(tmp), 0);
 
-    ob = open_logged(fx, &log);
+    ob = open_logged(fx);
     assert_int_equal(et_outbox_next_seq(ob), start + 2);
-    assert_int_equal(log_count(&log, "cleanly"), 0);
+    assert_int_equal(log_capture_count("cleanly", NULL), 0);
     et_outbox_close(ob);
     faulty_vfs_unregister();
 }
@@ -235,7 +234,6 @@ static void test_loss_note(void **state)
     struct fixture *fx = *state;
     struct et_outbox_stats st;
     struct et_outbox *ob;
-    struct log_capture log;
     int status;
     pid_t pid;
 
@@ -249,8 +247,8 @@ static void test_loss_note(void **state)
     et_outbox_close(ob);                           /* cannot reach the database */
     faulty_vfs_fail_writes(0);
 
-    ob = open_logged(fx, &log);
-    assert_int_equal(log_count(&log, "stopped with 7 samples it could not store"), 1);
+    ob = open_logged(fx);
+    assert_int_equal(log_capture_count("stopped with 7 samples it could not store", NULL), 1);
     assert_int_equal(et_outbox_stats(ob, &st), 0);
     assert_int_equal(st.dropped_samples, 7);
     assert_int_equal(et_outbox_begin(ob), 0);
@@ -268,8 +266,8 @@ static void test_loss_note(void **state)
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 
-    ob = open_logged(fx, &log);
-    assert_int_equal(log_count(&log, "held 40 samples"), 1);
+    ob = open_logged(fx);
+    assert_int_equal(log_capture_count("held 40 samples", NULL), 1);
     assert_int_equal(et_outbox_stats(ob, &st), 0);
     assert_int_equal(st.dropped_samples, 47);
     et_outbox_close(ob);

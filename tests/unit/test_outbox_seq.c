@@ -2,7 +2,11 @@
  * The outbox's seqs never repeat: across a clean close, after every batch
  * was acknowledged, after a crash, with the PATH.seq sidecar damaged or
  * unwritable, and with a writer killed at any point of its appends,
- * groups and acks. Each test works in a fresh temporary directory.
+ * groups and acks. Its stream id lives exactly as long as its seqs: made
+ * once, kept across reopens, crashes, a damaged database moved aside and
+ * a lost sidecar, its own in every data directory, and made for an outbox
+ * from before streams whose seqs then continue. Each test works in a fresh
+ * temporary directory.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,6 +22,8 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <sqlite3.h>
 
 #include "outbox_fixture.h"
 
@@ -301,6 +307,192 @@ static void test_kill_during_writes(void **state)
     }
 }
 
+/* ---- the stream id ------------------------------------------------------------ */
+
+static void stream_of(struct et_outbox *ob, uint8_t *out)
+{
+    static const uint8_t zero[ET_OUTBOX_STREAM_ID_LEN];
+
+    memcpy(out, et_outbox_stream_id(ob), ET_OUTBOX_STREAM_ID_LEN);
+    assert_memory_not_equal(out, zero, ET_OUTBOX_STREAM_ID_LEN);
+}
+
+static void expect_stream(const struct fixture *fx, const uint8_t *want, uint64_t first)
+{
+    struct et_outbox *ob = open_ok(fx);
+
+    assert_memory_equal(et_outbox_stream_id(ob), want, ET_OUTBOX_STREAM_ID_LEN);
+    assert_int_equal(et_outbox_stream_first_seq(ob), first);
+    et_outbox_close(ob);
+}
+
+static void replace_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+
+    assert_non_null(f);
+    fputs(text, f);
+    assert_int_equal(fclose(f), 0);
+}
+
+static void test_stream_made_once_and_kept(void **state)
+{
+    struct fixture *fx = *state;
+    struct et_outbox *ob = open_ok(fx);
+    uint8_t id[ET_OUTBOX_STREAM_ID_LEN];
+    char seqpath[256], text[256], hex[2 * ET_OUTBOX_STREAM_ID_LEN + 1];
+    FILE *f;
+    int status;
+    pid_t pid;
+
+    stream_of(ob, id);
+    assert_int_equal(et_outbox_stream_first_seq(ob), 1);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(append_n(ob, 100, 1), 0);
+    et_outbox_close(ob);
+    expect_stream(fx, id, 1);
+
+    /* The sidecar names it beside the reservation. */
+    snprintf(seqpath, sizeof(seqpath), "%s.seq", fx->path);
+    for (size_t i = 0; i < ET_OUTBOX_STREAM_ID_LEN; i++)
+        snprintf(hex + 2 * i, 3, "%02x", id[i]);
+    f = fopen(seqpath, "r");
+    assert_non_null(f);
+    text[fread(text, 1, sizeof(text) - 1, f)] = '\0';
+    fclose(f);
+    assert_true(strncmp(text, "edgetel-outbox-seq 2\nstream ", 28) == 0);
+    assert_non_null(strstr(text, hex));
+
+    /* A crash changes nothing. */
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct et_outbox *child = NULL;
+        char err[256];
+
+        if (et_outbox_open(&child, fx->path, err, sizeof(err)) != 0 ||
+            append_n(child, 100, 1) != 0)
+            _exit(2);
+        raise(SIGKILL);
+        _exit(3);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+    expect_stream(fx, id, 1);
+
+    /* The sidecar lost or damaged: the database still names it. */
+    assert_int_equal(unlink(seqpath), 0);
+    expect_stream(fx, id, 1);
+    replace_file(seqpath, "hello\n");
+    expect_stream(fx, id, 1);
+    expect_stream(fx, id, 1);
+}
+
+/* A damaged database is moved aside; the sidecar keeps the stream and its seqs. */
+static void test_stream_survives_a_damaged_database(void **state)
+{
+    struct fixture *fx = *state;
+    struct et_outbox *ob = open_ok(fx);
+    uint8_t id[ET_OUTBOX_STREAM_ID_LEN], junk[8192];
+
+    stream_of(ob, id);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(append_n(ob, 100, 1), 0);
+    et_outbox_close(ob);
+    write_junk(fx->path, junk, sizeof(junk));
+
+    ob = open_ok(fx);
+    assert_int_equal(count_files(fx->dir, "outbox.db.corrupt-"), 1);
+    assert_memory_equal(et_outbox_stream_id(ob), id, ET_OUTBOX_STREAM_ID_LEN);
+    assert_int_equal(et_outbox_stream_first_seq(ob), 1);
+    assert_true(et_outbox_next_seq(ob) > 3);
+    assert_int_equal(append_n(ob, 100, 1), 0);
+    et_outbox_close(ob);
+    /* And the fresh database names it too, should the sidecar go next. */
+    {
+        char seqpath[256];
+
+        snprintf(seqpath, sizeof(seqpath), "%s.seq", fx->path);
+        assert_int_equal(unlink(seqpath), 0);
+    }
+    expect_stream(fx, id, 1);
+}
+
+/* Two data directories (two boards, or one re-flashed): two streams. */
+static void test_stream_differs_between_data_dirs(void **state)
+{
+    struct fixture *fx = *state;
+    struct fixture other;
+    struct et_outbox *a, *b;
+    uint8_t ida[ET_OUTBOX_STREAM_ID_LEN], idb[ET_OUTBOX_STREAM_ID_LEN];
+    char cmd[160];
+
+    snprintf(other.dir, sizeof(other.dir), "%.50s/wiped", fx->dir);
+    snprintf(other.path, sizeof(other.path), "%s/outbox.db", other.dir);
+    assert_int_equal(mkdir(other.dir, 0755), 0);
+    a = open_ok(fx);
+    b = open_ok(&other);
+    stream_of(a, ida);
+    stream_of(b, idb);
+    assert_memory_not_equal(ida, idb, ET_OUTBOX_STREAM_ID_LEN);
+    et_outbox_close(b);
+
+    /* The same directory wiped and made again: a new stream, seq 1 again. */
+    snprintf(cmd, sizeof(cmd), "rm -rf %s && mkdir %s", other.dir, other.dir);
+    assert_int_equal(system(cmd), 0);
+    b = open_ok(&other);
+    assert_memory_not_equal(et_outbox_stream_id(b), idb, ET_OUTBOX_STREAM_ID_LEN);
+    assert_memory_not_equal(et_outbox_stream_id(b), ida, ET_OUTBOX_STREAM_ID_LEN);
+    assert_int_equal(et_outbox_next_seq(b), 1);
+    et_outbox_close(b);
+    et_outbox_close(a);
+}
+
+/*
+ * An outbox from before streams (a version 1 sidecar, no stream in the
+ * database): its batches stay, its seqs continue, and a stream starts at
+ * the next seq.
+ */
+static void test_stream_for_an_outbox_from_before_streams(void **state)
+{
+    struct fixture *fx = *state;
+    struct et_outbox *ob = open_ok(fx);
+    uint8_t id[ET_OUTBOX_STREAM_ID_LEN], old[ET_OUTBOX_STREAM_ID_LEN];
+    const uint64_t all[] = { 1, 2, 3, 4, 5 };
+    char seqpath[256];
+
+    stream_of(ob, old);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(append_n(ob, 100, 1), 0);
+    assert_int_equal(sqlite3_exec(et_outbox_sqlite(ob),
+                                  "DELETE FROM meta WHERE key IN ('stream', 'stream_first')",
+                                  NULL, NULL, NULL), SQLITE_OK);
+    et_outbox_close(ob);
+    snprintf(seqpath, sizeof(seqpath), "%s.seq", fx->path);
+    replace_file(seqpath, "edgetel-outbox-seq 1\nreserved 1024\nclean 5\n");
+
+    ob = open_ok(fx);
+    assert_int_equal(et_outbox_next_seq(ob), 6);   /* a clean close at 5: no gap */
+    expect_seqs(ob, all, 5, 100);
+    stream_of(ob, id);
+    assert_memory_not_equal(id, old, ET_OUTBOX_STREAM_ID_LEN);
+    assert_int_equal(et_outbox_stream_first_seq(ob), 6);
+    et_outbox_close(ob);
+    expect_stream(fx, id, 6);
+
+    /* One that did not close cleanly continues after its reservation. */
+    ob = open_ok(fx);
+    assert_int_equal(sqlite3_exec(et_outbox_sqlite(ob),
+                                  "DELETE FROM meta WHERE key IN ('stream', 'stream_first')",
+                                  NULL, NULL, NULL), SQLITE_OK);
+    et_outbox_close(ob);
+    replace_file(seqpath, "edgetel-outbox-seq 1\nreserved 1024\n");
+    ob = open_ok(fx);
+    assert_int_equal(et_outbox_next_seq(ob), 1025);
+    assert_int_equal(et_outbox_stream_first_seq(ob), 1025);
+    assert_memory_not_equal(et_outbox_stream_id(ob), id, ET_OUTBOX_STREAM_ID_LEN);
+    et_outbox_close(ob);
+}
 
 int main(void)
 {
@@ -311,6 +503,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_seq_file_garbage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_seq_file_unwritable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill_during_writes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stream_made_once_and_kept, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stream_survives_a_damaged_database, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stream_differs_between_data_dirs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stream_for_an_outbox_from_before_streams, setup,
+                                        teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

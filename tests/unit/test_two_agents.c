@@ -48,6 +48,7 @@ struct device_log {
     size_t statuses;
     bool online;
     char reason[128];
+    uint8_t stream[ET_STREAM_ID_LEN];   /* the device's, from its batches */
 };
 
 /* One aggregator instance: a client of the broker, sharing the store. */
@@ -89,6 +90,8 @@ static void take_batch(struct aggregator *a, struct device_log *log, const char 
     if (et_wire_decode_batch(ev->payload, ev->len, &d, err, sizeof(err)) != 0)
         fail_msg("batch on %s does not decode: %s", ev->topic, err);
     assert_string_equal(d->device_id, device);      /* on its own topic, with its own id */
+    assert_int_equal(d->stream_id.len, ET_STREAM_ID_LEN);   /* one stream a device */
+    memcpy(log->stream, d->stream_id.data, ET_STREAM_ID_LEN);
     seq = d->seq;
     assert_in_range(seq, 1, MAX_SEQ);
     if (!log->stored[seq]) {
@@ -109,7 +112,7 @@ static void take_batch(struct aggregator *a, struct device_log *log, const char 
         log->through++;
     if (!log->acking)
         return;
-    assert_int_equal(et_wire_encode_ack(device, log->through, &seq, 1, &ack, &len), 0);
+    assert_int_equal(et_wire_encode_ack(device, log->stream, log->through, &seq, 1, &ack, &len), 0);
     snprintf(topic, sizeof(topic), "edgetel/v1/%s/ack", device);
     assert_true(et_mqtt_publish(a->mqtt, topic, ack, len, 1, false) > 0);
     free(ack);
@@ -257,8 +260,10 @@ static void both_send_and_each_takes_only_its_own_acks(void **state)
     assert_true(w->store[0].through >= 14);
     assert_true(w->store[1].max_seq >= 4);  /* dev-b sent; nobody answered */
 
-    /* An ack naming dev-a that lands on dev-b's topic deletes nothing there. */
-    assert_int_equal(et_wire_encode_ack("dev-a", 1000, NULL, 0, &ack, &len), 0);
+    /* An ack naming dev-a that lands on dev-b's topic deletes nothing there,
+     * even in dev-b's stream. */
+    assert_int_equal(et_wire_encode_ack("dev-a", w->store[1].stream, 1000, NULL, 0, &ack, &len),
+                     0);
     assert_true(et_mqtt_publish(w->agg[0].mqtt, "edgetel/v1/dev-b/ack", ack, len, 1, false) > 0);
     free(ack);
     settle(w);

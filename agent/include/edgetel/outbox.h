@@ -43,8 +43,21 @@
  * open group (at most one durability window), which nothing records: the
  * next open says that it may have happened, not how much.
  *
+ * Streams: an outbox is one stream, named by ET_OUTBOX_STREAM_ID_LEN random
+ * bytes made with it (et_outbox_stream_id()) that never change for it. The
+ * cloud dedupes and acknowledges per (device, stream, seq), so a board
+ * whose data directory was wiped or replaced, starting again at seq 1, is
+ * a new stream and its batches are never taken for repeats of the old
+ * one's. The id lives where the seqs do: in PATH.seq beside the
+ * reservation (so a damaged database moved aside keeps it) and in the
+ * database (so a lost PATH.seq does). An outbox made before streams gets
+ * a new stream on its first open with this code and its seqs continue;
+ * its older batches carry no stream id (the cloud's "legacy" stream) and
+ * lie below et_outbox_stream_first_seq().
+ *
  * Files beside PATH: PATH-wal and PATH-shm (SQLite's WAL), PATH.seq (the
- * reservation), PATH.lock (never removed; holds the loss note), and
+ * reservation and the stream id), PATH.lock (never removed; holds the loss
+ * note), and
  * PATH.corrupt-<secs>* (damaged databases kept for inspection; nothing
  * deletes them).
  *
@@ -74,6 +87,9 @@ struct et_outbox_stats {
     bool below_reserve;     /* the last append was refused because of the reserve */
 };
 
+/** Bytes of a stream id (the wire's ET_STREAM_ID_LEN). */
+#define ET_OUTBOX_STREAM_ID_LEN 16
+
 /** Spare bytes at the end of every blob et_outbox_next() returns. */
 #define ET_OUTBOX_BLOB_SPARE 16
 
@@ -84,7 +100,8 @@ struct et_outbox_stats {
  * files (PATH.corrupt-<unix seconds>[-wal|-shm]), the reason is logged, and a
  * fresh one started; seqs continue after the sidecar's reservation. Other
  * failures (no permission, locked by another process, I/O error) are not
- * taken as damage: the file is left alone and the open fails.
+ * taken as damage: the file is left alone and the open fails. The stream
+ * id is read, or made (see "Streams" above).
  * err gets a reason for a person on failure.
  * @return 0; -EBUSY when another handle has PATH open; -EPROTO when a
  *         newer edgetel wrote the schema; -EACCES when SQLite cannot open
@@ -107,6 +124,20 @@ void et_outbox_close(struct et_outbox *ob);
  * (et_outbox_claim) may be higher.
  */
 uint64_t et_outbox_next_seq(const struct et_outbox *ob);
+
+/**
+ * The outbox's stream id: ET_OUTBOX_STREAM_ID_LEN bytes, the same for every
+ * handle ever opened on this data directory (see "Streams" above); every
+ * batch appended must carry it. Borrowed for the handle's life.
+ */
+const uint8_t *et_outbox_stream_id(const struct et_outbox *ob);
+
+/**
+ * The first seq of the stream: 1 for an outbox made with its stream. An
+ * outbox made before streams holds batches below it that carry no stream
+ * id, which the cloud acknowledges in the legacy stream.
+ */
+uint64_t et_outbox_stream_first_seq(const struct et_outbox *ob);
 
 /**
  * Use seq up for a batch that may be sent before it is stored, or never

@@ -24,12 +24,21 @@
  *     now_ms when its clock claims to be good (synced, corrected, or
  *     unspecified), from 1970 to 2100 when it says it is not (unsynced,
  *     uncorrectable: a board without a real-time clock before NTP).
+ *     So is a batch whose seq or oldest_seq jumps implausibly far ahead of
+ *     what the store has of its stream (ack.h, "Seq poisoning").
  *   - with a budget (et_ingest_set_budget), a batch over its device's
  *     budget is refused before the store sees it: not stored, not acked.
- *   - in one transaction: if (device, seq) is stored it is a duplicate and
- *     nothing is stored; otherwise the batch row and every sample are
- *     (re-timed as retime.h says). Then the device's cumulative ack
- *     advances (ack.h).
+ *   - seqs count per stream (Batch.stream_id; none: the legacy stream of
+ *     agents from before streams). A stream the store has not heard of
+ *     for the device is recorded as its current stream and logged once at
+ *     info: "device D started a new stream S (was S', acked through N)".
+ *     A batch of an older stream that still arrives (a re-flashed board's
+ *     leftovers, in flight before the wipe) is stored and acked in its own
+ *     stream.
+ *   - in one transaction: if (device, stream, seq) is stored it is a
+ *     duplicate and nothing is stored; otherwise the batch row and every
+ *     sample are (re-timed as retime.h says). Then the stream's cumulative
+ *     ack advances (ack.h).
  *   - after the commit the reply is an Ack for {root}/v1/{device}/ack
  *     (ack.h says what it names). Duplicates are acked too: the device
  *     resent because it missed the earlier Ack, and only an Ack lets it
@@ -52,7 +61,8 @@
  * the count, and one line when a commit works again.
  *
  * Status ({root}/v1/{device}/status, a Status, retained): the device's row
- * gets its online state and counters. Only an online Status counts as
+ * gets its online state and counters, and a stream it names that the store
+ * has not heard of is recorded as above. Only an online Status counts as
  * hearing from the device (last seen): an offline one is the broker
  * speaking for it (its will) or a retained message replayed to a starting
  * aggregator. An empty payload (a cleared retained message) is ignored.
@@ -92,6 +102,7 @@ struct et_ingest_stats {
     uint64_t ignored;
     uint64_t retimed;         /* unsynced samples given their true wall time */
     uint64_t over_budget;     /* messages refused: their device was over its budget */
+    uint64_t new_streams;     /* streams recorded, a new device's first included */
 };
 
 struct et_ingest_reply {

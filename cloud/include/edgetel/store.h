@@ -15,9 +15,14 @@
  *
  * Data model (the SQLite schema is in cloud/store/store_sqlite_open.c):
  *   devices  one row per device ever heard from: online state and counters
- *            from its Status, last time heard, the cumulative ack, the last
- *            clock mapping of a synchronised batch.
- *   batches  one row per stored (device, seq): the dedupe key.
+ *            from its Status, last time heard, its current stream, the
+ *            last clock mapping of a synchronised batch.
+ *   streams  one row per (device, stream) ever heard of: when it started,
+ *            its cumulative ack. A stream is one data directory of the
+ *            device (Batch.stream_id, 32 hex digits here); "" is the
+ *            legacy stream of agents from before streams, and of every
+ *            row stored before the store had streams.
+ *   batches  one row per stored (device, stream, seq): the dedupe key.
  *   metrics  (device, name) -> id, unit, tags.
  *   samples  one row per measured value, wall time and monotonic time,
  *            typed value, time quality, the seq it came in.
@@ -51,6 +56,9 @@
  * signed 64-bit integers in SQL. */
 #define ET_STORE_SEQ_MAX ((uint64_t)INT64_MAX)
 
+/* A stream id as stored: lower-case hex; "" is the legacy stream. */
+#define ET_STORE_STREAM_HEX_LEN (2 * ET_STREAM_ID_LEN)
+
 /* A value as stored: like struct et_value, but a string is borrowed. */
 struct et_store_value {
     enum et_type type;
@@ -77,6 +85,22 @@ struct et_store_batch {
     int64_t first_sample_id;
     int64_t last_sample_id;
     uint32_t unsynced_samples;
+    const char *stream_hex;   /* the stream seq counts in; "" or NULL: legacy */
+};
+
+/* What a store holds of one (device, stream), from et_store_stream_get(). */
+struct et_store_stream {
+    int64_t started_ms;       /* when the store first heard of it */
+    uint64_t acked_through;   /* its cumulative ack */
+    uint64_t top_seq;         /* its highest stored seq; 0 when none */
+    int64_t top_received_ms;  /* when that batch was stored; 0 when none */
+};
+
+/* A device's current stream, as et_store_stream_start() found it. */
+struct et_store_stream_was {
+    bool had;                 /* the device had a current stream */
+    char stream_hex[ET_STORE_STREAM_HEX_LEN + 1];  /* "" the legacy stream */
+    uint64_t acked_through;
 };
 
 /*
@@ -136,14 +160,17 @@ struct et_store_device {
     int64_t last_seen_ms;      /* last batch or online status received */
     const char *boot_id_hex;   /* "" unknown */
     const char *agent_version; /* "" unknown */
-    uint64_t acked_through;
+    uint64_t acked_through;    /* of its current stream */
     uint64_t samples_stored;
-    uint64_t batches_stored;
+    uint64_t batches_stored;   /* of all its streams */
     bool has_status;           /* the fields below come from a Status */
     uint64_t outbox_batches;
     uint64_t dropped_samples;
     bool clock_synced;
     const char *reason;
+    bool has_stream;           /* the fields below name its current stream */
+    const char *stream_hex;    /* "" the legacy stream */
+    int64_t stream_started_ms; /* when the store first heard of it */
 };
 
 /* A metrics row with its sample count, from et_store_metrics(). */

@@ -19,8 +19,13 @@
  * Errors: 0 or -errno, as store.h says. After an error inside a
  * transaction the caller rolls back; the backend may already have.
  *
+ * Streams: seqs count per (device, stream) (store.h); every call that
+ * names a seq names its stream too, as hex ("" the legacy stream).
+ *
  * The vtable only grows at the end; every member is required unless it
- * says otherwise.
+ * says otherwise. (Schema 4 gave batch_seen, ack_get, ack_set and
+ * seqs_after their stream argument: what they answer changed with it, so
+ * no caller may keep the old form.)
  */
 #ifndef EDGETEL_STORE_WRITER_H
 #define EDGETEL_STORE_WRITER_H
@@ -35,7 +40,8 @@ struct et_store_writer_ops {
     int (*begin)(struct et_store_writer *w);
     int (*commit)(struct et_store_writer *w);
     int (*rollback)(struct et_store_writer *w);
-    int (*batch_seen)(struct et_store_writer *w, const char *device, uint64_t seq, bool *seen);
+    int (*batch_seen)(struct et_store_writer *w, const char *device, const char *stream,
+                      uint64_t seq, bool *seen);
     int (*device_seen)(struct et_store_writer *w, const char *device, int64_t now_ms,
                        const char *boot_id_hex, uint64_t add_samples, bool *created);
     int (*device_status)(struct et_store_writer *w, const struct et_store_status *st,
@@ -46,10 +52,12 @@ struct et_store_writer_ops {
     int (*insert_batch)(struct et_store_writer *w, const struct et_store_batch *b);
     int (*insert_sample)(struct et_store_writer *w, const struct et_store_sample *smp,
                          int64_t *id);
-    int (*ack_get)(struct et_store_writer *w, const char *device, uint64_t *acked_through);
-    int (*ack_set)(struct et_store_writer *w, const char *device, uint64_t acked_through);
-    int (*seqs_after)(struct et_store_writer *w, const char *device, uint64_t after,
-                      uint64_t *seqs, size_t max, size_t *n);
+    int (*ack_get)(struct et_store_writer *w, const char *device, const char *stream,
+                   uint64_t *acked_through);
+    int (*ack_set)(struct et_store_writer *w, const char *device, const char *stream,
+                   uint64_t acked_through);
+    int (*seqs_after)(struct et_store_writer *w, const char *device, const char *stream,
+                      uint64_t after, uint64_t *seqs, size_t max, size_t *n);
     int (*clock_get)(struct et_store_writer *w, const char *device, struct et_store_clock *out);
     int (*clock_set)(struct et_store_writer *w, const char *device,
                      const struct et_store_clock *clk);
@@ -61,6 +69,10 @@ struct et_store_writer_ops {
                          const char *boot_id_hex);
     /* Optional (NULL: none kept): the last failure in the backend's words. */
     const char *(*last_error)(struct et_store_writer *w);
+    int (*stream_get)(struct et_store_writer *w, const char *device, const char *stream,
+                      struct et_store_stream *out);
+    int (*stream_start)(struct et_store_writer *w, const char *device, const char *stream,
+                        int64_t now_ms, struct et_store_stream_was *was);
 };
 
 /* A backend's writer starts with this; et_store_writer() hands it out. */
@@ -145,16 +157,17 @@ static inline int et_store_metric_tags(struct et_store_writer *w, int64_t id, co
     return w->ops->metric_tags(w, id, tags);
 }
 
-/** Whether (device, seq) is stored; false for a seq above ET_STORE_SEQ_MAX. */
+/** Whether (device, stream, seq) is stored; false for a seq above ET_STORE_SEQ_MAX. */
 static inline int et_store_batch_seen(struct et_store_writer *w, const char *device,
-                                      uint64_t seq, bool *seen)
+                                      const char *stream, uint64_t seq, bool *seen)
 {
-    return w->ops->batch_seen(w, device, seq, seen);
+    return w->ops->batch_seen(w, device, stream, seq, seen);
 }
 
 /**
- * Store a batch row. -EEXIST when (device, seq) is already stored (not
- * logged: the caller judges); -ERANGE for a seq above ET_STORE_SEQ_MAX.
+ * Store a batch row in its stream (b->stream_hex). -EEXIST when (device,
+ * stream, seq) is already stored (not logged: the caller judges); -ERANGE
+ * for a seq above ET_STORE_SEQ_MAX.
  */
 static inline int et_store_insert_batch(struct et_store_writer *w,
                                         const struct et_store_batch *b)
@@ -173,31 +186,57 @@ static inline int et_store_insert_sample(struct et_store_writer *w,
     return w->ops->insert_sample(w, smp, id);
 }
 
-/* ---- the cumulative ack's storage (the walk is ack.c's) ------------------- */
+/* ---- streams and the cumulative ack's storage (the rules are ack.c's) ------ */
 
-/** The device's recorded cumulative ack; -ENOENT when it has no row. */
-static inline int et_store_ack_get(struct et_store_writer *w, const char *device,
-                                   uint64_t *acked_through)
+/**
+ * What the store holds of (device, stream): when it started, its ack, its
+ * highest stored seq and when that was stored. -ENOENT when the stream
+ * was never recorded (et_store_stream_start()).
+ */
+static inline int et_store_stream_get(struct et_store_writer *w, const char *device,
+                                      const char *stream, struct et_store_stream *out)
 {
-    return w->ops->ack_get(w, device, acked_through);
-}
-
-/** Record the device's cumulative ack as given (at most ET_STORE_SEQ_MAX). */
-static inline int et_store_ack_set(struct et_store_writer *w, const char *device,
-                                   uint64_t acked_through)
-{
-    return w->ops->ack_set(w, device, acked_through);
+    return w->ops->stream_get(w, device, stream, out);
 }
 
 /**
- * The stored seqs of device above after, in increasing order, at most max
- * of them, into seqs; *n gets how many. Fewer than max means there are no
- * more: a caller reads on from the last one only after a full page.
+ * Record (device, stream) as started at now_ms with nothing acked, and
+ * make it the device's current stream. The device row must exist
+ * (et_store_device_seen() or et_store_device_status() first): -ENOENT
+ * otherwise. -EEXIST when the stream is already recorded (nothing
+ * changed). *was (may be NULL) gets the device's current stream before.
+ */
+static inline int et_store_stream_start(struct et_store_writer *w, const char *device,
+                                        const char *stream, int64_t now_ms,
+                                        struct et_store_stream_was *was)
+{
+    return w->ops->stream_start(w, device, stream, now_ms, was);
+}
+
+/** The stream's recorded cumulative ack; -ENOENT when it was never recorded. */
+static inline int et_store_ack_get(struct et_store_writer *w, const char *device,
+                                   const char *stream, uint64_t *acked_through)
+{
+    return w->ops->ack_get(w, device, stream, acked_through);
+}
+
+/** Record the stream's cumulative ack as given (at most ET_STORE_SEQ_MAX). */
+static inline int et_store_ack_set(struct et_store_writer *w, const char *device,
+                                   const char *stream, uint64_t acked_through)
+{
+    return w->ops->ack_set(w, device, stream, acked_through);
+}
+
+/**
+ * The stored seqs of (device, stream) above after, in increasing order, at
+ * most max of them, into seqs; *n gets how many. Fewer than max means there
+ * are no more: a caller reads on from the last one only after a full page.
  */
 static inline int et_store_seqs_after(struct et_store_writer *w, const char *device,
-                                      uint64_t after, uint64_t *seqs, size_t max, size_t *n)
+                                      const char *stream, uint64_t after, uint64_t *seqs,
+                                      size_t max, size_t *n)
 {
-    return w->ops->seqs_after(w, device, after, seqs, max, n);
+    return w->ops->seqs_after(w, device, stream, after, seqs, max, n);
 }
 
 /* ---- re-timing's storage (the rule is retime.c's) ------------------------ */

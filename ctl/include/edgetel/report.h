@@ -18,9 +18,11 @@
 
 /**
  * One line per device: id, online, last seen (ISO 8601 UTC and age at
- * now_ms), samples stored, acked seq, outbox and dropped (from the
- * device's last Status; "-" before any). Prints "no devices yet" when
- * the store has none.
+ * now_ms), samples stored, its current stream (the first 8 hex digits,
+ * "legacy" for agents from before streams, and since when: "3f9a1c2e since
+ * 2026-11-22T16:05:30Z"; "-" before any), that stream's acked seq, outbox
+ * and dropped (from the device's last Status; "-" before any). Prints "no
+ * devices yet" when the store has none.
  */
 int et_report_devices(struct et_store_reader *r, FILE *out, int64_t now_ms);
 

@@ -17,6 +17,8 @@
 #include "edgetel/v1/telemetry.pb-c.h"
 
 #define ET_BOOT_ID_LEN 16
+/* A stream id (Batch.stream_id): random bytes made with a device's outbox. */
+#define ET_STREAM_ID_LEN 16
 /* Largest message edgetel accepts from the network, in bytes. */
 #define ET_WIRE_MAX_MESSAGE (1024 * 1024)
 /* What one batch may hold: the builder refuses more, a decoded batch with
@@ -46,6 +48,8 @@ struct et_batch_meta {
     int64_t base_wall_ms;
     enum et_time_quality time_quality; /* batch-wide default */
     uint64_t oldest_seq;
+    /* ET_STREAM_ID_LEN bytes, borrowed for the call; NULL: none (legacy). */
+    const uint8_t *stream_id;
 };
 
 int et_batch_create(struct et_batch **out);
@@ -145,8 +149,18 @@ void et_wire_free_batch(Edgetel__V1__Batch *b);
  */
 void et_wire_sample_times(const Edgetel__V1__Batch *b, int64_t *mono_out);
 
-int et_wire_encode_ack(const char *device_id, uint64_t acked_through,
+/**
+ * Encode an Ack for device_id's stream stream_id (ET_STREAM_ID_LEN bytes,
+ * or NULL for the legacy stream of agents from before streams) into a
+ * malloc'd *out (*len bytes). 0 or -ENOMEM.
+ */
+int et_wire_encode_ack(const char *device_id, const uint8_t *stream_id, uint64_t acked_through,
                        const uint64_t *seqs, size_t n_seqs, uint8_t **out, size_t *len);
+/**
+ * Decode an Ack: -EBADMSG with a reason in err for bytes that do not parse,
+ * a device id that is not valid, or a stream_id that is neither empty nor
+ * ET_STREAM_ID_LEN bytes.
+ */
 int et_wire_decode_ack(const uint8_t *buf, size_t len, Edgetel__V1__Ack **out,
                        char *err, size_t errlen);
 int et_wire_decode_status(const uint8_t *buf, size_t len, Edgetel__V1__Status **out,
@@ -164,6 +178,7 @@ struct et_status {
     bool clock_synced;
     const char *reason;        /* why it says this (late connect, last will); NULL: none */
     uint64_t not_persisted_samples; /* delivered without being stored, since the agent started */
+    const uint8_t *stream_id;  /* ET_STREAM_ID_LEN bytes, or NULL: the outbox's stream */
 };
 
 /** Encode a Status into a malloc'd *out (*len bytes). 0 or -ENOMEM. */

@@ -8,30 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "edgetel/ack.h"
 #include "edgetel/budget.h"
 #include "edgetel/codec.h"
 #include "edgetel/log.h"
-#include "edgetel/retime.h"
-
-/* Largest |base_mono_ms| and |base_wall_ms| accepted (see ingest_check_batch). */
-#define INGEST_TIME_LIMIT (INT64_C(1) << 62)
-/*
- * The sane window of a sample's wall time (ingest_check_times): a clock
- * that says it is synchronised (or corrected, or says nothing) reads
- * from 2000-01-01 to a day ahead of the aggregator's clock; a clock that
- * says it is not (UNSYNCED, UNCORRECTABLE: a board without a real-time
- * clock before NTP, which reads 1970 plus its uptime or the time it last
- * saved) still reads between 1970 and 2100, beyond which it is no clock.
- */
-#define INGEST_SYNCED_MIN_MS INT64_C(946684800000)      /* 2000-01-01T00:00:00Z */
-#define INGEST_AHEAD_MAX_MS (INT64_C(24) * 3600 * 1000)
-#define INGEST_UNSYNCED_MIN_MS INT64_C(0)               /* 1970-01-01T00:00:00Z */
-#define INGEST_UNSYNCED_MAX_MS INT64_C(4102444800000)   /* 2100-01-01T00:00:00Z */
-/* A store that keeps failing is reminded of at most this often. */
-#define INGEST_REMIND_MS 60000
 
 int et_ingest_create(struct et_ingest **out, struct et_store_writer *w, const char *topic_root)
 {
@@ -114,21 +95,7 @@ int et_ingest_parse_topic(const char *root, const char *topic, char *device,
     return 0;
 }
 
-static int grow(void **buf, size_t *cap, size_t need, size_t elem)
-{
-    void *p;
-
-    if (need <= *cap)
-        return 0;
-    p = realloc(*buf, need * elem);
-    if (!p)
-        return -ENOMEM;
-    *buf = p;
-    *cap = need;
-    return 0;
-}
-
-static int ingest_malformed(struct et_ingest *ig, struct et_ingest_reply *reply,
+int ingest_malformed(struct et_ingest *ig, struct et_ingest_reply *reply,
                             const char *topic, const char *what, const char *why)
 {
     ig->stats.malformed++;
@@ -145,7 +112,7 @@ static int ingest_malformed(struct et_ingest *ig, struct et_ingest_reply *reply,
  * The topic is the identity we trust (ingest.h): a message naming another
  * device than its topic's is malformed. True when it does (logged, counted).
  */
-static bool ingest_other_device(struct et_ingest *ig, struct et_ingest_reply *reply,
+bool ingest_other_device(struct et_ingest *ig, struct et_ingest_reply *reply,
                                 const char *topic, const char *what, const char *device_id)
 {
     char why[128];
@@ -155,131 +122,6 @@ static bool ingest_other_device(struct et_ingest *ig, struct et_ingest_reply *re
     snprintf(why, sizeof(why), "device_id \"%.64s\" differs from the topic's", device_id);
     ingest_malformed(ig, reply, topic, what, why);
     return true;
-}
-
-/* ---- the store's health --------------------------------------------------- */
-
-/* Unix ms as ISO 8601 UTC, whole seconds or with ms; a number when out of range. */
-static void ingest_iso(int64_t ms, bool with_ms, char *buf, size_t len)
-{
-    time_t secs = (time_t)(ms >= 0 ? ms / 1000 : -1);
-    struct tm tm;
-    size_t n;
-
-    if (ms < 0 || ms > INGEST_UNSYNCED_MAX_MS * 4 || !gmtime_r(&secs, &tm)) {
-        snprintf(buf, len, "%" PRId64 " ms", ms);
-        return;
-    }
-    n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
-    if (with_ms)
-        snprintf(buf + n, len - n, ".%03dZ", (int)(ms % 1000));
-    else
-        snprintf(buf + n, len - n, "Z");
-}
-
-/*
- * The store failed (count messages not stored). A store that fails every
- * batch must be said once, clearly, not once a batch: the first failure
- * is one error line with since when, why, and what it means for the
- * devices; then a reminder at most once a minute with the count; and one
- * line when it works again. -ECANCELED is a group already spoiled by a
- * failure reported before: counted, the reason kept.
- */
-static void ingest_store_trouble(struct et_ingest *ig, int err, const char *what, uint64_t count)
-{
-    struct ingest_health *h = &ig->health;
-    const char *detail = et_store_last_error(ig->w);
-    char since[40];
-
-    if (err != -ECANCELED || !h->reason[0])
-        snprintf(h->reason, sizeof(h->reason), "%s: %s", what,
-                 detail && detail[0] ? detail : strerror(-err));
-    if (!h->failing) {
-        h->failing = true;
-        h->since_ms = ig->now_ms;
-        h->failed = count;
-        h->next_remind_ms = ig->now_ms + INGEST_REMIND_MS;
-        ingest_iso(h->since_ms, false, since, sizeof(since));
-        et_error("ingest", "store is failing since %s: %s; batches are not stored and not "
-                 "acknowledged (the devices keep them and send them again)", since, h->reason);
-        return;
-    }
-    h->failed += count;
-    if (ig->now_ms >= h->next_remind_ms) {
-        h->next_remind_ms = ig->now_ms + INGEST_REMIND_MS;
-        ingest_iso(h->since_ms, false, since, sizeof(since));
-        et_error("ingest", "store still failing since %s (%" PRId64 " s): %" PRIu64 " batches "
-                 "and statuses not stored and not acknowledged since; last reason: %s", since,
-                 (ig->now_ms - h->since_ms) / 1000, h->failed, h->reason);
-    }
-}
-
-/* A commit succeeded: if the store was failing, say once that it works again. */
-static void ingest_store_works(struct et_ingest *ig)
-{
-    struct ingest_health *h = &ig->health;
-
-    if (!h->failing)
-        return;
-    et_info("ingest", "store works again after failing for %" PRId64 " s: %" PRIu64 " batches "
-            "and statuses were not stored meanwhile; their devices send them again",
-            (ig->now_ms - h->since_ms) / 1000, h->failed);
-    *h = (struct ingest_health){ .failing = false };
-}
-
-/* The store (or memory) failed: undo, count, and tell the caller not to ack. */
-static int ingest_store_failed(struct et_ingest *ig, struct et_ingest_reply *reply,
-                               int err, const char *what)
-{
-    ingest_tx_rollback(ig);
-    ig->stats.store_errors++;
-    reply->kind = ET_INGEST_NONE;
-    et_debug("ingest", "device %s: %s not stored: %s (the device will send it again)",
-             reply->device, what, strerror(-err));
-    ingest_store_trouble(ig, err, what, 1);
-    return err;
-}
-
-/*
- * Where a message's counts go: the stats, or inside a group the pending
- * counts that become stats only when the group commits.
- */
-static struct et_ingest_stats *ingest_counts(struct et_ingest *ig)
-{
-    if (!ig->group.open)
-        return &ig->stats;
-    ig->pending_msgs++;
-    return &ig->pending;
-}
-
-/* The message's transaction committed (outside a group, the store works). */
-static void ingest_committed(struct et_ingest *ig)
-{
-    if (!ig->group.open)
-        ingest_store_works(ig);
-}
-
-void ingest_group_settled(struct et_ingest *ig, int ret)
-{
-    struct et_ingest_stats *st = &ig->stats;
-    const struct et_ingest_stats *p = &ig->pending;
-
-    if (ret == 0) {
-        st->batches += p->batches;
-        st->samples += p->samples;
-        st->retimed += p->retimed;
-        st->duplicates += p->duplicates;
-        st->statuses += p->statuses;
-        st->new_devices += p->new_devices;
-        st->new_streams += p->new_streams;
-        if (ig->pending_msgs)
-            ingest_store_works(ig);
-    } else if (ig->pending_msgs) {
-        st->store_errors += ig->pending_msgs;
-        ingest_store_trouble(ig, ret, "commit", ig->pending_msgs);
-    }
-    ig->pending = (struct et_ingest_stats){ 0 };
-    ig->pending_msgs = 0;
 }
 
 /*
@@ -337,7 +179,7 @@ static int ingest_check_batch(struct et_ingest *ig, const Edgetel__V1__Batch *b,
                  b->base_mono_ms, b->base_wall_ms);
         return -EBADMSG;
     }
-    if (grow((void **)&ig->mono, &ig->mono_cap, b->n_samples, sizeof(*ig->mono)) < 0)
+    if (ingest_grow((void **)&ig->mono, &ig->mono_cap, b->n_samples, sizeof(*ig->mono)) < 0)
         return -ENOMEM;
     et_wire_sample_times(b, ig->mono);
     for (size_t i = 0; i < b->n_samples; i++) {
@@ -360,7 +202,7 @@ static int ingest_check_batch(struct et_ingest *ig, const Edgetel__V1__Batch *b,
  * before the store sees it, not acknowledged, logged once a minute per
  * device, counted. True when refused.
  */
-static bool ingest_over_budget(struct et_ingest *ig, struct et_ingest_reply *reply,
+bool ingest_over_budget(struct et_ingest *ig, struct et_ingest_reply *reply,
                                const char *what, uint64_t seq, uint64_t samples, size_t len)
 {
     struct et_budget_verdict v;
@@ -387,137 +229,6 @@ static bool ingest_over_budget(struct et_ingest *ig, struct et_ingest_reply *rep
     return true;
 }
 
-static void ingest_value(const Edgetel__V1__Sample *s, struct et_store_value *v)
-{
-    switch (s->value_case) {
-    case EDGETEL__V1__SAMPLE__VALUE_F64:
-        v->type = ET_TYPE_F64;
-        v->u.f64 = s->f64;
-        break;
-    case EDGETEL__V1__SAMPLE__VALUE_I64:
-        v->type = ET_TYPE_I64;
-        v->u.i64 = s->i64;
-        break;
-    case EDGETEL__V1__SAMPLE__VALUE_B:
-        v->type = ET_TYPE_BOOL;
-        v->u.b = s->b;
-        break;
-    default:   /* STR; the codec refuses a sample without a value */
-        v->type = ET_TYPE_STR;
-        v->u.str = s->str;
-        break;
-    }
-}
-
-static void ingest_boot_hex(const ProtobufCBinaryData *boot_id, char *out)
-{
-    if (boot_id->len == ET_BOOT_ID_LEN)
-        et_store_hex(boot_id->data, boot_id->len, out);
-    else
-        out[0] = '\0';
-}
-
-/* Keep a metric's tags as its latest batch has them ("k=v,k2=v2"). The
- * decoder checked every tag (no '=' or ',' inside, lengths bounded). */
-static int ingest_metric_tags(struct et_ingest *ig, const Edgetel__V1__Metric *m, int64_t id)
-{
-    char tags[ET_TAGS_TEXT_MAX];
-    size_t used = 0;
-
-    tags[0] = '\0';
-    for (size_t t = 0; t < m->n_tags && used < sizeof(tags); t++)
-        used += (size_t)snprintf(tags + used, sizeof(tags) - used, "%s%s=%s", t ? "," : "",
-                                 m->tags[t]->key, m->tags[t]->value);
-    return et_store_metric_tags(ig->w, id, tags);
-}
-
-/*
- * Store the batch's rows; the transaction is open. Each sample gets the
- * wall time re-timing gives it, or keeps the one it was measured with and
- * is counted in the batch row when it still waits for its boot's clock
- * (retime.h).
- */
-static int ingest_store_rows(struct et_ingest *ig, const Edgetel__V1__Batch *b,
-                             const char *device, const char *stream_hex, const char *boot_hex,
-                             int64_t now_ms)
-{
-    struct et_store_batch row = {
-        .device = device,
-        .stream_hex = stream_hex,
-        .seq = b->seq,
-        .received_ms = now_ms,
-        .n_samples = (uint32_t)b->n_samples,
-        .historical = b->historical,
-        .boot_id_hex = boot_hex,
-        .time_quality = (enum et_time_quality)b->time_quality,
-    };
-    struct et_store_clock own = {
-        .base_wall_ms = b->base_wall_ms, .base_mono_ms = b->base_mono_ms,
-    };
-    struct et_retime rt;
-    uint64_t retimed = 0, earlier = 0;
-    int64_t id;
-    int ret;
-
-    if (grow((void **)&ig->metric_ids, &ig->metric_cap, b->n_metrics,
-             sizeof(*ig->metric_ids)) < 0)
-        return -ENOMEM;
-    for (size_t i = 0; i < b->n_metrics; i++) {
-        ret = et_store_metric_id(ig->w, device, b->metrics[i]->name, b->metrics[i]->unit,
-                                 &ig->metric_ids[i]);
-        if (ret < 0)
-            return ret;
-        ret = ingest_metric_tags(ig, b->metrics[i], ig->metric_ids[i]);
-        if (ret < 0)
-            return ret;
-    }
-    snprintf(own.boot_id_hex, sizeof(own.boot_id_hex), "%s", boot_hex);
-    ret = et_retime_clock(ig->w, device, &own,
-                          b->time_quality == EDGETEL__V1__TIME_QUALITY__TIME_QUALITY_SYNCED, &rt);
-    if (ret < 0)
-        return ret;
-    for (size_t i = 0; i < b->n_samples; i++) {
-        const Edgetel__V1__Sample *s = b->samples[i];
-        struct et_store_sample smp = {
-            .metric_id = ig->metric_ids[s->metric],
-            /* Overflow was ruled out by ingest_check_batch(). */
-            .ts_ms = b->base_wall_ms + (ig->mono[i] - b->base_mono_ms),
-            .mono_ms = ig->mono[i],
-            .time_quality = s->time_quality != EDGETEL__V1__TIME_QUALITY__TIME_QUALITY_UNSPECIFIED
-                ? (enum et_time_quality)s->time_quality
-                : (enum et_time_quality)b->time_quality,
-            .seq = b->seq,
-        };
-
-        if (et_retime_sample(&rt, smp.mono_ms, smp.time_quality, &smp.ts_ms)) {
-            smp.time_quality = ET_TQ_CORRECTED;
-            retimed++;
-        } else if (smp.time_quality == ET_TQ_UNSYNCED) {
-            row.unsynced_samples++;
-        }
-        ingest_value(s, &smp.value);
-        ret = et_store_insert_sample(ig->w, &smp, &id);
-        if (ret < 0)
-            return ret;
-        if (i == 0)
-            row.first_sample_id = id;
-        row.last_sample_id = id;
-    }
-    ret = et_store_insert_batch(ig->w, &row);
-    if (ret < 0)
-        return ret;
-    /* A batch of a synchronised clock: what earlier batches of its boot
-     * left unsynced can be re-timed now, and later ones will use it. */
-    ret = et_retime_boot(ig->w, device, &rt, &earlier);
-    if (ret < 0)
-        return ret;
-    if (earlier)
-        et_info("ingest", "device %s: re-timed %" PRIu64 " samples of boot %s measured "
-                "before its clock was synchronised", device, earlier, boot_hex);
-    ig->pending_retimed = retimed + earlier;
-    return 0;
-}
-
 static int ingest_make_ack(struct et_ingest *ig, const uint8_t *stream_id,
                            struct et_ingest_reply *reply)
 {
@@ -539,7 +250,7 @@ static int ingest_make_ack(struct et_ingest *ig, const uint8_t *stream_id,
 }
 
 /* How a stream is named in log lines. */
-static const char *ingest_stream_name(const char *stream_hex)
+const char *ingest_stream_name(const char *stream_hex)
 {
     return stream_hex[0] ? stream_hex : "legacy";
 }
@@ -549,7 +260,7 @@ static const char *ingest_stream_name(const char *stream_hex)
  * for it, now recorded as its current one: say so once (the record is
  * committed, so no instance says it again).
  */
-static void ingest_log_new_stream(struct et_ingest_stats *counts, const char *device,
+void ingest_log_new_stream(struct et_ingest_stats *counts, const char *device,
                                   const char *stream_hex, const struct et_store_stream_was *was)
 {
     counts->new_streams++;
@@ -567,7 +278,7 @@ static void ingest_log_new_stream(struct et_ingest_stats *counts, const char *de
  * not heard of it, as the device's current stream; *started says whether
  * it did, *was what it replaced.
  */
-static int ingest_note_stream(struct et_ingest *ig, const char *device, const char *stream_hex,
+int ingest_note_stream(struct et_ingest *ig, const char *device, const char *stream_hex,
                               int64_t now_ms, bool *started, struct et_store_stream_was *was)
 {
     struct et_store_stream st;
@@ -713,91 +424,6 @@ static int ingest_batch(struct et_ingest *ig, const char *topic, const void *pay
                  reply->device, (uint64_t)b->seq, strerror(-ret));
 out:
     et_wire_free_batch(b);
-    return ret;
-}
-
-static int ingest_status(struct et_ingest *ig, const char *topic, const void *payload,
-                         size_t len, int64_t now_ms, struct et_ingest_reply *reply)
-{
-    char why[256];
-    char boot_hex[2 * ET_BOOT_ID_LEN + 1];
-    Edgetel__V1__Status *st = NULL;
-    struct et_store_status row;
-    char stream_hex[ET_STORE_STREAM_HEX_LEN + 1];
-    struct et_store_status_was was = { .created = false };
-    struct et_ingest_stats *counts;
-    struct et_store_stream_was stream_was = { .had = false };
-    bool created = false, new_stream = false;
-    int ret;
-
-    if (len == 0) {
-        /* Someone cleared the retained status (a device taken out of
-         * service); the device's row keeps its last state. */
-        reply->kind = ET_INGEST_IGNORED;
-        ig->stats.ignored++;
-        et_debug("ingest", "device %s: retained status cleared", reply->device);
-        return 0;
-    }
-    ret = et_wire_decode_status(payload, len, &st, why, sizeof(why));
-    if (ret < 0)
-        return ingest_malformed(ig, reply, topic, "status", why);
-    if (ingest_other_device(ig, reply, topic, "status", st->device_id))
-        goto out;   /* ret is 0: dealt with */
-    if (ingest_over_budget(ig, reply, "status", 0, 0, len))
-        goto out;
-    ingest_boot_hex(&st->boot_id, boot_hex);
-    row = (struct et_store_status){
-        .device = reply->device,
-        .online = st->online,
-        .boot_id_hex = boot_hex,
-        .agent_version = st->agent_version,
-        .outbox_batches = st->outbox_batches,
-        .dropped_samples = st->dropped_samples,
-        .clock_synced = st->clock_synced,
-        .reason = st->reason,
-        .device_wall_ms = st->wall_ms,
-    };
-    et_store_hex(st->stream_id.data, st->stream_id.len, stream_hex);
-    ret = ingest_tx_begin(ig);
-    /* Only an online Status is the device being heard (see ingest.h). */
-    if (ret == 0 && st->online)
-        ret = et_store_device_seen(ig->w, reply->device, now_ms, boot_hex, 0, &created);
-    if (ret == 0)
-        ret = et_store_device_status(ig->w, &row, now_ms, &was);
-    /* The birth Status names the stream before any batch of it arrives;
-     * an agent from before streams names none. */
-    if (ret == 0 && stream_hex[0])
-        ret = ingest_note_stream(ig, reply->device, stream_hex, now_ms, &new_stream,
-                                 &stream_was);
-    if (ret == 0)
-        ret = ingest_tx_commit(ig);
-    if (ret < 0) {
-        ret = ingest_store_failed(ig, reply, ret, "status");
-        goto out;
-    }
-    ingest_committed(ig);
-    counts = ingest_counts(ig);
-    created = created || was.created;
-    reply->changed = !was.had_status || was.online != row.online;
-    reply->kind = ET_INGEST_STATUS;
-    reply->new_device = created;
-    counts->statuses++;
-    if (created) {
-        counts->new_devices++;
-        counts->new_streams += new_stream;
-        et_info("ingest", "new device %s (first heard in a status%s%s)", reply->device,
-                new_stream ? ", stream " : "", new_stream ? stream_hex : "");
-    } else if (new_stream) {
-        ingest_log_new_stream(counts, reply->device, stream_hex, &stream_was);
-    }
-    /* A starting aggregator is replayed every device's retained status:
-     * only a change is news. */
-    et_log(reply->changed ? ET_LOG_INFO : ET_LOG_DEBUG, "ingest", "device %s %s%s%s%s%s",
-           reply->device, st->online ? "online" : "offline",
-           st->agent_version[0] ? ", agent " : "", st->agent_version,
-           st->reason[0] ? ": " : "", st->reason);
-out:
-    edgetel__v1__status__free_unpacked(st, NULL);
     return ret;
 }
 

@@ -1,6 +1,12 @@
 /*
- * The ingest handle, shared by ingest.c (messages) and ingest_group.c
- * (group commit and held Acks). Private to et_cloud.
+ * The ingest handle and what its files share. Private to et_cloud:
+ *   ingest.c         the message: topic, decode and checks, dedupe per
+ *                    stream, the Ack; telemetry
+ *   ingest_status.c  a Status
+ *   ingest_rows.c    a new batch's rows through the store writer
+ *   ingest_group.c   group commit and the Acks held until it
+ *   ingest_health.c  the store's health as ingest sees it, and where each
+ *                    message's counts go
  */
 #ifndef EDGETEL_INGEST_PRIV_H
 #define EDGETEL_INGEST_PRIV_H
@@ -10,7 +16,23 @@
 #include <stdint.h>
 
 #include "edgetel/budget.h"
+#include "edgetel/codec.h"
 #include "edgetel/ingest.h"
+
+/* Largest |base_mono_ms| and |base_wall_ms| accepted (see ingest_check_batch). */
+#define INGEST_TIME_LIMIT (INT64_C(1) << 62)
+/*
+ * The sane window of a sample's wall time (ingest_check_times): a clock
+ * that says it is synchronised (or corrected, or says nothing) reads
+ * from 2000-01-01 to a day ahead of the aggregator's clock; a clock that
+ * says it is not (UNSYNCED, UNCORRECTABLE: a board without a real-time
+ * clock before NTP, which reads 1970 plus its uptime or the time it last
+ * saved) still reads between 1970 and 2100, beyond which it is no clock.
+ */
+#define INGEST_SYNCED_MIN_MS INT64_C(946684800000)      /* 2000-01-01T00:00:00Z */
+#define INGEST_AHEAD_MAX_MS (INT64_C(24) * 3600 * 1000)
+#define INGEST_UNSYNCED_MIN_MS INT64_C(0)               /* 1970-01-01T00:00:00Z */
+#define INGEST_UNSYNCED_MAX_MS INT64_C(4102444800000)   /* 2100-01-01T00:00:00Z */
 
 /* {root}/v1/{device}/ack */
 #define INGEST_TOPIC_MAX (ET_TOPIC_ROOT_MAX + ET_DEVICE_ID_MAX + 16)
@@ -94,5 +116,63 @@ void ingest_group_settled(struct et_ingest *ig, int ret);
 
 /* Roll back an open group and drop what it held; free the list. */
 void ingest_group_free(struct et_ingest *ig);
+
+/* ---- ingest.c ---- */
+
+/* Count and log a malformed message (reply says so); 0, it is not retried. */
+int ingest_malformed(struct et_ingest *ig, struct et_ingest_reply *reply,
+                     const char *topic, const char *what, const char *why);
+
+/* Whether the message names another device than its topic (then malformed). */
+bool ingest_other_device(struct et_ingest *ig, struct et_ingest_reply *reply,
+                         const char *topic, const char *what, const char *device_id);
+
+/* Whether the device is over its budget (then refused, logged, counted). */
+bool ingest_over_budget(struct et_ingest *ig, struct et_ingest_reply *reply,
+                        const char *what, uint64_t seq, uint64_t samples, size_t len);
+
+/* "legacy" for the empty stream, else its hex. */
+const char *ingest_stream_name(const char *stream_hex);
+
+/* Count and log (once) that device started stream_hex, replacing was. */
+void ingest_log_new_stream(struct et_ingest_stats *counts, const char *device,
+                           const char *stream_hex, const struct et_store_stream_was *was);
+
+/* Inside the open transaction: record (device, stream) when new (*started). */
+int ingest_note_stream(struct et_ingest *ig, const char *device, const char *stream_hex,
+                       int64_t now_ms, bool *started, struct et_store_stream_was *was);
+
+/* ---- ingest_status.c ---- */
+
+int ingest_status(struct et_ingest *ig, const char *topic, const void *payload,
+                  size_t len, int64_t now_ms, struct et_ingest_reply *reply);
+
+/* ---- ingest_rows.c ---- */
+
+/* Grow *buf to hold need elements of elem bytes. 0 or -ENOMEM. */
+int ingest_grow(void **buf, size_t *cap, size_t need, size_t elem);
+
+/* 32 hex digits of a 16-byte boot id, "" for none. */
+void ingest_boot_hex(const ProtobufCBinaryData *boot_id, char *out);
+
+/* Store a new batch's rows; the transaction is open. 0 or -errno. */
+int ingest_store_rows(struct et_ingest *ig, const Edgetel__V1__Batch *b,
+                      const char *device, const char *stream_hex, const char *boot_hex,
+                      int64_t now_ms);
+
+/* ---- ingest_health.c ---- */
+
+/* Unix ms as ISO 8601 UTC, whole seconds or with ms; a number when out of range. */
+void ingest_iso(int64_t ms, bool with_ms, char *buf, size_t len);
+
+/* The store (or memory) failed: undo, count, say so once, tell the caller not to ack. */
+int ingest_store_failed(struct et_ingest *ig, struct et_ingest_reply *reply,
+                        int err, const char *what);
+
+/* Where a message's counts go: the stats, or inside a group the pending counts. */
+struct et_ingest_stats *ingest_counts(struct et_ingest *ig);
+
+/* The message's transaction committed (outside a group: the store works). */
+void ingest_committed(struct et_ingest *ig);
 
 #endif

@@ -1,8 +1,8 @@
 /*
- * The uplink: sending, the in-flight window, Acks, resends and backlog
- * pacing. The contract is in uplink.h.
+ * The uplink's life cycle, its Status messages, the seam's events and the
+ * aggregator's Acks. Sending is in uplink_send.c; the contract in uplink.h.
  */
-#include "uplink.h"
+#include "uplink_internal.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -14,64 +14,6 @@
 
 #include "edgetel/log.h"
 #include "edgetel/platform.h"
-
-#define TOPIC_MAX 256
-#define SHUTDOWN_TIMEOUT_MS 2000
-/* A refused reconnect with an unchanged reason is logged at most this often. */
-#define DISCONNECT_LOG_MS (60 * 1000)
-#define DRAIN_REPORT_MS (10 * 1000)
-
-struct inflight {
-    uint64_t seq;
-    int64_t sent_ms;
-};
-
-struct et_uplink {
-    const struct et_config *cfg;
-    struct et_outbox *outbox;
-    struct et_batcher *batcher;   /* batches not stored; NULL: the outbox holds all */
-    const struct et_clock *clock;
-    et_uplink_status_fill fill;
-    void *fill_ctx;
-    struct et_mqtt *mqtt;
-    char topic_telemetry[TOPIC_MAX];
-    char topic_ack[TOPIC_MAX];
-    char topic_status[TOPIC_MAX];
-
-    bool started;
-    bool connected;
-    char connect_note[160];    /* said in the birth Status: why connecting was late */
-    char last_disconnect[160];
-    int64_t last_disconnect_log_ms;
-
-    /* The window. */
-    struct inflight *inflight;
-    size_t n_inflight;
-    uint64_t live_from;        /* seqs >= this were made during this connection */
-    uint64_t memory_cursor;    /* highest unstored seq handed to MQTT */
-    uint64_t live_cursor;      /* highest live seq of the outbox handed to MQTT */
-    uint64_t backlog_cursor;   /* highest backlog seq handed to MQTT */
-
-    /* Backlog drain pacing and progress. */
-    double drain_tokens;       /* historical batches that may go now */
-    int64_t drain_refill_ms;
-    int64_t drain_report_ms;   /* the last report, or the connect */
-    uint64_t drain_left_at_report;
-    uint64_t drain_left;       /* backlog rows at the last report, for the agent's metrics */
-    double drain_eta_s;        /* -1 when unknown */
-
-    uint64_t batches_sent;
-    uint64_t batches_acked;
-    uint64_t resends;
-
-    /* Ignored Acks are said once: those without a stream id, and those of
-     * the last other stream seen. */
-    bool legacy_said;
-    bool foreign_said;
-    uint8_t foreign_stream[ET_STREAM_ID_LEN];
-};
-
-_Static_assert(ET_OUTBOX_STREAM_ID_LEN == ET_STREAM_ID_LEN, "one stream id on disk and wire");
 
 /* ---- status --------------------------------------------------------------- */
 
@@ -99,252 +41,6 @@ void et_uplink_status(struct et_uplink *u, bool online, const char *reason)
     if (rc < 0)
         et_debug("uplink", "status not published: %s", strerror(-rc));
     free(buf);
-}
-
-/* ---- the window ------------------------------------------------------------ */
-
-static bool inflight_has(const struct et_uplink *u, uint64_t seq)
-{
-    for (size_t i = 0; i < u->n_inflight; i++)
-        if (u->inflight[i].seq == seq)
-            return true;
-    return false;
-}
-
-static void inflight_remove_at(struct et_uplink *u, size_t i)
-{
-    u->inflight[i] = u->inflight[--u->n_inflight];
-}
-
-/*
- * Make seq eligible to be sent again: move back the cursors it may be
- * found by. A batch may move between memory and the outbox while in
- * flight (stored late, or its group undone); looking twice costs nothing,
- * the window keeps a seq from going out twice at once.
- */
-static void rewind_for(struct et_uplink *u, uint64_t seq)
-{
-    if (u->memory_cursor >= seq)
-        u->memory_cursor = seq - 1;
-    if (seq >= u->live_from) {
-        if (u->live_cursor >= seq)
-            u->live_cursor = seq - 1;
-    } else if (u->backlog_cursor >= seq) {
-        u->backlog_cursor = seq - 1;
-    }
-}
-
-static void resend_timed_out(struct et_uplink *u, int64_t now_ms)
-{
-    for (size_t i = 0; i < u->n_inflight;) {
-        if (now_ms - u->inflight[i].sent_ms < u->cfg->ack_timeout_ms) {
-            i++;
-            continue;
-        }
-        et_debug("uplink", "no ack for batch %" PRIu64 " within %" PRId64 " ms: sending again",
-                 u->inflight[i].seq, u->cfg->ack_timeout_ms);
-        rewind_for(u, u->inflight[i].seq);
-        u->resends++;
-        inflight_remove_at(u, i);
-    }
-}
-
-/*
- * The next unstored batch (in memory only, nothing else holds it), copied
- * with the outbox's spare bytes. 0, -ENOENT or -ENOMEM.
- */
-static int next_in_memory(struct et_uplink *u, uint64_t *seq, uint8_t **blob, size_t *len)
-{
-    const uint8_t *held;
-    size_t n;
-
-    while (u->batcher &&
-           et_batcher_next_unstored(u->batcher, u->memory_cursor, seq, &held, &n) == 0) {
-        u->memory_cursor = *seq;
-        if (inflight_has(u, *seq))
-            continue;
-        *blob = malloc(n + ET_OUTBOX_BLOB_SPARE);
-        if (!*blob)
-            return -ENOMEM;
-        memcpy(*blob, held, n);
-        memset(*blob + n, 0, ET_OUTBOX_BLOB_SPARE);
-        *len = n;
-        return 0;
-    }
-    return -ENOENT;
-}
-
-/*
- * The next batch to send: what is only in memory first, then live rows of
- * the outbox, then the backlog. 0 or -ENOENT.
- */
-static int next_to_send(struct et_uplink *u, uint64_t *seq, uint8_t **blob, size_t *len,
-                        bool *historical, bool *from_memory)
-{
-    uint64_t after = u->live_cursor > u->live_from - 1 ? u->live_cursor : u->live_from - 1;
-    int rc = next_in_memory(u, seq, blob, len);
-
-    *from_memory = rc == 0;
-    if (rc != -ENOENT) {
-        *historical = rc == 0 && *seq < u->live_from;
-        return rc;
-    }
-    for (;;) {
-        rc = et_outbox_next(u->outbox, after, seq, blob, len);
-        if (rc)
-            break;
-        u->live_cursor = *seq;
-        if (!inflight_has(u, *seq)) {
-            *historical = false;
-            return 0;
-        }
-        free(*blob);
-        after = *seq;
-    }
-    if (rc != -ENOENT)
-        return rc;
-    for (;;) {
-        rc = et_outbox_next(u->outbox, u->backlog_cursor, seq, blob, len);
-        if (rc)
-            return rc;
-        if (*seq >= u->live_from) {
-            free(*blob);
-            return -ENOENT;
-        }
-        u->backlog_cursor = *seq;
-        if (!inflight_has(u, *seq)) {
-            *historical = true;
-            return 0;
-        }
-        free(*blob);
-    }
-}
-
-/* ---- backlog pacing ------------------------------------------------------------ */
-
-/* Refill the drain token bucket: drain_rate batches a second, a second's worth at most. */
-static void drain_refill(struct et_uplink *u, int64_t now_ms)
-{
-    double rate = u->cfg->drain_rate;
-
-    if (rate <= 0)
-        return;
-    if (u->drain_refill_ms == 0)
-        u->drain_refill_ms = now_ms;
-    u->drain_tokens += (double)(now_ms - u->drain_refill_ms) * rate / 1000.0;
-    /* A burst of at most a second's worth (one batch for rates under 1/s). */
-    if (u->drain_tokens > (rate > 1.0 ? rate : 1.0))
-        u->drain_tokens = rate > 1.0 ? rate : 1.0;
-    u->drain_refill_ms = now_ms;
-}
-
-/* Backlog rows: stored batches made before this connection, counted, not guessed from seqs. */
-static int backlog_rows(struct et_uplink *u, uint64_t *left)
-{
-    struct et_outbox_stats st;
-    uint64_t live;
-    int rc = et_outbox_count_from(u->outbox, u->live_from, &live);
-
-    et_outbox_stats(u->outbox, &st);
-    *left = rc == 0 && st.batches > live ? st.batches - live : 0;
-    return rc;
-}
-
-/*
- * While a backlog drains: say every 10 s how many batches are left and
- * when it should end. The rate is how fast the backlog shrank over the
- * last 10 s of this connection, so no ETA is given before one was
- * measured, and a backlog gone within the first 10 s gets one line saying
- * so, not an ETA.
- */
-static void drain_report(struct et_uplink *u, int64_t now_ms)
-{
-    uint64_t left, before = u->drain_left_at_report;
-    double secs, rate;
-
-    if (now_ms - u->drain_report_ms < DRAIN_REPORT_MS)
-        return;
-    if (backlog_rows(u, &left) != 0)
-        return;
-    secs = (double)(now_ms - u->drain_report_ms) / 1000.0;
-    rate = before > left ? (double)(before - left) / secs : 0;
-    if (left == 0 && before > 0)
-        et_info("uplink", "backlog drained");
-    else if (left > 0 && rate > 0)
-        et_info("uplink", "draining backlog: %" PRIu64 " %s left, %.1f batches/s, ETA %.0f s",
-                left, left == 1 ? "batch" : "batches", rate, (double)left / rate);
-    else if (left > 0)
-        et_info("uplink", "draining backlog: %" PRIu64 " %s left, waiting for acks", left,
-                left == 1 ? "batch" : "batches");
-    u->drain_left = left;
-    u->drain_eta_s = left > 0 && rate > 0 ? (double)left / rate : -1;
-    u->drain_report_ms = now_ms;
-    u->drain_left_at_report = left;
-}
-
-/* ---- sending --------------------------------------------------------------------- */
-
-/* Re-time (when the clock says so) and mark historical; blob may be replaced. */
-static void prepare_for_wire(struct et_uplink *u, uint64_t seq, uint8_t **blob, size_t *len,
-                             bool historical)
-{
-    uint8_t *fixed;
-    size_t fixed_len;
-    int rc = et_clock_retime(u->clock, *blob, *len, &fixed, &fixed_len);
-
-    if (rc == 1) {
-        free(*blob);
-        *blob = fixed;
-        *len = fixed_len;
-    } else if (rc < 0) {
-        et_warn("time", "batch %" PRIu64 ": cannot re-time (%s); sending as measured",
-                seq, strerror(-rc));
-    }
-    if (historical)
-        *len = et_batch_mark_historical(*blob, *len);
-}
-
-void et_uplink_pump(struct et_uplink *u, int64_t now_ms)
-{
-    if (!u || !u->connected)
-        return;
-    resend_timed_out(u, now_ms);
-    drain_refill(u, now_ms);
-    drain_report(u, now_ms);
-    while (u->n_inflight < u->cfg->max_inflight) {
-        uint64_t seq;
-        uint8_t *blob;
-        size_t len;
-        bool historical, from_memory;
-        int rc = next_to_send(u, &seq, &blob, &len, &historical, &from_memory);
-
-        if (rc) {
-            if (rc != -ENOENT)
-                et_error("outbox", "cannot read the next batch to send: %s", strerror(-rc));
-            return;
-        }
-        /* What is only in memory is not paced: it is the first to be dropped. */
-        if (historical && !from_memory && u->cfg->drain_rate > 0) {
-            if (u->drain_tokens < 1.0) {
-                /* Over the drain rate: the backlog waits, live data does not. */
-                rewind_for(u, seq);
-                free(blob);
-                return;
-            }
-            u->drain_tokens -= 1.0;
-        }
-        prepare_for_wire(u, seq, &blob, &len, historical);
-        rc = et_mqtt_publish(u->mqtt, u->topic_telemetry, blob, len, 1, false);
-        free(blob);
-        if (rc < 0) {
-            rewind_for(u, seq);
-            if (rc != -EAGAIN && rc != -ENOTCONN)
-                et_warn("uplink", "publish of batch %" PRIu64 " failed: %s", seq, strerror(-rc));
-            return;
-        }
-        u->inflight[u->n_inflight++] = (struct inflight){ .seq = seq, .sent_ms = now_ms };
-        u->batches_sent++;
-    }
 }
 
 /* ---- receiving -------------------------------------------------------------------- */
@@ -436,7 +132,7 @@ static void handle_ack(struct et_uplink *u, const void *payload, size_t len, int
         for (size_t k = 0; !covered && k < ack->n_seqs; k++)
             covered = ack->seqs[k] == seq;
         if (covered)
-            inflight_remove_at(u, i);
+            uplink_inflight_remove_at(u, i);
         else
             i++;
     }
@@ -458,7 +154,7 @@ static void on_connected(struct et_uplink *u, int64_t now_ms)
     u->live_cursor = 0;
     u->backlog_cursor = 0;
     u->drain_report_ms = now_ms;
-    backlog_rows(u, &u->drain_left_at_report);
+    uplink_backlog_rows(u, &u->drain_left_at_report);
     u->drain_left = u->drain_left_at_report;
     u->drain_eta_s = -1;
     u->last_disconnect[0] = '\0';

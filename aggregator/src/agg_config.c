@@ -53,13 +53,17 @@ static const struct et_ini_key agg_keys[] = {
       .help = "MQTT keepalive, whole seconds: a connection gone silent is dropped and "
               "retried within 2.5x this when idle, 1.5x this after an unanswered write" } },
     { "mqtt", { "backoff_min", ET_KEY_DURATION,
-      ET_KEY_FIELD(struct et_agg_config, mqtt.backoff_min_ms), "1s", 100, MS(3600),
+      ET_KEY_FIELD(struct et_agg_config, mqtt.backoff_min_ms), "250ms", 100, MS(3600),
       .help = "the first retry after a failure comes within this; each failure in a row "
               "doubles the range" } },
+    /* Shorter than the agents' 5 s: a few aggregators are no load for a
+     * broker, and telemetry an agent sends before the aggregators have
+     * subscribed again is dropped by the broker and waits for the agent's
+     * ack_timeout; the aggregators should be back first. */
     { "mqtt", { "backoff_max", ET_KEY_DURATION,
-      ET_KEY_FIELD(struct et_agg_config, mqtt.backoff_max_ms), "5s", MS(1), MS(86400),
+      ET_KEY_FIELD(struct et_agg_config, mqtt.backoff_max_ms), "1s", MS(1), MS(86400),
       .help = "longest wait while the broker does not answer: back within this of a "
-              "restarted broker's return" } },
+              "restarted broker's return, ahead of most agents" } },
     { "mqtt", { "backoff_max_refused", ET_KEY_DURATION,
       ET_KEY_FIELD(struct et_agg_config, mqtt.backoff_max_refused_ms), "2m", MS(1), MS(86400),
       .help = "longest wait once the broker answered no (a TLS verdict, a CONNACK refusal)" } },

@@ -46,8 +46,8 @@ static void test_defaults(void **state)
     assert_string_equal(c.topic_root, "edgetel");
     assert_string_equal(c.share_group, "edgetel");
     assert_int_equal(c.mqtt.keepalive_ms, 10000);
-    assert_int_equal(c.mqtt.backoff_min_ms, 1000);
-    assert_int_equal(c.mqtt.backoff_max_ms, 5000);
+    assert_int_equal(c.mqtt.backoff_min_ms, 250);
+    assert_int_equal(c.mqtt.backoff_max_ms, 1000);
     assert_int_equal(c.mqtt.backoff_max_refused_ms, 120000);
     assert_int_equal(c.stats_interval_ms, 60000);
     assert_int_equal(c.log_level, ET_LOG_INFO);
@@ -143,7 +143,8 @@ static void test_errors(void **state)
                  "0-9 . _ -");
     assert_error("[mqtt]\nhost = h\n" TLS_KEYS "backoff_min = 2m\nbackoff_max = 1m\n",
                  "agg.conf:6: [mqtt] backoff_min is longer than backoff_max");
-    assert_error("[mqtt]\nhost = h\n" TLS_KEYS "backoff_min = 3s\nbackoff_max_refused = 2s\n",
+    assert_error("[mqtt]\nhost = h\n" TLS_KEYS
+                 "backoff_min = 3s\nbackoff_max = 5s\nbackoff_max_refused = 2s\n",
                  "agg.conf:6: [mqtt] backoff_min is longer than backoff_max_refused");
     assert_error("[mqtt]\nhost = h\n" TLS_KEYS "keepalive = 1500ms\n",
                  "agg.conf:6: [mqtt] keepalive \"1500ms\": ...");

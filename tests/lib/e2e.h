@@ -48,6 +48,9 @@ struct et_e2e_agent_opts {
     int batch_interval_ms;       /* default 200 */
     int ack_timeout_ms;          /* default 2000: resend unacknowledged batches soon */
     int durability_window_ms;    /* default 200: the tests read the outbox file */
+    /* keepalive and backoff as the program's defaults, not the tests'
+     * short ones (keepalive 5 s, backoff 100 ms to 1 s) */
+    bool program_timing;
 };
 
 struct et_e2e {

@@ -9,8 +9,8 @@
  *                stats_interval [60s]
  *   [mqtt]       host (required), port [8883], ca, cert, key (required
  *                unless insecure), insecure [false], topic_root [edgetel],
- *                share_group [edgetel], keepalive [10s], backoff_min [1s],
- *                backoff_max [5s], backoff_max_refused [2m], max_inflight [1024]
+ *                share_group [edgetel], keepalive [10s], backoff_min [250ms],
+ *                backoff_max [1s], backoff_max_refused [2m], max_inflight [1024]
  *   [store]      type [sqlite], path [ET_STORE_DEFAULT_PATH]
  */
 #ifndef EDGETEL_AGG_CONFIG_H

@@ -60,8 +60,8 @@ static const struct et_ini_key config_keys[] = {
       "10s", MS(5), MS(65535),
       .help = "MQTT keepalive, whole seconds: a connection gone silent (a partition) is "
               "dropped and retried within 2.5x this when idle, within 1.5x this after an "
-              "unanswered write (26 s, 15 s at 10s); a ping costs about 150 bytes, sent only "
-              "after a keepalive with nothing else sent" } },
+              "unanswered write (26 s, 15 s at 10s); a ping costs about 160 bytes, sent only "
+              "after a keepalive with nothing sent or nothing received" } },
     { "mqtt", { "ack_timeout", ET_KEY_DURATION, ET_KEY_FIELD(struct et_config, ack_timeout_ms),
       "30s", MS(1), MS(3600),
       .help = "a batch with no Ack from the aggregator by then is sent again" } },

@@ -133,8 +133,8 @@ static void on_connected(void *context, MQTTAsync_successData5 *ok)
     paho_callback_enter(m);
     /* Before the first publish of this session; system calls only, no lock
      * needed. The user timeout is 1.5 keepalives, the time Paho gives a
-     * PINGRESP: it is what notices a silent partition while we keep
-     * publishing (Paho pings only when we stop; docs/ARCHITECTURE.md). */
+     * PINGRESP: while we publish, a silent partition is noticed that long
+     * after the first write into it (docs/ARCHITECTURE.md). */
     paho_set_socket_options(m->port, m->keepalive_s * 1500);
     pthread_mutex_lock(&m->lock);
     if (m->stopping) {

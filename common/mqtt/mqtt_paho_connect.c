@@ -212,12 +212,13 @@ void paho_on_connect_failure(void *context, MQTTAsync_failureData5 *fail)
  * it twice (measured: 100 ms per batch with a window of one, 4 ms without).
  *
  * TCP_USER_TIMEOUT: Paho (1.3.12, MQTTProtocol_keepalive) sends a PINGREQ
- * only after a keepalive with nothing *sent*, so a client that publishes
- * every few seconds never pings, and a partition that drops packets
- * silently would go unnoticed until TCP gives up retransmitting (about 15
- * minutes at the kernel's defaults). With the option the kernel ends the
- * connection once written data has waited that long for the peer's
- * acknowledgement, and Paho reports it lost.
+ * once a keepalive has passed with nothing sent or nothing received, and
+ * drops the connection when nothing has arrived 1.5 keepalives after it:
+ * a partition is noticed 2.5 keepalives after the last packet received.
+ * With the option at 1.5 keepalives the kernel ends the connection once
+ * written data has waited that long for the peer's TCP acknowledgement,
+ * so while batches are being sent the partition is noticed 1.5 keepalives
+ * after the first of them is written into it, and Paho reports it lost.
  */
 static void set_options_if_peer_port(int fd, int port, int user_timeout_ms)
 {

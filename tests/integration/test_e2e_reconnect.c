@@ -4,12 +4,15 @@
  *
  *  - after a broker outage longer than the old 60 s backoff cap, the agent
  *    is connected again within 10 s of the broker listening again, and its
- *    batches reach the store again within 10 s too (the cap is 5 s);
+ *    batches reach the store again within 10 s too (the cap is 5 s; the
+ *    fixture's ack_timeout of 2 s, not the shipped 30 s, bounds what an
+ *    agent back before the aggregator costs: docs/ARCHITECTURE.md);
  *  - a partition that TCP does not notice (the loopback interface of the
  *    test's own network namespace taken down: packets vanish, nobody sends
  *    a reset) is noticed by the agent within the bound docs/ARCHITECTURE.md
- *    states, 2.5 keepalives + 1 s (26 s at the default 10 s), and it is
- *    back when the link is.
+ *    states: 2.5 keepalives + 1 s (26 s at the default 10 s) at most, 1.5
+ *    keepalives after its next write while it sends; and it is back when
+ *    the link is.
  *
  * The whole test runs in a private network namespace, entered before any
  * thread exists, so taking its loopback down touches nothing else on the

@@ -34,9 +34,10 @@
  *
  * A connection that goes silent (a partition: no RST, nothing more
  * arrives) is declared lost, with a DISCONNECTED event, within
- * 2.5 * keepalive_s + keepalive_s / 10 when idle and within
- * 1.5 * keepalive_s of the first write that is not answered when sending
- * (see docs/ARCHITECTURE.md, "Reconnecting"; keepalive_s 0 turns both off).
+ * 2.5 * keepalive_s (plus Paho's check interval, keepalive_s / 10 up to
+ * 5 s) when idle, and within 1.5 * keepalive_s of the first write the
+ * peer's TCP does not acknowledge when sending (docs/ARCHITECTURE.md,
+ * "Noticing a partition"; keepalive_s 0 turns both off).
  */
 #ifndef EDGETEL_MQTT_H
 #define EDGETEL_MQTT_H

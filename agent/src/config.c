@@ -376,6 +376,18 @@ static int check_agent(struct check *k, struct et_config *c)
     return 0;
 }
 
+/* backoff_min is above the cap named cap_key: on backoff_min's line, else the cap's. */
+static int backoff_min_above(struct check *k, const struct et_config *c, const char *cap_key,
+                             int64_t cap_ms)
+{
+    int line = key_line(k, "mqtt", "backoff_min");
+
+    if (!line)
+        line = key_line(k, "mqtt", cap_key);
+    return check_fail(k, line, "[mqtt] backoff_min (%" PRId64 " ms) must not be above "
+                      "%s (%" PRId64 " ms)", c->mqtt.backoff_min_ms, cap_key, cap_ms);
+}
+
 static int check_mqtt(struct check *k, const struct et_config *c)
 {
     int host_line = key_line(k, "mqtt", "host");
@@ -390,24 +402,10 @@ static int check_mqtt(struct check *k, const struct et_config *c)
     if (c->mqtt.keepalive_ms % 1000)
         return check_fail(k, key_line(k, "mqtt", "keepalive"),
                           "[mqtt] keepalive: must be whole seconds (MQTT counts it in seconds)");
-    if (c->mqtt.backoff_min_ms > c->mqtt.backoff_max_ms) {
-        int line = key_line(k, "mqtt", "backoff_min");
-
-        if (!line)
-            line = key_line(k, "mqtt", "backoff_max");
-        return check_fail(k, line, "[mqtt] backoff_min (%" PRId64 " ms) must not be above "
-                          "backoff_max (%" PRId64 " ms)", c->mqtt.backoff_min_ms,
-                          c->mqtt.backoff_max_ms);
-    }
-    if (c->mqtt.backoff_min_ms > c->mqtt.backoff_max_refused_ms) {
-        int line = key_line(k, "mqtt", "backoff_min");
-
-        if (!line)
-            line = key_line(k, "mqtt", "backoff_max_refused");
-        return check_fail(k, line, "[mqtt] backoff_min (%" PRId64 " ms) must not be above "
-                          "backoff_max_refused (%" PRId64 " ms)", c->mqtt.backoff_min_ms,
-                          c->mqtt.backoff_max_refused_ms);
-    }
+    if (c->mqtt.backoff_min_ms > c->mqtt.backoff_max_ms)
+        return backoff_min_above(k, c, "backoff_max", c->mqtt.backoff_max_ms);
+    if (c->mqtt.backoff_min_ms > c->mqtt.backoff_max_refused_ms)
+        return backoff_min_above(k, c, "backoff_max_refused", c->mqtt.backoff_max_refused_ms);
     if (!c->mqtt.cert_file != !c->mqtt.key_file)
         return check_fail(k, key_line(k, "mqtt", c->mqtt.cert_file ? "cert" : "key"),
                           "[mqtt] %s is set without %s: the certificate and its key go together",

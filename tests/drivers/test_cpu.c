@@ -52,20 +52,6 @@ static void pi5_shares_from_two_snapshots(void **state)
     dev_close(dev, true);
 }
 
-/* -ENODATA with no reason: the collector skips the channel without a word. */
-static void dev_get_quiet_nodata(struct et_dev *dev, const char *name)
-{
-    struct et_value v;
-    int ch = dev_channel(dev, name);
-
-    if (ch < 0)
-        fail_msg("%s has no channel %s", dev->name, name);
-    dev->err[0] = '\0';
-    assert_int_equal(dev->drv->get(dev, (unsigned)ch, &v), -ENODATA);
-    if (dev->err[0])
-        fail_msg("%s: a reason where there is nothing to report: %s", name, dev->err);
-}
-
 /*
  * The agent fetches right after probe, usually within the same 10 ms tick:
  * no value yet, and nothing worth a warning (there used to be one per

@@ -182,6 +182,8 @@ int main(int argc, char **argv)
     int opt, rc;
 
     et_log_init("edgetel-agent", ET_LOG_INFO);
+    /* journald stamps each line itself; a file or a terminal needs ours. */
+    et_log_set_timestamps(!et_log_under_journald());
     while ((opt = getopt_long(argc, argv, "c:l:hV", opts, NULL)) != -1) {
         switch (opt) {
         case 'c': config_path = optarg; break;

@@ -49,13 +49,24 @@ static const struct et_ini_key agg_keys[] = {
       "edgetel", .help = "shared subscription group: instances in one group split the "
                          "telemetry between them" } },
     { "mqtt", { "keepalive", ET_KEY_DURATION, ET_KEY_FIELD(struct et_agg_config, mqtt.keepalive_ms),
-      "30s", MS(5), MS(65535), .help = "MQTT keepalive, whole seconds" } },
+      "10s", MS(5), MS(65535),
+      .help = "MQTT keepalive, whole seconds: a connection gone silent is dropped and "
+              "retried within 2.5x this when idle, 1.5x this after an unanswered write" } },
     { "mqtt", { "backoff_min", ET_KEY_DURATION,
-      ET_KEY_FIELD(struct et_agg_config, mqtt.backoff_min_ms), "1s", 100, MS(3600),
-      .help = "first wait before a reconnect" } },
+      ET_KEY_FIELD(struct et_agg_config, mqtt.backoff_min_ms), "250ms", 100, MS(3600),
+      .help = "the first retry after a failure comes within this; each failure in a row "
+              "doubles the range" } },
+    /* Shorter than the agents' 5 s: a few aggregators are no load for a
+     * broker, and telemetry an agent sends before the aggregators have
+     * subscribed again is dropped by the broker and waits for the agent's
+     * ack_timeout; the aggregators should be back first. */
     { "mqtt", { "backoff_max", ET_KEY_DURATION,
-      ET_KEY_FIELD(struct et_agg_config, mqtt.backoff_max_ms), "60s", MS(1), MS(86400),
-      .help = "longest wait between reconnects" } },
+      ET_KEY_FIELD(struct et_agg_config, mqtt.backoff_max_ms), "1s", MS(1), MS(86400),
+      .help = "longest wait while the broker does not answer: back within this of a "
+              "restarted broker's return, ahead of most agents" } },
+    { "mqtt", { "backoff_max_refused", ET_KEY_DURATION,
+      ET_KEY_FIELD(struct et_agg_config, mqtt.backoff_max_refused_ms), "2m", MS(1), MS(86400),
+      .help = "longest wait once the broker answered no (a TLS verdict, a CONNACK refusal)" } },
     { "mqtt", { "max_inflight", ET_KEY_INT, ET_KEY_FIELD(struct et_agg_config, max_inflight),
       "1024", 1, 65535, .help = "acks published and not yet acknowledged by the broker" } },
     /* 1M is ET_WIRE_MAX_MESSAGE, the largest message the codec takes:
@@ -164,6 +175,9 @@ static int check_whole(const struct et_agg_config *c, const int *lines, const ch
     if (c->mqtt.backoff_min_ms > c->mqtt.backoff_max_ms)
         return check_fail(name, key_line(lines, "mqtt", "backoff_min"), err, errlen,
                           "[mqtt] backoff_min is longer than backoff_max");
+    if (c->mqtt.backoff_min_ms > c->mqtt.backoff_max_refused_ms)
+        return check_fail(name, key_line(lines, "mqtt", "backoff_min"), err, errlen,
+                          "[mqtt] backoff_min is longer than backoff_max_refused");
     if (c->mqtt.keepalive_ms % 1000)
         return check_fail(name, key_line(lines, "mqtt", "keepalive"), err, errlen,
                           "[mqtt] keepalive: MQTT counts it in whole seconds");

@@ -305,6 +305,8 @@ int main(int argc, char **argv)
     int opt, rc, status = 1;
 
     et_log_init(PROG, ET_LOG_INFO);
+    /* journald stamps each line itself; a file or a terminal needs ours. */
+    et_log_set_timestamps(!et_log_under_journald());
     while ((opt = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
         switch (opt) {
         case 'c':

@@ -1,6 +1,6 @@
 /*
- * Reconnect backoff (edgetel/backoff.h): doubling delays with jitter, on
- * times the caller passes in.
+ * Reconnect backoff (edgetel/backoff.h): full jitter under a cap that
+ * depends on why the attempt failed, on times the caller passes in.
  */
 #include "edgetel/backoff.h"
 
@@ -22,35 +22,47 @@ static uint32_t rng_next(uint64_t *state)
     return (uint32_t)((x * 2685821657736338717ULL) >> 32);
 }
 
-int et_backoff_init(struct et_backoff *b, int min_ms, int max_ms, uint64_t seed)
+static int cap_of(const struct et_backoff *b, enum et_backoff_cause cause)
 {
-    if (!b || min_ms < 1 || max_ms < min_ms)
+    return cause == ET_BACKOFF_REFUSED ? b->refused_max_ms : b->max_ms;
+}
+
+int et_backoff_init(struct et_backoff *b, int min_ms, int max_ms, int refused_max_ms,
+                    uint64_t seed)
+{
+    if (!b || min_ms < 1 || max_ms < min_ms || refused_max_ms < min_ms)
         return -EINVAL;
     b->min_ms = min_ms;
     b->max_ms = max_ms;
-    b->delay_ms = min_ms;
+    b->refused_max_ms = refused_max_ms;
+    b->ceiling_ms = min_ms;
     b->rng = seed ? seed : BACKOFF_SEED_FOR_ZERO;
     return 0;
 }
 
-int64_t et_backoff_next(struct et_backoff *b, int64_t now_ms)
+int et_backoff_ceiling_ms(const struct et_backoff *b, enum et_backoff_cause cause)
 {
-    int delay = b->delay_ms;
-    int low = delay / 2;
-    /* delay - low + 1 <= INT_MAX - INT_MAX / 2 + 1: fits, even at INT_MAX. */
-    int wait = low + (int)(rng_next(&b->rng) % (uint32_t)(delay - low + 1));
+    int cap = cap_of(b, cause);
 
-    /* Compared before doubling, so delay * 2 is never computed past max_ms. */
-    b->delay_ms = delay > b->max_ms / 2 ? b->max_ms : delay * 2;
+    return b->ceiling_ms < cap ? b->ceiling_ms : cap;
+}
+
+int64_t et_backoff_next(struct et_backoff *b, int64_t now_ms, enum et_backoff_cause cause)
+{
+    int top = et_backoff_ceiling_ms(b, cause);
+    /* The ceiling grows towards the larger cap whatever the cause, so a
+     * refusal after a long outage is not retried as if it were the first
+     * failure. */
+    int limit = b->max_ms > b->refused_max_ms ? b->max_ms : b->refused_max_ms;
+    /* top + 1 <= 2^31 fits in uint32_t, even at INT_MAX. */
+    int wait = (int)(rng_next(&b->rng) % ((uint32_t)top + 1));
+
+    /* Compared before doubling, so ceiling * 2 is never computed past limit. */
+    b->ceiling_ms = b->ceiling_ms > limit / 2 ? limit : b->ceiling_ms * 2;
     return now_ms + wait;
 }
 
 void et_backoff_reset(struct et_backoff *b)
 {
-    b->delay_ms = b->min_ms;
-}
-
-int et_backoff_delay_ms(const struct et_backoff *b)
-{
-    return b->delay_ms;
+    b->ceiling_ms = b->min_ms;
 }

@@ -23,6 +23,9 @@ int et_mqtt_cfg_check(const struct et_mqtt_cfg *cfg)
         return -EINVAL;
     if (cfg->max_backoff_ms > INT_MAX / 2)
         return -EINVAL;
+    if (cfg->max_backoff_refused_ms != 0 && (cfg->max_backoff_refused_ms < cfg->min_backoff_ms ||
+                                             cfg->max_backoff_refused_ms > INT_MAX / 2))
+        return -EINVAL;
     if (cfg->max_inflight < 1 || cfg->max_inflight > 65535)
         return -EINVAL;
     if (cfg->mqtt_version != 0 && cfg->mqtt_version != 4 && cfg->mqtt_version != 5)
@@ -50,6 +53,7 @@ void et_mqtt_cfg_from_settings(const struct et_mqtt_settings *s, const char *cli
         .min_backoff_ms = (int)s->backoff_min_ms,
         .max_backoff_ms = (int)s->backoff_max_ms,
         .max_inflight = max_inflight,
+        .max_backoff_refused_ms = (int)s->backoff_max_refused_ms,
     };
 }
 

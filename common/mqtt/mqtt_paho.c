@@ -146,7 +146,9 @@ static int paho_create(void *impl, struct et_mqtt **out_base, const struct et_mq
     /* Each client its own schedule, so a fleet spreads out (backoff.h). */
     if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != (ssize_t)sizeof(seed))
         seed = (uint64_t)paho_mono_ms() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)m;
-    rc = et_backoff_init(&m->backoff, cfg->min_backoff_ms, cfg->max_backoff_ms, seed);
+    rc = et_backoff_init(&m->backoff, cfg->min_backoff_ms, cfg->max_backoff_ms,
+                         cfg->max_backoff_refused_ms ? cfg->max_backoff_refused_ms
+                                                     : cfg->max_backoff_ms, seed);
     if (rc)
         goto fail_strings;
 

@@ -165,8 +165,11 @@ static void on_connected(void *context, MQTTAsync_successData5 *ok)
     size_t failed = 0;
 
     paho_callback_enter(m);
-    /* Before the first publish of this session; system calls only, no lock needed. */
-    paho_set_tcp_nodelay(m->port);
+    /* Before the first publish of this session; system calls only, no lock
+     * needed. The user timeout is 1.5 keepalives, the time Paho gives a
+     * PINGRESP: while we publish, a silent partition is noticed that long
+     * after the first write into it (docs/ARCHITECTURE.md). */
+    paho_set_socket_options(m->port, m->keepalive_s * 1500);
     pthread_mutex_lock(&m->lock);
     if (m->stopping) {
         pthread_mutex_unlock(&m->lock);
@@ -178,6 +181,7 @@ static void on_connected(void *context, MQTTAsync_successData5 *ok)
     __atomic_store_n(&m->connected, true, __ATOMIC_RELEASE);
     et_backoff_reset(&m->backoff);
     m->tls_error[0] = '\0';
+    m->tls_refused = false;
     m->server_reason[0] = '\0';
     /* Subscribe from a snapshot: Paho must not be called with m->lock held. */
     if (m->n_subs > 0 && (copy = calloc(m->n_subs, sizeof(*copy)))) {

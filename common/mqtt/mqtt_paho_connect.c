@@ -2,8 +2,10 @@
  * The Paho adapter's connecting (see mqtt_paho_internal.h for its threads
  * and locks): the timer thread that starts every attempt when the backoff
  * says, the Paho client and its connect options (TLS, will, version), the
- * text that says why an attempt failed, the fallback to MQTT 3.1.1, and
- * TCP_NODELAY on the connection once it is up.
+ * text that says why an attempt failed and whether the broker refused us
+ * (which decides the backoff's cap), the fallback to MQTT 3.1.1, and the
+ * socket options of the connection once it is up (TCP_NODELAY,
+ * TCP_USER_TIMEOUT).
  */
 #include "mqtt_paho_internal.h"
 
@@ -20,27 +22,58 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 /* Caller holds m->lock. Arms the timer thread for the next attempt. */
-static void schedule_retry_locked(struct paho *m)
+static void schedule_retry_locked(struct paho *m, enum et_backoff_cause cause)
 {
     int64_t now = paho_mono_ms();
 
     if (m->stopping)
         return;
     m->connect_due = true;
-    m->connect_at_ms = et_backoff_next(&m->backoff, now);
+    m->connect_at_ms = et_backoff_next(&m->backoff, now, cause);
     et_debug(MQTT_LOG, "%s: next connect to %s in %lld ms", m->client_id, m->uri,
              (long long)(m->connect_at_ms - now));
     pthread_cond_broadcast(&m->wake);
 }
 
-void paho_retry_later_locked(struct paho *m, const char *reason)
+static void retry_locked(struct paho *m, const char *reason, enum et_backoff_cause cause)
 {
     __atomic_store_n(&m->connected, false, __ATOMIC_RELEASE);
     if (m->stopping)
         return;
     paho_queue_simple_locked(m, ET_MQTT_DISCONNECTED, 0, reason);
-    schedule_retry_locked(m);
+    schedule_retry_locked(m, cause);
+}
+
+void paho_retry_later_locked(struct paho *m, const char *reason)
+{
+    retry_locked(m, reason, ET_BACKOFF_UNREACHABLE);
+}
+
+/*
+ * Whether an OpenSSL error line ("<thread>:error:<hex code>:...") is a
+ * verdict that retrying soon will not change: our check of the broker's
+ * certificate failed, or the broker sent an alert (a certificate it does
+ * not accept, a protocol it will not speak). A cut connection or an EOF in
+ * the middle of the handshake (a broker being stopped) is not.
+ */
+static bool ssl_error_is_refusal(const char *line)
+{
+    const char *code = strstr(line, ":error:");
+    unsigned long e;
+    char *end;
+    int reason;
+
+    if (!code)
+        return false;
+    e = strtoul(code + 7, &end, 16);
+    if (end == code + 7 || *end != ':' || ERR_GET_LIB(e) != ERR_LIB_SSL)
+        return false;
+    reason = ERR_GET_REASON(e);
+    return reason == SSL_R_CERTIFICATE_VERIFY_FAILED || reason >= SSL_AD_REASON_OFFSET;
 }
 
 /* ---- why a connect failed ------------------------------------------------ */
@@ -79,6 +112,8 @@ static int on_ssl_error(const char *str, size_t len, void *context)
     paho_callback_enter(m);
     pthread_mutex_lock(&m->lock);
     snprintf(m->tls_error, sizeof(m->tls_error), "%.*s", (int)(end - start), start);
+    /* OpenSSL hands the line over NUL-terminated. */
+    m->tls_refused = ssl_error_is_refusal(str);
     pthread_mutex_unlock(&m->lock);
     paho_callback_leave(m);
     return 0;
@@ -137,10 +172,15 @@ void paho_on_connect_failure(void *context, MQTTAsync_failureData5 *fail)
 {
     struct paho *m = context;
     char reason[MQTT_REASON_MAX * 2];
+    enum et_backoff_cause cause;
 
     paho_callback_enter(m);
     pthread_mutex_lock(&m->lock);
     connect_failure_reason(m, fail, reason, sizeof(reason));
+    /* The broker answered no (a CONNACK refusal, a TLS verdict): the long
+     * cap. Anything else may be a broker that is restarting: the short one. */
+    cause = m->tls_refused || (fail && (fail->code > 0 || fail->reasonCode >= 0x80))
+            ? ET_BACKOFF_REFUSED : ET_BACKOFF_UNREACHABLE;
     /* A 3.1.1-only broker answers an MQTT 5 CONNECT with the 3.1.1 refusal
      * "unacceptable protocol version" (1); an MQTT 5 broker that will not
      * speak 5 on this listener says 0x84. */
@@ -150,26 +190,37 @@ void paho_on_connect_failure(void *context, MQTTAsync_failureData5 *fail)
 
         m->fallback_due = true;
         snprintf(reason + n, sizeof(reason) - n, "; trying MQTT 3.1.1 next");
+        cause = ET_BACKOFF_UNREACHABLE;     /* the next attempt can succeed: soon */
     }
     m->tls_error[0] = '\0';
-    paho_retry_later_locked(m, reason);
+    m->tls_refused = false;
+    retry_locked(m, reason, cause);
     pthread_mutex_unlock(&m->lock);
     paho_callback_leave(m);
 }
 
-/* ---- TCP_NODELAY --------------------------------------------------------- */
+/* ---- socket options: TCP_NODELAY, TCP_USER_TIMEOUT ----------------------- */
 
 /*
- * Turn Nagle's algorithm off on the connection to the broker. Paho does
- * not, and has no hook for socket options, so the sockets are found by
- * their peer port. Why it matters: Paho writes a PUBACK and the next
- * PUBLISH as two small writes; with Nagle the second waits for the
- * broker's delayed ACK (40 ms on Linux), and with a window of batches in
- * flight every round trip paid it twice (measured: 100 ms per batch with a
- * window of one, 4 ms without). Another client's socket to the same port
- * in this process gets the option too, which does it no harm.
+ * Paho sets neither option and has no hook for socket options, so the
+ * sockets are found by their peer port. Another client's socket to the
+ * same port in this process gets the options too, which does it no harm.
+ *
+ * TCP_NODELAY: Paho writes a PUBACK and the next PUBLISH as two small
+ * writes; with Nagle the second waits for the broker's delayed ACK (40 ms
+ * on Linux), and with a window of batches in flight every round trip paid
+ * it twice (measured: 100 ms per batch with a window of one, 4 ms without).
+ *
+ * TCP_USER_TIMEOUT: Paho (1.3.12, MQTTProtocol_keepalive) sends a PINGREQ
+ * once a keepalive has passed with nothing sent or nothing received, and
+ * drops the connection when nothing has arrived 1.5 keepalives after it:
+ * a partition is noticed 2.5 keepalives after the last packet received.
+ * With the option at 1.5 keepalives the kernel ends the connection once
+ * written data has waited that long for the peer's TCP acknowledgement,
+ * so while batches are being sent the partition is noticed 1.5 keepalives
+ * after the first of them is written into it, and Paho reports it lost.
  */
-static void set_nodelay_if_peer_port(int fd, int port)
+static void set_options_if_peer_port(int fd, int port, int user_timeout_ms)
 {
     struct sockaddr_storage peer;
     socklen_t len = sizeof(peer);
@@ -185,11 +236,17 @@ static void set_nodelay_if_peer_port(int fd, int port)
         peer_port = ntohs(((struct sockaddr_in *)&peer)->sin_port);
     else if (peer.ss_family == AF_INET6)
         peer_port = ntohs(((struct sockaddr_in6 *)&peer)->sin6_port);
-    if (peer_port == port)
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+    if (peer_port != port)
+        return;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+    if (user_timeout_ms > 0) {
+        unsigned int ut = (unsigned int)user_timeout_ms;
+
+        setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ut, sizeof(ut));
+    }
 }
 
-void paho_set_tcp_nodelay(int port)
+void paho_set_socket_options(int port, int user_timeout_ms)
 {
     struct rlimit rl;
     struct dirent *de;
@@ -205,7 +262,7 @@ void paho_set_tcp_nodelay(int port)
             long fd = strtol(de->d_name, &end, 10);
 
             if (*end == '\0' && end != de->d_name && fd > 2 && fd != own && fd <= INT_MAX)
-                set_nodelay_if_peer_port((int)fd, port);
+                set_options_if_peer_port((int)fd, port, user_timeout_ms);
         }
         closedir(dir);
         return;
@@ -214,7 +271,7 @@ void paho_set_tcp_nodelay(int port)
         rl.rlim_cur < 65536)
         max_fd = (int)rl.rlim_cur;
     for (int fd = 3; fd < max_fd; fd++)
-        set_nodelay_if_peer_port(fd, port);
+        set_options_if_peer_port(fd, port, user_timeout_ms);
 }
 
 /* ---- the client and the connect request ---------------------------------- */

@@ -151,6 +151,7 @@ struct paho {
     struct mqtt_slot *slots;    /* max_inflight of them */
     int next_token;
     char tls_error[MQTT_REASON_MAX];
+    bool tls_refused;           /* tls_error is a verdict (alert, verification), not a cut link */
     char server_reason[128];    /* from an MQTT 5 DISCONNECT sent by the broker */
     bool disconnect_done;
     bool fallback_due;          /* the broker refused MQTT 5 as an unknown version */
@@ -203,8 +204,12 @@ void paho_retry_later_locked(struct paho *m, const char *reason);
 int paho_make_client(struct paho *m, int version, char *why, size_t why_size);
 void *paho_timer_main(void *arg);
 void paho_on_connect_failure(void *context, MQTTAsync_failureData5 *fail);
-/* Turn Nagle's algorithm off on this process's connections to port. */
-void paho_set_tcp_nodelay(int port);
+/*
+ * On this process's connections to port: turn Nagle's algorithm off, and
+ * let the kernel drop the connection when written data stays
+ * unacknowledged for user_timeout_ms (0: the kernel's default).
+ */
+void paho_set_socket_options(int port, int user_timeout_ms);
 
 /* ---- mqtt_paho_callbacks.c ---- */
 

@@ -11,6 +11,12 @@
  * "all" is user+nice+system+idle+iowait+irq+softirq+steal; guest time is
  * already inside user, so it is not added again. probe takes the first
  * snapshot, so the first fetch already reports a difference.
+ *
+ * Two snapshots within one clock tick (USER_HZ, 10 ms) hold the same
+ * counters: the agent fetches right after probe, so that is most starts.
+ * Such a channel has no value this round and nothing to say about it (a
+ * warning per channel used to greet every start). Counters that went
+ * backwards or a core that went offline are worth a line.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -30,6 +36,13 @@ static const char *const cpu_total_names[CPU_N_TOTAL] = {
     [CPU_USAGE] = "usage", [CPU_USER] = "user", [CPU_SYSTEM] = "system", [CPU_IOWAIT] = "iowait",
 };
 
+/* What a channel holds after a fetch. */
+enum cpu_state {
+    CPU_NO_TIME = 0,     /* no tick passed between the snapshots: quietly no value */
+    CPU_VALID,
+    CPU_GONE,            /* offline, or its counters went back: no value, said once */
+};
+
 struct cpu_ticks {
     uint64_t all;
     uint64_t idle;     /* idle + iowait */
@@ -46,7 +59,7 @@ struct cpu_priv {
     struct cpu_ticks *prev;      /* [0] total, [1 + i] core i */
     struct cpu_ticks *cur;
     double *pct;                 /* CPU_N_TOTAL totals, then one per core */
-    bool *valid;
+    enum cpu_state *state;       /* per channel, like pct */
     char *text;
 };
 
@@ -176,8 +189,8 @@ static int cpu_probe(struct et_dev *dev, const void *params)
     p->prev = calloc(1 + p->n_cores, sizeof(*p->prev));
     p->cur = calloc(1 + p->n_cores, sizeof(*p->cur));
     p->pct = calloc(p->chans.n, sizeof(*p->pct));
-    p->valid = calloc(p->chans.n, sizeof(*p->valid));
-    if (!p->prev || !p->cur || !p->pct || !p->valid) {
+    p->state = calloc(p->chans.n, sizeof(*p->state));
+    if (!p->prev || !p->cur || !p->pct || !p->state) {
         ret = -ENOMEM;
         goto err;
     }
@@ -208,31 +221,41 @@ static int cpu_fetch(struct et_dev *dev)
     ret = read_snapshot(dev, p->cur);
     if (ret < 0)
         return ret;
-    memset(p->valid, 0, p->chans.n * sizeof(*p->valid));
     for (size_t i = 0; i < 1 + p->n_cores; i++) {
         const struct cpu_ticks *a = &p->prev[i];
         const struct cpu_ticks *b = &p->cur[i];
-        uint64_t all;
-        uint64_t idle;
+        size_t first = i == 0 ? 0 : CPU_N_TOTAL + i - 1;
+        size_t n = i == 0 ? CPU_N_TOTAL : 1;
+        enum cpu_state state = CPU_VALID;
+        uint64_t all = 0;
+        uint64_t idle = 0;
 
-        /* A core that went offline, or came back with reset counters. */
-        if (!a->seen || !b->seen || b->all <= a->all || b->idle < a->idle ||
-            b->user < a->user || b->system < a->system || b->iowait < a->iowait)
-            continue;
-        all = b->all - a->all;
-        idle = b->idle - a->idle;
-        if (idle > all)
+        if (!b->seen)
+            state = CPU_GONE;           /* offline now */
+        else if (!a->seen)
+            state = CPU_NO_TIME;        /* back online: this is its first snapshot */
+        else if (b->all == a->all && b->idle == a->idle && b->user == a->user &&
+                 b->system == a->system && b->iowait == a->iowait)
+            state = CPU_NO_TIME;
+        else if (b->all <= a->all || b->idle < a->idle || b->user < a->user ||
+                 b->system < a->system || b->iowait < a->iowait ||
+                 b->idle - a->idle > b->all - a->all)
+            state = CPU_GONE;           /* counters reset or inconsistent */
+        if (state == CPU_VALID) {
+            all = b->all - a->all;
+            idle = b->idle - a->idle;
+        }
+        for (size_t c = first; c < first + n; c++)
+            p->state[c] = state;
+        if (state != CPU_VALID)
             continue;
         if (i == 0) {
             p->pct[CPU_USAGE] = share(all - idle, all);
             p->pct[CPU_USER] = share(b->user - a->user, all);
             p->pct[CPU_SYSTEM] = share(b->system - a->system, all);
             p->pct[CPU_IOWAIT] = share(b->iowait - a->iowait, all);
-            for (size_t c = 0; c < CPU_N_TOTAL; c++)
-                p->valid[c] = true;
         } else {
-            p->pct[CPU_N_TOTAL + i - 1] = share(all - idle, all);
-            p->valid[CPU_N_TOTAL + i - 1] = true;
+            p->pct[first] = share(all - idle, all);
         }
     }
     swap = p->prev;
@@ -247,9 +270,11 @@ static int cpu_get(struct et_dev *dev, unsigned ch, struct et_value *out)
 
     if (ch >= p->chans.n)
         return -EINVAL;
-    if (!p->valid[ch])
-        return et_dev_fail(dev, -ENODATA,
-                           "%s: no CPU time passed since the last fetch, or the CPU went offline",
+    /* -ENODATA without a reason: nothing to report this round (driver.h). */
+    if (p->state[ch] == CPU_NO_TIME)
+        return -ENODATA;
+    if (p->state[ch] == CPU_GONE)
+        return et_dev_fail(dev, -ENODATA, "%s: the CPU went offline or its counters were reset",
                            p->chans.ch[ch].name);
     *out = et_value_f64(p->pct[ch]);
     return 0;
@@ -259,7 +284,7 @@ static void cpu_remove(struct et_dev *dev)
 {
     struct cpu_priv *p = dev->priv;
 
-    free(p->valid);
+    free(p->state);
     free(p->pct);
     free(p->cur);
     free(p->prev);

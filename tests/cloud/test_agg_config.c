@@ -45,7 +45,10 @@ static void test_defaults(void **state)
     assert_false(c.mqtt.insecure);
     assert_string_equal(c.topic_root, "edgetel");
     assert_string_equal(c.share_group, "edgetel");
-    assert_int_equal(c.mqtt.keepalive_ms, 30000);
+    assert_int_equal(c.mqtt.keepalive_ms, 10000);
+    assert_int_equal(c.mqtt.backoff_min_ms, 250);
+    assert_int_equal(c.mqtt.backoff_max_ms, 1000);
+    assert_int_equal(c.mqtt.backoff_max_refused_ms, 120000);
     assert_int_equal(c.stats_interval_ms, 60000);
     assert_int_equal(c.log_level, ET_LOG_INFO);
     assert_null(c.instance_id);
@@ -75,6 +78,7 @@ static void test_every_key(void **state)
         "keepalive = 1m\n"
         "backoff_min = 250ms\n"
         "backoff_max = 30s\n"
+        "backoff_max_refused = 10m\n"
         "max_inflight = 64\n"
         "\n"
         "[store]\n"
@@ -93,6 +97,7 @@ static void test_every_key(void **state)
     assert_int_equal(c.mqtt.keepalive_ms, 60000);
     assert_int_equal(c.mqtt.backoff_min_ms, 250);
     assert_int_equal(c.mqtt.backoff_max_ms, 30000);
+    assert_int_equal(c.mqtt.backoff_max_refused_ms, 600000);
     assert_int_equal(c.max_inflight, 64);
     assert_string_equal(c.store_path, "/srv/edgetel/agg.db");
     assert_string_equal(c.path, "agg.conf");
@@ -138,6 +143,9 @@ static void test_errors(void **state)
                  "0-9 . _ -");
     assert_error("[mqtt]\nhost = h\n" TLS_KEYS "backoff_min = 2m\nbackoff_max = 1m\n",
                  "agg.conf:6: [mqtt] backoff_min is longer than backoff_max");
+    assert_error("[mqtt]\nhost = h\n" TLS_KEYS
+                 "backoff_min = 3s\nbackoff_max = 5s\nbackoff_max_refused = 2s\n",
+                 "agg.conf:6: [mqtt] backoff_min is longer than backoff_max_refused");
     assert_error("[mqtt]\nhost = h\n" TLS_KEYS "keepalive = 1500ms\n",
                  "agg.conf:6: [mqtt] keepalive \"1500ms\": ...");
     assert_error("[mqtt]\nhost = h\n" TLS_KEYS "keepalive = 5500ms\n",

@@ -432,40 +432,74 @@ static void test_acl_confines_device(void **state)
     et_test_wait_for(all, 3, &f->dev1, 0, ET_MQTT_PUBLISH_FAILED, NULL, forbidden);
 }
 
-static void test_backoff_doubles_with_jitter(void **state)
+/* DISCONNECTED events of c within window_ms of now, each gap at most max_gap_ms. */
+static size_t failures_within(struct et_test_client *c, int window_ms, int max_gap_ms)
+{
+    struct et_test_client *one[] = { c };
+    int64_t end = et_test_now_ms() + window_ms;
+    size_t n;
+
+    while (et_test_now_ms() < end)
+        et_test_pump(one, 1, 50);
+    n = et_test_count(c, 0, ET_MQTT_DISCONNECTED, NULL);
+    assert_int_equal(et_test_count(c, 0, ET_MQTT_CONNECTED, NULL), 0);
+    for (size_t k = 1; k < c->n; k++) {
+        int64_t gap = c->rec[k].at_ms - c->rec[k - 1].at_ms;
+
+        /* The bound allows a slow machine; full jitter has no lower one. */
+        if (gap > max_gap_ms)
+            fail_msg("[%s] retry %zu after %lld ms, ceiling %d ms", c->name, k,
+                     (long long)gap, max_gap_ms);
+    }
+    return n;
+}
+
+/*
+ * Full jitter under a cap chosen by the cause: nobody listening is retried
+ * within the short cap (100 ms here) however often it fails; a broker whose
+ * certificate we refuse climbs towards the long cap (60 s here), doubling
+ * from 100 ms. In 3 s the first makes dozens of attempts, the second at
+ * most about ten (eleven waits drawn under 100, 200, ... 51,200 ms summing
+ * to under 3 s is a one-in-a-million chance).
+ */
+static void test_backoff_cap_follows_the_cause(void **state)
 {
     struct et_test_mqtt *f = *state;
-    struct et_test_client *one[] = { &f->dev1 };
     struct et_test_identity id;
     struct et_mqtt_cfg cfg;
-    int64_t deadline;
-    int delay = 100;
+    char other_ca[4096];
+    size_t unreachable, refused;
 
-    /* Nothing listens: every attempt fails at once, so the gaps are the delays. */
+    assert_int_equal(et_test_broker_identity(f->broker, "dev-1", &id), 0);
+    et_test_broker_mqtt_cfg(f->broker, &id, "dev-1", &cfg);
+    cfg.min_backoff_ms = 100;
+    cfg.max_backoff_ms = 100;
+    cfg.max_backoff_refused_ms = 60000;
+
+    /* A client that trusts another CA refuses the broker: the broker answered. */
+    snprintf(other_ca, sizeof(other_ca), "%s/foreign/ca.crt", et_test_broker_dir(f->broker));
+    assert_int_equal(et_test_broker_foreign_identity(f->broker, "dev-2", &id), 0);
+    cfg.ca_file = other_ca;
+    et_test_client_open(f, &f->dev2, "dev-2-wrong-ca", NULL, &cfg);
+    assert_int_equal(et_mqtt_start(f->dev2.mqtt), 0);
+    refused = failures_within(&f->dev2, 3000, 60000 + 1500);
+    assert_non_null(strstr(f->dev2.rec[0].reason, "certificate verify failed"));
+
+    /* Nothing listens: every attempt fails at once, so the gaps are the waits. */
     assert_int_equal(et_test_broker_stop(f->broker), 0);
     assert_int_equal(et_test_broker_identity(f->broker, "dev-1", &id), 0);
     et_test_broker_mqtt_cfg(f->broker, &id, "dev-1", &cfg);
     cfg.min_backoff_ms = 100;
-    cfg.max_backoff_ms = 400;
+    cfg.max_backoff_ms = 100;
+    cfg.max_backoff_refused_ms = 60000;
     et_test_client_open(f, &f->dev1, "dev-1", NULL, &cfg);
     assert_int_equal(et_mqtt_start(f->dev1.mqtt), 0);
-    deadline = et_test_now_ms() + ET_TEST_WAIT_MS;
-    while (et_test_count(&f->dev1, 0, ET_MQTT_DISCONNECTED, NULL) < 6) {
-        assert_true(et_test_now_ms() < deadline);
-        et_test_pump(one, 1, 200);
-    }
-    assert_int_equal(et_test_count(&f->dev1, 0, ET_MQTT_CONNECTED, NULL), 0);
-    /* Gap k is drawn from [d/2, d], d = 100, 200, 400, 400, ... The lower bound
-     * is exact (minus dispatch latency); the upper one allows a slow machine. */
-    for (size_t k = 1; k < 6; k++) {
-        int64_t gap = f->dev1.rec[k].at_ms - f->dev1.rec[k - 1].at_ms;
+    unreachable = failures_within(&f->dev1, 3000, 100 + 1500);
 
-        fprintf(stderr, "[dev-1] retry %zu after %lld ms (delay %d)\n", k, (long long)gap,
-                delay);
-        assert_true(gap >= delay / 2 - 40);
-        assert_true(gap <= delay + 1500);
-        delay = delay * 2 > cfg.max_backoff_ms ? cfg.max_backoff_ms : delay * 2;
-    }
+    fprintf(stderr, "in 3 s: %zu attempts at a stopped broker, %zu at a refused one\n",
+            unreachable, refused);
+    assert_true(unreachable >= 15);
+    assert_true(refused >= 2 && refused <= 12);
 }
 
 static void test_destroy_is_prompt(void **state)
@@ -554,7 +588,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_create_rejects_bad_cfg, et_test_mqtt_setup, et_test_mqtt_teardown),
         cmocka_unit_test_setup_teardown(test_publish_and_receive, et_test_mqtt_setup, et_test_mqtt_teardown),
         cmocka_unit_test_setup_teardown(test_inflight_window, et_test_mqtt_setup, et_test_mqtt_teardown),
-        cmocka_unit_test_setup_teardown(test_backoff_doubles_with_jitter, et_test_mqtt_setup, et_test_mqtt_teardown),
+        cmocka_unit_test_setup_teardown(test_backoff_cap_follows_the_cause, et_test_mqtt_setup, et_test_mqtt_teardown),
         cmocka_unit_test_setup_teardown(test_reconnect_restores_subscriptions, et_test_mqtt_setup, et_test_mqtt_teardown),
         cmocka_unit_test_setup_teardown(test_will_on_kill_not_on_clean_close, et_test_mqtt_setup, et_test_mqtt_teardown),
         cmocka_unit_test_setup_teardown(test_untrusted_clients_refused, et_test_mqtt_setup, et_test_mqtt_teardown),

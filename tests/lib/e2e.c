@@ -213,12 +213,10 @@ struct et_proc *et_e2e_start_agent(struct et_e2e *e, const struct et_e2e_agent_o
                              "port = %d\n"
                              "%s"
                              "ack_timeout = %dms\n"
-                             "keepalive = 5s\n"
                              /* Test machines often run without NTP; the
                               * certificates were just made with this clock. */
                              "clock_wait = 0s\n"
-                             "backoff_min = 100ms\n"
-                             "backoff_max = 1s\n"
+                             "%s"
                              "\n"
                              /* The tests read the outbox file: commit often. */
                              "[outbox]\n"
@@ -229,7 +227,10 @@ struct et_proc *et_e2e_start_agent(struct et_e2e *e, const struct et_e2e_agent_o
                              "interval = %dms\n"
                              "start = %lld\n",
                              device, data_dir, batch_ms, et_test_broker_port(e->broker), tls,
-                             ack_ms, opts->durability_window_ms > 0 ? opts->durability_window_ms : 200,
+                             ack_ms,
+                             opts->program_timing ? ""
+                             : "keepalive = 5s\nbackoff_min = 100ms\nbackoff_max = 1s\n",
+                             opts->durability_window_ms > 0 ? opts->durability_window_ms : 200,
                              sim_ms, (long long)opts->sim_start);
     argv[0] = E2E_AGENT_BIN;
     argv[1] = "--config";

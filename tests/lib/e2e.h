@@ -49,6 +49,9 @@ struct et_e2e_agent_opts {
     int ack_timeout_ms;          /* default 2000: resend unacknowledged batches soon */
     int durability_window_ms;    /* default 200: the tests read the outbox file */
     int64_t sim_start;           /* first sim.counter value; default 0 */
+    /* keepalive and backoff as the program's defaults, not the tests'
+     * short ones (keepalive 5 s, backoff 100 ms to 1 s) */
+    bool program_timing;
 };
 
 struct et_e2e {

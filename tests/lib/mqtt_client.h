@@ -14,6 +14,7 @@
 #include "broker.h"
 #include "proc.h"   /* et_test_now_ms */
 #include "edgetel/mqtt.h"
+#include "proc.h"
 
 #define ET_TEST_WAIT_MS 15000
 #define ET_TEST_MAX_RECORDS 256

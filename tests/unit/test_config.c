@@ -89,7 +89,7 @@ static void defaults(void **state)
     assert_null(c.mqtt.key_file);
     assert_false(c.mqtt.insecure);
     assert_string_equal(c.topic_root, "edgetel");
-    assert_int_equal(c.mqtt.keepalive_ms, 30000);
+    assert_int_equal(c.mqtt.keepalive_ms, 10000);
     assert_int_equal(c.ack_timeout_ms, 30000);
     assert_int_equal(c.max_inflight, 16);
     assert_int_equal(c.clock_wait_ms, 120000);
@@ -99,7 +99,8 @@ static void defaults(void **state)
     assert_int_equal(c.outbox_policy, 0);
     assert_int_equal(c.durability_window_ms, 10000);
     assert_int_equal(c.mqtt.backoff_min_ms, 1000);
-    assert_int_equal(c.mqtt.backoff_max_ms, 60000);
+    assert_int_equal(c.mqtt.backoff_max_ms, 5000);
+    assert_int_equal(c.mqtt.backoff_max_refused_ms, 120000);
 
     /* No [collector] section: the system set, as far as it is built in. */
     for (size_t i = 0; i < sizeof(system_set) / sizeof(system_set[0]); i++) {
@@ -152,6 +153,7 @@ static void every_key(void **state)
         "max_inflight = 64\r\n"
         "backoff_min = 500ms\r\n"
         "backoff_max = 5m\r\n"
+        "backoff_max_refused = 10m\r\n"
         "clock_wait = 0s\r\n"
         "drain_rate = 20\r\n"
         "[outbox]\r\n"
@@ -180,6 +182,7 @@ static void every_key(void **state)
     assert_int_equal(c.max_inflight, 64);
     assert_int_equal(c.mqtt.backoff_min_ms, 500);
     assert_int_equal(c.mqtt.backoff_max_ms, 300000);
+    assert_int_equal(c.mqtt.backoff_max_refused_ms, 600000);
     assert_int_equal(c.clock_wait_ms, 0);
     assert_int_equal(c.drain_rate, 20);
     assert_true(c.outbox_quota == 1ULL << 30);
@@ -273,7 +276,13 @@ static void whole_config_errors(void **state)
                  "together");
     expect_error("[agent]\ndevice_id = d1\n[mqtt]\nbackoff_min = 2m\n",
                  NAME ":4: [mqtt] backoff_min (120000 ms) must not be above backoff_max "
-                 "(60000 ms)");
+                 "(5000 ms)");
+    expect_error("[agent]\ndevice_id = d1\n[mqtt]\nbackoff_max = 1m\nbackoff_max_refused = 2s\n"
+                 "backoff_min = 3s\n",
+                 NAME ":6: [mqtt] backoff_min (3000 ms) must not be above backoff_max_refused "
+                 "(2000 ms)");
+    expect_error("[agent]\ndevice_id = d1\n[mqtt]\nbackoff_max_refused = 500ms\n",
+                 NAME ":4: [mqtt] backoff_max_refused \"500ms\": must be between 1s and 1d");
     expect_error("[agent]\ndevice_id = d1\n[mqtt]\nbackoff_max = 5s\nbackoff_min = 6s\n",
                  NAME ":5: [mqtt] backoff_min (6000 ms) must not be above backoff_max "
                  "(5000 ms)");

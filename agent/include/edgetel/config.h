@@ -8,7 +8,7 @@
  *   [agent]   device_id, data_dir, batch_interval, batch_max_samples, log_level
  *   [mqtt]    host, port, ca, cert, key, insecure, topic_root, keepalive,
  *             ack_timeout, max_inflight, backoff_min, backoff_max,
- *             clock_wait, drain_rate
+ *             backoff_max_refused, clock_wait, drain_rate
  *   [outbox]  quota, reserve, policy, durability_window
  *   [collector NAME]   type = DRIVER, interval = DURATION, enabled = BOOL,
  *             tags = key=value, ... (carried with every metric of the collector),
@@ -59,7 +59,8 @@ struct et_config {
     enum et_log_level log_level;
 
     /* [mqtt]: the connection (host unset: collect and store only; keepalive
-     * 30 s; backoff 1 s to 60 s), then the agent's own keys */
+     * 10 s; backoff from 1 s, capped at 5 s, or 2 min once the broker
+     * refused us), then the agent's own keys */
     struct et_mqtt_settings mqtt;
     char *topic_root;        /* default "edgetel" */
     int64_t ack_timeout_ms;  /* default 30 s: re-send a batch with no Ack by then */
@@ -93,7 +94,8 @@ struct et_config {
  * parse a new config into a fresh struct and swap it in only on success.
  * Checks of the whole name the key and, where it has one, its line:
  * mutual TLS files are required when host is set unless insecure = true,
- * cert and key go together, backoff_min <= backoff_max, keepalive is whole
+ * cert and key go together, backoff_min <= backoff_max and
+ * backoff_max_refused, keepalive is whole
  * seconds, topic_root is one topic level, device_id (or the host name it
  * defaults to) passes et_device_id_valid(), every collector has a type
  * that names a built-in driver, only keys that driver's table lists, and

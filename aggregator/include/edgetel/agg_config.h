@@ -9,8 +9,9 @@
  *                stats_interval [60s]
  *   [mqtt]       host (required), port [8883], ca, cert, key (required
  *                unless insecure), insecure [false], topic_root [edgetel],
- *                share_group [edgetel], keepalive [30s], backoff_min [1s],
- *                backoff_max [60s], max_inflight [1024], max_packet [1M]
+ *                share_group [edgetel], keepalive [10s], backoff_min [250ms],
+ *                backoff_max [1s], backoff_max_refused [2m], max_inflight [1024],
+ *                max_packet [1M]
  *   [store]      type [sqlite], path [ET_STORE_DEFAULT_PATH]
  *   [budget]     per device (edgetel/budget.h): samples_per_s [5000],
  *                sample_burst [200000], bytes_per_s [256k], byte_burst [2M]

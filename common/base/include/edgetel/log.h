@@ -2,6 +2,9 @@
  * Logging: one line per event on stderr (journald captures it), prefixed
  * with the level and the component, e.g.
  *   edgetel-agent[warn] uplink: connect to 127.0.0.1:8883 failed: TLS handshake
+ * and, in the daemons when journald is not the one reading (which stamps
+ * every line itself), with the local time first:
+ *   2025-06-01T12:34:56.789+02:00 edgetel-agent[warn] uplink: ...
  *
  * The level is checked before anything is formatted. The log state is the
  * one piece of process-wide state in edgetel: it is set once at start-up,
@@ -22,6 +25,19 @@ enum et_log_level {
 
 /** Set the program name printed first on every line (borrowed, must outlive logging). */
 void et_log_init(const char *progname, enum et_log_level level);
+
+/**
+ * Start every line with the local time (RFC 3339, milliseconds) or not;
+ * off until called. Called at start-up like et_log_init().
+ */
+void et_log_set_timestamps(bool on);
+
+/**
+ * Whether stderr is the stream journald connected to this service
+ * ($JOURNAL_STREAM names stderr's device and inode), so its lines are
+ * stamped already.
+ */
+bool et_log_under_journald(void);
 
 /** Parse "error", "warn", "info" or "debug"; returns -EINVAL for anything else. */
 int et_log_parse_level(const char *s, enum et_log_level *out);

@@ -22,14 +22,22 @@
  *
  * Connection contract: et_mqtt_start() connects in the background and keeps
  * the session up for as long as the handle lives: after a failed connect or
- * a lost connection it retries after a delay from edgetel/backoff.h
- * (doubling from min_backoff_ms to max_backoff_ms, each delay drawn
- * uniformly from [delay/2, delay], so a fleet that lost its broker together
- * does not reconnect together). Every failed attempt and every lost
- * connection is one DISCONNECTED event with a reason; CONNECTED comes once
- * the subscriptions are made again, as they are on every connect. No
- * persistence of the client's own: whoever publishes keeps the data until
- * its own end-to-end acknowledgement.
+ * a lost connection it retries after a delay from edgetel/backoff.h (full
+ * jitter: drawn uniformly from [0, ceiling], the ceiling doubling from
+ * min_backoff_ms up to max_backoff_ms while the broker does not answer, up
+ * to max_backoff_refused_ms once it answered no; so a fleet that lost its
+ * broker together comes back within seconds, and spread out). Every failed
+ * attempt and every lost connection is one DISCONNECTED event with a
+ * reason; CONNECTED comes once the subscriptions are made again, as they
+ * are on every connect. No persistence of the client's own: whoever
+ * publishes keeps the data until its own end-to-end acknowledgement.
+ *
+ * A connection that goes silent (a partition: no RST, nothing more
+ * arrives) is declared lost, with a DISCONNECTED event, within
+ * 2.5 * keepalive_s (plus Paho's check interval, keepalive_s / 10 up to
+ * 5 s) when idle, and within 1.5 * keepalive_s of the first write the
+ * peer's TCP does not acknowledge when sending (docs/ARCHITECTURE.md,
+ * "Noticing a partition"; keepalive_s 0 turns both off).
  */
 #ifndef EDGETEL_MQTT_H
 #define EDGETEL_MQTT_H
@@ -46,9 +54,9 @@ struct et_mqtt_cfg {
     const char *ca_file;        /* PEM, the CA that signed the broker */
     const char *cert_file;      /* PEM, our certificate (mutual TLS) */
     const char *key_file;       /* PEM, our private key */
-    int keepalive_s;
-    int min_backoff_ms;         /* first reconnect delay, e.g. 500 */
-    int max_backoff_ms;         /* cap, e.g. 60000 */
+    int keepalive_s;            /* also bounds how long a silent connection lives (above) */
+    int min_backoff_ms;         /* the first retry comes within this, e.g. 1000 */
+    int max_backoff_ms;         /* cap while the broker does not answer, e.g. 5000 */
     int max_inflight;           /* QoS 1 publishes outstanding at once */
     /* Optional last will, registered with each connect. */
     const char *will_topic;
@@ -72,6 +80,9 @@ struct et_mqtt_cfg {
      * At most ET_MQTT_PACKET_MAX.
      */
     size_t max_packet;
+    /* Cap once the broker refused us (TLS alert or verification, CONNACK
+     * refusal), e.g. 120000; 0: max_backoff_ms. */
+    int max_backoff_refused_ms;
 };
 
 /* What a packet holds besides its payload, as max_packet allows for it. */
@@ -95,6 +106,7 @@ struct et_mqtt_settings {
     int64_t keepalive_ms;       /* whole seconds on the wire */
     int64_t backoff_min_ms;
     int64_t backoff_max_ms;
+    int64_t backoff_max_refused_ms;
 };
 
 /**

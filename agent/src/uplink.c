@@ -190,6 +190,24 @@ static void on_disconnected(struct et_uplink *u, const char *reason, int64_t now
     u->n_inflight = 0;
 }
 
+/*
+ * The broker took a batch but had nobody to give it to: no aggregator is
+ * subscribed (it is reconnecting after the broker restarted). The batch is
+ * gone from the broker, so waiting ack_timeout for an Ack that cannot come
+ * only delays the data: send it again in a second.
+ */
+static void on_no_subscribers(struct et_uplink *u, int token, int64_t now_ms)
+{
+    for (size_t i = 0; i < u->n_inflight; i++) {
+        if (u->inflight[i].token != token)
+            continue;
+        et_debug("uplink", "batch %" PRIu64 ": no aggregator subscribed at the broker; sending "
+                 "again in %d ms", u->inflight[i].seq, UPLINK_NO_SUBSCRIBER_RETRY_MS);
+        u->inflight[i].sent_ms = now_ms - u->cfg->ack_timeout_ms + UPLINK_NO_SUBSCRIBER_RETRY_MS;
+        return;
+    }
+}
+
 static void on_mqtt_event(void *ctx, const struct et_mqtt_event *ev)
 {
     struct et_uplink *u = ctx;
@@ -209,6 +227,8 @@ static void on_mqtt_event(void *ctx, const struct et_mqtt_event *ev)
             et_debug("uplink", "ignoring message on %s", ev->topic ? ev->topic : "?");
         break;
     case ET_MQTT_PUBLISHED:
+        if (ev->no_subscribers)
+            on_no_subscribers(u, ev->token, now_ms);
         break;
     case ET_MQTT_PUBLISH_FAILED:
         /* The batch stays in the outbox; the ack timeout sends it again. */

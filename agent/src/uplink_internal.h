@@ -23,7 +23,13 @@
 struct inflight {
     uint64_t seq;
     int64_t sent_ms;
+    int token;                 /* the seam's, to find it by its PUBLISHED event */
 };
+
+/* A batch the broker had nobody to give to (no aggregator subscribed yet,
+ * e.g. right after a broker restart) goes again after this, not after
+ * ack_timeout. */
+#define UPLINK_NO_SUBSCRIBER_RETRY_MS 1000
 
 struct et_uplink {
     const struct et_config *cfg;

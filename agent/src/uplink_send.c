@@ -254,7 +254,9 @@ void et_uplink_pump(struct et_uplink *u, int64_t now_ms)
                 et_warn("uplink", "publish of batch %" PRIu64 " failed: %s", seq, strerror(-rc));
             return;
         }
-        u->inflight[u->n_inflight++] = (struct inflight){ .seq = seq, .sent_ms = now_ms };
+        u->inflight[u->n_inflight++] = (struct inflight){
+            .seq = seq, .sent_ms = now_ms, .token = rc,
+        };
         u->batches_sent++;
     }
 }

@@ -200,22 +200,30 @@ static bool share_seen_before(const struct et_fake_broker *b, size_t i, size_t k
     return false;
 }
 
-static void route(struct et_fake_broker *b, const struct et_fake_message *msg)
+/* Deliver msg to every subscriber; how many subscriptions (shared groups once) took it. */
+static size_t route(struct et_fake_broker *b, const struct et_fake_message *msg)
 {
+    size_t takers = 0;
+
     for (size_t i = 0; i < b->clients.n; i++) {
         struct et_fake_client *c = b->clients.items[i];
 
-        if (c->connected && fake_client_wants(c, msg->topic, NULL))
+        if (c->connected && fake_client_wants(c, msg->topic, NULL)) {
             fake_queue_event(c, ET_MQTT_MESSAGE, 0, msg->topic, msg->payload, msg->len, NULL);
+            takers++;
+        }
     }
     for (size_t i = 0; i < b->clients.n; i++) {
         const struct et_fake_client *c = b->clients.items[i];
 
         for (size_t k = 0; c->connected && k < c->n_subs; k++)
             if (c->subs[k].shared && et_fake_topic_matches(c->subs[k].match, msg->topic) &&
-                !share_seen_before(b, i, k))
+                !share_seen_before(b, i, k)) {
                 deliver_shared(b, c->subs[k].filter, msg);
+                takers++;
+            }
     }
+    return takers;
 }
 
 static int keep_retained(struct et_fake_broker *b, const struct et_fake_message *msg)
@@ -242,8 +250,11 @@ static int keep_retained(struct et_fake_broker *b, const struct et_fake_message 
 }
 
 /* Record msg, keep it if retained, and route it. */
-int fake_broker_accept(struct et_fake_broker *b, const struct et_fake_message *msg)
+int fake_broker_accept(struct et_fake_broker *b, const struct et_fake_message *msg,
+                       size_t *takers)
 {
+    size_t n;
+
     struct et_fake_message *rec = message_copy(msg);
     int rc;
 
@@ -256,7 +267,9 @@ int fake_broker_accept(struct et_fake_broker *b, const struct et_fake_message *m
     }
     if (msg->retain && (rc = keep_retained(b, msg)) != 0)
         return rc;
-    route(b, rec);
+    n = route(b, rec);
+    if (takers)
+        *takers = n;
     return 0;
 }
 
@@ -264,7 +277,7 @@ int fake_broker_accept(struct et_fake_broker *b, const struct et_fake_message *m
 
 static void send_will(struct et_fake_client *c)
 {
-    if (c->will.topic && c->broker && fake_broker_accept(c->broker, &c->will) != 0)
+    if (c->will.topic && c->broker && fake_broker_accept(c->broker, &c->will, NULL) != 0)
         c->dropped++;
 }
 
@@ -373,7 +386,7 @@ int et_fake_broker_publish(struct et_fake_broker *b, const char *topic, const vo
         return -EINVAL;
     if (!b->up)
         return -ENOTCONN;
-    return fake_broker_accept(b, &msg);
+    return fake_broker_accept(b, &msg, NULL);
 }
 
 size_t et_fake_broker_n_published(const struct et_fake_broker *b)

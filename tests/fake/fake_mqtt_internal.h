@@ -68,7 +68,9 @@ void *fake_copy_bytes(const void *p, size_t len);
 /* + and # stand for whole levels, # only at the end. */
 bool fake_filter_valid(const char *filter);
 /* Record msg, keep it if retained, and route it. */
-int fake_broker_accept(struct et_fake_broker *b, const struct et_fake_message *msg);
+/* Keep, retain and route msg; *takers (may be NULL) gets how many subscriptions took it. */
+int fake_broker_accept(struct et_fake_broker *b, const struct et_fake_message *msg,
+                       size_t *takers);
 /* Retained messages for c's plain subscriptions, or only for only_filter. */
 void fake_send_retained(struct et_fake_client *c, const char *only_filter);
 /* c connects (taking over a connected client with its id): CONNECTED, then retained. */

@@ -92,13 +92,13 @@ void bench_start(struct bench *b, const char *extra)
              "[mqtt]\n"
              "host = 127.0.0.1\n"
              "max_inflight = 4\n"
-             "ack_timeout = 2s\n"
+             "ack_timeout = %s\n"
              "%s"
              "[collector sim]\n"
              "type = sim\n"
              "interval = 100ms\n",
              b->device, b->dir, b->agent_extra ? b->agent_extra : "",
-             extra ? extra : "insecure = true\n");
+             b->ack_timeout ? b->ack_timeout : "2s", extra ? extra : "insecure = true\n");
     if (et_config_parse(text, "unit.conf", &b->cfg, err, sizeof(err)) != 0)
         fail_msg("config: %s", err);
     if (et_agent_create(&b->agent, &b->cfg, et_fake_broker_transport(b->broker), err,

@@ -39,6 +39,7 @@ struct bench {
     bool own_broker;
     struct et_config cfg;
     const char *agent_extra;    /* more lines of the [agent] section, or NULL */
+    const char *ack_timeout;    /* [mqtt] ack_timeout; NULL: 2s */
     struct et_agent *agent;
     int stop[2];
     size_t seen;            /* published messages already looked at */

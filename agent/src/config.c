@@ -376,59 +376,22 @@ static int check_agent(struct check *k, struct et_config *c)
     return 0;
 }
 
-/* backoff_min is above the cap named cap_key: on backoff_min's line, else the cap's. */
-static int backoff_min_above(struct check *k, const struct et_config *c, const char *cap_key,
-                             int64_t cap_ms)
-{
-    int line = key_line(k, "mqtt", "backoff_min");
-
-    if (!line)
-        line = key_line(k, "mqtt", cap_key);
-    return check_fail(k, line, "[mqtt] backoff_min (%" PRId64 " ms) must not be above "
-                      "%s (%" PRId64 " ms)", c->mqtt.backoff_min_ms, cap_key, cap_ms);
-}
-
 static int check_mqtt(struct check *k, const struct et_config *c)
 {
-    int host_line = key_line(k, "mqtt", "host");
-    char q[ET_INI_QUOTE_BUF];
-    const char *colon;
+    const char *key = NULL, *alt = NULL;
+    char q[ET_INI_QUOTE_BUF], why[256];
 
     if (!topic_level_valid(c->topic_root))
         return check_fail(k, key_line(k, "mqtt", "topic_root"),
                           "[mqtt] topic_root \"%s\": must be one topic level of 1-%d "
                           "characters without '/', '+' or '#', not starting with '$'",
                           et_ini_quote(c->topic_root, q, sizeof(q)), TOPIC_ROOT_MAX);
-    if (c->mqtt.keepalive_ms % 1000)
-        return check_fail(k, key_line(k, "mqtt", "keepalive"),
-                          "[mqtt] keepalive: must be whole seconds (MQTT counts it in seconds)");
-    if (c->mqtt.backoff_min_ms > c->mqtt.backoff_max_ms)
-        return backoff_min_above(k, c, "backoff_max", c->mqtt.backoff_max_ms);
-    if (c->mqtt.backoff_min_ms > c->mqtt.backoff_max_refused_ms)
-        return backoff_min_above(k, c, "backoff_max_refused", c->mqtt.backoff_max_refused_ms);
-    if (!c->mqtt.cert_file != !c->mqtt.key_file)
-        return check_fail(k, key_line(k, "mqtt", c->mqtt.cert_file ? "cert" : "key"),
-                          "[mqtt] %s is set without %s: the certificate and its key go together",
-                          c->mqtt.cert_file ? "cert" : "key", c->mqtt.cert_file ? "key" : "cert");
-    if (!c->mqtt.host)
-        return 0;
-    /* One ':' is "host:port"; an IPv6 address has at least two. */
-    colon = strchr(c->mqtt.host, ':');
-    if (strstr(c->mqtt.host, "://") || strpbrk(c->mqtt.host, " \t/") ||
-        (colon && !strchr(colon + 1, ':')))
-        return check_fail(k, host_line, "[mqtt] host \"%s\": give the host name or address "
-                          "only; the port goes in port", et_ini_quote(c->mqtt.host, q, sizeof(q)));
-    if (!c->mqtt.insecure && (!c->mqtt.ca_file || !c->mqtt.cert_file || !c->mqtt.key_file)) {
-        char missing[32];
+    if (et_mqtt_settings_check(&c->mqtt, &key, &alt, why, sizeof(why)) != 0) {
+        int line = key_line(k, "mqtt", key);
 
-        snprintf(missing, sizeof(missing), "%s%s%s%s%s", !c->mqtt.ca_file ? "ca" : "",
-                 !c->mqtt.ca_file && (!c->mqtt.cert_file || !c->mqtt.key_file) ? ", " : "",
-                 !c->mqtt.cert_file ? "cert" : "",
-                 !c->mqtt.cert_file && !c->mqtt.key_file ? ", " : "",
-                 !c->mqtt.key_file ? "key" : "");
-        return check_fail(k, host_line, "[mqtt] host is set but %s %s not: mutual TLS needs "
-                          "ca, cert and key (insecure = true for plain TCP)", missing,
-                          strchr(missing, ',') ? "are" : "is");
+        if (!line && alt)
+            line = key_line(k, "mqtt", alt);
+        return check_fail(k, line, "%s", why);
     }
     return 0;
 }

@@ -151,6 +151,8 @@ static bool id_chars_valid(const char *s)
 static int check_whole(const struct et_agg_config *c, const int *lines, const char *name,
                        char *err, size_t errlen)
 {
+    const char *key = NULL, *alt = NULL;
+    char why[256];
     size_t n;
 
     if (c->instance_id && (strlen(c->instance_id) > INSTANCE_ID_MAX ||
@@ -172,30 +174,19 @@ static int check_whole(const struct et_agg_config *c, const int *lines, const ch
         return check_fail(name, key_line(lines, "mqtt", "share_group"), err, errlen,
                           "[mqtt] share_group \"%.80s\": a group name may not contain "
                           "/, + or #", c->share_group);
-    if (c->mqtt.backoff_min_ms > c->mqtt.backoff_max_ms)
-        return check_fail(name, key_line(lines, "mqtt", "backoff_min"), err, errlen,
-                          "[mqtt] backoff_min is longer than backoff_max");
-    if (c->mqtt.backoff_min_ms > c->mqtt.backoff_max_refused_ms)
-        return check_fail(name, key_line(lines, "mqtt", "backoff_min"), err, errlen,
-                          "[mqtt] backoff_min is longer than backoff_max_refused");
-    if (c->mqtt.keepalive_ms % 1000)
-        return check_fail(name, key_line(lines, "mqtt", "keepalive"), err, errlen,
-                          "[mqtt] keepalive: MQTT counts it in whole seconds");
+    if (et_mqtt_settings_check(&c->mqtt, &key, &alt, why, sizeof(why)) != 0) {
+        int line = key_line(lines, "mqtt", key);
+
+        if (!line && alt)
+            line = key_line(lines, "mqtt", alt);
+        return check_fail(name, line, err, errlen, "%s", why);
+    }
     if (c->budget.sample_burst < c->budget.samples_per_s)
         return check_fail(name, key_line(lines, "budget", "sample_burst"), err, errlen,
                           "[budget] sample_burst is below samples_per_s");
     if (c->budget.byte_burst < c->budget.bytes_per_s)
         return check_fail(name, key_line(lines, "budget", "byte_burst"), err, errlen,
                           "[budget] byte_burst is below bytes_per_s");
-    if (!c->mqtt.insecure && (!c->mqtt.ca_file || !c->mqtt.cert_file || !c->mqtt.key_file))
-        return check_fail(name, key_line(lines, "mqtt", "host"), err, errlen,
-                          "[mqtt] mutual TLS needs ca, cert and key (%s%s%s%s%s missing); "
-                          "insecure = true for plain TCP",
-                          !c->mqtt.ca_file ? "ca" : "",
-                          !c->mqtt.ca_file && !c->mqtt.cert_file ? ", " : "",
-                          !c->mqtt.cert_file ? "cert" : "",
-                          (!c->mqtt.ca_file || !c->mqtt.cert_file) && !c->mqtt.key_file ? ", " : "",
-                          !c->mqtt.key_file ? "key" : "");
     return 0;
 }
 
@@ -208,9 +199,10 @@ void et_agg_config_free(struct et_agg_config *c)
     memset(c, 0, sizeof(*c));
 }
 
-static int parse_text(const char *text, size_t len, const char *name,
-                      struct et_agg_config *out, char *err, size_t errlen)
+static int parse_text(const char *text, size_t len, const char *name, void *obj, char *err,
+                      size_t errlen)
 {
+    struct et_agg_config *out = obj;
     int lines[N_AGG_KEYS];
     int rc;
 
@@ -244,16 +236,8 @@ int et_agg_config_parse(const char *text, const char *name, struct et_agg_config
 
 int et_agg_config_load(const char *path, struct et_agg_config *out, char *err, size_t errlen)
 {
-    char *text = NULL;
-    size_t len = 0;
-    int rc;
-
     memset(out, 0, sizeof(*out));
-    rc = et_ini_read_file(path, ET_AGG_CONFIG_MAX_BYTES, &text, &len, err, errlen);
-    if (rc == 0)
-        rc = parse_text(text, len, path, out, err, errlen);
-    free(text);
-    return rc;
+    return et_ini_load_file(path, ET_AGG_CONFIG_MAX_BYTES, parse_text, out, err, errlen);
 }
 
 void et_agg_config_print_help(FILE *out)

@@ -4,7 +4,12 @@
  */
 #include "edgetel/mqtt.h"
 
+#include "edgetel/keys.h"
+
 #include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <limits.h>
 #include <stddef.h>
 #include <string.h>
@@ -35,6 +40,70 @@ int et_mqtt_cfg_check(const struct et_mqtt_cfg *cfg)
         return -EINVAL;
     if (cfg->max_packet > ET_MQTT_PACKET_MAX - ET_MQTT_HEADER_ROOM)
         return -EINVAL;
+    return 0;
+}
+
+static int settings_fail(const char **key, const char **alt_key, const char *k, const char *alt,
+                         char *why, size_t whylen, const char *fmt, ...)
+    __attribute__((format(printf, 7, 8)));
+
+static int settings_fail(const char **key, const char **alt_key, const char *k, const char *alt,
+                         char *why, size_t whylen, const char *fmt, ...)
+{
+    va_list ap;
+
+    *key = k;
+    if (alt_key)
+        *alt_key = alt;
+    va_start(ap, fmt);
+    vsnprintf(why, whylen, fmt, ap);
+    va_end(ap);
+    return -EINVAL;
+}
+
+int et_mqtt_settings_check(const struct et_mqtt_settings *s, const char **key,
+                           const char **alt_key, char *why, size_t whylen)
+{
+    char q[ET_KEY_QUOTE_BUF];
+    const char *colon;
+
+    if (s->keepalive_ms % 1000)
+        return settings_fail(key, alt_key, "keepalive", NULL, why, whylen,
+                             "[mqtt] keepalive: must be whole seconds (MQTT counts it in seconds)");
+    if (s->backoff_min_ms > s->backoff_max_ms)
+        return settings_fail(key, alt_key, "backoff_min", "backoff_max", why, whylen,
+                             "[mqtt] backoff_min (%" PRId64 " ms) must not be above backoff_max (%"
+                             PRId64 " ms)", s->backoff_min_ms, s->backoff_max_ms);
+    if (s->backoff_max_refused_ms && s->backoff_min_ms > s->backoff_max_refused_ms)
+        return settings_fail(key, alt_key, "backoff_min", "backoff_max_refused", why, whylen,
+                             "[mqtt] backoff_min (%" PRId64 " ms) must not be above "
+                             "backoff_max_refused (%" PRId64 " ms)", s->backoff_min_ms,
+                             s->backoff_max_refused_ms);
+    if (!s->cert_file != !s->key_file)
+        return settings_fail(key, alt_key, s->cert_file ? "cert" : "key", NULL, why, whylen,
+                             "[mqtt] %s is set without %s: the certificate and its key go "
+                             "together", s->cert_file ? "cert" : "key",
+                             s->cert_file ? "key" : "cert");
+    if (!s->host)
+        return 0;
+    /* One ':' is "host:port"; an IPv6 address has at least two. */
+    colon = strchr(s->host, ':');
+    if (strstr(s->host, "://") || strpbrk(s->host, " \t/") || (colon && !strchr(colon + 1, ':')))
+        return settings_fail(key, alt_key, "host", NULL, why, whylen,
+                             "[mqtt] host \"%s\": give the host name or address only; the port "
+                             "goes in port", et_key_quote(s->host, q, sizeof(q)));
+    if (!s->insecure && (!s->ca_file || !s->cert_file || !s->key_file)) {
+        char missing[32];
+
+        snprintf(missing, sizeof(missing), "%s%s%s%s%s", !s->ca_file ? "ca" : "",
+                 !s->ca_file && (!s->cert_file || !s->key_file) ? ", " : "",
+                 !s->cert_file ? "cert" : "", !s->cert_file && !s->key_file ? ", " : "",
+                 !s->key_file ? "key" : "");
+        return settings_fail(key, alt_key, "host", NULL, why, whylen,
+                             "[mqtt] host is set but %s %s not: mutual TLS needs ca, cert and key "
+                             "(insecure = true for plain TCP)", missing,
+                             strchr(missing, ',') ? "are" : "is");
+    }
     return 0;
 }
 

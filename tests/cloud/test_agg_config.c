@@ -127,11 +127,19 @@ static void test_errors(void **state)
     assert_error("[mqtt]\nhost = h\nport = 88x3\n" TLS_KEYS,
                  "agg.conf:3: [mqtt] port \"88x3\": expected a whole number");
     assert_error("[mqtt]\nhost = h\nca = /ca.crt\n",
-                 "agg.conf:2: [mqtt] mutual TLS needs ca, cert and key (cert, key missing); "
-                 "insecure = true for plain TCP");
+                 "agg.conf:2: [mqtt] host is set but cert, key are not: mutual TLS needs ca, "
+                 "cert and key (insecure = true for plain TCP)");
     assert_error("[mqtt]\nhost = h\n",
-                 "agg.conf:2: [mqtt] mutual TLS needs ca, cert and key (ca, cert, key "
-                 "missing); insecure = true for plain TCP");
+                 "agg.conf:2: [mqtt] host is set but ca, cert, key are not: mutual TLS needs "
+                 "ca, cert and key (insecure = true for plain TCP)");
+    /* The aggregator's [mqtt] connection is checked by the agent's rules too
+     * (et_mqtt_settings_check): a certificate without its key, a port in host. */
+    assert_error("[mqtt]\nhost = h\nca = /ca.crt\ncert = /agg.crt\n",
+                 "agg.conf:4: [mqtt] cert is set without key: the certificate and its key go "
+                 "together");
+    assert_error("[mqtt]\nhost = h:1883\n" TLS_KEYS,
+                 "agg.conf:2: [mqtt] host \"h:1883\": give the host name or address only; the "
+                 "port goes in port");
     assert_error("[mqtt]\nhost = h\n" TLS_KEYS "topic_root = edgetel/#\n",
                  "agg.conf:6: [mqtt] topic_root \"edgetel/#\": expected topic levels without "
                  "wildcards, a leading $ or a leading or trailing /, at most 128 chars");
@@ -142,14 +150,17 @@ static void test_errors(void **state)
                  "agg.conf:2: [aggregator] instance_id \"agg 2\": expected 1-64 of A-Z a-z "
                  "0-9 . _ -");
     assert_error("[mqtt]\nhost = h\n" TLS_KEYS "backoff_min = 2m\nbackoff_max = 1m\n",
-                 "agg.conf:6: [mqtt] backoff_min is longer than backoff_max");
+                 "agg.conf:6: [mqtt] backoff_min (120000 ms) must not be above backoff_max "
+                 "(60000 ms)");
     assert_error("[mqtt]\nhost = h\n" TLS_KEYS
                  "backoff_min = 3s\nbackoff_max = 5s\nbackoff_max_refused = 2s\n",
-                 "agg.conf:6: [mqtt] backoff_min is longer than backoff_max_refused");
+                 "agg.conf:6: [mqtt] backoff_min (3000 ms) must not be above backoff_max_refused "
+                 "(2000 ms)");
     assert_error("[mqtt]\nhost = h\n" TLS_KEYS "keepalive = 1500ms\n",
                  "agg.conf:6: [mqtt] keepalive \"1500ms\": ...");
     assert_error("[mqtt]\nhost = h\n" TLS_KEYS "keepalive = 5500ms\n",
-                 "agg.conf:6: [mqtt] keepalive: MQTT counts it in whole seconds");
+                 "agg.conf:6: [mqtt] keepalive: must be whole seconds (MQTT counts it in "
+                 "seconds)");
 }
 
 static void test_store_type(void **state)

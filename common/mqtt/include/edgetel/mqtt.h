@@ -110,6 +110,19 @@ struct et_mqtt_settings {
 };
 
 /**
+ * Check settings as a config file gave them, the same for every program:
+ * keepalive in whole seconds, backoff_min not above either cap, cert and
+ * key together, host a name or address only (no scheme, port or path),
+ * and with a host and TLS all of ca, cert and key.
+ * @return 0, or -EINVAL with "[mqtt] ..." in why for a person and *key
+ *         the key whose line it concerns ("host", "keepalive", ...), and
+ *         *alt_key (may be NULL) the one to name when *key was not in the
+ *         file.
+ */
+int et_mqtt_settings_check(const struct et_mqtt_settings *s, const char **key,
+                           const char **alt_key, char *why, size_t whylen);
+
+/**
  * The seam's cfg for one connection with settings s, as client_id, with up
  * to max_inflight QoS 1 publishes outstanding. Strings are borrowed from s
  * and client_id; the will and mqtt_version are left unset.

@@ -26,6 +26,7 @@
 #include "edgetel/log.h"
 #include "edgetel/mqtt.h"
 #include "edgetel/store.h"
+#include "edgetel/store_open.h"
 #include "edgetel/version.h"
 
 #define PROG "edgetel-aggregator"

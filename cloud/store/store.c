@@ -3,6 +3,7 @@
  * writer and the reader it made. See store.h.
  */
 #include "edgetel/store.h"
+#include "edgetel/store_open.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -29,6 +29,7 @@
 #include "edgetel/parse.h"
 #include "edgetel/report.h"
 #include "edgetel/store.h"
+#include "edgetel/store_open.h"
 #include "edgetel/store_reader.h"
 #include "edgetel/timefmt.h"
 #include "edgetel/version.h"

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "cloud_test.h"
+#include "edgetel/store_open.h"
 #include "edgetel/codec.h"
 
 #include <errno.h>

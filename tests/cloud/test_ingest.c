@@ -26,6 +26,7 @@
 #include "edgetel/ingest.h"
 #include "edgetel/log.h"
 #include "edgetel/store.h"
+#include "edgetel/store_open.h"
 
 #define ROOT CLOUD_ROOT
 #define NOW CLOUD_NOW

@@ -22,6 +22,7 @@
 #include "edgetel/ingest.h"
 #include "edgetel/log.h"
 #include "edgetel/store.h"
+#include "edgetel/store_open.h"
 
 #define remove_db cloud_remove_db
 #define setup cloud_fixture_setup

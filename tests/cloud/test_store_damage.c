@@ -21,6 +21,7 @@
 #include "cloud_test.h"
 #include "edgetel/log.h"
 #include "edgetel/store.h"
+#include "edgetel/store_open.h"
 
 /* A store of a few hundred pages: 40 batches of 200 samples. */
 static void fill(struct cloud_fixture *f)

@@ -18,6 +18,7 @@
 #include "edgetel/ack.h"
 #include "edgetel/log.h"
 #include "edgetel/store.h"
+#include "edgetel/store_open.h"
 
 #define setup cloud_fixture_setup
 #define teardown cloud_fixture_teardown

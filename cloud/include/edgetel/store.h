@@ -205,35 +205,6 @@ struct et_store;
 struct et_store_writer;
 struct et_store_reader;
 
-/**
- * Open a store of the given type ("sqlite"; NULL for the default); for
- * SQLite target is the database file, created with its schema on first
- * open unless ET_STORE_READONLY is set.
- * Opened for writing, the store is first checked for damage (SQLite's
- * quick_check, bounded in time) and refused when damaged: nothing is
- * written to it, moved or deleted.
- * @return 0; -ENOENT when a read-only store does not exist; -EPROTONOSUPPORT
- *         for an unknown type; -EPROTO for a file that is not an edgetel
- *         store or is of a newer schema; -EUCLEAN for a damaged store, with
- *         a whole message in err that names the file and says what to do;
- *         -errno otherwise. Except for -EUCLEAN, err gets a reason for a
- *         person that does not repeat the path.
- */
-int et_store_open(struct et_store **out, const char *type, const char *target,
-                  unsigned flags, char *err, size_t errlen);
-
-/** Close; NULL is a no-op. An open transaction is rolled back. */
-void et_store_close(struct et_store *s);
-
-/**
- * The store's writer (store_writer.h); NULL when it was opened
- * ET_STORE_READONLY. It lives as long as s.
- */
-struct et_store_writer *et_store_writer(struct et_store *s);
-
-/** The store's reader (store_reader.h). It lives as long as s. */
-struct et_store_reader *et_store_reader(struct et_store *s);
-
 /** Lower-case hex of n bytes into out (2n+1 bytes), as boot ids are stored; "" when n is 0. */
 static inline void et_store_hex(const uint8_t *bytes, size_t n, char *out)
 {

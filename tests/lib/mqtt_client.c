@@ -28,14 +28,6 @@ const char *et_test_event_name(enum et_mqtt_event_type t)
     return "?";
 }
 
-int64_t et_test_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void et_test_on_event(void *ctx, const struct et_mqtt_event *ev)
 {
     struct et_test_client *c = ctx;

@@ -13,6 +13,7 @@
 
 #include "broker.h"
 #include "edgetel/mqtt.h"
+#include "proc.h"
 
 #define ET_TEST_WAIT_MS 15000
 #define ET_TEST_MAX_RECORDS 256
@@ -49,7 +50,7 @@ int et_test_mqtt_setup_no_broker(void **state);
 int et_test_mqtt_teardown(void **state);
 
 const char *et_test_event_name(enum et_mqtt_event_type t);
-int64_t et_test_now_ms(void);
+/* et_test_now_ms(), the monotonic clock in ms, is proc.h's. */
 
 /* The handler every client uses (ctx is its struct et_test_client). */
 void et_test_on_event(void *ctx, const struct et_mqtt_event *ev);

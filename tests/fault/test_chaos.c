@@ -280,6 +280,7 @@ struct chaos {
     struct et_e2e_agent_opts opts;
     struct et_proc *agent, *agg1, *agg2;
     int64_t agg1_started_ms, agg2_started_ms, agent_started_ms;  /* monotonic */
+    unsigned agent_exits, agg1_exits, agg2_exits;   /* unasked, restarted */
     bool agg2_wanted;         /* in the group now, per the schedule */
     bool agent_down;          /* between a planned kill and its restart */
     int64_t t0_mono_ms;
@@ -400,6 +401,12 @@ static void start_aggregator(struct chaos *c, struct et_proc *p, int64_t *starte
     *started_ms = et_test_now_ms();
 }
 
+/* How long the fault that ep begins lasts, in seconds (0 for a repair). */
+static double hold_s(const struct episode *ep)
+{
+    return ep ? (double)ep->hold_ms / 1000 : 0.0;
+}
+
 static void perform(struct chaos *c, enum verb v, const struct episode *ep)
 {
     int rc = 0;
@@ -407,7 +414,7 @@ static void perform(struct chaos *c, enum verb v, const struct episode *ep)
 
     switch (v) {
     case A_BROKER_KILL:
-        note(c, "broker SIGKILL, down for %.1f s", ep ? (double)ep->hold_ms / 1000 : 0.0);
+        note(c, "broker SIGKILL, down for %.1f s", hold_s(ep));
         rc = et_test_broker_kill(c->e->broker);
         break;
     case A_BROKER_START:
@@ -416,7 +423,7 @@ static void perform(struct chaos *c, enum verb v, const struct episode *ep)
         break;
     case A_AGENT_KILL:
         note(c, "agent SIGKILL (run %zu), restart in %.1f s", c->n_runs - 1,
-             ep ? (double)ep->hold_ms / 1000 : 0.0);
+             hold_s(ep));
         agent_end_run(c, RUN_SIGKILL);
         rc = et_proc_kill(c->agent);
         c->agent_down = true;
@@ -427,7 +434,7 @@ static void perform(struct chaos *c, enum verb v, const struct episode *ep)
         note(c, "agent restarted (run %zu)", c->n_runs - 1);
         break;
     case A_AGG_KILL:
-        note(c, "aggregator SIGKILL, restart in %.1f s", ep ? (double)ep->hold_ms / 1000 : 0.0);
+        note(c, "aggregator SIGKILL, restart in %.1f s", hold_s(ep));
         rc = et_proc_kill(c->agg1);
         break;
     case A_AGG_START:
@@ -435,7 +442,7 @@ static void perform(struct chaos *c, enum verb v, const struct episode *ep)
         note(c, "aggregator restarted");
         break;
     case A_AGG_SIGSTOP:
-        note(c, "aggregator SIGSTOP for %.1f s", ep ? (double)ep->hold_ms / 1000 : 0.0);
+        note(c, "aggregator SIGSTOP for %.1f s", hold_s(ep));
         rc = et_proc_signal(c->agg1, SIGSTOP);
         break;
     case A_AGG_SIGCONT:
@@ -443,7 +450,7 @@ static void perform(struct chaos *c, enum verb v, const struct episode *ep)
         note(c, "aggregator SIGCONT");
         break;
     case A_AGG2_JOIN:
-        note(c, "second aggregator joins for %.1f s", ep ? (double)ep->hold_ms / 1000 : 0.0);
+        note(c, "second aggregator joins for %.1f s", hold_s(ep));
         if (!c->agg2)
             c->agg2 = et_e2e_start_aggregator(c->e);
         else
@@ -459,7 +466,7 @@ static void perform(struct chaos *c, enum verb v, const struct episode *ep)
         note(c, "second aggregator left");
         break;
     case A_LINK_DOWN:
-        note(c, "partition: veth down for %.1f s", ep ? (double)ep->hold_ms / 1000 : 0.0);
+        note(c, "partition: veth down for %.1f s", hold_s(ep));
         rc = et_test_netns_set_link(c->netns, false);
         break;
     case A_LINK_UP:
@@ -486,11 +493,12 @@ static void perform(struct chaos *c, enum verb v, const struct episode *ep)
 }
 
 /*
- * A program that exits without being asked is a finding; like systemd,
- * start it again (no sooner than RESTART_AFTER_MS after its last start).
+ * A program that exits without being asked is a finding (the first time;
+ * then counted); like systemd, start it again, no sooner than
+ * RESTART_AFTER_MS after its last start.
  */
 static void watch_one(struct chaos *c, struct et_proc *p, const char *name, int64_t *started_ms,
-                      bool wanted)
+                      unsigned *exits, bool wanted)
 {
     char why[96];
 
@@ -498,8 +506,11 @@ static void watch_one(struct chaos *c, struct et_proc *p, const char *name, int6
         return;
     if (et_test_now_ms() - *started_ms < RESTART_AFTER_MS)
         return;
-    finding(c, "%s exited by itself (%s); log %s", name,
-            describe_status(et_proc_last_status(p), why, sizeof(why)), et_proc_log_path(p));
+    describe_status(et_proc_last_status(p), why, sizeof(why));
+    if ((*exits)++ == 0)
+        finding(c, "%s exited by itself (%s); log %s", name, why, et_proc_log_path(p));
+    else
+        note(c, "%s exited by itself again (%s)", name, why);
     if (p == c->agent) {
         agent_end_run(c, RUN_DIED);
         agent_start_run(c);
@@ -514,9 +525,10 @@ static bool watch_programs(void *ctx)
 {
     struct chaos *c = ctx;
 
-    watch_one(c, c->agent, "the agent", &c->agent_started_ms, !c->agent_down);
-    watch_one(c, c->agg1, "the aggregator", &c->agg1_started_ms, true);
-    watch_one(c, c->agg2, "the second aggregator", &c->agg2_started_ms, c->agg2_wanted);
+    watch_one(c, c->agent, "the agent", &c->agent_started_ms, &c->agent_exits, !c->agent_down);
+    watch_one(c, c->agg1, "the aggregator", &c->agg1_started_ms, &c->agg1_exits, true);
+    watch_one(c, c->agg2, "the second aggregator", &c->agg2_started_ms, &c->agg2_exits,
+              c->agg2_wanted);
     return false;             /* never done: the wait lasts the chosen time */
 }
 
@@ -722,8 +734,10 @@ static void judge(struct chaos *c, struct verdict *v)
         }
         v->made += expect - base;
         /* The tail: what the run made after its last stored value. The
-         * drain run's own tail stays in its outbox, unchecked. */
-        if (!last_run) {
+         * drain run's own tail stays in its outbox, unchecked; a run that
+         * died by itself is a finding already, and when it died (at once,
+         * or later) is not known closely enough to estimate its tail. */
+        if (!last_run && run->end != RUN_DIED) {
             int64_t tail = (run->end_ms - last_ts - CLEAN_STOP_SLACK_MS) / SIM_MS;
 
             if (run->end == RUN_SIGKILL)
@@ -770,6 +784,32 @@ static int teardown(void **state)
     return 0;
 }
 
+/*
+ * The agent's data directory and the store's directory, each on a small
+ * tmpfs of its own, or neither (with the reason in why).
+ */
+static void make_disks(struct chaos *c, char *why, size_t why_len)
+{
+    struct et_test_env *env = c->e->env;
+    const char *log = et_test_env_path(env, "smallfs.log");
+    int rc;
+
+    if (et_test_private_mounts(why, why_len) < 0)
+        return;
+    rc = et_test_smallfs_mount(&c->agent_fs, et_test_env_path(env, ET_E2E_DEVICE "-data"),
+                               AGENT_FS_BYTES, log);
+    if (rc == 0)
+        rc = et_test_smallfs_mount(&c->store_fs, et_test_env_path(env, "store"),
+                                   STORE_FS_BYTES, log);
+    if (rc < 0) {
+        snprintf(why, why_len, "cannot mount a tmpfs: %s", strerror(-rc));
+        et_test_smallfs_destroy(c->agent_fs, NULL);
+        c->agent_fs = NULL;
+        return;
+    }
+    c->e->store_path = et_test_env_path(env, "store/store.db");
+}
+
 static int64_t env_int(const char *name, int64_t dflt)
 {
     const char *s = getenv(name);
@@ -795,28 +835,14 @@ static void chaos_stores_every_value_once_and_counts_every_drop(void **state)
                   " s of faults (ET_CHAOS_SECONDS)\n", seed, seed, duration_ms / 1000);
 
     /* The privileged kinds: each left out, with its reason, when it cannot be had. */
-    if (et_test_private_mounts(no_mounts, sizeof(no_mounts)) == 0) {
-        char store_dir[64];
-        int rc;
-
-        snprintf(store_dir, sizeof(store_dir), "store");
-        rc = et_test_smallfs_mount(&c->agent_fs, et_test_env_path(e->env, ET_E2E_DEVICE "-data"),
-                                   AGENT_FS_BYTES, et_test_env_path(e->env, "smallfs.log"));
-        if (rc == 0)
-            rc = et_test_smallfs_mount(&c->store_fs, et_test_env_path(e->env, store_dir),
-                                       STORE_FS_BYTES, et_test_env_path(e->env, "smallfs.log"));
-        if (rc < 0)
-            snprintf(no_mounts, sizeof(no_mounts), "cannot mount a tmpfs: %s", strerror(-rc));
-        else
-            e->store_path = et_test_env_path(e->env, "store/store.db");
-    }
+    make_disks(c, no_mounts, sizeof(no_mounts));
     if (et_test_netns_create(&c->netns, et_test_env_path(e->env, "netns.log"), no_netns,
                              sizeof(no_netns)) < 0)
         c->netns = NULL;
     for (int k = 0; k < N_KINDS; k++)
         available[k] = kinds[k].need == NEED_NOTHING ||
                        (kinds[k].need == NEED_NETNS && !no_netns[0]) ||
-                       (kinds[k].need == NEED_MOUNTS && !no_mounts[0] && c->store_fs);
+                       (kinds[k].need == NEED_MOUNTS && !no_mounts[0]);
     if (no_netns[0])
         print_message("chaos: partitions left out: %s\n", no_netns);
     if (no_mounts[0])
@@ -858,6 +884,8 @@ static void chaos_stores_every_value_once_and_counts_every_drop(void **state)
     for (int k = 0; k < N_KINDS; k++)
         print_message("chaos:   %-32s %3u%s\n", kinds[k].name, c->counts[k],
                       available[k] ? "" : "  (left out)");
+    print_message("chaos:   exits unasked (restarted): agent %u, aggregator %u, second %u\n",
+                  c->agent_exits, c->agg1_exits, c->agg2_exits);
     print_message("chaos:   agent runs %zu; values made ~%" PRId64 ", stored %" PRId64
                   ", duplicates %" PRId64 "\n", c->n_runs, v.made, v.stored, v.duplicates);
     print_message("chaos:   missing: %" PRId64 " explained by a SIGKILL's window (%d ms), %"
@@ -865,6 +893,9 @@ static void chaos_stores_every_value_once_and_counts_every_drop(void **state)
                   v.unexplained, v.unexplained_gaps);
     print_message("chaos:   drops counted by the agent: %" PRId64 " samples (unexplained"
                   " values need %" PRId64 ")\n", v.dropped, 2 * v.unexplained);
+    if (v.dropped > 0 && v.unexplained == 0)
+        print_message("chaos:   note: drops counted with no value missing outside a SIGKILL"
+                      " window (batches dropped after they were stored, or in the window)\n");
     for (size_t k = 0; k < c->n_findings; k++)
         print_message("chaos:   finding %s\n", c->findings[k]);
 
@@ -880,8 +911,12 @@ static void chaos_stores_every_value_once_and_counts_every_drop(void **state)
                  c->findings[0]);
     assert_true(v.stored > 0);
     et_e2e_pass(e);
-    if (no_netns[0] || no_mounts[0])
+    if (no_netns[0] || no_mounts[0]) {
+        /* Passed, but not whole: say so where ctest and a person look. */
+        print_message("chaos: skipped in part:%s%s%s%s\n", no_netns[0] ? " partitions: " : "",
+                      no_netns, no_mounts[0] ? " full disks: " : "", no_mounts);
         skip();
+    }
 }
 
 int main(void)

@@ -779,15 +779,16 @@ static int teardown(void **state)
 
     if (c->e) {
         /* Programs first (one runs in the namespace, two use the disks),
-         * then what they ran on; a failed run keeps the disks' contents. */
+         * then what they ran on, while the test directory (the ip log)
+         * is still there; a failed run keeps the disks' contents. */
         et_test_env_stop_all(c->e->env);
         et_test_smallfs_destroy(c->agent_fs,
                                 passed ? NULL : et_test_env_path(c->e->env, "agent-disk.kept"));
         et_test_smallfs_destroy(c->store_fs,
                                 passed ? NULL : et_test_env_path(c->e->env, "store-disk.kept"));
+        et_test_netns_destroy(c->netns);
         et_e2e_destroy(c->e);
     }
-    et_test_netns_destroy(c->netns);
     free(c);
     return 0;
 }

@@ -13,7 +13,9 @@
  * Needs CAP_NET_ADMIN and CAP_SYS_ADMIN (root) and the ip command
  * (iproute2); et_test_netns_create() says which is missing, for a skip.
  * If the test process dies without et_test_netns_destroy(), the namespace
- * (and the veth pair with it) stays until `ip netns del edgetel-<pid>`.
+ * (and the veth pair with it) stays until `ip netns del edgetel-<pid>`;
+ * made from a private mount namespace (smallfs.h), it goes with the test's
+ * processes and leaves only an empty file /run/netns/edgetel-<pid>.
  */
 #ifndef EDGETEL_TEST_NETNS_H
 #define EDGETEL_TEST_NETNS_H

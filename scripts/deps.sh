@@ -22,6 +22,9 @@ packages=(
   mosquitto mosquitto-clients openssl sqlite3
   # pgrep, for the demo's check that nothing is left running (minimal images lack it)
   procps
+  # ip, for the chaos test's partitions (a network namespace and a veth
+  # pair, tests/lib/netns.c); minimal images lack it too
+  iproute2
 )
 
 if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then

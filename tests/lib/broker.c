@@ -35,6 +35,7 @@ struct broker_identity {
 
 struct et_test_broker {
     char dir[PATH_MAX];
+    char host[INET_ADDRSTRLEN];  /* the address it listens on; 127.0.0.1 unless asked */
     char ca_file[PATH_MAX + 16];
     char conf_file[PATH_MAX + 32];
     char log_file[PATH_MAX + 32];
@@ -90,6 +91,14 @@ static int run_tool(const struct et_test_broker *b, char *const argv[])
             dup2(fd, STDOUT_FILENO);
             dup2(fd, STDERR_FILENO);
         }
+        /* A broker on another address than loopback names it in its
+         * certificate too (make-certs.sh always names 127.0.0.1). */
+        if (strcmp(b->host, "127.0.0.1") != 0) {
+            char names[INET_ADDRSTRLEN + 8];
+
+            snprintf(names, sizeof(names), "IP:%s", b->host);
+            setenv("ET_SERVER_NAMES", names, 1);
+        }
         execv(argv[0], argv);
         _exit(127);
     }
@@ -112,14 +121,15 @@ static int make_certs(const struct et_test_broker *b, const char *dir, const cha
     return run_tool(b, argv);
 }
 
-static int free_port(void)
+static int free_port(const struct et_test_broker *b)
 {
     struct sockaddr_in addr = { .sin_family = AF_INET };
     socklen_t len = sizeof(addr);
     int fd;
     int port = -EADDRNOTAVAIL;
 
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (inet_pton(AF_INET, b->host, &addr.sin_addr) != 1)
+        return -EINVAL;
     fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
@@ -132,15 +142,17 @@ static int free_port(void)
     return port;
 }
 
-static bool port_accepts(int port)
+static bool port_accepts(const struct et_test_broker *b)
 {
-    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons((uint16_t)b->port) };
+    int fd;
     bool ok;
 
+    if (inet_pton(AF_INET, b->host, &addr.sin_addr) != 1)
+        return false;
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return false;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     ok = connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0;
     close(fd);
     return ok;
@@ -198,7 +210,7 @@ static int write_config(struct et_test_broker *b)
 
     const struct { const char *key; const char *value; } subst[] = {
         { "@ET_MQTT_PORT@", port },
-        { "@ET_MQTT_BIND@", "127.0.0.1" },
+        { "@ET_MQTT_BIND@", b->host },
         { "@ET_CERT_DIR@", b->dir },
         { "@ET_ACL_FILE@", acl_path },
         { "@ET_PERSIST_DIR@", persist },
@@ -274,8 +286,8 @@ static void note_probes(const struct et_test_broker *b)
     if (!log)
         return;
     fprintf(log, "tests/lib/broker.c: started pid %d; plain TCP probes until it listens on "
-            "127.0.0.1:%d (mosquitto logs each probe as a failed TLS connection)\n",
-            (int)b->pid, b->port);
+            "%s:%d (mosquitto logs each probe as a failed TLS connection)\n",
+            (int)b->pid, b->host, b->port);
     fclose(log);
 }
 
@@ -317,10 +329,10 @@ static int spawn(struct et_test_broker *b)
                     status);
             return -ECHILD;
         }
-        if (port_accepts(b->port))
+        if (port_accepts(b))
             return 0;
         if (now_ms() >= deadline) {
-            fprintf(stderr, "broker: not listening on 127.0.0.1:%d after %d ms\n", b->port,
+            fprintf(stderr, "broker: not listening on %s:%d after %d ms\n", b->host, b->port,
                     BROKER_READY_MS);
             kill(pid, SIGKILL);
             reap(b, BROKER_STOP_MS);
@@ -403,17 +415,25 @@ int et_test_broker_foreign_identity(struct et_test_broker *b, const char *id,
 
 int et_test_broker_start(struct et_test_broker **out, const char *const *device_ids)
 {
+    return et_test_broker_start_at(out, device_ids, "127.0.0.1");
+}
+
+int et_test_broker_start_at(struct et_test_broker **out, const char *const *device_ids,
+                            const char *host)
+{
     struct et_test_broker *b;
     struct broker_identity *ignored;
     const char *tmp = getenv("TMPDIR");
+    struct in_addr check;
     int rc;
 
-    if (!out)
+    if (!out || !host || inet_pton(AF_INET, host, &check) != 1)
         return -EINVAL;
     *out = NULL;
     b = calloc(1, sizeof(*b));
     if (!b)
         return -ENOMEM;
+    snprintf(b->host, sizeof(b->host), "%s", host);
     snprintf(b->dir, sizeof(b->dir), "%s/edgetel-broker-XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
     if (!mkdtemp(b->dir)) {
         rc = -errno;
@@ -434,7 +454,7 @@ int et_test_broker_start(struct et_test_broker **out, const char *const *device_
     /* Another process may take the free port between our probe and the
      * broker's bind; then the broker exits and we try another port. */
     for (int attempt = 0; attempt < BROKER_PORT_TRIES; attempt++) {
-        b->port = free_port();
+        b->port = free_port(b);
         if (b->port < 0) {
             rc = b->port;
             goto fail;
@@ -538,6 +558,11 @@ void et_test_broker_destroy(struct et_test_broker *b)
     free(b);
 }
 
+const char *et_test_broker_host(const struct et_test_broker *b)
+{
+    return b ? b->host : NULL;
+}
+
 int et_test_broker_port(const struct et_test_broker *b)
 {
     return b ? b->port : -EINVAL;
@@ -562,7 +587,7 @@ void et_test_broker_mqtt_cfg(const struct et_test_broker *b, const struct et_tes
                              const char *client_id, struct et_mqtt_cfg *cfg)
 {
     *cfg = (struct et_mqtt_cfg){
-        .host = "127.0.0.1",
+        .host = b->host,
         .port = b->port,
         .client_id = client_id,
         .tls = true,

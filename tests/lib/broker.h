@@ -1,8 +1,9 @@
 /*
- * A real mosquitto for process-level tests: mutual TLS on 127.0.0.1 with
- * the broker configuration and ACL the project ships
- * (packaging/mosquitto/), certificates from scripts/make-certs.sh, all in
- * a private temporary directory. No global state: a test may run several.
+ * A real mosquitto for process-level tests: mutual TLS on 127.0.0.1 (or on
+ * an address the test chose, et_test_broker_start_at()) with the broker
+ * configuration and ACL the project ships (packaging/mosquitto/),
+ * certificates from scripts/make-certs.sh, all in a private temporary
+ * directory. No global state: a test may run several.
  *
  * The broker runs as a child process of the test and dies with it
  * (PR_SET_PDEATHSIG), so a crashed test leaves no broker behind; only its
@@ -34,6 +35,15 @@ struct et_test_identity {
  */
 int et_test_broker_start(struct et_test_broker **out, const char *const *device_ids);
 
+/**
+ * The same, listening on host (a dotted IPv4 address of this machine)
+ * instead of 127.0.0.1; the server certificate names that address too.
+ * For a test that reaches the broker from a network namespace it made
+ * (netns.h): the address of the host's end of its veth pair.
+ */
+int et_test_broker_start_at(struct et_test_broker **out, const char *const *device_ids,
+                            const char *host);
+
 /** SIGTERM, and SIGKILL if it has not exited within a few seconds; waits for it. */
 int et_test_broker_stop(struct et_test_broker *b);
 
@@ -47,6 +57,8 @@ int et_test_broker_restart(struct et_test_broker *b);
 void et_test_broker_destroy(struct et_test_broker *b);
 
 int et_test_broker_port(const struct et_test_broker *b);
+/** The address it listens on (owned by b). */
+const char *et_test_broker_host(const struct et_test_broker *b);
 bool et_test_broker_running(const struct et_test_broker *b);
 pid_t et_test_broker_pid(const struct et_test_broker *b);
 /** The temporary directory (certificates, config, log "mosquitto.log"). */

@@ -54,14 +54,19 @@ int et_e2e_create(struct et_e2e **out, const char *name)
 
 void et_e2e_start_broker(struct et_e2e *e)
 {
+    et_e2e_start_broker_at(e, "127.0.0.1");
+}
+
+void et_e2e_start_broker_at(struct et_e2e *e, const char *host)
+{
     const char *const devices[] = { ET_E2E_DEVICE, NULL };
     int rc;
 
     require_program(E2E_AGENT_BIN);
     require_program(E2E_AGGREGATOR_BIN);
-    rc = et_test_broker_start(&e->broker, devices);
+    rc = et_test_broker_start_at(&e->broker, devices, host);
     if (rc < 0)
-        fail_msg("e2e: cannot start mosquitto: %s", strerror(-rc));
+        fail_msg("e2e: cannot start mosquitto on %s: %s", host, strerror(-rc));
 }
 
 void et_e2e_pass(struct et_e2e *e)
@@ -140,7 +145,7 @@ struct et_proc *et_e2e_start_aggregator(struct et_e2e *e)
                              "log_level = debug\n"
                              "\n"
                              "[mqtt]\n"
-                             "host = 127.0.0.1\n"
+                             "host = %s\n"
                              "port = %d\n"
                              "ca = %s\n"
                              "cert = %s\n"
@@ -151,7 +156,8 @@ struct et_proc *et_e2e_start_aggregator(struct et_e2e *e)
                              "[store]\n"
                              "type = sqlite\n"
                              "path = %s\n",
-                             name, et_test_broker_port(e->broker), id.ca_file, id.cert_file,
+                             name, et_test_broker_host(e->broker),
+                             et_test_broker_port(e->broker), id.ca_file, id.cert_file,
                              id.key_file, e->store_path);
     argv[0] = E2E_AGGREGATOR_BIN;
     argv[1] = "--config";
@@ -172,7 +178,7 @@ const char *et_e2e_outbox_path(struct et_e2e *e, const char *device)
     return et_test_env_path(e->env, name);
 }
 
-struct et_proc *et_e2e_start_agent(struct et_e2e *e, const struct et_e2e_agent_opts *opts)
+const char *et_e2e_write_agent_config(struct et_e2e *e, const struct et_e2e_agent_opts *opts)
 {
     const char *device = opts->device ? opts->device : ET_E2E_DEVICE;
     int sim_ms = opts->sim_interval_ms > 0 ? opts->sim_interval_ms : ET_E2E_SIM_INTERVAL_MS;
@@ -182,9 +188,7 @@ struct et_proc *et_e2e_start_agent(struct et_e2e *e, const struct et_e2e_agent_o
     const struct et_test_identity *id = opts->identity;
     char name[256];
     char tls[4096];
-    const char *conf;
-    const char *argv[4];
-    struct et_proc *agent;
+    char limits[256] = "";
     int rc;
 
     if (!id) {
@@ -198,10 +202,15 @@ struct et_proc *et_e2e_start_agent(struct et_e2e *e, const struct et_e2e_agent_o
     else
         snprintf(tls, sizeof(tls), "ca = %s\ncert = %s\nkey = %s\n", id->ca_file,
                  id->cert_file, id->key_file);
+    if (opts->outbox_reserve)
+        snprintf(limits, sizeof(limits), "reserve = %s\n", opts->outbox_reserve);
+    if (opts->outbox_quota)
+        snprintf(limits + strlen(limits), sizeof(limits) - strlen(limits), "quota = %s\n",
+                 opts->outbox_quota);
     snprintf(name, sizeof(name), "%s-data", device);
     const char *data_dir = et_test_env_path(e->env, name);
     snprintf(name, sizeof(name), "%s.conf", device);
-    conf = et_test_env_write(e->env, name,
+    return et_test_env_write(e->env, name,
                              "[agent]\n"
                              "device_id = %s\n"
                              "data_dir = %s\n"
@@ -209,7 +218,7 @@ struct et_proc *et_e2e_start_agent(struct et_e2e *e, const struct et_e2e_agent_o
                              "log_level = debug\n"
                              "\n"
                              "[mqtt]\n"
-                             "host = 127.0.0.1\n"
+                             "host = %s\n"
                              "port = %d\n"
                              "%s"
                              "ack_timeout = %dms\n"
@@ -221,22 +230,33 @@ struct et_proc *et_e2e_start_agent(struct et_e2e *e, const struct et_e2e_agent_o
                              /* The tests read the outbox file: commit often. */
                              "[outbox]\n"
                              "durability_window = %dms\n"
+                             "%s"
                              "\n"
                              "[collector sim]\n"
                              "type = sim\n"
                              "interval = %dms\n"
-                             "start = %lld\n",
-                             device, data_dir, batch_ms, et_test_broker_port(e->broker), tls,
-                             ack_ms,
+                             "start = %" PRId64 "\n",
+                             device, data_dir, batch_ms, et_test_broker_host(e->broker),
+                             et_test_broker_port(e->broker), tls, ack_ms,
                              opts->program_timing ? ""
                              : "keepalive = 5s\nbackoff_min = 100ms\nbackoff_max = 1s\n",
                              opts->durability_window_ms > 0 ? opts->durability_window_ms : 200,
-                             sim_ms, (long long)opts->sim_start);
-    argv[0] = E2E_AGENT_BIN;
-    argv[1] = "--config";
-    argv[2] = conf;
-    argv[3] = NULL;
-    agent = et_test_env_start(e->env, device, argv);
+                             limits, sim_ms, opts->sim_start);
+}
+
+struct et_proc *et_e2e_start_agent(struct et_e2e *e, const struct et_e2e_agent_opts *opts)
+{
+    const char *device = opts->device ? opts->device : ET_E2E_DEVICE;
+    const char *argv[] = { E2E_AGENT_BIN, "--config", et_e2e_write_agent_config(e, opts), NULL };
+    const char *in_netns[8];
+    struct et_proc *agent;
+
+    if (opts->netns) {
+        assert_int_equal(et_test_netns_argv(opts->netns, argv, in_netns, 8), 0);
+        agent = et_test_env_start(e->env, device, in_netns);
+    } else {
+        agent = et_test_env_start(e->env, device, argv);
+    }
     if (!opts->may_exit)
         watch(e, agent);
     return agent;
@@ -361,6 +381,73 @@ int64_t et_e2e_device_samples(const char *store_path, const char *device)
     return query_device_int(store_path, device,
                             "SELECT COUNT(*) FROM samples s JOIN metrics m ON m.id = s.metric_id"
                             " WHERE m.device = ?1");
+}
+
+int64_t et_e2e_dropped_samples(const char *store_path, const char *device)
+{
+    int64_t metric = query_device_int(store_path, device,
+                                      "SELECT COALESCE(MAX(s.v_i64), 0) FROM samples s"
+                                      " JOIN metrics m ON m.id = s.metric_id"
+                                      " WHERE m.device = ?1 AND m.name = 'agent.dropped_samples'");
+    int64_t status = query_device_int(store_path, device,
+                                      "SELECT dropped_samples FROM devices WHERE id = ?1");
+
+    return metric > status ? metric : status;
+}
+
+int et_e2e_counter_samples(const char *store_path, const char *device,
+                           struct et_e2e_sample **out, size_t *n)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    struct et_e2e_sample *v = NULL;
+    size_t cap = 0;
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    rc = open_ro(store_path, &db);
+    if (rc < 0)
+        return rc;
+    rc = prepare(db, store_path,
+                 "SELECT s.v_i64, s.ts_ms, s.seq FROM samples s JOIN metrics m ON m.id = s.metric_id"
+                 " WHERE m.device = ?1 AND m.name = 'sim.counter' ORDER BY s.v_i64, s.seq",
+                 &st);
+    if (rc < 0)
+        goto out;
+    sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n == cap) {
+            struct et_e2e_sample *bigger;
+
+            cap = cap ? cap * 2 : 4096;
+            bigger = realloc(v, cap * sizeof(*v));
+            if (!bigger) {
+                rc = -ENOMEM;
+                goto out;
+            }
+            v = bigger;
+        }
+        v[*n] = (struct et_e2e_sample){ .value = sqlite3_column_int64(st, 0),
+                                        .ts_ms = sqlite3_column_int64(st, 1),
+                                        .seq = sqlite3_column_int64(st, 2) };
+        (*n)++;
+    }
+    if (rc != SQLITE_DONE) {
+        print_error("e2e: %s: %s\n", store_path, sqlite3_errmsg(db));
+        rc = -EIO;
+        goto out;
+    }
+    *out = v;
+    v = NULL;
+    rc = 0;
+out:
+    if (rc < 0)
+        *n = 0;
+    free(v);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return rc;
 }
 
 uint64_t et_e2e_acked_through(const char *store_path, const char *device)

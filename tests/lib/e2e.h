@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "broker.h"
+#include "netns.h"
 #include "proc.h"
 
 /* The device the tests use unless they say otherwise. */
@@ -52,6 +53,10 @@ struct et_e2e_agent_opts {
     /* keepalive and backoff as the program's defaults, not the tests'
      * short ones (keepalive 5 s, backoff 100 ms to 1 s) */
     bool program_timing;
+    const char *outbox_reserve;  /* [outbox] reserve, e.g. "1M"; NULL: the agent's default */
+    const char *outbox_quota;    /* [outbox] quota; NULL: the agent's default */
+    /* Run it inside this network namespace (netns.h); NULL: the test's own. */
+    const struct et_test_netns *netns;
 };
 
 struct et_e2e {
@@ -74,6 +79,9 @@ int et_e2e_create(struct et_e2e **out, const char *name);
  */
 void et_e2e_start_broker(struct et_e2e *e);
 
+/** The same with the broker listening on host (et_test_broker_start_at()). */
+void et_e2e_start_broker_at(struct et_e2e *e, const char *host);
+
 /** Stop every program the test started, then the broker; NULL is a no-op. */
 void et_e2e_destroy(struct et_e2e *e);
 
@@ -93,6 +101,13 @@ struct et_proc *et_e2e_start_aggregator(struct et_e2e *e);
  * is DIR/<device>-data. The process belongs to the env.
  */
 struct et_proc *et_e2e_start_agent(struct et_e2e *e, const struct et_e2e_agent_opts *opts);
+
+/**
+ * Write DIR/<device>.conf for opts and return its path (owned by the
+ * env). et_e2e_start_agent() does this; a test calls it itself to change
+ * the config of an agent it then restarts with et_proc_restart().
+ */
+const char *et_e2e_write_agent_config(struct et_e2e *e, const struct et_e2e_agent_opts *opts);
 
 /** DIR/<device>-data/outbox.db, the agent's outbox (string owned by the env). */
 const char *et_e2e_outbox_path(struct et_e2e *e, const char *device);
@@ -124,6 +139,27 @@ int et_e2e_counter_read(const char *store_path, const char *device, int64_t upto
 
 /** The seq of the batch that brought device's sim.counter value (the highest); 0 when none. */
 int64_t et_e2e_counter_seq(const char *store_path, const char *device, int64_t value);
+/* One stored sim.counter sample. */
+struct et_e2e_sample {
+    int64_t value;
+    int64_t ts_ms;               /* wall time it was taken, as stored */
+    int64_t seq;                 /* the batch it came in */
+};
+
+/**
+ * Every sim.counter sample of device, ordered by value then seq, into a
+ * malloc'ed array (*out, *n; free(*out)). Returns 0, -ENOENT before the
+ * store exists, -ENOMEM or -EIO.
+ */
+int et_e2e_counter_samples(const char *store_path, const char *device,
+                           struct et_e2e_sample **out, size_t *n);
+
+/**
+ * The samples device says it dropped over its data directory's life: the
+ * larger of its newest agent.dropped_samples metric and the count in its
+ * last Status (devices.dropped_samples); 0 when neither is stored.
+ */
+int64_t et_e2e_dropped_samples(const char *store_path, const char *device);
 
 /** Samples of any metric stored for device; 0 when the store does not exist yet. */
 int64_t et_e2e_device_samples(const char *store_path, const char *device);

@@ -352,6 +352,21 @@ void et_proc_destroy(struct et_proc *p)
     free(p);
 }
 
+int et_test_run(const char *log_path, const char *const argv[], int timeout_ms)
+{
+    struct et_proc *p;
+    int status = -1;
+    int rc = et_proc_start(&p, log_path, argv);
+
+    if (rc < 0)
+        return rc;
+    rc = et_proc_wait_exit(p, timeout_ms, &status);
+    et_proc_destroy(p);
+    if (rc < 0)
+        return rc;
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
+}
+
 /* ---- per-test environment ------------------------------------------------- */
 
 int et_test_env_create(struct et_test_env **out, const char *name)

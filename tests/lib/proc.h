@@ -101,6 +101,14 @@ bool et_proc_log_contains(const struct et_proc *p, const char *needle);
 /** Stop it if running (SIGTERM, up to 5 s, then SIGKILL) and free it. NULL is a no-op. */
 void et_proc_destroy(struct et_proc *p);
 
+/**
+ * Run a short command (ip, mount, cp) to its end: et_proc_start(), then
+ * wait up to timeout_ms. Returns 0 when it exited with status 0, -EIO
+ * when it exited otherwise (its output is in log_path), -ETIMEDOUT when
+ * it had to be killed, or the start's -errno (-ENOENT: no such program).
+ */
+int et_test_run(const char *log_path, const char *const argv[], int timeout_ms);
+
 /* ---- per-test environment ------------------------------------------------- */
 
 /** Remove dir and everything in it, what can be removed; each failure is said on stderr. */

@@ -131,10 +131,13 @@ static void handle_ack(struct et_uplink *u, const void *payload, size_t len, int
 
         for (size_t k = 0; !covered && k < ack->n_seqs; k++)
             covered = ack->seqs[k] == seq;
-        if (covered)
+        if (covered) {
+            if (!u->inflight[i].again)
+                uplink_rtt_sample(u, now_ms - u->inflight[i].sent_ms);
             uplink_inflight_remove_at(u, i);
-        else
+        } else {
             i++;
+        }
     }
     et_debug("uplink", "ack through %" PRIu64 " (+%zu): %d batches deleted",
              (uint64_t)ack->acked_through, ack->n_seqs, deleted);
@@ -187,25 +190,10 @@ static void on_disconnected(struct et_uplink *u, const char *reason, int64_t now
     }
     snprintf(u->last_disconnect, sizeof(u->last_disconnect), "%s", why);
     u->connected = false;
+    /* What was in flight goes again after the reconnect: no round trips from it. */
+    for (size_t i = 0; i < u->n_inflight; i++)
+        uplink_note_resent(u, u->inflight[i].seq);
     u->n_inflight = 0;
-}
-
-/*
- * The broker took a batch but had nobody to give it to: no aggregator is
- * subscribed (it is reconnecting after the broker restarted). The batch is
- * gone from the broker, so waiting ack_timeout for an Ack that cannot come
- * only delays the data: send it again in a second.
- */
-static void on_no_subscribers(struct et_uplink *u, int token, int64_t now_ms)
-{
-    for (size_t i = 0; i < u->n_inflight; i++) {
-        if (u->inflight[i].token != token)
-            continue;
-        et_debug("uplink", "batch %" PRIu64 ": no aggregator subscribed at the broker; sending "
-                 "again in %d ms", u->inflight[i].seq, UPLINK_NO_SUBSCRIBER_RETRY_MS);
-        u->inflight[i].sent_ms = now_ms - u->cfg->ack_timeout_ms + UPLINK_NO_SUBSCRIBER_RETRY_MS;
-        return;
-    }
 }
 
 static void on_mqtt_event(void *ctx, const struct et_mqtt_event *ev)
@@ -227,8 +215,6 @@ static void on_mqtt_event(void *ctx, const struct et_mqtt_event *ev)
             et_debug("uplink", "ignoring message on %s", ev->topic ? ev->topic : "?");
         break;
     case ET_MQTT_PUBLISHED:
-        if (ev->no_subscribers)
-            on_no_subscribers(u, ev->token, now_ms);
         break;
     case ET_MQTT_PUBLISH_FAILED:
         /* The batch stays in the outbox; the ack timeout sends it again. */
@@ -357,6 +343,7 @@ int et_uplink_create(struct et_uplink **out, const struct et_config *cfg,
     u->fill = fill;
     u->fill_ctx = fill_ctx;
     u->drain_eta_s = -1;
+    u->rto_ms = UPLINK_INITIAL_RTO(cfg);
     rc = -ENOMEM;
     u->inflight = calloc(cfg->max_inflight ? cfg->max_inflight : 1, sizeof(*u->inflight));
     if (!u->inflight)

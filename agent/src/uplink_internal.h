@@ -23,13 +23,24 @@
 struct inflight {
     uint64_t seq;
     int64_t sent_ms;
-    int token;                 /* the seam's, to find it by its PUBLISHED event */
+    bool again;                /* sent before: its Ack says nothing about the round trip */
 };
 
-/* A batch the broker had nobody to give to (no aggregator subscribed yet,
- * e.g. right after a broker restart) goes again after this, not after
- * ack_timeout. */
-#define UPLINK_NO_SUBSCRIBER_RETRY_MS 1000
+/*
+ * The resend timer (RFC 6298's, for batches): a batch with no Ack after
+ * rto_ms goes again. rto follows the measured Ack round trips (srtt +
+ * 4 rttvar, at least UPLINK_RTO_MIN_MS) and doubles after each timeout, and
+ * never exceeds [mqtt] ack_timeout. Why not a fixed 30 s: after a broker
+ * restart an agent may be back before any aggregator has subscribed again,
+ * and the broker then drops the batches of its first window; on a link
+ * whose Acks come in 50 ms they go again after 2 s, not 30.
+ * Round trips of batches sent more than once are not measured (Karn).
+ */
+#define UPLINK_RTO_MIN_MS 2000
+#define UPLINK_RTO_INITIAL_MS 5000
+#define UPLINK_RESENT_RING 256
+#define UPLINK_INITIAL_RTO(cfg) \
+    ((cfg)->ack_timeout_ms < UPLINK_RTO_INITIAL_MS ? (cfg)->ack_timeout_ms : UPLINK_RTO_INITIAL_MS)
 
 struct et_uplink {
     const struct et_config *cfg;
@@ -65,6 +76,12 @@ struct et_uplink {
     uint64_t drain_left;       /* backlog rows at the last report, for the agent's metrics */
     double drain_eta_s;        /* -1 when unknown */
 
+    int64_t rto_ms;
+    int64_t srtt_ms;           /* 0: no round trip measured yet */
+    int64_t rttvar_ms;
+    uint64_t resent[UPLINK_RESENT_RING];   /* seqs sent more than once, lately */
+    size_t resent_next;
+
     uint64_t batches_sent;
     uint64_t batches_acked;
     uint64_t resends;
@@ -77,6 +94,12 @@ struct et_uplink {
 };
 
 _Static_assert(ET_OUTBOX_STREAM_ID_LEN == ET_STREAM_ID_LEN, "one stream id on disk and wire");
+
+/* A round trip of ms for a batch sent once: the resend timer follows it. */
+void uplink_rtt_sample(struct et_uplink *u, int64_t ms);
+
+/* seq will go again (a timeout, a lost connection): its Ack is no sample. */
+void uplink_note_resent(struct et_uplink *u, uint64_t seq);
 
 /* Take the window's entry i out (its batch was acknowledged). */
 void uplink_inflight_remove_at(struct et_uplink *u, size_t i);

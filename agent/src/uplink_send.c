@@ -46,15 +46,64 @@ static void rewind_for(struct et_uplink *u, uint64_t seq)
     }
 }
 
+/* ---- the resend timer (uplink_internal.h) ---------------------------------------- */
+
+static int64_t rto_clamp(const struct et_uplink *u, int64_t ms)
+{
+    if (ms < UPLINK_RTO_MIN_MS)
+        ms = UPLINK_RTO_MIN_MS;
+    return ms > u->cfg->ack_timeout_ms ? u->cfg->ack_timeout_ms : ms;
+}
+
+void uplink_rtt_sample(struct et_uplink *u, int64_t ms)
+{
+    if (ms < 0)
+        return;
+    if (u->srtt_ms == 0) {
+        u->srtt_ms = ms > 0 ? ms : 1;
+        u->rttvar_ms = ms / 2;
+    } else {
+        int64_t err = u->srtt_ms > ms ? u->srtt_ms - ms : ms - u->srtt_ms;
+
+        u->rttvar_ms = (3 * u->rttvar_ms + err) / 4;
+        u->srtt_ms = (7 * u->srtt_ms + ms) / 8;
+        if (u->srtt_ms == 0)
+            u->srtt_ms = 1;
+    }
+    u->rto_ms = rto_clamp(u, u->srtt_ms + 4 * u->rttvar_ms);
+}
+
+void uplink_note_resent(struct et_uplink *u, uint64_t seq)
+{
+    u->resent[u->resent_next] = seq;
+    u->resent_next = (u->resent_next + 1) % UPLINK_RESENT_RING;
+}
+
+static bool was_resent(const struct et_uplink *u, uint64_t seq)
+{
+    for (size_t i = 0; i < UPLINK_RESENT_RING; i++)
+        if (u->resent[i] == seq && seq != 0)
+            return true;
+    return false;
+}
+
 static void resend_timed_out(struct et_uplink *u, int64_t now_ms)
 {
+    bool backed_off = false;
+
     for (size_t i = 0; i < u->n_inflight;) {
-        if (now_ms - u->inflight[i].sent_ms < u->cfg->ack_timeout_ms) {
+        if (now_ms - u->inflight[i].sent_ms < u->rto_ms) {
             i++;
             continue;
         }
         et_debug("uplink", "no ack for batch %" PRIu64 " within %" PRId64 " ms: sending again",
-                 u->inflight[i].seq, u->cfg->ack_timeout_ms);
+                 u->inflight[i].seq, u->rto_ms);
+        if (!backed_off) {
+            /* Once per pass: a burst of timeouts is one event, not many. */
+            u->rto_ms = rto_clamp(u, 2 * u->rto_ms);
+            backed_off = true;
+        }
+        uplink_note_resent(u, u->inflight[i].seq);
         rewind_for(u, u->inflight[i].seq);
         u->resends++;
         uplink_inflight_remove_at(u, i);
@@ -255,7 +304,7 @@ void et_uplink_pump(struct et_uplink *u, int64_t now_ms)
             return;
         }
         u->inflight[u->n_inflight++] = (struct inflight){
-            .seq = seq, .sent_ms = now_ms, .token = rc,
+            .seq = seq, .sent_ms = now_ms, .again = was_resent(u, seq),
         };
         u->batches_sent++;
     }

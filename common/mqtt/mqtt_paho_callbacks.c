@@ -350,14 +350,7 @@ static void on_published(void *context, MQTTAsync_successData5 *ok)
                      (unsigned)ok->reasonCode, MQTTReasonCode_toString(ok->reasonCode));
             paho_queue_simple_locked(m, ET_MQTT_PUBLISH_FAILED, slot->token, reason);
         } else {
-            struct et_mqtt_event ev = {
-                .type = ET_MQTT_PUBLISHED, .token = slot->token,
-                .no_subscribers = ok && ok->reasonCode == MQTTREASONCODE_NO_MATCHING_SUBSCRIBERS,
-            };
-
-            if (et_mqtt_queue_push(&m->events, &ev) != 0)
-                et_error(MQTT_LOG, "%s: out of memory: PUBLISHED (token %d) lost", m->client_id,
-                         slot->token);
+            paho_queue_simple_locked(m, ET_MQTT_PUBLISHED, slot->token, NULL);
         }
         slot->used = false;
     }

@@ -187,7 +187,6 @@ static int fake_publish(struct et_mqtt *base, const char *topic, const void *pay
     struct et_fake_message msg = { .client_id = c->client_id, .topic = topic,
                                    .payload = payload ? payload : "", .len = len, .qos = qos,
                                    .retain = retain };
-    size_t takers = 0;
     int token, rc;
 
     if (!c->connected)
@@ -199,17 +198,11 @@ static int fake_publish(struct et_mqtt *base, const char *topic, const void *pay
             fake_queue_event(c, ET_MQTT_PUBLISH_FAILED, token, NULL, NULL, 0, REASON_REFUSED);
         return token;
     }
-    rc = fake_broker_accept(c->broker, &msg, &takers);
+    rc = fake_broker_accept(c->broker, &msg, NULL);
     if (rc)
         return rc;
-    if (qos > 0) {
-        /* An MQTT 5 broker's PUBACK says when nobody was subscribed (0x10). */
-        struct et_mqtt_event ev = { .type = ET_MQTT_PUBLISHED, .token = token,
-                                    .no_subscribers = takers == 0 };
-
-        if (et_mqtt_queue_push(&c->events, &ev) != 0)
-            c->dropped++;
-    }
+    if (qos > 0)
+        fake_queue_event(c, ET_MQTT_PUBLISHED, token, NULL, NULL, 0, NULL);
     return token;
 }
 

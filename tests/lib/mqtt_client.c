@@ -41,7 +41,6 @@ void et_test_on_event(void *ctx, const struct et_mqtt_event *ev)
     memset(r, 0, sizeof(*r));
     r->type = ev->type;
     r->token = ev->token;
-    r->no_subscribers = ev->no_subscribers;
     r->at_ms = et_test_now_ms();
     if (ev->type == ET_MQTT_MESSAGE) {
         assert_non_null(ev->topic);

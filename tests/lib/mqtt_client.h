@@ -28,7 +28,6 @@ struct et_test_record {
     int token;
     char reason[512];
     int64_t at_ms;              /* when the handler ran, CLOCK_MONOTONIC */
-    bool no_subscribers;        /* PUBLISHED: the broker had nobody to give it to */
 };
 
 /* One client and everything its handler has seen. */

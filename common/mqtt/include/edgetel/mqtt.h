@@ -145,13 +145,6 @@ struct et_mqtt_event {
     size_t len;
     int token;                  /* PUBLISHED / PUBLISH_FAILED */
     const char *reason;         /* DISCONNECTED / PUBLISH_FAILED, for a person */
-    /*
-     * PUBLISHED: the broker took the message but nobody was subscribed to
-     * its topic, so it is gone (MQTT 5 PUBACK reason 0x10; a 3.1.1 broker
-     * cannot say so). A publisher that waits for an end-to-end answer can
-     * send again soon instead of waiting for its timeout.
-     */
-    bool no_subscribers;
 };
 
 typedef void (*et_mqtt_handler)(void *ctx, const struct et_mqtt_event *ev);

@@ -45,8 +45,10 @@
  * made before the outbox had a stream (below et_outbox_stream_first_seq()).
  * Every batch and Status carries the outbox's stream id.
  *
- * When no Ack comes within ack_timeout the batch is sent again; the
- * aggregator's dedupe by (device, stream, seq) makes that harmless.
+ * When no Ack comes in time the batch is sent again; the aggregator's
+ * dedupe by (device, stream, seq) makes that harmless. "In time" follows the
+ * measured round trips of the Acks (uplink_internal.h: at least 2 s,
+ * doubling after a timeout) and is never longer than ack_timeout.
  *
  * On disconnect: the window is emptied (nothing in flight counts as
  * delivered), the seam reconnects with backoff, and on the next connect

@@ -392,6 +392,28 @@ static int store_check_damage(struct store_sqlite *ss, const char *path, char *e
     return 0;
 }
 
+/*
+ * The settings of a writing handle. Two aggregators starting together on
+ * a new store both switch it to WAL, and SQLite answers one of them
+ * SQLITE_BUSY at once rather than through the busy handler (the lock
+ * upgrade would deadlock); so that one tries again, for as long as a
+ * writer would wait for another. Bounded by STORE_BUSY_TIMEOUT_MS.
+ */
+static int store_settings(struct store_sqlite *ss)
+{
+    const struct timespec pause = { .tv_sec = 0, .tv_nsec = 50 * 1000 * 1000 };
+    int64_t until = store_mono_ms() + STORE_BUSY_TIMEOUT_MS;
+    int rc;
+
+    for (;;) {
+        rc = sqlite3_exec(ss->db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
+                          " PRAGMA foreign_keys = ON;", NULL, NULL, NULL);
+        if ((rc & 0xff) != SQLITE_BUSY || store_mono_ms() >= until)
+            return rc;
+        nanosleep(&pause, NULL);
+    }
+}
+
 /* ---- open and close ----------------------------------------------------- */
 
 static void sqlite_close(struct et_store *s)
@@ -458,8 +480,7 @@ static int sqlite_open(struct et_store **out, const char *path, unsigned flags,
         goto fail;
     }
     if (!ss->readonly) {
-        rc = sqlite3_exec(ss->db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
-                          " PRAGMA foreign_keys = ON;", NULL, NULL, NULL);
+        rc = store_settings(ss);
         if ((rc & 0xff) == SQLITE_CORRUPT) {
             ret = store_damaged(path, sqlite3_errmsg(ss->db), err, errlen);
             goto fail;

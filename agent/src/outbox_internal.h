@@ -63,6 +63,7 @@ struct et_outbox {
     bool seq_armed;         /* the sidecar no longer says "clean" */
     uint64_t seq_high;      /* highest seq used in this session: stored, undone or claimed */
     bool last_run_clean;    /* what et_outbox_seq_start() found */
+    bool seq_failing;       /* PATH.seq could not be written: said once */
     uint8_t stream_id[ET_OUTBOX_STREAM_ID_LEN];
     uint64_t stream_first;  /* seqs below it are of the legacy stream */
 

@@ -227,7 +227,10 @@ static int db_open(struct et_outbox *ob, bool *damaged, char *err, size_t errlen
         db_close(ob);
         return -EPROTO;
     }
-    rc = sqlite3_exec(ob->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    /* Only a new database gets its tables: writing them again (even
+     * unchanged) needs free space, and an agent must start on a full card. */
+    rc = version == OUTBOX_SCHEMA_VERSION ? SQLITE_DONE
+         : sqlite3_exec(ob->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(ob->db, outbox_schema, NULL, NULL, NULL);
     if (rc == SQLITE_OK)
@@ -235,6 +238,8 @@ static int db_open(struct et_outbox *ob, bool *damaged, char *err, size_t errlen
                           NULL, NULL, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(ob->db, "COMMIT", NULL, NULL, NULL);
+    if (rc == SQLITE_DONE)
+        rc = SQLITE_OK;
     if (rc != SQLITE_OK) {
         snprintf(err, errlen, "%s: creating the tables: %s", ob->path, sqlite3_errmsg(ob->db));
         goto fail;

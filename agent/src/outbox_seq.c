@@ -238,10 +238,17 @@ int et_outbox_seq_reserve(struct et_outbox *ob, uint64_t seq)
         reserved = seq - 1 + OUTBOX_SEQ_BLOCK;
     ret = seq_file_write(ob, reserved, false, 0);
     if (ret < 0) {
-        et_warn(OUTBOX_LOG, "%s: cannot reserve seqs up to %" PRIu64 ": %s", ob->seq_path,
-                reserved, strerror(-ret));
+        /* Said once until it works again: on a full card it is tried at every batch. */
+        if (!ob->seq_failing)
+            et_warn(OUTBOX_LOG, "%s: cannot reserve seqs up to %" PRIu64 ": %s; new batches "
+                    "wait until it can", ob->seq_path, reserved, strerror(-ret));
+        ob->seq_failing = true;
         return ret;
     }
+    if (ob->seq_failing)
+        et_info(OUTBOX_LOG, "%s: seqs reserved again (up to %" PRIu64 ")", ob->seq_path,
+                reserved);
+    ob->seq_failing = false;
     ob->reserved = reserved;
     ob->seq_armed = true;
     return 0;

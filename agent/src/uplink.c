@@ -121,9 +121,15 @@ static void handle_ack(struct et_uplink *u, const void *payload, size_t len, int
                                                     ack->n_seqs) : 0;
     deleted = et_outbox_ack(u->outbox, ack->acked_through, ack->seqs, ack->n_seqs);
     if (deleted < 0) {
-        et_error("outbox", "cannot delete acknowledged batches: %s", strerror(-deleted));
+        /* Said once until it works again: every Ack of a window tries. The
+         * rows stay; their batches go again and are acknowledged again. */
+        if (!u->ack_delete_failing)
+            et_error("outbox", "cannot delete acknowledged batches: %s; they stay until it can",
+                     strerror(-deleted));
+        u->ack_delete_failing = true;
         goto out;
     }
+    u->ack_delete_failing = false;
     u->batches_acked += (uint64_t)deleted;
     for (size_t i = 0; i < u->n_inflight;) {
         uint64_t seq = u->inflight[i].seq;

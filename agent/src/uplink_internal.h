@@ -88,6 +88,7 @@ struct et_uplink {
 
     /* Ignored Acks are said once: those without a stream id, and those of
      * the last other stream seen. */
+    bool ack_delete_failing;   /* et_outbox_ack failed: said once until it works */
     bool legacy_said;
     bool foreign_said;
     uint8_t foreign_stream[ET_STREAM_ID_LEN];

@@ -224,6 +224,33 @@ static void test_clean_stop_on_full_disk(void **state)
 }
 
 /*
+ * An agent restarted on a full card must start: opening an outbox that
+ * exists writes nothing (its tables were made when it was new), and what
+ * it holds can still be read and sent.
+ */
+static void test_open_on_full_disk(void **state)
+{
+    struct fixture *fx = *state;
+    struct et_outbox *ob;
+    struct et_outbox_stats st;
+
+    faulty_vfs_register();
+    ob = open_ok(fx);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(append_n(ob, 500, 5), 0);
+    et_outbox_close(ob);
+
+    faulty_vfs_fail_writes(SQLITE_FULL);
+    ob = open_ok(fx);
+    assert_int_equal(et_outbox_stats(ob, &st), 0);
+    assert_int_equal(st.batches, 3);
+    expect_batch(ob, 0, 1, 500);
+    et_outbox_close(ob);
+    faulty_vfs_fail_writes(0);
+    faulty_vfs_unregister();
+}
+
+/*
  * Losses the database could not count: drops counted while the disk was
  * full reach the database with the next commit, and survive a stop on a
  * full disk (the note in PATH.lock, written in place); samples the caller
@@ -319,6 +346,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_group_undone_on_disk_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_blob_too_big, setup, teardown),
         cmocka_unit_test_setup_teardown(test_clean_stop_on_full_disk, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_on_full_disk, setup, teardown),
         cmocka_unit_test_setup_teardown(test_loss_note, setup, teardown),
     };
 

@@ -9,27 +9,12 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "edgetel/codec.h"
 #include "edgetel/ini.h"
-
-static int refuse(char *err, size_t errlen, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int refuse(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err && errlen) {
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
+#include "edgetel/text.h"
 
 static bool in_groups(const struct et_config_verify_ctx *ctx, const char *group)
 {
@@ -49,43 +34,49 @@ static int check_body(const Edgetel__V1__ConfigBody *b, const struct et_config_v
     switch (b->target_case) {
     case EDGETEL__V1__CONFIG_BODY__TARGET_DEVICE_ID:
         if (strcmp(b->device_id, ctx->device_id) != 0)
-            return refuse(err, errlen, -EPERM, "config v%" PRIu64 " is for device \"%s\", "
-                          "not this one (%s)", b->version,
-                          et_ini_quote(b->device_id, q, sizeof(q)), ctx->device_id);
+            return et_text_reason(err, errlen, -EPERM,
+                                  "config v%" PRIu64 " is for device \"%s\", "
+                                  "not this one (%s)",
+                                  b->version, et_ini_quote(b->device_id, q, sizeof(q)),
+                                  ctx->device_id);
         break;
     case EDGETEL__V1__CONFIG_BODY__TARGET_GROUP:
         if (!in_groups(ctx, b->group))
-            return refuse(err, errlen, -EPERM, "config v%" PRIu64 " is for group \"%s\", which "
-                          "this device (%s) is not in", b->version,
-                          et_ini_quote(b->group, q, sizeof(q)), ctx->device_id);
+            return et_text_reason(err, errlen, -EPERM,
+                                  "config v%" PRIu64 " is for group \"%s\", which "
+                                  "this device (%s) is not in",
+                                  b->version, et_ini_quote(b->group, q, sizeof(q)), ctx->device_id);
         break;
     default:
-        return refuse(err, errlen, -EPROTO, "config body names no device or group");
+        return et_text_reason(err, errlen, -EPROTO, "config body names no device or group");
     }
     if (b->version == 0)
-        return refuse(err, errlen, -EPROTO, "config body has no version");
+        return et_text_reason(err, errlen, -EPROTO, "config body has no version");
     if (b->version <= ctx->running_version)
-        return refuse(err, errlen, -ESTALE, "config v%" PRIu64 " is not newer than v%" PRIu64
-                      ", which runs here (a replay or a downgrade)", b->version,
-                      ctx->running_version);
+        return et_text_reason(err, errlen, -ESTALE,
+                              "config v%" PRIu64 " is not newer than v%" PRIu64
+                              ", which runs here (a replay or a downgrade)",
+                              b->version, ctx->running_version);
     if (!b->config)
-        return refuse(err, errlen, -EPROTO, "config v%" PRIu64 " carries no config",
-                      b->version);
+        return et_text_reason(err, errlen, -EPROTO, "config v%" PRIu64 " carries no config",
+                              b->version);
     for (size_t i = 0; i < b->n_add_trusted_keys; i++) {
         struct et_sign_key *k = NULL;
         char why[200];
 
         if (et_sign_key_parse_public(b->add_trusted_keys[i].data, b->add_trusted_keys[i].len,
                                      "to trust", &k, why, sizeof(why)))
-            return refuse(err, errlen, -EPROTO, "config v%" PRIu64 ": new trusted key %zu: %s",
-                          b->version, i + 1, why);
+            return et_text_reason(err, errlen, -EPROTO,
+                                  "config v%" PRIu64 ": new trusted key %zu: %s", b->version, i + 1,
+                                  why);
         et_sign_key_destroy(k);
     }
     for (size_t i = 0; i < b->n_remove_trusted_key_ids; i++) {
         if (b->remove_trusted_key_ids[i].len != ET_SIGN_KEY_ID_LEN)
-            return refuse(err, errlen, -EPROTO, "config v%" PRIu64 ": key id to remove of %zu "
-                          "bytes: expected %d", b->version, b->remove_trusted_key_ids[i].len,
-                          ET_SIGN_KEY_ID_LEN);
+            return et_text_reason(err, errlen, -EPROTO,
+                                  "config v%" PRIu64 ": key id to remove of %zu "
+                                  "bytes: expected %d",
+                                  b->version, b->remove_trusted_key_ids[i].len, ET_SIGN_KEY_ID_LEN);
     }
     return 0;
 }
@@ -99,21 +90,21 @@ int et_config_verify(const uint8_t *buf, size_t len, const struct et_config_veri
 
     *out = NULL;
     if (len > ET_CONFIG_SIGNED_MAX)
-        return refuse(err, errlen, -EMSGSIZE, "signed config of %zu bytes: at most %d", len,
-                      ET_CONFIG_SIGNED_MAX);
+        return et_text_reason(err, errlen, -EMSGSIZE, "signed config of %zu bytes: at most %d", len,
+                              ET_CONFIG_SIGNED_MAX);
     sc = edgetel__v1__signed_config__unpack(NULL, len, buf);
     if (!sc)
-        return refuse(err, errlen, -EPROTO, "not a SignedConfig (%zu bytes that do not decode)",
-                      len);
-    rc = et_sign_verify(ctx->trust, sc->key_id.data, sc->key_id.len, sc->body.data,
-                        sc->body.len, sc->signature.data, sc->signature.len, err, errlen);
+        return et_text_reason(err, errlen, -EPROTO,
+                              "not a SignedConfig (%zu bytes that do not decode)", len);
+    rc = et_sign_verify(ctx->trust, sc->key_id.data, sc->key_id.len, sc->body.data, sc->body.len,
+                        sc->signature.data, sc->signature.len, err, errlen);
     if (rc)
         goto out;
     b = edgetel__v1__config_body__unpack(NULL, sc->body.len, sc->body.data);
     if (!b) {
         /* Signed by a trusted key yet not a body: a bug on the operator's side. */
-        rc = refuse(err, errlen, -EPROTO, "signed body of %zu bytes is not a ConfigBody",
-                    sc->body.len);
+        rc = et_text_reason(err, errlen, -EPROTO, "signed body of %zu bytes is not a ConfigBody",
+                            sc->body.len);
         goto out;
     }
     rc = check_body(b, ctx, err, errlen);

@@ -10,31 +10,16 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "edgetel/codec.h"
 #include "edgetel/ini.h"
+#include "edgetel/text.h"
 
 /* enum et_log_level as the file writes it, in the enum's order. */
 static const char *const log_levels[] = { "error", "warn", "info", "debug" };
-
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err && errlen) {
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
 
 /* The name of choice i of an ENUM row of the config table ("drop-oldest"). */
 static const char *schema_choice(const char *section, const char *key, int i)
@@ -177,15 +162,17 @@ int et_config_sign(const struct et_config *c, const struct et_config_push *p,
     *out = NULL;
     *len = 0;
     if (!p->device_id == !p->group)
-        return fail(err, errlen, -EINVAL, "a push names one device or one group");
+        return et_text_reason(err, errlen, -EINVAL, "a push names one device or one group");
     if (p->device_id && !et_device_id_valid(p->device_id))
-        return fail(err, errlen, -EINVAL, "device \"%s\": not a device id (1-64 of A-Z a-z "
-                    "0-9 . _ -)", p->device_id);
+        return et_text_reason(err, errlen, -EINVAL,
+                              "device \"%s\": not a device id (1-64 of A-Z a-z "
+                              "0-9 . _ -)",
+                              p->device_id);
     if (p->group && !et_device_id_valid(p->group))
-        return fail(err, errlen, -EINVAL, "group \"%s\": use 1-64 of A-Z a-z 0-9 . _ -",
-                    p->group);
+        return et_text_reason(err, errlen, -EINVAL, "group \"%s\": use 1-64 of A-Z a-z 0-9 . _ -",
+                              p->group);
     if (p->version == 0)
-        return fail(err, errlen, -EINVAL, "version 0: versions start at 1");
+        return et_text_reason(err, errlen, -EINVAL, "version 0: versions start at 1");
 
     to_wire(c, &ac);
     rc = collectors_to_wire(c, &ac);
@@ -233,7 +220,7 @@ int et_config_sign(const struct et_config *c, const struct et_config_push *p,
     edgetel__v1__signed_config__pack(&sc, *out);
 out:
     if (rc == -ENOMEM)
-        fail(err, errlen, rc, "out of memory");
+        et_text_reason(err, errlen, rc, "out of memory");
     free(body_buf);
     for (size_t i = 0; i < body.n_add_trusted_keys; i++)
         free(body.add_trusted_keys[i].data);
@@ -296,9 +283,10 @@ static void put_str(struct text *t, const char *where, const char *key, const ch
     if (t->rc || !value || !*value)
         return;
     if (!ini_value_ok(value)) {
-        t->rc = fail(t->err, t->errlen, -EINVAL, "%s %s \"%s\": a value with a line break, a "
-                     "control character, blanks at an end or an inline ';' comment",
-                     where, key, et_ini_quote(value, q, sizeof(q)));
+        t->rc = et_text_reason(t->err, t->errlen, -EINVAL,
+                               "%s %s \"%s\": a value with a line break, a "
+                               "control character, blanks at an end or an inline ';' comment",
+                               where, key, et_ini_quote(value, q, sizeof(q)));
         return;
     }
     fprintf(t->f, "%s = %s\n", key, value);
@@ -323,8 +311,9 @@ static void put_collector(struct text *t, const Edgetel__V1__CollectorConfig *w)
     if (t->rc)
         return;
     if (!ini_name_ok(w->name)) {
-        t->rc = fail(t->err, t->errlen, -EINVAL, "[collector \"%s\"]: not a collector name",
-                     et_ini_quote(w->name, q, sizeof(q)));
+        t->rc =
+            et_text_reason(t->err, t->errlen, -EINVAL, "[collector \"%s\"]: not a collector name",
+                           et_ini_quote(w->name, q, sizeof(q)));
         return;
     }
     snprintf(where, sizeof(where), "[collector %s]", w->name);
@@ -339,8 +328,9 @@ static void put_collector(struct text *t, const Edgetel__V1__CollectorConfig *w)
         /* type, interval, enabled and tags have fields of their own. */
         if (!ini_name_ok(kv->key) || !strcmp(kv->key, "type") || !strcmp(kv->key, "interval") ||
             !strcmp(kv->key, "enabled") || !strcmp(kv->key, "tags")) {
-            t->rc = fail(t->err, t->errlen, -EINVAL, "%s driver key \"%s\": not a driver key",
-                         where, et_ini_quote(kv->key, q, sizeof(q)));
+            t->rc =
+                et_text_reason(t->err, t->errlen, -EINVAL, "%s driver key \"%s\": not a driver key",
+                               where, et_ini_quote(kv->key, q, sizeof(q)));
             return;
         }
         put_str(t, where, kv->key, kv->value);
@@ -355,7 +345,7 @@ static int render(const Edgetel__V1__AgentConfig *ac, const char *device_id, cha
 
     t.f = open_memstream(text, len);
     if (!t.f)
-        return fail(err, errlen, -ENOMEM, "out of memory");
+        return et_text_reason(err, errlen, -ENOMEM, "out of memory");
     fprintf(t.f, "[agent]\n");
     put_str(&t, "[agent]", "device_id", device_id);
     put_str(&t, "[agent]", "data_dir", ac->data_dir);
@@ -388,7 +378,7 @@ static int render(const Edgetel__V1__AgentConfig *ac, const char *device_id, cha
     for (size_t i = 0; i < ac->n_collectors; i++)
         put_collector(&t, ac->collectors[i]);
     if (fclose(t.f) != 0 && !t.rc)
-        t.rc = fail(err, errlen, -ENOMEM, "out of memory");
+        t.rc = et_text_reason(err, errlen, -ENOMEM, "out of memory");
     if (t.rc) {
         free(*text);
         *text = NULL;
@@ -410,12 +400,14 @@ int et_config_from_wire(const Edgetel__V1__AgentConfig *ac, const char *device_i
         char why[256];
 
         snprintf(why, sizeof(why), "%s", err ? err : "");
-        return fail(err, errlen, rc, "%s: %s", name, why);
+        return et_text_reason(err, errlen, rc, "%s: %s", name, why);
     }
     if (len > ET_CONFIG_MAX_BYTES) {
         free(text);
-        return fail(err, errlen, -EINVAL, "%s: %zu bytes as a file: more than a config file "
-                    "may hold (%d)", name, len, ET_CONFIG_MAX_BYTES);
+        return et_text_reason(err, errlen, -EINVAL,
+                              "%s: %zu bytes as a file: more than a config file "
+                              "may hold (%d)",
+                              name, len, ET_CONFIG_MAX_BYTES);
     }
     rc = et_config_parse(text, name, out, err, errlen);
     free(text);

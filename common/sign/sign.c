@@ -6,7 +6,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +19,7 @@
 #include <mbedtls/pk.h>
 #include <mbedtls/platform_util.h>
 
+#include "edgetel/text.h"
 #include "mbedtls_shim.h"
 
 /* DER SubjectPublicKeyInfo of a P-256 key is 91 bytes; PEM of either key under 300. */
@@ -43,21 +43,6 @@ struct rng {
     mbedtls_ctr_drbg_context drbg;
 };
 
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err && errlen) {
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
-
 /* Mbed TLS's text for one of its error codes, for a message to a person. */
 static const char *tls_why(int code, char *buf, size_t len)
 {
@@ -76,8 +61,10 @@ static int rng_start(struct rng *r, char *err, size_t errlen)
     rc = mbedtls_ctr_drbg_seed(&r->drbg, mbedtls_entropy_func, &r->entropy, pers,
                                sizeof(pers) - 1);
     if (rc)
-        return fail(err, errlen, -EIO, "random generator: cannot seed from the system's "
-                    "entropy: %s", tls_why(rc, why, sizeof(why)));
+        return et_text_reason(err, errlen, -EIO,
+                              "random generator: cannot seed from the system's "
+                              "entropy: %s",
+                              tls_why(rc, why, sizeof(why)));
     return 0;
 }
 
@@ -125,11 +112,13 @@ static int key_finish(struct et_sign_key *k, const char *name, char *err, size_t
     int n;
 
     if (!et_shim_is_p256(&k->pk))
-        return fail(err, errlen, -EINVAL, "key %s: not an EC key on P-256 (make one with "
-                    "edgetelctl keys init)", name);
+        return et_text_reason(err, errlen, -EINVAL,
+                              "key %s: not an EC key on P-256 (make one with "
+                              "edgetelctl keys init)",
+                              name);
     n = pub_der(k, buf, sizeof(buf), &der);
     if (n < 0 || et_shim_sha256(der, (size_t)n, hash))
-        return fail(err, errlen, -EINVAL, "key %s: cannot encode its public key", name);
+        return et_text_reason(err, errlen, -EINVAL, "key %s: cannot encode its public key", name);
     memcpy(k->id, hash, ET_SIGN_KEY_ID_LEN);
     return 0;
 }
@@ -186,13 +175,14 @@ static int write_new(const char *path, mode_t mode, const unsigned char *data, s
     fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
     if (fd < 0) {
         rc = -errno;
-        return fail(err, errlen, rc, "%s: cannot create: %s%s", path, strerror(-rc),
-                    rc == -EEXIST ? " (refusing to overwrite a key; move it away first)" : "");
+        return et_text_reason(err, errlen, rc, "%s: cannot create: %s%s", path, strerror(-rc),
+                              rc == -EEXIST ? " (refusing to overwrite a key; move it away first)"
+                                            : "");
     }
     /* A umask such as 0277 would leave the owner unable to read it back. */
     if (fchmod(fd, mode) != 0) {
         rc = -errno;
-        fail(err, errlen, rc, "%s: chmod %o: %s", path, (unsigned)mode, strerror(-rc));
+        et_text_reason(err, errlen, rc, "%s: chmod %o: %s", path, (unsigned)mode, strerror(-rc));
         goto remove;
     }
     while (done < len) {
@@ -202,20 +192,20 @@ static int write_new(const char *path, mode_t mode, const unsigned char *data, s
             continue;
         if (w < 0) {
             rc = -errno;
-            fail(err, errlen, rc, "%s: write: %s", path, strerror(-rc));
+            et_text_reason(err, errlen, rc, "%s: write: %s", path, strerror(-rc));
             goto remove;
         }
         done += (size_t)w;
     }
     if (fsync(fd) != 0) {
         rc = -errno;
-        fail(err, errlen, rc, "%s: fsync: %s", path, strerror(-rc));
+        et_text_reason(err, errlen, rc, "%s: fsync: %s", path, strerror(-rc));
         goto remove;
     }
     if (close(fd) != 0) {
         rc = -errno;
         fd = -1;
-        fail(err, errlen, rc, "%s: close: %s", path, strerror(-rc));
+        et_text_reason(err, errlen, rc, "%s: close: %s", path, strerror(-rc));
         goto remove;
     }
     return 0;
@@ -241,27 +231,29 @@ static int read_key_file(const char *path, bool private, unsigned char *buf, siz
     fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
         rc = -errno;
-        return fail(err, errlen, rc, "key %s: %s%s", path, strerror(-rc),
-                    rc == -ELOOP ? " (a symbolic link: give the file itself)" : "");
+        return et_text_reason(err, errlen, rc, "key %s: %s%s", path, strerror(-rc),
+                              rc == -ELOOP ? " (a symbolic link: give the file itself)" : "");
     }
     if (fstat(fd, &st) != 0) {
         rc = -errno;
-        fail(err, errlen, rc, "key %s: stat: %s", path, strerror(-rc));
+        et_text_reason(err, errlen, rc, "key %s: stat: %s", path, strerror(-rc));
         goto out;
     }
     if (!S_ISREG(st.st_mode)) {
-        rc = fail(err, errlen, -EINVAL, "key %s: not a regular file", path);
+        rc = et_text_reason(err, errlen, -EINVAL, "key %s: not a regular file", path);
         goto out;
     }
     if (private && (st.st_mode & 077)) {
-        rc = fail(err, errlen, -EACCES, "key %s is mode %04o: readable by group or others; "
-                  "chmod 600 %s (and consider the key known to whoever could read it)",
-                  path, (unsigned)(st.st_mode & 07777), path);
+        rc = et_text_reason(err, errlen, -EACCES,
+                            "key %s is mode %04o: readable by group or others; "
+                            "chmod 600 %s (and consider the key known to whoever could read it)",
+                            path, (unsigned)(st.st_mode & 07777), path);
         goto out;
     }
     if (st.st_size <= 0 || (size_t)st.st_size >= size) {
-        rc = fail(err, errlen, -EINVAL, "key %s: %lld bytes: not a key file (at most %zu)",
-                  path, (long long)st.st_size, size - 1);
+        rc =
+            et_text_reason(err, errlen, -EINVAL, "key %s: %lld bytes: not a key file (at most %zu)",
+                           path, (long long)st.st_size, size - 1);
         goto out;
     }
     while (got < (size_t)st.st_size) {
@@ -271,7 +263,8 @@ static int read_key_file(const char *path, bool private, unsigned char *buf, siz
             continue;
         if (r <= 0) {
             rc = r < 0 ? -errno : -EIO;
-            fail(err, errlen, rc, "key %s: read: %s", path, r < 0 ? strerror(-rc) : "cut short");
+            et_text_reason(err, errlen, rc, "key %s: read: %s", path,
+                           r < 0 ? strerror(-rc) : "cut short");
             goto out;
         }
         got += (size_t)r;
@@ -297,17 +290,21 @@ int et_sign_keygen(const char *priv_path, const char *pub_path, struct et_sign_k
 
     /* Both names free before anything is written: no half-made pair. */
     if (lstat(pub_path, &st) == 0)
-        return fail(err, errlen, -EEXIST, "%s exists: refusing to overwrite a key (move it "
-                    "away first)", pub_path);
+        return et_text_reason(err, errlen, -EEXIST,
+                              "%s exists: refusing to overwrite a key (move it "
+                              "away first)",
+                              pub_path);
     if (lstat(priv_path, &st) == 0)
-        return fail(err, errlen, -EEXIST, "%s exists: refusing to overwrite a key (move it "
-                    "away first)", priv_path);
+        return et_text_reason(err, errlen, -EEXIST,
+                              "%s exists: refusing to overwrite a key (move it "
+                              "away first)",
+                              priv_path);
     rc = rng_start(&r, err, errlen);
     if (rc)
         goto out_rng;
     k = key_new();
     if (!k) {
-        rc = fail(err, errlen, -ENOMEM, "out of memory");
+        rc = et_text_reason(err, errlen, -ENOMEM, "out of memory");
         goto out_rng;
     }
     rc = mbedtls_pk_setup(&k->pk, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY));
@@ -315,7 +312,8 @@ int et_sign_keygen(const char *priv_path, const char *pub_path, struct et_sign_k
         rc = mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(k->pk),
                                  mbedtls_ctr_drbg_random, &r.drbg);
     if (rc) {
-        rc = fail(err, errlen, -EIO, "key generation failed: %s", tls_why(rc, why, sizeof(why)));
+        rc = et_text_reason(err, errlen, -EIO, "key generation failed: %s",
+                            tls_why(rc, why, sizeof(why)));
         goto out_key;
     }
     k->priv = true;
@@ -324,7 +322,7 @@ int et_sign_keygen(const char *priv_path, const char *pub_path, struct et_sign_k
         goto out_key;
     if (mbedtls_pk_write_key_pem(&k->pk, priv_pem, sizeof(priv_pem)) ||
         mbedtls_pk_write_pubkey_pem(&k->pk, pub_pem, sizeof(pub_pem))) {
-        rc = fail(err, errlen, -EIO, "cannot write the new key as PEM");
+        rc = et_text_reason(err, errlen, -EIO, "cannot write the new key as PEM");
         goto out_pem;
     }
     rc = write_new(priv_path, 0600, priv_pem, strlen((char *)priv_pem), err, errlen);
@@ -368,13 +366,14 @@ int et_sign_key_load_private(const char *path, struct et_sign_key **out, char *e
         goto out_rng;
     k = key_new();
     if (!k) {
-        rc = fail(err, errlen, -ENOMEM, "out of memory");
+        rc = et_text_reason(err, errlen, -ENOMEM, "out of memory");
         goto out_rng;
     }
     rc = et_shim_parse_private(&k->pk, buf, len, &r.drbg);
     if (rc) {
-        rc = fail(err, errlen, -EINVAL, "key %s: not a private key without passphrase: %s",
-                  path, tls_why(rc, why, sizeof(why)));
+        rc =
+            et_text_reason(err, errlen, -EINVAL, "key %s: not a private key without passphrase: %s",
+                           path, tls_why(rc, why, sizeof(why)));
         goto out_key;
     }
     k->priv = true;
@@ -402,11 +401,11 @@ int et_sign_key_parse_public(const uint8_t *data, size_t len, const char *name,
     *out = NULL;
     k = key_new();
     if (!k)
-        return fail(err, errlen, -ENOMEM, "out of memory");
+        return et_text_reason(err, errlen, -ENOMEM, "out of memory");
     rc = mbedtls_pk_parse_public_key(&k->pk, data, len);
     if (rc) {
-        rc = fail(err, errlen, -EINVAL, "key %s: not a public key: %s", name,
-                  tls_why(rc, why, sizeof(why)));
+        rc = et_text_reason(err, errlen, -EINVAL, "key %s: not a public key: %s", name,
+                            tls_why(rc, why, sizeof(why)));
         goto fail;
     }
     rc = key_finish(k, name, err, errlen);
@@ -443,10 +442,12 @@ int et_sign_sign(const struct et_sign_key *k, const uint8_t *body, size_t len,
     int rc;
 
     if (!k->priv)
-        return fail(err, errlen, -EINVAL, "key %s is a public key: signing needs the private "
-                    "key", et_sign_key_id_text(k->id, id));
+        return et_text_reason(err, errlen, -EINVAL,
+                              "key %s is a public key: signing needs the private "
+                              "key",
+                              et_sign_key_id_text(k->id, id));
     if (et_shim_sha256(body, len, hash))
-        return fail(err, errlen, -EIO, "SHA-256 failed");
+        return et_text_reason(err, errlen, -EIO, "SHA-256 failed");
     rc = rng_start(&r, err, errlen);
     if (rc)
         goto out;
@@ -454,8 +455,8 @@ int et_sign_sign(const struct et_sign_key *k, const uint8_t *body, size_t len,
     rc = et_shim_sign_hash((mbedtls_pk_context *)&k->pk, hash, sig, ET_SIGN_SIG_MAX, sig_len,
                            &r.drbg);
     if (rc)
-        rc = fail(err, errlen, -EIO, "signing with key %s failed: %s",
-                  et_sign_key_id_text(k->id, id), tls_why(rc, why, sizeof(why)));
+        rc = et_text_reason(err, errlen, -EIO, "signing with key %s failed: %s",
+                            et_sign_key_id_text(k->id, id), tls_why(rc, why, sizeof(why)));
 out:
     rng_end(&r);
     return rc;
@@ -528,22 +529,25 @@ int et_sign_verify(const struct et_sign_trust *t, const uint8_t *key_id, size_t 
     char id[ET_SIGN_KEY_ID_TEXT];
 
     if (key_id_len != ET_SIGN_KEY_ID_LEN)
-        return fail(err, errlen, -ENOKEY, "key id of %zu bytes: expected %d", key_id_len,
-                    ET_SIGN_KEY_ID_LEN);
+        return et_text_reason(err, errlen, -ENOKEY, "key id of %zu bytes: expected %d", key_id_len,
+                              ET_SIGN_KEY_ID_LEN);
     k = et_sign_trust_find(t, key_id);
     if (!k)
-        return fail(err, errlen, -ENOKEY, "signed by key %s, which is not trusted here",
-                    et_sign_key_id_text(key_id, id));
+        return et_text_reason(err, errlen, -ENOKEY, "signed by key %s, which is not trusted here",
+                              et_sign_key_id_text(key_id, id));
     if (sig_len == 0 || sig_len > ET_SIGN_SIG_MAX)
-        return fail(err, errlen, -EBADMSG, "signature of %zu bytes: a P-256 signature has "
-                    "1 to %d", sig_len, ET_SIGN_SIG_MAX);
+        return et_text_reason(err, errlen, -EBADMSG,
+                              "signature of %zu bytes: a P-256 signature has "
+                              "1 to %d",
+                              sig_len, ET_SIGN_SIG_MAX);
     if (et_shim_sha256(body, len, hash))
-        return fail(err, errlen, -EIO, "SHA-256 failed");
+        return et_text_reason(err, errlen, -EIO, "SHA-256 failed");
     /* mbedtls_pk_verify takes a non-const context in 2.28 and 3.x alike. */
-    if (mbedtls_pk_verify((mbedtls_pk_context *)&k->pk, MBEDTLS_MD_SHA256, hash, sizeof(hash),
-                          sig, sig_len) != 0)
-        return fail(err, errlen, -EBADMSG, "signature does not verify with key %s: the "
-                    "body or the signature was changed, or another key signed it",
-                    et_sign_key_id_text(key_id, id));
+    if (mbedtls_pk_verify((mbedtls_pk_context *)&k->pk, MBEDTLS_MD_SHA256, hash, sizeof(hash), sig,
+                          sig_len) != 0)
+        return et_text_reason(err, errlen, -EBADMSG,
+                              "signature does not verify with key %s: the "
+                              "body or the signature was changed, or another key signed it",
+                              et_sign_key_id_text(key_id, id));
     return 0;
 }

@@ -3,6 +3,7 @@
  */
 #include "edgetel/text.h"
 
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -142,4 +143,16 @@ const char *et_text_escape(const char *s, char *out, size_t cap)
     }
     out[used] = '\0';
     return out;
+}
+
+int et_text_reason(char *err, size_t errlen, int rc, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err && errlen) {
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
 }

@@ -5,6 +5,8 @@
  *   edgetelctl metrics [--device D]          metric names, units, sample counts
  *   edgetelctl query --device D --metric M [--since T] [--until T] [--csv]
  *   edgetelctl tail [--device D]             new samples as they land, until Ctrl-C
+ *   edgetelctl keys init [--dir DIR]         the operator's signing key pair (keys.c)
+ *   edgetelctl config sign ...               sign an agent config for a push (config_cmd.c)
  *
  * Every command takes --store PATH (default ET_STORE_DEFAULT_PATH, the
  * aggregator's default [store] path), before or after the command name.
@@ -33,6 +35,7 @@
 #include "edgetel/store_reader.h"
 #include "edgetel/timefmt.h"
 #include "edgetel/version.h"
+#include "sign_cmd.h"
 
 #define PROG "edgetelctl"
 /* Samples read per poll in tail; more wait for the next round at once. */
@@ -103,12 +106,32 @@ static const struct ctl_command commands[] = {
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
+/* Commands that take their own arguments and need no store. */
+struct ctl_own_command {
+    const char *name;
+    int (*main)(int argc, char **argv);
+    const char *synopsis;
+};
+
+static const struct ctl_own_command own_commands[] = {
+    { "keys", et_ctl_keys_main,
+      "keys init [--dir DIR]    make the operator's signing key pair in DIR (default\n"
+      "                           $XDG_CONFIG_HOME/edgetel, else ~/.config/edgetel)" },
+    { "config", et_ctl_config_main,
+      "config sign [--key PRIV] --device D|--group G --version N FILE OUT\n"
+      "                           check an agent config as the agent does, sign it,\n"
+      "                           write the signed config to OUT (config --help)" },
+};
+#define N_OWN_COMMANDS (sizeof(own_commands) / sizeof(own_commands[0]))
+
 static void usage(FILE *out)
 {
     fprintf(out, "usage: " PROG " [--store PATH] COMMAND [OPTIONS]\n"
                  "       " PROG " --help | --version\n\ncommands:\n");
     for (size_t i = 0; i < N_COMMANDS; i++)
         fprintf(out, "  %s\n", commands[i].synopsis);
+    for (size_t i = 0; i < N_OWN_COMMANDS; i++)
+        fprintf(out, "  %s\n", own_commands[i].synopsis);
     fprintf(out, "\noptions:\n"
                  "  --store PATH   the aggregator's SQLite store (default %s,\n"
                  "                 the aggregator's default [store] path); read only\n"
@@ -312,7 +335,7 @@ static int parse_args(int argc, char **argv, struct ctl_args *a)
         }
     }
     if (optind >= argc) {
-        fprintf(stderr, PROG ": no command given (devices, metrics, query, tail; try --help)\n");
+        fprintf(stderr, PROG ": no command given (devices, metrics, query, tail, keys, config; try --help)\n");
         return 2;
     }
     a->command = argv[optind];
@@ -333,6 +356,10 @@ int main(int argc, char **argv)
     int rc;
 
     et_log_init(PROG, ET_LOG_WARN);
+    for (size_t i = 0; argc > 1 && i < N_OWN_COMMANDS; i++) {
+        if (strcmp(argv[1], own_commands[i].name) == 0)
+            return own_commands[i].main(argc - 1, argv + 1);
+    }
     rc = parse_args(argc, argv, &a);
     if (rc)
         return rc;
@@ -341,7 +368,7 @@ int main(int argc, char **argv)
             cmd = &commands[i];
     }
     if (!cmd) {
-        fprintf(stderr, PROG ": unknown command \"%s\" (devices, metrics, query, tail; try "
+        fprintf(stderr, PROG ": unknown command \"%s\" (devices, metrics, query, tail, keys, config; try "
                 "--help)\n", a.command);
         return 2;
     }

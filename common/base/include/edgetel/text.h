@@ -58,4 +58,12 @@ const char *et_text_escape(const char *s, char *out, size_t cap);
 /** Whether et_text_escape() would change s (a fast path for callers). */
 bool et_text_needs_escape(const char *s);
 
+/**
+ * Write a reason for a person into err (errlen bytes; nothing when err is
+ * NULL or errlen 0) and return rc, so a failing path is one statement:
+ *   return et_text_reason(err, errlen, -ENOKEY, "key %s is not trusted", id);
+ */
+int et_text_reason(char *err, size_t errlen, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 #endif

@@ -1,0 +1,23 @@
+/*
+ * edgetelctl's commands for signed configuration: they take their own
+ * arguments and need no store, so main() hands them argv as it is.
+ *   keys.c         keys init [--dir DIR]
+ *   config_cmd.c   config sign --key PRIV --device D|--group G --version N FILE OUT
+ * Each returns the exit status: 0 done, 1 failed, 2 a usage error.
+ */
+#ifndef EDGETEL_CTL_SIGN_CMD_H
+#define EDGETEL_CTL_SIGN_CMD_H
+
+#include <stddef.h>
+
+/* Where the operator's key pair lives without --dir: $XDG_CONFIG_HOME/edgetel,
+ * else ~/.config/edgetel. 0, or -ENOENT when neither variable is set. */
+int et_ctl_key_dir(char *buf, size_t len);
+
+int et_ctl_keys_main(int argc, char **argv);
+int et_ctl_config_main(int argc, char **argv);
+
+#define ET_CTL_PRIVATE_KEY "operator.key"
+#define ET_CTL_PUBLIC_KEY "operator.pub"
+
+#endif

@@ -55,30 +55,14 @@ stored() {
 }
 connects() { grep -c "uplink: connected to" "$work/agent.log" || true; }
 
-"$repo/scripts/make-certs.sh" "$work/certs" "$device" >/dev/null
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-mkdir -p "$work/mosquitto" "$work/agent"
-sed -e "s|@ET_MQTT_PORT@|$port|g" -e "s|@ET_MQTT_BIND@|127.0.0.1|g" \
-    -e "s|@ET_CERT_DIR@|$work/certs|g" -e "s|@ET_ACL_FILE@|$repo/packaging/mosquitto/acl|g" \
-    -e "s|@ET_PERSIST_DIR@|$work/mosquitto|g" -e "s|@ET_BROKER_USER@|$(id -un)|g" \
-    "$repo/packaging/mosquitto/edgetel.conf.in" >"$work/mosquitto.conf"
+# shellcheck source=bench/lib.sh
+source "$repo/bench/lib.sh"
+et_bench_setup "$work" "$device"
 start_broker() {
   /usr/sbin/mosquitto -c "$work/mosquitto.conf" 2>>"$work/mosquitto.log" &
   broker=$!
 }
 
-cat >"$work/aggregator.conf" <<CONF
-[aggregator]
-log_level = info
-[mqtt]
-host = 127.0.0.1
-port = $port
-ca = $work/certs/ca.crt
-cert = $work/certs/aggregator.crt
-key = $work/certs/aggregator.key
-[store]
-path = $work/store.db
-CONF
 cat >"$work/agent.conf" <<CONF
 [agent]
 device_id = $device

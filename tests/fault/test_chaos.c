@@ -4,6 +4,11 @@
  * was every value stored exactly once, and is every value that was not
  * explained?
  *
+ * One file on purpose, past the usual 600 lines: it is one scenario whose
+ * schedule, fault actions, run bookkeeping and end checks all share the
+ * run's state; the reusable parts (namespaces, small filesystems, the
+ * programs) are already in tests/lib/.
+ *
  * The faults (each kind at least once when the run is long enough, then
  * drawn at random; kinds on different parts overlap):
  *   broker      SIGKILL, down 1-5 s or about 20 s, restarted on its port

@@ -1,10 +1,12 @@
 /*
  * The end-to-end fixture: broker, aggregator and agents for
- * tests/integration/test_e2e_*.c, and the store and outbox reads their
- * assertions use. See e2e.h.
+ * tests/integration/test_e2e_*.c, and the waits and the exactly-once check
+ * their assertions use; the store and outbox reads are in e2e_read.c.
+ * See e2e.h.
  */
 #define _GNU_SOURCE
 #include "e2e.h"
+#include "e2e_internal.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -23,7 +25,6 @@
 #define E2E_AGENT_BIN      ET_BINARY_DIR "/agent/edgetel-agent"
 #define E2E_AGGREGATOR_BIN ET_BINARY_DIR "/aggregator/edgetel-aggregator"
 
-#define E2E_BUSY_TIMEOUT_MS 5000
 #define E2E_MAX_REPORTED 10
 
 static void require_program(const char *path)
@@ -274,228 +275,6 @@ void et_e2e_wipe_agent_data(struct et_e2e *e, const char *device)
         fail_msg("e2e: %s is still there after removing it", dir);
 }
 
-/* ---- reading the store and the outbox -------------------------------------- */
-
-/*
- * Open read-only. A database that does not exist yet is -ENOENT (the
- * programs create theirs when they start, the tests may look earlier).
- */
-static int open_ro(const char *path, sqlite3 **db)
-{
-    if (access(path, F_OK) != 0)
-        return -ENOENT;
-    if (sqlite3_open_v2(path, db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-        sqlite3_close(*db);
-        *db = NULL;
-        return -EIO;
-    }
-    sqlite3_busy_timeout(*db, E2E_BUSY_TIMEOUT_MS);
-    return 0;
-}
-
-/* Prepare sql; a missing table (the schema not made yet) is -ENOENT. */
-static int prepare(sqlite3 *db, const char *path, const char *sql, sqlite3_stmt **st)
-{
-    if (sqlite3_prepare_v2(db, sql, -1, st, NULL) == SQLITE_OK)
-        return 0;
-    if (strstr(sqlite3_errmsg(db), "no such table"))
-        return -ENOENT;
-    print_error("e2e: %s: %s\n", path, sqlite3_errmsg(db));
-    return -EIO;
-}
-
-static const char counter_sql[] =
-    "SELECT COUNT(*), COUNT(DISTINCT s.v_i64),"
-    "       COALESCE(MIN(s.v_i64), -1), COALESCE(MAX(s.v_i64), -1),"
-    "       COUNT(DISTINCT CASE WHEN s.v_i64 BETWEEN 0 AND ?2 THEN s.v_i64 END)"
-    "  FROM samples s JOIN metrics m ON m.id = s.metric_id"
-    " WHERE m.device = ?1 AND m.name = 'sim.counter'";
-
-int et_e2e_counter_read(const char *store_path, const char *device, int64_t upto,
-                        struct et_e2e_counter *out)
-{
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
-    int rc;
-
-    memset(out, 0, sizeof(*out));
-    out->min = out->max = -1;
-    out->upto = upto;
-    rc = open_ro(store_path, &db);
-    if (rc < 0)
-        return rc;
-    rc = prepare(db, store_path, counter_sql, &st);
-    if (rc < 0)
-        goto out;
-    sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, upto);
-    if (sqlite3_step(st) != SQLITE_ROW) {
-        print_error("e2e: %s: %s\n", store_path, sqlite3_errmsg(db));
-        rc = -EIO;
-        goto out;
-    }
-    out->rows = sqlite3_column_int64(st, 0);
-    out->distinct = sqlite3_column_int64(st, 1);
-    out->min = sqlite3_column_int64(st, 2);
-    out->max = sqlite3_column_int64(st, 3);
-    out->in_range = sqlite3_column_int64(st, 4);
-    rc = 0;
-out:
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return rc;
-}
-
-/* One integer from a query with the device bound to ?1; 0 when there is nothing yet. */
-static int64_t query_device_int(const char *store_path, const char *device, const char *sql)
-{
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
-    int64_t v = 0;
-
-    if (open_ro(store_path, &db) < 0)
-        return 0;
-    if (prepare(db, store_path, sql, &st) == 0) {
-        sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) == SQLITE_ROW)
-            v = sqlite3_column_int64(st, 0);
-    }
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return v;
-}
-
-int64_t et_e2e_counter_seq(const char *store_path, const char *device, int64_t value)
-{
-    char sql[256];
-
-    /* The value is the test's own number, not outside input. */
-    snprintf(sql, sizeof(sql), "SELECT COALESCE(MAX(s.seq), 0) FROM samples s"
-             " JOIN metrics m ON m.id = s.metric_id"
-             " WHERE m.device = ?1 AND m.name = 'sim.counter' AND s.v_i64 = %" PRId64, value);
-    return query_device_int(store_path, device, sql);
-}
-
-int64_t et_e2e_device_samples(const char *store_path, const char *device)
-{
-    return query_device_int(store_path, device,
-                            "SELECT COUNT(*) FROM samples s JOIN metrics m ON m.id = s.metric_id"
-                            " WHERE m.device = ?1");
-}
-
-int64_t et_e2e_dropped_samples(const char *store_path, const char *device)
-{
-    int64_t metric = query_device_int(store_path, device,
-                                      "SELECT COALESCE(MAX(s.v_i64), 0) FROM samples s"
-                                      " JOIN metrics m ON m.id = s.metric_id"
-                                      " WHERE m.device = ?1 AND m.name = 'agent.dropped_samples'");
-    int64_t status = query_device_int(store_path, device,
-                                      "SELECT dropped_samples FROM devices WHERE id = ?1");
-
-    return metric > status ? metric : status;
-}
-
-int et_e2e_counter_samples(const char *store_path, const char *device,
-                           struct et_e2e_sample **out, size_t *n)
-{
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
-    struct et_e2e_sample *v = NULL;
-    size_t cap = 0;
-    int rc;
-
-    *out = NULL;
-    *n = 0;
-    rc = open_ro(store_path, &db);
-    if (rc < 0)
-        return rc;
-    rc = prepare(db, store_path,
-                 "SELECT s.v_i64, s.ts_ms, s.seq FROM samples s JOIN metrics m ON m.id = s.metric_id"
-                 " WHERE m.device = ?1 AND m.name = 'sim.counter' ORDER BY s.v_i64, s.seq",
-                 &st);
-    if (rc < 0)
-        goto out;
-    sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (*n == cap) {
-            struct et_e2e_sample *bigger;
-
-            cap = cap ? cap * 2 : 4096;
-            bigger = realloc(v, cap * sizeof(*v));
-            if (!bigger) {
-                rc = -ENOMEM;
-                goto out;
-            }
-            v = bigger;
-        }
-        v[*n] = (struct et_e2e_sample){ .value = sqlite3_column_int64(st, 0),
-                                        .ts_ms = sqlite3_column_int64(st, 1),
-                                        .seq = sqlite3_column_int64(st, 2) };
-        (*n)++;
-    }
-    if (rc != SQLITE_DONE) {
-        print_error("e2e: %s: %s\n", store_path, sqlite3_errmsg(db));
-        rc = -EIO;
-        goto out;
-    }
-    *out = v;
-    v = NULL;
-    rc = 0;
-out:
-    if (rc < 0)
-        *n = 0;
-    free(v);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return rc;
-}
-
-uint64_t et_e2e_acked_through(const char *store_path, const char *device)
-{
-    return (uint64_t)query_device_int(store_path, device,
-                                      "SELECT s.acked_through FROM devices d JOIN streams s"
-                                      " ON s.device = d.id AND s.stream = d.stream"
-                                      " WHERE d.id = ?1");
-}
-
-uint64_t et_e2e_streams(const char *store_path, const char *device)
-{
-    return (uint64_t)query_device_int(store_path, device,
-                                      "SELECT COUNT(*) FROM streams WHERE device = ?1");
-}
-
-int et_e2e_outbox_read(const char *outbox_path, uint64_t through, int64_t *batches,
-                       uint64_t *max_seq)
-{
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
-    int rc;
-
-    rc = open_ro(outbox_path, &db);
-    if (rc < 0)
-        return rc;
-    rc = prepare(db, outbox_path,
-                 "SELECT (SELECT COUNT(*) FROM batch WHERE seq <= ?1),"
-                 "       (SELECT COALESCE(MAX(seq), 0) FROM batch)",
-                 &st);
-    if (rc < 0)
-        goto out;
-    /* seq is stored as a signed 64-bit integer; clamp the "all" bound. */
-    sqlite3_bind_int64(st, 1, through > INT64_MAX ? INT64_MAX : (int64_t)through);
-    if (sqlite3_step(st) != SQLITE_ROW) {
-        print_error("e2e: %s: %s\n", outbox_path, sqlite3_errmsg(db));
-        rc = -EIO;
-        goto out;
-    }
-    *batches = sqlite3_column_int64(st, 0);
-    *max_seq = (uint64_t)sqlite3_column_int64(st, 1);
-    rc = 0;
-out:
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return rc;
-}
-
 /* ---- waits and the exactly-once check -------------------------------------- */
 
 static void watch(struct et_e2e *e, struct et_proc *p)
@@ -620,9 +399,9 @@ static void report_gaps(const char *store_path, const char *device, int64_t upto
     int missing = 0;
     int repeated = 0;
 
-    if (open_ro(store_path, &db) < 0)
+    if (e2e_open_ro(store_path, &db) < 0)
         return;
-    if (prepare(db, store_path,
+    if (e2e_prepare(db, store_path,
                 "SELECT s.v_i64, s.seq FROM samples s JOIN metrics m ON m.id = s.metric_id"
                 " WHERE m.device = ?1 AND m.name = 'sim.counter' ORDER BY s.v_i64, s.seq",
                 &st) < 0)

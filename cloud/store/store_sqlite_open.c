@@ -297,7 +297,12 @@ static int store_check_schema(struct store_sqlite *ss, char *err, size_t errlen)
     int64_t version = 0, tables = 0;
     int ret;
 
+    /* Both numbers from one snapshot: between two separate reads another
+     * aggregator may commit a new store's schema, and "version 0 with
+     * tables" would then look like somebody else's database. */
+    sqlite3_exec(ss->db, "BEGIN", NULL, NULL, NULL);
     ret = store_read_version(ss, &version, &tables, err, errlen);
+    sqlite3_exec(ss->db, "COMMIT", NULL, NULL, NULL);
     if (ret == 0)
         ret = store_version_ok(version, tables, err, errlen);
     ss->version = version;

@@ -18,7 +18,8 @@ uint64_t et_ack_seq_limit(const struct et_store_stream *st, int64_t now_ms)
      * (migrated from before streams) counts from its start. Instances'
      * clocks may differ a little: never less than nothing. */
     since = st->top_seq ? st->top_received_ms : st->started_ms;
-    secs = now_ms > since ? (uint64_t)(now_ms - since) / 1000 : 0;
+    /* In unsigned arithmetic: the two clocks may be as far apart as int64 goes. */
+    secs = now_ms > since ? ((uint64_t)now_ms - (uint64_t)since) / 1000 : 0;
     if (secs > (UINT64_MAX - ET_ACK_SEQ_JUMP) / ET_ACK_SEQ_JUMP_PER_S)
         return UINT64_MAX;
     allowance = ET_ACK_SEQ_JUMP + secs * ET_ACK_SEQ_JUMP_PER_S;

@@ -52,23 +52,7 @@ for _ in $(seq 100); do grep -q "subscribed" "$work/aggregator.log" && break; sl
 backlog=$(sqlite3 "$work/agent/outbox.db" "select count(*), max(seq) from batch")
 last_seq=${backlog#*|}
 
-cat >"$work/agent.conf" <<CONF
-[agent]
-device_id = $device
-data_dir = $work/agent
-log_level = warn
-[mqtt]
-host = 127.0.0.1
-port = $port
-ca = $work/certs/ca.crt
-cert = $work/certs/$device.crt
-key = $work/certs/$device.key
-clock_wait = 0s
-max_inflight = ${ET_BENCH_INFLIGHT:-16}
-[collector sim]
-type = sim
-interval = 1s
-CONF
+et_bench_agent_conf "$work" "$device" warn "max_inflight = ${ET_BENCH_INFLIGHT:-16}"
 
 start=$(date +%s.%N)
 "${ET_BENCH_AGENT:-$build/agent/edgetel-agent}" --config "$work/agent.conf" 2>"$work/agent.log" &

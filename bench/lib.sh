@@ -29,3 +29,28 @@ key = $work/certs/aggregator.key
 path = $work/store.db
 CONF
 }
+
+# et_bench_agent_conf WORK DEVICE LOG_LEVEL [MQTT_LINES]: WORK/agent.conf for
+# DEVICE on the broker et_bench_setup made, a sim collector every second,
+# MQTT_LINES (e.g. "max_inflight = 16") added to [mqtt].
+et_bench_agent_conf() {
+  local work=$1 device=$2 level=$3 extra=${4:-}
+
+  cat >"$work/agent.conf" <<CONF
+[agent]
+device_id = $device
+data_dir = $work/agent
+log_level = $level
+[mqtt]
+host = 127.0.0.1
+port = $port
+ca = $work/certs/ca.crt
+cert = $work/certs/$device.crt
+key = $work/certs/$device.key
+clock_wait = 0s
+$extra
+[collector sim]
+type = sim
+interval = 1s
+CONF
+}

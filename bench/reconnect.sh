@@ -63,22 +63,7 @@ start_broker() {
   broker=$!
 }
 
-cat >"$work/agent.conf" <<CONF
-[agent]
-device_id = $device
-data_dir = $work/agent
-log_level = info
-[mqtt]
-host = 127.0.0.1
-port = $port
-ca = $work/certs/ca.crt
-cert = $work/certs/$device.crt
-key = $work/certs/$device.key
-clock_wait = 0s
-[collector sim]
-type = sim
-interval = 1s
-CONF
+et_bench_agent_conf "$work" "$device" info
 
 start_broker
 for _ in $(seq 100); do listening && break; sleep 0.1; done

@@ -67,6 +67,9 @@ int main(int argc, char **argv)
         }
         meta.seq = et_outbox_next_seq(ob);
         meta.oldest_seq = 1;
+        /* Every batch names its outbox's stream, as the agent's do: the
+         * aggregator acks per stream, and the agent takes only its own. */
+        meta.stream_id = et_outbox_stream_id(ob);
         memcpy(meta.boot_id, boot, sizeof(boot));
         meta.base_mono_ms = et_batch_first_mono_ms(b);
         meta.base_wall_ms = wall_offset + meta.base_mono_ms;

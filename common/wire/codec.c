@@ -400,6 +400,9 @@ int et_wire_encode_status(const struct et_status *st, uint8_t **out, size_t *len
     s.not_persisted_samples = st->not_persisted_samples;
     s.stream_id.data = (uint8_t *)st->stream_id;
     s.stream_id.len = st->stream_id ? ET_STREAM_ID_LEN : 0;
+    s.config_version = st->config_version;
+    s.groups = (char **)st->groups;
+    s.n_groups = st->n_groups;
     size_t n = edgetel__v1__status__get_packed_size(&s);
 
     buf = malloc(n ? n : 1);

@@ -179,6 +179,9 @@ struct et_status {
     const char *reason;        /* why it says this (late connect, last will); NULL: none */
     uint64_t not_persisted_samples; /* delivered without being stored, since the agent started */
     const uint8_t *stream_id;  /* ET_STREAM_ID_LEN bytes, or NULL: the outbox's stream */
+    uint64_t config_version;   /* the pushed config running; 0: the local file only */
+    const char *const *groups; /* [agent] groups */
+    size_t n_groups;
 };
 
 /** Encode a Status into a malloc'd *out (*len bytes). 0 or -ENOMEM. */

@@ -23,6 +23,7 @@
 #include "clock.h"
 #include "collect.h"
 #include "health.h"
+#include "reconf.h"
 #include "uplink.h"
 #include "edgetel/log.h"
 #include "edgetel/outbox.h"
@@ -34,6 +35,8 @@
 #define HEALTH_INTERVAL_MS (30 * 1000)
 /* poll() wakes at least this often to look at ack timeouts. */
 #define MAX_POLL_MS 1000
+/* Collectors remembered as down across a change (more are blamed on it). */
+#define DOWN_MAX 32
 
 /* What a collector's scheduled job needs. */
 struct collector_job {
@@ -42,7 +45,10 @@ struct collector_job {
 };
 
 struct et_agent {
-    const struct et_config *cfg;
+    const struct et_config *cfg;   /* the config running (et_reconf_running) */
+    struct et_reconf *reconf;      /* the local file, pushes, trials (reconf.h) */
+    const struct et_mqtt_transport *transport;
+    char *device_id;               /* never changes while the agent runs */
     struct et_outbox *outbox;
     struct et_batcher *batcher;
     struct et_uplink *uplink;   /* NULL without [mqtt] host */
@@ -53,6 +59,15 @@ struct et_agent {
     struct collector_job *jobs;
     size_t n_collectors;
     uint8_t boot_id[ET_BOOT_ID_LEN];
+
+    /* A push taken from the uplink, handled after its dispatch returns. */
+    uint8_t *incoming;
+    size_t incoming_len;
+    bool reload_asked;             /* SIGHUP */
+    uint64_t acks_at_apply;        /* the uplink's Acks when a trial's config was applied */
+    uint64_t connects_seen;        /* the uplink's connects when reports were last re-queued */
+    char down_before[DOWN_MAX][80];    /* "name/type" of collectors not running before a change */
+    size_t n_down_before;
 
     /* The round being collected: every sample of it gets this time. */
     int64_t round_mono_ms;
@@ -151,6 +166,9 @@ static void status_fill(void *ctx, struct et_status *st)
     st->dropped_samples = ob.dropped_samples;
     st->clock_synced = a->clock.synced;
     st->not_persisted_samples = et_batcher_stats(a->batcher)->not_persisted;
+    st->config_version = et_reconf_version(a->reconf);
+    st->groups = (const char *const *)a->cfg->group_names;
+    st->n_groups = a->cfg->n_groups;
 }
 
 /* ---- life cycle ------------------------------------------------------------ */
@@ -254,6 +272,33 @@ static int add_jobs(struct et_agent *a, int64_t now_ms)
     return 0;
 }
 
+/* A SignedConfig from the uplink: kept until its dispatch returns (agent_take_push). */
+static void on_config(void *ctx, const uint8_t *buf, size_t len)
+{
+    struct et_agent *a = ctx;
+    uint8_t *copy = malloc(len ? len : 1);
+
+    if (!copy) {
+        et_error("config", "out of memory: a config push of %zu bytes is dropped (the "
+                 "aggregator sends it again)", len);
+        return;
+    }
+    memcpy(copy, buf, len);
+    free(a->incoming);
+    a->incoming = copy;
+    a->incoming_len = len;
+}
+
+static int make_uplink(struct et_agent *a, char *err, size_t errlen)
+{
+    int rc = et_uplink_create(&a->uplink, a->cfg, a->transport, a->outbox, a->batcher, &a->clock,
+                              status_fill, a, err, errlen);
+
+    et_uplink_on_config(a->uplink, on_config, a);
+    a->connects_seen = 0;
+    return rc;
+}
+
 int et_agent_create(struct et_agent **out, const struct et_config *cfg,
                     const struct et_mqtt_transport *transport, char *err, size_t errlen)
 {
@@ -262,11 +307,13 @@ int et_agent_create(struct et_agent **out, const struct et_config *cfg,
     int64_t now_ms = et_time_mono_ms();
     int rc = -ENOMEM;
 
-    if (!a)
+    if (!a || !(a->device_id = strdup(cfg->device_id))) {
+        free(a);
         return -ENOMEM;
-    a->cfg = cfg;
+    }
+    a->transport = transport;
     et_time_boot_id(a->boot_id);
-    if ((rc = make_data_dir(cfg->data_dir, err, errlen)) || (rc = open_outbox(a, err, errlen)))
+    if ((rc = make_data_dir(cfg->data_dir, err, errlen)))
         goto fail;
     snprintf(path, sizeof(path), "%s/clock.map", cfg->data_dir);
     rc = et_clock_init(&a->clock, path, a->boot_id);
@@ -274,15 +321,20 @@ int et_agent_create(struct et_agent **out, const struct et_config *cfg,
         snprintf(err, errlen, "%s: %s", path, strerror(-rc));
         goto fail;
     }
+    /* Which config runs: the file, or the last push committed over it. */
+    if ((rc = et_reconf_open(&a->reconf, cfg, &a->clock, err, errlen)))
+        goto fail;
+    a->cfg = et_reconf_running(a->reconf);
+    if ((rc = open_outbox(a, err, errlen)))
+        goto fail;
     /* Before the uplink exists: its last will says whether the clock is synced. */
     et_clock_observe(&a->clock, now_ms);
-    if ((rc = et_batcher_create(&a->batcher, a->outbox, cfg->device_id, a->boot_id,
-                                cfg->batch_max_samples)) ||
+    if ((rc = et_batcher_create(&a->batcher, a->outbox, a->device_id, a->boot_id,
+                                a->cfg->batch_max_samples)) ||
         (rc = et_sched_create(&a->sched)) ||
         (rc = make_collectors(a, now_ms, err, errlen)) ||
         (rc = add_jobs(a, now_ms)) ||
-        (rc = et_uplink_create(&a->uplink, cfg, transport, a->outbox, a->batcher, &a->clock,
-                               status_fill, a, err, errlen)))
+        (rc = make_uplink(a, err, errlen)))
         goto fail;
     *out = a;
     return 0;
@@ -291,6 +343,201 @@ fail:
         snprintf(err, errlen, "out of memory");
     et_agent_destroy(a);
     return rc < 0 ? rc : -EINVAL;
+}
+
+/* ---- config changes (reconf.h) ------------------------------------------- */
+
+static void drop_collectors(struct et_agent *a)
+{
+    for (size_t i = 0; i < a->n_collectors; i++)
+        et_collector_fini(&a->collectors[i]);
+    free(a->collectors);
+    free(a->jobs);
+    a->collectors = NULL;
+    a->jobs = NULL;
+    a->n_collectors = 0;
+    et_sched_destroy(a->sched);
+    a->sched = NULL;
+}
+
+/* The collectors not running now, by "name/type": a trial is not blamed for them. */
+static void note_not_running(struct et_agent *a)
+{
+    a->n_down_before = 0;
+    for (size_t i = 0; i < a->n_collectors && a->n_down_before < DOWN_MAX; i++) {
+        const struct et_collector *c = &a->collectors[i];
+
+        if (!et_collector_running(c))
+            snprintf(a->down_before[a->n_down_before++], sizeof(a->down_before[0]), "%s/%s",
+                     c->cfg->name, c->cfg->type);
+    }
+}
+
+static bool was_down(const struct et_agent *a, const struct et_collector *c)
+{
+    char key[sizeof(a->down_before[0])];
+
+    snprintf(key, sizeof(key), "%s/%s", c->cfg->name, c->cfg->type);
+    for (size_t i = 0; i < a->n_down_before; i++)
+        if (strcmp(a->down_before[i], key) == 0)
+            return true;
+    return false;
+}
+
+/*
+ * Run next instead of what runs: what was collected is kept first, then
+ * the collectors and jobs are made anew, the outbox limits and batch size
+ * set, and the uplink reconnects when its settings differ.
+ */
+static int agent_apply(struct et_agent *a, const struct et_config *next, int64_t now_ms,
+                       char *err, size_t errlen)
+{
+    bool reconnect = !et_reconf_uplink_same(a->cfg, next);
+    struct et_outbox_limits lim = {
+        .quota_bytes = next->outbox_quota,
+        .reserve_bytes = next->outbox_reserve,
+        .policy = next->outbox_policy,
+    };
+    struct et_uplink_stats up;
+    int rc;
+
+    note_not_running(a);
+    et_batcher_flush(a->batcher, now_ms);
+    et_batcher_commit(a->batcher);
+    drop_collectors(a);
+    a->cfg = next;
+    et_log_set_level(next->log_level);
+    et_batcher_set_max_samples(a->batcher, next->batch_max_samples);
+    if ((rc = et_outbox_set_limits(a->outbox, &lim))) {
+        snprintf(err, errlen, "[outbox] limits not accepted: %s", strerror(-rc));
+        return rc;
+    }
+    if ((rc = et_sched_create(&a->sched)) || (rc = make_collectors(a, now_ms, err, errlen)) ||
+        (rc = add_jobs(a, now_ms)))
+        return rc;
+    if (reconnect) {
+        et_uplink_stop(a->uplink, "reconnecting with a new config");
+        a->uplink = NULL;
+        a->acks_at_apply = 0;
+        return make_uplink(a, err, errlen);
+    }
+    et_uplink_retarget(a->uplink, next);
+    et_uplink_stats(a->uplink, &up);
+    a->acks_at_apply = up.batches_acked;
+    return 0;
+}
+
+/*
+ * Whether the config on trial is healthy: every enabled collector probed
+ * (or was down before the change too), and when the uplink's settings
+ * changed, it connected and an Ack came back. why says what is missing.
+ */
+static bool trial_healthy(struct et_agent *a, const struct et_reconf_trial *t, int64_t now_ms,
+                          char *why, size_t whylen)
+{
+    struct et_uplink_stats up;
+
+    for (size_t i = 0; i < a->n_collectors; i++) {
+        const struct et_collector *c = &a->collectors[i];
+
+        if (!et_collector_running(c) && !was_down(a, c)) {
+            snprintf(why, whylen, "collector %s did not probe within %" PRId64 " s: %s",
+                     c->cfg->name, (now_ms - t->started_ms) / 1000, et_collector_reason(c));
+            return false;
+        }
+    }
+    if (!t->uplink_changed || !a->uplink)
+        return true;
+    et_uplink_stats(a->uplink, &up);
+    if (up.batches_acked > a->acks_at_apply)
+        return true;
+    snprintf(why, whylen, "the uplink to %s:%d got no Ack within %" PRId64 " s (%s)",
+             a->cfg->mqtt.host, a->cfg->mqtt.port, (now_ms - t->started_ms) / 1000,
+             !up.connected ? (up.last_error[0] ? up.last_error : "not connected")
+                           : "connected, but the aggregator did not answer");
+    return false;
+}
+
+/* Go back to the last good config after a trial failed. Fatal when even that fails. */
+static int agent_revert(struct et_agent *a, const char *why, int64_t now_ms)
+{
+    char err[512] = "";
+    int rc;
+
+    et_reconf_revert(a->reconf, why);
+    rc = agent_apply(a, et_reconf_running(a->reconf), now_ms, err, sizeof(err));
+    if (rc)
+        et_error("config", "the last good config does not apply again: %s; stopping (a restart "
+                 "runs it from scratch)", err);
+    return rc;
+}
+
+static int agent_try(struct et_agent *a, int64_t now_ms)
+{
+    char err[512] = "", why[600];
+    int rc = agent_apply(a, et_reconf_candidate(a->reconf), now_ms, err, sizeof(err));
+
+    if (rc == 0) {
+        et_reconf_applied(a->reconf);
+        return 0;
+    }
+    snprintf(why, sizeof(why), "it does not apply: %s", err[0] ? err : strerror(-rc));
+    return agent_revert(a, why, now_ms);
+}
+
+/* Pushes, reloads, the trial's end, and the reports of all that. */
+static int agent_config_step(struct et_agent *a, int64_t now_ms)
+{
+    const struct et_reconf_trial *t;
+    struct et_uplink_stats up;
+    uint8_t *buf;
+    size_t len;
+    int rc = 0;
+
+    if (a->reload_asked) {
+        a->reload_asked = false;
+        if (et_reconf_reload(a->reconf, now_ms) == ET_RECONF_TRY)
+            rc = agent_try(a, now_ms);
+    }
+    if (rc == 0 && !et_reconf_trial_get(a->reconf) &&
+        (a->incoming || et_reconf_take_waiting(a->reconf, &a->incoming, &a->incoming_len))) {
+        buf = a->incoming;
+        len = a->incoming_len;
+        a->incoming = NULL;
+        if (et_reconf_offer(a->reconf, buf, len, now_ms) == ET_RECONF_TRY)
+            rc = agent_try(a, now_ms);
+        free(buf);
+    }
+    t = et_reconf_trial_get(a->reconf);
+    if (rc == 0 && t) {
+        char why[600];
+
+        if (trial_healthy(a, t, now_ms, why, sizeof(why))) {
+            et_reconf_commit(a->reconf);
+            /* A commit that could not be recorded reverts. */
+            if (et_reconf_running(a->reconf) != a->cfg)
+                rc = agent_apply(a, et_reconf_running(a->reconf), now_ms, why, sizeof(why));
+        } else if (now_ms >= t->deadline_ms) {
+            rc = agent_revert(a, why, now_ms);
+        }
+    }
+    /* Reports go out while connected; after each connect the last goes again. */
+    et_uplink_stats(a->uplink, &up);
+    if (up.connected && up.connects != a->connects_seen) {
+        a->connects_seen = up.connects;
+        et_reconf_report_again(a->reconf);
+    }
+    while (up.connected && et_reconf_next_report(a->reconf, &buf, &len)) {
+        if (et_uplink_publish_report(a->uplink, buf, len) != 0)
+            et_debug("config", "a config report was not published");
+        free(buf);
+    }
+    return rc;
+}
+
+void et_agent_reload(struct et_agent *a)
+{
+    a->reload_asked = true;
 }
 
 /* Start the uplink once the clock gate lets it (clock.h). */
@@ -351,6 +598,8 @@ int et_agent_step(struct et_agent *a, int stop_fd, int max_wait_ms)
     et_clock_observe(&a->clock, now_ms);
     if ((rc = maybe_connect(a, now_ms)) != 0)
         return rc;
+    if ((rc = agent_config_step(a, now_ms)) != 0)
+        return rc;
     et_sched_run_due(a->sched, now_ms);
     et_uplink_pump(a->uplink, now_ms);
     return 0;
@@ -374,7 +623,7 @@ void et_agent_stop(struct et_agent *a)
                  "are lost, and counted as dropped", lost);
     et_outbox_stats(a->outbox, &st);
     et_uplink_stats(a->uplink, &up);
-    et_uplink_stop(a->uplink);
+    et_uplink_stop(a->uplink, "agent stopped");
     a->uplink = NULL;
     et_info("agent", "stopped: %" PRIu64 " batches made, %" PRIu64 " sent, %" PRIu64
             " acknowledged, %" PRIu64 " waiting in the outbox",
@@ -406,12 +655,11 @@ void et_agent_destroy(struct et_agent *a)
     if (!a)
         return;
     et_uplink_destroy(a->uplink);
-    for (size_t i = 0; i < a->n_collectors; i++)
-        et_collector_fini(&a->collectors[i]);
-    free(a->collectors);
-    free(a->jobs);
-    et_sched_destroy(a->sched);
+    drop_collectors(a);
     et_batcher_destroy(a->batcher);
     et_outbox_close(a->outbox);
+    et_reconf_destroy(a->reconf);
+    free(a->incoming);
+    free(a->device_id);
     free(a);
 }

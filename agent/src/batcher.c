@@ -76,6 +76,12 @@ int et_batcher_create(struct et_batcher **out, struct et_outbox *outbox, const c
     return 0;
 }
 
+void et_batcher_set_max_samples(struct et_batcher *b, uint32_t max_samples)
+{
+    b->max_samples = max_samples;
+    b->limit = (uint64_t)max_samples * ET_BATCHER_MEMORY_BATCHES;
+}
+
 static void held_clear(struct et_batcher *b)
 {
     for (size_t i = 0; i < b->n_held; i++)

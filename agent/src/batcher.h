@@ -67,6 +67,9 @@ struct et_batcher_stats {
  * A batcher writing to outbox (borrowed; it must outlive the batcher) for
  * device_id (borrowed likewise) in boot boot_id.
  */
+/** A new size limit for batches made from now on (a config applied live). */
+void et_batcher_set_max_samples(struct et_batcher *b, uint32_t max_samples);
+
 int et_batcher_create(struct et_batcher **out, struct et_outbox *outbox, const char *device_id,
                       const uint8_t boot_id[ET_BOOT_ID_LEN], uint32_t max_samples);
 

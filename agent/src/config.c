@@ -10,6 +10,7 @@
 
 #include "edgetel/codec.h"
 #include "edgetel/ini.h"
+#include "edgetel/parse.h"
 #include "params.h"
 
 #define MS(s) ((int64_t)(s) * 1000)
@@ -41,6 +42,12 @@ static const struct et_ini_key config_keys[] = {
       .help = "a batch is sealed early when it holds this many samples" } },
     { "agent", { "log_level", ET_KEY_LOG_LEVEL, ET_KEY_FIELD(struct et_config, log_level), "info",
       .help = "error, warn, info or debug" } },
+    { "agent", { "trusted_keys", ET_KEY_LIST, ET_KEY_FIELD(struct et_config, trusted_keys), NULL,
+      .help = "operator public keys (PEM files from edgetelctl keys init) whose signed config "
+              "pushes this board takes; unset: it takes none" } },
+    { "agent", { "groups", ET_KEY_LIST, ET_KEY_FIELD(struct et_config, groups), NULL,
+      .help = "groups this board is in, e.g. greenhouse, north: a config pushed to a group "
+              "reaches its members" } },
 
     { "mqtt", { "host", ET_KEY_STRING, ET_KEY_FIELD(struct et_config, mqtt.host), NULL,
       .help = "the broker's host name or address; unset: collect and store only" } },
@@ -347,6 +354,38 @@ static bool topic_level_valid(const char *s)
     return strpbrk(s, "+#/") == NULL;
 }
 
+/* [agent] groups and trusted_keys, split into their items. */
+static int check_anchors(struct check *k, struct et_config *c)
+{
+    char q[ET_INI_QUOTE_BUF];
+    int rc;
+
+    rc = et_list_split(c->groups, ET_CONFIG_MAX_GROUPS, &c->group_names, &c->n_groups);
+    if (rc == -ENOMEM)
+        return rc;
+    if (rc)
+        return check_fail(k, key_line(k, "agent", "groups"),
+                          "[agent] groups \"%s\": %s", et_ini_quote(c->groups, q, sizeof(q)),
+                          rc == -E2BIG ? "more than 32 groups" : "an empty name between commas");
+    for (size_t i = 0; i < c->n_groups; i++) {
+        if (!et_device_id_valid(c->group_names[i]))
+            return check_fail(k, key_line(k, "agent", "groups"),
+                              "[agent] groups: \"%s\" is not a group name: use 1-64 "
+                              "characters of A-Z, a-z, 0-9, '.', '_' and '-'",
+                              et_ini_quote(c->group_names[i], q, sizeof(q)));
+    }
+    rc = et_list_split(c->trusted_keys, ET_CONFIG_MAX_TRUSTED_KEYS, &c->trusted_key_files,
+                       &c->n_trusted_key_files);
+    if (rc == -ENOMEM)
+        return rc;
+    if (rc)
+        return check_fail(k, key_line(k, "agent", "trusted_keys"),
+                          "[agent] trusted_keys \"%s\": %s",
+                          et_ini_quote(c->trusted_keys, q, sizeof(q)),
+                          rc == -E2BIG ? "more than 16 keys" : "an empty path between commas");
+    return 0;
+}
+
 static int check_agent(struct check *k, struct et_config *c)
 {
     char q[ET_INI_QUOTE_BUF];
@@ -373,7 +412,7 @@ static int check_agent(struct check *k, struct et_config *c)
         if (!c->device_id)
             return -ENOMEM;
     }
-    return 0;
+    return check_anchors(k, c);
 }
 
 static int check_mqtt(struct check *k, const struct et_config *c)
@@ -485,6 +524,8 @@ void et_config_free(struct et_config *c)
         free(cc->name);
     }
     free(c->collectors);
+    et_list_free(c->group_names, c->n_groups);
+    et_list_free(c->trusted_key_files, c->n_trusted_key_files);
     et_ini_free_strings(config_keys, N_CONFIG_KEYS, c);
     free(c->path);
     memset(c, 0, sizeof(*c));

@@ -118,3 +118,15 @@ out:
     edgetel__v1__signed_config__free_unpacked(sc, NULL);
     return rc;
 }
+
+int et_config_decode_stored(const uint8_t *buf, size_t len, Edgetel__V1__ConfigBody **out)
+{
+    Edgetel__V1__SignedConfig *sc = edgetel__v1__signed_config__unpack(NULL, len, buf);
+
+    *out = NULL;
+    if (!sc)
+        return -EPROTO;
+    *out = edgetel__v1__config_body__unpack(NULL, sc->body.len, sc->body.data);
+    edgetel__v1__signed_config__free_unpacked(sc, NULL);
+    return *out && (*out)->config ? 0 : -EPROTO;
+}

@@ -96,7 +96,8 @@ static void collectors_free(Edgetel__V1__AgentConfig *ac)
 
 static void to_wire(const struct et_config *c, Edgetel__V1__AgentConfig *ac)
 {
-    ac->data_dir = str(c->data_dir);
+    /* Never carried: the data directory is the board's own (config.proto). */
+    ac->data_dir = (char *)"";
     ac->batch_interval_ms = (uint64_t)c->batch_interval_ms;
     ac->batch_max_samples = c->batch_max_samples;
     ac->log_level = (unsigned)c->log_level < 4 ? (char *)log_levels[c->log_level] : (char *)"";
@@ -230,6 +231,49 @@ out:
     return rc;
 }
 
+/* c as AgentConfig bytes (malloc'd into *out): what a push of it would carry. */
+static int pack_config(const struct et_config *c, uint8_t **out, size_t *len)
+{
+    Edgetel__V1__AgentConfig ac = EDGETEL__V1__AGENT_CONFIG__INIT;
+    int rc;
+
+    *out = NULL;
+    to_wire(c, &ac);
+    rc = collectors_to_wire(c, &ac);
+    if (rc == 0) {
+        *len = edgetel__v1__agent_config__get_packed_size(&ac);
+        *out = malloc(*len ? *len : 1);
+        if (*out)
+            edgetel__v1__agent_config__pack(&ac, *out);
+        else
+            rc = -ENOMEM;
+    }
+    collectors_free(&ac);
+    return rc;
+}
+
+static bool same_text(const char *a, const char *b)
+{
+    return strcmp(a ? a : "", b ? b : "") == 0;
+}
+
+bool et_config_equal(const struct et_config *a, const struct et_config *b)
+{
+    uint8_t *pa = NULL, *pb = NULL;
+    size_t la = 0, lb = 0;
+    bool same = same_text(a->device_id, b->device_id) && same_text(a->data_dir, b->data_dir) &&
+                same_text(a->trusted_keys, b->trusted_keys) && same_text(a->groups, b->groups);
+
+    /* Out of memory reads as "different": the caller then applies, which is safe. */
+    if (same && pack_config(a, &pa, &la) == 0 && pack_config(b, &pb, &lb) == 0)
+        same = la == lb && memcmp(pa, pb, la) == 0;
+    else
+        same = false;
+    free(pa);
+    free(pb);
+    return same;
+}
+
 /* ---- AgentConfig -> INI text -> et_config ---------------------------------- */
 
 /*
@@ -338,7 +382,15 @@ static void put_collector(struct text *t, const Edgetel__V1__CollectorConfig *w)
 }
 
 /* The AgentConfig as the INI file it stands for; *text malloc'd. */
-static int render(const Edgetel__V1__AgentConfig *ac, const char *device_id, char **text,
+/* The keys a board takes from its own file only (see struct et_config). */
+struct anchors {
+    const char *device_id;
+    const char *data_dir;       /* NULL: the AgentConfig's */
+    const char *trusted_keys;   /* NULL: none */
+    const char *groups;         /* NULL: none */
+};
+
+static int render(const Edgetel__V1__AgentConfig *ac, const struct anchors *an, char **text,
                   size_t *len, char *err, size_t errlen)
 {
     struct text t = { .err = err, .errlen = errlen };
@@ -347,8 +399,12 @@ static int render(const Edgetel__V1__AgentConfig *ac, const char *device_id, cha
     if (!t.f)
         return et_text_reason(err, errlen, -ENOMEM, "out of memory");
     fprintf(t.f, "[agent]\n");
-    put_str(&t, "[agent]", "device_id", device_id);
-    put_str(&t, "[agent]", "data_dir", ac->data_dir);
+    put_str(&t, "[agent]", "device_id", an->device_id);
+    put_str(&t, "[agent]", "data_dir", an->data_dir ? an->data_dir : ac->data_dir);
+    if (an->trusted_keys)
+        put_str(&t, "[agent]", "trusted_keys", an->trusted_keys);
+    if (an->groups)
+        put_str(&t, "[agent]", "groups", an->groups);
     put_u64(&t, "batch_interval", ac->batch_interval_ms, "ms");
     put_u64(&t, "batch_max_samples", ac->batch_max_samples, "");
     put_str(&t, "[agent]", "log_level", ac->log_level);
@@ -386,15 +442,15 @@ static int render(const Edgetel__V1__AgentConfig *ac, const char *device_id, cha
     return t.rc;
 }
 
-int et_config_from_wire(const Edgetel__V1__AgentConfig *ac, const char *device_id,
-                        const char *name, struct et_config *out, char *err, size_t errlen)
+static int from_wire(const Edgetel__V1__AgentConfig *ac, const struct anchors *an,
+                     const char *name, struct et_config *out, char *err, size_t errlen)
 {
     char *text = NULL;
     size_t len = 0;
     int rc;
 
     memset(out, 0, sizeof(*out));
-    rc = render(ac, device_id, &text, &len, err, errlen);
+    rc = render(ac, an, &text, &len, err, errlen);
     if (rc) {
         /* Say where, as the parser's messages do. */
         char why[256];
@@ -412,4 +468,33 @@ int et_config_from_wire(const Edgetel__V1__AgentConfig *ac, const char *device_i
     rc = et_config_parse(text, name, out, err, errlen);
     free(text);
     return rc;
+}
+
+int et_config_from_wire(const Edgetel__V1__AgentConfig *ac, const char *device_id,
+                        const char *name, struct et_config *out, char *err, size_t errlen)
+{
+    const struct anchors an = { .device_id = device_id };
+
+    return from_wire(ac, &an, name, out, err, errlen);
+}
+
+int et_config_from_push(const Edgetel__V1__AgentConfig *ac, const struct et_config *base,
+                        const char *name, struct et_config *out, char *err, size_t errlen)
+{
+    const struct anchors an = {
+        .device_id = base->device_id,
+        .data_dir = base->data_dir,
+        .trusted_keys = base->trusted_keys,
+        .groups = base->groups,
+    };
+    char q[ET_INI_QUOTE_BUF];
+
+    memset(out, 0, sizeof(*out));
+    if (ac->data_dir && *ac->data_dir && strcmp(ac->data_dir, base->data_dir) != 0)
+        return et_text_reason(err, errlen, -EINVAL,
+                              "%s: [agent] data_dir \"%s\" differs from this board's (%s): the "
+                              "data directory is the board's own and changes only in its "
+                              "local file, with a restart",
+                              name, et_ini_quote(ac->data_dir, q, sizeof(q)), base->data_dir);
+    return from_wire(ac, &an, name, out, err, errlen);
 }

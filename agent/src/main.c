@@ -14,6 +14,8 @@
 #include <unistd.h>
 
 #include "collect.h"
+#include "reconf.h"
+#include "edgetel/sign.h"
 #include "edgetel/agent.h"
 #include "edgetel/config.h"
 #include "edgetel/log.h"
@@ -27,6 +29,7 @@ static void usage(FILE *out)
     fprintf(out,
             "Usage: edgetel-agent [--config FILE] [--once --print] [--check] [--log-level L]\n"
             "       edgetel-agent --list-drivers\n"
+            "       edgetel-agent [--config FILE] --forget-push\n"
             "\n"
             "Collects system metrics and sensor readings, keeps them in an SQLite\n"
             "outbox while offline, and sends them over MQTT with mutual TLS to an\n"
@@ -38,6 +41,12 @@ static void usage(FILE *out)
             "      --print         with --once: print the values for a person (like `sensors`)\n"
             "      --check         check the configuration and exit\n"
             "      --list-drivers  list the built-in drivers and the keys each takes\n"
+            "      --forget-push   forget the config pushed from the cloud: the local file\n"
+            "                      runs from the next start (the agent must be stopped)\n"
+            "\n"
+            "SIGHUP reads the config file again; a file that does not parse keeps the\n"
+            "running config. A config pushed from the cloud, once committed, wins over\n"
+            "the file's keys except device_id, data_dir, trusted_keys and groups.\n"
             "  -l, --log-level L   error, warn, info or debug (overrides [agent] log_level)\n"
             "  -h, --help          this text\n"
             "  -V, --version       print the version\n"
@@ -158,15 +167,54 @@ static int print_once(const struct et_config *cfg, FILE *out)
     return failed;
 }
 
+/* Every [agent] trusted_keys file readable as a P-256 public key. */
+static int check_trusted_keys(const struct et_config *cfg)
+{
+    for (size_t i = 0; i < cfg->n_trusted_key_files; i++) {
+        struct et_sign_key *k = NULL;
+        char why[512];
+
+        if (et_sign_key_load_public(cfg->trusted_key_files[i], &k, why, sizeof(why)) != 0) {
+            fprintf(stderr, "edgetel-agent: config: %s: [agent] trusted_keys: %s\n", cfg->path,
+                    why);
+            return -EINVAL;
+        }
+        et_sign_key_destroy(k);
+    }
+    return 0;
+}
+
+/* The loop: SIGHUP reloads the config, SIGINT and SIGTERM stop. */
+static int run(struct et_agent *agent, int sfd, const char *config_path)
+{
+    int rc = et_agent_start(agent);
+
+    while (rc == 0) {
+        struct signalfd_siginfo si;
+
+        rc = et_agent_step(agent, sfd, 1000);
+        if (rc != 1)
+            continue;
+        if (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si) && si.ssi_signo == SIGHUP) {
+            et_info("agent", "SIGHUP: reading %s again", config_path);
+            et_agent_reload(agent);
+            rc = 0;
+        }
+    }
+    et_agent_stop(agent);
+    return rc < 0 ? rc : 0;
+}
+
 int main(int argc, char **argv)
 {
-    enum { OPT_ONCE = 256, OPT_PRINT, OPT_CHECK, OPT_LIST_DRIVERS };
+    enum { OPT_ONCE = 256, OPT_PRINT, OPT_CHECK, OPT_LIST_DRIVERS, OPT_FORGET_PUSH };
     static const struct option opts[] = {
         { "config", required_argument, NULL, 'c' },
         { "once", no_argument, NULL, OPT_ONCE },
         { "print", no_argument, NULL, OPT_PRINT },
         { "check", no_argument, NULL, OPT_CHECK },
         { "list-drivers", no_argument, NULL, OPT_LIST_DRIVERS },
+        { "forget-push", no_argument, NULL, OPT_FORGET_PUSH },
         { "log-level", required_argument, NULL, 'l' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
@@ -174,7 +222,7 @@ int main(int argc, char **argv)
     };
     const char *config_path = DEFAULT_CONFIG;
     const char *level_arg = NULL;
-    bool once = false, print = false, check = false;
+    bool once = false, print = false, check = false, forget = false;
     enum et_log_level level = ET_LOG_INFO;
     struct et_config cfg;
     struct et_agent *agent = NULL;
@@ -191,6 +239,7 @@ int main(int argc, char **argv)
         case OPT_ONCE: once = true; break;
         case OPT_PRINT: print = true; break;
         case OPT_CHECK: check = true; break;
+        case OPT_FORGET_PUSH: forget = true; break;
         case OPT_LIST_DRIVERS: return et_drivers_print(stdout) ? 3 : 0;
         case 'h': usage(stdout); return 0;
         case 'V': printf("edgetel-agent %s\n", ET_VERSION); return 0;
@@ -218,9 +267,22 @@ int main(int argc, char **argv)
     }
     et_log_init("edgetel-agent", level_arg ? level : cfg.log_level);
     if (check) {
-        printf("%s: OK (%zu collectors)\n", config_path, cfg.n_collectors);
+        rc = check_trusted_keys(&cfg);
+        if (rc == 0)
+            printf("%s: OK (%zu collectors, %zu trusted keys)\n", config_path, cfg.n_collectors,
+                   cfg.n_trusted_key_files);
         et_config_free(&cfg);
-        return 0;
+        return rc ? 2 : 0;
+    }
+    if (forget) {
+        rc = et_reconf_forget(&cfg, err, sizeof(err));
+        if (rc)
+            fprintf(stderr, "edgetel-agent: %s\n", err);
+        else
+            printf("%s/config.db: the pushed config is forgotten; %s runs from the next start\n",
+                   cfg.data_dir, config_path);
+        et_config_free(&cfg);
+        return rc ? 3 : 0;
     }
     if (once) {
         rc = print_once(&cfg, stdout);
@@ -235,6 +297,7 @@ int main(int argc, char **argv)
     sigemptyset(&mask);
     sigaddset(&mask, SIGINT);
     sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGHUP);
     sigprocmask(SIG_BLOCK, &mask, NULL);
     signal(SIGPIPE, SIG_IGN);
     int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
@@ -252,7 +315,7 @@ int main(int argc, char **argv)
         close(sfd);
         return rc == -EINVAL || rc == -EPERM ? 2 : 3;
     }
-    rc = et_agent_run(agent, sfd);
+    rc = run(agent, sfd, config_path);
     et_agent_destroy(agent);
     et_config_free(&cfg);
     close(sfd);

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "edgetel/config_wire.h"
 #include "edgetel/log.h"
 #include "edgetel/platform.h"
 
@@ -157,6 +158,7 @@ static void on_connected(struct et_uplink *u, int64_t now_ms)
     struct et_outbox_stats st = { 0 };
 
     u->connected = true;
+    u->connects++;
     u->n_inflight = 0;
     u->live_from = u->batcher ? et_batcher_next_seq(u->batcher) : et_outbox_next_seq(u->outbox);
     u->memory_cursor = 0;
@@ -217,6 +219,8 @@ static void on_mqtt_event(void *ctx, const struct et_mqtt_event *ev)
     case ET_MQTT_MESSAGE:
         if (ev->topic && strcmp(ev->topic, u->topic_ack) == 0)
             handle_ack(u, ev->payload, ev->len, now_ms);
+        else if (ev->topic && strcmp(ev->topic, u->topic_config) == 0 && u->on_config)
+            u->on_config(u->config_ctx, ev->payload, ev->len);
         else
             et_debug("uplink", "ignoring message on %s", ev->topic ? ev->topic : "?");
         break;
@@ -273,8 +277,11 @@ static int make_topics(struct et_uplink *u, char *err, size_t errlen)
     int n1 = snprintf(u->topic_telemetry, TOPIC_MAX, "%s/v1/%s/telemetry", root, dev);
     int n2 = snprintf(u->topic_ack, TOPIC_MAX, "%s/v1/%s/ack", root, dev);
     int n3 = snprintf(u->topic_status, TOPIC_MAX, "%s/v1/%s/status", root, dev);
+    int n4 = snprintf(u->topic_config, TOPIC_MAX, "%s/v1/%s/config", root, dev);
+    int n5 = snprintf(u->topic_report, TOPIC_MAX, "%s/v1/%s/config/report", root, dev);
 
-    if (n1 >= TOPIC_MAX || n2 >= TOPIC_MAX || n3 >= TOPIC_MAX) {
+    if (n1 >= TOPIC_MAX || n2 >= TOPIC_MAX || n3 >= TOPIC_MAX || n4 >= TOPIC_MAX ||
+        n5 >= TOPIC_MAX) {
         snprintf(err, errlen, "topic root \"%s\" is too long", root);
         return -EINVAL;
     }
@@ -292,8 +299,9 @@ static int make_client(struct et_uplink *u, const struct et_mqtt_transport *tran
 
     /* Room for the Status beside a full window of batches. */
     et_mqtt_cfg_from_settings(&cfg->mqtt, cfg->device_id, (int)cfg->max_inflight + 4, &mc);
-    /* Acks (and what the cloud sends later) are edgetel messages: none is larger. */
-    mc.max_packet = ET_WIRE_MAX_MESSAGE;
+    /* Acks and signed configs: none is larger (room for the MQTT header). */
+    mc.max_packet = (ET_WIRE_MAX_MESSAGE > ET_CONFIG_SIGNED_MAX ? ET_WIRE_MAX_MESSAGE
+                                                                : ET_CONFIG_SIGNED_MAX) + 1024;
     mc.will_topic = u->topic_status;
     mc.will_retain = true;
     rc = status_encode(u, false, "connection lost (last will)", &will, &will_len);
@@ -309,8 +317,13 @@ static int make_client(struct et_uplink *u, const struct et_mqtt_transport *tran
         return rc;
     }
     rc = et_mqtt_subscribe(u->mqtt, u->topic_ack, 1);
-    if (rc)
+    if (rc) {
         snprintf(err, errlen, "cannot subscribe to %s: %s", u->topic_ack, strerror(-rc));
+        return rc;
+    }
+    rc = et_mqtt_subscribe(u->mqtt, u->topic_config, 1);
+    if (rc)
+        snprintf(err, errlen, "cannot subscribe to %s: %s", u->topic_config, strerror(-rc));
     return rc;
 }
 
@@ -383,11 +396,13 @@ bool et_uplink_started(const struct et_uplink *u)
 
 void et_uplink_stats(const struct et_uplink *u, struct et_uplink_stats *out)
 {
-    *out = (struct et_uplink_stats){ .backlog_eta_s = -1 };
+    *out = (struct et_uplink_stats){ .backlog_eta_s = -1, .last_error = "" };
     if (!u)
         return;
     *out = (struct et_uplink_stats){
         .connected = u->connected,
+        .connects = u->connects,
+        .last_error = u->last_disconnect,
         .inflight = u->n_inflight,
         .batches_sent = u->batches_sent,
         .batches_acked = u->batches_acked,
@@ -397,12 +412,47 @@ void et_uplink_stats(const struct et_uplink *u, struct et_uplink_stats *out)
     };
 }
 
-void et_uplink_stop(struct et_uplink *u)
+void et_uplink_stop(struct et_uplink *u, const char *why)
 {
     if (!u)
         return;
-    et_uplink_status(u, false, "agent stopped");
+    et_uplink_status(u, false, why);
     et_uplink_destroy(u);
+}
+
+void et_uplink_on_config(struct et_uplink *u, et_uplink_config_fn fn, void *ctx)
+{
+    if (!u)
+        return;
+    u->on_config = fn;
+    u->config_ctx = ctx;
+}
+
+int et_uplink_publish_report(struct et_uplink *u, const uint8_t *buf, size_t len)
+{
+    int rc;
+
+    if (!u || !u->connected)
+        return -ENOTCONN;
+    rc = et_mqtt_publish(u->mqtt, u->topic_report, buf, len, 1, true);
+    return rc < 0 ? rc : 0;
+}
+
+void et_uplink_retarget(struct et_uplink *u, const struct et_config *cfg)
+{
+    struct inflight *grown;
+
+    if (!u)
+        return;
+    if (cfg->max_inflight > u->cfg->max_inflight) {
+        grown = realloc(u->inflight, cfg->max_inflight * sizeof(*u->inflight));
+        if (!grown)
+            return;   /* keeps the old config's window, which still fits */
+        u->inflight = grown;
+    }
+    u->cfg = cfg;
+    if (u->rto_ms > cfg->ack_timeout_ms)
+        u->rto_ms = cfg->ack_timeout_ms;
 }
 
 void et_uplink_destroy(struct et_uplink *u)

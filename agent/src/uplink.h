@@ -29,7 +29,13 @@
  *   - A batch of samples taken before the clock synced is re-timed on the
  *     way out (et_clock_retime); the outbox keeps the bytes it was made with.
  *   - A Status every minute (et_uplink_status), and an offline one when the
- *     agent stops (et_uplink_stop).
+ *     agent stops or reconnects with a new config (et_uplink_stop).
+ *   - ConfigReports, retained, on {root}/v1/{device}/config/report, when
+ *     the agent hands them over (et_uplink_publish_report).
+ *
+ * What it receives: Acks on {root}/v1/{device}/ack, and signed configs on
+ * {root}/v1/{device}/config (retained), handed to the agent unread
+ * (et_uplink_on_config): verifying them is the agent's (reconf.h).
  *
  * When a row may be deleted: only when the aggregator's Ack on
  * {root}/v1/{device}/ack names it, by its cumulative acked_through or its
@@ -84,8 +90,13 @@ struct et_uplink;
  */
 typedef void (*et_uplink_status_fill)(void *ctx, struct et_status *st);
 
+/* A SignedConfig arrived on {root}/v1/{device}/config (bytes valid during the call). */
+typedef void (*et_uplink_config_fn)(void *ctx, const uint8_t *buf, size_t len);
+
 struct et_uplink_stats {
     bool connected;
+    uint64_t connects;         /* connections made so far */
+    const char *last_error;    /* why the last connect failed or was lost; "" none */
     size_t inflight;           /* batches sent and not yet acknowledged */
     uint64_t batches_sent;
     uint64_t batches_acked;
@@ -131,10 +142,27 @@ void et_uplink_pump(struct et_uplink *u, int64_t now_ms);
 void et_uplink_status(struct et_uplink *u, bool online, const char *reason);
 
 /**
- * Publish the offline Status ("agent stopped") and disconnect cleanly, so
- * the broker does not send the will; then free. NULL is a no-op.
+ * Publish the offline Status (why: "agent stopped", "reconnecting with a
+ * new config") and disconnect cleanly, so the broker does not send the
+ * will; then free. NULL is a no-op.
  */
-void et_uplink_stop(struct et_uplink *u);
+void et_uplink_stop(struct et_uplink *u, const char *why);
+
+/** Hand pushed configs to fn from now on (from et_uplink_dispatch()). */
+void et_uplink_on_config(struct et_uplink *u, et_uplink_config_fn fn, void *ctx);
+
+/**
+ * Publish a ConfigReport retained on {root}/v1/{device}/config/report.
+ * @return 0; -ENOTCONN while disconnected; the seam's -errno.
+ */
+int et_uplink_publish_report(struct et_uplink *u, const uint8_t *buf, size_t len);
+
+/**
+ * Run on cfg from now on, which connects alike (et_reconf_uplink_same()):
+ * the window's size and the resend timer follow it, the connection stays.
+ * cfg is borrowed like the one it replaces.
+ */
+void et_uplink_retarget(struct et_uplink *u, const struct et_config *cfg);
 
 /** Free without a goodbye (the broker then sends the will). NULL is a no-op. */
 void et_uplink_destroy(struct et_uplink *u);

@@ -53,6 +53,11 @@ struct et_uplink {
     char topic_telemetry[TOPIC_MAX];
     char topic_ack[TOPIC_MAX];
     char topic_status[TOPIC_MAX];
+    char topic_config[TOPIC_MAX];
+    char topic_report[TOPIC_MAX];
+    et_uplink_config_fn on_config;   /* a SignedConfig arrived; NULL: ignored */
+    void *config_ctx;
+    uint64_t connects;
 
     bool started;
     bool connected;

@@ -76,6 +76,11 @@ static const char *format_stamp(char *buf, size_t size)
     return buf;
 }
 
+void et_log_set_level(enum et_log_level level)
+{
+    log_level = level;
+}
+
 int et_log_parse_level(const char *s, enum et_log_level *out)
 {
     for (size_t i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++) {

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -218,4 +219,50 @@ int et_format_size(uint64_t bytes, char *buf, size_t len)
         }
     }
     return snprintf(buf, len, "%" PRIu64, bytes);
+}
+
+void et_list_free(char **items, size_t n)
+{
+    for (size_t i = 0; items && i < n; i++)
+        free(items[i]);
+    free(items);
+}
+
+int et_list_split(const char *list, size_t max, char ***items, size_t *n)
+{
+    char **out = NULL;
+    size_t count = 0;
+    const char *p = list;
+
+    *items = NULL;
+    *n = 0;
+    if (!list || !*list)
+        return 0;
+    for (;;) {
+        const char *end = strchr(p, ',');
+        const char *stop = end ? end : p + strlen(p);
+        char **grown;
+
+        while (p < stop && (*p == ' ' || *p == '\t'))
+            p++;
+        while (stop > p && (stop[-1] == ' ' || stop[-1] == '\t'))
+            stop--;
+        if (stop == p || count == max) {
+            et_list_free(out, count);
+            return stop == p ? -EINVAL : -E2BIG;
+        }
+        grown = realloc(out, (count + 1) * sizeof(*out));
+        if (!grown || !(grown[count] = strndup(p, (size_t)(stop - p)))) {
+            et_list_free(grown ? grown : out, count);
+            return -ENOMEM;
+        }
+        out = grown;
+        count++;
+        if (!end)
+            break;
+        p = end + 1;
+    }
+    *items = out;
+    *n = count;
+    return 0;
 }

@@ -107,7 +107,9 @@ void bench_start(struct bench *b, const char *extra)
     assert_int_equal(et_agent_start(b->agent), 0);
     client = bench_client(b);
     assert_string_equal(et_fake_client_subscription(client, 0), b->ack);
-    assert_null(et_fake_client_subscription(client, 1));
+    /* Then the retained config topic (pushed configs, reconf.h). */
+    assert_non_null(strstr(et_fake_client_subscription(client, 1), "/config"));
+    assert_null(et_fake_client_subscription(client, 2));
     will = et_fake_client_will(client);
     assert_non_null(will);
     assert_string_equal(will->topic, b->status);

@@ -15,10 +15,12 @@
 struct et_agent;
 
 /**
- * Make the data directory, open the outbox, probe the collectors and set
- * up the uplink (not connected yet) on transport: et_mqtt_paho() in the
- * program, a fake broker in tests. cfg and transport are borrowed and must
- * outlive the agent. On failure err says what and why.
+ * Make the data directory, settle which config runs (cfg, the local file,
+ * or the last pushed config committed over it: DATA_DIR/config.db), open
+ * the outbox, probe the collectors and set up the uplink (not connected
+ * yet) on transport: et_mqtt_paho() in the program, a fake broker in
+ * tests. cfg and transport are borrowed and must outlive the agent. On
+ * failure err says what and why.
  */
 int et_agent_create(struct et_agent **out, const struct et_config *cfg,
                     const struct et_mqtt_transport *transport, char *err, size_t errlen);
@@ -41,6 +43,12 @@ int et_agent_start(struct et_agent *a);
  * window allows. Returns 1 when stop_fd is readable, 0, or -errno.
  */
 int et_agent_step(struct et_agent *a, int stop_fd, int max_wait_ms);
+
+/**
+ * Read the config file again at the next step (SIGHUP): the same checks,
+ * and the same commit or revert, as a pushed config (agent/src/reconf.h).
+ */
+void et_agent_reload(struct et_agent *a);
 
 /** Commit gathered samples, publish the offline Status, disconnect. */
 void et_agent_stop(struct et_agent *a);

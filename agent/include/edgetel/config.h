@@ -5,7 +5,8 @@
  *   config: /etc/edgetel/agent.conf:14: [mqtt] interval "5x": expected a duration like 10s
  *
  * File layout:
- *   [agent]   device_id, data_dir, batch_interval, batch_max_samples, log_level
+ *   [agent]   device_id, data_dir, batch_interval, batch_max_samples, log_level,
+ *             trusted_keys, groups (the board's own: never taken from a push)
  *   [mqtt]    host, port, ca, cert, key, insecure, topic_root, keepalive,
  *             ack_timeout, max_inflight, backoff_min, backoff_max,
  *             backoff_max_refused, clock_wait, drain_rate
@@ -57,6 +58,16 @@ struct et_config {
     int64_t batch_interval_ms;   /* default 2 s: how long samples gather before a batch is made */
     uint32_t batch_max_samples;  /* default 1000 */
     enum et_log_level log_level;
+    /* The board's anchors for pushed config (edgetel/config_wire.h): the
+     * operator public keys it trusts, and the groups it is in. Only the
+     * local file sets them; a push may add or remove trusted keys, which
+     * the agent keeps in its data directory. */
+    char *trusted_keys;      /* as written: "PATH, PATH" */
+    char *groups;            /* as written: "NAME, NAME" */
+    char **trusted_key_files;    /* trusted_keys split */
+    size_t n_trusted_key_files;
+    char **group_names;      /* groups split, each et_device_id_valid() */
+    size_t n_groups;
 
     /* [mqtt]: the connection (host unset: collect and store only; keepalive
      * 10 s; backoff from 1 s, capped at 5 s, or 2 min once the broker
@@ -84,6 +95,9 @@ struct et_config {
  * board, low enough that a runaway file cannot make parsing slow. */
 #define ET_CONFIG_MAX_COLLECTORS 256
 #define ET_CONFIG_MAX_PARAMS 64
+/* Most [agent] groups and trusted_keys. */
+#define ET_CONFIG_MAX_GROUPS 32
+#define ET_CONFIG_MAX_TRUSTED_KEYS 16
 
 /**
  * Parse a config file into *out (zeroed first, defaults applied). On error

@@ -10,12 +10,13 @@
  * file is.
  *
  * Applying a verified config, commit and revert, and the key changes a
- * body carries are the agent's next step; this is the pure part: bytes in,
- * a verified body or a refusal with its reason out.
+ * body carries are the agent's (agent/src/reconf.h); this is the pure
+ * part: bytes in, a verified body or a refusal with its reason out.
  */
 #ifndef EDGETEL_CONFIG_WIRE_H
 #define EDGETEL_CONFIG_WIRE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -93,5 +94,28 @@ int et_config_verify(const uint8_t *buf, size_t len, const struct et_config_veri
  */
 int et_config_from_wire(const Edgetel__V1__AgentConfig *ac, const char *device_id,
                         const char *name, struct et_config *out, char *err, size_t errlen);
+
+/**
+ * The same for a board: the keys only its local file sets (device_id,
+ * data_dir, trusted_keys, groups) come from base, the file it runs on.
+ * A push that names a data_dir other than base's is refused (-EINVAL):
+ * the data directory is the board's stream and never moves by push.
+ */
+int et_config_from_push(const Edgetel__V1__AgentConfig *ac, const struct et_config *base,
+                        const char *name, struct et_config *out, char *err, size_t errlen);
+
+/**
+ * Whether a and b run the same: every key a push carries, and the board's
+ * own keys (device_id, data_dir, trusted_keys, groups), equal.
+ */
+bool et_config_equal(const struct et_config *a, const struct et_config *b);
+
+/**
+ * Decode a SignedConfig this board stored itself after verifying it (its
+ * last good config), without checking the signature again: the key that
+ * signed it may since have been removed by that very config.
+ * @return 0 with *out to free as in et_config_verify(); -EPROTO.
+ */
+int et_config_decode_stored(const uint8_t *buf, size_t len, Edgetel__V1__ConfigBody **out);
 
 #endif

@@ -26,6 +26,9 @@ enum et_log_level {
 /** Set the program name printed first on every line (borrowed, must outlive logging). */
 void et_log_init(const char *progname, enum et_log_level level);
 
+/** Change the level (a reloaded or pushed config). */
+void et_log_set_level(enum et_log_level level);
+
 /**
  * Start every line with the local time (RFC 3339, milliseconds) or not;
  * off until called. Called at start-up like et_log_init().

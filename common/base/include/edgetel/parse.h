@@ -62,4 +62,16 @@ int et_format_duration_ms(int64_t ms, char *buf, size_t len);
  */
 int et_format_size(uint64_t bytes, char *buf, size_t len);
 
+/**
+ * Split a comma-separated list ("a, b,c") into its items, each trimmed of
+ * spaces and tabs: *items is a malloc'd array of malloc'd strings (free
+ * with et_list_free), *n their number. NULL or an empty string is no
+ * items. An empty item ("a,,b") is -EINVAL; more than max items -E2BIG.
+ * @return 0, -EINVAL, -E2BIG or -ENOMEM (then *items is NULL, *n 0).
+ */
+int et_list_split(const char *list, size_t max, char ***items, size_t *n);
+
+/** Free what et_list_split() made; NULL is a no-op. */
+void et_list_free(char **items, size_t n);
+
 #endif

@@ -276,8 +276,13 @@ int main(int argc, char **argv)
     }
     if (forget) {
         rc = et_reconf_forget(&cfg, err, sizeof(err));
-        if (rc)
+        if (rc == -ENOENT) {
+            printf("%s/config.db: none; no config was pushed to this data directory\n",
+                   cfg.data_dir);
+            rc = 0;
+        } else if (rc) {
             fprintf(stderr, "edgetel-agent: %s\n", err);
+        }
         else
             printf("%s/config.db: the pushed config is forgotten; %s runs from the next start\n",
                    cfg.data_dir, config_path);

@@ -145,6 +145,8 @@ void et_reconf_destroy(struct et_reconf *r);
  * Forget the pushed config of the data directory of base (good and
  * pending), so the local file runs at the next start. Trusted-key changes
  * and the reverted version are kept. For `edgetel-agent --forget-push`.
+ * @return 0; -ENOENT when the data directory has no config.db (nothing
+ *         was pushed there); -errno with err.
  */
 int et_reconf_forget(const struct et_config *base, char *err, size_t errlen);
 

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "edgetel/config_wire.h"
 #include "edgetel/log.h"
@@ -478,8 +479,12 @@ void reconf_apply_key_changes(struct et_sign_trust *trust, const Edgetel__V1__Co
 int et_reconf_forget(const struct et_config *base, char *err, size_t errlen)
 {
     struct et_reconf r = { .base = (struct et_config *)base };
-    int rc = reconf_db_open(&r, err, errlen);
+    int rc;
 
+    snprintf(r.db_path, sizeof(r.db_path), "%s/config.db", base->data_dir);
+    if (access(r.db_path, F_OK) != 0 && errno == ENOENT)
+        return -ENOENT;   /* nothing was ever pushed here */
+    rc = reconf_db_open(&r, err, errlen);
     if (rc)
         return rc;
     rc = sqlite3_exec(r.db, "DELETE FROM slot", NULL, NULL, NULL);

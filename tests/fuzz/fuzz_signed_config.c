@@ -7,7 +7,8 @@
  * twice: as a SignedConfig as it arrives (decode, key lookup, signature
  * check), and, when its first byte is odd, as the body of one signed here
  * with the trusted key, so the body's decoder, the target, version and
- * key-change checks and the INI rendering are fuzzed too (ECDSA makes
+ * key-change checks, the INI rendering (as a board does it, over its own
+ * anchors, and plain) and the comparison of configs are fuzzed too (ECDSA makes
  * those inputs slow; half of them is enough).
  *   clang, -DET_FUZZ=ON; run: ./fuzz_signed_config -max_len=4096
  */
@@ -23,6 +24,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct et_sign_key *key;
 static struct et_sign_trust *trust;
+/* The board's own file, whose anchors a push runs over (et_config_from_push). */
+static struct et_config base;
 
 #define FUZZ_CHECK(cond) do { if (!(cond)) abort(); } while (0)
 
@@ -46,6 +49,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     unlink(priv);
     unlink(pub);
     rmdir(dir);
+    if (et_config_parse("[agent]\ndevice_id = pi-1\ndata_dir = /var/lib/edgetel-fuzz\n"
+                        "groups = lab\n", "base.conf", &base, err, sizeof(err))) {
+        fprintf(stderr, "fuzz_signed_config: %s\n", err);
+        abort();
+    }
     return 0;
 }
 
@@ -71,6 +79,14 @@ static void check(const uint8_t *buf, size_t len)
                 strcmp(b->device_id, "pi-1") == 0) ||
                (b->target_case == EDGETEL__V1__CONFIG_BODY__TARGET_GROUP &&
                 strcmp(b->group, "lab") == 0));
+    /* As a board takes it: its anchors kept whatever the push says. */
+    rc = et_config_from_push(b->config, &base, "fuzzed", &c, err, sizeof(err));
+    FUZZ_CHECK(rc == 0 || err[0]);
+    if (rc == 0) {
+        FUZZ_CHECK(strcmp(c.data_dir, base.data_dir) == 0 && c.n_groups == 1);
+        FUZZ_CHECK(et_config_equal(&c, &c));
+        et_config_free(&c);
+    }
     rc = et_config_from_wire(b->config, "pi-1", "fuzzed", &c, err, sizeof(err));
     FUZZ_CHECK(rc == 0 || err[0]);
     if (rc == 0) {

@@ -18,64 +18,15 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include "cloud_test.h"
+
 #define CTL ET_BINARY_DIR "/ctl/edgetelctl"
 
-struct fx {
-    char dir[64];
-};
-
-static int setup(void **state)
-{
-    struct fx *f = calloc(1, sizeof(*f));
-
-    if (!f)
-        return -1;
-    snprintf(f->dir, sizeof(f->dir), "/tmp/et-ctl-ca-XXXXXX");
-    if (!mkdtemp(f->dir))
-        return -1;
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fx *f = *state;
-    char cmd[160];
-
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-    if (system(cmd) != 0)
-        return -1;
-    free(f);
-    return 0;
-}
-
-/* Run a shell command in f's folder; its exit status, its output in out. */
-static int sh(struct fx *f, char *out, size_t outlen, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int sh(struct fx *f, char *out, size_t outlen, const char *fmt, ...)
-{
-    char cmd[1024], args[800];
-    va_list ap;
-    FILE *p;
-    size_t n;
-    int st;
-
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof(args), fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof(cmd), "cd '%s' && %s 2>&1", f->dir, args);
-    p = popen(cmd, "r");
-    assert_non_null(p);
-    n = fread(out, 1, outlen - 1, p);
-    out[n] = '\0';
-    st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
+#define sh(f, out, len, ...) cloud_sh((f)->dir, out, len, __VA_ARGS__)
 
 static void openssl_reads_the_crl_and_verifies_the_chain(void **state)
 {
-    struct fx *f = *state;
+    struct cloud_tmpdir *f = *state;
     char out[16384], serial[64] = "", upper[64];
     const char *p;
 
@@ -106,7 +57,7 @@ static void openssl_reads_the_crl_and_verifies_the_chain(void **state)
 
 static void an_operator_meets_clear_refusals(void **state)
 {
-    struct fx *f = *state;
+    struct cloud_tmpdir *f = *state;
     char out[4096];
 
     assert_int_equal(sh(f, out, sizeof(out), CTL " ca init --dir ca"), 0);
@@ -126,9 +77,10 @@ static void an_operator_meets_clear_refusals(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(openssl_reads_the_crl_and_verifies_the_chain, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(an_operator_meets_clear_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(openssl_reads_the_crl_and_verifies_the_chain, cloud_tmpdir_setup,
+                                        cloud_tmpdir_teardown),
+        cmocka_unit_test_setup_teardown(an_operator_meets_clear_refusals, cloud_tmpdir_setup,
+                                        cloud_tmpdir_teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

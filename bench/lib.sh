@@ -3,28 +3,29 @@
 # and the aggregator's config, all in the benchmark's own directory.
 # Sourced, with $repo set to the checkout.
 
+source "$repo/scripts/site.sh"
+
 # et_bench_setup WORK DEVICE: certificates for DEVICE and the aggregator in
-# WORK/certs, a free port in $port, WORK/mosquitto.conf from the shipped
-# template, WORK/aggregator.conf (store WORK/store.db), WORK/agent/ made.
+# WORK/certs (edgetelctl ca, from $build), a free port in $port,
+# WORK/mosquitto.conf from the shipped template, WORK/aggregator.conf
+# (store WORK/store.db), WORK/agent/ made.
 et_bench_setup() {
   local work=$1 device=$2
 
-  "$repo/scripts/make-certs.sh" "$work/certs" "$device" >/dev/null
+  et_site_certs "$build/ctl/edgetelctl" "$work/certs" "$device" || return 1
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   mkdir -p "$work/mosquitto" "$work/agent"
-  sed -e "s|@ET_MQTT_PORT@|$port|g" -e "s|@ET_MQTT_BIND@|127.0.0.1|g" \
-      -e "s|@ET_CERT_DIR@|$work/certs|g" -e "s|@ET_ACL_FILE@|$repo/packaging/mosquitto/acl|g" \
-      -e "s|@ET_PERSIST_DIR@|$work/mosquitto|g" -e "s|@ET_BROKER_USER@|$(id -un)|g" \
-      "$repo/packaging/mosquitto/edgetel.conf.in" >"$work/mosquitto.conf"
+  et_site_broker_conf "$work/certs" "$port" "$work/mosquitto" "$build/broker/edgetel_acl.so" \
+    "$work/mosquitto.conf"
   cat >"$work/aggregator.conf" <<CONF
 [aggregator]
 log_level = info
 [mqtt]
 host = 127.0.0.1
 port = $port
-ca = $work/certs/ca.crt
-cert = $work/certs/aggregator.crt
-key = $work/certs/aggregator.key
+ca = $work/certs/ca/ca.crt
+cert = $work/certs/issued/aggregator-1.crt
+key = $work/certs/issued/aggregator-1.key
 [store]
 path = $work/store.db
 CONF
@@ -44,9 +45,9 @@ log_level = $level
 [mqtt]
 host = 127.0.0.1
 port = $port
-ca = $work/certs/ca.crt
-cert = $work/certs/$device.crt
-key = $work/certs/$device.key
+ca = $work/certs/ca/ca.crt
+cert = $work/certs/issued/$device.crt
+key = $work/certs/issued/$device.key
 clock_wait = 0s
 $extra
 [collector sim]

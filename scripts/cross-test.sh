@@ -18,7 +18,9 @@
 #      then check edgetel-agent is one self-contained file that runs
 #   5. smoke test: that static agent, under qemu, sends telemetry to a real
 #      mosquitto with mutual TLS on 127.0.0.1 (packaging/mosquitto config,
-#      certificates from scripts/make-certs.sh)
+#      certificates from edgetelctl ca; edgetelctl and the broker's
+#      edgetel_acl plugin are built for the host, in $ET_HOST_BUILD,
+#      default build/)
 #
 # Environment:
 #   JOBS                       parallel build jobs (default: number of CPUs)
@@ -90,23 +92,29 @@ smoke_test() {
   [ -n "$dir" ] || die "smoke: no directory given"
   rm -rf "$dir"
   mkdir -p "$dir/data" "$dir/mosquitto"
-  "$repo/scripts/make-certs.sh" "$dir/certs" "$device" > "$dir/certs.log" 2>&1 ||
+  # The CA and the broker's plugin run on this machine, not the board.
+  local host_build=${ET_HOST_BUILD:-$repo/build}
+  if [[ ! -f "$host_build/CMakeCache.txt" ]]; then
+    cmake -S "$repo" -B "$host_build" -DET_BUILD_TESTS=OFF > "$dir/host-build.log" 2>&1 ||
+      { cat "$dir/host-build.log" >&2; die "smoke: cannot configure the host build"; }
+  fi
+  cmake --build "$host_build" -j "$jobs" --target edgetelctl edgetel_acl \
+      >> "$dir/host-build.log" 2>&1 ||
+    { cat "$dir/host-build.log" >&2; die "smoke: cannot build edgetelctl for the host"; }
+  source "$repo/scripts/site.sh"
+  et_site_certs "$host_build/ctl/edgetelctl" "$dir/certs" "$device" > "$dir/certs.log" 2>&1 ||
     { cat "$dir/certs.log" >&2; die "smoke: making certificates failed"; }
   # A free port: a connection that succeeds means something listens there.
   while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
     port=$((port + 1))
     [ $port -le 18983 ] || die "smoke: no free port in 18883..18983 on 127.0.0.1"
   done
-  sed -e "s|@ET_MQTT_PORT@|$port|g" -e "s|@ET_MQTT_BIND@|127.0.0.1|g" \
-      -e "s|@ET_CERT_DIR@|$dir/certs|g" \
-      -e "s|@ET_ACL_FILE@|$repo/packaging/mosquitto/acl|g" \
-      -e "s|@ET_PERSIST_DIR@|$dir/mosquitto|g" \
-      -e "s|@ET_BROKER_USER@|$(id -un)|g" \
-      "$repo/packaging/mosquitto/edgetel.conf.in" > "$dir/mosquitto.conf"
+  et_site_broker_conf "$dir/certs" "$port" "$dir/mosquitto" \
+      "$host_build/broker/edgetel_acl.so" "$dir/mosquitto.conf"
   printf '%s\n' \
     "[agent]" "device_id = $device" "data_dir = $dir/data" "batch_interval = 1s" "" \
-    "[mqtt]" "host = 127.0.0.1" "port = $port" "ca = $dir/certs/ca.crt" \
-    "cert = $dir/certs/$device.crt" "key = $dir/certs/$device.key" \
+    "[mqtt]" "host = 127.0.0.1" "port = $port" "ca = $dir/certs/ca/ca.crt" \
+    "cert = $dir/certs/issued/$device.crt" "key = $dir/certs/issued/$device.key" \
     "; certificates made just now by this clock: no NTP wait" "clock_wait = 0s" \
     > "$dir/agent.conf"
 
@@ -126,11 +134,12 @@ smoke_test() {
     smoke_stop
     die "smoke: mosquitto did not listen on 127.0.0.1:$port"
   fi
-  # The subscriber is the aggregator's identity; it exits after one message
-  # (-C 1) or after 120 s without one (-W).
-  mosquitto_sub -h 127.0.0.1 -p "$port" --cafile "$dir/certs/ca.crt" \
-      --cert "$dir/certs/aggregator.crt" --key "$dir/certs/aggregator.key" \
-      -i smoke-aggregator -t "edgetel/v1/$device/telemetry" -C 1 -W 120 -F '%t %l bytes' \
+  # The subscriber is an aggregator instance's identity (the broker lets it
+  # subscribe to every device's telemetry, as an aggregator does); it exits
+  # after one message (-C 1) or after 120 s without one (-W).
+  mosquitto_sub -h 127.0.0.1 -p "$port" --cafile "$dir/certs/ca/ca.crt" \
+      --cert "$dir/certs/issued/aggregator-1.crt" --key "$dir/certs/issued/aggregator-1.key" \
+      -i aggregator-1 -t "edgetel/v1/+/telemetry" -C 1 -W 120 -F '%t %l bytes' \
       > "$dir/sub.out" 2> "$dir/sub.err" &
   sub_pid=$!
   smoke_pids+=("$sub_pid")

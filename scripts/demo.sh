@@ -68,7 +68,8 @@ fi
 echo "demo: building into build/ (first time takes a minute)"
 cmake -S . -B "$build" >"$demo/logs/build.log" 2>&1 &&
   cmake --build "$build" -j "$(nproc)" \
-    --target edgetel-agent edgetel-aggregator edgetelctl >>"$demo/logs/build.log" 2>&1 || {
+    --target edgetel-agent edgetel-aggregator edgetelctl edgetel_acl \
+    >>"$demo/logs/build.log" 2>&1 || {
   tail -n 30 "$demo/logs/build.log" >&2
   echo "demo: the build failed; the whole log is $demo/logs/build.log" >&2
   exit 1
@@ -78,15 +79,19 @@ aggregator_bin=$build/aggregator/edgetel-aggregator
 ctl_bin=$build/ctl/edgetelctl
 
 # ---- certificates (first run only) ------------------------------------------
+# The fleet CA of edgetelctl: a demo CA in demo/certs/ca, and certificates
+# for the broker, the aggregator (instance 1) and the device in
+# demo/certs/issued.
+source "$repo/scripts/site.sh"
 certs=$demo/certs
-if [[ ! -f "$certs/ca.crt" || ! -f "$certs/$device.crt" ]]; then
-  echo "demo: making a demo CA and certificates in demo/certs/"
-  ./scripts/make-certs.sh "$certs" "$device" >"$demo/logs/certs.log" 2>&1 || {
-    cat "$demo/logs/certs.log" >&2
-    echo "demo: making certificates failed" >&2
-    exit 1
-  }
+if [[ ! -f "$certs/issued/$device.crt" ]]; then
+  echo "demo: making a demo CA and certificates in demo/certs/ (edgetelctl ca)"
 fi
+et_site_certs "$ctl_bin" "$certs" "$device" >"$demo/logs/certs.log" 2>&1 || {
+  cat "$demo/logs/certs.log" >&2
+  echo "demo: making certificates failed" >&2
+  exit 1
+}
 
 if ((fresh)); then
   rm -rf "$demo/agent-data" "$demo/store.db" "$demo/store.db-wal" "$demo/store.db-shm"
@@ -108,15 +113,11 @@ while port_in_use "$port"; do
 done
 
 # ---- configs -------------------------------------------------------------------
-# The broker config is the shipped template with this demo's values.
+# The broker config is the shipped template with this demo's values: the
+# client id bound to the certificate, the CRL, the edgetel_acl plugin.
 mkdir -p "$demo/mosquitto"
-sed -e "s|@ET_MQTT_PORT@|$port|g" \
-    -e "s|@ET_MQTT_BIND@|127.0.0.1|g" \
-    -e "s|@ET_CERT_DIR@|$certs|g" \
-    -e "s|@ET_ACL_FILE@|$repo/packaging/mosquitto/acl|g" \
-    -e "s|@ET_PERSIST_DIR@|$demo/mosquitto|g" \
-    -e "s|@ET_BROKER_USER@|$(id -un)|g" \
-    packaging/mosquitto/edgetel.conf.in >"$demo/mosquitto.conf"
+et_site_broker_conf "$certs" "$port" "$demo/mosquitto" "$build/broker/edgetel_acl.so" \
+  "$demo/mosquitto.conf"
 
 cat >"$demo/aggregator.conf" <<EOF
 [aggregator]
@@ -125,9 +126,9 @@ log_level = info
 [mqtt]
 host = 127.0.0.1
 port = $port
-ca = $certs/ca.crt
-cert = $certs/aggregator.crt
-key = $certs/aggregator.key
+ca = $certs/ca/ca.crt
+cert = $certs/issued/aggregator-1.crt
+key = $certs/issued/aggregator-1.key
 
 [store]
 type = sqlite
@@ -144,9 +145,9 @@ log_level = info
 [mqtt]
 host = 127.0.0.1
 port = $port
-ca = $certs/ca.crt
-cert = $certs/$device.crt
-key = $certs/$device.key
+ca = $certs/ca/ca.crt
+cert = $certs/issued/$device.crt
+key = $certs/issued/$device.key
 # The demo's certificates were made on this machine by this clock, so
 # there is no point waiting for NTP before connecting.
 clock_wait = 0s
@@ -172,7 +173,6 @@ type = sim
 interval = 1s
 period = 30s
 EOF
-chmod 600 "$certs"/*.key 2>/dev/null || true
 
 # ---- start, and stop everything on the way out ----------------------------------
 names=()
@@ -301,7 +301,8 @@ cat <<EOF
 
   edgetel demo — running now
   ----------------------------------------------------------------------
-  mosquitto          127.0.0.1:$port, mutual TLS, per-device ACL (demo/mosquitto.conf)
+  mosquitto          127.0.0.1:$port, mutual TLS, client id = certificate,
+                     edgetel_acl topic rules, CRL (demo/mosquitto.conf)
   edgetel-aggregator SQLite store demo/store.db   (demo/aggregator.conf)
   edgetel-agent      device "$device": cpu, memory, load, uptime, sim
                      outbox demo/agent-data/       (demo/agent.conf)

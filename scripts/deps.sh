@@ -18,8 +18,10 @@ packages=(
   # tests; protobuf-compiler is Google's protoc, which checks that the golden
   # wire vector decodes from the .proto alone (unit_wire_protoc_interop)
   libcmocka-dev protobuf-compiler
-  # the broker, certificates and inspection tools used by tests and the demo
-  mosquitto mosquitto-clients openssl sqlite3
+  # the broker and inspection tools used by tests and the demo (openssl
+  # reads the CA's CRL in a test); mosquitto-dev and libmosquitto-dev are
+  # the headers of the broker's plugin API, for edgetel_acl (broker/)
+  mosquitto mosquitto-clients mosquitto-dev libmosquitto-dev openssl sqlite3
   # pgrep, for the demo's check that nothing is left running (minimal images lack it)
   procps
   # ip, for the chaos test's partitions (a network namespace and a veth

@@ -16,6 +16,7 @@
 #include "collect.h"
 #include "reconf.h"
 #include "edgetel/sign.h"
+#include "edgetel/ca.h"
 #include "edgetel/agent.h"
 #include "edgetel/config.h"
 #include "edgetel/log.h"
@@ -184,6 +185,35 @@ static int check_trusted_keys(const struct et_config *cfg)
     return 0;
 }
 
+/*
+ * What mutual TLS will need, checked before anything runs: the files (CA,
+ * certificate, a key nobody else can read), and that the certificate is
+ * this device's. The broker takes the certificate's name as the client id
+ * and lets it use only <root>/v1/<name>/, so a certificate of another
+ * name would connect and have every batch refused.
+ */
+static int check_tls(const struct et_config *cfg, char *err, size_t errlen)
+{
+    char cn[ET_CA_NAME_MAX + 1], why[400];
+    int rc = et_mqtt_settings_check_files(&cfg->mqtt, err, errlen);
+
+    if (rc || !cfg->mqtt.host || !cfg->mqtt.host[0] || cfg->mqtt.insecure)
+        return rc;
+    rc = et_ca_cert_identity(cfg->mqtt.cert_file, cn, sizeof(cn), NULL, why, sizeof(why));
+    if (rc) {
+        snprintf(err, errlen, "[mqtt] cert: %s", why);
+        return rc;
+    }
+    if (strcmp(cn, cfg->device_id) != 0) {
+        snprintf(err, errlen, "[mqtt] cert %s is for \"%s\", not for this device (device_id "
+                 "\"%s\"): the broker takes the certificate's name as the client id and "
+                 "topics; give the board its own (edgetelctl ca issue device %s)",
+                 cfg->mqtt.cert_file, cn, cfg->device_id, cfg->device_id);
+        return -EINVAL;
+    }
+    return 0;
+}
+
 /* The loop: SIGHUP reloads the config, SIGINT and SIGTERM stop. */
 static int run(struct et_agent *agent, int sfd, const char *config_path)
 {
@@ -266,6 +296,11 @@ int main(int argc, char **argv)
         return 2;
     }
     et_log_init("edgetel-agent", level_arg ? level : cfg.log_level);
+    if (!once && !forget && (rc = check_tls(&cfg, err, sizeof(err))) != 0) {
+        fprintf(stderr, "edgetel-agent: %s\n", err);
+        et_config_free(&cfg);
+        return 2;
+    }
     if (check) {
         rc = check_trusted_keys(&cfg);
         if (rc == 0)

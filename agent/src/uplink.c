@@ -246,31 +246,6 @@ int et_uplink_fd(const struct et_uplink *u)
 
 /* ---- life cycle -------------------------------------------------------------------- */
 
-static int check_key_file(const char *path, char *err, size_t errlen)
-{
-    struct stat st;
-
-    if (stat(path, &st) != 0) {
-        snprintf(err, errlen, "key %s: %s", path, strerror(errno));
-        return -errno;
-    }
-    if (st.st_mode & 077) {
-        snprintf(err, errlen, "key %s is readable by others (mode %04o): run chmod 600 %s",
-                 path, (unsigned)(st.st_mode & 07777), path);
-        return -EPERM;
-    }
-    return 0;
-}
-
-static int check_readable(const char *what, const char *path, char *err, size_t errlen)
-{
-    if (access(path, R_OK) != 0) {
-        snprintf(err, errlen, "%s %s: %s", what, path, strerror(errno));
-        return -errno;
-    }
-    return 0;
-}
-
 static int make_topics(struct et_uplink *u, char *err, size_t errlen)
 {
     const char *root = u->cfg->topic_root, *dev = u->cfg->device_id;
@@ -347,9 +322,7 @@ int et_uplink_create(struct et_uplink **out, const struct et_config *cfg,
         et_warn("uplink", "[mqtt] insecure = true: telemetry goes to %s:%d as PLAIN TEXT, "
                 "without authentication. Use only on a closed test network.",
                 cfg->mqtt.host, cfg->mqtt.port);
-    } else if ((rc = check_readable("CA certificate", cfg->mqtt.ca_file, err, errlen)) ||
-               (rc = check_readable("certificate", cfg->mqtt.cert_file, err, errlen)) ||
-               (rc = check_key_file(cfg->mqtt.key_file, err, errlen))) {
+    } else if ((rc = et_mqtt_settings_check_files(&cfg->mqtt, err, errlen)) != 0) {
         return rc;
     }
     u = calloc(1, sizeof(*u));

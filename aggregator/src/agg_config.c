@@ -22,8 +22,9 @@ const char *const et_agg_store_types[] = { "sqlite", NULL };
 static const struct et_ini_key agg_keys[] = {
     { "aggregator", { "instance_id", ET_KEY_STRING,
       ET_KEY_FIELD(struct et_agg_config, instance_id), NULL,
-      .help = "names this instance in the MQTT client id and logs; unique per broker "
-              "(default: host name and pid)" } },
+      .help = "names this instance in the MQTT client id without TLS (insecure); with "
+              "a certificate the client id is the certificate's name, "
+              "aggregator-<instance> (default: host name and pid)" } },
     { "aggregator", { "log_level", ET_KEY_LOG_LEVEL,
       ET_KEY_FIELD(struct et_agg_config, log_level), "info",
       .help = "error, warn, info or debug" } },

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "edgetel/agg_config.h"
+#include "edgetel/ca.h"
 #include "edgetel/ingest.h"
 #include "edgetel/log.h"
 #include "edgetel/mqtt.h"
@@ -200,7 +201,25 @@ static int setup_mqtt(struct aggregator *a)
     char host[64];
     int rc;
 
-    if (c->instance_id) {
+    if (!c->mqtt.insecure && c->mqtt.cert_file) {
+        /* The broker binds the client id to the certificate: use the name it will use. */
+        char why[400];
+
+        rc = et_ca_cert_identity(c->mqtt.cert_file, a->client_id, sizeof(a->client_id), NULL,
+                                 why, sizeof(why));
+        if (rc < 0) {
+            et_error("mqtt", "[mqtt] cert: %s", why);
+            return rc;
+        }
+        if (strncmp(a->client_id, ET_CA_AGGREGATOR_PREFIX,
+                    strlen(ET_CA_AGGREGATOR_PREFIX)) != 0) {
+            et_error("mqtt", "[mqtt] cert %s is for \"%s\", not an aggregator instance "
+                     "(" ET_CA_AGGREGATOR_PREFIX "<instance>): the broker would give it a "
+                     "device's rights only; make one with edgetelctl ca issue aggregator "
+                     "INSTANCE", c->mqtt.cert_file, a->client_id);
+            return -EINVAL;
+        }
+    } else if (c->instance_id) {
         snprintf(a->client_id, sizeof(a->client_id), "edgetel-aggregator-%s", c->instance_id);
     } else {
         if (gethostname(host, sizeof(host)) != 0)
@@ -338,6 +357,12 @@ int main(int argc, char **argv)
         return 2;
     }
     et_log_init(PROG, a.cfg.log_level);
+    rc = et_mqtt_settings_check_files(&a.cfg.mqtt, err, sizeof(err));
+    if (rc < 0) {
+        fprintf(stderr, PROG ": %s\n", err);
+        et_agg_config_free(&a.cfg);
+        return 2;
+    }
 
     /* A broker that drops the TLS connection must cost a reconnect, not
      * the process (Paho ignores SIGPIPE too; say so here, not by accident). */

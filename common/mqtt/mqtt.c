@@ -13,6 +13,8 @@
 #include <limits.h>
 #include <stddef.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 int et_mqtt_cfg_check(const struct et_mqtt_cfg *cfg)
 {
@@ -103,6 +105,43 @@ int et_mqtt_settings_check(const struct et_mqtt_settings *s, const char **key,
                              "[mqtt] host is set but %s %s not: mutual TLS needs ca, cert and key "
                              "(insecure = true for plain TCP)", missing,
                              strchr(missing, ',') ? "are" : "is");
+    }
+    return 0;
+}
+
+static int check_readable(const char *key, const char *path, char *why, size_t whylen)
+{
+    int rc;
+
+    if (access(path, R_OK) == 0)
+        return 0;
+    rc = -errno;
+    snprintf(why, whylen, "[mqtt] %s %s: %s", key, path,
+             rc == -ENOENT ? "no such file" : strerror(-rc));
+    return rc;
+}
+
+int et_mqtt_settings_check_files(const struct et_mqtt_settings *s, char *why, size_t whylen)
+{
+    struct stat st;
+    int rc;
+
+    if (!s->host || !s->host[0] || s->insecure)
+        return 0;
+    if ((rc = check_readable("ca", s->ca_file, why, whylen)) ||
+        (rc = check_readable("cert", s->cert_file, why, whylen)) ||
+        (rc = check_readable("key", s->key_file, why, whylen)))
+        return rc;
+    if (stat(s->key_file, &st) != 0) {
+        rc = -errno;
+        snprintf(why, whylen, "[mqtt] key %s: %s", s->key_file, strerror(-rc));
+        return rc;
+    }
+    if (st.st_mode & 077) {
+        snprintf(why, whylen, "[mqtt] key %s is readable by others (mode %04o): run chmod 600 "
+                 "%s, and take the key as known to whoever could read it", s->key_file,
+                 (unsigned)(st.st_mode & 07777), s->key_file);
+        return -EPERM;
     }
     return 0;
 }

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,36 +22,25 @@
 
 #include "edgetel/text.h"
 #include "mbedtls_shim.h"
+#include "sign_internal.h"
 
 /* DER SubjectPublicKeyInfo of a P-256 key is 91 bytes; PEM of either key under 300. */
 #define PUB_DER_MAX 160
 #define PEM_MAX 1024
-
-struct et_sign_key {
-    mbedtls_pk_context pk;
-    uint8_t id[ET_SIGN_KEY_ID_LEN];
-    bool priv;
-};
 
 struct et_sign_trust {
     struct et_sign_key **keys;
     size_t n;
 };
 
-/* A random generator for one operation: keys, signatures, blinding. */
-struct rng {
-    mbedtls_entropy_context entropy;
-    mbedtls_ctr_drbg_context drbg;
-};
-
 /* Mbed TLS's text for one of its error codes, for a message to a person. */
-static const char *tls_why(int code, char *buf, size_t len)
+const char *et_sign_tls_why(int code, char *buf, size_t len)
 {
     mbedtls_strerror(code, buf, len);
     return buf;
 }
 
-static int rng_start(struct rng *r, char *err, size_t errlen)
+int et_sign_rng_start(struct et_sign_rng *r, char *err, size_t errlen)
 {
     static const unsigned char pers[] = "edgetel-sign";
     char why[100];
@@ -64,17 +54,17 @@ static int rng_start(struct rng *r, char *err, size_t errlen)
         return et_text_reason(err, errlen, -EIO,
                               "random generator: cannot seed from the system's "
                               "entropy: %s",
-                              tls_why(rc, why, sizeof(why)));
+                              et_sign_tls_why(rc, why, sizeof(why)));
     return 0;
 }
 
-static void rng_end(struct rng *r)
+void et_sign_rng_end(struct et_sign_rng *r)
 {
     mbedtls_ctr_drbg_free(&r->drbg);
     mbedtls_entropy_free(&r->entropy);
 }
 
-static struct et_sign_key *key_new(void)
+struct et_sign_key *et_sign_key_new(void)
 {
     struct et_sign_key *k = calloc(1, sizeof(*k));
 
@@ -105,7 +95,7 @@ static int pub_der(const struct et_sign_key *k, unsigned char *buf, size_t size,
 }
 
 /* Fill k->id from the public key; checks that it is P-256 first. */
-static int key_finish(struct et_sign_key *k, const char *name, char *err, size_t errlen)
+int et_sign_key_finish(struct et_sign_key *k, const char *name, char *err, size_t errlen)
 {
     unsigned char buf[PUB_DER_MAX], hash[32];
     const unsigned char *der;
@@ -159,9 +149,31 @@ bool et_sign_key_is_private(const struct et_sign_key *k)
 
 /* ---- files ------------------------------------------------------------------ */
 
+int et_sign_make_dir(const char *dir)
+{
+    char path[PATH_MAX];
+    size_t n = strlen(dir);
+
+    if (n == 0 || n >= sizeof(path))
+        return -ENAMETOOLONG;
+    memcpy(path, dir, n + 1);
+    for (char *p = path + 1;; p++) {
+        if (*p != '/' && *p != '\0')
+            continue;
+        char c = *p;
+
+        *p = '\0';
+        if (mkdir(path, 0700) != 0 && errno != EEXIST)
+            return -errno;
+        *p = c;
+        if (!c)
+            return 0;
+    }
+}
+
 /* Write len bytes to a new file (O_EXCL) of the given mode; removed again on failure. */
-static int write_new(const char *path, mode_t mode, const unsigned char *data, size_t len,
-                     char *err, size_t errlen)
+int et_sign_write_new(const char *path, mode_t mode, const unsigned char *data, size_t len,
+                      char *err, size_t errlen)
 {
     size_t done = 0;
     int fd, rc;
@@ -221,8 +233,8 @@ remove:
  * it). With private set, refuse a file others may read: a key that has
  * been readable by anyone else must be treated as known to them.
  */
-static int read_key_file(const char *path, bool private, unsigned char *buf, size_t size,
-                         size_t *len, char *err, size_t errlen)
+int et_sign_read_key_file(const char *path, bool private, unsigned char *buf, size_t size,
+                          size_t *len, char *err, size_t errlen)
 {
     struct stat st;
     size_t got = 0;
@@ -278,14 +290,64 @@ out:
     return rc;
 }
 
+int et_sign_key_generate(struct et_sign_key **out, const char *name, char *err, size_t errlen)
+{
+    struct et_sign_key *k = NULL;
+    struct et_sign_rng r;
+    char why[100];
+    int rc;
+
+    *out = NULL;
+    rc = et_sign_rng_start(&r, err, errlen);
+    if (rc)
+        goto out_rng;
+    k = et_sign_key_new();
+    if (!k) {
+        rc = et_text_reason(err, errlen, -ENOMEM, "out of memory");
+        goto out_rng;
+    }
+    rc = mbedtls_pk_setup(&k->pk, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY));
+    if (!rc)
+        rc = mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(k->pk),
+                                 mbedtls_ctr_drbg_random, &r.drbg);
+    if (rc) {
+        rc = et_text_reason(err, errlen, -EIO, "key generation failed: %s",
+                            et_sign_tls_why(rc, why, sizeof(why)));
+        goto out_key;
+    }
+    k->priv = true;
+    rc = et_sign_key_finish(k, name, err, errlen);
+    if (rc)
+        goto out_key;
+    *out = k;
+    k = NULL;
+out_key:
+    et_sign_key_destroy(k);
+out_rng:
+    et_sign_rng_end(&r);
+    return rc;
+}
+
+int et_sign_key_write_private(const struct et_sign_key *k, const char *path, char *err,
+                              size_t errlen)
+{
+    unsigned char pem[PEM_MAX];
+    int rc;
+
+    /* mbedtls_pk_write_key_pem takes a non-const context in 2.28 and 3.x. */
+    if (mbedtls_pk_write_key_pem((mbedtls_pk_context *)&k->pk, pem, sizeof(pem)))
+        return et_text_reason(err, errlen, -EIO, "%s: cannot write the key as PEM", path);
+    rc = et_sign_write_new(path, 0600, pem, strlen((char *)pem), err, errlen);
+    mbedtls_platform_zeroize(pem, sizeof(pem));
+    return rc;
+}
+
 int et_sign_keygen(const char *priv_path, const char *pub_path, struct et_sign_key **out,
                    char *err, size_t errlen)
 {
-    unsigned char priv_pem[PEM_MAX], pub_pem[PEM_MAX];
+    unsigned char pub_pem[PEM_MAX];
     struct et_sign_key *k = NULL;
-    struct rng r;
     struct stat st;
-    char why[100];
     int rc;
 
     /* Both names free before anything is written: no half-made pair. */
@@ -299,51 +361,28 @@ int et_sign_keygen(const char *priv_path, const char *pub_path, struct et_sign_k
                               "%s exists: refusing to overwrite a key (move it "
                               "away first)",
                               priv_path);
-    rc = rng_start(&r, err, errlen);
+    rc = et_sign_key_generate(&k, priv_path, err, errlen);
     if (rc)
-        goto out_rng;
-    k = key_new();
-    if (!k) {
-        rc = et_text_reason(err, errlen, -ENOMEM, "out of memory");
-        goto out_rng;
-    }
-    rc = mbedtls_pk_setup(&k->pk, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY));
-    if (!rc)
-        rc = mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(k->pk),
-                                 mbedtls_ctr_drbg_random, &r.drbg);
-    if (rc) {
-        rc = et_text_reason(err, errlen, -EIO, "key generation failed: %s",
-                            tls_why(rc, why, sizeof(why)));
-        goto out_key;
-    }
-    k->priv = true;
-    rc = key_finish(k, priv_path, err, errlen);
-    if (rc)
-        goto out_key;
-    if (mbedtls_pk_write_key_pem(&k->pk, priv_pem, sizeof(priv_pem)) ||
-        mbedtls_pk_write_pubkey_pem(&k->pk, pub_pem, sizeof(pub_pem))) {
+        return rc;
+    if (mbedtls_pk_write_pubkey_pem(&k->pk, pub_pem, sizeof(pub_pem))) {
         rc = et_text_reason(err, errlen, -EIO, "cannot write the new key as PEM");
-        goto out_pem;
+        goto out;
     }
-    rc = write_new(priv_path, 0600, priv_pem, strlen((char *)priv_pem), err, errlen);
+    rc = et_sign_key_write_private(k, priv_path, err, errlen);
     if (rc)
-        goto out_pem;
-    rc = write_new(pub_path, 0644, pub_pem, strlen((char *)pub_pem), err, errlen);
+        goto out;
+    rc = et_sign_write_new(pub_path, 0644, pub_pem, strlen((char *)pub_pem), err, errlen);
     if (rc) {
         /* Without its public half the operator could not hand the key out. */
         unlink(priv_path);
-        goto out_pem;
+        goto out;
     }
     if (out) {
         *out = k;
         k = NULL;
     }
-out_pem:
-    mbedtls_platform_zeroize(priv_pem, sizeof(priv_pem));
-out_key:
+out:
     et_sign_key_destroy(k);
-out_rng:
-    rng_end(&r);
     return rc;
 }
 
@@ -352,19 +391,19 @@ int et_sign_key_load_private(const char *path, struct et_sign_key **out, char *e
 {
     unsigned char buf[ET_SIGN_KEY_FILE_MAX];
     struct et_sign_key *k = NULL;
-    struct rng r;
+    struct et_sign_rng r;
     size_t len = 0;
     char why[100];
     int rc;
 
     *out = NULL;
-    rc = read_key_file(path, true, buf, sizeof(buf), &len, err, errlen);
+    rc = et_sign_read_key_file(path, true, buf, sizeof(buf), &len, err, errlen);
     if (rc)
         goto out_buf;
-    rc = rng_start(&r, err, errlen);
+    rc = et_sign_rng_start(&r, err, errlen);
     if (rc)
         goto out_rng;
-    k = key_new();
+    k = et_sign_key_new();
     if (!k) {
         rc = et_text_reason(err, errlen, -ENOMEM, "out of memory");
         goto out_rng;
@@ -373,11 +412,11 @@ int et_sign_key_load_private(const char *path, struct et_sign_key **out, char *e
     if (rc) {
         rc =
             et_text_reason(err, errlen, -EINVAL, "key %s: not a private key without passphrase: %s",
-                           path, tls_why(rc, why, sizeof(why)));
+                           path, et_sign_tls_why(rc, why, sizeof(why)));
         goto out_key;
     }
     k->priv = true;
-    rc = key_finish(k, path, err, errlen);
+    rc = et_sign_key_finish(k, path, err, errlen);
     if (rc)
         goto out_key;
     *out = k;
@@ -385,7 +424,7 @@ int et_sign_key_load_private(const char *path, struct et_sign_key **out, char *e
 out_key:
     et_sign_key_destroy(k);
 out_rng:
-    rng_end(&r);
+    et_sign_rng_end(&r);
 out_buf:
     mbedtls_platform_zeroize(buf, sizeof(buf));
     return rc;
@@ -399,16 +438,16 @@ int et_sign_key_parse_public(const uint8_t *data, size_t len, const char *name,
     int rc;
 
     *out = NULL;
-    k = key_new();
+    k = et_sign_key_new();
     if (!k)
         return et_text_reason(err, errlen, -ENOMEM, "out of memory");
     rc = mbedtls_pk_parse_public_key(&k->pk, data, len);
     if (rc) {
         rc = et_text_reason(err, errlen, -EINVAL, "key %s: not a public key: %s", name,
-                            tls_why(rc, why, sizeof(why)));
+                            et_sign_tls_why(rc, why, sizeof(why)));
         goto fail;
     }
-    rc = key_finish(k, name, err, errlen);
+    rc = et_sign_key_finish(k, name, err, errlen);
     if (rc)
         goto fail;
     *out = k;
@@ -425,7 +464,7 @@ int et_sign_key_load_public(const char *path, struct et_sign_key **out, char *er
     int rc;
 
     *out = NULL;
-    rc = read_key_file(path, false, buf, sizeof(buf), &len, err, errlen);
+    rc = et_sign_read_key_file(path, false, buf, sizeof(buf), &len, err, errlen);
     if (rc)
         return rc;
     return et_sign_key_parse_public(buf, len, path, out, err, errlen);
@@ -438,7 +477,7 @@ int et_sign_sign(const struct et_sign_key *k, const uint8_t *body, size_t len,
 {
     unsigned char hash[32];
     char id[ET_SIGN_KEY_ID_TEXT], why[100];
-    struct rng r;
+    struct et_sign_rng r;
     int rc;
 
     if (!k->priv)
@@ -448,7 +487,7 @@ int et_sign_sign(const struct et_sign_key *k, const uint8_t *body, size_t len,
                               et_sign_key_id_text(k->id, id));
     if (et_shim_sha256(body, len, hash))
         return et_text_reason(err, errlen, -EIO, "SHA-256 failed");
-    rc = rng_start(&r, err, errlen);
+    rc = et_sign_rng_start(&r, err, errlen);
     if (rc)
         goto out;
     /* The shim's signing takes a non-const context, as Mbed TLS does. */
@@ -456,9 +495,9 @@ int et_sign_sign(const struct et_sign_key *k, const uint8_t *body, size_t len,
                            &r.drbg);
     if (rc)
         rc = et_text_reason(err, errlen, -EIO, "signing with key %s failed: %s",
-                            et_sign_key_id_text(k->id, id), tls_why(rc, why, sizeof(why)));
+                            et_sign_key_id_text(k->id, id), et_sign_tls_why(rc, why, sizeof(why)));
 out:
-    rng_end(&r);
+    et_sign_rng_end(&r);
     return rc;
 }
 

@@ -34,32 +34,6 @@ int et_ctl_key_dir(char *buf, size_t len)
     return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
-/* mkdir -p with mode 0700 for what it creates: only the operator lists the key's folder. */
-static int make_dir(const char *dir)
-{
-    char path[4096];
-    size_t n = strlen(dir);
-
-    if (n >= sizeof(path))
-        return -ENAMETOOLONG;
-    memcpy(path, dir, n + 1);
-    for (char *p = path + 1; ; p++) {
-        if (*p != '/' && *p != '\0')
-            continue;
-        {
-            char c = *p;
-
-            *p = '\0';
-            if (mkdir(path, 0700) != 0 && errno != EEXIST)
-                return -errno;
-            *p = c;
-        }
-        if (!*p)
-            break;
-    }
-    return 0;
-}
-
 int et_ctl_keys_main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -101,7 +75,7 @@ int et_ctl_keys_main(int argc, char **argv)
         fprintf(stderr, PROG ": neither XDG_CONFIG_HOME nor HOME is set: give --dir DIR\n");
         return 2;
     }
-    rc = make_dir(dir);
+    rc = et_sign_make_dir(dir);
     if (rc) {
         fprintf(stderr, PROG ": %s: cannot create: %s\n", dir, strerror(-rc));
         return 1;

@@ -7,6 +7,7 @@
  *   edgetelctl tail [--device D]             new samples as they land, until Ctrl-C
  *   edgetelctl keys init [--dir DIR]         the operator's signing key pair (keys.c)
  *   edgetelctl config sign ...               sign an agent config for a push (config_cmd.c)
+ *   edgetelctl ca init|issue|revoke|crl|list the fleet CA (ca_cmd.c)
  *
  * Every command takes --store PATH (default ET_STORE_DEFAULT_PATH, the
  * aggregator's default [store] path), before or after the command name.
@@ -35,6 +36,7 @@
 #include "edgetel/store_reader.h"
 #include "edgetel/timefmt.h"
 #include "edgetel/version.h"
+#include "ca_cmd.h"
 #include "sign_cmd.h"
 
 #define PROG "edgetelctl"
@@ -121,6 +123,10 @@ static const struct ctl_own_command own_commands[] = {
       "config sign [--key PRIV] --device D|--group G --version N FILE OUT\n"
       "                           check an agent config as the agent does, sign it,\n"
       "                           write the signed config to OUT (config --help)" },
+    { "ca", et_ctl_ca_main,
+      "ca init|issue|revoke|crl|list [--dir D] ...\n"
+      "                           the fleet CA: certificates for the broker, the\n"
+      "                           aggregators and the devices, the CRL (ca --help)" },
 };
 #define N_OWN_COMMANDS (sizeof(own_commands) / sizeof(own_commands[0]))
 
@@ -335,7 +341,7 @@ static int parse_args(int argc, char **argv, struct ctl_args *a)
         }
     }
     if (optind >= argc) {
-        fprintf(stderr, PROG ": no command given (devices, metrics, query, tail, keys, config; try --help)\n");
+        fprintf(stderr, PROG ": no command given (devices, metrics, query, tail, keys, config, ca; try --help)\n");
         return 2;
     }
     a->command = argv[optind];
@@ -368,7 +374,7 @@ int main(int argc, char **argv)
             cmd = &commands[i];
     }
     if (!cmd) {
-        fprintf(stderr, PROG ": unknown command \"%s\" (devices, metrics, query, tail, keys, config; try "
+        fprintf(stderr, PROG ": unknown command \"%s\" (devices, metrics, query, tail, keys, config, ca; try "
                 "--help)\n", a.command);
         return 2;
     }

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* ---- the SQLite store fixture ----------------------------------------------- */
@@ -311,4 +312,51 @@ int cloud_fake_teardown(void **state)
     fake_writer_destroy(f->fw);
     free(f);
     return 0;
+}
+
+int cloud_tmpdir_setup(void **state)
+{
+    struct cloud_tmpdir *t = calloc(1, sizeof(*t));
+
+    if (!t)
+        return -1;
+    snprintf(t->dir, sizeof(t->dir), "/tmp/et-cloud-test-XXXXXX");
+    if (!mkdtemp(t->dir)) {
+        free(t);
+        return -1;
+    }
+    *state = t;
+    return 0;
+}
+
+int cloud_tmpdir_teardown(void **state)
+{
+    struct cloud_tmpdir *t = *state;
+    char cmd[160];
+
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", t->dir);
+    if (system(cmd) != 0)
+        return -1;
+    free(t);
+    return 0;
+}
+
+int cloud_sh(const char *dir, char *out, size_t outlen, const char *fmt, ...)
+{
+    char cmd[1024], args[800];
+    va_list ap;
+    FILE *p;
+    size_t n;
+    int st;
+
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof(args), fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof(cmd), "cd '%s' && %s 2>&1", dir, args);
+    p = popen(cmd, "r");
+    assert_non_null(p);
+    n = fread(out, 1, outlen - 1, p);
+    out[n] = '\0';
+    st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }

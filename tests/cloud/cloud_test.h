@@ -134,4 +134,22 @@ struct cloud_fake {
 int cloud_fake_setup(void **state);
 int cloud_fake_teardown(void **state);
 
+/* ---- a program run in a folder of its own (edgetelctl's tests) ------------ */
+
+/* A fresh folder under /tmp for one test. */
+struct cloud_tmpdir {
+    char dir[64];
+};
+
+/** cmocka setup: *state is a new struct cloud_tmpdir; teardown removes it. */
+int cloud_tmpdir_setup(void **state);
+int cloud_tmpdir_teardown(void **state);
+
+/**
+ * Run a shell command in dir (stderr with stdout); its exit status (-1 when
+ * it did not exit), what it printed in out.
+ */
+int cloud_sh(const char *dir, char *out, size_t outlen, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 #endif

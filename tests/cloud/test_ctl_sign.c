@@ -19,62 +19,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cloud_test.h"
 #include "edgetel/config_wire.h"
 
 #define CTL ET_BINARY_DIR "/ctl/edgetelctl"
 
-struct fx {
-    char dir[64];
-};
-
-static int setup(void **state)
-{
-    struct fx *f = calloc(1, sizeof(*f));
-
-    if (!f)
-        return -1;
-    snprintf(f->dir, sizeof(f->dir), "/tmp/et-ctl-sign-XXXXXX");
-    if (!mkdtemp(f->dir))
-        return -1;
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fx *f = *state;
-    char cmd[160];
-
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-    if (system(cmd) != 0)
-        return -1;
-    free(f);
-    return 0;
-}
-
-/* Run a shell command in f's folder; its exit status, its output in out. */
-static int run(struct fx *f, char *out, size_t outlen, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int run(struct fx *f, char *out, size_t outlen, const char *fmt, ...)
-{
-    char cmd[1024], args[800];
-    va_list ap;
-    FILE *p;
-    size_t n;
-    int st;
-
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof(args), fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof(cmd), "cd '%s' && " CTL " %s 2>&1", f->dir, args);
-    p = popen(cmd, "r");
-    assert_non_null(p);
-    n = fread(out, 1, outlen - 1, p);
-    out[n] = '\0';
-    st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
+#define fx cloud_tmpdir
+#define run(f, out, len, ...) cloud_sh((f)->dir, out, len, CTL " " __VA_ARGS__)
 
 static void write_file(struct fx *f, const char *name, const char *text)
 {
@@ -201,9 +152,9 @@ static void operator_mistakes_refused(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(keys_init_then_sign_verifies_on_the_board, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(operator_mistakes_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(keys_init_then_sign_verifies_on_the_board, cloud_tmpdir_setup,
+                                        cloud_tmpdir_teardown),
+        cmocka_unit_test_setup_teardown(operator_mistakes_refused, cloud_tmpdir_setup, cloud_tmpdir_teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

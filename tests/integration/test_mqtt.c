@@ -136,7 +136,7 @@ static void test_inflight_window(void **state)
     pid_t broker = et_test_broker_pid(f->broker);
     int t1, t2;
 
-    et_test_client_open(f, &f->agg, "aggregator", "aggregator", NULL);
+    et_test_client_open(f, &f->agg, "aggregator", ET_TEST_AGGREGATOR, NULL);
     assert_int_equal(et_test_broker_identity(f->broker, "dev-1", &id), 0);
     et_test_broker_mqtt_cfg(f->broker, &id, "dev-1", &cfg);
     cfg.max_inflight = 2;
@@ -314,7 +314,7 @@ static void test_will_on_kill_not_on_clean_close(void **state)
 
     /* The will was retained: an aggregator that starts later still learns it. */
     et_mqtt_destroy(f->agg.mqtt, 1000);
-    et_test_client_open(f, &f->agg, "aggregator (later)", "aggregator", NULL);
+    et_test_client_open(f, &f->agg, "aggregator (later)", ET_TEST_AGGREGATOR, NULL);
     assert_int_equal(et_mqtt_subscribe(f->agg.mqtt, "edgetel/v1/+/status", 1), 0);
     assert_int_equal(et_mqtt_start(f->agg.mqtt), 0);
     r = et_test_wait_for(both, 2, &f->agg, 0, ET_MQTT_MESSAGE, "edgetel/v1/dev-2/status", 0);
@@ -374,7 +374,7 @@ static void test_broker_checked_by_client(void **state)
 
     /* A client that trusts another CA must refuse the broker, whatever the broker thinks. */
     assert_int_equal(et_test_broker_foreign_identity(f->broker, "dev-2", &foreign), 0);
-    snprintf(other_ca, sizeof(other_ca), "%s/foreign/ca.crt", et_test_broker_dir(f->broker));
+    snprintf(other_ca, sizeof(other_ca), "%s/foreign/ca/ca.crt", et_test_broker_dir(f->broker));
     assert_int_equal(et_test_broker_identity(f->broker, "dev-2", &id), 0);
     et_test_broker_mqtt_cfg(f->broker, &id, "dev-2", &cfg);
     cfg.ca_file = other_ca;
@@ -477,7 +477,7 @@ static void test_backoff_cap_follows_the_cause(void **state)
     cfg.max_backoff_refused_ms = 60000;
 
     /* A client that trusts another CA refuses the broker: the broker answered. */
-    snprintf(other_ca, sizeof(other_ca), "%s/foreign/ca.crt", et_test_broker_dir(f->broker));
+    snprintf(other_ca, sizeof(other_ca), "%s/foreign/ca/ca.crt", et_test_broker_dir(f->broker));
     assert_int_equal(et_test_broker_foreign_identity(f->broker, "dev-2", &id), 0);
     cfg.ca_file = other_ca;
     et_test_client_open(f, &f->dev2, "dev-2-wrong-ca", NULL, &cfg);

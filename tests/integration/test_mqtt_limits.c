@@ -96,11 +96,11 @@ static void open_pair(struct et_test_mqtt *f, int version)
     struct et_test_identity id;
     struct et_mqtt_cfg cfg;
 
-    assert_int_equal(et_test_broker_identity(f->broker, "aggregator", &id), 0);
-    et_test_broker_mqtt_cfg(f->broker, &id, "aggregator", &cfg);
+    assert_int_equal(et_test_broker_identity(f->broker, ET_TEST_AGGREGATOR, &id), 0);
+    et_test_broker_mqtt_cfg(f->broker, &id, ET_TEST_AGGREGATOR, &cfg);
     cfg.mqtt_version = version;
     cfg.max_packet = LIMIT;
-    et_test_client_open(f, &f->agg, "aggregator", "aggregator", &cfg);
+    et_test_client_open(f, &f->agg, "aggregator", ET_TEST_AGGREGATOR, &cfg);
     et_test_client_open(f, &f->dev1, "dev-1", "dev-1", NULL);
     assert_int_equal(et_mqtt_subscribe(f->agg.mqtt, "edgetel/v1/+/telemetry", 1), 0);
     assert_int_equal(et_mqtt_start(f->agg.mqtt), 0);

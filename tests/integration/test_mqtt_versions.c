@@ -37,7 +37,7 @@ static void test_mqtt_311(void **state)
     size_t mark;
     int token;
 
-    et_test_client_open(f, &f->agg, "aggregator", "aggregator", NULL);
+    et_test_client_open(f, &f->agg, "aggregator", ET_TEST_AGGREGATOR, NULL);
     assert_int_equal(et_mqtt_subscribe(f->agg.mqtt, "edgetel/v1/+/telemetry", 1), 0);
     assert_int_equal(et_test_broker_identity(f->broker, "dev-1", &id), 0);
     et_test_broker_mqtt_cfg(f->broker, &id, "dev-1", &cfg);

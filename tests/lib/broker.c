@@ -20,6 +20,10 @@
 #include <unistd.h>
 
 #define BROKER_EXE "/usr/sbin/mosquitto"
+#define CTL_EXE ET_BINARY_DIR "/ctl/edgetelctl"
+#define ACL_PLUGIN ET_BINARY_DIR "/broker/edgetel_acl.so"
+/* The broker's own certificate: CN and file name. */
+#define SERVER_NAME "broker"
 #define BROKER_READY_MS 15000
 #define BROKER_STOP_MS 5000
 #define BROKER_PORT_TRIES 5
@@ -91,14 +95,6 @@ static int run_tool(const struct et_test_broker *b, char *const argv[])
             dup2(fd, STDOUT_FILENO);
             dup2(fd, STDERR_FILENO);
         }
-        /* A broker on another address than loopback names it in its
-         * certificate too (make-certs.sh always names 127.0.0.1). */
-        if (strcmp(b->host, "127.0.0.1") != 0) {
-            char names[INET_ADDRSTRLEN + 8];
-
-            snprintf(names, sizeof(names), "IP:%s", b->host);
-            setenv("ET_SERVER_NAMES", names, 1);
-        }
         execv(argv[0], argv);
         _exit(127);
     }
@@ -106,19 +102,85 @@ static int run_tool(const struct et_test_broker *b, char *const argv[])
         if (errno != EINTR)
             return -errno;
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        fprintf(stderr, "broker: %s %s failed (status %d)\n", argv[0], argv[1], status);
+        fprintf(stderr, "broker: %s %s %s failed (status %d)\n", argv[0], argv[1],
+                argv[2] ? argv[2] : "", status);
         dump_log(b);
         return -EIO;
     }
     return 0;
 }
 
+/*
+ * edgetelctl ca, the fleet CA the project ships, makes every certificate:
+ * "ca init" in DIR/ca (or DIR/foreign/ca, a second CA the broker does not
+ * trust), then "ca issue" for the broker, aggregator instances
+ * (aggregator-<instance>) and devices, into the issued/ beside it.
+ */
+static int ca_cmd(const struct et_test_broker *b, const char *dir, const char *cmd,
+                  const char *kind, const char *name, const char *san)
+{
+    char ca_dir[PATH_MAX + 16], out[PATH_MAX + 16];
+    char *argv[16];
+    size_t n = 0;
+
+    snprintf(ca_dir, sizeof(ca_dir), "%s/ca", dir);
+    snprintf(out, sizeof(out), "%s/issued", dir);
+    argv[n++] = CTL_EXE;
+    argv[n++] = "ca";
+    argv[n++] = (char *)cmd;
+    if (kind)
+        argv[n++] = (char *)kind;
+    if (name)
+        argv[n++] = (char *)name;
+    argv[n++] = "--dir";
+    argv[n++] = ca_dir;
+    if (strcmp(cmd, "issue") == 0) {
+        argv[n++] = "--out";
+        argv[n++] = out;
+    }
+    if (san) {
+        argv[n++] = "--san";
+        argv[n++] = (char *)san;
+    }
+    argv[n] = NULL;
+    return run_tool(b, argv);
+}
+
+/* The CA of dir and the broker's certificate, unless made already. */
+static int make_ca(const struct et_test_broker *b, const char *dir)
+{
+    char path[PATH_MAX + 32];
+    int rc;
+
+    snprintf(path, sizeof(path), "%s/ca/ca.crt", dir);
+    if (access(path, F_OK) == 0)
+        return 0;
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        return -errno;
+    rc = ca_cmd(b, dir, "init", NULL, NULL, NULL);
+    /* A broker on another address than loopback names it in its certificate too. */
+    if (rc == 0)
+        rc = ca_cmd(b, dir, "issue", "server", SERVER_NAME,
+                    strcmp(b->host, "127.0.0.1") != 0 ? b->host : NULL);
+    return rc;
+}
+
 static int make_certs(const struct et_test_broker *b, const char *dir, const char *id)
 {
-    char *argv[] = { "/bin/sh", ET_SOURCE_DIR "/scripts/make-certs.sh", (char *)dir,
-                     (char *)id, NULL };
+    int rc = make_ca(b, dir);
 
-    return run_tool(b, argv);
+    if (rc)
+        return rc;
+    return ca_cmd(b, dir, "issue",
+                  strncmp(id, "aggregator-", strlen("aggregator-")) == 0 ? "aggregator" : "device",
+                  id, NULL);
+}
+
+int et_test_broker_revoke(struct et_test_broker *b, const char *id)
+{
+    if (!b || !id)
+        return -EINVAL;
+    return ca_cmd(b, b->dir, "revoke", NULL, id, NULL);
 }
 
 static int free_port(const struct et_test_broker *b)
@@ -158,38 +220,11 @@ static bool port_accepts(const struct et_test_broker *b)
     return ok;
 }
 
-static int copy_file(const char *from, const char *to)
-{
-    char buf[4096];
-    FILE *in = fopen(from, "r");
-    FILE *out = NULL;
-    size_t n;
-    int rc = 0;
-
-    if (!in)
-        return -errno;
-    out = fopen(to, "w");
-    if (!out) {
-        rc = -errno;
-        goto out;
-    }
-    while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
-        if (fwrite(buf, 1, n, out) != n) {
-            rc = -EIO;
-            break;
-        }
-out:
-    if (out && fclose(out) != 0 && rc == 0)
-        rc = -EIO;
-    fclose(in);
-    return rc;
-}
-
 /* Write the shipped template with its @PLACEHOLDERS@ filled in. */
 static int write_config(struct et_test_broker *b)
 {
     char tmpl_path[] = ET_SOURCE_DIR "/packaging/mosquitto/edgetel.conf.in";
-    char acl_path[PATH_MAX + 16];
+    char ca_dir[PATH_MAX + 16], server_cert[PATH_MAX + 32], server_key[PATH_MAX + 32];
     char persist[PATH_MAX + 16];
     char port[16];
     char line[1024];
@@ -199,20 +234,22 @@ static int write_config(struct et_test_broker *b)
     FILE *out = NULL;
     int rc;
 
-    snprintf(acl_path, sizeof(acl_path), "%s/acl", b->dir);
+    snprintf(ca_dir, sizeof(ca_dir), "%s/ca", b->dir);
+    snprintf(server_cert, sizeof(server_cert), "%s/issued/" SERVER_NAME ".crt", b->dir);
+    snprintf(server_key, sizeof(server_key), "%s/issued/" SERVER_NAME ".key", b->dir);
     snprintf(persist, sizeof(persist), "%s/persist", b->dir);
     snprintf(port, sizeof(port), "%d", b->port);
-    rc = copy_file(ET_SOURCE_DIR "/packaging/mosquitto/acl", acl_path);
-    if (rc)
-        return rc;
+    rc = 0;
     if (mkdir(persist, 0700) != 0 && errno != EEXIST)
         return -errno;
 
     const struct { const char *key; const char *value; } subst[] = {
         { "@ET_MQTT_PORT@", port },
         { "@ET_MQTT_BIND@", b->host },
-        { "@ET_CERT_DIR@", b->dir },
-        { "@ET_ACL_FILE@", acl_path },
+        { "@ET_CA_DIR@", ca_dir },
+        { "@ET_SERVER_CERT@", server_cert },
+        { "@ET_SERVER_KEY@", server_key },
+        { "@ET_ACL_PLUGIN@", ACL_PLUGIN },
         { "@ET_PERSIST_DIR@", persist },
         /* Started as root (a CI container), mosquitto would drop to user
          * "mosquitto", which cannot read keys in our 0700 directory. */
@@ -361,18 +398,15 @@ static int add_identity(struct et_test_broker *b, const char *id, bool foreign,
     if (i)
         goto found;
     snprintf(dir, sizeof(dir), "%s%s", b->dir, foreign ? "/foreign" : "");
-    if (strcmp(id, "aggregator") == 0)
-        rc = make_certs(b, dir, NULL);
-    else
-        rc = make_certs(b, dir, id);
+    rc = make_certs(b, dir, id);
     if (rc)
         return rc;
     i = calloc(1, sizeof(*i));
     if (!i)
         return -ENOMEM;
     i->foreign = foreign;
-    if (!(i->id = strdup(id)) || asprintf(&i->cert_file, "%s/%s.crt", dir, id) < 0 ||
-        asprintf(&i->key_file, "%s/%s.key", dir, id) < 0) {
+    if (!(i->id = strdup(id)) || asprintf(&i->cert_file, "%s/issued/%s.crt", dir, id) < 0 ||
+        asprintf(&i->key_file, "%s/issued/%s.key", dir, id) < 0) {
         free(i->id);
         free(i);
         return -ENOMEM;
@@ -441,11 +475,11 @@ int et_test_broker_start_at(struct et_test_broker **out, const char *const *devi
         free(b);
         return rc;
     }
-    snprintf(b->ca_file, sizeof(b->ca_file), "%s/ca.crt", b->dir);
+    snprintf(b->ca_file, sizeof(b->ca_file), "%s/ca/ca.crt", b->dir);
     snprintf(b->conf_file, sizeof(b->conf_file), "%s/mosquitto.conf", b->dir);
     snprintf(b->log_file, sizeof(b->log_file), "%s/mosquitto.log", b->dir);
 
-    rc = add_identity(b, "aggregator", false, &ignored);
+    rc = add_identity(b, ET_TEST_AGGREGATOR, false, &ignored);
     for (size_t i = 0; rc == 0 && device_ids && device_ids[i]; i++)
         rc = add_identity(b, device_ids[i], false, &ignored);
     if (rc)

@@ -1,9 +1,11 @@
 /*
  * A real mosquitto for process-level tests: mutual TLS on 127.0.0.1 (or on
  * an address the test chose, et_test_broker_start_at()) with the broker
- * configuration and ACL the project ships (packaging/mosquitto/),
- * certificates from scripts/make-certs.sh, all in a private temporary
- * directory. No global state: a test may run several.
+ * configuration the project ships (packaging/mosquitto/: the client id
+ * bound to the certificate, the CRL, the edgetel_acl plugin), and
+ * certificates from edgetelctl ca (a CA in DIR/ca, certificates in
+ * DIR/issued), all in a private temporary directory. No global state: a
+ * test may run several.
  *
  * The broker runs as a child process of the test and dies with it
  * (PR_SET_PDEATHSIG), so a crashed test leaves no broker behind; only its
@@ -19,6 +21,9 @@
 
 struct et_test_broker;
 
+/* The aggregator identity every broker has from its start. */
+#define ET_TEST_AGGREGATOR "aggregator-1"
+
 /* Paths of one client identity; they live until et_test_broker_destroy(). */
 struct et_test_identity {
     const char *ca_file;        /* the CA this identity trusts (always the broker's CA) */
@@ -27,7 +32,7 @@ struct et_test_identity {
 };
 
 /**
- * Make certificates (CA, server, "aggregator", and one per entry of
+ * Make certificates (CA, server, ET_TEST_AGGREGATOR, and one per entry of
  * device_ids, a NULL-terminated list that may itself be NULL), write a
  * mosquitto config, start mosquitto on a free port and wait (bounded) until
  * it accepts TCP connections. Returns 0 or -errno; on failure the broker's
@@ -65,9 +70,10 @@ pid_t et_test_broker_pid(const struct et_test_broker *b);
 const char *et_test_broker_dir(const struct et_test_broker *b);
 
 /**
- * Paths for an identity signed by the broker's CA: "aggregator", a device
- * given at start, or one made now (the device id rules of make-certs.sh
- * apply). Returns 0, or -errno if the certificate cannot be made.
+ * Paths for an identity signed by the broker's CA: an aggregator instance
+ * ("aggregator-<instance>"), a device given at start, or one made now
+ * (edgetelctl's name rules apply). Returns 0, or -errno if the
+ * certificate cannot be made.
  */
 int et_test_broker_identity(struct et_test_broker *b, const char *id,
                             struct et_test_identity *out);
@@ -79,6 +85,13 @@ int et_test_broker_identity(struct et_test_broker *b, const char *id,
  */
 int et_test_broker_foreign_identity(struct et_test_broker *b, const char *id,
                                     struct et_test_identity *out);
+
+/**
+ * edgetelctl ca revoke id on the broker's CA: its certificates are in the
+ * CRL from now on, which the broker reads when it starts
+ * (et_test_broker_restart()). Returns 0 or -errno.
+ */
+int et_test_broker_revoke(struct et_test_broker *b, const char *id);
 
 /**
  * Fill cfg to connect to this broker as id (NULL id: TLS without a client

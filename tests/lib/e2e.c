@@ -127,6 +127,7 @@ struct et_proc *et_e2e_start_aggregator(struct et_e2e *e)
     const char *argv[4];
     struct et_proc *p;
     char name[32];
+    char cn[48];
     char file[48];
     int rc;
 
@@ -136,9 +137,11 @@ struct et_proc *et_e2e_start_aggregator(struct et_e2e *e)
         snprintf(name, sizeof(name), "aggregator");
     else
         snprintf(name, sizeof(name), "aggregator-%zu", e->n_aggregators);
-    rc = et_test_broker_identity(e->broker, "aggregator", &id);
+    /* Each instance has an identity of its own, as the broker binds client ids to them. */
+    snprintf(cn, sizeof(cn), "aggregator-%zu", e->n_aggregators);
+    rc = et_test_broker_identity(e->broker, cn, &id);
     if (rc < 0)
-        fail_msg("e2e: no aggregator certificate: %s", strerror(-rc));
+        fail_msg("e2e: no certificate for %s: %s", cn, strerror(-rc));
     snprintf(file, sizeof(file), "%s.conf", name);
     conf = et_test_env_write(e->env, file,
                              "[aggregator]\n"

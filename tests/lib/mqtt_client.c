@@ -164,7 +164,7 @@ void et_test_connect_pair(struct et_test_mqtt *f, const char *agg_filter, const 
 {
     struct et_test_client *both[] = { &f->agg, &f->dev1 };
 
-    et_test_client_open(f, &f->agg, "aggregator", "aggregator", NULL);
+    et_test_client_open(f, &f->agg, "aggregator", ET_TEST_AGGREGATOR, NULL);
     et_test_client_open(f, &f->dev1, "dev-1", "dev-1", NULL);
     if (agg_filter)
         assert_int_equal(et_mqtt_subscribe(f->agg.mqtt, agg_filter, 1), 0);

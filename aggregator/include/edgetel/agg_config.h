@@ -35,7 +35,7 @@ struct et_agg_config {
     char *path;               /* the file it came from, for messages */
 
     /* [aggregator] */
-    char *instance_id;        /* part of the MQTT client id; NULL: host name and pid */
+    char *instance_id;        /* the client id without TLS; NULL: host name and pid */
     enum et_log_level log_level;
     int64_t stats_interval_ms; /* how often the summary line is logged */
 

@@ -123,6 +123,16 @@ int et_mqtt_settings_check(const struct et_mqtt_settings *s, const char **key,
                            const char **alt_key, char *why, size_t whylen);
 
 /**
+ * Check the files mutual TLS will read, before a connection needs them:
+ * the CA file and the certificate exist and are readable, and the
+ * private key exists and is readable and writable by its owner only (a
+ * key that others could read must be taken as known to them). Nothing to
+ * check without a host or with insecure set.
+ * @return 0, or -errno with "[mqtt] <key> <path>: <cause>" in why.
+ */
+int et_mqtt_settings_check_files(const struct et_mqtt_settings *s, char *why, size_t whylen);
+
+/**
  * The seam's cfg for one connection with settings s, as client_id, with up
  * to max_inflight QoS 1 publishes outstanding. Strings are borrowed from s
  * and client_id; the will and mqtt_version are left unset.

@@ -29,6 +29,13 @@
 /* Largest key file read: a P-256 PEM is about 250 bytes. */
 #define ET_SIGN_KEY_FILE_MAX 16384
 
+/**
+ * mkdir -p dir, each folder it makes mode 0700: where keys live, only
+ * their owner lists them. Folders that exist are left as they are.
+ * @return 0 or -errno (-ENAMETOOLONG for a name past PATH_MAX).
+ */
+int et_sign_make_dir(const char *dir);
+
 /* A P-256 key: a private key (it can sign) or a public key only. */
 struct et_sign_key;
 

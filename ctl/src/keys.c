@@ -60,7 +60,7 @@ static int make_dir(const char *dir)
     return 0;
 }
 
-int et_ctl_keys_main(int argc, char **argv)
+int et_ctl_keys_main(int argc, char **argv, const char *store)
 {
     static const struct option opts[] = {
         { "dir", required_argument, NULL, 'd' },
@@ -73,6 +73,7 @@ int et_ctl_keys_main(int argc, char **argv)
     const char *dir_arg = NULL;
     int opt, rc;
 
+    (void)store;   /* keys live on the operator's machine, not in a store */
     optind = 1;
     while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (opt) {

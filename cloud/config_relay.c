@@ -66,14 +66,18 @@ const struct et_config_relay_stats *et_config_relay_stats(const struct et_config
 
 int relay_store_failed(struct et_config_relay *r, int ret, const char *what, int64_t now_ms)
 {
+    char more[64] = "";
+
     r->stats.store_errors++;
     if (now_ms < r->store_next_log_ms) {
         r->store_quiet++;
         return ret;
     }
-    et_error("config", "the store failed %s: %s (%s); %" PRIu64 " more such failures since "
-             "the last line", what, strerror(-ret), et_store_config_last_error(r->sc),
-             r->store_quiet);
+    if (r->store_quiet)
+        snprintf(more, sizeof(more), "; %" PRIu64 " more failures since the last such line",
+                 r->store_quiet);
+    et_error("config", "the store failed %s: %s (%s); configs are sent again once it works%s",
+             what, strerror(-ret), et_store_config_last_error(r->sc), more);
     r->store_quiet = 0;
     r->store_next_log_ms = now_ms + ET_CONFIG_LOG_EVERY_MS;
     return ret;

@@ -50,12 +50,17 @@ static int relay_refuse(struct et_config_relay *r, const char *device, const cha
                         const char *why, int64_t now_ms, enum et_config_relay_kind *kind)
 {
     uint64_t quiet = 0;
+    char more[64] = "";
 
     r->stats.refused++;
     *kind = ET_CONFIG_RELAY_REFUSED;
-    if (relay_log_due(r, device, now_ms, &quiet))
-        et_warn("config", "device %s: refused a config report on %s: %s (%" PRIu64 " more "
-                "refused since the last such line)", device[0] ? device : "?", topic, why, quiet);
+    if (!relay_log_due(r, device, now_ms, &quiet))
+        return 0;
+    if (quiet)
+        snprintf(more, sizeof(more), " (%" PRIu64 " more refused since the last such line)",
+                 quiet);
+    et_warn("config", "device %s: refused a config report on %s: %s%s",
+            device[0] ? device : "?", topic, why, more);
     return 0;
 }
 
@@ -68,8 +73,10 @@ static void relay_say(const Edgetel__V1__ConfigReport *rep, bool news)
 
     if (rep->version)
         snprintf(version, sizeof(version), "config v%" PRIu64, (uint64_t)rep->version);
-    if (rep->running_version != rep->version)
+    if (rep->running_version != rep->version && rep->running_version)
         snprintf(runs, sizeof(runs), " (runs v%" PRIu64 ")", (uint64_t)rep->running_version);
+    else if (rep->running_version != rep->version)
+        snprintf(runs, sizeof(runs), " (runs its local file)");
     et_log(!news ? ET_LOG_DEBUG : bad ? ET_LOG_WARN : ET_LOG_INFO, "config", "%s on %s: %s%s%s%s",
            version, rep->device_id, et_config_result_name(rep->result),
            rep->reason[0] ? ": " : "", rep->reason, runs);

@@ -362,10 +362,14 @@ int et_config_relay_poll(struct et_config_relay *r, int64_t now_ms)
     size_t n_retry = r->n_retry;
     int ret;
 
-    /* Devices whose Status found the MQTT client full, first. */
+    /* Devices whose Status found the MQTT client full, first. One that
+     * finds it full again goes back on the list, at a place already read. */
     r->n_retry = 0;
     for (size_t i = 0; i < n_retry; i++) {
-        ret = relay_catch_up(r, r->retry[i], NULL, now_ms);
+        char device[ET_DEVICE_ID_MAX + 1];
+
+        memcpy(device, r->retry[i], sizeof(device));
+        ret = relay_catch_up(r, device, NULL, now_ms);
         if (ret < 0)
             return ret;
     }

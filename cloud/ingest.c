@@ -17,20 +17,15 @@
 int et_ingest_create(struct et_ingest **out, struct et_store_writer *w, const char *topic_root)
 {
     struct et_ingest *ig;
-    size_t n;
 
     *out = NULL;
-    if (!w || !topic_root)
-        return -EINVAL;
-    n = strlen(topic_root);
-    if (n == 0 || n > ET_TOPIC_ROOT_MAX || strpbrk(topic_root, "+#") ||
-        topic_root[n - 1] == '/')
+    if (!w || !et_ingest_root_valid(topic_root))
         return -EINVAL;
     ig = calloc(1, sizeof(*ig));
     if (!ig)
         return -ENOMEM;
     ig->w = w;
-    memcpy(ig->root, topic_root, n + 1);
+    memcpy(ig->root, topic_root, strlen(topic_root) + 1);
     *out = ig;
     return 0;
 }
@@ -67,6 +62,18 @@ int et_ingest_set_budget(struct et_ingest *ig, const struct et_budget_cfg *cfg)
     if (b)
         ig->budget_cfg = *cfg;
     return 0;
+}
+
+bool et_ingest_root_valid(const char *root)
+{
+    size_t n = root ? strlen(root) : 0;
+
+    return n > 0 && n <= ET_TOPIC_ROOT_MAX && !strpbrk(root, "+#") && root[n - 1] != '/';
+}
+
+void et_ingest_set_config(struct et_ingest *ig, struct et_store_config *sc)
+{
+    ig->config = sc;
 }
 
 int et_ingest_parse_topic(const char *root, const char *topic, char *device,

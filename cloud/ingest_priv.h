@@ -88,6 +88,7 @@ struct et_ingest {
     struct ingest_health health;
     struct et_budget *budget;      /* NULL: no per-device budget */
     struct et_budget_cfg budget_cfg;
+    struct et_store_config *config; /* NULL: a Status's config fields are not recorded */
     /* The last reply's Ack. */
     char ack_topic[INGEST_TOPIC_MAX];
     uint8_t *ack;

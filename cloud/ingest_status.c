@@ -5,7 +5,28 @@
 #include "ingest_priv.h"
 
 #include "edgetel/codec.h"
+#include "edgetel/config_relay.h"
 #include "edgetel/log.h"
+#include "edgetel/store_config.h"
+
+/*
+ * Inside the Status's transaction: what it says of the device's config.
+ * A bad group list is said and ignored (the recorded groups stay); the
+ * version is recorded all the same.
+ */
+static int ingest_status_config(struct et_ingest *ig, const Edgetel__V1__Status *st,
+                                const char *device)
+{
+    char groups[ET_STORE_CONFIG_GROUPS_TEXT_MAX], why[160];
+    int ret;
+
+    ret = et_config_groups_canonical((const char *const *)st->groups, st->n_groups, groups,
+                                     sizeof(groups), why, sizeof(why));
+    if (ret < 0)
+        et_warn("ingest", "device %s: the groups in its status are ignored: %s", device, why);
+    return et_store_config_device_set(ig->config, device, ret < 0 ? NULL : groups,
+                                      st->config_version);
+}
 
 int ingest_status(struct et_ingest *ig, const char *topic, const void *payload,
                          size_t len, int64_t now_ms, struct et_ingest_reply *reply)
@@ -55,6 +76,8 @@ int ingest_status(struct et_ingest *ig, const char *topic, const void *payload,
         ret = et_store_device_seen(ig->w, reply->device, now_ms, boot_hex, 0, &created);
     if (ret == 0)
         ret = et_store_device_status(ig->w, &row, now_ms, &was);
+    if (ret == 0 && st->online && ig->config)
+        ret = ingest_status_config(ig, st, reply->device);
     /* The birth Status names the stream before any batch of it arrives;
      * an agent from before streams names none. */
     if (ret == 0 && stream_hex[0])
@@ -72,6 +95,8 @@ int ingest_status(struct et_ingest *ig, const char *topic, const void *payload,
     reply->changed = !was.had_status || was.online != row.online;
     reply->kind = ET_INGEST_STATUS;
     reply->new_device = created;
+    reply->config_status = st->online && ig->config;
+    reply->config_version = st->config_version;
     counts->statuses++;
     if (created) {
         counts->new_devices++;

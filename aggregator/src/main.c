@@ -1,8 +1,9 @@
 /*
  * edgetel-aggregator: takes telemetry from the broker, stores it, and
- * acknowledges it to the devices. This file is the MQTT loop only: what
- * happens to each message, and when its Ack may go out, is the cloud
- * library's (ingest.h); the config file is agg_config.h's.
+ * acknowledges it to the devices; relays the operator's signed configs to
+ * the boards and records their reports. This file is the MQTT loop only:
+ * what happens to each message, and when its Ack may go out, is the cloud
+ * library's (ingest.h, config_relay.h); the config file is agg_config.h's.
  *
  * One thread: poll() on the MQTT seam's event descriptor and a signalfd.
  * SIGINT/SIGTERM stop it cleanly: the message being handled is finished
@@ -23,6 +24,7 @@
 
 #include "edgetel/agg_config.h"
 #include "edgetel/ca.h"
+#include "edgetel/config_relay.h"
 #include "edgetel/ingest.h"
 #include "edgetel/log.h"
 #include "edgetel/mqtt.h"
@@ -33,21 +35,27 @@
 #define PROG "edgetel-aggregator"
 /* How long a clean stop waits for the broker to take the DISCONNECT. */
 #define STOP_DISCONNECT_MS 2000
+/* How often the relay looks for configs pushed since (config_relay.h). */
+#define CONFIG_POLL_MS 1000
 
 struct aggregator {
     struct et_agg_config cfg;
     struct et_store *store;
     struct et_ingest *ingest;
+    struct et_config_relay *relay;
     struct et_mqtt *mqtt;
     int sigfd;
     bool stopping;
     char client_id[128];
     char sub_telemetry[ET_TOPIC_ROOT_MAX + 128];
     char sub_status[ET_TOPIC_ROOT_MAX + 32];
+    char sub_report[ET_TOPIC_ROOT_MAX + 32];
     /* For the periodic summary. */
     struct et_ingest_stats last;
+    struct et_config_relay_stats last_relay;
     uint64_t acks_sent, acks_unsent, acks_failed;
     int64_t next_stats_ms;
+    int64_t next_poll_ms;
 };
 
 static int64_t wall_ms(void)
@@ -77,6 +85,9 @@ static void usage(FILE *out)
             "device after the store has committed it. Several instances may run\n"
             "against one broker and one store: they share the telemetry through the\n"
             "shared subscription $share/<share_group>/<topic_root>/v1/+/telemetry.\n"
+            "It also sends the configs an operator queues with \"edgetelctl config push\"\n"
+            "to the boards (retained on <topic_root>/v1/<device>/config, the bytes as\n"
+            "signed) and records what the boards report on .../config/report.\n"
             "\n"
             "options:\n"
             "  -c, --config FILE  the config file (INI), described below\n"
@@ -121,16 +132,34 @@ static void publish_ack(void *ctx, const struct et_ingest_reply *r)
             : strerror(-rc), r->seq);
 }
 
+/* The relay's publish (config_relay.h): the signed bytes, retained, QoS 1. */
+static int publish_config(void *ctx, const char *topic, const uint8_t *payload, size_t len)
+{
+    struct aggregator *a = ctx;
+
+    return et_mqtt_publish(a->mqtt, topic, payload, len, 1, true);
+}
+
 static void on_message(struct aggregator *a, const struct et_mqtt_event *ev)
 {
     struct et_ingest_reply reply;
+    enum et_config_relay_kind kind;
+    int64_t now = wall_ms();
     int rc;
 
-    rc = et_ingest_message(a->ingest, ev->topic, ev->payload, ev->len, wall_ms(), &reply);
+    /* A board's config report; its writes join the open group, if any. */
+    rc = et_config_relay_message(a->relay, ev->topic, ev->payload, ev->len, now, &kind);
+    if (rc < 0 || kind != ET_CONFIG_RELAY_IGNORED)
+        return;   /* dealt with, or logged by the relay */
+    rc = et_ingest_message(a->ingest, ev->topic, ev->payload, ev->len, now, &reply);
     if (rc < 0)
         return;   /* logged by ingest; no ack, so the device sends it again */
     if (reply.ack)
         publish_ack(a, &reply);   /* not in a group: committed already */
+    /* A board that connects (its birth Status) behind its desired config
+     * is sent it now. */
+    if (reply.kind == ET_INGEST_STATUS && reply.config_status)
+        et_config_relay_status(a->relay, reply.device, reply.config_version, now);
 }
 
 static void on_event(void *ctx, const struct et_mqtt_event *ev)
@@ -139,8 +168,8 @@ static void on_event(void *ctx, const struct et_mqtt_event *ev)
 
     switch (ev->type) {
     case ET_MQTT_CONNECTED:
-        et_info("mqtt", "connected to %s:%d; subscribed to %s and %s", a->cfg.mqtt.host,
-                a->cfg.mqtt.port, a->sub_telemetry, a->sub_status);
+        et_info("mqtt", "connected to %s:%d; subscribed to %s, %s and %s", a->cfg.mqtt.host,
+                a->cfg.mqtt.port, a->sub_telemetry, a->sub_status, a->sub_report);
         break;
     case ET_MQTT_DISCONNECTED:
         et_warn("mqtt", "broker %s:%d: %s (reconnecting)", a->cfg.mqtt.host,
@@ -155,7 +184,7 @@ static void on_event(void *ctx, const struct et_mqtt_event *ev)
         break;
     case ET_MQTT_PUBLISH_FAILED:
         a->acks_failed++;
-        et_debug("mqtt", "ack publish %d failed: %s", ev->token,
+        et_debug("mqtt", "publish %d (an ack or a config) failed: %s", ev->token,
                  ev->reason ? ev->reason : "unknown reason");
         break;
     }
@@ -164,18 +193,23 @@ static void on_event(void *ctx, const struct et_mqtt_event *ev)
 static void log_stats(struct aggregator *a, const char *when)
 {
     const struct et_ingest_stats *s = et_ingest_stats(a->ingest);
+    const struct et_config_relay_stats *c = et_config_relay_stats(a->relay);
 
     et_info("main", "%s: %" PRIu64 " batches, %" PRIu64 " samples stored (%" PRIu64
             " re-timed), %" PRIu64 " duplicates, %" PRIu64 " malformed, %" PRIu64
             " over budget, %" PRIu64 " statuses, %" PRIu64 " new devices, %" PRIu64
-            " store errors; acks: %" PRIu64 " sent, %" PRIu64 " not sent, %" PRIu64 " failed",
+            " store errors; acks: %" PRIu64 " sent, %" PRIu64 " not sent, %" PRIu64 " failed;"
+            " configs: %" PRIu64 " sent, %" PRIu64 " not sent, %" PRIu64 " reports, %" PRIu64
+            " refused",
             when, s->batches - a->last.batches, s->samples - a->last.samples,
             s->retimed - a->last.retimed, s->duplicates - a->last.duplicates,
             s->malformed - a->last.malformed, s->over_budget - a->last.over_budget,
             s->statuses - a->last.statuses, s->new_devices - a->last.new_devices,
             s->store_errors - a->last.store_errors, a->acks_sent, a->acks_unsent,
-            a->acks_failed);
+            a->acks_failed, c->sent - a->last_relay.sent, c->not_sent - a->last_relay.not_sent,
+            c->reports - a->last_relay.reports, c->refused - a->last_relay.refused);
     a->last = *s;
+    a->last_relay = *c;
     a->acks_sent = a->acks_unsent = a->acks_failed = 0;
 }
 
@@ -241,6 +275,10 @@ static int setup_mqtt(struct aggregator *a)
      * status is idempotent, so N instances recording it is harmless.
      */
     snprintf(a->sub_status, sizeof(a->sub_status), "%s/v1/+/status", c->topic_root);
+    /* Config reports are retained too, and for the same reason plain: a
+     * starting aggregator learns the outcomes it missed. Recording one is
+     * idempotent, and only the instance that records it first says it. */
+    snprintf(a->sub_report, sizeof(a->sub_report), "%s/v1/+/config/report", c->topic_root);
 
     if (c->mqtt.insecure)
         et_warn("mqtt", "insecure = true: plain TCP to %s:%d; anyone on the path can read "
@@ -255,6 +293,8 @@ static int setup_mqtt(struct aggregator *a)
     rc = et_mqtt_subscribe(a->mqtt, a->sub_telemetry, 1);
     if (rc == 0)
         rc = et_mqtt_subscribe(a->mqtt, a->sub_status, 1);
+    if (rc == 0)
+        rc = et_mqtt_subscribe(a->mqtt, a->sub_report, 1);
     if (rc == 0)
         rc = et_mqtt_start(a->mqtt);
     if (rc < 0)
@@ -272,13 +312,20 @@ static int run(struct aggregator *a)
     int timeout, n;
 
     a->next_stats_ms = mono_ms() + a->cfg.stats_interval_ms;
+    a->next_poll_ms = mono_ms();
     while (!stop_requested(a)) {
         now = mono_ms();
         if (now >= a->next_stats_ms) {
             log_stats(a, "last interval");
             a->next_stats_ms = now + a->cfg.stats_interval_ms;
         }
-        timeout = (int)(a->next_stats_ms - now);
+        if (now >= a->next_poll_ms) {
+            /* Outside any group: its reads see what edgetelctl committed. */
+            et_config_relay_poll(a->relay, wall_ms());
+            a->next_poll_ms = now + CONFIG_POLL_MS;
+        }
+        timeout = (int)((a->next_stats_ms < a->next_poll_ms ? a->next_stats_ms
+                                                             : a->next_poll_ms) - now);
         n = poll(pfd, 2, timeout);
         if (n < 0) {
             if (errno == EINTR)
@@ -390,6 +437,13 @@ int main(int argc, char **argv)
         et_error("main", "cannot set up ingest: %s", strerror(-rc));
         goto out;
     }
+    et_ingest_set_config(a.ingest, et_store_config(a.store));
+    rc = et_config_relay_create(&a.relay, et_store_config(a.store), a.cfg.topic_root,
+                                publish_config, &a);
+    if (rc < 0) {
+        et_error("main", "cannot set up the config relay: %s", strerror(-rc));
+        goto out;
+    }
     rc = setup_mqtt(&a);
     if (rc < 0)
         goto out;
@@ -404,6 +458,7 @@ int main(int argc, char **argv)
     log_stats(&a, "since the last summary");
 out:
     et_mqtt_destroy(a.mqtt, STOP_DISCONNECT_MS);
+    et_config_relay_destroy(a.relay);
     et_ingest_destroy(a.ingest);
     et_store_close(a.store);
     if (a.sigfd >= 0)

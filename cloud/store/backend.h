@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "edgetel/store.h"
+#include "edgetel/store_config.h"
 #include "edgetel/store_reader.h"
 #include "edgetel/store_writer.h"
 
@@ -26,6 +27,7 @@ struct et_store {
     const struct et_store_backend *backend;
     struct et_store_writer *writer;   /* NULL when opened ET_STORE_READONLY */
     struct et_store_reader *reader;
+    struct et_store_config *config;
 };
 
 extern const struct et_store_backend et_store_sqlite;

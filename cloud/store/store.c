@@ -44,3 +44,8 @@ struct et_store_reader *et_store_reader(struct et_store *s)
 {
     return s->reader;
 }
+
+struct et_store_config *et_store_config(struct et_store *s)
+{
+    return s->config;
+}

@@ -1,8 +1,9 @@
 /*
- * The SQLite store backend, shared by its three files:
+ * The SQLite store backend, shared by its files:
  *   store_sqlite_open.c    schema, migrations, opening and closing
  *   store_sqlite_writer.c  the writer (store_writer.h)
  *   store_sqlite_reader.c  the reader (store_reader.h)
+ *   store_sqlite_config.c  the config part (store_config.h)
  * Private to et_store.
  */
 #ifndef EDGETEL_STORE_SQLITE_H
@@ -19,6 +20,8 @@
 
 /* The first schema version with streams (the reader still reads older ones). */
 #define STORE_SCHEMA_STREAMS 4
+/* The first schema version with pushed configs (store_config.h). */
+#define STORE_SCHEMA_CONFIG 5
 
 /* The writer's cached statements (SQL in store_sqlite_writer.c). */
 enum store_writer_stmt {
@@ -62,21 +65,45 @@ enum store_reader_stmt {
     SR_COUNT
 };
 
+/* The config part's cached statements (SQL in store_sqlite_config.c). */
+enum store_config_stmt {
+    SC_DESIRED_TOP,
+    SC_DESIRED_ADD,
+    SC_DESIRED_GET,
+    SC_DESIRED_LATEST,
+    SC_DESIRED_AFTER,
+    SC_DEVICE_SET,
+    SC_DEVICES,
+    SC_DEVICE_ONE,
+    SC_GROUP_MEMBERS,
+    SC_SAVEPOINT,
+    SC_RELEASE,
+    SC_ROLLBACK_TO,
+    SC_HISTORY_ADD,
+    SC_HISTORY_TRIM,
+    SC_REPORT_SET,
+    SC_HISTORY,
+    SC_COUNT
+};
+
 struct store_sqlite {
     struct et_store base;       /* first: the front end casts to it */
     struct et_store_writer writer;
     struct et_store_reader reader;
+    struct et_store_config config;
     sqlite3 *db;
     bool readonly;
     bool in_tx;
     int64_t version;            /* of the schema (a read-only handle may read older ones) */
     sqlite3_stmt *writer_stmts[SW_COUNT];
     sqlite3_stmt *reader_stmts[SR_COUNT];
+    sqlite3_stmt *config_stmts[SC_COUNT];
     char last_error[256];       /* the last failure, "what: SQLite's message" */
 };
 
 extern const struct et_store_writer_ops store_sqlite_writer_ops;
 extern const struct et_store_reader_ops store_sqlite_reader_ops;
+extern const struct et_store_config_ops store_sqlite_config_ops;
 
 /*
  * One value for a statement's next parameter. Built with the STORE_* macros
@@ -85,11 +112,15 @@ extern const struct et_store_reader_ops store_sqlite_reader_ops;
  *     STORE_ARGS(STORE_TEXT(device), STORE_U64(acked_through))
  */
 struct store_arg {
-    enum { STORE_ARG_NULL, STORE_ARG_TEXT, STORE_ARG_INT, STORE_ARG_REAL } type;
+    enum { STORE_ARG_NULL, STORE_ARG_TEXT, STORE_ARG_INT, STORE_ARG_REAL, STORE_ARG_BLOB } type;
     union {
         const char *text;
         int64_t i;
         double real;
+        struct {
+            const void *p;
+            size_t n;
+        } blob;
     } v;
 };
 
@@ -100,6 +131,9 @@ struct store_arg {
 /* An unsigned counter or seq, clamped to the signed column (et_sqlite_u64_arg). */
 #define STORE_U64(x) STORE_INT(et_sqlite_u64_arg(x))
 #define STORE_REAL(x) ((struct store_arg){ .type = STORE_ARG_REAL, .v.real = (x) })
+/* n bytes at p (never NULL: the blob columns are NOT NULL). */
+#define STORE_BLOB(p_, n_) \
+    ((struct store_arg){ .type = STORE_ARG_BLOB, .v.blob = { .p = (p_), .n = (n_) } })
 /* The array and its length, for the args and n parameters below. */
 #define STORE_ARGS(...) (const struct store_arg[]){ __VA_ARGS__ }, \
     sizeof((const struct store_arg[]){ __VA_ARGS__ }) / sizeof(struct store_arg)
@@ -121,6 +155,9 @@ struct store_rows {
         et_store_device_cb device;
         et_store_metric_cb metric;
         et_store_sample_cb sample;
+        et_store_desired_cb desired;
+        et_store_device_config_cb device_config;
+        et_store_config_report_cb report;
     } cb;
     void *ctx;
     bool stopped;

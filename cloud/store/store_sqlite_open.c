@@ -28,7 +28,7 @@
 /* user_version of the schema this code writes; read-only handles also
  * read older versions back to STORE_SCHEMA_READABLE (their queries only use
  * columns every such version has). */
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 #define STORE_SCHEMA_READABLE 1
 /* How long a writer waits for another (another aggregator, a checkpoint). */
 #define STORE_BUSY_TIMEOUT_MS 10000
@@ -67,6 +67,48 @@
     "  acked_through INTEGER NOT NULL DEFAULT 0," \
     "  PRIMARY KEY (device, stream));"
 
+/*
+ * v5: pushed configuration (store_config.h). desired_configs is keyed by
+ * version alone: one counter for the fleet. The history's unique key is
+ * what makes recording a report idempotent (a retained report replayed,
+ * two aggregators recording the same one).
+ */
+#define STORE_CONFIG_REPORT_COLUMNS \
+    "  version INTEGER NOT NULL," \
+    "  result INTEGER NOT NULL," \
+    "  reason TEXT NOT NULL DEFAULT ''," \
+    "  device_ms INTEGER NOT NULL," \
+    "  clock_synced INTEGER NOT NULL," \
+    "  running_version INTEGER NOT NULL," \
+    "  received_ms INTEGER NOT NULL"
+#define STORE_CONFIG_TABLES \
+    "CREATE TABLE desired_configs (" \
+    "  version INTEGER PRIMARY KEY," \
+    "  target_kind TEXT NOT NULL CHECK (target_kind IN ('device', 'group'))," \
+    "  target TEXT NOT NULL," \
+    "  signed BLOB NOT NULL," \
+    "  key_id TEXT NOT NULL," \
+    "  deadline_ms INTEGER NOT NULL DEFAULT 0," \
+    "  created_ms INTEGER NOT NULL," \
+    "  pushed_by TEXT NOT NULL DEFAULT ''," \
+    "  source TEXT NOT NULL DEFAULT '');" \
+    "CREATE INDEX desired_configs_target ON desired_configs (target_kind, target, version);" \
+    "CREATE TABLE config_reports (" \
+    "  device TEXT PRIMARY KEY," \
+    STORE_CONFIG_REPORT_COLUMNS ");" \
+    "CREATE TABLE config_report_history (" \
+    "  id INTEGER PRIMARY KEY," \
+    "  device TEXT NOT NULL," \
+    STORE_CONFIG_REPORT_COLUMNS "," \
+    "  UNIQUE (device, version, result, device_ms));" \
+    "CREATE INDEX config_report_history_device ON config_report_history (device, id);"
+/* From v4: a migration of its own, so that it is renumbered as a whole
+ * when another migration lands first. */
+#define STORE_MIGRATE_CONFIG \
+    "ALTER TABLE devices ADD COLUMN config_groups TEXT NOT NULL DEFAULT '';" \
+    "ALTER TABLE devices ADD COLUMN config_version INTEGER NOT NULL DEFAULT 0;" \
+    STORE_CONFIG_TABLES
+
 static const char store_schema[] =
     "CREATE TABLE devices ("
     "  id TEXT PRIMARY KEY,"
@@ -87,7 +129,10 @@ static const char store_schema[] =
     "  clock_wall_ms INTEGER NOT NULL DEFAULT 0,"
     "  clock_mono_ms INTEGER NOT NULL DEFAULT 0,"
     /* v4: the current stream (its ack is in streams). */
-    "  stream TEXT NOT NULL DEFAULT '');"
+    "  stream TEXT NOT NULL DEFAULT '',"
+    /* v5: what its last online Status said of its config (store_config.h). */
+    "  config_groups TEXT NOT NULL DEFAULT '',"
+    "  config_version INTEGER NOT NULL DEFAULT 0);"
     STORE_STREAMS_TABLE
     "CREATE TABLE batches" STORE_BATCHES_COLUMNS
     STORE_BATCHES_INDEX
@@ -113,7 +158,8 @@ static const char store_schema[] =
     "  v_str TEXT,"
     "  time_quality INTEGER NOT NULL,"
     "  seq INTEGER NOT NULL);"
-    "CREATE INDEX samples_metric_ts ON samples (metric_id, ts_ms);";
+    "CREATE INDEX samples_metric_ts ON samples (metric_id, ts_ms);"
+    STORE_CONFIG_TABLES;
 
 /*
  * Migrations: store_migrations[v - 1] takes a store from version v to v + 1.
@@ -121,7 +167,7 @@ static const char store_schema[] =
  * samples keep the quality they arrived with. v4 puts every stored batch
  * and each device's ack into the legacy stream ''; the batches table is
  * rebuilt because its key grows (SQLite cannot alter a primary key), every
- * row copied.
+ * row copied. v5 adds pushed configs (STORE_MIGRATE_CONFIG).
  */
 static const char *const store_migrations[STORE_SCHEMA_VERSION - 1] = {
     "ALTER TABLE devices ADD COLUMN clock_boot TEXT NOT NULL DEFAULT '';"
@@ -145,6 +191,7 @@ static const char *const store_migrations[STORE_SCHEMA_VERSION - 1] = {
     "DROP TABLE batches;"
     "ALTER TABLE batches_v4 RENAME TO batches;"
     STORE_BATCHES_INDEX,
+    STORE_MIGRATE_CONFIG,
 };
 
 int store_sqlite_stmt(struct store_sqlite *ss, sqlite3_stmt **slot, const char *sql,
@@ -174,6 +221,9 @@ int store_sqlite_stmt(struct store_sqlite *ss, sqlite3_stmt **slot, const char *
             break;
         case STORE_ARG_REAL:
             sqlite3_bind_double(*slot, col, args[i].v.real);
+            break;
+        case STORE_ARG_BLOB:
+            sqlite3_bind_blob64(*slot, col, args[i].v.blob.p, args[i].v.blob.n, SQLITE_STATIC);
             break;
         case STORE_ARG_NULL:
             break;   /* cleared above */
@@ -431,6 +481,8 @@ static void sqlite_close(struct et_store *s)
         sqlite3_finalize(ss->writer_stmts[i]);
     for (size_t i = 0; i < SR_COUNT; i++)
         sqlite3_finalize(ss->reader_stmts[i]);
+    for (size_t i = 0; i < SC_COUNT; i++)
+        sqlite3_finalize(ss->config_stmts[i]);
     sqlite3_close_v2(ss->db);
     free(ss);
 }
@@ -457,6 +509,8 @@ static int sqlite_open(struct et_store **out, const char *path, unsigned flags,
     ss->readonly = flags & ET_STORE_READONLY;
     ss->reader.ops = &store_sqlite_reader_ops;
     ss->base.reader = &ss->reader;
+    ss->config.ops = &store_sqlite_config_ops;
+    ss->base.config = &ss->config;
     if (!ss->readonly) {
         ss->writer.ops = &store_sqlite_writer_ops;
         ss->base.writer = &ss->writer;

@@ -75,15 +75,22 @@ static const struct wire_text_field batch_text[] = {
     { 8, "sample", false, &sample_msg },
 };
 static const struct wire_text_msg batch_msg = WIRE_TEXT_MSG(batch_text);
+/* A group passes here with control characters, so that a Status whose
+ * group list is bad still records the rest: ingest checks each group as
+ * a name and ignores a bad list (cloud/ingest_status.c). */
 static const struct wire_text_field status_text[] = {
     { 1, "device_id", false, NULL }, { 5, "agent_version", false, NULL },
-    { 9, "reason", true, NULL },
+    { 9, "reason", true, NULL }, { 13, "group", true, NULL },
 };
 static const struct wire_text_msg status_msg = WIRE_TEXT_MSG(status_text);
 static const struct wire_text_field ack_text[] = {
     { 1, "device_id", false, NULL },
 };
 static const struct wire_text_msg ack_msg = WIRE_TEXT_MSG(ack_text);
+static const struct wire_text_field report_text[] = {
+    { 1, "device_id", false, NULL }, { 4, "reason", true, NULL },
+};
+static const struct wire_text_msg report_msg = WIRE_TEXT_MSG(report_text);
 
 /* Embedded messages are walked to this depth at most (ours go two deep). */
 #define WIRE_TEXT_DEPTH 4
@@ -379,6 +386,35 @@ int et_wire_decode_status(const uint8_t *buf, size_t len, Edgetel__V1__Status **
                          ET_STREAM_ID_LEN);
     }
     *out = s;
+    return 0;
+}
+
+int et_wire_decode_config_report(const uint8_t *buf, size_t len,
+                                 Edgetel__V1__ConfigReport **out, char *err, size_t errlen)
+{
+    Edgetel__V1__ConfigReport *r;
+    const char *why = NULL;
+
+    if (len > ET_WIRE_CONFIG_REPORT_MAX)
+        return wire_fail(err, errlen, "config report of %zu bytes is over the limit of %d",
+                         len, ET_WIRE_CONFIG_REPORT_MAX);
+    r = edgetel__v1__config_report__unpack(NULL, len, buf);
+    if (!r)
+        return wire_fail(err, errlen, "%zu bytes are not a valid edgetel.v1.ConfigReport", len);
+    if (wire_text_check(buf, len, &report_msg, "config report ", err, errlen)) {
+        edgetel__v1__config_report__free_unpacked(r, NULL);
+        return -EBADMSG;
+    }
+    if (!et_device_id_valid(r->device_id))
+        why = "names no valid device id";
+    else if ((int)r->result < ET_CONFIG_RESULT_APPLIED ||
+             (int)r->result > ET_CONFIG_RESULT_REVERTED)
+        why = "has no known result";
+    if (why) {
+        edgetel__v1__config_report__free_unpacked(r, NULL);
+        return wire_fail(err, errlen, "config report %s", why);
+    }
+    *out = r;
     return 0;
 }
 

@@ -418,7 +418,7 @@ static int cmd_list(const struct ca_args *a, const char *dir)
     return 0;
 }
 
-int et_ctl_ca_main(int argc, char **argv)
+int et_ctl_ca_main(int argc, char **argv, const char *store)
 {
     static const struct {
         const char *name;
@@ -428,6 +428,8 @@ int et_ctl_ca_main(int argc, char **argv)
         { "crl", cmd_crl }, { "list", cmd_list },
     };
     struct ca_args a = { 0 };
+
+    (void)store;   /* the CA lives in its own directory, not in the store */
     char dir[PATH_MAX];
     int rc = parse_args(argc, argv, &a);
 

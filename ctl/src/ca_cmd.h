@@ -6,6 +6,6 @@
 #ifndef EDGETEL_CTL_CA_CMD_H
 #define EDGETEL_CTL_CA_CMD_H
 
-int et_ctl_ca_main(int argc, char **argv);
+int et_ctl_ca_main(int argc, char **argv, const char *store);
 
 #endif

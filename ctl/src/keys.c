@@ -34,7 +34,7 @@ int et_ctl_key_dir(char *buf, size_t len)
     return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
-int et_ctl_keys_main(int argc, char **argv)
+int et_ctl_keys_main(int argc, char **argv, const char *store)
 {
     static const struct option opts[] = {
         { "dir", required_argument, NULL, 'd' },
@@ -47,6 +47,7 @@ int et_ctl_keys_main(int argc, char **argv)
     const char *dir_arg = NULL;
     int opt, rc;
 
+    (void)store;   /* keys live on the operator's machine, not in a store */
     optind = 1;
     while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (opt) {

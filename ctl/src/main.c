@@ -6,12 +6,13 @@
  *   edgetelctl query --device D --metric M [--since T] [--until T] [--csv]
  *   edgetelctl tail [--device D]             new samples as they land, until Ctrl-C
  *   edgetelctl keys init [--dir DIR]         the operator's signing key pair (keys.c)
- *   edgetelctl config sign ...               sign an agent config for a push (config_cmd.c)
+ *   edgetelctl config push|status|sign ...   signed configs for the boards (config_cmd.c)
  *   edgetelctl ca init|issue|revoke|crl|list the fleet CA (ca_cmd.c)
  *
- * Every command takes --store PATH (default ET_STORE_DEFAULT_PATH, the
- * aggregator's default [store] path), before or after the command name.
- * The store is opened read-only: edgetelctl never writes to it.
+ * Every command that reads the store takes --store PATH (default
+ * ET_STORE_DEFAULT_PATH, the aggregator's default [store] path), before or
+ * after the command name. The store is opened read-only, except by config
+ * push, which adds one desired config to it and writes nothing else.
  *
  * Exit status: 0 done, 1 the store could not be read or a name is not in
  * it, 2 a usage error.
@@ -108,10 +109,10 @@ static const struct ctl_command commands[] = {
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
-/* Commands that take their own arguments and need no store. */
+/* Commands that take their own arguments, and --store given before them. */
 struct ctl_own_command {
     const char *name;
-    int (*main)(int argc, char **argv);
+    int (*main)(int argc, char **argv, const char *store);
     const char *synopsis;
 };
 
@@ -120,9 +121,15 @@ static const struct ctl_own_command own_commands[] = {
       "keys init [--dir DIR]    make the operator's signing key pair in DIR (default\n"
       "                           $XDG_CONFIG_HOME/edgetel, else ~/.config/edgetel)" },
     { "config", et_ctl_config_main,
-      "config sign [--key PRIV] --device D|--group G --version N FILE OUT\n"
-      "                           check an agent config as the agent does, sign it,\n"
-      "                           write the signed config to OUT (config --help)" },
+      "config push [--key PRIV] --device D|--group G [--deadline DUR] FILE\n"
+      "                           check an agent config as the agent does, sign it with\n"
+      "                           the fleet's next version and queue it in the store; the\n"
+      "                           aggregator sends it to the board, or to every board whose\n"
+      "                           [agent] groups names G (config --help)\n"
+      "  config status [--device D] [--csv]\n"
+      "                           per device: desired config, running version, last report\n"
+      "  config sign [--key PRIV] --device D|--group G --version N FILE OUT\n"
+      "                           sign a config into the file OUT instead" },
     { "ca", et_ctl_ca_main,
       "ca init|issue|revoke|crl|list [--dir D] ...\n"
       "                           the fleet CA: certificates for the broker, the\n"
@@ -140,7 +147,8 @@ static void usage(FILE *out)
         fprintf(out, "  %s\n", own_commands[i].synopsis);
     fprintf(out, "\noptions:\n"
                  "  --store PATH   the aggregator's SQLite store (default %s,\n"
-                 "                 the aggregator's default [store] path); read only\n"
+                 "                 the aggregator's default [store] path); read only,\n"
+                 "                 but for config push\n"
                  "  -h, --help     this text\n"
                  "  -V, --version  print the version\n", ET_STORE_DEFAULT_PATH);
 }
@@ -353,6 +361,33 @@ static int parse_args(int argc, char **argv, struct ctl_args *a)
     return 0;
 }
 
+/*
+ * A command that takes its own arguments, after any --store PATH: its exit
+ * status, or -1 when the command is not one of them.
+ */
+static int own_command(int argc, char **argv)
+{
+    const char *store = NULL;
+    int i = 1;
+
+    for (;;) {
+        if (i + 1 < argc && strcmp(argv[i], "--store") == 0) {
+            store = argv[i + 1];
+            i += 2;
+        } else if (i < argc && strncmp(argv[i], "--store=", 8) == 0) {
+            store = argv[i] + 8;
+            i++;
+        } else {
+            break;
+        }
+    }
+    for (size_t c = 0; i < argc && c < N_OWN_COMMANDS; c++) {
+        if (strcmp(argv[i], own_commands[c].name) == 0)
+            return own_commands[c].main(argc - i, argv + i, store);
+    }
+    return -1;
+}
+
 int main(int argc, char **argv)
 {
     struct ctl_args a = { .store = ET_STORE_DEFAULT_PATH };
@@ -362,10 +397,9 @@ int main(int argc, char **argv)
     int rc;
 
     et_log_init(PROG, ET_LOG_WARN);
-    for (size_t i = 0; argc > 1 && i < N_OWN_COMMANDS; i++) {
-        if (strcmp(argv[1], own_commands[i].name) == 0)
-            return own_commands[i].main(argc - 1, argv + 1);
-    }
+    rc = own_command(argc, argv);
+    if (rc >= 0)
+        return rc;
     rc = parse_args(argc, argv, &a);
     if (rc)
         return rc;

@@ -10,16 +10,7 @@
 
 #include "edgetel/text.h"
 #include "edgetel/timefmt.h"
-
-#define ISO_MAX 40
-/* Room for a value as text, and for the longest name or value escaped. */
-#define VALUE_MAX (64 + ET_VALUE_STR_MAX)
-#define SHOWN_MAX ET_TEXT_ESCAPED_MAX(VALUE_MAX > ET_WIRE_MAX_NAME ? VALUE_MAX : ET_WIRE_MAX_NAME)
-
-static int out_status(FILE *out)
-{
-    return ferror(out) ? -EIO : 0;
-}
+#include "table.h"
 
 const char *et_report_quality(int time_quality)
 {
@@ -60,103 +51,6 @@ int et_report_value(const struct et_store_value *v, char *buf, size_t len)
     }
 }
 
-/*
- * Everything a device named or sent is shown escaped (edgetel/text.h):
- * its strings are stored as sent, and an escape sequence in a metric
- * name's tag or a string value must not clear, move or recolour the
- * operator's terminal, nor a line break forge a row. Returns s itself
- * when nothing in it needs escaping, else the escaped copy in buf.
- */
-static const char *shown(const char *s, char *buf, size_t cap)
-{
-    return et_text_needs_escape(s) ? et_text_escape(s, buf, cap) : s;
-}
-
-/* ---- aligned tables ---------------------------------------------------- */
-
-/*
- * Rows are gathered first so every column is as wide as its widest cell:
- * device ids run to 64 characters and metric names to 128.
- */
-struct table {
-    size_t ncols;
-    const char *const *headers;
-    const bool *right;        /* right-align the column (numbers) */
-    char **cells;             /* row-major, ncols per row, malloc'd */
-    size_t nrows, cap;
-};
-
-static void table_free(struct table *t)
-{
-    for (size_t i = 0; i < t->nrows * t->ncols; i++)
-        free(t->cells[i]);
-    free(t->cells);
-}
-
-/* Add one row of ncols strings (copied, escaped for a person). */
-static int table_add(struct table *t, const char *const *row)
-{
-    if (t->nrows == t->cap) {
-        size_t cap = t->cap ? t->cap * 2 : 32;
-        char **grown = realloc(t->cells, cap * t->ncols * sizeof(*grown));
-
-        if (!grown)
-            return -ENOMEM;
-        t->cells = grown;
-        t->cap = cap;
-    }
-    for (size_t c = 0; c < t->ncols; c++) {
-        size_t cap = ET_TEXT_ESCAPED_MAX(strlen(row[c]));
-        char *cell = malloc(cap);
-
-        if (cell)
-            et_text_escape(row[c], cell, cap);
-        t->cells[t->nrows * t->ncols + c] = cell;
-        if (!cell) {
-            while (c-- > 0)
-                free(t->cells[t->nrows * t->ncols + c]);
-            return -ENOMEM;
-        }
-    }
-    t->nrows++;
-    return 0;
-}
-
-static void table_line(const struct table *t, FILE *out, const char *const *row,
-                       const int *width)
-{
-    for (size_t c = 0; c < t->ncols; c++) {
-        bool last = c + 1 == t->ncols;
-
-        if (t->right[c])
-            fprintf(out, "%*s", width[c], row[c]);
-        else
-            fprintf(out, "%-*s", last ? 0 : width[c], row[c]);
-        fputs(last ? "\n" : "  ", out);
-    }
-}
-
-static int table_print(const struct table *t, FILE *out)
-{
-    int width[16];
-
-    if (t->ncols > sizeof(width) / sizeof(width[0]))
-        return -EINVAL;
-    for (size_t c = 0; c < t->ncols; c++) {
-        width[c] = (int)strlen(t->headers[c]);
-        for (size_t r = 0; r < t->nrows; r++) {
-            int w = (int)strlen(t->cells[r * t->ncols + c]);
-
-            if (w > width[c])
-                width[c] = w;
-        }
-    }
-    table_line(t, out, t->headers, width);
-    for (size_t r = 0; r < t->nrows; r++)
-        table_line(t, out, (const char *const *)&t->cells[r * t->ncols], width);
-    return 0;
-}
-
 /* ---- devices ------------------------------------------------------------ */
 
 static const char *const device_headers[] = {
@@ -168,7 +62,7 @@ static const bool device_right[] = { false, false, false, true, false, true, tru
 #define STREAM_SHORT 8
 
 struct devices_ctx {
-    struct table table;
+    struct ctl_table table;
     int64_t now_ms;
 };
 
@@ -206,7 +100,7 @@ static int device_row(void *ctx, const struct et_store_device *d)
     row[5] = acked;
     row[6] = outbox;
     row[7] = dropped;
-    return table_add(&dc->table, row);
+    return ctl_table_add(&dc->table, row);
 }
 
 int et_report_devices(struct et_store_reader *r, FILE *out, int64_t now_ms)
@@ -222,10 +116,10 @@ int et_report_devices(struct et_store_reader *r, FILE *out, int64_t now_ms)
         if (dc.table.nrows == 0)
             fprintf(out, "no devices yet\n");
         else
-            rc = table_print(&dc.table, out);
+            rc = ctl_table_print(&dc.table, out);
     }
-    table_free(&dc.table);
-    return rc < 0 ? rc : out_status(out);
+    ctl_table_free(&dc.table);
+    return rc < 0 ? rc : ctl_out_status(out);
 }
 
 /* ---- metrics ------------------------------------------------------------ */
@@ -237,7 +131,7 @@ static const bool metric_right[] = { false, false, false, true, false, false, fa
 
 static int metric_row(void *ctx, const struct et_store_metric *m)
 {
-    struct table *t = ctx;
+    struct ctl_table *t = ctx;
     char first[ISO_MAX] = "-", last[ISO_MAX] = "-", samples[24];
     const char *row[7];
     /* Without the device column the row starts one cell later. */
@@ -255,7 +149,7 @@ static int metric_row(void *ctx, const struct et_store_metric *m)
     row[4] = first;
     row[5] = last;
     row[6] = m->tags && m->tags[0] ? m->tags : "-";
-    return table_add(t, row + skip);
+    return ctl_table_add(t, row + skip);
 }
 
 struct device_list {
@@ -285,7 +179,7 @@ static int collect_id(void *ctx, const struct et_store_device *d)
 
 int et_report_metrics(struct et_store_reader *r, FILE *out, const char *device)
 {
-    struct table t = { .ncols = 7, .headers = metric_headers, .right = metric_right };
+    struct ctl_table t = { .ncols = 7, .headers = metric_headers, .right = metric_right };
     struct device_list dl = { .ids = NULL };
     int rc;
 
@@ -308,10 +202,10 @@ int et_report_metrics(struct et_store_reader *r, FILE *out, const char *device)
         if (t.nrows == 0)
             fprintf(out, "no metrics yet\n");
         else
-            rc = table_print(&t, out);
+            rc = ctl_table_print(&t, out);
     }
-    table_free(&t);
-    return rc < 0 ? rc : out_status(out);
+    ctl_table_free(&t);
+    return rc < 0 ? rc : ctl_out_status(out);
 }
 
 /* ---- query and tail ----------------------------------------------------- */
@@ -322,35 +216,6 @@ struct query_ctx {
     uint64_t rows;
 };
 
-/*
- * A CSV field: escaped as all output is (so no line break is left to
- * quote), then quoted when it holds a separator or a quote. A text cell
- * (a device, metric or unit name, a string value) that starts with what
- * a spreadsheet reads as a formula (= + - @, tab, CR) gets a leading
- * quote as OWASP's CSV injection advice has it, so "=cmd|' /C calc'!A0"
- * is shown, not run. Numbers are not text cells: -3.5 stays a number.
- */
-static void csv_field(FILE *out, const char *s, bool text)
-{
-    char buf[SHOWN_MAX];
-    const char *cell = shown(s, buf, sizeof(buf));
-    bool guard = text && s[0] && strchr("=+-@\t\r", s[0]);
-
-    if (!guard && !strpbrk(cell, ",\"")) {
-        fputs(cell, out);
-        return;
-    }
-    fputc('"', out);
-    if (guard)
-        fputc('\'', out);
-    for (; *cell; cell++) {
-        if (*cell == '"')
-            fputc('"', out);
-        fputc(*cell, out);
-    }
-    fputc('"', out);
-}
-
 static int print_sample(void *ctx, const struct et_store_sample *smp)
 {
     struct query_ctx *qc = ctx;
@@ -360,18 +225,18 @@ static int print_sample(void *ctx, const struct et_store_sample *smp)
     et_report_value(&smp->value, value, sizeof(value));
     if (qc->csv) {
         fprintf(qc->out, "%s,%" PRId64 ",", iso, smp->ts_ms);
-        csv_field(qc->out, smp->device, true);
+        ctl_csv_field(qc->out, smp->device, true);
         fputc(',', qc->out);
-        csv_field(qc->out, smp->metric, true);
+        ctl_csv_field(qc->out, smp->metric, true);
         fputc(',', qc->out);
-        csv_field(qc->out, value, smp->value.type == ET_TYPE_STR);
+        ctl_csv_field(qc->out, value, smp->value.type == ET_TYPE_STR);
         fputc(',', qc->out);
-        csv_field(qc->out, smp->unit, true);
+        ctl_csv_field(qc->out, smp->unit, true);
         fprintf(qc->out, ",%s,%" PRIu64 "\n", et_report_quality(smp->time_quality), smp->seq);
     } else {
         fprintf(qc->out, "%-24s  %16s %-8s  %s\n", iso,
-                shown(value, value_shown, sizeof(value_shown)),
-                shown(smp->unit, unit_shown, sizeof(unit_shown)),
+                ctl_shown(value, value_shown, sizeof(value_shown)),
+                ctl_shown(smp->unit, unit_shown, sizeof(unit_shown)),
                 et_report_quality(smp->time_quality));
     }
     qc->rows++;
@@ -389,7 +254,7 @@ int et_report_query(struct et_store_reader *r, FILE *out, const struct et_store_
     rc = et_store_query(r, q, print_sample, &qc);
     if (rows)
         *rows = qc.rows;
-    return rc < 0 ? rc : out_status(out);
+    return rc < 0 ? rc : ctl_out_status(out);
 }
 
 int et_report_tail_line(FILE *out, const struct et_store_sample *smp)
@@ -400,11 +265,11 @@ int et_report_tail_line(FILE *out, const struct et_store_sample *smp)
 
     et_time_format_iso(smp->ts_ms, iso, sizeof(iso));
     et_report_value(&smp->value, value, sizeof(value));
-    fprintf(out, "%s %s %s %s %s\n", iso, shown(smp->device, device_shown, sizeof(device_shown)),
-            shown(smp->metric, metric_shown, sizeof(metric_shown)),
-            shown(value, value_shown, sizeof(value_shown)),
-            smp->unit[0] ? shown(smp->unit, unit_shown, sizeof(unit_shown)) : "-");
-    return out_status(out);
+    fprintf(out, "%s %s %s %s %s\n", iso, ctl_shown(smp->device, device_shown, sizeof(device_shown)),
+            ctl_shown(smp->metric, metric_shown, sizeof(metric_shown)),
+            ctl_shown(value, value_shown, sizeof(value_shown)),
+            smp->unit[0] ? ctl_shown(smp->unit, unit_shown, sizeof(unit_shown)) : "-");
+    return ctl_out_status(out);
 }
 
 /* ---- existence checks --------------------------------------------------- */

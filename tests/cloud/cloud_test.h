@@ -22,6 +22,9 @@
 
 /* ---- the SQLite store fixture ----------------------------------------------- */
 
+/* The schema version the SQLite store writes (STORE_SCHEMA_VERSION). */
+#define CLOUD_SCHEMA_VERSION 5
+
 struct cloud_fixture {
     char dir[64];
     char path[128];            /* the database file */

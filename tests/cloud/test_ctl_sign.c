@@ -16,43 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include "cloud_test.h"
+#include "ctl_run.h"
 #include "edgetel/config_wire.h"
-
-#define CTL ET_BINARY_DIR "/ctl/edgetelctl"
-
-#define fx cloud_tmpdir
-#define run(f, out, len, ...) cloud_sh((f)->dir, out, len, CTL " " __VA_ARGS__)
-
-static void write_file(struct fx *f, const char *name, const char *text)
-{
-    char path[160];
-    FILE *fp;
-
-    snprintf(path, sizeof(path), "%s/%s", f->dir, name);
-    fp = fopen(path, "w");
-    assert_non_null(fp);
-    fputs(text, fp);
-    fclose(fp);
-}
-
-static uint8_t *read_file(struct fx *f, const char *name, size_t *len)
-{
-    char path[160];
-    uint8_t *buf = malloc(ET_CONFIG_SIGNED_MAX);
-    FILE *fp;
-
-    snprintf(path, sizeof(path), "%s/%s", f->dir, name);
-    fp = fopen(path, "rb");
-    assert_non_null(fp);
-    assert_non_null(buf);
-    *len = fread(buf, 1, ET_CONFIG_SIGNED_MAX, fp);
-    fclose(fp);
-    return buf;
-}
 
 static const char conf[] =
     "[agent]\ndevice_id = pi-1\n"
@@ -60,7 +27,7 @@ static const char conf[] =
 
 static void keys_init_then_sign_verifies_on_the_board(void **state)
 {
-    struct fx *f = *state;
+    struct ctl_fx *f = *state;
     char out[2048], path[160], err[512], hex[ET_SIGN_KEY_ID_TEXT];
     struct et_sign_key *pub = NULL;
     struct et_sign_trust *trust = NULL;
@@ -70,7 +37,7 @@ static void keys_init_then_sign_verifies_on_the_board(void **state)
     struct stat st;
     size_t len;
 
-    assert_int_equal(run(f, out, sizeof(out), "keys init --dir keys"), 0);
+    assert_int_equal(ctl_run(f, out, sizeof(out), "keys init --dir keys"), 0);
     snprintf(path, sizeof(path), "%s/keys/operator.key", f->dir);
     assert_int_equal(stat(path, &st), 0);
     assert_int_equal(st.st_mode & 07777, 0600);
@@ -84,12 +51,12 @@ static void keys_init_then_sign_verifies_on_the_board(void **state)
     assert_non_null(strstr(out, et_sign_key_id_text(id, hex)));
     assert_non_null(strstr(out, "keys/operator.pub"));
 
-    write_file(f, "agent.conf", conf);
-    assert_int_equal(run(f, out, sizeof(out), "config sign --key keys/operator.key --device pi-1 "
-                         "--version 4 --deadline 90s agent.conf signed.bin"), 0);
+    ctl_write_file(f, "agent.conf", conf);
+    assert_int_equal(ctl_run(f, out, sizeof(out), "config sign --key keys/operator.key "
+                             "--device pi-1 --version 4 --deadline 90s agent.conf signed.bin"), 0);
     assert_non_null(strstr(out, "signed config v4 for device pi-1"));
 
-    buf = read_file(f, "signed.bin", &len);
+    buf = ctl_read_file(f, "signed.bin", ET_CONFIG_SIGNED_MAX, &len);
     assert_int_equal(et_sign_trust_create(&trust), 0);
     assert_int_equal(et_sign_trust_add(trust, pub), 0);
     {
@@ -118,33 +85,33 @@ static void keys_init_then_sign_verifies_on_the_board(void **state)
 
 static void operator_mistakes_refused(void **state)
 {
-    struct fx *f = *state;
+    struct ctl_fx *f = *state;
     char out[2048], path[160];
 
-    assert_int_equal(run(f, out, sizeof(out), "keys init --dir keys"), 0);
+    assert_int_equal(ctl_run(f, out, sizeof(out), "keys init --dir keys"), 0);
     /* A second init never replaces the key the fleet trusts. */
-    assert_int_equal(run(f, out, sizeof(out), "keys init --dir keys"), 1);
+    assert_int_equal(ctl_run(f, out, sizeof(out), "keys init --dir keys"), 1);
     assert_non_null(strstr(out, "refusing to overwrite"));
 
     /* A file the agent would refuse is refused here, with its line. */
-    write_file(f, "bad.conf", "[agent]\ndevice_id = pi-1\n[collector room]\ntype = sim\n"
-                              "interval = 5x\n");
-    assert_int_equal(run(f, out, sizeof(out), "config sign --key keys/operator.key --device pi-1 "
-                         "--version 1 bad.conf signed.bin"), 1);
+    ctl_write_file(f, "bad.conf", "[agent]\ndevice_id = pi-1\n[collector room]\ntype = sim\n"
+                                  "interval = 5x\n");
+    assert_int_equal(ctl_run(f, out, sizeof(out), "config sign --key keys/operator.key "
+                             "--device pi-1 --version 1 bad.conf signed.bin"), 1);
     assert_non_null(strstr(out, "bad.conf:5: [collector room] interval \"5x\": expected a "
                                 "duration like 10s"));
     snprintf(path, sizeof(path), "%s/signed.bin", f->dir);
     assert_int_equal(access(path, F_OK), -1);
 
-    write_file(f, "agent.conf", conf);
-    assert_int_equal(run(f, out, sizeof(out), "config sign --key keys/operator.key --device pi-1 "
-                         "--group lab --version 1 agent.conf signed.bin"), 2);
-    assert_int_equal(run(f, out, sizeof(out), "config sign --key keys/operator.key --device pi-1 "
-                         "--version 0 agent.conf signed.bin"), 2);
+    ctl_write_file(f, "agent.conf", conf);
+    assert_int_equal(ctl_run(f, out, sizeof(out), "config sign --key keys/operator.key "
+                             "--device pi-1 --group lab --version 1 agent.conf signed.bin"), 2);
+    assert_int_equal(ctl_run(f, out, sizeof(out), "config sign --key keys/operator.key "
+                             "--device pi-1 --version 0 agent.conf signed.bin"), 2);
     snprintf(path, sizeof(path), "%s/keys/operator.key", f->dir);
     assert_int_equal(chmod(path, 0640), 0);
-    assert_int_equal(run(f, out, sizeof(out), "config sign --key keys/operator.key --device pi-1 "
-                         "--version 1 agent.conf signed.bin"), 1);
+    assert_int_equal(ctl_run(f, out, sizeof(out), "config sign --key keys/operator.key "
+                             "--device pi-1 --version 1 agent.conf signed.bin"), 1);
     assert_non_null(strstr(out, "is mode 0640: readable by group or others; chmod 600 "
                                 "keys/operator.key"));
 }
@@ -152,9 +119,9 @@ static void operator_mistakes_refused(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(keys_init_then_sign_verifies_on_the_board, cloud_tmpdir_setup,
-                                        cloud_tmpdir_teardown),
-        cmocka_unit_test_setup_teardown(operator_mistakes_refused, cloud_tmpdir_setup, cloud_tmpdir_teardown),
+        cmocka_unit_test_setup_teardown(keys_init_then_sign_verifies_on_the_board, ctl_fx_setup,
+                                        ctl_fx_teardown),
+        cmocka_unit_test_setup_teardown(operator_mistakes_refused, ctl_fx_setup, ctl_fx_teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

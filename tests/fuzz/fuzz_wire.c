@@ -1,8 +1,8 @@
 /*
  * libFuzzer target for the wire decoders: everything the aggregator and
- * the agent take from the broker (Batch, Ack, Status), plus the peek the
- * agent uses on its own stored batches. A decoded batch is walked the way
- * the aggregator walks it (times, every sample's value).
+ * the agent take from the broker (Batch, Ack, Status, ConfigReport), plus
+ * the peek the agent uses on its own stored batches. A decoded batch is
+ * walked the way the aggregator walks it (times, every sample's value).
  *   clang, -DET_FUZZ=ON; run: ./fuzz_wire -max_len=4096
  */
 #include <stdlib.h>
@@ -17,6 +17,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     Edgetel__V1__Batch *b;
     Edgetel__V1__Ack *a;
     Edgetel__V1__Status *s;
+    Edgetel__V1__ConfigReport *r;
     uint8_t boot[ET_BOOT_ID_LEN];
     enum et_time_quality tq;
     char err[160];
@@ -45,5 +46,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         edgetel__v1__ack__free_unpacked(a, NULL);
     if (et_wire_decode_status(data, size, &s, err, sizeof(err)) == 0)
         edgetel__v1__status__free_unpacked(s, NULL);
+    if (et_wire_decode_config_report(data, size, &r, err, sizeof(err)) == 0) {
+        /* What the relay relies on: a bounded message with a valid id. */
+        if (size > ET_WIRE_CONFIG_REPORT_MAX || !et_device_id_valid(r->device_id))
+            abort();
+        edgetel__v1__config_report__free_unpacked(r, NULL);
+    }
     return 0;
 }

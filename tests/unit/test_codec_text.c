@@ -238,6 +238,73 @@ static void status_strings_must_be_text(void **state)
     s.agent_version = "0.4.0";
     s.device_id = "pi-1XX";
     expect_status(&s, "pi-1XX", "pi-1\0\0", 6, "status device_id holds a NUL byte (at byte 4)");
+    s.device_id = "pi-1";
+
+    /* Groups: text, or the Status is refused whole; a control character
+     * passes here, for ingest to ignore the list as no names. */
+    {
+        char *groups[] = { "lab", "roofX" };
+
+        s.groups = groups;
+        s.n_groups = 2;
+        expect_status(&s, NULL, NULL, 0, NULL);
+        expect_status(&s, "roofX", "roof\0", 5, "status group holds a NUL byte (at byte 4)");
+        groups[1] = "roof\xc3";
+        expect_status(&s, NULL, NULL, 0, "status group is not valid UTF-8 (at byte 4)");
+        groups[1] = "roof\x1b";
+        expect_status(&s, NULL, NULL, 0, NULL);
+    }
+}
+
+static int decode_report(const uint8_t *buf, size_t len, char *err, size_t errlen)
+{
+    Edgetel__V1__ConfigReport *d = NULL;
+    int rc = et_wire_decode_config_report(buf, len, &d, err, errlen);
+
+    if (rc)
+        assert_null(d);
+    if (d)
+        edgetel__v1__config_report__free_unpacked(d, NULL);
+    return rc;
+}
+
+static void expect_report(const Edgetel__V1__ConfigReport *r, const char *marker,
+                          const char *bytes, size_t n, const char *reason)
+{
+    uint8_t *buf = malloc(edgetel__v1__config_report__get_packed_size(r) + 1);
+    size_t len;
+
+    assert_non_null(buf);
+    len = edgetel__v1__config_report__pack(r, buf);
+    expect(decode_report, buf, len, marker, bytes, n, reason);
+}
+
+static void config_report_is_checked(void **state)
+{
+    Edgetel__V1__ConfigReport r = EDGETEL__V1__CONFIG_REPORT__INIT;
+    static char reason[ET_WIRE_CONFIG_REPORT_MAX];
+
+    r.device_id = "pi-1";
+    r.version = 7;
+    r.result = EDGETEL__V1__CONFIG_RESULT__CONFIG_RESULT_REVERTED;
+    r.reason = "uplink did not reconnect\nwithin 2m";
+    expect_report(&r, NULL, NULL, 0, NULL);
+    r.reason = "revertedX";
+    expect_report(&r, "revertedX", "reverted\0", 9,
+                  "config report reason holds a NUL byte (at byte 8)");
+    r.reason = "";
+    r.device_id = "pi\x1b" "1";
+    expect_report(&r, NULL, NULL, 0,
+                  "config report device_id holds a control character (at byte 2)");
+    r.device_id = "../etc";
+    expect_report(&r, NULL, NULL, 0, "config report names no valid device id");
+    r.device_id = "pi-1";
+    r.result = EDGETEL__V1__CONFIG_RESULT__CONFIG_RESULT_UNSPECIFIED;
+    expect_report(&r, NULL, NULL, 0, "config report has no known result");
+    r.result = EDGETEL__V1__CONFIG_RESULT__CONFIG_RESULT_COMMITTED;
+    memset(reason, 'x', sizeof(reason) - 1);
+    r.reason = reason;
+    expect_report(&r, NULL, NULL, 0, "config report of 4108 bytes is over the limit of 4096");
 }
 
 static void ack_device_id_must_be_text(void **state)
@@ -261,6 +328,7 @@ int main(void)
         cmocka_unit_test(batch_strings_must_be_text),
         cmocka_unit_test(status_strings_must_be_text),
         cmocka_unit_test(ack_device_id_must_be_text),
+        cmocka_unit_test(config_report_is_checked),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -66,6 +66,12 @@
  * hearing from the device (last seen): an offline one is the broker
  * speaking for it (its will) or a retained message replayed to a starting
  * aggregator. An empty payload (a cleared retained message) is ignored.
+ * With a config part (et_ingest_set_config), an online Status's
+ * config_version and groups are recorded in the same transaction (an
+ * offline one may be a will made before the board applied its config);
+ * a group list that is not valid (more than ET_STORE_CONFIG_GROUPS_MAX,
+ * or a group that is not a name as a device id is) is logged with the
+ * device and ignored, and the rest of the Status is recorded.
  */
 #ifndef EDGETEL_INGEST_H
 #define EDGETEL_INGEST_H
@@ -113,6 +119,9 @@ struct et_ingest_reply {
     bool new_device;          /* the store had never heard of the device */
     bool changed;             /* STATUS: the online state is news (none was recorded,
                                  or it differs); a replayed retained Status is not */
+    bool config_status;       /* STATUS: an online Status whose config_version (and
+                                 groups) were recorded: the relay's cue */
+    uint64_t config_version;  /* STATUS: the pushed config version it runs (0: its file) */
     /* STORED / DUPLICATE: publish ack (ack_len bytes) to ack_topic, QoS 1,
      * not retained. Both are owned by the ingest handle and valid until
      * its next call or its destruction. Inside a group ack is NULL and
@@ -162,6 +171,14 @@ int et_ingest_message(struct et_ingest *ig, const char *topic, const void *paylo
 const struct et_ingest_stats *et_ingest_stats(const struct et_ingest *ig);
 
 struct et_budget_cfg;
+struct et_store_config;
+
+/**
+ * Record each online Status's config_version and groups through sc, the
+ * config part of the store w belongs to (store_config.h), inside the
+ * Status's transaction. NULL: not recorded (the default).
+ */
+void et_ingest_set_config(struct et_ingest *ig, struct et_store_config *sc);
 
 /**
  * Give every device a budget of samples and bytes a second (budget.h):
@@ -191,6 +208,9 @@ int et_ingest_group_begin(struct et_ingest *ig);
  */
 int et_ingest_group_end(struct et_ingest *ig, et_ingest_publish_fn publish, void *ctx,
                         size_t *held);
+
+/** Whether root is a topic root: 1..ET_TOPIC_ROOT_MAX chars, no wildcard, no trailing '/'. */
+bool et_ingest_root_valid(const char *root);
 
 /**
  * Split "{root}/v1/{device}/{leaf}" into device and leaf.

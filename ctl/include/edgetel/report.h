@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "edgetel/store_config.h"
 #include "edgetel/store_reader.h"
 
 /**
@@ -52,6 +53,24 @@ int et_report_tail_line(FILE *out, const struct et_store_sample *smp);
  */
 int et_report_check(struct et_store_reader *r, const char *device, const char *metric, char *why,
                     size_t whylen);
+
+/**
+ * Pushed configs, one line per device (every device heard from, named by
+ * a desired config, or that sent a report; or only device): its groups,
+ * its desired config (the newest for it or one of its groups: "v7 (group
+ * lab)"), the version it runs ("file" for its local file only, "?" when
+ * unknown), a state ("up to date"; "pending": the aggregator sends it;
+ * "refused": the board rejected or reverted that very version, which is
+ * not sent again), its latest report ("committed v7"), the reason, the
+ * device's time of it (with "unsynced clock" when the board said so) and
+ * when it was received (ISO 8601 UTC and age at now_ms). As CSV with a
+ * header line when csv. With device, and not csv, the device's last
+ * reports follow, newest first. Prints "no devices yet" when there are none.
+ * @return 0; -ENOENT when device is given and the store has nothing of
+ *         it; -EPROTO when the store predates pushed configs; -errno.
+ */
+int et_report_config_status(struct et_store_config *sc, FILE *out, const char *device, bool csv,
+                            int64_t now_ms);
 
 /** A value as text: numbers round-trip, booleans true/false, strings as they are. */
 int et_report_value(const struct et_store_value *v, char *buf, size_t len);

@@ -1,8 +1,9 @@
 /*
  * The front door to a store (library et_store): open one by type and get
  * its writer (for ingest) and its reader (for edgetelctl, and later a web
- * view). The row types and the two interfaces are store.h,
- * store_writer.h and store_reader.h, in et_cloud, which links no
+ * view), and its config part (for config push and the relay). The row
+ * types and the interfaces are store.h, store_writer.h, store_reader.h
+ * and store_config.h, in et_cloud, which links no
  * database; this header is what a program that opens a real store adds.
  */
 #ifndef EDGETEL_STORE_OPEN_H
@@ -40,5 +41,14 @@ struct et_store_writer *et_store_writer(struct et_store *s);
 
 /** The store's reader (store_reader.h). It lives as long as s. */
 struct et_store_reader *et_store_reader(struct et_store *s);
+
+struct et_store_config;
+
+/**
+ * The store's config part (store_config.h): desired configs, devices'
+ * groups and running versions, reports. It lives as long as s; opened
+ * ET_STORE_READONLY its calls that write answer -EROFS.
+ */
+struct et_store_config *et_store_config(struct et_store *s);
 
 #endif

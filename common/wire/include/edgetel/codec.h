@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "edgetel/value.h"
+#include "edgetel/v1/config.pb-c.h"
 #include "edgetel/v1/telemetry.pb-c.h"
 
 #define ET_BOOT_ID_LEN 16
@@ -134,9 +135,10 @@ int et_wire_peek_batch(const uint8_t *buf, size_t len, uint8_t boot_id[ET_BOOT_I
  * Every string of a Batch, Status or Ack must be well-formed UTF-8 without
  * NUL bytes, and names (device id, metric name, unit, tag key and value,
  * agent version) must hold no control characters: "metric 0: tag 1:
- * value holds a NUL byte (at byte 7)". A string value and a Status reason
- * may hold control characters; whoever shows them escapes them
- * (edgetel/text.h).
+ * value holds a NUL byte (at byte 7)". A string value, a Status reason and
+ * a Status group (checked as a name by ingest, which ignores a bad group
+ * list rather than the Status) may hold control characters; whoever shows
+ * them escapes them (edgetel/text.h).
  */
 int et_wire_decode_batch(const uint8_t *buf, size_t len, Edgetel__V1__Batch **out,
                          char *err, size_t errlen);
@@ -183,6 +185,29 @@ struct et_status {
     const char *const *groups; /* [agent] groups */
     size_t n_groups;
 };
+
+/* A board's outcome for a pushed config; values match edgetel.v1.ConfigResult. */
+enum et_config_result {
+    ET_CONFIG_RESULT_UNSPECIFIED = 0,
+    ET_CONFIG_RESULT_APPLIED = 1,     /* verified and running, not yet proved healthy */
+    ET_CONFIG_RESULT_COMMITTED = 2,   /* healthy within its deadline: the last good config */
+    ET_CONFIG_RESULT_REJECTED = 3,    /* never applied; the old config runs on */
+    ET_CONFIG_RESULT_REVERTED = 4,    /* applied, not healthy in time: the last good runs again */
+};
+
+/* Largest ConfigReport taken from a device: a few numbers, an id and a reason. */
+#define ET_WIRE_CONFIG_REPORT_MAX 4096
+
+/**
+ * Decode a ConfigReport from the network: -EBADMSG with a reason in err
+ * for more than ET_WIRE_CONFIG_REPORT_MAX bytes, bytes that do not parse,
+ * text that is not UTF-8 or holds a NUL (or, in the device id, a control
+ * character), a device id that is not valid, or a result that is not one
+ * of APPLIED, COMMITTED, REJECTED, REVERTED. Free a returned report with
+ * edgetel__v1__config_report__free_unpacked(*out, NULL).
+ */
+int et_wire_decode_config_report(const uint8_t *buf, size_t len,
+                                 Edgetel__V1__ConfigReport **out, char *err, size_t errlen);
 
 /** Encode a Status into a malloc'd *out (*len bytes). 0 or -ENOMEM. */
 int et_wire_encode_status(const struct et_status *st, uint8_t **out, size_t *len);

@@ -93,8 +93,20 @@ et_site_certs "$ctl_bin" "$certs" "$device" >"$demo/logs/certs.log" 2>&1 || {
   exit 1
 }
 
+# The operator's signing key for config pushes (edgetelctl keys init), made
+# once; the board trusts its public half ([agent] trusted_keys).
+operator=$demo/operator
+if [[ ! -f "$operator/operator.key" ]]; then
+  "$ctl_bin" keys init --dir "$operator" >"$demo/logs/keys.log" 2>&1 || {
+    cat "$demo/logs/keys.log" >&2
+    echo "demo: making the operator key failed" >&2
+    exit 1
+  }
+fi
+
 if ((fresh)); then
-  rm -rf "$demo/agent-data" "$demo/store.db" "$demo/store.db-wal" "$demo/store.db-shm"
+  rm -rf "$demo/agent-data" "$demo/store.db" "$demo/store.db-wal" "$demo/store.db-shm" \
+    "$demo/run/sim-interval"
 fi
 mkdir -p "$demo/agent-data"
 
@@ -135,12 +147,17 @@ type = sqlite
 path = $demo/store.db
 EOF
 
-cat >"$demo/agent.conf" <<EOF
+# agent_conf SIM_INTERVAL: the board's config. The same text is what the
+# demo pushes later, with another sim interval.
+agent_conf() {
+  cat <<EOF
 [agent]
 device_id = $device
 data_dir = $demo/agent-data
 batch_interval = 2s
 log_level = info
+# Config pushes signed by this key are taken (edgetelctl config push).
+trusted_keys = $operator/operator.pub
 
 [mqtt]
 host = 127.0.0.1
@@ -170,9 +187,11 @@ interval = 10s
 
 [collector sim]
 type = sim
-interval = 1s
+interval = $1
 period = 30s
 EOF
+}
+agent_conf 5s >"$demo/agent.conf"
 
 # ---- start, and stop everything on the way out ----------------------------------
 names=()
@@ -207,6 +226,11 @@ on_exit() {
   # matters more than any message, so no command here may end the script.
   trap '' PIPE
   set +e
+  # The scheduled push, if it has not run yet (a short run, an early Ctrl-C).
+  if [[ -n "${push_pid:-}" ]]; then
+    kill "$push_pid" 2>/dev/null
+    wait "$push_pid" 2>/dev/null
+  fi
   if ((${#pids[@]})); then
     echo
     echo "demo: stopping"
@@ -309,12 +333,48 @@ cat <<EOF
   logs               demo/logs/{mosquitto,aggregator,agent}.log
   look around        $ctl_bin --store demo/store.db devices
                      $ctl_bin --store demo/store.db metrics
+                     $ctl_bin --store demo/store.db config status
+  in 12 s            a signed config push changes the sim interval
   ----------------------------------------------------------------------
   Below: every sample as it lands in the store.  Stop with Ctrl-C.
 
 EOF
 
+# push_config: after a while, change the sim interval from the cloud: a
+# config signed with the operator key, queued in the store, relayed by the
+# aggregator, applied live by the agent, which commits it and reports.
+# Each run goes the other way (5 s -> 1 s, then 1 s -> 5 s).
+push_config() {
+  local prev=5s next=1s
+  if [[ -f "$demo/run/sim-interval" && $(cat "$demo/run/sim-interval") == 1s ]]; then
+    prev=1s
+    next=5s
+  fi
+  sleep 12
+  agent_conf "$next" >"$demo/agent-push.conf"
+  echo
+  echo "demo: pushing a signed config to $device: sim every $next instead of $prev:"
+  echo "      edgetelctl --store demo/store.db config push --key demo/operator/operator.key \\"
+  echo "        --device $device demo/agent-push.conf"
+  if "$ctl_bin" --store "$demo/store.db" config push --key "$operator/operator.key" \
+       --device "$device" "$demo/agent-push.conf" >"$demo/logs/push.log" 2>&1; then
+    echo "$next" >"$demo/run/sim-interval"
+    sed 's/^/      /' "$demo/logs/push.log"
+  else
+    echo "demo: the push failed:" >&2
+    cat "$demo/logs/push.log" >&2
+    return
+  fi
+  sleep 8
+  echo
+  echo "demo: edgetelctl --store demo/store.db config status"
+  "$ctl_bin" --store "$demo/store.db" config status | sed 's/^/      /'
+  echo
+}
+
 if ((duration > 0)); then
+  push_config 9>&- &
+  push_pid=$!
   "$ctl_bin" --store "$demo/store.db" tail 9>&- &
   tail_pid=$!
   names+=("edgetelctl-tail")
@@ -328,6 +388,8 @@ if ((duration > 0)); then
   echo "demo: $duration s are up"
   "$ctl_bin" --store "$demo/store.db" devices || true
 else
+  push_config 9>&- &
+  push_pid=$!
   # In the foreground, so Ctrl-C reaches it; the EXIT trap then stops the rest.
   "$ctl_bin" --store "$demo/store.db" tail 9>&- || true
 fi

@@ -214,12 +214,13 @@ const char *et_e2e_write_agent_config(struct et_e2e *e, const struct et_e2e_agen
     snprintf(name, sizeof(name), "%s-data", device);
     const char *data_dir = et_test_env_path(e->env, name);
     snprintf(name, sizeof(name), "%s.conf", device);
-    return et_test_env_write(e->env, name,
+    return et_test_env_write(e->env, opts->conf_name ? opts->conf_name : name,
                              "[agent]\n"
                              "device_id = %s\n"
                              "data_dir = %s\n"
                              "batch_interval = %dms\n"
                              "log_level = debug\n"
+                             "%s"
                              "\n"
                              "[mqtt]\n"
                              "host = %s\n"
@@ -229,6 +230,7 @@ const char *et_e2e_write_agent_config(struct et_e2e *e, const struct et_e2e_agen
                              /* Test machines often run without NTP; the
                               * certificates were just made with this clock. */
                              "clock_wait = 0s\n"
+                             "%s"
                              "%s"
                              "\n"
                              /* The tests read the outbox file: commit often. */
@@ -240,10 +242,13 @@ const char *et_e2e_write_agent_config(struct et_e2e *e, const struct et_e2e_agen
                              "type = sim\n"
                              "interval = %dms\n"
                              "start = %" PRId64 "\n",
-                             device, data_dir, batch_ms, et_test_broker_host(e->broker),
-                             et_test_broker_port(e->broker), tls, ack_ms,
+                             device, data_dir, batch_ms,
+                             opts->agent_extra ? opts->agent_extra : "",
+                             et_test_broker_host(e->broker), et_test_broker_port(e->broker), tls,
+                             ack_ms,
                              opts->program_timing ? ""
                              : "keepalive = 5s\nbackoff_min = 100ms\nbackoff_max = 1s\n",
+                             opts->mqtt_extra ? opts->mqtt_extra : "",
                              opts->durability_window_ms > 0 ? opts->durability_window_ms : 200,
                              limits, sim_ms, opts->sim_start);
 }

@@ -55,6 +55,12 @@ struct et_e2e_agent_opts {
     bool program_timing;
     const char *outbox_reserve;  /* [outbox] reserve, e.g. "1M"; NULL: the agent's default */
     const char *outbox_quota;    /* [outbox] quota; NULL: the agent's default */
+    /* More lines of its [agent] section (trusted_keys, groups); NULL: none. */
+    const char *agent_extra;
+    /* More lines of its [mqtt] section, after the fixture's; NULL: none. */
+    const char *mqtt_extra;
+    /* The file et_e2e_write_agent_config() writes; NULL: DEVICE.conf. */
+    const char *conf_name;
     /* Run it inside this network namespace (netns.h); NULL: the test's own. */
     const struct et_test_netns *netns;
 };

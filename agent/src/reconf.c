@@ -222,6 +222,34 @@ static void keep_waiting(struct et_reconf *r, const uint8_t *buf, size_t len)
             "to end", r->trial.version ? "a push" : "the reloaded file");
 }
 
+/* How many keys this board would trust after b's key changes. */
+static size_t trusted_after(const struct et_reconf *r, const Edgetel__V1__ConfigBody *b)
+{
+    size_t n = et_sign_trust_count(r->trust);
+
+    for (size_t i = 0; i < b->n_remove_trusted_key_ids; i++)
+        if (et_sign_trust_find(r->trust, b->remove_trusted_key_ids[i].data))
+            n--;
+    for (size_t i = 0; i < b->n_add_trusted_keys; i++) {
+        struct et_sign_key *k = NULL;
+        uint8_t id[ET_SIGN_KEY_ID_LEN];
+        char why[200];
+        bool removed = false;
+
+        if (et_sign_key_parse_public(b->add_trusted_keys[i].data, b->add_trusted_keys[i].len,
+                                     "to trust", &k, why, sizeof(why)) != 0)
+            continue;
+        et_sign_key_id(k, id);
+        et_sign_key_destroy(k);
+        for (size_t j = 0; j < b->n_remove_trusted_key_ids; j++)
+            removed |= memcmp(b->remove_trusted_key_ids[j].data, id, ET_SIGN_KEY_ID_LEN) == 0;
+        /* A new key that this body does not remove again (a removal wins at commit). */
+        if (!removed && !et_sign_trust_find(r->trust, id))
+            n++;
+    }
+    return n;
+}
+
 enum et_reconf_verdict et_reconf_offer(struct et_reconf *r, const uint8_t *buf, size_t len,
                                        int64_t now_ms)
 {
@@ -263,6 +291,14 @@ enum et_reconf_verdict et_reconf_offer(struct et_reconf *r, const uint8_t *buf, 
     }
     if (rc)
         return reject(r, claimed_version(buf, len), err);
+    if (trusted_after(r, body) == 0) {
+        uint64_t v = body->version;
+
+        edgetel__v1__config_body__free_unpacked(body, NULL);
+        return reject(r, v, "its key changes would leave this board trusting no operator key "
+                            "(no push could ever reach it again); add the new key in the same "
+                            "push that removes the old one");
+    }
     snprintf(name, sizeof(name), "config v%" PRIu64 " from the cloud", body->version);
     cand = calloc(1, sizeof(*cand));
     if (!cand) {

@@ -414,6 +414,27 @@ static void the_operator_key_is_rotated_by_a_push(void **state)
     expect_report(f, 4, EDGETEL__V1__CONFIG_RESULT__CONFIG_RESULT_COMMITTED, 4, NULL);
 }
 
+static void a_push_that_would_leave_no_trusted_key_is_rejected(void **state)
+{
+    struct push_fx *f = *state;
+    struct et_config c;
+    uint8_t ids[1][ET_SIGN_KEY_ID_LEN];
+    struct et_config_push p = { .device_id = BENCH_DEVICE, .version = 1, .remove_ids = ids,
+                                .n_remove_ids = 1 };
+
+    et_sign_key_id(f->k1, ids[0]);
+    start(f);
+    push_config(f, &c, "1s", NULL);
+    publish_signed(f, &c, &p, f->k1, false);
+    bench_run_for(&f->b, 200);
+    expect_report(f, 1, EDGETEL__V1__CONFIG_RESULT__CONFIG_RESULT_REJECTED, 0, "trusting no");
+    /* The key still works. */
+    push(f, 2, "1s", f->k1);
+    bench_run_for(&f->b, 200);
+    expect_report(f, 2, EDGETEL__V1__CONFIG_RESULT__CONFIG_RESULT_COMMITTED, 2, NULL);
+    et_config_free(&c);
+}
+
 static void a_group_push_reaches_its_members(void **state)
 {
     struct push_fx *f = *state;
@@ -470,6 +491,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(a_commit_survives_restarts, setup, teardown),
         cmocka_unit_test_setup_teardown(the_operator_key_is_rotated_by_a_push, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_push_that_would_leave_no_trusted_key_is_rejected, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(a_group_push_reaches_its_members, setup, teardown),
         cmocka_unit_test_setup_teardown(a_damaged_config_db_is_moved_aside, setup, teardown),
     };

@@ -17,8 +17,10 @@
 #include "backend.h"
 #include "edgetel/sqlite.h"
 
-/* The first schema version with streams (the reader still reads older ones). */
+/* The first schema version with streams, and with quarantine (the reader
+ * still reads older ones). */
 #define STORE_SCHEMA_STREAMS 4
+#define STORE_SCHEMA_QUARANTINE 5
 
 /* The writer's cached statements (SQL in store_sqlite_writer.c). */
 enum store_writer_stmt {
@@ -48,6 +50,7 @@ enum store_writer_stmt {
     SW_STREAM_CURRENT,
     SW_STREAM_INSERT,
     SW_STREAM_MAKE_CURRENT,
+    SW_QUARANTINE,
     SW_COUNT
 };
 
@@ -59,6 +62,7 @@ enum store_reader_stmt {
     SR_QUERY,
     SR_AFTER,
     SR_LAST_ID,
+    SR_QUARANTINED,
     SR_COUNT
 };
 
@@ -121,6 +125,7 @@ struct store_rows {
         et_store_device_cb device;
         et_store_metric_cb metric;
         et_store_sample_cb sample;
+        et_store_quarantined_cb quarantined;
     } cb;
     void *ctx;
     bool stopped;

@@ -157,6 +157,22 @@ static int table_print(const struct table *t, FILE *out)
     return 0;
 }
 
+/*
+ * The end of every table command: after a read that returned rc, the
+ * table, or empty when it has no rows; then free it. 0 or -errno.
+ */
+static int table_finish(struct table *t, FILE *out, int rc, const char *empty)
+{
+    if (rc == 0) {
+        if (t->nrows == 0)
+            fprintf(out, "%s\n", empty);
+        else
+            rc = table_print(t, out);
+    }
+    table_free(t);
+    return rc < 0 ? rc : out_status(out);
+}
+
 /* ---- devices ------------------------------------------------------------ */
 
 static const char *const device_headers[] = {
@@ -218,14 +234,43 @@ int et_report_devices(struct et_store_reader *r, FILE *out, int64_t now_ms)
     int rc;
 
     rc = et_store_devices(r, NULL, device_row, &dc);
-    if (rc == 0) {
-        if (dc.table.nrows == 0)
-            fprintf(out, "no devices yet\n");
-        else
-            rc = table_print(&dc.table, out);
-    }
-    table_free(&dc.table);
-    return rc < 0 ? rc : out_status(out);
+    return table_finish(&dc.table, out, rc, "no devices yet");
+}
+
+/* ---- quarantine ---------------------------------------------------------- */
+
+static const char *const quarantine_headers[] = {
+    "KEPT", "DEVICE", "STREAM", "SEQ", "SAMPLES", "BYTES", "REASON",
+};
+static const bool quarantine_right[] = { false, false, false, true, true, true, false };
+
+static int quarantine_row(void *ctx, const struct et_store_quarantined *q)
+{
+    char kept[ISO_MAX], stream[STREAM_SHORT + 1], seq[24], samples[24], bytes[24];
+    const char *row[7];
+
+    et_time_format_iso(q->received_ms - q->received_ms % 1000, kept, sizeof(kept));
+    snprintf(stream, sizeof(stream), "%.*s", STREAM_SHORT,
+             q->stream_hex[0] ? q->stream_hex : "legacy");
+    snprintf(seq, sizeof(seq), "%" PRIu64, q->seq);
+    snprintf(samples, sizeof(samples), "%" PRIu32, q->n_samples);
+    snprintf(bytes, sizeof(bytes), "%zu", q->len);
+    row[0] = kept;
+    row[1] = q->device;
+    row[2] = stream;
+    row[3] = seq;
+    row[4] = samples;
+    row[5] = bytes;
+    row[6] = q->reason;
+    return table_add(ctx, row);
+}
+
+int et_report_quarantine(struct et_store_reader *r, FILE *out, const char *device)
+{
+    struct table t = { .ncols = 7, .headers = quarantine_headers, .right = quarantine_right };
+    int rc = et_store_quarantined(r, device, quarantine_row, &t);
+
+    return table_finish(&t, out, rc, "no quarantined batches");
 }
 
 /* ---- metrics ------------------------------------------------------------ */
@@ -304,14 +349,7 @@ int et_report_metrics(struct et_store_reader *r, FILE *out, const char *device)
             free(dl.ids[i]);
         free(dl.ids);
     }
-    if (rc == 0) {
-        if (t.nrows == 0)
-            fprintf(out, "no metrics yet\n");
-        else
-            rc = table_print(&t, out);
-    }
-    table_free(&t);
-    return rc < 0 ? rc : out_status(out);
+    return table_finish(&t, out, rc, "no metrics yet");
 }
 
 /* ---- query and tail ----------------------------------------------------- */

@@ -364,7 +364,7 @@ static void test_migrate_v1(void **state)
 
     /* The aggregator migrates it and goes on with the data in it. */
     assert_int_equal(et_store_open(&s, "sqlite", path, 0, err, sizeof(err)), 0);
-    assert_int_equal(user_version(path), 4);
+    assert_int_equal(user_version(path), 5);
     assert_int_equal(et_store_batch_seen(et_store_writer(s), "old", "", 1, &seen), 0);
     assert_true(seen);
     assert_int_equal(et_store_clock_get(et_store_writer(s), "old", &clk), 0);
@@ -379,7 +379,7 @@ static void test_migrate_v1(void **state)
     /* Opening again finds nothing to do. */
     assert_int_equal(et_store_open(&s, "sqlite", path, 0, err, sizeof(err)), 0);
     et_store_close(s);
-    assert_int_equal(user_version(path), 4);
+    assert_int_equal(user_version(path), 5);
     remove_db(path);
 }
 
@@ -447,7 +447,7 @@ static void test_migrate_v3_keeps_every_row(void **state)
 
     /* The aggregator migrates it: every row is kept, in the legacy stream. */
     assert_int_equal(et_store_open(&s, "sqlite", path, 0, err, sizeof(err)), 0);
-    assert_int_equal(user_version(path), 4);
+    assert_int_equal(user_version(path), 5);
     assert_int_equal(et_store_devices(et_store_reader(s), NULL, count_devices, &n), 0);
     assert_int_equal(n, 2);
     d = cloud_device(et_store_reader(s), "pi-1");
@@ -491,7 +491,7 @@ static void test_migrate_v3_keeps_every_row(void **state)
     /* Opening again finds nothing to do. */
     assert_int_equal(et_store_open(&s, "sqlite", path, 0, err, sizeof(err)), 0);
     et_store_close(s);
-    assert_int_equal(user_version(path), 4);
+    assert_int_equal(user_version(path), 5);
     remove_db(path);
 }
 

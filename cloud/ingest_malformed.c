@@ -10,10 +10,11 @@
  * has its next malformed message said in full again.
  *
  * The state is a bounded table (devtable.h) of INGEST_MALFORMED_DEVICES
- * slots, made at the first malformed message: a fleet of hostile ids
- * cannot grow it. A device whose slot is taken over by another has what
- * it had not said yet said at once, so no count is lost from the log
- * (and every malformed message is in the counters regardless).
+ * slots (432 bytes each, 432 KiB in all), made at the first malformed
+ * message: a fleet of hostile ids cannot grow it. A device whose slot is
+ * taken over by another has what it had not said yet said at once, so no
+ * count is lost from the log (and every malformed message is in the
+ * counters regardless).
  */
 #include "ingest_priv.h"
 

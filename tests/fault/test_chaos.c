@@ -93,8 +93,9 @@
  * What the agent may count as dropped beyond what went missing (its
  * contract: never below the loss, above it only by what it cannot know):
  * its own metrics lost with the sim values (HEALTH_SAMPLES every
- * HEALTH_MS, agent/src/health.c), and at each SIGKILL the batches it had
- * sent from memory without an Ack yet (in doubt: perhaps stored), at most
+ * HEALTH_MS, agent/src/health.c), and at each SIGKILL while storing failed
+ * the batches it had sent from memory without an Ack yet (in doubt:
+ * perhaps stored), at most
  * its window twice over (max_inflight 16: the window, and the one before a
  * disconnect, which is resent first), each of SIM values of two samples.
  */
@@ -297,6 +298,7 @@ struct run {
     int64_t end_ms;
     enum run_end end;
     int64_t disk_full_since_ms;   /* at the end: since when its disk was full (wall), or 0 */
+    bool storing_may_fail;        /* at the end: its disk full, or freed a moment ago */
 };
 
 struct log_line {
@@ -316,6 +318,7 @@ struct chaos {
     bool agg2_wanted;         /* in the group now, per the schedule */
     bool agent_down;          /* between a planned kill and its restart */
     int64_t agent_disk_full_since_ms;   /* wall; 0 while it has room */
+    int64_t agent_disk_freed_ms;        /* wall, the last time it got room again */
     int64_t t0_mono_ms;
     struct run runs[MAX_RUNS];
     size_t n_runs;
@@ -411,6 +414,9 @@ static void agent_end_run(struct chaos *c, enum run_end how)
     r->end = how;
     r->end_ms = wall_ms();
     r->disk_full_since_ms = c->agent_disk_full_since_ms;
+    /* Storing fails until a commit works again, up to a window after the room came back. */
+    r->storing_may_fail = c->agent_disk_full_since_ms ||
+                          r->end_ms - c->agent_disk_freed_ms < LOSS_BOUND_MS;
 }
 
 /* ---- one action ------------------------------------------------------------ */
@@ -513,6 +519,7 @@ static void perform(struct chaos *c, enum verb v, const struct episode *ep)
         break;
     case A_AGENT_DISK_FREE:
         c->agent_disk_full_since_ms = 0;
+        c->agent_disk_freed_ms = wall_ms();
         rc = et_test_smallfs_free(c->agent_fs);
         note(c, "agent's disk has room again");
         break;
@@ -819,7 +826,7 @@ static void judge(struct chaos *c, struct verdict *v)
         }
     }
     for (size_t r = 0; r < c->n_runs; r++)
-        if (c->runs[r].end == RUN_SIGKILL)
+        if (c->runs[r].end == RUN_SIGKILL && c->runs[r].storing_may_fail)
             v->may_overcount += IN_DOUBT_SAMPLES;
     v->dropped = et_e2e_dropped_samples(c->e->store_path, ET_E2E_DEVICE);
     free(s);

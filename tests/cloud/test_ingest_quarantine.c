@@ -138,6 +138,32 @@ static void impossible_times_are_quarantined_and_acked(void **state)
                                        "the last: quarantined batch 12", NULL), 1);
 }
 
+/* In a group, a quarantined batch is counted when the group commits, and
+ * its Ack is published only then; a rolled back group counted none. */
+static void quarantine_in_a_group_counts_at_the_commit(void **state)
+{
+    struct cloud_fake *f = *state;
+    const struct et_ingest_stats *st = et_ingest_stats(f->ig);
+    struct et_ingest_reply r;
+    size_t held = 0;
+
+    assert_int_equal(et_ingest_group_begin(f->ig), 0);
+    assert_int_equal(ingest_time(f->ig, 1, Y2000_MS - 1, ET_TQ_SYNCED, &r), ET_INGEST_QUARANTINED);
+    assert_null(r.ack);
+    assert_true(r.ack_held);
+    assert_int_equal(st->quarantined, 0);
+    assert_int_equal(et_ingest_group_end(f->ig, NULL, NULL, &held), 0);
+    assert_int_equal(held, 1);
+    assert_int_equal(st->quarantined, 1);
+
+    f->fw->fail_at[FAKE_COMMIT] = f->fw->calls[FAKE_COMMIT] + 1;
+    assert_int_equal(et_ingest_group_begin(f->ig), 0);
+    assert_int_equal(ingest_time(f->ig, 2, Y2000_MS - 1, ET_TQ_SYNCED, &r), ET_INGEST_QUARANTINED);
+    assert_int_not_equal(et_ingest_group_end(f->ig, NULL, NULL, &held), 0);
+    assert_int_equal(st->quarantined, 1);
+    assert_int_equal(st->store_errors, 1);
+}
+
 /* A quarantined batch in a real store and what edgetelctl shows of it. */
 static void quarantine_is_kept_whole_and_listed(void **state)
 {
@@ -224,6 +250,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(impossible_times_are_quarantined_and_acked,
+                                        cloud_fake_setup, cloud_fake_teardown),
+        cmocka_unit_test_setup_teardown(quarantine_in_a_group_counts_at_the_commit,
                                         cloud_fake_setup, cloud_fake_teardown),
         cmocka_unit_test(quarantine_is_kept_whole_and_listed),
         cmocka_unit_test(quarantine_keeps_the_bytes),

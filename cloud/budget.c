@@ -6,11 +6,10 @@
 #include <errno.h>
 #include <stdlib.h>
 
-/* Slots looked at for one device: its own and the next ones. */
-#define BUDGET_WINDOW 16
+#include "edgetel/devtable.h"
 
 struct budget_slot {
-    uint64_t key;              /* hash of the device id; 0: empty */
+    struct et_devtable_slot head;
     int64_t last_ms;           /* when its buckets were last filled */
     double samples;            /* tokens; negative: in debt */
     double bytes;
@@ -20,26 +19,13 @@ struct budget_slot {
 
 struct et_budget {
     struct et_budget_cfg cfg;
-    struct budget_slot *slots; /* ET_BUDGET_DEVICES of them */
-    size_t used;
+    struct et_devtable devices; /* ET_BUDGET_DEVICES slots */
 };
-
-/* FNV-1a, 64 bits: device ids are short and not chosen to collide (the
- * broker ties each to a certificate). Never 0, which marks an empty slot. */
-static uint64_t budget_key(const char *device)
-{
-    uint64_t h = 0xcbf29ce484222325ULL;
-
-    for (const unsigned char *p = (const unsigned char *)device; *p; p++) {
-        h ^= *p;
-        h *= 0x100000001b3ULL;
-    }
-    return h ? h : 1;
-}
 
 int et_budget_create(struct et_budget **out, const struct et_budget_cfg *cfg)
 {
     struct et_budget *b;
+    int ret;
 
     *out = NULL;
     if (!cfg || (cfg->samples_per_s && cfg->sample_burst < cfg->samples_per_s) ||
@@ -48,10 +34,11 @@ int et_budget_create(struct et_budget **out, const struct et_budget_cfg *cfg)
     b = calloc(1, sizeof(*b));
     if (!b)
         return -ENOMEM;
-    b->slots = calloc(ET_BUDGET_DEVICES, sizeof(*b->slots));
-    if (!b->slots) {
+    ret = et_devtable_init(&b->devices, ET_BUDGET_DEVICES, sizeof(struct budget_slot), NULL,
+                           NULL);
+    if (ret < 0) {
         free(b);
-        return -ENOMEM;
+        return ret;
     }
     b->cfg = *cfg;
     *out = b;
@@ -62,45 +49,27 @@ void et_budget_destroy(struct et_budget *b)
 {
     if (!b)
         return;
-    free(b->slots);
+    et_devtable_fini(&b->devices);
     free(b);
 }
 
 size_t et_budget_devices(const struct et_budget *b)
 {
-    return b->used;
+    return b->devices.used;
 }
 
-/*
- * The device's slot: its own when it has one in its window, else the
- * first empty one there, else the one heard from longest ago, taken over
- * with full buckets.
- */
-static struct budget_slot *budget_slot(struct et_budget *b, uint64_t key, int64_t now_ms)
+/* The device's slot; one new to the table (or taken over) starts with full buckets. */
+static struct budget_slot *budget_slot(struct et_budget *b, const char *device, int64_t now_ms)
 {
-    size_t mask = ET_BUDGET_DEVICES - 1, home = (size_t)key & mask;
-    struct budget_slot *oldest = NULL, *s;
+    bool fresh;
+    struct budget_slot *s = et_devtable_get(&b->devices, device, now_ms, &fresh);
 
-    for (size_t i = 0; i < BUDGET_WINDOW; i++) {
-        s = &b->slots[(home + i) & mask];
-        if (s->key == key)
-            return s;
-        if (s->key == 0) {
-            /* Slots are never emptied, so the device is not further on. */
-            oldest = s;
-            b->used++;
-            break;
-        }
-        if (!oldest || s->last_ms < oldest->last_ms)
-            oldest = s;
+    if (fresh) {
+        s->last_ms = now_ms;
+        s->samples = (double)b->cfg.sample_burst;
+        s->bytes = (double)b->cfg.byte_burst;
     }
-    *oldest = (struct budget_slot){
-        .key = key,
-        .last_ms = now_ms,
-        .samples = (double)b->cfg.sample_burst,
-        .bytes = (double)b->cfg.byte_burst,
-    };
-    return oldest;
+    return s;
 }
 
 /* Add what rate per second earned since the last charge, up to burst. */
@@ -119,7 +88,7 @@ static bool budget_fits(double tokens, uint64_t cost, uint64_t rate, uint64_t bu
 void et_budget_charge(struct et_budget *b, const char *device, uint64_t samples, uint64_t bytes,
                       int64_t now_ms, struct et_budget_verdict *v)
 {
-    struct budget_slot *s = budget_slot(b, budget_key(device), now_ms);
+    struct budget_slot *s = budget_slot(b, device, now_ms);
     const struct et_budget_cfg *c = &b->cfg;
     int64_t elapsed = now_ms - s->last_ms;
 

@@ -35,6 +35,7 @@ void et_ingest_destroy(struct et_ingest *ig)
     if (!ig)
         return;
     ingest_group_free(ig);
+    ingest_malformed_free(ig);
     et_budget_destroy(ig->budget);
     free(ig->mono);
     free(ig->metric_ids);
@@ -102,19 +103,6 @@ int et_ingest_parse_topic(const char *root, const char *topic, char *device,
     return 0;
 }
 
-int ingest_malformed(struct et_ingest *ig, struct et_ingest_reply *reply,
-                            const char *topic, const char *what, const char *why)
-{
-    ig->stats.malformed++;
-    reply->kind = ET_INGEST_MALFORMED;
-    if (reply->device[0])
-        et_warn("ingest", "device %s: dropped a malformed %s on %s: %s",
-                reply->device, what, topic, why);
-    else
-        et_warn("ingest", "dropped a malformed %s on %s: %s", what, topic, why);
-    return 0;
-}
-
 /*
  * The topic is the identity we trust (ingest.h): a message naming another
  * device than its topic's is malformed. True when it does (logged, counted).
@@ -134,7 +122,8 @@ bool ingest_other_device(struct et_ingest *ig, struct et_ingest_reply *reply,
 /*
  * A sample's wall time is refused outside the sane window of its clock
  * (see INGEST_SYNCED_MIN_MS): -146 million years is garbage, not a time,
- * and a "synchronised" clock in 1970 or next week is lying.
+ * and a "synchronised" clock in 1970 or next week is lying. -EDOM: the
+ * batch is quarantined, not stored.
  */
 static int ingest_check_time(int64_t wall, int tq, int64_t now_ms, size_t i, char *why,
                              size_t whylen)
@@ -156,14 +145,15 @@ static int ingest_check_time(int64_t wall, int tq, int64_t now_ms, size_t i, cha
     else
         snprintf(why, whylen, "sample %zu: wall time %s is more than a day ahead of the "
                  "aggregator's clock", i, when);
-    return -EBADMSG;
+    return -EDOM;
 }
 
 /*
  * What et_wire_decode_batch() does not check and this file relies on: the
- * seq fits the store's signed 64-bit column and every sample's wall time is
- * representable and sane. (Metric indexes, values, seq 0 and oldest_seq
- * are the codec's checks, see codec.h.)
+ * seq fits the store's signed 64-bit column (-EBADMSG: malformed) and every
+ * sample's wall time is representable and sane (-EDOM: quarantined).
+ * (Metric indexes, values, seq 0 and oldest_seq are the codec's checks,
+ * see codec.h.)
  */
 static int ingest_check_batch(struct et_ingest *ig, const Edgetel__V1__Batch *b,
                               int64_t now_ms, char *why, size_t whylen)
@@ -184,7 +174,7 @@ static int ingest_check_batch(struct et_ingest *ig, const Edgetel__V1__Batch *b,
         b->base_wall_ms > INGEST_TIME_LIMIT || b->base_wall_ms < -INGEST_TIME_LIMIT) {
         snprintf(why, whylen, "base time out of range (mono %" PRId64 ", wall %" PRId64 ")",
                  b->base_mono_ms, b->base_wall_ms);
-        return -EBADMSG;
+        return -EDOM;
     }
     if (ingest_grow((void **)&ig->mono, &ig->mono_cap, b->n_samples, sizeof(*ig->mono)) < 0)
         return -ENOMEM;
@@ -193,7 +183,7 @@ static int ingest_check_batch(struct et_ingest *ig, const Edgetel__V1__Batch *b,
         if (__builtin_sub_overflow(ig->mono[i], b->base_mono_ms, &wall) ||
             __builtin_add_overflow(wall, b->base_wall_ms, &wall)) {
             snprintf(why, whylen, "sample %zu: time out of range", i);
-            return -EBADMSG;
+            return -EDOM;
         }
         tq = (int)b->samples[i]->time_quality;
         ret = ingest_check_time(wall, tq != ET_TQ_UNSPECIFIED ? tq : (int)b->time_quality,
@@ -337,7 +327,7 @@ static int ingest_batch(struct et_ingest *ig, const char *topic, const void *pay
     struct et_ingest_stats *counts;
     struct et_store_stream st;
     struct et_store_stream_was was = { .had = false };
-    bool seen = false, created = false, known = true;
+    bool seen = false, created = false, known = true, quarantine;
     uint64_t floor;
     int ret;
 
@@ -353,6 +343,10 @@ static int ingest_batch(struct et_ingest *ig, const char *topic, const void *pay
         ret = ingest_malformed(ig, reply, topic, "batch", why);
         goto out;
     }
+    /* Impossible sample times: kept whole, acked like a stored batch. */
+    quarantine = ret == -EDOM;
+    if (quarantine)
+        ret = 0;
     if (ret < 0) {
         ret = ingest_store_failed(ig, reply, ret, "batch");
         goto out;
@@ -385,10 +379,12 @@ static int ingest_batch(struct et_ingest *ig, const char *topic, const void *pay
         ret = et_store_batch_seen(ig->w, reply->device, stream_hex, b->seq, &seen);
     if (ret == 0)
         ret = et_store_device_seen(ig->w, reply->device, now_ms, boot_hex,
-                                   seen ? 0 : b->n_samples, &created);
+                                   seen || quarantine ? 0 : b->n_samples, &created);
     if (ret == 0 && !known)
         ret = et_store_stream_start(ig->w, reply->device, stream_hex, now_ms, &was);
-    if (ret == 0 && !seen)
+    if (ret == 0 && !seen && quarantine)
+        ret = ingest_quarantine_batch(ig, b, reply->device, stream_hex, payload, len, why);
+    else if (ret == 0 && !seen)
         ret = ingest_store_rows(ig, b, reply->device, stream_hex, boot_hex, now_ms);
     if (ret == 0)
         ret = et_ack_advance(ig->w, reply->device, stream_hex, floor, &reply->acked_through);
@@ -416,6 +412,13 @@ static int ingest_batch(struct et_ingest *ig, const char *topic, const void *pay
         et_debug("ingest", "device %s: seq %" PRIu64 " of stream %s again (duplicate), acked "
                  "through %" PRIu64, reply->device, (uint64_t)b->seq,
                  ingest_stream_name(stream_hex), reply->acked_through);
+    } else if (quarantine) {
+        reply->kind = ET_INGEST_QUARANTINED;
+        counts->quarantined++;
+        ingest_say_malformed(ig, reply->device, "quarantined batch %" PRIu64 " of stream %s "
+                             "on %s (kept whole and acknowledged, its samples not stored; "
+                             "edgetelctl quarantine lists it): %s", (uint64_t)b->seq,
+                             ingest_stream_name(stream_hex), topic, why);
     } else {
         reply->kind = ET_INGEST_STORED;
         counts->batches++;

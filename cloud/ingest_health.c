@@ -130,6 +130,7 @@ void ingest_group_settled(struct et_ingest *ig, int ret)
         st->statuses += p->statuses;
         st->new_devices += p->new_devices;
         st->new_streams += p->new_streams;
+        st->quarantined += p->quarantined;
         if (ig->pending_msgs)
             ingest_store_works(ig);
     } else if (ig->pending_msgs) {

@@ -17,6 +17,7 @@
 
 #include "edgetel/budget.h"
 #include "edgetel/codec.h"
+#include "edgetel/devtable.h"
 #include "edgetel/ingest.h"
 
 /* Largest |base_mono_ms| and |base_wall_ms| accepted (see ingest_check_batch). */
@@ -33,6 +34,12 @@
 #define INGEST_AHEAD_MAX_MS (INT64_C(24) * 3600 * 1000)
 #define INGEST_UNSYNCED_MIN_MS INT64_C(0)               /* 1970-01-01T00:00:00Z */
 #define INGEST_UNSYNCED_MAX_MS INT64_C(4102444800000)   /* 2100-01-01T00:00:00Z */
+
+/* The malformed-message log (ingest_malformed.c): devices whose state is
+ * kept (a power of two), how often one is said, and the cause kept. */
+#define INGEST_MALFORMED_DEVICES 1024
+#define INGEST_MALFORMED_LOG_EVERY_MS 60000
+#define INGEST_MALFORMED_CAUSE_MAX 320
 
 /* {root}/v1/{device}/ack */
 #define INGEST_TOPIC_MAX (ET_TOPIC_ROOT_MAX + ET_DEVICE_ID_MAX + 16)
@@ -87,6 +94,9 @@ struct et_ingest {
     uint64_t pending_msgs;
     struct ingest_health health;
     struct et_budget *budget;      /* NULL: no per-device budget */
+    /* Malformed messages per device, for the log; made at the first one. */
+    struct et_devtable malformed;
+    size_t malformed_pending;      /* devices with a count not said yet */
     struct et_budget_cfg budget_cfg;
     struct et_store_config *config; /* NULL: a Status's config fields are not recorded */
     /* The last reply's Ack. */
@@ -118,11 +128,22 @@ void ingest_group_settled(struct et_ingest *ig, int ret);
 /* Roll back an open group and drop what it held; free the list. */
 void ingest_group_free(struct et_ingest *ig);
 
-/* ---- ingest.c ---- */
+/* ---- ingest_malformed.c ---- */
 
-/* Count and log a malformed message (reply says so); 0, it is not retried. */
+/* Count a malformed message and say it, once a minute per device at most
+ * (reply says so); 0, it is not retried. */
 int ingest_malformed(struct et_ingest *ig, struct et_ingest_reply *reply,
                      const char *topic, const char *what, const char *why);
+
+/* Say text (printf) about a malformed message of device ("" none): in full,
+ * or counted and said with the next line a minute (ingest_malformed.c). */
+void ingest_say_malformed(struct et_ingest *ig, const char *device, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Say what the malformed-message log held back, and free its table. */
+void ingest_malformed_free(struct et_ingest *ig);
+
+/* ---- ingest.c ---- */
 
 /* Whether the message names another device than its topic (then malformed). */
 bool ingest_other_device(struct et_ingest *ig, struct et_ingest_reply *reply,
@@ -160,6 +181,12 @@ void ingest_boot_hex(const ProtobufCBinaryData *boot_id, char *out);
 int ingest_store_rows(struct et_ingest *ig, const Edgetel__V1__Batch *b,
                       const char *device, const char *stream_hex, const char *boot_hex,
                       int64_t now_ms);
+
+/* Keep a new batch aside whole, with why (its sample times are impossible);
+ * the transaction is open. 0 or -errno. */
+int ingest_quarantine_batch(struct et_ingest *ig, const Edgetel__V1__Batch *b,
+                            const char *device, const char *stream_hex, const void *payload,
+                            size_t len, const char *why);
 
 /* ---- ingest_health.c ---- */
 

@@ -1,6 +1,7 @@
 /*
  * A new batch's rows through the store writer: its metrics and their
- * tags, its samples (re-timed as retime.h says) and the batch row. The
+ * tags, its samples (re-timed as retime.h says) and the batch row; or, for
+ * a batch with impossible sample times, its quarantine row. The
  * transaction is open; ingest.c decides that the batch is new.
  */
 #include "ingest_priv.h"
@@ -157,4 +158,16 @@ int ingest_store_rows(struct et_ingest *ig, const Edgetel__V1__Batch *b,
                 "before its clock was synchronised", device, earlier, boot_hex);
     ig->pending_retimed = retimed + earlier;
     return 0;
+}
+
+int ingest_quarantine_batch(struct et_ingest *ig, const Edgetel__V1__Batch *b,
+                            const char *device, const char *stream_hex, const void *payload,
+                            size_t len, const char *why)
+{
+    const struct et_store_quarantined q = {
+        .device = device, .stream_hex = stream_hex, .seq = b->seq, .received_ms = ig->now_ms,
+        .n_samples = (uint32_t)b->n_samples, .reason = why, .payload = payload, .len = len,
+    };
+
+    return et_store_quarantine(ig->w, &q);
 }

@@ -2,16 +2,15 @@
 # The whole test suite, as CI runs it:
 #   1. install what is missing (scripts/deps.sh)
 #   2. configure and build natively with the tests into build/
-#   3. ctest: every label (unit, driver, integration, fault, slow)
+#   3. ctest: every label (unit, driver, cloud, integration, fault, slow,
+#      chaos)
 #   3b. the same again built with ASan and UBSan (build-asan/)
 #   4. scripts/cross-test.sh aarch64 and armhf (build for the Pi and run the
 #      unit tests under qemu-user), when that script is present
 # then a summary. Exits non-zero when any step failed.
 #
 # Environment: BUILD_DIR (default build), JOBS (default: number of CPUs),
-# SKIP_CROSS=1 to leave out step 4, SKIP_SANITIZERS=1 to leave out 3b,
-# ET_CHAOS=1 to run the chaos test (label chaos) too: it is left out while
-# it still finds samples an agent lost without counting them.
+# SKIP_CROSS=1 to leave out step 4, SKIP_SANITIZERS=1 to leave out 3b.
 set -uo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -21,8 +20,6 @@ build_dir=${BUILD_DIR:-build}
 jobs=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 summary=()
 failed=0
-ctest_exclude=()
-[[ ${ET_CHAOS:-0} == 1 ]] || ctest_exclude=(-LE chaos)
 suite_start=$(date +%s)
 
 # run NAME COMMAND...: run one step, time it, remember the outcome.
@@ -62,8 +59,7 @@ if run "dependencies" ./scripts/deps.sh &&
    run "configure" cmake -S . -B "$build_dir" -DET_BUILD_TESTS=ON -DET_BUILD_CLOUD=ON &&
    run "build" cmake --build "$build_dir" -j "$jobs"; then
   # All labels; each test carries its own timeout (tests/CMakeLists.txt).
-  run "ctest (all labels)" ctest --test-dir "$build_dir" --output-on-failure -j "$jobs" \
-    "${ctest_exclude[@]}"
+  run "ctest (all labels)" ctest --test-dir "$build_dir" --output-on-failure -j "$jobs"
 else
   skip "ctest (all labels)" "(the build did not finish)"
 fi
@@ -76,8 +72,7 @@ if [[ "${SKIP_SANITIZERS:-0}" == 1 ]]; then
 elif run "sanitizers: configure" cmake -S . -B "$asan_dir" -DET_BUILD_TESTS=ON \
        -DET_BUILD_CLOUD=ON -DET_SANITIZE=address,undefined -DCMAKE_BUILD_TYPE=Debug &&
      run "sanitizers: build" cmake --build "$asan_dir" -j "$jobs"; then
-  run "sanitizers: ctest" ctest --test-dir "$asan_dir" --output-on-failure -j "$jobs" \
-    "${ctest_exclude[@]}"
+  run "sanitizers: ctest" ctest --test-dir "$asan_dir" --output-on-failure -j "$jobs"
 else
   skip "sanitizers: ctest" "(the build did not finish)"
 fi

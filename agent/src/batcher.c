@@ -120,6 +120,25 @@ static uint64_t unstored_samples(const struct et_batcher *b)
     return n;
 }
 
+/*
+ * The loss note (et_outbox_note_held): what a crash now would lose that
+ * the database does not count. While storing fails that is every sample
+ * in memory: the held batches (unstored, or appended again into a group
+ * that has not committed yet) and the open batch, which waits there for
+ * as long as no seq can be claimed. It is written after every change made
+ * while storing fails (each flush, commit and Ack that releases a batch),
+ * so a crash loses uncounted only what was collected since the last
+ * flush. While storing works nothing is noted: a crash then loses at most
+ * the uncommitted window, as always (batcher.h), and the note costs no
+ * write on a healthy card.
+ */
+static void note_loss(struct et_batcher *b)
+{
+    uint64_t n = b->failing ? b->held_samples + et_batch_samples(b->batch) : 0;
+
+    et_outbox_note_held(b->outbox, n);
+}
+
 /* ---- saying what happens -------------------------------------------------------- */
 
 static void fmt_mib(char *buf, size_t cap, uint64_t bytes)
@@ -294,8 +313,7 @@ int et_batcher_commit(struct et_batcher *b)
         rc = commit_group(b);
     if (rc)
         say_trouble(b, rc);
-    /* A crash from here on would lose what is unstored: note it, in place. */
-    et_outbox_note_held(b->outbox, unstored_samples(b));
+    note_loss(b);
     return rc;
 }
 
@@ -388,11 +406,13 @@ int et_batcher_flush(struct et_batcher *b, int64_t now_ms)
         rc = made;
     if (rc) {
         say_trouble(b, rc);
+        note_loss(b);
         return rc;
     }
     /* Half the memory in one group: commit early, keep the other half for the open batch. */
     if (b->group_open && b->held_samples > b->limit / 2)
         return et_batcher_commit(b);
+    note_loss(b);
     return 0;
 }
 
@@ -440,6 +460,7 @@ size_t et_batcher_ack(struct et_batcher *b, uint64_t through, const uint64_t *se
                       size_t n_seqs)
 {
     size_t released = 0;
+    bool forgot = false;
 
     for (size_t i = 0; i < b->n_held;) {
         const struct held_batch *h = &b->held[i];
@@ -458,7 +479,11 @@ size_t et_batcher_ack(struct et_batcher *b, uint64_t through, const uint64_t *se
             released++;
         }
         held_remove_at(b, i);
+        forgot = true;
     }
+    /* Delivered: a crash from now on must not count them as lost. */
+    if (forgot)
+        note_loss(b);
     return released;
 }
 

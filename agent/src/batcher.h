@@ -37,9 +37,17 @@
  * Saying so: the first failure is logged at error level with what is full,
  * how much is free, the reserve, and what the agent does meanwhile; again
  * at most hourly while it lasts; recovery once, and only after a commit
- * succeeded. Samples held unstored are noted in the outbox's loss note at
- * each commit (et_outbox_note_held), so a crash costs no more than that
- * note says without it being counted at the next start.
+ * succeeded.
+ *
+ * A crash: while storing fails, every sample in memory (held batches, and
+ * the open batch, which waits there while no seq can be claimed) is in the
+ * outbox's loss note (et_outbox_note_held), rewritten at every flush,
+ * commit and Ack that changes it; the next start counts the note as
+ * dropped. So a crash loses uncounted only what was collected since the
+ * last flush, and while storing works only the uncommitted window. Batches
+ * sent from memory whose Ack had not come are counted too, though the
+ * aggregator may have stored them (docs/ARCHITECTURE.md, "Losses the
+ * database cannot record").
  */
 #ifndef EDGETEL_BATCHER_H
 #define EDGETEL_BATCHER_H

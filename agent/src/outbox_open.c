@@ -371,9 +371,10 @@ static void note_read(struct et_outbox *ob)
                 "(the disk was full or below the reserve); counted as dropped", ob->path, value);
     else
         et_warn(OUTBOX_LOG, "%s: the last run ended without stopping cleanly while it held %llu "
-                "samples in memory that it could not store (as of its last note; samples made "
-                "after it are not known); counted as dropped, though any that reached the "
-                "aggregator before the end are stored there", ob->path, value);
+                "samples in memory that it could not store (as of its last batch; samples "
+                "collected after it are not known); counted as dropped, though those it had "
+                "sent and not yet seen acknowledged may be stored at the aggregator too",
+                ob->path, value);
 }
 
 /*

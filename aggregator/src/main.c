@@ -197,13 +197,14 @@ static void log_stats(struct aggregator *a, const char *when)
 
     et_info("main", "%s: %" PRIu64 " batches, %" PRIu64 " samples stored (%" PRIu64
             " re-timed), %" PRIu64 " duplicates, %" PRIu64 " malformed, %" PRIu64
-            " over budget, %" PRIu64 " statuses, %" PRIu64 " new devices, %" PRIu64
-            " store errors; acks: %" PRIu64 " sent, %" PRIu64 " not sent, %" PRIu64 " failed;"
-            " configs: %" PRIu64 " sent, %" PRIu64 " not sent, %" PRIu64 " reports, %" PRIu64
-            " refused",
+            " quarantined, %" PRIu64 " over budget, %" PRIu64 " statuses, %" PRIu64
+            " new devices, %" PRIu64 " store errors; acks: %" PRIu64 " sent, %" PRIu64
+            " not sent, %" PRIu64 " failed; configs: %" PRIu64 " sent, %" PRIu64
+            " not sent, %" PRIu64 " reports, %" PRIu64 " refused",
             when, s->batches - a->last.batches, s->samples - a->last.samples,
             s->retimed - a->last.retimed, s->duplicates - a->last.duplicates,
-            s->malformed - a->last.malformed, s->over_budget - a->last.over_budget,
+            s->malformed - a->last.malformed, s->quarantined - a->last.quarantined,
+            s->over_budget - a->last.over_budget,
             s->statuses - a->last.statuses, s->new_devices - a->last.new_devices,
             s->store_errors - a->last.store_errors, a->acks_sent, a->acks_unsent,
             a->acks_failed, c->sent - a->last_relay.sent, c->not_sent - a->last_relay.not_sent,
@@ -308,7 +309,7 @@ static int run(struct aggregator *a)
         { .fd = a->sigfd, .events = POLLIN },
         { .fd = et_mqtt_fd(a->mqtt), .events = POLLIN },
     };
-    int64_t now;
+    int64_t now, due;
     int timeout, n;
 
     a->next_stats_ms = mono_ms() + a->cfg.stats_interval_ms;
@@ -326,6 +327,10 @@ static int run(struct aggregator *a)
         }
         timeout = (int)((a->next_stats_ms < a->next_poll_ms ? a->next_stats_ms
                                                              : a->next_poll_ms) - now);
+        /* The malformed-message log's minute lines, when one is due first. */
+        due = et_ingest_tick(a->ingest, wall_ms());
+        if (due < timeout)
+            timeout = (int)due;
         n = poll(pfd, 2, timeout);
         if (n < 0) {
             if (errno == EINTR)

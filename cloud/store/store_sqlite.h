@@ -18,10 +18,13 @@
 #include "backend.h"
 #include "edgetel/sqlite.h"
 
-/* The first schema version with streams (the reader still reads older ones). */
+/* The first schema version with streams, and with quarantine (the reader
+ * still reads older ones). */
 #define STORE_SCHEMA_STREAMS 4
 /* The first schema version with pushed configs (store_config.h). */
 #define STORE_SCHEMA_CONFIG 5
+/* The first schema version with the quarantine table. */
+#define STORE_SCHEMA_QUARANTINE 6
 
 /* The writer's cached statements (SQL in store_sqlite_writer.c). */
 enum store_writer_stmt {
@@ -51,6 +54,7 @@ enum store_writer_stmt {
     SW_STREAM_CURRENT,
     SW_STREAM_INSERT,
     SW_STREAM_MAKE_CURRENT,
+    SW_QUARANTINE,
     SW_COUNT
 };
 
@@ -62,6 +66,7 @@ enum store_reader_stmt {
     SR_QUERY,
     SR_AFTER,
     SR_LAST_ID,
+    SR_QUARANTINED,
     SR_COUNT
 };
 
@@ -158,6 +163,7 @@ struct store_rows {
         et_store_desired_cb desired;
         et_store_device_config_cb device_config;
         et_store_config_report_cb report;
+        et_store_quarantined_cb quarantined;
     } cb;
     void *ctx;
     bool stopped;

@@ -28,7 +28,7 @@
 /* user_version of the schema this code writes; read-only handles also
  * read older versions back to STORE_SCHEMA_READABLE (their queries only use
  * columns every such version has). */
-#define STORE_SCHEMA_VERSION 5
+#define STORE_SCHEMA_VERSION 6
 #define STORE_SCHEMA_READABLE 1
 /* How long a writer waits for another (another aggregator, a checkpoint). */
 #define STORE_BUSY_TIMEOUT_MS 10000
@@ -58,6 +58,18 @@
 /* Partial: holds only batches with samples waiting to be re-timed. */
 #define STORE_BATCHES_INDEX \
     "CREATE INDEX batches_unsynced ON batches (device, boot_id) WHERE unsynced > 0;"
+/* v5: batches kept aside whole (impossible sample times), with why; a
+ * quarantined seq counts as stored for the dedupe and the ack. */
+#define STORE_QUARANTINE_TABLE \
+    "CREATE TABLE quarantine (" \
+    "  device TEXT NOT NULL," \
+    "  stream TEXT NOT NULL," \
+    "  seq INTEGER NOT NULL," \
+    "  received_ms INTEGER NOT NULL," \
+    "  n_samples INTEGER NOT NULL," \
+    "  reason TEXT NOT NULL," \
+    "  payload BLOB NOT NULL," \
+    "  PRIMARY KEY (device, stream, seq));"
 /* v4: one row per (device, stream) ever heard of, with its cumulative ack. */
 #define STORE_STREAMS_TABLE \
     "CREATE TABLE streams (" \
@@ -136,6 +148,7 @@ static const char store_schema[] =
     STORE_STREAMS_TABLE
     "CREATE TABLE batches" STORE_BATCHES_COLUMNS
     STORE_BATCHES_INDEX
+    STORE_QUARANTINE_TABLE
     "CREATE TABLE metrics ("
     "  id INTEGER PRIMARY KEY,"
     "  device TEXT NOT NULL,"
@@ -167,7 +180,8 @@ static const char store_schema[] =
  * samples keep the quality they arrived with. v4 puts every stored batch
  * and each device's ack into the legacy stream ''; the batches table is
  * rebuilt because its key grows (SQLite cannot alter a primary key), every
- * row copied. v5 adds pushed configs (STORE_MIGRATE_CONFIG).
+ * row copied. v5 adds pushed configs (STORE_MIGRATE_CONFIG), v6 the
+ * quarantine table.
  */
 static const char *const store_migrations[STORE_SCHEMA_VERSION - 1] = {
     "ALTER TABLE devices ADD COLUMN clock_boot TEXT NOT NULL DEFAULT '';"
@@ -192,6 +206,7 @@ static const char *const store_migrations[STORE_SCHEMA_VERSION - 1] = {
     "ALTER TABLE batches_v4 RENAME TO batches;"
     STORE_BATCHES_INDEX,
     STORE_MIGRATE_CONFIG,
+    STORE_QUARANTINE_TABLE,
 };
 
 int store_sqlite_stmt(struct store_sqlite *ss, sqlite3_stmt **slot, const char *sql,

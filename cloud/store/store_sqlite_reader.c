@@ -45,6 +45,9 @@ static const char *const reader_sql[SR_COUNT] = {
         "SELECT " SAMPLE_COLUMNS " FROM samples s JOIN metrics m ON m.id = s.metric_id"
         " WHERE s.id > ?1 AND (?2 IS NULL OR m.device = ?2) ORDER BY s.id LIMIT ?3",
     [SR_LAST_ID] = "SELECT COALESCE(MAX(id), 0) FROM samples",
+    [SR_QUARANTINED] =
+        "SELECT device, stream, seq, received_ms, n_samples, reason, payload FROM quarantine"
+        " WHERE (?1 IS NULL OR device = ?1) ORDER BY received_ms, device, stream, seq",
 };
 
 static struct store_sqlite *of_reader(struct et_store_reader *r)
@@ -209,10 +212,42 @@ static int sqlite_last_sample_id(struct et_store_reader *r, int64_t *id)
                                "reading the last sample id");
 }
 
+static int quarantined_row(void *ctx, sqlite3_stmt *st)
+{
+    struct store_rows *rows = ctx;
+    struct et_store_quarantined q = {
+        .device = et_sqlite_col_text(st, 0),
+        .stream_hex = et_sqlite_col_text(st, 1),
+        .seq = et_sqlite_col_u64(st, 2),
+        .received_ms = sqlite3_column_int64(st, 3),
+        .n_samples = (uint32_t)sqlite3_column_int64(st, 4),
+        .reason = et_sqlite_col_text(st, 5),
+    };
+
+    /* Blob first, then its size: the documented order for a stable pointer. */
+    q.payload = sqlite3_column_blob(st, 6);
+    q.len = (size_t)sqlite3_column_bytes(st, 6);
+    return store_rows_cb(rows, rows->cb.quarantined(rows->ctx, &q));
+}
+
+static int sqlite_quarantined(struct et_store_reader *r, const char *device,
+                              et_store_quarantined_cb cb, void *ctx)
+{
+    struct store_rows rows = { .cb.quarantined = cb, .ctx = ctx };
+
+    /* A store an aggregator has not migrated yet has nothing in quarantine. */
+    if (of_reader(r)->version < STORE_SCHEMA_QUARANTINE)
+        return 0;
+    return each_row(r, SR_QUARANTINED, "listing quarantined batches",
+                    STORE_ARGS(device ? STORE_TEXT(device) : STORE_NULL), quarantined_row,
+                    &rows);
+}
+
 const struct et_store_reader_ops store_sqlite_reader_ops = {
     .devices = sqlite_devices,
     .metrics = sqlite_metrics,
     .query = sqlite_query,
     .samples_after = sqlite_samples_after,
     .last_sample_id = sqlite_last_sample_id,
+    .quarantined = sqlite_quarantined,
 };

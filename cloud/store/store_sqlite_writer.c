@@ -15,7 +15,10 @@ static const char *const writer_sql[SW_COUNT] = {
     [SW_BEGIN] = "BEGIN IMMEDIATE",
     [SW_COMMIT] = "COMMIT",
     [SW_ROLLBACK] = "ROLLBACK",
-    [SW_BATCH_SEEN] = "SELECT 1 FROM batches WHERE device = ?1 AND stream = ?2 AND seq = ?3",
+    /* A quarantined seq counts as stored (store_writer.h). */
+    [SW_BATCH_SEEN] =
+        "SELECT 1 FROM batches WHERE device = ?1 AND stream = ?2 AND seq = ?3"
+        " UNION ALL SELECT 1 FROM quarantine WHERE device = ?1 AND stream = ?2 AND seq = ?3",
     [SW_DEVICE_INSERT] =
         "INSERT INTO devices (id, first_seen_ms, last_seen_ms) VALUES (?1, ?2, ?2)"
         " ON CONFLICT (id) DO NOTHING",
@@ -45,6 +48,7 @@ static const char *const writer_sql[SW_COUNT] = {
     [SW_ACK_SET] = "UPDATE streams SET acked_through = ?3 WHERE device = ?1 AND stream = ?2",
     [SW_SEQS_AFTER] =
         "SELECT seq FROM batches WHERE device = ?1 AND stream = ?2 AND seq > ?3"
+        " UNION ALL SELECT seq FROM quarantine WHERE device = ?1 AND stream = ?2 AND seq > ?3"
         " ORDER BY seq LIMIT ?4",
     [SW_CLOCK_GET] =
         "SELECT clock_boot, clock_wall_ms, clock_mono_ms FROM devices WHERE id = ?1",
@@ -77,6 +81,9 @@ static const char *const writer_sql[SW_COUNT] = {
         " JOIN streams s ON s.device = d.id AND s.stream = d.stream WHERE d.id = ?1",
     [SW_STREAM_INSERT] = "INSERT INTO streams (device, stream, started_ms) VALUES (?1, ?2, ?3)",
     [SW_STREAM_MAKE_CURRENT] = "UPDATE devices SET stream = ?2 WHERE id = ?1",
+    [SW_QUARANTINE] =
+        "INSERT INTO quarantine (device, stream, seq, received_ms, n_samples, reason, payload)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
 };
 
 static struct store_sqlite *of_writer(struct et_store_writer *w)
@@ -280,6 +287,33 @@ static int sqlite_batch_seen(struct et_store_writer *w, const char *device, cons
         return 0;
     *seen = ret == 0;
     return ret;
+}
+
+static int sqlite_quarantine(struct et_store_writer *w, const struct et_store_quarantined *q)
+{
+    struct store_sqlite *ss = of_writer(w);
+    sqlite3_stmt *st;
+    bool seen = false;
+    int ret;
+
+    if (q->seq > ET_STORE_SEQ_MAX)
+        return -ERANGE;
+    ret = sqlite_batch_seen(w, q->device, q->stream_hex, q->seq, &seen);
+    if (ret == 0 && seen)
+        return -EEXIST;
+    if (ret == 0)
+        ret = stmt(ss, SW_QUARANTINE,
+                   STORE_ARGS(STORE_TEXT(q->device), STORE_TEXT(q->stream_hex),
+                              STORE_U64(q->seq), STORE_INT(q->received_ms),
+                              STORE_INT(q->n_samples), STORE_TEXT(q->reason)), &st);
+    if (ret < 0)
+        return ret;
+    /* The bytes as they came: bound as a blob, which the text-and-number
+     * arguments above do not carry. */
+    ret = sqlite3_bind_blob(st, 7, q->payload, (int)q->len, SQLITE_STATIC);
+    ret = ret == SQLITE_OK ? et_sqlite_run(st) : et_sqlite_errno(ss->db, ret);
+    sqlite3_clear_bindings(st);
+    return store_sqlite_failed(ss, ret, "quarantining a batch");
 }
 
 static int sqlite_insert_batch(struct et_store_writer *w, const struct et_store_batch *b)
@@ -543,4 +577,5 @@ const struct et_store_writer_ops store_sqlite_writer_ops = {
     .last_error = sqlite_last_error,
     .stream_get = sqlite_stream_get,
     .stream_start = sqlite_stream_start,
+    .quarantine = sqlite_quarantine,
 };

@@ -5,6 +5,7 @@
  *   edgetelctl metrics [--device D]          metric names, units, sample counts
  *   edgetelctl query --device D --metric M [--since T] [--until T] [--csv]
  *   edgetelctl tail [--device D]             new samples as they land, until Ctrl-C
+ *   edgetelctl quarantine [--device D]       batches kept aside for impossible times
  *   edgetelctl keys init [--dir DIR]         the operator's signing key pair (keys.c)
  *   edgetelctl config push|status|sign ...   signed configs for the boards (config_cmd.c)
  *   edgetelctl ca init|issue|revoke|crl|list the fleet CA (ca_cmd.c)
@@ -86,6 +87,7 @@ static int cmd_devices(struct et_store_reader *r, const struct ctl_args *a);
 static int cmd_metrics(struct et_store_reader *r, const struct ctl_args *a);
 static int cmd_query(struct et_store_reader *r, const struct ctl_args *a);
 static int cmd_tail(struct et_store_reader *r, const struct ctl_args *a);
+static int cmd_quarantine(struct et_store_reader *r, const struct ctl_args *a);
 
 static const struct ctl_command commands[] = {
     { "devices", 0, 0, cmd_devices,
@@ -106,6 +108,10 @@ static const struct ctl_command commands[] = {
       "                           print each new sample as it lands (\"time device metric\n"
       "                           value unit\"), polling every DUR (default 500ms),\n"
       "                           until Ctrl-C" },
+    { "quarantine", OPT_DEVICE, 0, cmd_quarantine,
+      "quarantine [--device D]  batches kept whole, not stored as samples, because their\n"
+      "                           sample times are impossible: when, device, stream, seq,\n"
+      "                           size and why (acknowledged: the device does not resend)" },
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -178,6 +184,13 @@ static int report_error(const struct ctl_args *a, int rc)
 static int cmd_devices(struct et_store_reader *r, const struct ctl_args *a)
 {
     int rc = et_report_devices(r, stdout, wall_ms());
+
+    return rc < 0 ? report_error(a, rc) : 0;
+}
+
+static int cmd_quarantine(struct et_store_reader *r, const struct ctl_args *a)
+{
+    int rc = et_report_quarantine(r, stdout, a->device);
 
     return rc < 0 ? report_error(a, rc) : 0;
 }
@@ -349,7 +362,8 @@ static int parse_args(int argc, char **argv, struct ctl_args *a)
         }
     }
     if (optind >= argc) {
-        fprintf(stderr, PROG ": no command given (devices, metrics, query, tail, keys, config, ca; try --help)\n");
+        fprintf(stderr, PROG ": no command given (devices, metrics, query, tail, quarantine, keys, "
+                "config, ca; try --help)\n");
         return 2;
     }
     a->command = argv[optind];
@@ -408,8 +422,8 @@ int main(int argc, char **argv)
             cmd = &commands[i];
     }
     if (!cmd) {
-        fprintf(stderr, PROG ": unknown command \"%s\" (devices, metrics, query, tail, keys, config, ca; try "
-                "--help)\n", a.command);
+        fprintf(stderr, PROG ": unknown command \"%s\" (devices, metrics, query, tail, "
+                "quarantine, keys, config, ca; try --help)\n", a.command);
         return 2;
     }
     for (unsigned bit = OPT_DEVICE; bit <= OPT_INTERVAL; bit <<= 1) {

@@ -112,14 +112,43 @@ int et_report_devices(struct et_store_reader *r, FILE *out, int64_t now_ms)
     int rc;
 
     rc = et_store_devices(r, NULL, device_row, &dc);
-    if (rc == 0) {
-        if (dc.table.nrows == 0)
-            fprintf(out, "no devices yet\n");
-        else
-            rc = ctl_table_print(&dc.table, out);
-    }
-    ctl_table_free(&dc.table);
-    return rc < 0 ? rc : ctl_out_status(out);
+    return ctl_table_finish(&dc.table, out, rc, "no devices yet");
+}
+
+/* ---- quarantine ---------------------------------------------------------- */
+
+static const char *const quarantine_headers[] = {
+    "KEPT", "DEVICE", "STREAM", "SEQ", "SAMPLES", "BYTES", "REASON",
+};
+static const bool quarantine_right[] = { false, false, false, true, true, true, false };
+
+static int quarantine_row(void *ctx, const struct et_store_quarantined *q)
+{
+    char kept[ISO_MAX], stream[STREAM_SHORT + 1], seq[24], samples[24], bytes[24];
+    const char *row[7];
+
+    et_time_format_iso(q->received_ms - q->received_ms % 1000, kept, sizeof(kept));
+    snprintf(stream, sizeof(stream), "%.*s", STREAM_SHORT,
+             q->stream_hex[0] ? q->stream_hex : "legacy");
+    snprintf(seq, sizeof(seq), "%" PRIu64, q->seq);
+    snprintf(samples, sizeof(samples), "%" PRIu32, q->n_samples);
+    snprintf(bytes, sizeof(bytes), "%zu", q->len);
+    row[0] = kept;
+    row[1] = q->device;
+    row[2] = stream;
+    row[3] = seq;
+    row[4] = samples;
+    row[5] = bytes;
+    row[6] = q->reason;
+    return ctl_table_add(ctx, row);
+}
+
+int et_report_quarantine(struct et_store_reader *r, FILE *out, const char *device)
+{
+    struct ctl_table t = { .ncols = 7, .headers = quarantine_headers, .right = quarantine_right };
+    int rc = et_store_quarantined(r, device, quarantine_row, &t);
+
+    return ctl_table_finish(&t, out, rc, "no quarantined batches");
 }
 
 /* ---- metrics ------------------------------------------------------------ */
@@ -198,14 +227,7 @@ int et_report_metrics(struct et_store_reader *r, FILE *out, const char *device)
             free(dl.ids[i]);
         free(dl.ids);
     }
-    if (rc == 0) {
-        if (t.nrows == 0)
-            fprintf(out, "no metrics yet\n");
-        else
-            rc = ctl_table_print(&t, out);
-    }
-    ctl_table_free(&t);
-    return rc < 0 ? rc : ctl_out_status(out);
+    return ctl_table_finish(&t, out, rc, "no metrics yet");
 }
 
 /* ---- query and tail ----------------------------------------------------- */

@@ -112,3 +112,15 @@ void ctl_csv_field(FILE *out, const char *s, bool text)
     fputc('"', out);
 }
 
+
+int ctl_table_finish(struct ctl_table *t, FILE *out, int rc, const char *empty)
+{
+    if (rc == 0) {
+        if (t->nrows == 0)
+            fprintf(out, "%s\n", empty);
+        else
+            rc = ctl_table_print(t, out);
+    }
+    ctl_table_free(t);
+    return rc < 0 ? rc : ctl_out_status(out);
+}

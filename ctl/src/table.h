@@ -52,6 +52,12 @@ int ctl_table_add(struct ctl_table *t, const char *const *row);
 int ctl_table_print(const struct ctl_table *t, FILE *out);
 
 /*
+ * The end of every table command: after a read that returned rc, the
+ * table, or empty when it has no rows; then free it. 0 or -errno.
+ */
+int ctl_table_finish(struct ctl_table *t, FILE *out, int rc, const char *empty);
+
+/*
  * A CSV field: escaped as all output is (so no line break is left to
  * quote), then quoted when it holds a separator or a quote. A text cell
  * (a device, metric or unit name, a string value) that starts with what

@@ -218,15 +218,14 @@ static int fake_metric_tags(struct et_store_writer *w, int64_t id, const char *t
     return 0;
 }
 
-static int fake_insert_batch(struct et_store_writer *w, const struct et_store_batch *b)
+/* The batch row of b, in key order: 0, -EEXIST or -ERANGE. */
+static int add_batch_row(struct fake_writer *f, const struct et_store_batch *b,
+                         struct fake_batch **out)
 {
-    struct fake_writer *f = of(w);
     struct fake_batch *row;
     int dev;
     size_t at;
 
-    if (failing(f, FAKE_INSERT_BATCH))
-        return f->fail_ret;
     if (b->seq > ET_STORE_SEQ_MAX)
         return -ERANGE;
     dev = device_index(f, b->device, b->received_ms, NULL);
@@ -245,6 +244,39 @@ static int fake_insert_batch(struct et_store_writer *w, const struct et_store_ba
     snprintf(row->stream, sizeof(row->stream), "%s", b->stream_hex ? b->stream_hex : "");
     snprintf(row->boot_id_hex, sizeof(row->boot_id_hex), "%s",
              b->boot_id_hex ? b->boot_id_hex : "");
+    *out = row;
+    return 0;
+}
+
+static int fake_insert_batch(struct et_store_writer *w, const struct et_store_batch *b)
+{
+    struct fake_writer *f = of(w);
+    struct fake_batch *row;
+
+    if (failing(f, FAKE_INSERT_BATCH))
+        return f->fail_ret;
+    return add_batch_row(f, b, &row);
+}
+
+/* A quarantined batch is a batch row marked so, with its reason and size. */
+static int fake_quarantine(struct et_store_writer *w, const struct et_store_quarantined *q)
+{
+    struct fake_writer *f = of(w);
+    const struct et_store_batch b = {
+        .device = q->device, .stream_hex = q->stream_hex, .seq = q->seq,
+        .received_ms = q->received_ms,
+    };
+    struct fake_batch *row;
+    int ret;
+
+    if (failing(f, FAKE_QUARANTINE))
+        return f->fail_ret;
+    ret = add_batch_row(f, &b, &row);
+    if (ret < 0)
+        return ret;
+    row->quarantined = true;
+    row->payload_len = q->len;
+    snprintf(row->reason, sizeof(row->reason), "%s", q->reason);
     return 0;
 }
 
@@ -492,6 +524,7 @@ static const struct et_store_writer_ops fake_ops = {
     .unsynced_done = fake_unsynced_done,
     .stream_get = fake_stream_get,
     .stream_start = fake_stream_start,
+    .quarantine = fake_quarantine,
 };
 
 struct fake_writer *fake_writer_create(void)

@@ -36,6 +36,7 @@ enum fake_op {
     FAKE_UNSYNCED_DONE,
     FAKE_STREAM_GET,
     FAKE_STREAM_START,
+    FAKE_QUARANTINE,
     FAKE_OPS
 };
 
@@ -70,6 +71,9 @@ struct fake_batch {
     char boot_id_hex[2 * ET_BOOT_ID_LEN + 1];
     uint32_t unsynced;
     int64_t first_sample_id, last_sample_id;
+    bool quarantined;          /* et_store_quarantine(): kept whole, no samples */
+    char reason[160];
+    size_t payload_len;
 };
 
 struct fake_sample {

@@ -1,12 +1,11 @@
 /*
- * Ingest when the store fails and when a batch's times are not to be
- * believed (cloud/ingest.c, ingest_group.c), on the in-memory writer:
+ * Ingest when the store fails (cloud/ingest.c, ingest_group.c), on the
+ * in-memory writer:
  *   - a group whose commit fails stored nothing: the counters say so;
  *   - a store that fails every batch is said once, clearly (since when,
  *     why, that nothing is acknowledged), reminded at most once a minute
- *     with a count, and its recovery is said once;
- *   - wall times outside the sane window are refused with a reason,
- *     unless the sample says its clock was not synchronised.
+ *     with a count, and its recovery is said once.
+ * Batches whose times are not to be believed: test_ingest_quarantine.c.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -154,71 +153,6 @@ static void failing_group_commits_are_said_once(void **state)
     assert_int_equal(log_lines_with(f, "store works again", "150 batches", NULL), 1);
 }
 
-/* ---- wall times ------------------------------------------------------------- */
-
-/* One sample of dev1 at wall time wall_ms with time quality tq (batch-wide too). */
-static enum et_ingest_kind ingest_time(struct fixture *f, uint64_t seq, int64_t wall_ms,
-                                       enum et_time_quality tq, char *seen_log, size_t cap)
-{
-    struct et_batch_meta meta = {
-        .device_id = "dev1", .seq = seq, .base_mono_ms = 5000, .base_wall_ms = wall_ms,
-        .time_quality = tq == ET_TQ_SYNCED ? ET_TQ_SYNCED : ET_TQ_UNSYNCED, .oldest_seq = 1,
-    };
-    struct et_ingest_reply r;
-    struct et_batch *b;
-    struct et_value v = et_value_f64(1.5);
-    uint8_t *buf;
-    size_t len;
-
-    assert_int_equal(et_batch_create(&b), 0);
-    assert_int_equal(et_batch_add(b, "temp", "Cel", 5000, &v, tq), 0);
-    assert_int_equal(et_batch_encode(b, &meta, &buf, &len), 0);
-    et_batch_destroy(b);
-    assert_int_equal(et_ingest_message(f->ig, CLOUD_ROOT "/v1/dev1/telemetry", buf, len,
-                                       CLOUD_NOW, &r), 0);
-    free(buf);
-    return r.kind;
-}
-
-#define DAY_MS (24LL * 3600 * 1000)
-#define Y2000_MS 946684800000LL
-#define Y2100_MS 4102444800000LL
-
-static void wall_times_outside_the_window_are_refused(void **state)
-{
-    struct fixture *f = *state;
-    uint64_t seq = 1;
-
-    /* A synchronised clock must read between 2000-01-01 and a day ahead. */
-    assert_int_equal(ingest_time(f, seq++, CLOUD_NOW, ET_TQ_SYNCED, NULL, 0), ET_INGEST_STORED);
-    assert_int_equal(ingest_time(f, seq++, Y2000_MS, ET_TQ_SYNCED, NULL, 0), ET_INGEST_STORED);
-    assert_int_equal(ingest_time(f, seq++, CLOUD_NOW + DAY_MS, ET_TQ_SYNCED, NULL, 0),
-                     ET_INGEST_STORED);
-    assert_int_equal(ingest_time(f, seq++, Y2000_MS - 1, ET_TQ_SYNCED, NULL, 0),
-                     ET_INGEST_MALFORMED);
-    assert_int_equal(log_lines_with(f, "sample 0: wall time 1999-12-31T23:59:59.999Z is before "
-                                    "2000-01-01 on a synchronised clock", NULL), 1);
-    assert_int_equal(ingest_time(f, seq++, CLOUD_NOW + DAY_MS + 1, ET_TQ_SYNCED, NULL, 0),
-                     ET_INGEST_MALFORMED);
-    assert_int_equal(log_lines_with(f, "more than a day ahead of the aggregator's clock", NULL), 1);
-    /* -146 million years, as the issue found stored. */
-    assert_int_equal(ingest_time(f, seq++, -4611686018427387000LL, ET_TQ_SYNCED, NULL, 0),
-                     ET_INGEST_MALFORMED);
-    assert_int_equal(ingest_time(f, seq++, 0, ET_TQ_CORRECTED, NULL, 0), ET_INGEST_MALFORMED);
-
-    /* An honest board without a clock sends 1970 and says so: kept. */
-    assert_int_equal(ingest_time(f, seq++, 42000, ET_TQ_UNSYNCED, NULL, 0), ET_INGEST_STORED);
-    assert_int_equal(ingest_time(f, seq++, 0, ET_TQ_UNCORRECTABLE, NULL, 0), ET_INGEST_STORED);
-    assert_int_equal(ingest_time(f, seq++, CLOUD_NOW + 365 * DAY_MS, ET_TQ_UNSYNCED, NULL, 0),
-                     ET_INGEST_STORED);
-    /* But no clock reads before 1970 or after 2100: that is garbage. */
-    assert_int_equal(ingest_time(f, seq++, -1, ET_TQ_UNSYNCED, NULL, 0), ET_INGEST_MALFORMED);
-    assert_int_equal(ingest_time(f, seq++, Y2100_MS, ET_TQ_UNCORRECTABLE, NULL, 0),
-                     ET_INGEST_MALFORMED);
-    assert_int_equal(log_lines_with(f, "outside 1970-01-01..2100-01-01", NULL), 2);
-    assert_int_equal(et_ingest_stats(f->ig)->batches, 6);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -227,8 +161,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_failing_store_is_said_once_then_reminded, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(failing_group_commits_are_said_once, setup, teardown),
-        cmocka_unit_test_setup_teardown(wall_times_outside_the_window_are_refused, setup,
-                                        teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

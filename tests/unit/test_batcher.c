@@ -5,7 +5,8 @@
  * failing, the card below the reserve) costs memory up to a bound, then
  * counted drops, never an uncounted loss or a repeated seq. Batches that
  * cannot be stored can still be read for sending and are released by an
- * Ack, counted as not persisted.
+ * Ack, counted as not persisted. A crash while storing fails loses
+ * uncounted only what was collected since the last flush.
  */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -17,7 +18,10 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -307,6 +311,137 @@ static void below_reserve_batches_stay_sendable_and_acks_release_them(void **sta
     assert_int_equal(ob.oldest_seq, seqs[2] + 1);
 }
 
+/*
+ * A crash: the bench's handles are closed, a child process opens the
+ * outbox and a batcher of its own, does what work says and dies by
+ * SIGKILL (work returns false, and the child exits, when something went
+ * otherwise than it expects: no cmocka assertions in the child); then the
+ * caller opens the outbox again, which counts what the dead run noted.
+ */
+static void crash_after(struct bench *fx, bool (*work)(struct bench *fx))
+{
+    const uint8_t boot[ET_BOOT_ID_LEN] = { 8 };
+    int status;
+    pid_t pid;
+
+    et_batcher_destroy(fx->batcher);
+    fx->batcher = NULL;
+    et_outbox_close(fx->outbox);
+    fx->outbox = NULL;
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (et_outbox_open(&fx->outbox, fx->fx->path, NULL, 0) != 0 ||
+            et_batcher_create(&fx->batcher, fx->outbox, "unit-dev", boot, MAX_SAMPLES) != 0 ||
+            !work(fx))
+            _exit(2);
+        raise(SIGKILL);
+        _exit(1);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    faulty_vfs_fail_writes(0);
+}
+
+/* n samples of the counter, in the child: false when one is refused. */
+static bool child_add(struct bench *fx, int n)
+{
+    for (int i = 0; i < n; i++) {
+        struct et_value v = et_value_i64(fx->next_value++);
+
+        if (et_batcher_add(fx->batcher, "sim.counter", "1", NULL, 1000 + i, &v,
+                           ET_TQ_SYNCED) != 0)
+            return false;
+    }
+    return true;
+}
+
+static bool commit_five(struct bench *fx)
+{
+    return child_add(fx, 5) && et_batcher_flush(fx->batcher, 1) == 0 &&
+           et_batcher_commit(fx->batcher) == 0;
+}
+
+/*
+ * Commits fail (a full disk): four batches of 10 made after the last good
+ * commit, one of them delivered (acked) before the crash, and 3 samples
+ * in the open batch.
+ */
+static bool hold_forty_deliver_ten(struct bench *fx)
+{
+    uint64_t delivered;
+
+    if (!commit_five(fx))                       /* durable: not at risk */
+        return false;
+    faulty_vfs_fail_writes(SQLITE_FULL);
+    for (int i = 0; i < 4; i++) {
+        if (!child_add(fx, MAX_SAMPLES))
+            return false;
+        if (i == 1)
+            delivered = et_batcher_next_seq(fx->batcher);
+        et_batcher_flush(fx->batcher, 10 + i);
+        if (i == 1 && et_batcher_commit(fx->batcher) != -ENOSPC)
+            return false;
+    }
+    et_outbox_ack(fx->outbox, 0, &delivered, 1);
+    et_batcher_ack(fx->batcher, 0, &delivered, 1);
+    return et_batcher_unstored(fx->batcher) == 3 * MAX_SAMPLES &&
+           child_add(fx, 3);                    /* since the last flush */
+}
+
+/*
+ * Every sample a crash loses while storing fails is counted at the next
+ * start, exactly: the batches held when it came, whether or not a commit
+ * was tried since they were made, but not one delivered from memory before
+ * it, nor the durable ones. Only the samples collected since the last flush
+ * are not known. (The note used to be written at commits only: batches
+ * made after the last one were lost uncounted.)
+ */
+static void crash_while_commits_fail_counts_what_memory_held(void **state)
+{
+    struct bench *fx = *state;
+    struct et_outbox_stats ob;
+
+    crash_after(fx, hold_forty_deliver_ten);
+    fx->outbox = open_ok(fx->fx);
+    assert_int_equal(et_outbox_stats(fx->outbox, &ob), 0);
+    assert_int_equal(ob.dropped_samples, 3 * MAX_SAMPLES);
+    assert_int_equal(ob.batches, 1);
+}
+
+/* No seq can be claimed: 20 samples wait in the open batch, then 4 more. */
+static bool wait_for_a_seq(struct bench *fx)
+{
+    return child_add(fx, MAX_SAMPLES) && et_batcher_flush(fx->batcher, 1) != 0 &&
+           child_add(fx, MAX_SAMPLES) && et_batcher_flush(fx->batcher, 2) != 0 &&
+           et_batcher_commit(fx->batcher) == 0 &&       /* nothing to commit */
+           et_batcher_unstored(fx->batcher) == 2 * MAX_SAMPLES && child_add(fx, 4);
+}
+
+/*
+ * After a crash the seq sidecar must be written before a batch can carry
+ * a seq; when it cannot be (the card is full; here a directory stands
+ * where its new copy goes) samples wait in the open batch, for as long
+ * as it lasts. A crash then loses them: counted at the next start. (They
+ * used to be in no note at all.)
+ */
+static void crash_while_no_seq_can_be_claimed_counts_the_open_batch(void **state)
+{
+    struct bench *fx = *state;
+    struct et_outbox_stats ob;
+    char tmp[160];
+
+    crash_after(fx, commit_five);
+    snprintf(tmp, sizeof(tmp), "%s.seq.tmp", fx->fx->path);
+    assert_int_equal(mkdir(tmp, 0700), 0);
+    crash_after(fx, wait_for_a_seq);
+    assert_int_equal(rmdir(tmp), 0);
+    fx->outbox = open_ok(fx->fx);
+    assert_int_equal(et_outbox_stats(fx->outbox, &ob), 0);
+    assert_int_equal(ob.dropped_samples, 2 * MAX_SAMPLES);
+    assert_int_equal(ob.batches, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -317,6 +452,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(failing_commits_keep_memory_bounded_and_say_recovery_once,
                                         bench_setup, bench_teardown),
         cmocka_unit_test_setup_teardown(below_reserve_batches_stay_sendable_and_acks_release_them,
+                                        bench_setup, bench_teardown),
+        cmocka_unit_test_setup_teardown(crash_while_commits_fail_counts_what_memory_held,
+                                        bench_setup, bench_teardown),
+        cmocka_unit_test_setup_teardown(crash_while_no_seq_can_be_claimed_counts_the_open_batch,
                                         bench_setup, bench_teardown),
     };
 

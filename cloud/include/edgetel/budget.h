@@ -15,10 +15,10 @@
  * full, and leaves it in debt until the rate has paid for it, so no
  * batch the codec accepts is refused for ever.
  *
- * Memory is bounded: a table of ET_BUDGET_DEVICES slots (a 64-bit hash
- * of the device id, the two buckets, the time of the last charge and of
- * the last log line; 48 bytes each, 768 KiB in all), open addressing
- * within a window of 16 slots. A fleet larger than the table, or an
+ * Memory is bounded: a table of ET_BUDGET_DEVICES slots (devtable.h: a
+ * 64-bit hash of the device id, the two buckets, the time of the last
+ * charge and of the last log line; 56 bytes each, 896 KiB in all), open
+ * addressing within a window of 16 slots. A fleet larger than the table, or an
  * unlucky window, loses the state of the device heard from longest ago
  * in the window: its buckets start full again, the generous side.
  *

@@ -17,15 +17,25 @@
  *   - the device in the topic must be a valid id and equal Batch.device_id
  *     (the broker's ACL ties the topic to the device's certificate, so the
  *     topic is the identity we trust);
- *   - a batch that does not decode or validate is logged with the device,
- *     the topic and the reason, counted, and skipped. It is never acked.
- *     Besides the codec's checks (codec.h: text, indexes, bounds) a
- *     sample's wall time must be sane: from 2000-01-01 to a day ahead of
- *     now_ms when its clock claims to be good (synced, corrected, or
- *     unspecified), from 1970 to 2100 when it says it is not (unsynced,
- *     uncorrectable: a board without a real-time clock before NTP).
- *     So is a batch whose seq or oldest_seq jumps implausibly far ahead of
- *     what the store has of its stream (ack.h, "Seq poisoning").
+ *   - a batch that does not decode or validate (the codec's checks,
+ *     codec.h: text, indexes, bounds; a seq the store cannot keep) is
+ *     logged with the device, the topic and the reason, counted, and
+ *     skipped. It is never acked. So is a batch whose seq or oldest_seq
+ *     jumps implausibly far ahead of what the store has of its stream
+ *     (ack.h, "Seq poisoning").
+ *   - a batch that decodes but whose sample times are impossible is
+ *     quarantined: kept whole (device, stream, seq, why, its bytes; no
+ *     sample stored), counted, and acked like a stored batch, so the
+ *     device deletes it instead of sending it for ever; edgetelctl
+ *     quarantine lists it. A sample's wall time must be from 2000-01-01
+ *     to a day ahead of now_ms when its clock claims to be good (synced,
+ *     corrected, or unspecified), from 1970 to 2100 when it says it is
+ *     not (unsynced, uncorrectable: a board without a real-time clock
+ *     before NTP). It passes the same budget, seq and dedupe checks as
+ *     any batch (a resent one is a duplicate, acked again).
+ *   - malformed and quarantined batches are said per device: the first
+ *     in full, then at most one line a minute with how many more came and
+ *     the last cause (et_ingest_tick()); the state is a bounded table.
  *   - with a budget (et_ingest_set_budget), a batch over its device's
  *     budget is refused before the store sees it: not stored, not acked.
  *   - seqs count per stream (Batch.stream_id; none: the legacy stream of
@@ -94,6 +104,7 @@ enum et_ingest_kind {
     ET_INGEST_MALFORMED,      /* rejected and counted; logged */
     ET_INGEST_IGNORED,        /* not a topic the aggregator handles */
     ET_INGEST_OVER_BUDGET,    /* refused: the device is over its budget (budget.h); no ack */
+    ET_INGEST_QUARANTINED,    /* kept whole, not as samples (impossible times); ack in the reply */
 };
 
 /* Counters since et_ingest_create(). */
@@ -109,20 +120,21 @@ struct et_ingest_stats {
     uint64_t retimed;         /* unsynced samples given their true wall time */
     uint64_t over_budget;     /* messages refused: their device was over its budget */
     uint64_t new_streams;     /* streams recorded, a new device's first included */
+    uint64_t quarantined;     /* batches kept whole for impossible sample times */
 };
 
 struct et_ingest_reply {
     enum et_ingest_kind kind;
     char device[ET_DEVICE_ID_MAX + 1];  /* "" when the topic had none */
-    uint64_t seq;             /* STORED / DUPLICATE: the batch's seq */
-    uint64_t acked_through;   /* STORED / DUPLICATE */
+    uint64_t seq;             /* STORED / DUPLICATE / QUARANTINED: the batch's seq */
+    uint64_t acked_through;   /* STORED / DUPLICATE / QUARANTINED */
     bool new_device;          /* the store had never heard of the device */
     bool changed;             /* STATUS: the online state is news (none was recorded,
                                  or it differs); a replayed retained Status is not */
     bool config_status;       /* STATUS: an online Status whose config_version (and
                                  groups) were recorded: the relay's cue */
     uint64_t config_version;  /* STATUS: the pushed config version it runs (0: its file) */
-    /* STORED / DUPLICATE: publish ack (ack_len bytes) to ack_topic, QoS 1,
+    /* STORED / DUPLICATE / QUARANTINED: publish ack (ack_len bytes) to ack_topic, QoS 1,
      * not retained. Both are owned by the ingest handle and valid until
      * its next call or its destruction. Inside a group ack is NULL and
      * ack_held true: the Ack waits for et_ingest_group_end(). */
@@ -169,6 +181,18 @@ int et_ingest_message(struct et_ingest *ig, const char *topic, const void *paylo
  * each of its messages as a store error, none as stored.
  */
 const struct et_ingest_stats *et_ingest_stats(const struct et_ingest *ig);
+
+/**
+ * Say what the malformed-message log holds back (see the top of this
+ * file): for each device whose minute is up, one line with how many more
+ * came and the last cause. Call it from the event loop.
+ * @param now_ms the aggregator's wall clock, as for et_ingest_message().
+ * @return ms until the next such line is due; INT64_MAX when none waits.
+ */
+int64_t et_ingest_tick(struct et_ingest *ig, int64_t now_ms);
+
+/** Devices the malformed-message log keeps state for (bounded; for tests). */
+size_t et_ingest_malformed_devices(const struct et_ingest *ig);
 
 struct et_budget_cfg;
 struct et_store_config;

@@ -23,6 +23,11 @@
  *            legacy stream of agents from before streams, and of every
  *            row stored before the store had streams.
  *   batches  one row per stored (device, stream, seq): the dedupe key.
+ *   quarantine  one row per batch kept aside, whole, because it cannot be
+ *            stored as samples (impossible sample times): device, stream,
+ *            seq, why, its bytes. Dealt with like a stored batch for
+ *            dedupe and the ack, so its device deletes it and stops
+ *            sending it; an operator reads it with edgetelctl quarantine.
  *   metrics  (device, name) -> id, unit, tags.
  *   samples  one row per measured value, wall time and monotonic time,
  *            typed value, time quality, the seq it came in.
@@ -197,9 +202,23 @@ struct et_store_query {
  * Row callbacks: return 0 to go on, anything else to stop; the call that
  * runs them then returns that value. A callback must not call the store.
  */
+/* A quarantined batch: written by ingest, listed by et_store_quarantined()
+ * (there, strings and payload valid during the callback). */
+struct et_store_quarantined {
+    const char *device;
+    const char *stream_hex;   /* "" the legacy stream */
+    uint64_t seq;
+    int64_t received_ms;      /* aggregator's clock when it was kept */
+    uint32_t n_samples;
+    const char *reason;       /* why it was not stored, for a person */
+    const uint8_t *payload;   /* the Batch as it arrived */
+    size_t len;
+};
+
 typedef int (*et_store_device_cb)(void *ctx, const struct et_store_device *d);
 typedef int (*et_store_metric_cb)(void *ctx, const struct et_store_metric *m);
 typedef int (*et_store_sample_cb)(void *ctx, const struct et_store_sample *s);
+typedef int (*et_store_quarantined_cb)(void *ctx, const struct et_store_quarantined *q);
 
 struct et_store;
 struct et_store_writer;

@@ -29,6 +29,8 @@ struct et_store_reader_ops {
     int (*samples_after)(struct et_store_reader *r, int64_t after_id, const char *device,
                          unsigned limit, et_store_sample_cb cb, void *ctx);
     int (*last_sample_id)(struct et_store_reader *r, int64_t *id);
+    int (*quarantined)(struct et_store_reader *r, const char *device,
+                       et_store_quarantined_cb cb, void *ctx);
 };
 
 /* A backend's reader starts with this; et_store_reader() hands it out. */
@@ -75,6 +77,17 @@ static inline int et_store_samples_after(struct et_store_reader *r, int64_t afte
 static inline int et_store_last_sample_id(struct et_store_reader *r, int64_t *id)
 {
     return r->ops->last_sample_id(r, id);
+}
+
+/**
+ * Quarantined batches (store.h), oldest first (by the time they were kept,
+ * then device, stream and seq), of every device or of device when not
+ * NULL. A store from before quarantine has none.
+ */
+static inline int et_store_quarantined(struct et_store_reader *r, const char *device,
+                                       et_store_quarantined_cb cb, void *ctx)
+{
+    return r->ops->quarantined(r, device, cb, ctx);
 }
 
 #endif

@@ -73,6 +73,7 @@ struct et_store_writer_ops {
                       struct et_store_stream *out);
     int (*stream_start)(struct et_store_writer *w, const char *device, const char *stream,
                         int64_t now_ms, struct et_store_stream_was *was);
+    int (*quarantine)(struct et_store_writer *w, const struct et_store_quarantined *q);
 };
 
 /* A backend's writer starts with this; et_store_writer() hands it out. */
@@ -157,7 +158,10 @@ static inline int et_store_metric_tags(struct et_store_writer *w, int64_t id, co
     return w->ops->metric_tags(w, id, tags);
 }
 
-/** Whether (device, stream, seq) is stored; false for a seq above ET_STORE_SEQ_MAX. */
+/**
+ * Whether (device, stream, seq) is stored, or quarantined
+ * (et_store_quarantine()); false for a seq above ET_STORE_SEQ_MAX.
+ */
 static inline int et_store_batch_seen(struct et_store_writer *w, const char *device,
                                       const char *stream, uint64_t seq, bool *seen)
 {
@@ -228,7 +232,7 @@ static inline int et_store_ack_set(struct et_store_writer *w, const char *device
 }
 
 /**
- * The stored seqs of (device, stream) above after, in increasing order, at
+ * The stored (or quarantined) seqs of (device, stream) above after, in increasing order, at
  * most max of them, into seqs; *n gets how many. Fewer than max means there
  * are no more: a caller reads on from the last one only after a full page.
  */
@@ -237,6 +241,18 @@ static inline int et_store_seqs_after(struct et_store_writer *w, const char *dev
                                       size_t max, size_t *n)
 {
     return w->ops->seqs_after(w, device, stream, after, seqs, max, n);
+}
+
+/**
+ * Keep a batch aside, whole (store.h, "quarantine"): from now on
+ * (device, stream, seq) counts as stored for et_store_batch_seen() and
+ * et_store_seqs_after(), though none of its samples is. -EEXIST when that
+ * seq is already kept or stored; -ERANGE for a seq above ET_STORE_SEQ_MAX.
+ */
+static inline int et_store_quarantine(struct et_store_writer *w,
+                                      const struct et_store_quarantined *q)
+{
+    return w->ops->quarantine(w, q);
 }
 
 /* ---- re-timing's storage (the rule is retime.c's) ------------------------ */

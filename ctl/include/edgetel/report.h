@@ -28,6 +28,14 @@
 int et_report_devices(struct et_store_reader *r, FILE *out, int64_t now_ms);
 
 /**
+ * Quarantined batches (store.h), oldest first, of every device or of
+ * device when not NULL: when kept (UTC), device, stream (8 hex digits or
+ * "legacy"), seq, samples, bytes and the reason. Prints "no quarantined
+ * batches" when there are none.
+ */
+int et_report_quarantine(struct et_store_reader *r, FILE *out, const char *device);
+
+/**
  * Metrics with unit, sample count, first and last sample time; of one
  * device, or of every device (with a device column) when device is NULL.
  */

@@ -24,6 +24,9 @@ failed=0
 ctest_exclude=()
 [[ ${ET_CHAOS:-0} == 1 ]] || ctest_exclude=(-LE chaos)
 suite_start=$(date +%s)
+# The tests that use a tool deps.sh installs (chromium, promtool) fail
+# rather than skip when it is missing from this run.
+export ET_REQUIRE_TOOLS=1
 
 # run NAME COMMAND...: run one step, time it, remember the outcome.
 run() {

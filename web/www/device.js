@@ -20,6 +20,16 @@
   document.getElementById('device-id').textContent = id;
   document.title = 'edgetel ' + id;
   if (params.get('range')) rangeSel.value = params.get('range');
+  // A fixed range from the address (?from=MS&to=MS), e.g. a link to an incident.
+  const fixedFrom = Number(params.get('from'));
+  const fixedTo = Number(params.get('to'));
+  const fixed = fixedFrom > 0 && fixedTo > fixedFrom;
+  if (fixed) {
+    const opt = el('option', utc(fixedFrom) + ' to ' + utc(fixedTo) + ' UTC');
+    opt.value = 'fixed';
+    rangeSel.appendChild(opt);
+    rangeSel.value = 'fixed';
+  }
   if (params.get('points')) pointsIn.value = params.get('points');
 
   function fact(body, name, value) {
@@ -71,6 +81,7 @@
 
   function range(now) {
     const m = metrics.find((x) => x.name === metricSel.value);
+    if (rangeSel.value === 'fixed') return [fixedFrom, fixedTo];
     if (rangeSel.value === 'all') {
       const from = m && m.first_ts_ms !== null ? m.first_ts_ms : now - 86400000;
       const to = m && m.last_ts_ms !== null ? m.last_ts_ms + 1 : now;
@@ -82,6 +93,14 @@
   // A mark at a bucket's mean when it holds samples of that time quality.
   function mark(r, col) {
     return r[col] > 0 && r[2] !== null ? [r[2], r[2], r[2]] : null;
+  }
+
+  // dygraphs 2.2 writes axis titles into the page as HTML (innerHTML), so
+  // the metric's name and unit go to ylabel escaped: the one place this
+  // page makes HTML of text. Series labels it escapes itself (the legend).
+  function htmlEscape(t) {
+    return t.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;',
+      '"': '&quot;', "'": '&#39;' }[c]));
   }
 
   function plot(s) {
@@ -99,7 +118,7 @@
       colors: ['#2a6fb0', '#e08a00', '#c0202a', '#888888'],
       series: { 'corrected time': markOpts, 'uncorrectable time': markOpts, unsynced: markOpts },
       dateWindow: [s.from_ms, s.to_ms],
-      ylabel: label,
+      ylabel: htmlEscape(label),
     };
     if (graph) {
       graph.updateOptions(Object.assign({ file: data }, opts));
@@ -160,5 +179,7 @@
   document.getElementById('controls').addEventListener('submit', (ev) => ev.preventDefault());
   document.getElementById('csv').addEventListener('click', downloadCSV);
   refresh();
-  setInterval(() => { if (rangeSel.value !== 'all') refresh(); }, REFRESH_MS);
+  setInterval(() => {
+    if (rangeSel.value !== 'all' && rangeSel.value !== 'fixed') refresh();
+  }, REFRESH_MS);
 })();

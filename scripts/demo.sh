@@ -124,6 +124,16 @@ while port_in_use "$port"; do
   fi
 done
 
+# The web view: 8080 when free, like the broker's port.
+web_port=8080
+while port_in_use "$web_port"; do
+  web_port=$((web_port + 1))
+  if ((web_port > 8180)); then
+    echo "demo: no free port in 8080..8180 on 127.0.0.1 for the web view" >&2
+    exit 1
+  fi
+done
+
 # ---- configs -------------------------------------------------------------------
 # The broker config is the shipped template with this demo's values: the
 # client id bound to the certificate, the CRL, the edgetel_acl plugin.
@@ -145,6 +155,12 @@ key = $certs/issued/aggregator-1.key
 [store]
 type = sqlite
 path = $demo/store.db
+
+# The fleet's web view and Prometheus /metrics, on loopback only.
+[http]
+enabled = true
+address = 127.0.0.1
+port = $web_port
 EOF
 
 # agent_conf SIM_INTERVAL: the board's config. The same text is what the
@@ -328,6 +344,8 @@ cat <<EOF
   mosquitto          127.0.0.1:$port, mutual TLS, client id = certificate,
                      edgetel_acl topic rules, CRL (demo/mosquitto.conf)
   edgetel-aggregator SQLite store demo/store.db   (demo/aggregator.conf)
+  web view           http://127.0.0.1:$web_port/   (the fleet; click the device for plots)
+                     http://127.0.0.1:$web_port/metrics   (Prometheus)
   edgetel-agent      device "$device": cpu, memory, load, uptime, sim
                      outbox demo/agent-data/       (demo/agent.conf)
   logs               demo/logs/{mosquitto,aggregator,agent}.log

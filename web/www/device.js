@@ -132,6 +132,8 @@
     plotDiv.dataset.corrected = String(s.corrected);
     plotDiv.dataset.uncorrectable = String(s.uncorrectable);
     plotDiv.dataset.state = data.length ? 'plotted' : 'empty';
+    // From navigation to the first plot, for bench/web_page.sh.
+    if (!plotDiv.dataset.loadedMs) plotDiv.dataset.loadedMs = String(Math.round(performance.now()));
     document.getElementById('plot-note').textContent = s.points + ' points of ' +
       s.samples.toLocaleString('en') + ' samples, ' + (s.bucket_ms / 1000) + ' s a bucket, ' +
       s.gaps + ' gaps, ' + s.corrected + ' corrected and ' + s.uncorrectable +

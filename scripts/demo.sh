@@ -110,19 +110,25 @@ if ((fresh)); then
 fi
 mkdir -p "$demo/agent-data"
 
-# ---- a port for the broker: 8883 when free ------------------------------------
+# ---- ports: the broker's 8883 and the web view's 8080 when free ---------------
 port_in_use() {
   # A connection that succeeds means something listens there.
   (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
-port=8883
-while port_in_use "$port"; do
-  port=$((port + 1))
-  if ((port > 8983)); then
-    echo "demo: no free port in 8883..8983 on 127.0.0.1" >&2
-    exit 1
-  fi
-done
+# first_free FROM WHAT: the first port from FROM up to FROM+100 that nothing holds.
+first_free() {
+  local p=$1
+  while port_in_use "$p"; do
+    p=$((p + 1))
+    if ((p > $1 + 100)); then
+      echo "demo: no free port in $1..$(($1 + 100)) on 127.0.0.1 for $2" >&2
+      return 1
+    fi
+  done
+  echo "$p"
+}
+port=$(first_free 8883 "the broker") || exit 1
+web_port=$(first_free 8080 "the web view") || exit 1
 
 # ---- configs -------------------------------------------------------------------
 # The broker config is the shipped template with this demo's values: the
@@ -145,6 +151,12 @@ key = $certs/issued/aggregator-1.key
 [store]
 type = sqlite
 path = $demo/store.db
+
+# The fleet's web view and Prometheus /metrics, on loopback only.
+[http]
+enabled = true
+address = 127.0.0.1
+port = $web_port
 EOF
 
 # agent_conf SIM_INTERVAL: the board's config. The same text is what the
@@ -328,6 +340,8 @@ cat <<EOF
   mosquitto          127.0.0.1:$port, mutual TLS, client id = certificate,
                      edgetel_acl topic rules, CRL (demo/mosquitto.conf)
   edgetel-aggregator SQLite store demo/store.db   (demo/aggregator.conf)
+  web view           http://127.0.0.1:$web_port/   (the fleet; click the device for plots)
+                     http://127.0.0.1:$web_port/metrics   (Prometheus)
   edgetel-agent      device "$device": cpu, memory, load, uptime, sim
                      outbox demo/agent-data/       (demo/agent.conf)
   logs               demo/logs/{mosquitto,aggregator,agent}.log

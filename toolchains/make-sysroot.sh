@@ -67,6 +67,8 @@ packages=(
   libsqlite3-0 libsqlite3-dev
   libinih1 libinih-dev
   libcmocka0 libcmocka-dev
+  # edgetel-aggregator's HTTP server (the web view, /metrics)
+  libmicrohttpd12 libmicrohttpd-dev
 )
 # shellcheck disable=SC2206 # word splitting of the extra list is intended
 [ -n "${ET_SYSROOT_EXTRA:-}" ] && packages+=(${ET_SYSROOT_EXTRA})

@@ -159,10 +159,12 @@ struct et_proc *et_e2e_start_aggregator(struct et_e2e *e)
                              "\n"
                              "[store]\n"
                              "type = sqlite\n"
-                             "path = %s\n",
+                             "path = %s\n"
+                             "%s",
                              name, et_test_broker_host(e->broker),
                              et_test_broker_port(e->broker), id.ca_file, id.cert_file,
-                             id.key_file, e->store_path);
+                             id.key_file, e->store_path,
+                             e->aggregator_extra ? e->aggregator_extra : "");
     argv[0] = E2E_AGGREGATOR_BIN;
     argv[1] = "--config";
     argv[2] = conf;

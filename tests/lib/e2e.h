@@ -73,6 +73,8 @@ struct et_e2e {
     size_t n_aggregators;
     struct et_proc *daemons[8];  /* must keep running unless the test stops them */
     size_t n_daemons;
+    /* More sections for the next aggregator's config ("[http]\n..."); NULL: none. */
+    const char *aggregator_extra;
 };
 
 /** The fixture and its test directory; returns 0 or -errno. */

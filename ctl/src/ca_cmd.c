@@ -4,6 +4,7 @@
  *   ca init   [--dir D] [--days N]          root and issuing CA, empty CRL
  *   ca issue  server NAME [--san NAME]...   the broker (127.0.0.1, localhost, NAME, ...)
  *   ca issue  aggregator INSTANCE           an aggregator instance: aggregator-INSTANCE
+ *   ca issue  issuer INSTANCE               the cloud issuer (ca serve): issuer-INSTANCE
  *   ca issue  device ID [--csr FILE]        a device, from a key made here or a CSR
  *             [--out DIR] [--days N | --minutes M]   (every issue)
  *   ca revoke NAME                          revoke its certificates, write the CRL
@@ -53,6 +54,7 @@ static void usage(FILE *f)
             "usage: edgetelctl ca init   [--dir D] [--days N]\n"
             "       edgetelctl ca issue  server NAME [--san NAME|ADDRESS]...\n"
             "       edgetelctl ca issue  aggregator INSTANCE\n"
+            "       edgetelctl ca issue  issuer INSTANCE\n"
             "       edgetelctl ca issue  device ID [--csr FILE]\n"
             "                            [--out DIR] [--days N | --minutes M]\n"
             "       edgetelctl ca revoke NAME [--dir D]\n"
@@ -67,9 +69,11 @@ static void usage(FILE *f)
             "the issuing CA's) and, without --csr, a new key OUT/NAME.key (0600); OUT\n"
             "defaults to D/issued. A server certificate names 127.0.0.1, localhost, NAME\n"
             "and each --san; an aggregator instance is named aggregator-INSTANCE, the\n"
-            "client id the broker binds to it. Device ids reserved for others\n"
-            "(aggregator*, ops*, broker, server, localhost, ca, a server's name) are\n"
-            "refused. Certificates last %d days unless --days or --minutes says.\n"
+            "client id the broker binds to it, and the issuer that signs the devices'\n"
+            "CSRs (ca serve) issuer-INSTANCE. Device ids reserved for others\n"
+            "(aggregator*, ops*, issuer*, claim*, broker, server, localhost, ca, a\n"
+            "server's name) are refused. Certificates last %d days unless --days or\n"
+            "--minutes says.\n"
             "revoke writes D/crl.pem; restart the broker to make it read it. crl writes\n"
             "it again, valid for N days (default 365): a broker with an expired CRL\n"
             "refuses every client.\n", LEAF_DAYS);
@@ -270,8 +274,13 @@ static int cmd_issue(const struct ca_args *a, const char *dir)
     if (rc)
         return rc;
     if (et_ca_kind_parse(a->rest[1], &req.kind) != 0) {
-        fprintf(stderr, PROG " issue: \"%s\": expected server, aggregator or device\n",
+        fprintf(stderr, PROG " issue: \"%s\": expected server, aggregator, issuer or device\n",
                 a->rest[1]);
+        return 2;
+    }
+    if (req.kind == ET_CA_CLAIM) {
+        fprintf(stderr, PROG " issue: a claim is made by edgetelctl provision DEVICE, which "
+                "registers the device with it\n");
         return 2;
     }
     if (a->n_san && req.kind != ET_CA_SERVER) {
@@ -281,6 +290,9 @@ static int cmd_issue(const struct ca_args *a, const char *dir)
     if (req.kind == ET_CA_AGGREGATOR &&
         strncmp(a->rest[2], ET_CA_AGGREGATOR_PREFIX, strlen(ET_CA_AGGREGATOR_PREFIX)) != 0)
         snprintf(name, sizeof(name), ET_CA_AGGREGATOR_PREFIX "%s", a->rest[2]);
+    else if (req.kind == ET_CA_ISSUER &&
+             strncmp(a->rest[2], ET_CA_ISSUER_PREFIX, strlen(ET_CA_ISSUER_PREFIX)) != 0)
+        snprintf(name, sizeof(name), ET_CA_ISSUER_PREFIX "%s", a->rest[2]);
     else
         snprintf(name, sizeof(name), "%s", a->rest[2]);
     req.name = name;

@@ -344,7 +344,8 @@ int et_ca_renew(struct et_ca *ca, const char *device, const uint8_t *csr, size_t
                 size_t errlen)
 {
     struct et_ca_request req = { .kind = ET_CA_DEVICE, .name = device, .lifetime_s = lifetime_s };
-    size_t issued = 0, revoked = 0;
+    size_t issued = 0, revoked = 0, valid = 0;
+    int64_t newest = INT64_MIN;
     char why[256];
 
     *pem = NULL;
@@ -362,8 +363,22 @@ int et_ca_renew(struct et_ca *ca, const char *device, const uint8_t *csr, size_t
             continue;
         }
         if (c->not_after > now)
-            return et_ca_issue_csr(ca, &req, csr, csr_len, now, pem, info, err, errlen);
+            valid++;
+        if (c->not_before > newest)
+            newest = c->not_before;
     }
+    /*
+     * A device renews at two thirds of a lifetime; one that asks again and
+     * again (hostile, or broken) would fill the index. A tenth of a
+     * lifetime leaves room for a board whose new certificate did not work
+     * and asks once more.
+     */
+    if (valid && now - newest < lifetime_s / 10)
+        return et_text_reason(err, errlen, -EAGAIN, "%s got a certificate %" PRId64 " s ago: "
+                              "a device is renewed at most every %" PRId64 " s", device,
+                              now - newest, lifetime_s / 10);
+    if (valid)
+        return et_ca_issue_csr(ca, &req, csr, csr_len, now, pem, info, err, errlen);
     if (issued == 0)
         return et_text_reason(err, errlen, -ENOENT, "this CA never issued %s a certificate: "
                               "a new device enrolls by claim (edgetelctl provision %s)", device,

@@ -10,6 +10,8 @@
  *   ca revoke NAME                          revoke its certificates, write the CRL
  *   ca crl    [--days N]                    write the CRL again (before it ends)
  *   ca list                                 every certificate issued
+ *   ca serve  --config FILE                 the cloud issuer: sign devices' CSRs over
+ *                                           MQTT (ca_serve.c, its rules issuer.c)
  *
  * The CA directory is --dir, else $XDG_CONFIG_HOME/edgetel/ca, else
  * ~/.config/edgetel/ca. Exit status: 0 done, 1 failed, 2 a usage error.
@@ -25,6 +27,7 @@
 #include <time.h>
 
 #include "ca_cmd.h"
+#include "ca_serve.h"
 #include "edgetel/ca.h"
 #include "edgetel/sign.h"
 #include "edgetel/text.h"
@@ -39,6 +42,7 @@
 
 struct ca_args {
     const char *dir;
+    const char *config;        /* serve */
     const char *out;
     const char *csr;
     const char *san[MAX_SAN];
@@ -60,6 +64,7 @@ static void usage(FILE *f)
             "       edgetelctl ca revoke NAME [--dir D]\n"
             "       edgetelctl ca crl    [--dir D] [--days N]\n"
             "       edgetelctl ca list   [--dir D]\n"
+            "       edgetelctl ca serve  [--dir D] --config FILE\n"
             "\n"
             "The fleet CA: a root CA and an issuing CA (ECDSA P-256) in D (default\n"
             "$XDG_CONFIG_HOME/edgetel/ca, else ~/.config/edgetel/ca). init makes them\n"
@@ -76,20 +81,23 @@ static void usage(FILE *f)
             "--minutes says.\n"
             "revoke writes D/crl.pem; restart the broker to make it read it. crl writes\n"
             "it again, valid for N days (default 365): a broker with an expired CRL\n"
-            "refuses every client.\n", LEAF_DAYS);
+            "refuses every client. serve is the cloud issuer: it takes the devices'\n"
+            "CSRs from the broker and answers each (enrollment by claim, renewal); FILE\n"
+            "is its config ([issuer] device_lifetime, share_group; [mqtt] host, port,\n"
+            "ca, cert, key of an issuer-INSTANCE certificate).\n", LEAF_DAYS);
 }
 
-static int default_dir(const struct ca_args *a, char *buf, size_t len)
+int et_ctl_ca_dir(const char *given, char *buf, size_t len)
 {
-    if (a->dir) {
-        if (snprintf(buf, len, "%s", a->dir) >= (int)len) {
-            fprintf(stderr, PROG ": --dir: name too long\n");
+    if (given) {
+        if (snprintf(buf, len, "%s", given) >= (int)len) {
+            fprintf(stderr, "edgetelctl: --dir: name too long\n");
             return 2;
         }
         return 0;
     }
     if (et_ctl_key_dir(buf, len - 4) != 0) {
-        fprintf(stderr, PROG ": neither XDG_CONFIG_HOME nor HOME is set: give --dir D\n");
+        fprintf(stderr, "edgetelctl: neither XDG_CONFIG_HOME nor HOME is set: give --dir D\n");
         return 2;
     }
     strcat(buf, "/ca");
@@ -120,6 +128,7 @@ static int parse_args(int argc, char **argv, struct ca_args *a)
         { "san", required_argument, NULL, 's' },
         { "days", required_argument, NULL, 'D' },
         { "minutes", required_argument, NULL, 'M' },
+        { "config", required_argument, NULL, 'C' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -132,6 +141,7 @@ static int parse_args(int argc, char **argv, struct ca_args *a)
         case 'd': a->dir = optarg; break;
         case 'o': a->out = optarg; break;
         case 'c': a->csr = optarg; break;
+        case 'C': a->config = optarg; break;
         case 's':
             if (a->n_san == MAX_SAN) {
                 fprintf(stderr, PROG ": at most %d --san\n", MAX_SAN);
@@ -158,7 +168,8 @@ static int parse_args(int argc, char **argv, struct ca_args *a)
         return 2;
     }
     if (optind >= argc) {
-        fprintf(stderr, PROG ": expected init, issue, revoke, crl or list (try ca --help)\n");
+        fprintf(stderr, PROG ": expected init, issue, revoke, crl, list or serve (try ca "
+                "--help)\n");
         return 2;
     }
     a->rest = argv + optind;
@@ -182,6 +193,10 @@ static int expect(const struct ca_args *a, int words, bool issue_opts, bool life
     }
     if (!issue_opts && (a->out || a->csr || a->n_san)) {
         fprintf(stderr, PROG " %s: --out, --csr and --san go with issue\n", a->rest[0]);
+        return 2;
+    }
+    if (a->config && strcmp(a->rest[0], "serve") != 0) {
+        fprintf(stderr, PROG " %s: --config goes with serve\n", a->rest[0]);
         return 2;
     }
     if (!lifetime && a->lifetime_s) {
@@ -413,6 +428,13 @@ static int print_cert(void *ctx, const struct et_ca_cert *c)
     return 0;
 }
 
+static int cmd_serve(const struct ca_args *a, const char *dir)
+{
+    int rc = expect(a, 0, false, false);
+
+    return rc ? rc : et_ctl_ca_serve(dir, a->config);
+}
+
 static int cmd_list(const struct ca_args *a, const char *dir)
 {
     struct et_ca *ca = NULL;
@@ -437,7 +459,7 @@ int et_ctl_ca_main(int argc, char **argv)
         int (*run)(const struct ca_args *a, const char *dir);
     } subs[] = {
         { "init", cmd_init }, { "issue", cmd_issue }, { "revoke", cmd_revoke },
-        { "crl", cmd_crl }, { "list", cmd_list },
+        { "crl", cmd_crl }, { "list", cmd_list }, { "serve", cmd_serve },
     };
     struct ca_args a = { 0 };
     char dir[PATH_MAX];
@@ -445,13 +467,13 @@ int et_ctl_ca_main(int argc, char **argv)
 
     if (rc)
         return rc;
-    if ((rc = default_dir(&a, dir, sizeof(dir))))
+    if ((rc = et_ctl_ca_dir(a.dir, dir, sizeof(dir))))
         return rc;
     for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
         if (strcmp(a.rest[0], subs[i].name) == 0)
             return subs[i].run(&a, dir);
     }
-    fprintf(stderr, PROG ": unknown subcommand \"%s\": expected init, issue, revoke, crl or "
-            "list (try ca --help)\n", a.rest[0]);
+    fprintf(stderr, PROG ": unknown subcommand \"%s\": expected init, issue, revoke, crl, "
+            "list or serve (try ca --help)\n", a.rest[0]);
     return 2;
 }

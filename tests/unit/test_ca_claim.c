@@ -198,15 +198,20 @@ static void renewal_needs_a_valid_certificate_of_the_device(void **state)
     assert_int_equal(enroll(f, "pi-20", &r, f->now, &pem), 0);
     free(pem);
     make_request(f, file(f, "r2.key"), "pi-20", NULL, &next);
+    /* Not again and again: at most once every tenth of a lifetime. */
     assert_int_equal(et_ca_renew(f->ca, "pi-20", next.csr, next.len, DAY_S, f->now + 60, &pem,
-                                 &info, f->err, sizeof(f->err)), 0);
+                                 &info, f->err, sizeof(f->err)), -EAGAIN);
+    assert_non_null(strstr(f->err, "at most every 8640 s"));
+    assert_int_equal(et_ca_renew(f->ca, "pi-20", next.csr, next.len, DAY_S,
+                                 f->now + DAY_S / 10 + 1, &pem, &info, f->err, sizeof(f->err)),
+                     0);
     assert_string_equal(info.name, "pi-20");
     free(pem);
     /* Not for another name than the one that asks. */
     free(next.csr);
     make_request(f, file(f, "r3.key"), "pi-21", NULL, &next);
-    assert_int_equal(et_ca_renew(f->ca, "pi-20", next.csr, next.len, DAY_S, f->now + 60, &pem,
-                                 NULL, f->err, sizeof(f->err)), -EINVAL);
+    assert_int_equal(et_ca_renew(f->ca, "pi-20", next.csr, next.len, DAY_S, f->now + DAY_S / 5,
+                                 &pem, NULL, f->err, sizeof(f->err)), -EINVAL);
     /* Not past every certificate's end. */
     free(next.csr);
     make_request(f, file(f, "r3.key"), "pi-20", NULL, &next);
@@ -215,8 +220,8 @@ static void renewal_needs_a_valid_certificate_of_the_device(void **state)
                      -EKEYEXPIRED);
     /* Not once revoked. */
     assert_int_equal(et_ca_revoke(f->ca, "pi-20", f->now + 61, NULL, f->err, sizeof(f->err)), 0);
-    assert_int_equal(et_ca_renew(f->ca, "pi-20", next.csr, next.len, DAY_S, f->now + 62, &pem,
-                                 NULL, f->err, sizeof(f->err)), -EKEYREVOKED);
+    assert_int_equal(et_ca_renew(f->ca, "pi-20", next.csr, next.len, DAY_S, f->now + DAY_S / 2,
+                                 &pem, NULL, f->err, sizeof(f->err)), -EKEYREVOKED);
     /* Never for a claim's, an issuer's or an aggregator's name. */
     assert_int_equal(et_ca_renew(f->ca, "claim-pi-20", next.csr, next.len, DAY_S, f->now, &pem,
                                  NULL, f->err, sizeof(f->err)), -EPERM);

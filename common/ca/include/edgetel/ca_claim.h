@@ -83,9 +83,13 @@ int et_ca_enroll(struct et_ca *ca, const char *device, const uint8_t *csr, size_
 
 /**
  * Sign a CSR for device, which the asking certificate proved it is.
+ * A device is renewed at most once every tenth of lifetime_s (its newest
+ * certificate's notBefore is the clock): one that asks again and again
+ * would fill the index.
  * @return 0; -EPERM device is not a device's name; -ENOENT this CA never
  *         issued device a certificate; -EKEYREVOKED all of them revoked;
- *         -EKEYEXPIRED none still valid; the CSR's errors as above.
+ *         -EKEYEXPIRED none still valid; -EAGAIN renewed too recently;
+ *         the CSR's errors as above.
  */
 int et_ca_renew(struct et_ca *ca, const char *device, const uint8_t *csr, size_t csr_len,
                 int64_t lifetime_s, int64_t now, char **pem, struct et_ca_cert *info, char *err,

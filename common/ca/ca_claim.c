@@ -347,11 +347,15 @@ int et_ca_renew(struct et_ca *ca, const char *device, const uint8_t *csr, size_t
     size_t issued = 0, revoked = 0, valid = 0;
     int64_t newest = INT64_MIN;
     char why[256];
+    int rc;
 
     *pem = NULL;
     if (et_ca_name_check(ca, ET_CA_DEVICE, device, why, sizeof(why)) != 0)
         return et_text_reason(err, errlen, -EPERM, "%s is not a device this CA renews: %s",
                               device, why);
+    /* A CSR for another id is refused as that, whatever else holds. */
+    if ((rc = ca_csr_check(&req, csr, csr_len, err, errlen)))
+        return rc;
     for (size_t i = 0; i < ca->n; i++) {
         const struct et_ca_cert *c = &ca->certs[i];
 

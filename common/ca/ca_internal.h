@@ -61,6 +61,10 @@ int ca_new_serial(mbedtls_ctr_drbg_context *drbg, uint8_t serial[ET_CA_SERIAL_LE
 int ca_write_crt(const struct ca_cert_spec *spec, unsigned char *pem, size_t size,
                  mbedtls_ctr_drbg_context *drbg, char *err, size_t errlen);
 
+/** A CSR's own signature, P-256 key and CN (= req->name) checked, as et_ca_issue_csr() does. */
+int ca_csr_check(const struct et_ca_request *req, const uint8_t *data, size_t len, char *err,
+                 size_t errlen);
+
 /** pk's SubjectPublicKeyInfo (DER) at the start of der; its length or -EINVAL. */
 int ca_pub_der(mbedtls_pk_context *pk, uint8_t *der, size_t cap);
 

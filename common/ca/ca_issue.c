@@ -195,6 +195,21 @@ static int csr_cn(const mbedtls_x509_name *name, char *cn, size_t len)
 
 /* Parse a CSR and check its signature, key and name against req. */
 static int check_csr(const struct et_ca_request *req, const uint8_t *data, size_t len,
+                     mbedtls_x509_csr *csr, char *err, size_t errlen);
+
+int ca_csr_check(const struct et_ca_request *req, const uint8_t *data, size_t len, char *err,
+                 size_t errlen)
+{
+    mbedtls_x509_csr csr;
+    int rc;
+
+    mbedtls_x509_csr_init(&csr);
+    rc = check_csr(req, data, len, &csr, err, errlen);
+    mbedtls_x509_csr_free(&csr);
+    return rc;
+}
+
+static int check_csr(const struct et_ca_request *req, const uint8_t *data, size_t len,
                      mbedtls_x509_csr *csr, char *err, size_t errlen)
 {
     char cn[ET_CA_NAME_MAX + 2], why[100];

@@ -26,6 +26,7 @@
 
 #include "edgetel/ca.h"
 #include "edgetel/cert_wire.h"
+#include "edgetel/codec.h"
 #include "edgetel/ini.h"
 #include "edgetel/log.h"
 #include "edgetel/mqtt.h"
@@ -252,7 +253,9 @@ static int start(struct serve *s, const char *ca_dir, char *err, size_t errlen)
     if ((rc = et_issuer_create(&s->issuer, &ic)))
         return et_text_reason(err, errlen, rc, "cannot set up the issuer: %s", strerror(-rc));
     et_mqtt_cfg_from_settings(&s->cfg.mqtt, s->client_id, 64, &mc);
-    mc.max_packet = ET_CERT_REQUEST_MAX;
+    /* As the broker's (1 MiB): a client below it stalls mosquitto 2.0.11's
+     * deliveries; the codec refuses anything over a request's bound unread. */
+    mc.max_packet = ET_WIRE_MAX_MESSAGE;
     snprintf(s->filter, sizeof(s->filter), "$share/%s/%s/v1/+/cert/csr", s->cfg.share_group,
              s->cfg.topic_root);
     if (s->cfg.mqtt.insecure)

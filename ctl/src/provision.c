@@ -40,6 +40,7 @@
 #include "edgetel/ca.h"
 #include "edgetel/ca_claim.h"
 #include "edgetel/config.h"
+#include "edgetel/ini.h"
 #include "edgetel/parse.h"
 #include "edgetel/sign.h"
 #include "edgetel/timefmt.h"
@@ -155,24 +156,13 @@ static int parse_args(int argc, char **argv, struct provision_args *a)
 
 static int read_all(const char *path, char **text)
 {
-    FILE *f = fopen(path, "re");
-    size_t n;
+    char err[512];
+    size_t len;
+    int rc = et_ini_read_file(path, FILE_MAX, text, &len, err, sizeof(err));
 
-    if (!f)
-        return -errno;
-    *text = malloc(FILE_MAX + 1);
-    if (!*text) {
-        fclose(f);
-        return -ENOMEM;
-    }
-    n = fread(*text, 1, FILE_MAX + 1, f);
-    fclose(f);
-    if (n > FILE_MAX) {
-        free(*text);
-        return -EFBIG;
-    }
-    (*text)[n] = '\0';
-    return 0;
+    if (rc)
+        fprintf(stderr, PROG ": %s\n", err);
+    return rc;
 }
 
 /* Write text to path, replacing what was there. */
@@ -291,17 +281,15 @@ static int board_config(const struct provision_args *a, const char *etc, bool op
         name[PATH_MAX + 16];
     char *template_text = NULL;
     struct et_config cfg;
-    int port, rc;
+    int port;
 
     *out = NULL;
     if (split_broker(a->broker, host, sizeof(host), &port) != 0) {
         fprintf(stderr, PROG ": --broker \"%s\": expected HOST or HOST:PORT\n", a->broker);
         return 2;
     }
-    if (a->template_file && (rc = read_all(a->template_file, &template_text)) != 0) {
-        fprintf(stderr, PROG ": --template %s: %s\n", a->template_file, strerror(-rc));
+    if (a->template_file && read_all(a->template_file, &template_text) != 0)
         return 1;
-    }
     snprintf(agent_keys, sizeof(agent_keys), "device_id = %s\n%s%s%s%s%s%s", a->device,
              a->data_dir ? "data_dir = " : "", a->data_dir ? a->data_dir : "",
              a->data_dir ? "\n" : "", operator_key ? "trusted_keys = " : "",

@@ -190,6 +190,13 @@ static void refusals_are_answered_with_their_reason(void **state)
     request(f, "y.key", "victim", NULL, 2, &buf, &len);
     r = ask(f, "edgetel/v1/evil/cert/csr", buf, len, "edgetel/v1/evil/cert/issued");
     assert_int_equal(r->result, EDGETEL__V1__CERT_RESULT__CERT_RESULT_REFUSED);
+    assert_non_null(strstr(r->reason, "asks for another name"));
+    edgetel__v1__cert_reply__free_unpacked(r, NULL);
+    free(buf);
+    /* Renewing itself with no certificate of this CA. */
+    request(f, "y2.key", "evil", NULL, 3, &buf, &len);
+    r = ask(f, "edgetel/v1/evil/cert/csr", buf, len, "edgetel/v1/evil/cert/issued");
+    assert_int_equal(r->result, EDGETEL__V1__CERT_RESULT__CERT_RESULT_REFUSED);
     assert_non_null(strstr(r->reason, "never issued evil a certificate"));
     edgetel__v1__cert_reply__free_unpacked(r, NULL);
     free(buf);
@@ -199,7 +206,7 @@ static void refusals_are_answered_with_their_reason(void **state)
     assert_int_equal(r->result, EDGETEL__V1__CERT_RESULT__CERT_RESULT_REFUSED);
     assert_non_null(strstr(r->reason, "not an edgetel.v1.CertRequest"));
     edgetel__v1__cert_reply__free_unpacked(r, NULL);
-    assert_int_equal(et_issuer_stats(f->is)->refused, 2);
+    assert_int_equal(et_issuer_stats(f->is)->refused, 3);
     assert_int_equal(et_issuer_stats(f->is)->malformed, 1);
     assert_int_equal(log_capture_count("refused claim-pi-2:", "asks for another name", NULL), 1);
     /* evil's second refusal within the minute is not logged. */

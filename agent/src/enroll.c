@@ -442,6 +442,11 @@ static void start(struct et_enroll *e)
 
     switch (et_identity_state(e->id, e->wall_s, e->synced, why, sizeof(why))) {
     case ET_ID_READY:
+        if (why[0])
+            et_warn("identity", "%s: %s; trying it all the same. If the broker refuses it, "
+                    "re-provision the board: edgetelctl provision %s --boot DIR, DIR on the "
+                    "boot partition (or claim.crt and claim.key in %s/identity/)",
+                    e->cfg->device_id, why, e->cfg->device_id, e->cfg->data_dir);
         say_using(e, "connecting");
         e->hooks->remake_uplink(e->ctx, "");
         e->phase = et_identity_on_trial(e->id) ? P_TRIAL : P_READY;
@@ -451,7 +456,7 @@ static void start(struct et_enroll *e)
     case ET_ID_CLAIM:
         if (!claim_usable(e))
             break;
-        et_info("identity", "%s %s: enrolling with the claim %s", e->cfg->device_id, why,
+        et_info("identity", "%s: %s: enrolling with the claim %s", e->cfg->device_id, why,
                 et_identity_claim_cert(e->id));
         if (make_request(e, et_identity_claim_key(e->id)) != 0 || claim_open(e) != 0) {
             e->retry_ms = e->now_ms + CLAIM_LOOK_MS;
@@ -463,8 +468,9 @@ static void start(struct et_enroll *e)
     case ET_ID_NOTHING:
         et_error("identity", "%s cannot connect: %s, and there is no claim. Provision it: "
                  "edgetelctl provision %s --boot DIR and DIR on the boot partition, or "
-                 "claim.crt and claim.key in %s/identity/. Collecting into the outbox "
-                 "meanwhile", e->cfg->device_id, why, e->cfg->device_id, e->cfg->data_dir);
+                 "claim.crt and claim.key in %s/identity/ (looked for every %d s). Collecting "
+                 "into the outbox meanwhile", e->cfg->device_id, why, e->cfg->device_id,
+                 e->cfg->data_dir, CLAIM_LOOK_MS / 1000);
         break;
     }
     e->phase = P_NOTHING;
@@ -492,9 +498,20 @@ static void step_ready(struct et_enroll *e, struct et_uplink *u)
     struct et_uplink_stats st;
     char why[256];
 
-    if (et_identity_state(e->id, e->wall_s, e->synced, why, sizeof(why)) != ET_ID_READY) {
-        et_error("identity", "%s: %s; the broker will refuse it", e->cfg->device_id, why);
+    switch (et_identity_state(e->id, e->wall_s, e->synced, why, sizeof(why))) {
+    case ET_ID_READY:
+        break;
+    case ET_ID_CLAIM:
+        /* The certificate ended and a claim was put there: enroll again. */
         e->phase = P_START;
+        return;
+    case ET_ID_NOTHING:
+        if (e->now_ms >= e->retry_ms) {
+            et_error("identity", "%s: %s; the broker will refuse it, and there is no claim "
+                     "(edgetelctl provision %s --boot DIR)", e->cfg->device_id, why,
+                     e->cfg->device_id);
+            e->retry_ms = e->now_ms + BACKOFF_MAX_MS;
+        }
         return;
     }
     et_uplink_stats(u, &st);

@@ -281,18 +281,29 @@ enum et_identity_state et_identity_state(struct et_identity *id, int64_t now_s, 
                                          char *why, size_t whylen)
 {
     const struct et_ca_leaf *leaf = et_identity_leaf(id);
-    char when[32];
+    char when[32], ago[64] = "";
 
-    if (leaf && (!synced || leaf->not_after > now_s))
+    if (why && whylen)
+        why[0] = '\0';
+    if (leaf && leaf->not_after > now_s)
         return ET_ID_READY;
-    if (why && leaf) {
+    if (leaf) {
         iso(leaf->not_after, when);
-        snprintf(why, whylen, "its certificate (serial %s) ended at %s, %" PRId64 " days ago",
-                 leaf->serial, when, (now_s - leaf->not_after) / 86400);
+        if (now_s - leaf->not_after >= 86400)
+            snprintf(ago, sizeof(ago), ", %" PRId64 " days ago",
+                     (now_s - leaf->not_after) / 86400);
+        if (why)
+            snprintf(why, whylen, "%sits certificate (serial %s) ended at %s%s (the board was "
+                     "off, or could not renew, past its end)",
+                     synced ? "" : "by this board's clock, which is not synchronised, ",
+                     leaf->serial, when, ago);
     } else if (why) {
         snprintf(why, whylen, "it has no certificate yet");
     }
-    return et_identity_find_claim(id) ? ET_ID_CLAIM : ET_ID_NOTHING;
+    if (et_identity_find_claim(id))
+        return ET_ID_CLAIM;
+    /* A clock that is not synchronised may be wrong: try it, the broker decides. */
+    return leaf && !synced ? ET_ID_READY : ET_ID_NOTHING;
 }
 
 int64_t et_identity_renew_at(const struct et_identity *id, uint32_t renew_pct,

@@ -54,9 +54,10 @@ int et_identity_open(struct et_identity **out, const char *data_dir, const char 
 void et_identity_destroy(struct et_identity *id);
 
 /**
- * What there is at wall time now_s. A certificate past its end counts as
- * unusable only when synced says the clock can be believed. why (may be
- * NULL) says, for a state other than READY, what is missing.
+ * What there is at wall time now_s. A certificate past its end gives way
+ * to a claim; without one it is still tried when the clock is not
+ * synchronised (it may be the clock that is wrong). why (may be NULL)
+ * says what is missing or doubtful; "" when all is well.
  */
 enum et_identity_state et_identity_state(struct et_identity *id, int64_t now_s, bool synced,
                                          char *why, size_t whylen);

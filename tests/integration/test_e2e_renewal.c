@@ -6,6 +6,9 @@
  * connect or loses its connection (a certificate used past its end would);
  * no certificate is used again once its successor worked; and the board
  * keeps one generation of key and certificate, the others deleted.
+ * And a board that was off past its certificate's end: at its next start
+ * it says so, with how to re-provision it; given a new claim it enrolls
+ * again and delivers what it collected meanwhile, once.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -15,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <dirent.h>
 #include <unistd.h>
 #include <setjmp.h>
@@ -154,10 +158,95 @@ static void renewal_keeps_data_flowing_across_three_renewals(void **state)
     et_e2e_pass(e);
 }
 
+static bool time_passed(void *ctx)
+{
+    return (int64_t)time(NULL) > *(int64_t *)ctx;
+}
+
+struct log_wait {
+    struct et_proc *p;
+    const char *needle;
+    int count;
+};
+
+static bool log_has(void *ctx)
+{
+    struct log_wait *w = ctx;
+
+    return log_count(w->p, w->needle) >= w->count;
+}
+
+/* The values of device in the store are exactly [0, a] and [from, from + n) for some a, n > 0. */
+static void two_runs_once_each(struct et_e2e *e, int64_t from)
+{
+    struct et_e2e_sample *s = NULL;
+    size_t n = 0, i = 0;
+    int64_t expect = 0;
+
+    assert_int_equal(et_e2e_counter_samples(e->store_path, ET_E2E_DEVICE, &s, &n), 0);
+    for (; i < n && s[i].value < from; i++, expect++)
+        if (s[i].value != expect)
+            fail_msg("first run: value %" PRId64 " where %" PRId64 " was due", s[i].value,
+                     expect);
+    assert_true(expect > 0);
+    for (expect = from; i < n; i++, expect++)
+        if (s[i].value != expect)
+            fail_msg("second run: value %" PRId64 " where %" PRId64 " was due", s[i].value,
+                     expect);
+    assert_true(expect > from);
+    free(s);
+}
+
+static void a_board_off_past_its_end_enrolls_again_by_claim(void **state)
+{
+    struct et_e2e *e = *state;
+    struct et_e2e_agent_opts board = { .no_client_cert = true, .renew_at = "99%" };
+    struct log_wait enrolled = { .needle = "enrolled by claim in", .count = 1 };
+    struct log_wait said = { .needle = "ended at", .count = 1 };
+    struct et_e2e_counter c;
+    struct et_proc *agent;
+    int64_t ended, batches;
+    uint64_t newest;
+
+    et_e2e_start_broker(e);
+    et_e2e_start_aggregator(e);
+    et_e2e_start_issuer(e, "1m");
+    et_e2e_give_claim(e, et_e2e_provision(e, ET_E2E_DEVICE, "1h"), ET_E2E_DEVICE, NULL);
+    agent = enrolled.p = said.p = et_e2e_start_agent(e, &board);
+    et_test_wait_until(log_has, &enrolled, STEP_TIMEOUT_MS);
+    ended = (int64_t)time(NULL) + 61;
+    et_e2e_wait_counter_at_least(e, ET_E2E_DEVICE, 10, STEP_TIMEOUT_MS);
+
+    /* Off past the certificate's end; then on again, counting from 100000. */
+    assert_int_equal(et_proc_stop(agent, 10000, NULL), 0);
+    et_test_wait_until(time_passed, &ended, 90000);
+    board.sim_start = 100000;
+    et_e2e_write_agent_config(e, &board);
+    assert_int_equal(et_proc_restart(agent), 0);
+    et_test_wait_until(log_has, &said, STEP_TIMEOUT_MS);
+    assert_true(log_count(agent, "edgetelctl provision dev1") > 0);
+    et_e2e_wait_outbox_at_least(e, ET_E2E_DEVICE, 5, STEP_TIMEOUT_MS);
+
+    /* Re-provisioned: a new claim, which the board finds and enrolls with. */
+    et_e2e_give_claim(e, et_e2e_provision(e, ET_E2E_DEVICE, "1h"), ET_E2E_DEVICE, NULL);
+    enrolled.count = 2;
+    et_test_wait_until(log_has, &enrolled, 2 * STEP_TIMEOUT_MS);
+    assert_int_equal(et_e2e_counter_read(e->store_path, ET_E2E_DEVICE, INT64_MAX, &c), 0);
+    et_e2e_wait_counter_at_least(e, ET_E2E_DEVICE, c.distinct + 20, STEP_TIMEOUT_MS);
+    /* Every batch made while it could not connect has gone. */
+    assert_int_equal(et_e2e_outbox_read(et_e2e_outbox_path(e, ET_E2E_DEVICE), UINT64_MAX,
+                                        &batches, &newest), 0);
+    et_e2e_wait_outbox_drained(e, ET_E2E_DEVICE, newest, STEP_TIMEOUT_MS);
+    two_runs_once_each(e, 100000);
+    et_e2e_pass(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(renewal_keeps_data_flowing_across_three_renewals, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(a_board_off_past_its_end_enrolls_again_by_claim, setup,
                                         teardown),
     };
 

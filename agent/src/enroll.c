@@ -1,6 +1,9 @@
 /*
  * Enrollment by claim and renewal over MQTT (enroll.h).
  */
+/* A 64-bit time_t on 32-bit ARM too: certificate times are shown past 2038.
+ * _TIME_BITS=64 needs _FILE_OFFSET_BITS=64 (set for all); before any #include. */
+#define _TIME_BITS 64
 #include "enroll.h"
 
 #include <errno.h>

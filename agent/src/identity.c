@@ -2,6 +2,9 @@
  * The board's own identity in DATA_DIR/identity (identity.h): generations
  * of key and certificate, the one that has worked, the claim.
  */
+/* A 64-bit time_t on 32-bit ARM too: certificate times are shown past 2038.
+ * _TIME_BITS=64 needs _FILE_OFFSET_BITS=64 (set for all); before any #include. */
+#define _TIME_BITS 64
 #include "identity.h"
 
 #include <dirent.h>

@@ -22,6 +22,7 @@
 #include "batcher.h"
 #include "clock.h"
 #include "collect.h"
+#include "enroll.h"
 #include "health.h"
 #include "reconf.h"
 #include "uplink.h"
@@ -51,7 +52,10 @@ struct et_agent {
     char *device_id;               /* never changes while the agent runs */
     struct et_outbox *outbox;
     struct et_batcher *batcher;
-    struct et_uplink *uplink;   /* NULL without [mqtt] host */
+    struct et_uplink *uplink;   /* NULL without [mqtt] host, or with no certificate yet */
+    struct et_enroll *enroll;   /* the board's own identity (enroll.h); NULL: the config's files */
+    bool enroll_gate;           /* the clock gate let enrollment begin */
+    char connect_note[160];     /* why connecting was late, for the first birth Status */
     struct et_sched *sched;
     struct et_clock clock;
     struct et_health health;
@@ -289,15 +293,55 @@ static void on_config(void *ctx, const uint8_t *buf, size_t len)
     a->incoming_len = len;
 }
 
+/* An answer of the issuer: enrollment takes it after this dispatch (enroll.h). */
+static void on_cert(void *ctx, const uint8_t *buf, size_t len)
+{
+    struct et_agent *a = ctx;
+
+    et_enroll_on_reply(a->enroll, buf, len);
+}
+
 static int make_uplink(struct et_agent *a, char *err, size_t errlen)
 {
-    int rc = et_uplink_create(&a->uplink, a->cfg, a->transport, a->outbox, a->batcher, &a->clock,
-                              status_fill, a, err, errlen);
+    const struct et_identity *id = a->enroll ? et_enroll_identity(a->enroll) : NULL;
+    struct et_uplink_tls tls = { .cert_file = id ? et_identity_cert(id) : NULL,
+                                 .key_file = id ? et_identity_key(id) : NULL };
+    int rc;
 
+    /* The board's own identity without a certificate yet: enrollment makes the uplink. */
+    if (a->enroll && !tls.cert_file)
+        return 0;
+    rc = et_uplink_create(&a->uplink, a->cfg, a->enroll ? &tls : NULL, a->transport, a->outbox,
+                          a->batcher, &a->clock, status_fill, a, err, errlen);
     et_uplink_on_config(a->uplink, on_config, a);
+    if (rc == 0 && a->enroll)
+        rc = et_uplink_on_cert(a->uplink, on_cert, a);
     a->connects_seen = 0;
     return rc;
 }
+
+/* enroll.h's hooks: the uplink anew on the identity's files, and the uplink now. */
+static void remake_uplink(void *ctx, const char *why)
+{
+    struct et_agent *a = ctx;
+    char err[512] = "";
+
+    et_uplink_stop(a->uplink, why && *why ? why : "reconnecting");
+    a->uplink = NULL;
+    a->acks_at_apply = 0;
+    if (make_uplink(a, err, sizeof(err)) != 0)
+        et_error("uplink", "cannot set up the uplink: %s", err);
+}
+
+static struct et_uplink *current_uplink(void *ctx)
+{
+    return ((struct et_agent *)ctx)->uplink;
+}
+
+static const struct et_enroll_hooks enroll_hooks = {
+    .remake_uplink = remake_uplink,
+    .uplink = current_uplink,
+};
 
 int et_agent_create(struct et_agent **out, const struct et_config *cfg,
                     const struct et_mqtt_transport *transport, char *err, size_t errlen)
@@ -333,8 +377,14 @@ int et_agent_create(struct et_agent **out, const struct et_config *cfg,
                                 a->cfg->batch_max_samples)) ||
         (rc = et_sched_create(&a->sched)) ||
         (rc = make_collectors(a, now_ms, err, errlen)) ||
-        (rc = add_jobs(a, now_ms)) ||
-        (rc = make_uplink(a, err, errlen)))
+        (rc = add_jobs(a, now_ms)))
+        goto fail;
+    /* The board's own identity: enrollment makes the uplink once it has a certificate. */
+    if (et_config_own_identity(a->cfg))
+        rc = et_enroll_create(&a->enroll, a->cfg, transport, &enroll_hooks, a, err, errlen);
+    else
+        rc = make_uplink(a, err, errlen);
+    if (rc)
         goto fail;
     *out = a;
     return 0;
@@ -540,11 +590,36 @@ void et_agent_reload(struct et_agent *a)
     a->reload_asked = true;
 }
 
+/*
+ * The board's own identity: once the clock gate lets it, enrollment and
+ * renewal run each pass and make the uplink when there is a certificate
+ * (enroll.h); a new uplink starts at once.
+ */
+static int own_identity_step(struct et_agent *a, int64_t now_ms)
+{
+    int rc;
+
+    if (!a->enroll_gate) {
+        if (!et_clock_may_connect(&a->clock, now_ms, true, a->cfg->clock_wait_ms,
+                                  a->connect_note, sizeof(a->connect_note)))
+            return 0;
+        a->enroll_gate = true;
+    }
+    et_enroll_step(a->enroll, a->cfg, now_ms, et_time_wall_ms() / 1000, a->clock.synced, true);
+    if (!a->uplink || et_uplink_started(a->uplink))
+        return 0;
+    rc = et_uplink_start(a->uplink, a->connect_note);
+    a->connect_note[0] = '\0';
+    return rc;
+}
+
 /* Start the uplink once the clock gate lets it (clock.h). */
 static int maybe_connect(struct et_agent *a, int64_t now_ms)
 {
     char note[160];
 
+    if (a->enroll)
+        return own_identity_step(a, now_ms);
     if (!a->uplink || et_uplink_started(a->uplink))
         return 0;
     if (!et_clock_may_connect(&a->clock, now_ms, !a->cfg->mqtt.insecure, a->cfg->clock_wait_ms,
@@ -575,9 +650,10 @@ int et_agent_step(struct et_agent *a, int stop_fd, int max_wait_ms)
     int64_t now_ms = et_time_mono_ms();
     int64_t next = et_sched_next_due(a->sched);
     int64_t wait = next == INT64_MAX ? max_wait_ms : next - now_ms;
-    struct pollfd fds[2] = {
+    struct pollfd fds[3] = {
         { .fd = stop_fd, .events = POLLIN },
         { .fd = et_uplink_fd(a->uplink), .events = POLLIN },
+        { .fd = et_enroll_fd(a->enroll), .events = POLLIN },
     };
     int rc;
 
@@ -585,7 +661,7 @@ int et_agent_step(struct et_agent *a, int stop_fd, int max_wait_ms)
         wait = 0;
     if (wait > max_wait_ms)
         wait = max_wait_ms;
-    rc = poll(fds, 2, (int)wait);
+    rc = poll(fds, 3, (int)wait);
     if (rc < 0 && errno != EINTR) {
         et_error("agent", "poll: %s", strerror(errno));
         return -errno;
@@ -594,6 +670,8 @@ int et_agent_step(struct et_agent *a, int stop_fd, int max_wait_ms)
         return 1;
     if (rc > 0 && (fds[1].revents & POLLIN))
         et_uplink_dispatch(a->uplink);
+    if (rc > 0 && (fds[2].revents & POLLIN))
+        et_enroll_dispatch(a->enroll);
     now_ms = et_time_mono_ms();
     et_clock_observe(&a->clock, now_ms);
     if ((rc = maybe_connect(a, now_ms)) != 0)
@@ -655,6 +733,7 @@ void et_agent_destroy(struct et_agent *a)
     if (!a)
         return;
     et_uplink_destroy(a->uplink);
+    et_enroll_destroy(a->enroll);
     drop_collectors(a);
     et_batcher_destroy(a->batcher);
     et_outbox_close(a->outbox);

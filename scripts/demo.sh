@@ -112,8 +112,9 @@ if [[ ! -f "$operator/operator.key" ]]; then
 fi
 
 if ((fresh)); then
+  # The broker's persistence too: its retained configs belong to the old store.
   rm -rf "$demo/agent-data" "$demo/etc" "$demo/boot" "$demo/store.db" "$demo/store.db-wal" \
-    "$demo/store.db-shm" "$demo/run/sim-interval" "$demo/run/port"
+    "$demo/store.db-shm" "$demo/run/sim-interval" "$demo/run/port" "$demo/mosquitto"
 fi
 
 # ---- ports: the broker's 8883 and the web view's 8080 when free ---------------

@@ -103,6 +103,7 @@ if [ "$static" != 0 ]; then
 
   agent=$build_static/agent/edgetel-agent
   version=$(et_cross_check_static "$agent")
+  et_cross_check_isa "$agent"
   et_say "static agent runs under ${qemu[*]}: $version ($(stat -c %s "$agent") bytes unstripped)"
 
   # ---- 5. smoke test -------------------------------------------------------------

@@ -25,9 +25,10 @@
 # <version> is the CMake project VERSION (project(edgetel VERSION ...) in
 # CMakeLists.txt), which is also what `edgetel-agent --version` prints; the
 # script stops if the two differ.  INSTALL names the git commit it was
-# built from.  The archives are reproducible: sorted names, owner root, and
-# every time stamp the commit's time (SOURCE_DATE_EPOCH), gzip without a
-# name or time: the same commit and sysroot give the same bytes.
+# built from.  The archives are reproducible: no build path in the
+# program, sorted names, owner root, every time stamp the commit's time
+# (SOURCE_DATE_EPOCH), gzip without a name or time: the same commit and
+# sysroot give the same bytes, in any checkout.
 #
 # Re-runnable: build trees and sysroots are reused, a target's tarball is
 # written anew, SHA256SUMS is made again from what dist/ holds.
@@ -81,8 +82,11 @@ for t in "${targets[@]}"; do
   et_cross_fresh "$build" "$release"
   et_cross_sysroot
   mkdir -p "$release"
+  # -ffile-prefix-map: the debug information names source files relative
+  # to the checkout, so the build id, a hash over the unstripped file, and
+  # with it the stripped file do not depend on where the checkout is.
   et_cross_configure_static "$release" -DET_BUILD_TESTS=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    > "$release/configure.log" 2>&1 ||
+    -DCMAKE_C_FLAGS="-ffile-prefix-map=$repo/=" > "$release/configure.log" 2>&1 ||
     { cat "$release/configure.log" >&2; et_die "configuring $release failed"; }
   # The static link warns about dlopen and getaddrinfo (cmake/EtStatic.cmake
   # says why); keep the log, show it when the build fails.
@@ -100,6 +104,7 @@ for t in "${targets[@]}"; do
   mkdir -p "$stage"
   "$triple-strip" -o "$stage/edgetel-agent" "$release/agent/edgetel-agent"
   said=$(et_cross_check_static "$stage/edgetel-agent")
+  et_cross_check_isa "$release/agent/edgetel-agent"
   [ "$said" = "edgetel-agent $version" ] ||
     et_die "the stripped $name agent says \"$said\", expected \"edgetel-agent $version\""
   if [ "${ET_STATIC_SMOKE:-0}" = 1 ]; then

@@ -26,21 +26,23 @@ ET_CROSS_TARGETS=(aarch64 armhf armel)
 #   dynamic    1 when a dynamically linked build of it is worth testing
 #              (armel: only the static file is meant for the board)
 #   boards     the boards its static file is for, in words
+#   no_v7      1 when the file must hold no ARMv6T2/ARMv7 instruction
+#              (et_cross_check_isa)
 #   build      build-NAME (dynamic build and sysroot), build_static
 #              build-static-NAME, sysroot, toolchain
 # shellcheck disable=SC2034 # the variables are for the calling script
 et_cross_target() {
   case $1 in
     aarch64|arm64)
-      name=aarch64 arch=arm64 triple=aarch64-linux-gnu qemu=(qemu-aarch64) cloud=ON dynamic=1
+      name=aarch64 arch=arm64 triple=aarch64-linux-gnu qemu=(qemu-aarch64) cloud=ON dynamic=1 no_v7=0
       boards="Raspberry Pi 3, 4, 5, Zero 2 W with a 64-bit OS (ARMv8-A, AArch64)" ;;
     armhf|arm)
-      name=armhf arch=armhf triple=arm-linux-gnueabihf qemu=(qemu-arm) cloud=ON dynamic=1
+      name=armhf arch=armhf triple=arm-linux-gnueabihf qemu=(qemu-arm) cloud=ON dynamic=1 no_v7=0
       boards="Raspberry Pi 2, 3, 4, 5, Zero 2 W with a 32-bit OS (ARMv7-A and later, VFPv3)" ;;
     armel|armv6)
       # The Pi Zero's, Zero W's and Pi 1's core: SIGILL on any ARMv7
       # instruction.  The same -cpu as toolchains/arm-linux-gnueabi.cmake.
-      name=armel arch=armel triple=arm-linux-gnueabi qemu=(qemu-arm -cpu arm1176) cloud=OFF dynamic=0
+      name=armel arch=armel triple=arm-linux-gnueabi qemu=(qemu-arm -cpu arm1176) cloud=OFF dynamic=0 no_v7=1
       boards="Raspberry Pi Zero, Zero W, 1 (ARMv6, arm1176jzf-s), and every Pi with a 32-bit OS" ;;
     *) et_die "target \"$1\": expected one of ${ET_CROSS_TARGETS[*]}" ;;
   esac
@@ -137,6 +139,27 @@ et_cross_check_static() {
   }
   rmdir "$empty"
   printf '%s\n' "$version"
+}
+
+# et_cross_check_isa AGENT: for a target with no_v7=1, stop if the
+# disassembly of AGENT (unstripped: its symbols name the functions) holds
+# an instruction that ARMv6 (arm1176jzf-s) lacks: barriers (dmb, dsb, isb),
+# movw/movt, bit-field and divide instructions (ARMv6T2, ARMv7).  Running
+# under qemu -cpu arm1176 catches what runs; this catches the paths no test
+# takes.  libatomic's libat_*_i1 functions are ARMv7 variants it chooses at
+# run time only on a core that has them (an ifunc), so they are allowed.
+et_cross_check_isa() {
+  local agent=$1 found
+  [ "$no_v7" = 1 ] || return 0
+  found=$("$triple-objdump" -d --no-show-raw-insn "$agent" | awk '
+    /^[0-9a-f]+ <.*>:$/ { fn = $2; next }
+    $2 ~ /^(dmb|dsb|isb|movw|movt|ubfx|sbfx|bfi|bfc|rbit|sdiv|udiv|mls)(eq|ne|cs|hs|cc|lo|mi|pl|vs|vc|hi|ls|ge|lt|gt|le)?$/ &&
+      fn !~ /^<libat_[a-z_0-9]+_i1>:$/ { n[fn " " $2]++ }
+    END { for (k in n) print "  " k " (" n[k] "x)" }') ||
+    et_die "disassembling $agent with $triple-objdump failed"
+  [ -z "$found" ] ||
+    et_die "$agent holds instructions an ARMv6 core lacks (function, instruction):
+$found"
 }
 
 # The processes the smoke test started; stopped on the way out, however the

@@ -19,7 +19,8 @@
 #      broker and processes and are not built when cross compiling); not
 #      for armel, whose dynamically linked programs no Pi OS can load
 #   4. the same for a static agent in build-static-<arch> (-DET_STATIC=ON),
-#      then check edgetel-agent is one self-contained file that runs
+#      then check edgetel-agent is one self-contained file that runs (armel:
+#      and that it holds no ARMv7 instruction, scripts/lib/cross.sh says how)
 #   5. smoke test: that static agent, under qemu, sends telemetry to a real
 #      mosquitto with mutual TLS on 127.0.0.1 (packaging/mosquitto config,
 #      certificates from edgetelctl ca; edgetelctl and the broker's

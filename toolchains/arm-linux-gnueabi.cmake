@@ -16,10 +16,11 @@
 # runs every ARMv5TE instruction.  -march=armv6 -mfpu=vfp -mfloat-abi=softfp
 # would also link (softfp passes floats in core registers, the same calling
 # convention as soft), but it would put VFP and ARMv6-only code (and CP15
-# barriers for atomics) only into our own few hundred KiB while the libraries
-# that make up most of the file (glibc, OpenSSL, SQLite, Paho) stay ARMv5TE
-# soft float; the agent does little floating point, so it buys nothing
-# measurable and gives up the one-baseline binary.  -mtune only schedules.
+# barriers for atomics) only into our own code, about 240 KiB of 5.5 MiB,
+# while the libraries (glibc, OpenSSL, SQLite, Paho) stay ARMv5TE soft
+# float; the agent's own floating point is a few values per sample, so
+# there is little to gain, and it would give up the one-baseline binary.
+# -mtune only schedules.
 # Atomics: ARMv5TE has no ldrex/strex; GCC calls libgcc's __sync_* (the
 # kernel's user helpers at 0xffff0fc0), and OpenSSL's archive asks for
 # libatomic (its libcrypto.pc), which cmake/EtStatic.cmake adds.

@@ -55,6 +55,7 @@ enum store_writer_stmt {
     SW_STREAM_INSERT,
     SW_STREAM_MAKE_CURRENT,
     SW_QUARANTINE,
+    SW_BATCH_SAMPLES,
     SW_COUNT
 };
 

@@ -15,6 +15,11 @@ packages=(
   libpaho-mqtt-dev libssl-dev libmbedtls-dev
   libprotobuf-c-dev protobuf-c-compiler
   libsqlite3-dev libinih-dev
+  # the PostgreSQL store of a fleet (cloud/store/store_pg_*.c): libpq's
+  # headers to build it, and the server (15 on Debian 12) that its tests,
+  # benchmarks and the demo of many aggregators start in a temporary
+  # directory (tests/pg/pg_server.sh)
+  libpq-dev postgresql
   # tests; protobuf-compiler is Google's protoc, which checks that the golden
   # wire vector decodes from the .proto alone (unit_wire_protoc_interop)
   libcmocka-dev protobuf-compiler

@@ -7,6 +7,7 @@
 #define EDGETEL_STORE_BACKEND_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "edgetel/store.h"
 #include "edgetel/store_config.h"
@@ -20,6 +21,9 @@ struct et_store_backend {
                 size_t errlen);
     /* Roll back what is open and free everything; never called with NULL. */
     void (*close)(struct et_store *s);
+    /* Optional (NULL: nothing to do): et_store_maintain(). */
+    int (*maintain)(struct et_store *s, int64_t now_ms, int64_t retention_ms, char *err,
+                    size_t errlen);
 };
 
 /* Every backend's store starts with this, filled in by its open. */
@@ -31,5 +35,6 @@ struct et_store {
 };
 
 extern const struct et_store_backend et_store_sqlite;
+extern const struct et_store_backend et_store_postgresql;
 
 #endif

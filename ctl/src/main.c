@@ -10,9 +10,10 @@
  *   edgetelctl config push|status|sign ...   signed configs for the boards (config_cmd.c)
  *   edgetelctl ca init|issue|revoke|crl|list the fleet CA (ca_cmd.c)
  *
- * Every command that reads the store takes --store PATH (default
- * ET_STORE_DEFAULT_PATH, the aggregator's default [store] path), before or
- * after the command name. The store is opened read-only, except by config
+ * Every command that reads the store takes --store STORE (default
+ * ET_STORE_DEFAULT_PATH, the aggregator's default [store] path; a
+ * PostgreSQL connection string opens that store), before or after the
+ * command name. The store is opened read-only, except by config
  * push, which adds one desired config to it and writes nothing else.
  *
  * Exit status: 0 done, 1 the store could not be read or a name is not in
@@ -145,16 +146,17 @@ static const struct ctl_own_command own_commands[] = {
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: " PROG " [--store PATH] COMMAND [OPTIONS]\n"
+    fprintf(out, "usage: " PROG " [--store STORE] COMMAND [OPTIONS]\n"
                  "       " PROG " --help | --version\n\ncommands:\n");
     for (size_t i = 0; i < N_COMMANDS; i++)
         fprintf(out, "  %s\n", commands[i].synopsis);
     for (size_t i = 0; i < N_OWN_COMMANDS; i++)
         fprintf(out, "  %s\n", own_commands[i].synopsis);
     fprintf(out, "\noptions:\n"
-                 "  --store PATH   the aggregator's SQLite store (default %s,\n"
-                 "                 the aggregator's default [store] path); read only,\n"
-                 "                 but for config push\n"
+                 "  --store STORE  the aggregator's store: its SQLite file (default %s,\n"
+                 "                 the aggregator's default [store] path), or a PostgreSQL\n"
+                 "                 connection string (postgresql://... or host=... dbname=...);\n"
+                 "                 read only, but for config push and store copy's TO\n"
                  "  -h, --help     this text\n"
                  "  -V, --version  print the version\n", ET_STORE_DEFAULT_PATH);
 }
@@ -439,7 +441,7 @@ int main(int argc, char **argv)
         }
     }
 
-    rc = et_store_open(&s, ET_STORE_DEFAULT_TYPE, a.store, ET_STORE_READONLY, err, sizeof(err));
+    rc = et_store_open(&s, NULL, a.store, ET_STORE_READONLY, err, sizeof(err));
     if (rc < 0) {
         fprintf(stderr, PROG ": store %s: %s%s\n", a.store, err,
                 rc == -ENOENT ? (a.given & OPT_STORE

@@ -1,0 +1,170 @@
+/*
+ * The PostgreSQL store backend (libpq), for a fleet: many aggregator
+ * instances on one database. Shared by its files:
+ *   store_pg_open.c       connecting, schema, versions, migrations, closing
+ *   store_pg_part.c       samples' daily partitions: made ahead, dropped by retention
+ *   store_pg_writer.c     the writer (store_writer.h) and its buffers
+ *   store_pg_reader.c     the reader (store_reader.h)
+ *   store_pg_config.c     the config part (store_config.h)
+ *   store_pg_sql.c        statements, parameters, results, errors
+ * Private to et_store.
+ *
+ * Like the SQLite backend it stores what it is told and decides nothing.
+ * What differs is how: several writers at once. See docs/SCALING.md and
+ * the writer's file for the two things that takes (sample ids that tail
+ * can follow, and hot rows written at commit in key order).
+ */
+#ifndef EDGETEL_STORE_PG_H
+#define EDGETEL_STORE_PG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+#include "backend.h"
+
+/* The schema this code writes; read-only handles read it back to 1. */
+#define STORE_PG_SCHEMA_VERSION 1
+
+/*
+ * Sample ids: the id of the sample's transaction (xid8) times 2^24 plus
+ * its place in the transaction. Ids then become visible in transaction
+ * order as far as a reader can tell (store_pg_reader.c), which is what
+ * tail needs, with no lock shared by the writers. 2^39 transactions
+ * (550 billion) fit; a transaction holds at most 2^24 - 1 samples.
+ */
+#define STORE_PG_ID_SHIFT 24
+#define STORE_PG_XID_MAX (INT64_C(1) << (63 - STORE_PG_ID_SHIFT))
+
+/* The parts whose statements are prepared on the connection. */
+enum store_pg_part { PG_PART_WRITER, PG_PART_READER, PG_PART_CONFIG, PG_PART_COUNT };
+#define STORE_PG_STMTS_MAX 48
+
+/* Parameters of one statement, as text (bytea as binary). */
+#define STORE_PG_PARAMS_MAX 20
+struct pg_params {
+    int n;
+    const char *values[STORE_PG_PARAMS_MAX];
+    int lengths[STORE_PG_PARAMS_MAX];
+    int formats[STORE_PG_PARAMS_MAX];
+    char nums[STORE_PG_PARAMS_MAX][24];
+};
+
+void pg_text(struct pg_params *p, const char *s);     /* NULL binds as "" */
+void pg_int(struct pg_params *p, int64_t x);
+void pg_u64(struct pg_params *p, uint64_t x);          /* clamped to INT64_MAX */
+void pg_null(struct pg_params *p);
+void pg_blob(struct pg_params *p, const void *bytes, size_t n);
+
+/* A growing byte buffer (COPY data, array literals). */
+struct pg_buf {
+    char *p;
+    size_t len, cap;
+    bool failed;               /* out of memory at some point */
+};
+
+void pg_buf_add(struct pg_buf *b, const void *bytes, size_t n);
+void pg_buf_str(struct pg_buf *b, const char *s);
+void pg_buf_be16(struct pg_buf *b, uint16_t v);
+void pg_buf_be32(struct pg_buf *b, uint32_t v);
+void pg_buf_be64(struct pg_buf *b, uint64_t v);
+void pg_buf_free(struct pg_buf *b);
+/* An array literal of text items ("{"a","b"}", a C string) from count
+ * strings, the first at first and each stride bytes after the last (a
+ * char array field of an array of structs). */
+void pg_buf_text_array(struct pg_buf *b, const char *first, size_t count, size_t stride);
+
+/* Deferred writes of one transaction (store_pg_writer.c). */
+struct pg_pending_device;
+struct pg_pending_ack;
+struct pg_pending_batch;
+struct pg_metric_entry;
+
+struct store_pg {
+    struct et_store base;       /* first: the front end casts to it */
+    struct et_store_writer writer;
+    struct et_store_reader reader;
+    struct et_store_config config;
+    PGconn *conn;
+    bool readonly;
+    bool in_tx;
+    int64_t version;            /* of the schema */
+    bool prepared[PG_PART_COUNT][STORE_PG_STMTS_MAX];
+    char last_error[256];
+
+    /* The writer's transaction: its sample ids and what waits for commit. */
+    int64_t id_base;            /* 0 until the first sample */
+    int64_t id_next;
+    struct pg_buf copy;         /* samples as binary COPY rows */
+    size_t copy_rows;
+    struct pg_pending_batch *batches;
+    size_t n_batches, cap_batches;
+    bool batches_unsynced;      /* one of them waits for re-timing */
+    struct pg_pending_device *devices;
+    size_t n_devices, cap_devices;
+    struct pg_pending_ack *acks;
+    size_t n_acks, cap_acks;
+    /* (device, name) -> id, unit, tags: kept across transactions; entries
+     * made in one that rolls back are dropped with it. */
+    struct pg_metric_entry *metrics;
+    size_t n_metrics, cap_metrics;
+};
+
+extern const struct et_store_writer_ops store_pg_writer_ops;
+extern const struct et_store_reader_ops store_pg_reader_ops;
+extern const struct et_store_config_ops store_pg_config_ops;
+
+/*
+ * Run statement id of part (its SQL sql, prepared on first use on this
+ * connection) with p. *res (may be NULL: cleared) gets the result of a
+ * statement that returned rows or a command's result; the caller
+ * PQclear()s it. 0 or -errno; a failure keeps "what: PostgreSQL's
+ * message" as the last error.
+ */
+int store_pg_run(struct store_pg *pg, enum store_pg_part part, int id, const char *sql,
+                 const struct pg_params *p, PGresult **res, const char *what);
+
+/* A statement once, unprepared, without parameters (BEGIN, DDL). */
+int store_pg_exec(struct store_pg *pg, const char *sql, const char *what);
+
+/* -errno for a failed result (the SQLSTATE's class): -EEXIST for a unique
+ * violation, -EDEADLK a deadlock, -EAGAIN a serialization failure,
+ * -ENOSPC a full disk, -ECONNRESET a lost connection, -EIO otherwise. */
+int store_pg_errno(struct store_pg *pg, const PGresult *res);
+
+/* As store_sqlite_failed(): keep the last error; -EEXIST and -ENOENT are answers. */
+int store_pg_failed(struct store_pg *pg, int ret, const char *what, const char *message);
+
+/* Column readers of a text-format result. */
+const char *pg_col_text(const PGresult *res, int row, int col);   /* "" for NULL */
+int64_t pg_col_i64(const PGresult *res, int row, int col);        /* 0 for NULL */
+uint64_t pg_col_u64(const PGresult *res, int row, int col);
+bool pg_col_bool(const PGresult *res, int row, int col);          /* 't', or a non-zero number */
+bool pg_col_null(const PGresult *res, int row, int col);
+double pg_col_f64(const PGresult *res, int row, int col);         /* NaN, Infinity kept */
+
+/* Milliseconds since the epoch as the text a timestamptz parameter takes. */
+void pg_ms_text(int64_t ms, char *out, size_t len);
+
+/* ---- store_pg_part.c ---- */
+
+/* The daily partitions around now_ms made (ahead) and, with retention_ms
+ * > 0, those wholly older than now_ms - retention_ms dropped; samples
+ * outside every partition moved into theirs. 0 or -errno with err set. */
+int store_pg_partitions(struct store_pg *pg, int64_t now_ms, int64_t retention_ms, char *err,
+                        size_t errlen);
+
+/* ---- store_pg_writer.c ---- */
+
+/* Drop what the writer's transaction buffered (rollback, close). */
+void store_pg_writer_forget(struct store_pg *pg);
+/* Free the writer's buffers and caches. */
+void store_pg_writer_free(struct store_pg *pg);
+/* The config part's device_set, kept with the device's other writes of the
+ * open transaction when it has any (after a Status); -ENOENT otherwise. */
+int store_pg_device_config(struct store_pg *pg, const char *device, const char *groups,
+                           uint64_t running_version);
+
+#endif

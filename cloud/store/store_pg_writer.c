@@ -1,0 +1,1339 @@
+/*
+ * The PostgreSQL store's writer: store_writer.h in SQL, for several
+ * aggregator instances writing one database at once (READ COMMITTED).
+ *
+ * What is written at once, what waits for the commit, and why:
+ *   - The batch row (the claim on (device, stream, seq)), new devices,
+ *     streams and metrics, quarantined batches: at once, each an INSERT
+ *     ... ON CONFLICT DO NOTHING. A second instance inserting the same
+ *     key waits for the first's transaction and then finds it taken:
+ *     -EEXIST, which ingest takes for a duplicate (store_writer.h).
+ *   - Samples: buffered as binary COPY rows and sent in one COPY at the
+ *     commit (or before a statement that reads them). Their ids are the
+ *     transaction's xid times 2^24 plus their place (store_pg.h): known
+ *     when the sample is handed in, in order of visibility for tail.
+ *   - The hot rows every batch touches (its device's last seen, sample
+ *     count and clock; its stream's ack; a Status; a device's config
+ *     version) and where each batch's samples are: kept here, merged per
+ *     device and stream, and written at the commit after locking the rows
+ *     in key order (SELECT ... ORDER BY ... FOR UPDATE). Instances whose
+ *     groups share devices then wait for each other for the length of a
+ *     commit instead of deadlocking over rows taken in the order messages
+ *     came. Reads in the same transaction see these writes (the values
+ *     kept here stand in for the rows').
+ * A deadlock or serialization failure that remains (two instances
+ * claiming the same batches in opposite orders) fails the transaction:
+ * ingest rolls the group back and drops its Acks, and the devices send
+ * again.
+ */
+#include "store_pg.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "edgetel/ingest.h"
+
+enum writer_stmt {
+    W_BATCH_SEEN,
+    W_DEVICE_INSERT,
+    W_STATUS_GET,
+    W_METRIC_GET,
+    W_METRIC_INSERT,
+    W_METRIC_UNIT,
+    W_METRIC_TAGS,
+    W_BATCH_INSERT,
+    W_ACK_GET,
+    W_SEQS_AFTER,
+    W_CLOCK_GET,
+    W_UNSYNCED_SAMPLES,
+    W_SAMPLE_TIME,
+    W_UNSYNCED_DONE,
+    W_STREAM_GET,
+    W_STREAM_CURRENT,
+    W_STREAM_INSERT,
+    W_STREAM_MAKE_CURRENT,
+    W_QUARANTINE,
+    W_XID,
+    W_FLUSH_BATCHES,
+    W_LOCK_DEVICES,
+    W_FLUSH_DEVICES,
+    W_LOCK_STREAMS,
+    W_FLUSH_ACKS,
+    W_COUNT
+};
+
+/* The epoch in ms as a timestamptz expression of parameter $N (bigint ms). */
+#define TS_OF(n) "('epoch'::timestamptz + $" #n "::bigint * interval '1 millisecond')"
+#define MS_OF(col) "(extract(epoch FROM " col ") * 1000)::bigint"
+
+static const char *const writer_sql[W_COUNT] = {
+    [W_BATCH_SEEN] =
+        "SELECT 1 FROM batches WHERE device = $1 AND stream = $2 AND seq = $3"
+        " UNION ALL SELECT 1 FROM quarantine WHERE device = $1 AND stream = $2 AND seq = $3",
+    [W_DEVICE_INSERT] =
+        "INSERT INTO devices (id, first_seen_ms, last_seen_ms) VALUES ($1, $2, $2)"
+        " ON CONFLICT (id) DO NOTHING",
+    [W_STATUS_GET] = "SELECT online, has_status FROM devices WHERE id = $1",
+    [W_METRIC_GET] = "SELECT id, unit, tags FROM metrics WHERE device = $1 AND name = $2",
+    [W_METRIC_INSERT] =
+        "INSERT INTO metrics (device, name, unit) VALUES ($1, $2, $3)"
+        " ON CONFLICT (device, name) DO NOTHING RETURNING id",
+    [W_METRIC_UNIT] = "UPDATE metrics SET unit = $2 WHERE id = $1",
+    [W_METRIC_TAGS] = "UPDATE metrics SET tags = $2 WHERE id = $1 AND tags <> $2",
+    [W_BATCH_INSERT] =
+        "INSERT INTO batches (device, seq, received_ms, n_samples, historical, boot_id,"
+        " time_quality, first_sample_id, last_sample_id, unsynced, stream)"
+        " VALUES ($1, $2, $3, $4, $5::int::boolean, $6, $7, $8, $9, $10, $11)"
+        " ON CONFLICT (device, stream, seq) DO NOTHING",
+    [W_ACK_GET] = "SELECT acked_through FROM streams WHERE device = $1 AND stream = $2",
+    [W_SEQS_AFTER] =
+        "SELECT seq FROM batches WHERE device = $1 AND stream = $2 AND seq > $3"
+        " UNION ALL SELECT seq FROM quarantine WHERE device = $1 AND stream = $2 AND seq > $3"
+        " ORDER BY seq LIMIT $4",
+    [W_CLOCK_GET] = "SELECT clock_boot, clock_wall_ms, clock_mono_ms FROM devices WHERE id = $1",
+    /* Only batches still waiting are in the partial index batches_unsynced;
+     * a batch's rows are its id range, checked by seq and the device's
+     * metrics. */
+    [W_UNSYNCED_SAMPLES] =
+        "SELECT s.id, s.metric_id, " MS_OF("s.ts") ", s.mono_ms, s.time_quality, s.seq"
+        " FROM batches b JOIN samples s"
+        "  ON s.id BETWEEN b.first_sample_id AND b.last_sample_id AND s.seq = b.seq"
+        " WHERE b.device = $1 AND b.boot_id = $2 AND b.unsynced > 0"
+        "  AND s.metric_id IN (SELECT id FROM metrics WHERE device = $1)",
+    /* A new time may move the row to another day's partition. */
+    [W_SAMPLE_TIME] =
+        "UPDATE samples SET ts = " TS_OF(2) ", time_quality = $3 WHERE id = $1",
+    [W_UNSYNCED_DONE] =
+        "UPDATE batches SET unsynced = 0 WHERE device = $1 AND boot_id = $2 AND unsynced > 0",
+    [W_STREAM_GET] =
+        "SELECT started_ms, acked_through,"
+        " (SELECT MAX(seq) FROM batches WHERE device = $1 AND stream = $2),"
+        " (SELECT received_ms FROM batches WHERE device = $1 AND stream = $2"
+        "  ORDER BY seq DESC LIMIT 1)"
+        " FROM streams WHERE device = $1 AND stream = $2",
+    [W_STREAM_CURRENT] =
+        "SELECT d.stream, s.acked_through FROM devices d"
+        " JOIN streams s ON s.device = d.id AND s.stream = d.stream WHERE d.id = $1",
+    [W_STREAM_INSERT] =
+        "INSERT INTO streams (device, stream, started_ms) VALUES ($1, $2, $3)"
+        " ON CONFLICT (device, stream) DO NOTHING",
+    [W_STREAM_MAKE_CURRENT] = "UPDATE devices SET stream = $2 WHERE id = $1",
+    [W_QUARANTINE] =
+        "INSERT INTO quarantine (device, stream, seq, received_ms, n_samples, reason, payload)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (device, stream, seq) DO NOTHING",
+    [W_XID] = "SELECT pg_current_xact_id()::text::bigint",
+    [W_FLUSH_BATCHES] =
+        "UPDATE batches b SET first_sample_id = v.f, last_sample_id = v.l, unsynced = v.u"
+        " FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[],"
+        "  $6::int[]) AS v(d, st, q, f, l, u)"
+        " WHERE b.device = v.d AND b.stream = v.st AND b.seq = v.q",
+    /* Rows locked in key order, the same in every instance. */
+    [W_LOCK_DEVICES] = "SELECT 1 FROM devices WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE",
+    [W_FLUSH_DEVICES] =
+        "UPDATE devices d SET"
+        " last_seen_ms = GREATEST(d.last_seen_ms, v.seen),"
+        " boot_id = CASE WHEN v.st AND v.sboot <> '' THEN v.sboot"
+        "  WHEN v.boot <> '' THEN v.boot ELSE d.boot_id END,"
+        " samples_stored = d.samples_stored + v.add,"
+        " clock_boot = CASE WHEN v.clk THEN v.cb ELSE d.clock_boot END,"
+        " clock_wall_ms = CASE WHEN v.clk THEN v.cw ELSE d.clock_wall_ms END,"
+        " clock_mono_ms = CASE WHEN v.clk THEN v.cm ELSE d.clock_mono_ms END,"
+        " online = CASE WHEN v.st THEN v.online ELSE d.online END,"
+        " has_status = d.has_status OR v.st,"
+        " agent_version = CASE WHEN v.st AND v.ver <> '' THEN v.ver ELSE d.agent_version END,"
+        " outbox_batches = CASE WHEN v.st THEN v.outbox ELSE d.outbox_batches END,"
+        " dropped_samples = CASE WHEN v.st THEN v.dropped ELSE d.dropped_samples END,"
+        " clock_synced = CASE WHEN v.st THEN v.synced ELSE d.clock_synced END,"
+        " reason = CASE WHEN v.st THEN v.why ELSE d.reason END,"
+        " status_wall_ms = CASE WHEN v.st THEN v.wall ELSE d.status_wall_ms END,"
+        " config_groups = CASE WHEN v.cfg AND v.groups IS NOT NULL THEN v.groups"
+        "  ELSE d.config_groups END,"
+        " config_version = CASE WHEN v.cfg THEN v.cver ELSE d.config_version END"
+        " FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::boolean[],"
+        "  $6::text[], $7::bigint[], $8::bigint[], $9::boolean[], $10::boolean[], $11::text[],"
+        "  $12::text[], $13::bigint[], $14::bigint[], $15::boolean[], $16::text[],"
+        "  $17::bigint[], $18::boolean[], $19::text[], $20::bigint[])"
+        "  AS v(id, seen, boot, add, clk, cb, cw, cm, st, online, sboot, ver, outbox, dropped,"
+        "  synced, why, wall, cfg, groups, cver)"
+        " WHERE d.id = v.id",
+    [W_LOCK_STREAMS] =
+        "SELECT 1 FROM streams s JOIN unnest($1::text[], $2::text[]) AS v(d, st)"
+        " ON s.device = v.d AND s.stream = v.st ORDER BY s.device, s.stream FOR UPDATE OF s",
+    [W_FLUSH_ACKS] =
+        "UPDATE streams s SET acked_through = GREATEST(s.acked_through, v.a)"
+        " FROM unnest($1::text[], $2::text[], $3::bigint[]) AS v(d, st, a)"
+        " WHERE s.device = v.d AND s.stream = v.st",
+};
+
+/* ---- what waits for the commit -------------------------------------------- */
+
+struct pg_pending_device {
+    char id[ET_DEVICE_ID_MAX + 1];
+    int64_t seen_ms;            /* the latest heard; 0 none */
+    char boot[2 * ET_BOOT_ID_LEN + 1];
+    uint64_t add_samples;
+    bool clock;                 /* clock_set */
+    struct et_store_clock clk;
+    bool status;                /* a Status */
+    bool online, clock_synced;
+    char status_boot[2 * ET_BOOT_ID_LEN + 1];
+    char agent_version[128];
+    uint64_t outbox_batches, dropped_samples;
+    char reason[1024];
+    int64_t status_wall_ms;
+    bool config;                /* config's device_set */
+    bool has_groups;
+    char groups[ET_STORE_CONFIG_GROUPS_TEXT_MAX];
+    uint64_t config_version;
+};
+
+struct pg_pending_ack {
+    char device[ET_DEVICE_ID_MAX + 1];
+    char stream[ET_STORE_STREAM_HEX_LEN + 1];
+    uint64_t ack;
+};
+
+struct pg_pending_batch {
+    char device[ET_DEVICE_ID_MAX + 1];
+    char stream[ET_STORE_STREAM_HEX_LEN + 1];
+    uint64_t seq;
+    int64_t first, last;
+    uint32_t unsynced;
+};
+
+struct pg_metric_entry {
+    char *device, *name, *unit, *tags;
+    int64_t id;
+};
+
+static struct store_pg *of_writer(struct et_store_writer *w)
+{
+    return (struct store_pg *)((char *)w - offsetof(struct store_pg, writer));
+}
+
+static int run(struct store_pg *pg, enum writer_stmt id, const struct pg_params *p,
+               PGresult **res, const char *what)
+{
+    return store_pg_run(pg, PG_PART_WRITER, id, writer_sql[id], p, res, what);
+}
+
+/* How many rows a command changed. */
+static int changes(const PGresult *res)
+{
+    return atoi(PQcmdTuples((PGresult *)res));
+}
+
+/* Grow an array of elem-sized items to hold one more. */
+static void *grow(void **items, size_t n, size_t *cap, size_t elem)
+{
+    if (n == *cap) {
+        size_t c = *cap ? *cap * 2 : 16;
+        void *p = realloc(*items, c * elem);
+
+        if (!p)
+            return NULL;
+        *items = p;
+        *cap = c;
+    }
+    return (char *)*items + n * elem;
+}
+
+static struct pg_pending_device *pending_device(struct store_pg *pg, const char *id, bool make)
+{
+    struct pg_pending_device *d;
+
+    for (size_t i = pg->n_devices; i-- > 0;)
+        if (strcmp(pg->devices[i].id, id) == 0)
+            return &pg->devices[i];
+    if (!make)
+        return NULL;
+    d = grow((void **)&pg->devices, pg->n_devices, &pg->cap_devices, sizeof(*d));
+    if (!d)
+        return NULL;
+    memset(d, 0, sizeof(*d));
+    snprintf(d->id, sizeof(d->id), "%s", id);
+    pg->n_devices++;
+    return d;
+}
+
+static struct pg_pending_ack *pending_ack(struct store_pg *pg, const char *device,
+                                          const char *stream, bool make)
+{
+    struct pg_pending_ack *a;
+
+    for (size_t i = pg->n_acks; i-- > 0;)
+        if (strcmp(pg->acks[i].device, device) == 0 && strcmp(pg->acks[i].stream, stream) == 0)
+            return &pg->acks[i];
+    if (!make)
+        return NULL;
+    a = grow((void **)&pg->acks, pg->n_acks, &pg->cap_acks, sizeof(*a));
+    if (!a)
+        return NULL;
+    memset(a, 0, sizeof(*a));
+    snprintf(a->device, sizeof(a->device), "%s", device);
+    snprintf(a->stream, sizeof(a->stream), "%s", stream);
+    pg->n_acks++;
+    return a;
+}
+
+/* ---- the metric cache ---------------------------------------------------- */
+
+static void metric_cache_clear(struct store_pg *pg)
+{
+    for (size_t i = 0; i < pg->n_metrics; i++) {
+        free(pg->metrics[i].device);
+        free(pg->metrics[i].name);
+        free(pg->metrics[i].unit);
+        free(pg->metrics[i].tags);
+    }
+    pg->n_metrics = 0;
+}
+
+/*
+ * The cache holds the metrics of the batches this connection stored,
+ * newest last; a lookup walks back from the end, where a device's next
+ * batch finds its metrics. Past a bound it starts again.
+ */
+#define METRIC_CACHE_MAX 4096
+
+static struct pg_metric_entry *metric_cached(struct store_pg *pg, const char *device,
+                                             const char *name)
+{
+    for (size_t i = pg->n_metrics; i-- > 0;) {
+        struct pg_metric_entry *m = &pg->metrics[i];
+
+        if (strcmp(m->name, name) == 0 && strcmp(m->device, device) == 0)
+            return m;
+    }
+    return NULL;
+}
+
+static struct pg_metric_entry *metric_cached_id(struct store_pg *pg, int64_t id)
+{
+    for (size_t i = pg->n_metrics; i-- > 0;)
+        if (pg->metrics[i].id == id)
+            return &pg->metrics[i];
+    return NULL;
+}
+
+static void metric_cache_add(struct store_pg *pg, const char *device, const char *name,
+                             const char *unit, const char *tags, int64_t id)
+{
+    struct pg_metric_entry *m;
+
+    if (pg->n_metrics >= METRIC_CACHE_MAX)
+        metric_cache_clear(pg);
+    m = grow((void **)&pg->metrics, pg->n_metrics, &pg->cap_metrics, sizeof(*m));
+    if (!m)
+        return;
+    *m = (struct pg_metric_entry){ .device = strdup(device), .name = strdup(name),
+                                   .unit = strdup(unit), .tags = tags ? strdup(tags) : NULL,
+                                   .id = id };
+    if (!m->device || !m->name || !m->unit) {
+        free(m->device);
+        free(m->name);
+        free(m->unit);
+        free(m->tags);
+        return;
+    }
+    pg->n_metrics++;
+}
+
+static void metric_set(char **field, const char *value)
+{
+    char *copy = strdup(value);
+
+    free(*field);
+    *field = copy;   /* NULL (out of memory): unknown, asked of the store next time */
+}
+
+/* ---- transactions ------------------------------------------------------- */
+
+void store_pg_writer_forget(struct store_pg *pg)
+{
+    pg->id_base = 0;
+    pg->id_next = 0;
+    pg->copy.len = 0;
+    pg->copy.failed = false;
+    pg->copy_rows = 0;
+    pg->n_batches = 0;
+    pg->batches_unsynced = false;
+    pg->n_devices = 0;
+    pg->n_acks = 0;
+}
+
+void store_pg_writer_free(struct store_pg *pg)
+{
+    metric_cache_clear(pg);
+    free(pg->metrics);
+    pg_buf_free(&pg->copy);
+    free(pg->batches);
+    free(pg->devices);
+    free(pg->acks);
+}
+
+/* A lost connection is made again before a transaction, not inside one. */
+static int reconnect(struct store_pg *pg)
+{
+    if (PQstatus(pg->conn) == CONNECTION_OK)
+        return 0;
+    PQreset(pg->conn);
+    memset(pg->prepared, 0, sizeof(pg->prepared));
+    metric_cache_clear(pg);
+    if (PQstatus(pg->conn) != CONNECTION_OK)
+        return store_pg_failed(pg, -ECONNRESET, "connecting", PQerrorMessage(pg->conn));
+    return store_pg_exec(pg, "SET TIME ZONE 'UTC'", "setting up the connection");
+}
+
+static int pg_begin(struct et_store_writer *w)
+{
+    struct store_pg *pg = of_writer(w);
+    int ret;
+
+    if (pg->in_tx)
+        return -EALREADY;
+    ret = reconnect(pg);
+    if (ret == 0)
+        ret = store_pg_exec(pg, "BEGIN", "begin");
+    if (ret == 0) {
+        pg->in_tx = true;
+        store_pg_writer_forget(pg);
+    }
+    return ret;
+}
+
+static int pg_rollback(struct et_store_writer *w)
+{
+    struct store_pg *pg = of_writer(w);
+
+    if (!pg->in_tx)
+        return 0;
+    pg->in_tx = false;
+    store_pg_writer_forget(pg);
+    /* Metrics this transaction made are gone with it, and so may their tags be. */
+    metric_cache_clear(pg);
+    if (PQstatus(pg->conn) != CONNECTION_OK)
+        return 0;
+    return store_pg_exec(pg, "ROLLBACK", "rollback");
+}
+
+/* Send the buffered samples in one COPY. */
+static int flush_samples(struct store_pg *pg)
+{
+    PGresult *r;
+    int ret;
+
+    if (pg->copy_rows == 0)
+        return 0;
+    if (pg->copy.failed)
+        return -ENOMEM;
+    pg_buf_be16(&pg->copy, 0xffff);   /* the trailer */
+    r = PQexec(pg->conn, "COPY samples (id, metric_id, ts, mono_ms, vtype, v_f64, v_i64,"
+               " v_bool, v_str, time_quality, seq) FROM STDIN (FORMAT binary)");
+    if (PQresultStatus(r) != PGRES_COPY_IN) {
+        ret = store_pg_failed(pg, store_pg_errno(pg, r), "storing samples",
+                              PQresultErrorMessage(r));
+        PQclear(r);
+        return ret;
+    }
+    PQclear(r);
+    if (PQputCopyData(pg->conn, pg->copy.p, (int)pg->copy.len) != 1 ||
+        PQputCopyEnd(pg->conn, NULL) != 1)
+        return store_pg_failed(pg, -ECONNRESET, "storing samples", PQerrorMessage(pg->conn));
+    ret = 0;
+    while ((r = PQgetResult(pg->conn)) != NULL) {
+        if (PQresultStatus(r) != PGRES_COMMAND_OK && ret == 0)
+            ret = store_pg_failed(pg, store_pg_errno(pg, r), "storing samples",
+                                  PQresultErrorMessage(r));
+        PQclear(r);
+    }
+    pg->copy.len = 0;
+    pg->copy_rows = 0;
+    return ret;
+}
+
+/* A numeric or boolean field of n structs as an array literal. */static void int_array(struct pg_buf *b, const void *base, size_t n, size_t stride, size_t off,
+                      int kind)
+{
+    char num[32];
+
+    pg_buf_str(b, "{");
+    for (size_t i = 0; i < n; i++) {
+        const char *item = (const char *)base + i * stride + off;
+
+        switch (kind) {
+        case 'i':
+            snprintf(num, sizeof(num), "%s%" PRId64, i ? "," : "", *(const int64_t *)item);
+            break;
+        case 'u':
+            snprintf(num, sizeof(num), "%s%" PRIu64, i ? "," : "",
+                     *(const uint64_t *)item > (uint64_t)INT64_MAX
+                     ? (uint64_t)INT64_MAX : *(const uint64_t *)item);
+            break;
+        case '3':
+            snprintf(num, sizeof(num), "%s%" PRIu32, i ? "," : "", *(const uint32_t *)item);
+            break;
+        default:   /* bool */
+            snprintf(num, sizeof(num), "%s%s", i ? "," : "", *(const bool *)item ? "t" : "f");
+            break;
+        }
+        pg_buf_str(b, num);
+    }
+    pg_buf_add(b, "}", 2);
+}
+
+#define NUM_ARRAY(buf, arr, n, type, field, kind) \
+    int_array(buf, arr, n, sizeof(type), offsetof(type, field), kind)
+
+/* A char array field of n structs as a text array literal. */
+#define TEXT_ARRAY(buf, arr, n, field) \
+    pg_buf_text_array(buf, (arr)[0].field, n, sizeof((arr)[0]))
+
+/* Run statement id with the n array literals a as its parameters (lock,
+ * when not -1, with the first n_lock of them first); free them. */
+static int run_arrays(struct store_pg *pg, int lock, int n_lock, int id, struct pg_buf *a, int n,
+                      const char *what)
+{
+    struct pg_params p = { .n = 0 };
+    int ret = 0;
+
+    for (int i = 0; i < n; i++) {
+        if (a[i].failed)
+            ret = -ENOMEM;
+        else
+            pg_text(&p, a[i].p);
+    }
+    if (ret == 0 && lock >= 0) {
+        struct pg_params l = p;
+
+        /* Rows locked in key order first: the statement takes the keys only. */
+        l.n = n_lock;
+        ret = run(pg, (enum writer_stmt)lock, &l, NULL, what);
+    }
+    if (ret == 0)
+        ret = run(pg, (enum writer_stmt)id, &p, NULL, what);
+    for (int i = 0; i < n; i++)
+        pg_buf_free(&a[i]);
+    return ret;
+}
+
+/* Where each batch's samples are, in one statement. */
+static int flush_batches(struct store_pg *pg)
+{
+    struct pg_buf a[6] = { { .p = NULL } };
+    struct pg_pending_batch *b = pg->batches;
+    size_t n = pg->n_batches;
+    int ret;
+
+    if (n == 0)
+        return 0;
+    TEXT_ARRAY(&a[0], b, n, device);
+    TEXT_ARRAY(&a[1], b, n, stream);
+    NUM_ARRAY(&a[2], b, n, struct pg_pending_batch, seq, 'u');
+    NUM_ARRAY(&a[3], b, n, struct pg_pending_batch, first, 'i');
+    NUM_ARRAY(&a[4], b, n, struct pg_pending_batch, last, 'i');
+    NUM_ARRAY(&a[5], b, n, struct pg_pending_batch, unsynced, '3');
+    ret = run_arrays(pg, -1, 0, W_FLUSH_BATCHES, a, 6, "recording batches' samples");
+    if (ret == 0) {
+        pg->n_batches = 0;
+        pg->batches_unsynced = false;
+    }
+    return ret;
+}
+
+/* The devices' writes of the transaction, merged per device, in one statement. */
+static int flush_devices(struct store_pg *pg)
+{
+    enum { N_ARRAYS = 20 };
+    struct pg_buf a[N_ARRAYS] = { { .p = NULL } };
+    struct pg_pending_device *d = pg->devices;
+    size_t n = pg->n_devices, k = 0;
+    int ret;
+
+    if (n == 0)
+        return 0;
+#define DEV(field, kind) NUM_ARRAY(&a[k++], d, n, struct pg_pending_device, field, kind)
+    TEXT_ARRAY(&a[k++], d, n, id);
+    DEV(seen_ms, 'i');
+    TEXT_ARRAY(&a[k++], d, n, boot);
+    DEV(add_samples, 'u');
+    DEV(clock, 'b');
+    TEXT_ARRAY(&a[k++], d, n, clk.boot_id_hex);
+    DEV(clk.base_wall_ms, 'i');
+    DEV(clk.base_mono_ms, 'i');
+    DEV(status, 'b');
+    DEV(online, 'b');
+    TEXT_ARRAY(&a[k++], d, n, status_boot);
+    TEXT_ARRAY(&a[k++], d, n, agent_version);
+    DEV(outbox_batches, 'u');
+    DEV(dropped_samples, 'u');
+    DEV(clock_synced, 'b');
+    TEXT_ARRAY(&a[k++], d, n, reason);
+    DEV(status_wall_ms, 'i');
+    DEV(config, 'b');
+    /* Groups: NULL keeps the recorded ones. */
+    pg_buf_str(&a[k], "{");
+    for (size_t i = 0; i < n; i++) {
+        pg_buf_str(&a[k], i ? "," : "");
+        if (!d[i].has_groups) {
+            pg_buf_str(&a[k], "NULL");
+            continue;
+        }
+        pg_buf_str(&a[k], "\"");
+        pg_buf_str(&a[k], d[i].groups);   /* names as device ids: no quote */
+        pg_buf_str(&a[k], "\"");
+    }
+    pg_buf_add(&a[k++], "}", 2);
+    DEV(config_version, 'u');
+#undef DEV
+    ret = run_arrays(pg, W_LOCK_DEVICES, 1, W_FLUSH_DEVICES, a, N_ARRAYS, "updating devices");
+    if (ret == 0)
+        pg->n_devices = 0;
+    return ret;
+}
+
+/* The streams' acks of the transaction, in one statement. */
+static int flush_acks(struct store_pg *pg)
+{
+    struct pg_buf a[3] = { { .p = NULL } };
+    struct pg_pending_ack *k = pg->acks;
+    size_t n = pg->n_acks;
+    int ret;
+
+    if (n == 0)
+        return 0;
+    TEXT_ARRAY(&a[0], k, n, device);
+    TEXT_ARRAY(&a[1], k, n, stream);
+    NUM_ARRAY(&a[2], k, n, struct pg_pending_ack, ack, 'u');
+    ret = run_arrays(pg, W_LOCK_STREAMS, 2, W_FLUSH_ACKS, a, 3, "writing streams' acks");
+    if (ret == 0)
+        pg->n_acks = 0;
+    return ret;
+}
+
+static int pg_commit(struct et_store_writer *w)
+{
+    struct store_pg *pg = of_writer(w);
+    int ret;
+
+    if (!pg->in_tx)
+        return -EINVAL;
+    ret = flush_samples(pg);
+    if (ret == 0)
+        ret = flush_batches(pg);
+    if (ret == 0)
+        ret = flush_devices(pg);
+    if (ret == 0)
+        ret = flush_acks(pg);
+    if (ret == 0)
+        ret = store_pg_exec(pg, "COMMIT", "commit");
+    if (ret < 0) {
+        pg_rollback(w);
+        return ret;
+    }
+    pg->in_tx = false;
+    return 0;
+}
+
+/*
+ * A call that buffers, made outside a transaction, stands alone
+ * (store_writer.h): it gets one of its own.
+ */
+static int solo_begin(struct store_pg *pg, bool *own)
+{
+    *own = !pg->in_tx;
+    return *own ? pg_begin(&pg->writer) : 0;
+}
+
+static int solo_end(struct store_pg *pg, bool own, int ret)
+{
+    if (!own)
+        return ret;
+    if (ret < 0) {
+        pg_rollback(&pg->writer);
+        return ret;
+    }
+    return pg_commit(&pg->writer);
+}
+
+/* ---- devices ------------------------------------------------------------ */
+
+static int device_ensure(struct store_pg *pg, const char *device, int64_t now_ms, bool *created)
+{
+    struct pg_params p = { .n = 0 };
+    PGresult *r;
+    int ret;
+
+    pg_text(&p, device);
+    pg_int(&p, now_ms);
+    ret = run(pg, W_DEVICE_INSERT, &p, &r, "adding a device");
+    if (ret == 0 && created)
+        *created = changes(r) > 0;
+    PQclear(r);
+    return ret;
+}
+
+static int pg_device_seen(struct et_store_writer *w, const char *device, int64_t now_ms,
+                          const char *boot_id_hex, uint64_t add_samples, bool *created)
+{
+    struct store_pg *pg = of_writer(w);
+    struct pg_pending_device *d;
+    bool own;
+    int ret = solo_begin(pg, &own);
+
+    if (ret == 0)
+        ret = device_ensure(pg, device, now_ms, created);
+    if (ret == 0 && !(d = pending_device(pg, device, true)))
+        ret = -ENOMEM;
+    if (ret == 0) {
+        if (now_ms > d->seen_ms)
+            d->seen_ms = now_ms;
+        if (boot_id_hex && boot_id_hex[0])
+            snprintf(d->boot, sizeof(d->boot), "%s", boot_id_hex);
+        d->add_samples += add_samples;
+        /* The batch's boot is newer than a Status recorded before it here. */
+        if (boot_id_hex && boot_id_hex[0] && d->status)
+            snprintf(d->status_boot, sizeof(d->status_boot), "%s", boot_id_hex);
+    }
+    return solo_end(pg, own, ret);
+}
+
+static int pg_device_status(struct et_store_writer *w, const struct et_store_status *in,
+                            int64_t now_ms, struct et_store_status_was *was)
+{
+    struct store_pg *pg = of_writer(w);
+    struct et_store_status_was before = { .created = false };
+    struct pg_pending_device *d = NULL;
+    struct pg_params p = { .n = 0 };
+    PGresult *r = NULL;
+    bool own;
+    int ret = solo_begin(pg, &own);
+
+    if (ret == 0)
+        ret = device_ensure(pg, in->device, now_ms, &before.created);
+    if (ret == 0 && !(d = pending_device(pg, in->device, true)))
+        ret = -ENOMEM;
+    if (ret == 0 && d->status) {
+        before.online = d->online;
+        before.had_status = true;
+    } else if (ret == 0) {
+        pg_text(&p, in->device);
+        ret = run(pg, W_STATUS_GET, &p, &r, "reading a device's status");
+        if (ret == 0 && PQntuples(r) == 1) {
+            before.online = pg_col_bool(r, 0, 0);
+            before.had_status = pg_col_bool(r, 0, 1);
+        }
+        PQclear(r);
+    }
+    if (ret == 0) {
+        d->status = true;
+        d->online = in->online;
+        if (in->boot_id_hex && in->boot_id_hex[0])
+            snprintf(d->status_boot, sizeof(d->status_boot), "%s", in->boot_id_hex);
+        if (in->agent_version && in->agent_version[0])
+            snprintf(d->agent_version, sizeof(d->agent_version), "%s", in->agent_version);
+        d->outbox_batches = in->outbox_batches;
+        d->dropped_samples = in->dropped_samples;
+        d->clock_synced = in->clock_synced;
+        snprintf(d->reason, sizeof(d->reason), "%s", in->reason ? in->reason : "");
+        d->status_wall_ms = in->device_wall_ms;
+        if (was)
+            *was = before;
+    }
+    return solo_end(pg, own, ret);
+}
+
+/* The config part's device_set, merged into the device's pending row when
+ * the transaction has one (ingest: after the Status); else -ENOENT and the
+ * config part updates the row itself. */
+int store_pg_device_config(struct store_pg *pg, const char *device, const char *groups,
+                           uint64_t running_version)
+{
+    struct pg_pending_device *d = pg->in_tx ? pending_device(pg, device, false) : NULL;
+
+    if (!d)
+        return -ENOENT;
+    d->config = true;
+    if (groups) {
+        d->has_groups = true;
+        snprintf(d->groups, sizeof(d->groups), "%s", groups);
+    }
+    d->config_version = running_version;
+    return 0;
+}
+
+/* ---- metrics, batches, samples ------------------------------------------ */
+
+static int pg_metric_id(struct et_store_writer *w, const char *device, const char *name,
+                        const char *unit, int64_t *id)
+{
+    struct store_pg *pg = of_writer(w);
+    struct pg_metric_entry *m = metric_cached(pg, device, name);
+    struct pg_params p = { .n = 0 };
+    PGresult *r = NULL;
+    bool same;
+    int ret;
+
+    if (m) {
+        *id = m->id;
+        if (m->unit && strcmp(m->unit, unit) == 0)
+            return 0;
+        goto set_unit;
+    }
+    pg_text(&p, device);
+    pg_text(&p, name);
+    ret = run(pg, W_METRIC_GET, &p, &r, "looking up a metric");
+    if (ret == 0 && PQntuples(r) == 0) {
+        PQclear(r);
+        pg_text(&p, unit);
+        /* Another instance adding it at once: this waits, then finds it. */
+        ret = run(pg, W_METRIC_INSERT, &p, &r, "adding a metric");
+        if (ret == 0 && PQntuples(r) == 1) {
+            *id = pg_col_i64(r, 0, 0);
+            PQclear(r);
+            metric_cache_add(pg, device, name, unit, "", *id);
+            return 0;
+        }
+        PQclear(r);
+        r = NULL;
+        p.n = 2;
+        if (ret == 0)
+            ret = run(pg, W_METRIC_GET, &p, &r, "looking up a metric");
+    }
+    if (ret == 0 && PQntuples(r) != 1)
+        ret = store_pg_failed(pg, -EIO, "looking up a metric", "no row after adding it");
+    if (ret < 0) {
+        PQclear(r);
+        return ret;
+    }
+    *id = pg_col_i64(r, 0, 0);
+    metric_cache_add(pg, device, name, pg_col_text(r, 0, 1), pg_col_text(r, 0, 2), *id);
+    same = strcmp(pg_col_text(r, 0, 1), unit) == 0;
+    PQclear(r);
+    if (same)
+        return 0;
+set_unit:
+    p.n = 0;
+    pg_int(&p, *id);
+    pg_text(&p, unit);
+    ret = run(pg, W_METRIC_UNIT, &p, NULL, "updating a metric's unit");
+    if (ret == 0 && (m = metric_cached_id(pg, *id)))
+        metric_set(&m->unit, unit);
+    return ret;
+}
+
+static int pg_metric_tags(struct et_store_writer *w, int64_t id, const char *tags)
+{
+    struct store_pg *pg = of_writer(w);
+    struct pg_metric_entry *m = metric_cached_id(pg, id);
+    struct pg_params p = { .n = 0 };
+    int ret;
+
+    if (m && m->tags && strcmp(m->tags, tags) == 0)
+        return 0;
+    pg_int(&p, id);
+    pg_text(&p, tags);
+    ret = run(pg, W_METRIC_TAGS, &p, NULL, "updating a metric's tags");
+    if (ret == 0 && m)
+        metric_set(&m->tags, tags);
+    return ret;
+}
+
+static int pg_batch_seen(struct et_store_writer *w, const char *device, const char *stream,
+                         uint64_t seq, bool *seen)
+{
+    struct store_pg *pg = of_writer(w);
+    struct pg_params p = { .n = 0 };
+    PGresult *r;
+    int ret;
+
+    *seen = false;
+    if (seq > ET_STORE_SEQ_MAX)
+        return 0;
+    pg_text(&p, device);
+    pg_text(&p, stream);
+    pg_u64(&p, seq);
+    ret = run(pg, W_BATCH_SEEN, &p, &r, "looking up a batch");
+    if (ret == 0)
+        *seen = PQntuples(r) > 0;
+    PQclear(r);
+    return ret;
+}
+
+static int pg_quarantine(struct et_store_writer *w, const struct et_store_quarantined *q)
+{
+    struct store_pg *pg = of_writer(w);
+    struct pg_params p = { .n = 0 };
+    bool seen = false;
+    PGresult *r;
+    int ret;
+
+    if (q->seq > ET_STORE_SEQ_MAX)
+        return -ERANGE;
+    ret = pg_batch_seen(w, q->device, q->stream_hex, q->seq, &seen);
+    if (ret == 0 && seen)
+        return -EEXIST;
+    if (ret < 0)
+        return ret;
+    pg_text(&p, q->device);
+    pg_text(&p, q->stream_hex);
+    pg_u64(&p, q->seq);
+    pg_int(&p, q->received_ms);
+    pg_int(&p, q->n_samples);
+    pg_text(&p, q->reason);
+    pg_blob(&p, q->payload, q->len);
+    ret = run(pg, W_QUARANTINE, &p, &r, "quarantining a batch");
+    if (ret == 0 && changes(r) == 0)
+        ret = -EEXIST;
+    PQclear(r);
+    return ret;
+}
+
+static int pg_insert_batch(struct et_store_writer *w, const struct et_store_batch *b)
+{
+    struct store_pg *pg = of_writer(w);
+    struct pg_params p = { .n = 0 };
+    PGresult *r;
+    int ret;
+
+    if (b->seq > ET_STORE_SEQ_MAX)
+        return -ERANGE;
+    pg_text(&p, b->device);
+    pg_u64(&p, b->seq);
+    pg_int(&p, b->received_ms);
+    pg_int(&p, b->n_samples);
+    pg_int(&p, b->historical);
+    pg_text(&p, b->boot_id_hex);
+    pg_int(&p, b->time_quality);
+    pg_int(&p, b->first_sample_id);
+    pg_int(&p, b->last_sample_id);
+    pg_int(&p, b->unsynced_samples);
+    pg_text(&p, b->stream_hex);
+    ret = run(pg, W_BATCH_INSERT, &p, &r, "storing a batch");
+    if (ret == 0 && changes(r) == 0)
+        ret = -EEXIST;
+    /* Its samples may still be buffered: a search for waiting ones sends them first. */
+    if (ret == 0 && b->unsynced_samples)
+        pg->batches_unsynced = true;
+    PQclear(r);
+    return ret;
+}
+
+static int pg_batch_samples(struct et_store_writer *w, const char *device, const char *stream,
+                            uint64_t seq, int64_t first_sample_id, int64_t last_sample_id,
+                            uint32_t unsynced_samples)
+{
+    struct store_pg *pg = of_writer(w);
+    struct pg_pending_batch *b;
+    bool own;
+    int ret = solo_begin(pg, &own);
+
+    if (ret == 0 && !(b = grow((void **)&pg->batches, pg->n_batches, &pg->cap_batches,
+                               sizeof(*b))))
+        ret = -ENOMEM;
+    if (ret == 0) {
+        snprintf(b->device, sizeof(b->device), "%s", device);
+        snprintf(b->stream, sizeof(b->stream), "%s", stream ? stream : "");
+        b->seq = seq;
+        b->first = first_sample_id;
+        b->last = last_sample_id;
+        b->unsynced = unsynced_samples;
+        pg->n_batches++;
+        if (unsynced_samples)
+            pg->batches_unsynced = true;
+    }
+    return solo_end(pg, own, ret);
+}
+
+/* The next sample id of the transaction (store_pg.h). */
+static int next_id(struct store_pg *pg, int64_t *id)
+{
+    PGresult *r;
+    int64_t xid;
+    int ret;
+
+    if (!pg->id_base) {
+        ret = run(pg, W_XID, NULL, &r, "numbering samples");
+        if (ret < 0)
+            return ret;
+        xid = pg_col_i64(r, 0, 0);
+        PQclear(r);
+        if (xid <= 0 || xid >= STORE_PG_XID_MAX)
+            return store_pg_failed(pg, -EOVERFLOW, "numbering samples",
+                                   "the transaction id is past what sample ids hold");
+        pg->id_base = xid << STORE_PG_ID_SHIFT;
+        pg->id_next = 1;
+    }
+    if (pg->id_next >= (INT64_C(1) << STORE_PG_ID_SHIFT))
+        return store_pg_failed(pg, -E2BIG, "numbering samples",
+                               "more samples in one transaction than sample ids hold");
+    *id = pg->id_base + pg->id_next++;
+    return 0;
+}
+
+/* PostgreSQL's binary timestamptz: microseconds since 2000-01-01 UTC. */
+#define PG_EPOCH_MS INT64_C(946684800000)
+
+static void copy_null(struct pg_buf *b)
+{
+    pg_buf_be32(b, 0xffffffffu);
+}
+
+static void copy_i64(struct pg_buf *b, int64_t v)
+{
+    pg_buf_be32(b, 8);
+    pg_buf_be64(b, (uint64_t)v);
+}
+
+static void copy_i16(struct pg_buf *b, int v)
+{
+    pg_buf_be32(b, 2);
+    pg_buf_be16(b, (uint16_t)v);
+}
+
+static int pg_insert_sample(struct et_store_writer *w, const struct et_store_sample *smp,
+                            int64_t *id)
+{
+    static const char header[11] = "PGCOPY\n\377\r\n";
+    struct store_pg *pg = of_writer(w);
+    struct pg_buf *b = &pg->copy;
+    int64_t sid = 0;
+    uint64_t bits;
+    bool own;
+    int ret;
+
+    if (smp->value.type < ET_TYPE_F64 || smp->value.type > ET_TYPE_STR)
+        return -EINVAL;
+    if (smp->seq > ET_STORE_SEQ_MAX)
+        return -ERANGE;
+    ret = solo_begin(pg, &own);
+    if (ret == 0)
+        ret = next_id(pg, &sid);
+    if (ret < 0)
+        return solo_end(pg, own, ret);
+    if (pg->copy_rows == 0 && b->len == 0) {
+        pg_buf_add(b, header, sizeof(header));   /* with its NUL: 11 bytes */
+        pg_buf_be32(b, 0);                       /* flags */
+        pg_buf_be32(b, 0);                       /* header extension */
+    }
+    pg_buf_be16(b, 11);
+    copy_i64(b, sid);
+    copy_i64(b, smp->metric_id);
+    copy_i64(b, (smp->ts_ms - PG_EPOCH_MS) * 1000);
+    copy_i64(b, smp->mono_ms);
+    copy_i16(b, smp->value.type);
+    if (smp->value.type == ET_TYPE_F64) {
+        memcpy(&bits, &smp->value.u.f64, sizeof(bits));
+        pg_buf_be32(b, 8);
+        pg_buf_be64(b, bits);
+    } else {
+        copy_null(b);
+    }
+    if (smp->value.type == ET_TYPE_I64)
+        copy_i64(b, smp->value.u.i64);
+    else
+        copy_null(b);
+    if (smp->value.type == ET_TYPE_BOOL) {
+        pg_buf_be32(b, 1);
+        pg_buf_add(b, smp->value.u.b ? "\1" : "\0", 1);
+    } else {
+        copy_null(b);
+    }
+    if (smp->value.type == ET_TYPE_STR) {
+        size_t n = strlen(smp->value.u.str);
+
+        pg_buf_be32(b, (uint32_t)n);
+        pg_buf_add(b, smp->value.u.str, n);
+    } else {
+        copy_null(b);
+    }
+    copy_i16(b, smp->time_quality);
+    copy_i64(b, (int64_t)smp->seq);
+    pg->copy_rows++;
+    if (b->failed)
+        ret = -ENOMEM;
+    if (ret == 0 && id)
+        *id = sid;
+    return solo_end(pg, own, ret);
+}
+
+/* ---- the cumulative ack's storage ---------------------------------------- */
+
+static int pg_ack_get(struct et_store_writer *w, const char *device, const char *stream,
+                      uint64_t *acked_through)
+{
+    struct store_pg *pg = of_writer(w);
+    struct pg_pending_ack *a = pending_ack(pg, device, stream, false);
+    struct pg_params p = { .n = 0 };
+    PGresult *r;
+    int ret;
+
+    pg_text(&p, device);
+    pg_text(&p, stream);
+    ret = run(pg, W_ACK_GET, &p, &r, "reading a stream's ack");
+    if (ret == 0 && PQntuples(r) == 0)
+        ret = -ENOENT;
+    if (ret == 0) {
+        *acked_through = pg_col_u64(r, 0, 0);
+        if (a && a->ack > *acked_through)
+            *acked_through = a->ack;
+    }
+    PQclear(r);
+    return ret;
+}
+
+static int pg_ack_set(struct et_store_writer *w, const char *device, const char *stream,
+                      uint64_t acked_through)
+{
+    struct store_pg *pg = of_writer(w);
+    struct pg_pending_ack *a;
+    bool own;
+    int ret = solo_begin(pg, &own);
+
+    if (ret == 0 && !(a = pending_ack(pg, device, stream, true)))
+        ret = -ENOMEM;
+    if (ret == 0 && acked_through > a->ack)
+        a->ack = acked_through;
+    return solo_end(pg, own, ret);
+}
+
+static int pg_seqs_after(struct et_store_writer *w, const char *device, const char *stream,
+                         uint64_t after, uint64_t *seqs, size_t max, size_t *n)
+{
+    struct store_pg *pg = of_writer(w);
+    struct pg_params p = { .n = 0 };
+    PGresult *r;
+    int ret;
+
+    *n = 0;
+    pg_text(&p, device);
+    pg_text(&p, stream);
+    pg_u64(&p, after);
+    pg_u64(&p, max);
+    ret = run(pg, W_SEQS_AFTER, &p, &r, "scanning a device's batches");
+    for (int i = 0; ret == 0 && i < PQntuples(r) && (size_t)i < max; i++)
+        seqs[(*n)++] = pg_col_u64(r, i, 0);
+    PQclear(r);
+    return ret;
+}
+
+/* ---- re-timing's storage ------------------------------------------------ */
+
+static int pg_clock_get(struct et_store_writer *w, const char *device,
+                        struct et_store_clock *out)
+{
+    struct store_pg *pg = of_writer(w);
+    struct pg_pending_device *d = pending_device(pg, device, false);
+    struct pg_params p = { .n = 0 };
+    PGresult *r;
+    int ret;
+
+    memset(out, 0, sizeof(*out));
+    if (d && d->clock) {
+        *out = d->clk;
+        return 0;
+    }
+    pg_text(&p, device);
+    ret = run(pg, W_CLOCK_GET, &p, &r, "reading a device's clock");
+    if (ret == 0 && PQntuples(r) == 1) {
+        snprintf(out->boot_id_hex, sizeof(out->boot_id_hex), "%s", pg_col_text(r, 0, 0));
+        out->base_wall_ms = pg_col_i64(r, 0, 1);
+        out->base_mono_ms = pg_col_i64(r, 0, 2);
+    }
+    PQclear(r);
+    return ret;
+}
+
+static int pg_clock_set(struct et_store_writer *w, const char *device,
+                        const struct et_store_clock *clk)
+{
+    struct store_pg *pg = of_writer(w);
+    struct pg_pending_device *d;
+    bool own;
+    int ret = solo_begin(pg, &own);
+
+    if (ret == 0 && !(d = pending_device(pg, device, true)))
+        ret = -ENOMEM;
+    if (ret == 0) {
+        d->clock = true;
+        d->clk = *clk;
+    }
+    return solo_end(pg, own, ret);
+}
+
+/* Before a statement that reads samples or where they are: what waits goes first. */
+static int flush_for_samples(struct store_pg *pg)
+{
+    int ret = flush_samples(pg);
+
+    return ret == 0 ? flush_batches(pg) : ret;
+}
+
+static int pg_unsynced_samples(struct et_store_writer *w, const char *device,
+                               const char *boot_id_hex, et_store_sample_cb cb, void *ctx)
+{
+    struct store_pg *pg = of_writer(w);
+    struct pg_params p = { .n = 0 };
+    PGresult *r;
+    int ret = 0;
+
+    /* Only a batch waiting for re-timing can be in the answer: the
+     * common case (every batch synced) sends nothing first. */
+    if (pg->batches_unsynced)
+        ret = flush_for_samples(pg);
+    if (ret < 0)
+        return ret;
+    pg_text(&p, device);
+    pg_text(&p, boot_id_hex);
+    ret = run(pg, W_UNSYNCED_SAMPLES, &p, &r, "finding samples to re-time");
+    for (int i = 0; ret == 0 && i < PQntuples(r); i++) {
+        struct et_store_sample smp = {
+            .id = pg_col_i64(r, i, 0),
+            .metric_id = pg_col_i64(r, i, 1),
+            .ts_ms = pg_col_i64(r, i, 2),
+            .mono_ms = pg_col_i64(r, i, 3),
+            .time_quality = (enum et_time_quality)pg_col_i64(r, i, 4),
+            .seq = pg_col_u64(r, i, 5),
+        };
+
+        ret = cb(ctx, &smp);
+    }
+    PQclear(r);
+    return ret;
+}
+
+static int pg_sample_time(struct et_store_writer *w, int64_t id, int64_t ts_ms,
+                          enum et_time_quality tq)
+{
+    struct store_pg *pg = of_writer(w);
+    struct pg_params p = { .n = 0 };
+    int ret = flush_samples(pg);
+
+    if (ret < 0)
+        return ret;
+    pg_int(&p, id);
+    pg_int(&p, ts_ms);
+    pg_int(&p, tq);
+    return run(pg, W_SAMPLE_TIME, &p, NULL, "re-timing samples");
+}
+
+static int pg_unsynced_done(struct et_store_writer *w, const char *device,
+                            const char *boot_id_hex)
+{
+    struct store_pg *pg = of_writer(w);
+    struct pg_params p = { .n = 0 };
+    int ret = pg->batches_unsynced ? flush_batches(pg) : 0;
+
+    if (ret < 0)
+        return ret;
+    pg_text(&p, device);
+    pg_text(&p, boot_id_hex);
+    return run(pg, W_UNSYNCED_DONE, &p, NULL, "marking batches re-timed");
+}
+
+static const char *pg_last_error(struct et_store_writer *w)
+{
+    return of_writer(w)->last_error;
+}
+
+/* ---- streams ------------------------------------------------------------- */
+
+static int pg_stream_get(struct et_store_writer *w, const char *device, const char *stream,
+                         struct et_store_stream *out)
+{
+    struct store_pg *pg = of_writer(w);
+    struct pg_pending_ack *a = pending_ack(pg, device, stream, false);
+    struct pg_params p = { .n = 0 };
+    PGresult *r;
+    int ret;
+
+    memset(out, 0, sizeof(*out));
+    pg_text(&p, device);
+    pg_text(&p, stream);
+    ret = run(pg, W_STREAM_GET, &p, &r, "reading a stream");
+    if (ret == 0 && PQntuples(r) == 0)
+        ret = -ENOENT;
+    if (ret == 0) {
+        out->started_ms = pg_col_i64(r, 0, 0);
+        out->acked_through = pg_col_u64(r, 0, 1);
+        out->top_seq = pg_col_u64(r, 0, 2);
+        out->top_received_ms = pg_col_i64(r, 0, 3);
+        if (a && a->ack > out->acked_through)
+            out->acked_through = a->ack;
+    }
+    PQclear(r);
+    return ret;
+}
+
+static int pg_stream_start(struct et_store_writer *w, const char *device, const char *stream,
+                           int64_t now_ms, struct et_store_stream_was *was)
+{
+    struct store_pg *pg = of_writer(w);
+    struct et_store_stream_was before = { .had = false };
+    struct pg_params p = { .n = 0 };
+    PGresult *r = NULL;
+    int ret;
+
+    pg_text(&p, device);
+    ret = run(pg, W_STREAM_CURRENT, &p, &r, "reading a device's stream");
+    if (ret == 0 && PQntuples(r) == 1) {
+        struct pg_pending_ack *a;
+
+        before.had = true;
+        snprintf(before.stream_hex, sizeof(before.stream_hex), "%s", pg_col_text(r, 0, 0));
+        before.acked_through = pg_col_u64(r, 0, 1);
+        a = pending_ack(pg, device, before.stream_hex, false);
+        if (a && a->ack > before.acked_through)
+            before.acked_through = a->ack;
+    }
+    PQclear(r);
+    r = NULL;
+    if (ret == 0) {
+        pg_text(&p, stream);
+        pg_int(&p, now_ms);
+        ret = run(pg, W_STREAM_INSERT, &p, &r, "recording a stream");
+        if (ret == 0 && changes(r) == 0)
+            ret = -EEXIST;
+        PQclear(r);
+        r = NULL;
+    }
+    if (ret == 0) {
+        p.n = 2;
+        ret = run(pg, W_STREAM_MAKE_CURRENT, &p, &r, "recording a device's stream");
+        if (ret == 0 && changes(r) == 0)
+            ret = -ENOENT;   /* no device row */
+        PQclear(r);
+    }
+    if (ret == 0 && was)
+        *was = before;
+    return ret;
+}
+
+const struct et_store_writer_ops store_pg_writer_ops = {
+    .begin = pg_begin,
+    .commit = pg_commit,
+    .rollback = pg_rollback,
+    .batch_seen = pg_batch_seen,
+    .device_seen = pg_device_seen,
+    .device_status = pg_device_status,
+    .metric_id = pg_metric_id,
+    .metric_tags = pg_metric_tags,
+    .insert_batch = pg_insert_batch,
+    .insert_sample = pg_insert_sample,
+    .ack_get = pg_ack_get,
+    .ack_set = pg_ack_set,
+    .seqs_after = pg_seqs_after,
+    .clock_get = pg_clock_get,
+    .clock_set = pg_clock_set,
+    .unsynced_samples = pg_unsynced_samples,
+    .sample_time = pg_sample_time,
+    .unsynced_done = pg_unsynced_done,
+    .last_error = pg_last_error,
+    .stream_get = pg_stream_get,
+    .stream_start = pg_stream_start,
+    .quarantine = pg_quarantine,
+    .batch_samples = pg_batch_samples,
+};

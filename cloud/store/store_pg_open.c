@@ -156,7 +156,9 @@ static const char store_pg_schema[] =
     "  s.v_str AS value_text,"
     "  CASE s.time_quality WHEN 1 THEN 'synced' WHEN 2 THEN 'unsynced'"
     "   WHEN 3 THEN 'corrected' WHEN 4 THEN 'uncorrectable' ELSE 'unspecified' END AS quality"
-    "  FROM samples s JOIN metrics m ON m.id = s.metric_id;";
+    "  FROM samples s JOIN metrics m ON m.id = s.metric_id;"
+    /* What there is to plot: a dashboard's device and metric lists. */
+    "CREATE VIEW telemetry_metrics AS SELECT device, name AS metric, unit, tags FROM metrics;";
 
 /* store_pg_migrations[v - 1] takes a store from version v to v + 1. */
 static const char *const store_pg_migrations[STORE_PG_SCHEMA_VERSION] = {

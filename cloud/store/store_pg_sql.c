@@ -146,7 +146,9 @@ int store_pg_failed(struct store_pg *pg, int ret, const char *what, const char *
 
         snprintf(pg->last_error, sizeof(pg->last_error), "%s: %s", what,
                  message && *message ? message : strerror(-ret));
-        /* PostgreSQL's messages end with a newline; a log line does not. */
+        /* PostgreSQL's first line says it ("ERROR:  deadlock detected");
+         * the DETAIL and HINT lines after it name processes and logs. */
+        pg->last_error[strcspn(pg->last_error, "\n")] = '\0';
         n = strlen(pg->last_error);
         while (n && (pg->last_error[n - 1] == '\n' || pg->last_error[n - 1] == ' '))
             pg->last_error[--n] = '\0';

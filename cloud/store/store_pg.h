@@ -80,7 +80,22 @@ void pg_buf_text_array(struct pg_buf *b, const char *first, size_t count, size_t
 struct pg_pending_device;
 struct pg_pending_ack;
 struct pg_pending_batch;
-struct pg_metric_entry;
+
+/* A metric the writer knows (store_pg_cache.c); tags NULL: not known. */
+struct pg_metric_entry {
+    char *device, *name, *unit, *tags;
+    int64_t id;
+};
+
+/* Metrics a writer keeps at most: a fleet's (10,000 boards of 60) would
+ * need more and makes it start again now and then, at a query a metric. */
+#define STORE_PG_METRICS_MAX (1u << 18)
+
+struct pg_metric_cache {
+    struct pg_metric_entry *entries;
+    size_t n;
+    uint32_t *by_name, *by_id;     /* hash slots: entry indexes, UINT32_MAX empty */
+};
 
 struct store_pg {
     struct et_store base;       /* first: the front end casts to it */
@@ -106,10 +121,23 @@ struct store_pg {
     size_t n_devices, cap_devices;
     struct pg_pending_ack *acks;
     size_t n_acks, cap_acks;
-    /* (device, name) -> id, unit, tags: kept across transactions; entries
-     * made in one that rolls back are dropped with it. */
-    struct pg_metric_entry *metrics;
-    size_t n_metrics, cap_metrics;
+    /* (device, name) -> id, unit, tags: kept across transactions, cleared
+     * when one rolls back (store_pg_cache.c). */
+    struct pg_metric_cache metric_cache;
+    /* The last search for samples waiting to be re-timed, and whether it
+     * found none and nothing that could wait was written since. */
+    char unsynced_key[128];
+    bool unsynced_none;
+    /* A stream's ack and the seqs above it, read together by ack_get for
+     * the seqs_after that follows it (one round trip, not two); valid
+     * until the transaction writes a batch or ends. */
+    struct {
+        bool valid, complete;
+        char key[128];
+        uint64_t base;
+        uint64_t *seqs;
+        size_t n;
+    } ack_seqs;
 };
 
 extern const struct et_store_writer_ops store_pg_writer_ops;
@@ -155,6 +183,18 @@ void pg_ms_text(int64_t ms, char *out, size_t len);
  * outside every partition moved into theirs. 0 or -errno with err set. */
 int store_pg_partitions(struct store_pg *pg, int64_t now_ms, int64_t retention_ms, char *err,
                         size_t errlen);
+
+/* ---- store_pg_cache.c ---- */
+
+struct pg_metric_entry *store_pg_metric_find(struct store_pg *pg, const char *device,
+                                             const char *name);
+struct pg_metric_entry *store_pg_metric_by_id(struct store_pg *pg, int64_t id);
+void store_pg_metric_add(struct store_pg *pg, const char *device, const char *name,
+                         const char *unit, const char *tags, int64_t id);
+/* Replace a field of an entry with a copy of value. */
+void store_pg_metric_set(char **field, const char *value);
+void store_pg_metric_clear(struct store_pg *pg);
+void store_pg_metric_free(struct store_pg *pg);
 
 /* ---- store_pg_writer.c ---- */
 

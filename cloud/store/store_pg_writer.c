@@ -62,8 +62,13 @@ enum writer_stmt {
     W_FLUSH_DEVICES,
     W_LOCK_STREAMS,
     W_FLUSH_ACKS,
+    W_ACK_SEQS,
     W_COUNT
 };
+
+/* Seqs read with a stream's ack (ET_ACK_SCAN_SEQS, a page of ack.c's walk). */
+#define STORE_PG_ACK_SEQS 512
+#define STORE_PG_ACK_SEQS_TEXT "512"
 
 /* The epoch in ms as a timestamptz expression of parameter $N (bigint ms). */
 #define TS_OF(n) "('epoch'::timestamptz + $" #n "::bigint * interval '1 millisecond')"
@@ -166,6 +171,13 @@ static const char *const writer_sql[W_COUNT] = {
         "UPDATE streams s SET acked_through = GREATEST(s.acked_through, v.a)"
         " FROM unnest($1::text[], $2::text[], $3::bigint[]) AS v(d, st, a)"
         " WHERE s.device = v.d AND s.stream = v.st",
+    /* The ack and the first seqs above it (W_SEQS_AFTER's), in one. */
+    [W_ACK_SEQS] =
+        "SELECT s.acked_through, ARRAY(SELECT x.seq FROM ("
+        "  SELECT seq FROM batches WHERE device = $1 AND stream = $2 AND seq > s.acked_through"
+        "  UNION ALL SELECT seq FROM quarantine WHERE device = $1 AND stream = $2"
+        "  AND seq > s.acked_through) x ORDER BY x.seq LIMIT " STORE_PG_ACK_SEQS_TEXT ")::text"
+        " FROM streams s WHERE s.device = $1 AND s.stream = $2",
 };
 
 /* ---- what waits for the commit -------------------------------------------- */
@@ -202,11 +214,6 @@ struct pg_pending_batch {
     uint64_t seq;
     int64_t first, last;
     uint32_t unsynced;
-};
-
-struct pg_metric_entry {
-    char *device, *name, *unit, *tags;
-    int64_t id;
 };
 
 static struct store_pg *of_writer(struct et_store_writer *w)
@@ -279,77 +286,6 @@ static struct pg_pending_ack *pending_ack(struct store_pg *pg, const char *devic
     return a;
 }
 
-/* ---- the metric cache ---------------------------------------------------- */
-
-static void metric_cache_clear(struct store_pg *pg)
-{
-    for (size_t i = 0; i < pg->n_metrics; i++) {
-        free(pg->metrics[i].device);
-        free(pg->metrics[i].name);
-        free(pg->metrics[i].unit);
-        free(pg->metrics[i].tags);
-    }
-    pg->n_metrics = 0;
-}
-
-/*
- * The cache holds the metrics of the batches this connection stored,
- * newest last; a lookup walks back from the end, where a device's next
- * batch finds its metrics. Past a bound it starts again.
- */
-#define METRIC_CACHE_MAX 4096
-
-static struct pg_metric_entry *metric_cached(struct store_pg *pg, const char *device,
-                                             const char *name)
-{
-    for (size_t i = pg->n_metrics; i-- > 0;) {
-        struct pg_metric_entry *m = &pg->metrics[i];
-
-        if (strcmp(m->name, name) == 0 && strcmp(m->device, device) == 0)
-            return m;
-    }
-    return NULL;
-}
-
-static struct pg_metric_entry *metric_cached_id(struct store_pg *pg, int64_t id)
-{
-    for (size_t i = pg->n_metrics; i-- > 0;)
-        if (pg->metrics[i].id == id)
-            return &pg->metrics[i];
-    return NULL;
-}
-
-static void metric_cache_add(struct store_pg *pg, const char *device, const char *name,
-                             const char *unit, const char *tags, int64_t id)
-{
-    struct pg_metric_entry *m;
-
-    if (pg->n_metrics >= METRIC_CACHE_MAX)
-        metric_cache_clear(pg);
-    m = grow((void **)&pg->metrics, pg->n_metrics, &pg->cap_metrics, sizeof(*m));
-    if (!m)
-        return;
-    *m = (struct pg_metric_entry){ .device = strdup(device), .name = strdup(name),
-                                   .unit = strdup(unit), .tags = tags ? strdup(tags) : NULL,
-                                   .id = id };
-    if (!m->device || !m->name || !m->unit) {
-        free(m->device);
-        free(m->name);
-        free(m->unit);
-        free(m->tags);
-        return;
-    }
-    pg->n_metrics++;
-}
-
-static void metric_set(char **field, const char *value)
-{
-    char *copy = strdup(value);
-
-    free(*field);
-    *field = copy;   /* NULL (out of memory): unknown, asked of the store next time */
-}
-
 /* ---- transactions ------------------------------------------------------- */
 
 void store_pg_writer_forget(struct store_pg *pg)
@@ -363,12 +299,14 @@ void store_pg_writer_forget(struct store_pg *pg)
     pg->batches_unsynced = false;
     pg->n_devices = 0;
     pg->n_acks = 0;
+    pg->unsynced_none = false;
+    pg->ack_seqs.valid = false;
 }
 
 void store_pg_writer_free(struct store_pg *pg)
 {
-    metric_cache_clear(pg);
-    free(pg->metrics);
+    store_pg_metric_free(pg);
+    free(pg->ack_seqs.seqs);
     pg_buf_free(&pg->copy);
     free(pg->batches);
     free(pg->devices);
@@ -382,7 +320,7 @@ static int reconnect(struct store_pg *pg)
         return 0;
     PQreset(pg->conn);
     memset(pg->prepared, 0, sizeof(pg->prepared));
-    metric_cache_clear(pg);
+    store_pg_metric_clear(pg);
     if (PQstatus(pg->conn) != CONNECTION_OK)
         return store_pg_failed(pg, -ECONNRESET, "connecting", PQerrorMessage(pg->conn));
     return store_pg_exec(pg, "SET TIME ZONE 'UTC'", "setting up the connection");
@@ -414,7 +352,7 @@ static int pg_rollback(struct et_store_writer *w)
     pg->in_tx = false;
     store_pg_writer_forget(pg);
     /* Metrics this transaction made are gone with it, and so may their tags be. */
-    metric_cache_clear(pg);
+    store_pg_metric_clear(pg);
     if (PQstatus(pg->conn) != CONNECTION_OK)
         return 0;
     return store_pg_exec(pg, "ROLLBACK", "rollback");
@@ -667,11 +605,19 @@ static int device_ensure(struct store_pg *pg, const char *device, int64_t now_ms
     PGresult *r;
     int ret;
 
+    /* A row this connection saw is there still: devices are never deleted. */
+    if (store_pg_metric_find(pg, device, "")) {
+        if (created)
+            *created = false;
+        return 0;
+    }
     pg_text(&p, device);
     pg_int(&p, now_ms);
     ret = run(pg, W_DEVICE_INSERT, &p, &r, "adding a device");
     if (ret == 0 && created)
         *created = changes(r) > 0;
+    if (ret == 0)
+        store_pg_metric_add(pg, device, "", "", NULL, 0);
     PQclear(r);
     return ret;
 }
@@ -771,7 +717,7 @@ static int pg_metric_id(struct et_store_writer *w, const char *device, const cha
                         const char *unit, int64_t *id)
 {
     struct store_pg *pg = of_writer(w);
-    struct pg_metric_entry *m = metric_cached(pg, device, name);
+    struct pg_metric_entry *m = store_pg_metric_find(pg, device, name);
     struct pg_params p = { .n = 0 };
     PGresult *r = NULL;
     bool same;
@@ -794,7 +740,7 @@ static int pg_metric_id(struct et_store_writer *w, const char *device, const cha
         if (ret == 0 && PQntuples(r) == 1) {
             *id = pg_col_i64(r, 0, 0);
             PQclear(r);
-            metric_cache_add(pg, device, name, unit, "", *id);
+            store_pg_metric_add(pg, device, name, unit, "", *id);
             return 0;
         }
         PQclear(r);
@@ -810,7 +756,7 @@ static int pg_metric_id(struct et_store_writer *w, const char *device, const cha
         return ret;
     }
     *id = pg_col_i64(r, 0, 0);
-    metric_cache_add(pg, device, name, pg_col_text(r, 0, 1), pg_col_text(r, 0, 2), *id);
+    store_pg_metric_add(pg, device, name, pg_col_text(r, 0, 1), pg_col_text(r, 0, 2), *id);
     same = strcmp(pg_col_text(r, 0, 1), unit) == 0;
     PQclear(r);
     if (same)
@@ -820,15 +766,15 @@ set_unit:
     pg_int(&p, *id);
     pg_text(&p, unit);
     ret = run(pg, W_METRIC_UNIT, &p, NULL, "updating a metric's unit");
-    if (ret == 0 && (m = metric_cached_id(pg, *id)))
-        metric_set(&m->unit, unit);
+    if (ret == 0 && (m = store_pg_metric_by_id(pg, *id)))
+        store_pg_metric_set(&m->unit, unit);
     return ret;
 }
 
 static int pg_metric_tags(struct et_store_writer *w, int64_t id, const char *tags)
 {
     struct store_pg *pg = of_writer(w);
-    struct pg_metric_entry *m = metric_cached_id(pg, id);
+    struct pg_metric_entry *m = store_pg_metric_by_id(pg, id);
     struct pg_params p = { .n = 0 };
     int ret;
 
@@ -838,7 +784,7 @@ static int pg_metric_tags(struct et_store_writer *w, int64_t id, const char *tag
     pg_text(&p, tags);
     ret = run(pg, W_METRIC_TAGS, &p, NULL, "updating a metric's tags");
     if (ret == 0 && m)
-        metric_set(&m->tags, tags);
+        store_pg_metric_set(&m->tags, tags);
     return ret;
 }
 
@@ -885,6 +831,7 @@ static int pg_quarantine(struct et_store_writer *w, const struct et_store_quaran
     pg_int(&p, q->n_samples);
     pg_text(&p, q->reason);
     pg_blob(&p, q->payload, q->len);
+    pg->ack_seqs.valid = false;
     ret = run(pg, W_QUARANTINE, &p, &r, "quarantining a batch");
     if (ret == 0 && changes(r) == 0)
         ret = -EEXIST;
@@ -912,6 +859,9 @@ static int pg_insert_batch(struct et_store_writer *w, const struct et_store_batc
     pg_int(&p, b->last_sample_id);
     pg_int(&p, b->unsynced_samples);
     pg_text(&p, b->stream_hex);
+    pg->ack_seqs.valid = false;
+    if (b->unsynced_samples)
+        pg->unsynced_none = false;
     ret = run(pg, W_BATCH_INSERT, &p, &r, "storing a batch");
     if (ret == 0 && changes(r) == 0)
         ret = -EEXIST;
@@ -942,8 +892,10 @@ static int pg_batch_samples(struct et_store_writer *w, const char *device, const
         b->last = last_sample_id;
         b->unsynced = unsynced_samples;
         pg->n_batches++;
-        if (unsynced_samples)
+        if (unsynced_samples) {
             pg->batches_unsynced = true;
+            pg->unsynced_none = false;
+        }
     }
     return solo_end(pg, own, ret);
 }
@@ -1062,6 +1014,12 @@ static int pg_insert_sample(struct et_store_writer *w, const struct et_store_sam
 
 /* ---- the cumulative ack's storage ---------------------------------------- */
 
+/* "device\nstream": the key of a cached answer. */
+static void stream_key(char *out, size_t len, const char *device, const char *stream)
+{
+    snprintf(out, len, "%s\n%s", device, stream ? stream : "");
+}
+
 static int pg_ack_get(struct et_store_writer *w, const char *device, const char *stream,
                       uint64_t *acked_through)
 {
@@ -1069,15 +1027,39 @@ static int pg_ack_get(struct et_store_writer *w, const char *device, const char 
     struct pg_pending_ack *a = pending_ack(pg, device, stream, false);
     struct pg_params p = { .n = 0 };
     PGresult *r;
+    uint64_t *seqs;
     int ret;
 
     pg_text(&p, device);
     pg_text(&p, stream);
-    ret = run(pg, W_ACK_GET, &p, &r, "reading a stream's ack");
+    pg->ack_seqs.valid = false;
+    ret = run(pg, W_ACK_SEQS, &p, &r, "reading a stream's ack");
     if (ret == 0 && PQntuples(r) == 0)
         ret = -ENOENT;
     if (ret == 0) {
+        const char *list = pg_col_text(r, 0, 1);
+        size_t n = 0;
+
         *acked_through = pg_col_u64(r, 0, 0);
+        /* "{5,6,9}": kept for the seqs_after that follows. */
+        seqs = pg->ack_seqs.seqs ? pg->ack_seqs.seqs
+                                 : malloc(STORE_PG_ACK_SEQS * sizeof(*seqs));
+        pg->ack_seqs.seqs = seqs;
+        for (const char *q = list; seqs && *q && n < STORE_PG_ACK_SEQS; q++) {
+            if (*q >= '0' && *q <= '9') {
+                char *end;
+
+                seqs[n++] = strtoull(q, &end, 10);
+                q = end - 1;
+            }
+        }
+        if (seqs) {
+            pg->ack_seqs.n = n;
+            pg->ack_seqs.complete = n < STORE_PG_ACK_SEQS;
+            pg->ack_seqs.base = *acked_through;
+            stream_key(pg->ack_seqs.key, sizeof(pg->ack_seqs.key), device, stream);
+            pg->ack_seqs.valid = true;
+        }
         if (a && a->ack > *acked_through)
             *acked_through = a->ack;
     }
@@ -1109,6 +1091,22 @@ static int pg_seqs_after(struct et_store_writer *w, const char *device, const ch
     int ret;
 
     *n = 0;
+    if (pg->ack_seqs.valid && after >= pg->ack_seqs.base) {
+        char key[128];
+        size_t i = 0;
+
+        stream_key(key, sizeof(key), device, stream);
+        if (strcmp(key, pg->ack_seqs.key) == 0) {
+            while (i < pg->ack_seqs.n && pg->ack_seqs.seqs[i] <= after)
+                i++;
+            for (; i < pg->ack_seqs.n && *n < max; i++)
+                seqs[(*n)++] = pg->ack_seqs.seqs[i];
+            /* Answered when the page is full or nothing lies beyond what was read. */
+            if (*n == max || pg->ack_seqs.complete)
+                return 0;
+            *n = 0;
+        }
+    }
     pg_text(&p, device);
     pg_text(&p, stream);
     pg_u64(&p, after);
@@ -1189,6 +1187,10 @@ static int pg_unsynced_samples(struct et_store_writer *w, const char *device,
     pg_text(&p, device);
     pg_text(&p, boot_id_hex);
     ret = run(pg, W_UNSYNCED_SAMPLES, &p, &r, "finding samples to re-time");
+    if (ret == 0) {
+        stream_key(pg->unsynced_key, sizeof(pg->unsynced_key), device, boot_id_hex);
+        pg->unsynced_none = PQntuples(r) == 0;
+    }
     for (int i = 0; ret == 0 && i < PQntuples(r); i++) {
         struct et_store_sample smp = {
             .id = pg_col_i64(r, i, 0),
@@ -1225,8 +1227,19 @@ static int pg_unsynced_done(struct et_store_writer *w, const char *device,
 {
     struct store_pg *pg = of_writer(w);
     struct pg_params p = { .n = 0 };
-    int ret = pg->batches_unsynced ? flush_batches(pg) : 0;
+    char key[128];
+    int ret;
 
+    /*
+     * The search just before found none waiting, and nothing that could
+     * wait was written since: nothing to mark (the usual case, every
+     * batch synced). Marking anyway could clear a batch another instance
+     * committed in between, whose samples nobody re-timed.
+     */
+    stream_key(key, sizeof(key), device, boot_id_hex);
+    if (pg->unsynced_none && strcmp(key, pg->unsynced_key) == 0)
+        return 0;
+    ret = pg->batches_unsynced ? flush_batches(pg) : 0;
     if (ret < 0)
         return ret;
     pg_text(&p, device);

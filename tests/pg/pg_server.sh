@@ -7,7 +7,10 @@
 #   libpq connection string to STATE_DIR/conninfo. PostgreSQL refuses to
 #   run as root: as root the cluster belongs to, and postgres runs as, the
 #   unprivileged user $ET_PG_USER (default nobody), through setpriv. The
-#   cluster is tuned for tests (no fsync): never a place for data.
+#   cluster is tuned for tests (no fsync): never a place for data. With
+#   ET_PG_DURABLE=1 it keeps PostgreSQL's durable defaults (fsync,
+#   synchronous commit), as the benchmarks want; ET_PG_OPTIONS adds
+#   settings (-c name=value ...).
 # stop: stop that server (immediate) and remove its directory.
 #
 # Binaries: $ET_PG_BINDIR, else Debian's /usr/lib/postgresql/15/bin, else
@@ -70,9 +73,13 @@ as_owner "$bindir/initdb" -D "$dir/data" -U postgres --auth=trust --encoding=UTF
   cat "$dir/initdb.log" >&2
   exit 1
 }
-as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start -o \
-  "-c listen_addresses='' -k $dir -c fsync=off -c synchronous_commit=off \
-   -c full_page_writes=off -c max_connections=200 -c shared_buffers=128MB" >/dev/null || {
+options="-c listen_addresses='' -k $dir -c max_connections=200 -c shared_buffers=128MB"
+if [[ ${ET_PG_DURABLE:-0} != 1 ]]; then
+  options+=" -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+fi
+options+=" ${ET_PG_OPTIONS:-}"
+as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start -o "$options" \
+  >/dev/null || {
   cat "$dir/server.log" >&2
   exit 1
 }

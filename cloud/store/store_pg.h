@@ -143,6 +143,7 @@ struct store_pg {
 extern const struct et_store_writer_ops store_pg_writer_ops;
 extern const struct et_store_reader_ops store_pg_reader_ops;
 extern const struct et_store_config_ops store_pg_config_ops;
+extern const struct et_store_copy_ops store_pg_copy_ops;
 
 /*
  * Run statement id of part (its SQL sql, prepared on first use on this
@@ -172,6 +173,8 @@ uint64_t pg_col_u64(const PGresult *res, int row, int col);
 bool pg_col_bool(const PGresult *res, int row, int col);          /* 't', or a non-zero number */
 bool pg_col_null(const PGresult *res, int row, int col);
 double pg_col_f64(const PGresult *res, int row, int col);         /* NaN, Infinity kept */
+/* The value of v->type from the columns v_f64, v_i64, v_bool, v_str at col.. */
+void pg_col_value(const PGresult *res, int row, int col, struct et_store_value *v);
 
 /* Milliseconds since the epoch as the text a timestamptz parameter takes. */
 void pg_ms_text(int64_t ms, char *out, size_t len);

@@ -403,4 +403,5 @@ const struct et_store_backend et_store_postgresql = {
     .open = pg_open,
     .close = pg_close,
     .maintain = pg_maintain,
+    .copy = &store_pg_copy_ops,
 };

@@ -149,22 +149,7 @@ static int sample_rows(PGresult *res, et_store_sample_cb cb, void *ctx)
             .seq = pg_col_u64(res, i, 13),
         };
 
-        switch (smp.value.type) {
-        case ET_TYPE_F64:
-            smp.value.u.f64 = pg_col_f64(res, i, 8);
-            break;
-        case ET_TYPE_I64:
-            smp.value.u.i64 = pg_col_i64(res, i, 9);
-            break;
-        case ET_TYPE_BOOL:
-            smp.value.u.b = pg_col_bool(res, i, 10);
-            break;
-        case ET_TYPE_STR:
-        default:
-            smp.value.type = ET_TYPE_STR;
-            smp.value.u.str = pg_col_text(res, i, 11);
-            break;
-        }
+        pg_col_value(res, i, 8, &smp.value);
         ret = cb(ctx, &smp);
     }
     return ret;

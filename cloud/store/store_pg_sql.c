@@ -299,3 +299,23 @@ void pg_ms_text(int64_t ms, char *out, size_t len)
     strftime(day, sizeof(day), "%Y-%m-%d %H:%M:%S", &tm);
     snprintf(out, len, "%s.%03d+00", day, (int)frac);
 }
+
+void pg_col_value(const PGresult *res, int row, int col, struct et_store_value *v)
+{
+    switch (v->type) {
+    case ET_TYPE_F64:
+        v->u.f64 = pg_col_f64(res, row, col);
+        break;
+    case ET_TYPE_I64:
+        v->u.i64 = pg_col_i64(res, row, col + 1);
+        break;
+    case ET_TYPE_BOOL:
+        v->u.b = pg_col_bool(res, row, col + 2);
+        break;
+    case ET_TYPE_STR:
+    default:
+        v->type = ET_TYPE_STR;
+        v->u.str = pg_col_text(res, row, col + 3);
+        break;
+    }
+}

@@ -110,6 +110,7 @@ struct store_sqlite {
 extern const struct et_store_writer_ops store_sqlite_writer_ops;
 extern const struct et_store_reader_ops store_sqlite_reader_ops;
 extern const struct et_store_config_ops store_sqlite_config_ops;
+extern const struct et_store_copy_ops store_sqlite_copy_ops;
 
 /*
  * One value for a statement's next parameter. Built with the STORE_* macros

@@ -585,4 +585,5 @@ const struct et_store_backend et_store_sqlite = {
     .type = "sqlite",
     .open = sqlite_open,
     .close = sqlite_close,
+    .copy = &store_sqlite_copy_ops,
 };

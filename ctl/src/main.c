@@ -9,6 +9,7 @@
  *   edgetelctl keys init [--dir DIR]         the operator's signing key pair (keys.c)
  *   edgetelctl config push|status|sign ...   signed configs for the boards (config_cmd.c)
  *   edgetelctl ca init|issue|revoke|crl|list the fleet CA (ca_cmd.c)
+ *   edgetelctl store copy FROM TO            one store into another (store_cmd.c)
  *
  * Every command that reads the store takes --store STORE (default
  * ET_STORE_DEFAULT_PATH, the aggregator's default [store] path; a
@@ -40,6 +41,7 @@
 #include "edgetel/timefmt.h"
 #include "edgetel/version.h"
 #include "ca_cmd.h"
+#include "store_cmd.h"
 #include "sign_cmd.h"
 
 #define PROG "edgetelctl"
@@ -137,6 +139,10 @@ static const struct ctl_own_command own_commands[] = {
       "                           per device: desired config, running version, last report\n"
       "  config sign [--key PRIV] --device D|--group G --version N FILE OUT\n"
       "                           sign a config into the file OUT instead" },
+    { "store", et_ctl_store_main,
+      "store copy FROM TO       copy a store into another (SQLite into PostgreSQL and\n"
+      "                           back), with progress; run again after a stop, it goes on\n"
+      "                           and stores nothing twice (store --help)" },
     { "ca", et_ctl_ca_main,
       "ca init|issue|revoke|crl|list [--dir D] ...\n"
       "                           the fleet CA: certificates for the broker, the\n"
@@ -425,7 +431,7 @@ int main(int argc, char **argv)
     }
     if (!cmd) {
         fprintf(stderr, PROG ": unknown command \"%s\" (devices, metrics, query, tail, "
-                "quarantine, keys, config, ca; try --help)\n", a.command);
+                "quarantine, keys, config, ca, store; try --help)\n", a.command);
         return 2;
     }
     for (unsigned bit = OPT_DEVICE; bit <= OPT_INTERVAL; bit <<= 1) {

@@ -5,6 +5,9 @@
 #      (targets on a 2-core machine: >= 200,000 samples/s on SQLite,
 #      >= 100,000 on PostgreSQL)
 #   2. a day of one metric at 1 s (86,400 samples) read back, each store
+# Each line also gives the aggregator processes' own CPU time: on a machine
+# that others share, the wall clock counts their work too (see the load
+# average printed first).
 # PostgreSQL 15 runs durable (fsync, synchronous commit: an Ack means the
 # commit is on disk, as SQLite's synchronous=FULL) in a temporary directory,
 # as nobody when run as root (tests/pg/pg_server.sh).
@@ -37,6 +40,7 @@ pg_store() {   # a new schema: an empty store (called in $(...): no counter surv
 }
 rate() { sed -n 's/.* \([0-9][0-9]*\) samples\/s.*/\1/p'; }
 
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
 echo "== 1. ingest, acks included ($devices devices x $batches batches of 120 samples)"
 out=$("$bench" ingest "$work/lite.db" --devices "$devices" --batches "$batches"); echo "$out"
 lite=$(rate <<<"$out")

@@ -171,6 +171,7 @@ static int run_ingest(const struct opts *o)
     int64_t wall = wall_ms() - (int64_t)o->batches * o->per_metric * 1000;
     struct rusage ru;
     double secs, cpu;
+    uint64_t bytes = 0;
     int status = 0;
 
     if (!msgs || !pids || pipe(go) < 0 || pipe(out) < 0)
@@ -225,8 +226,13 @@ static int run_ingest(const struct opts *o)
            et_store_type_of(o->store), o->instances, o->instances == 1 ? " " : "s",
            (uint64_t)n, total.samples, secs, (double)total.samples / secs, total.acks,
            total.failed_groups, cpu);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+        bytes += msgs[i].len;
         free(msgs[i].payload);
+    }
+    printf("%-10s a batch of %d samples is %.0f bytes on the wire (protobuf, before MQTT and "
+           "TLS)\n", et_store_type_of(o->store), o->metrics * o->per_metric,
+           (double)bytes / (double)n);
     free(msgs);
     free(pids);
     return status || total.acks != n;

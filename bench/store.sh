@@ -44,8 +44,15 @@ echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
 echo "== 1. ingest, acks included ($devices devices x $batches batches of 120 samples)"
 out=$("$bench" ingest "$work/lite.db" --devices "$devices" --batches "$batches"); echo "$out"
 lite=$(rate <<<"$out")
-out=$("$bench" ingest "$(pg_store)" --devices "$devices" --batches "$batches"); echo "$out"
+sqlite3 "$work/lite.db" "PRAGMA wal_checkpoint(TRUNCATE)" >/dev/null
+echo "sqlite     $(( $(stat -c %s "$work/lite.db") / $(sqlite3 "$work/lite.db" \
+  "SELECT COUNT(*) FROM samples") )) bytes a stored sample (the whole file)"
+store=$(pg_store)
+out=$("$bench" ingest "$store" --devices "$devices" --batches "$batches"); echo "$out"
 pg1=$(rate <<<"$out")
+echo "postgresql $(psql "$store" -Atc "SELECT (SELECT sum(pg_total_relation_size(i.inhrelid))
+  FROM pg_inherits i WHERE i.inhparent = 'samples'::regclass) / (SELECT count(*) FROM samples)") \
+bytes a stored sample (the samples partitions with their indexes)"
 out=$("$bench" ingest "$(pg_store)" --devices "$devices" --batches "$batches" --instances 2)
 echo "$out"; pg2=$(rate <<<"$out")
 out=$("$bench" ingest "$(pg_store)" --devices "$devices" --batches "$batches" --instances 3)

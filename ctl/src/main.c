@@ -142,7 +142,10 @@ static const struct ctl_own_command own_commands[] = {
     { "store", et_ctl_store_main,
       "store copy FROM TO       copy a store into another (SQLite into PostgreSQL and\n"
       "                           back), with progress; run again after a stop, it goes on\n"
-      "                           and stores nothing twice (store --help)" },
+      "                           and stores nothing twice (store --help)\n"
+      "  store upkeep STORE [--retention DUR]\n"
+      "                           now what aggregators do every 10 minutes: partitions\n"
+      "                           made ahead, days older than DUR dropped (PostgreSQL)" },
     { "ca", et_ctl_ca_main,
       "ca init|issue|revoke|crl|list [--dir D] ...\n"
       "                           the fleet CA: certificates for the broker, the\n"

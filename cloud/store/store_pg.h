@@ -3,9 +3,12 @@
  * instances on one database. Shared by its files:
  *   store_pg_open.c       connecting, schema, versions, migrations, closing
  *   store_pg_part.c       samples' daily partitions: made ahead, dropped by retention
- *   store_pg_writer.c     the writer (store_writer.h) and its buffers
+ *   store_pg_writer.c     the writer (store_writer.h)
+ *   store_pg_commit.c     what the writer keeps for the commit, and writing it
+ *   store_pg_cache.c      the metrics and devices a writer knows
  *   store_pg_reader.c     the reader (store_reader.h)
  *   store_pg_config.c     the config part (store_config.h)
+ *   store_pg_copy.c       what store copy reads (backend.h)
  *   store_pg_sql.c        statements, parameters, results, errors
  * Private to et_store.
  *
@@ -24,6 +27,7 @@
 #include <libpq-fe.h>
 
 #include "backend.h"
+#include "edgetel/ingest.h"
 
 /* The schema this code writes; read-only handles read it back to 1. */
 #define STORE_PG_SCHEMA_VERSION 1
@@ -39,7 +43,9 @@
 #define STORE_PG_XID_MAX (INT64_C(1) << (63 - STORE_PG_ID_SHIFT))
 
 /* The parts whose statements are prepared on the connection. */
-enum store_pg_part { PG_PART_WRITER, PG_PART_READER, PG_PART_CONFIG, PG_PART_COUNT };
+enum store_pg_part {
+    PG_PART_WRITER, PG_PART_READER, PG_PART_CONFIG, PG_PART_COMMIT, PG_PART_COUNT
+};
 #define STORE_PG_STMTS_MAX 48
 
 /* Parameters of one statement, as text (bytea as binary). */
@@ -76,10 +82,41 @@ void pg_buf_free(struct pg_buf *b);
  * char array field of an array of structs). */
 void pg_buf_text_array(struct pg_buf *b, const char *first, size_t count, size_t stride);
 
-/* Deferred writes of one transaction (store_pg_writer.c). */
-struct pg_pending_device;
-struct pg_pending_ack;
-struct pg_pending_batch;
+/* What a transaction keeps for its commit (store_pg_commit.c). */
+struct pg_pending_device {
+    char id[ET_DEVICE_ID_MAX + 1];
+    int64_t seen_ms;            /* the latest heard; 0 none */
+    char boot[2 * ET_BOOT_ID_LEN + 1];
+    uint64_t add_samples;
+    bool clock;                 /* clock_set */
+    struct et_store_clock clk;
+    bool status;                /* a Status */
+    bool online, clock_synced;
+    char status_boot[2 * ET_BOOT_ID_LEN + 1];
+    char agent_version[128];
+    uint64_t outbox_batches, dropped_samples;
+    char reason[1024];
+    int64_t status_wall_ms;
+    bool config;                /* config's device_set */
+    bool has_groups;
+    char groups[ET_STORE_CONFIG_GROUPS_TEXT_MAX];
+    uint64_t config_version;
+};
+
+struct pg_pending_ack {
+    char device[ET_DEVICE_ID_MAX + 1];
+    char stream[ET_STORE_STREAM_HEX_LEN + 1];
+    uint64_t ack;
+};
+
+struct pg_pending_batch {
+    char device[ET_DEVICE_ID_MAX + 1];
+    char stream[ET_STORE_STREAM_HEX_LEN + 1];
+    uint64_t seq;
+    int64_t first, last;
+    uint32_t unsynced;
+};
+
 
 /* A metric the writer knows (store_pg_cache.c); tags NULL: not known. */
 struct pg_metric_entry {
@@ -198,6 +235,25 @@ void store_pg_metric_add(struct store_pg *pg, const char *device, const char *na
 void store_pg_metric_set(char **field, const char *value);
 void store_pg_metric_clear(struct store_pg *pg);
 void store_pg_metric_free(struct store_pg *pg);
+
+/* ---- store_pg_commit.c ---- */
+
+/* Grow an array of elem-sized items (*cap of them) to hold n + 1; the
+ * array, or NULL out of memory (the old one kept). */
+void *store_pg_grow(void **items, size_t n, size_t *cap, size_t elem);
+/* The transaction's kept row of a device, or of a stream's ack; made when
+ * make (NULL out of memory), else NULL when there is none. */
+struct pg_pending_device *store_pg_pending_device(struct store_pg *pg, const char *id,
+                                                  bool make);
+struct pg_pending_ack *store_pg_pending_ack(struct store_pg *pg, const char *device,
+                                            const char *stream, bool make);
+/* Add a sample, numbered sid, to the COPY rows. */
+void store_pg_copy_sample(struct store_pg *pg, const struct et_store_sample *smp, int64_t sid);
+/* Send the samples (one COPY); then where batches' samples are. */
+int store_pg_flush_samples(struct store_pg *pg);
+int store_pg_flush_batches(struct store_pg *pg);
+/* Everything kept, before the COMMIT. */
+int store_pg_flush(struct store_pg *pg);
 
 /* ---- store_pg_writer.c ---- */
 

@@ -196,7 +196,7 @@ static int result_ret(struct store_pg *pg, PGresult *r, const char *what)
 int store_pg_run(struct store_pg *pg, enum store_pg_part part, int id, const char *sql,
                  const struct pg_params *p, PGresult **res, const char *what)
 {
-    static const char prefix[PG_PART_COUNT] = { 'w', 'r', 'c' };
+    static const char prefix[PG_PART_COUNT] = { 'w', 'r', 'c', 'k' };
     const struct pg_params none = { .n = 0 };
     char name[16];
     PGresult *r;

@@ -16,7 +16,7 @@
  *     count and clock; its stream's ack; a Status; a device's config
  *     version) and where each batch's samples are: kept here, merged per
  *     device and stream, and written at the commit after locking the rows
- *     in key order (SELECT ... ORDER BY ... FOR UPDATE). Instances whose
+ *     in key order (SELECT ... ORDER BY ... FOR UPDATE; store_pg_commit.c). Instances whose
  *     groups share devices then wait for each other for the length of a
  *     commit instead of deadlocking over rows taken in the order messages
  *     came. Reads in the same transaction see these writes (the values
@@ -57,11 +57,6 @@ enum writer_stmt {
     W_STREAM_MAKE_CURRENT,
     W_QUARANTINE,
     W_XID,
-    W_FLUSH_BATCHES,
-    W_LOCK_DEVICES,
-    W_FLUSH_DEVICES,
-    W_LOCK_STREAMS,
-    W_FLUSH_ACKS,
     W_ACK_SEQS,
     W_COUNT
 };
@@ -130,47 +125,6 @@ static const char *const writer_sql[W_COUNT] = {
         "INSERT INTO quarantine (device, stream, seq, received_ms, n_samples, reason, payload)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (device, stream, seq) DO NOTHING",
     [W_XID] = "SELECT pg_current_xact_id()::text::bigint",
-    [W_FLUSH_BATCHES] =
-        "UPDATE batches b SET first_sample_id = v.f, last_sample_id = v.l, unsynced = v.u"
-        " FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[],"
-        "  $6::int[]) AS v(d, st, q, f, l, u)"
-        " WHERE b.device = v.d AND b.stream = v.st AND b.seq = v.q",
-    /* Rows locked in key order, the same in every instance. */
-    [W_LOCK_DEVICES] = "SELECT 1 FROM devices WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE",
-    [W_FLUSH_DEVICES] =
-        "UPDATE devices d SET"
-        " last_seen_ms = GREATEST(d.last_seen_ms, v.seen),"
-        " boot_id = CASE WHEN v.st AND v.sboot <> '' THEN v.sboot"
-        "  WHEN v.boot <> '' THEN v.boot ELSE d.boot_id END,"
-        " samples_stored = d.samples_stored + v.add,"
-        " clock_boot = CASE WHEN v.clk THEN v.cb ELSE d.clock_boot END,"
-        " clock_wall_ms = CASE WHEN v.clk THEN v.cw ELSE d.clock_wall_ms END,"
-        " clock_mono_ms = CASE WHEN v.clk THEN v.cm ELSE d.clock_mono_ms END,"
-        " online = CASE WHEN v.st THEN v.online ELSE d.online END,"
-        " has_status = d.has_status OR v.st,"
-        " agent_version = CASE WHEN v.st AND v.ver <> '' THEN v.ver ELSE d.agent_version END,"
-        " outbox_batches = CASE WHEN v.st THEN v.outbox ELSE d.outbox_batches END,"
-        " dropped_samples = CASE WHEN v.st THEN v.dropped ELSE d.dropped_samples END,"
-        " clock_synced = CASE WHEN v.st THEN v.synced ELSE d.clock_synced END,"
-        " reason = CASE WHEN v.st THEN v.why ELSE d.reason END,"
-        " status_wall_ms = CASE WHEN v.st THEN v.wall ELSE d.status_wall_ms END,"
-        " config_groups = CASE WHEN v.cfg AND v.groups IS NOT NULL THEN v.groups"
-        "  ELSE d.config_groups END,"
-        " config_version = CASE WHEN v.cfg THEN v.cver ELSE d.config_version END"
-        " FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::boolean[],"
-        "  $6::text[], $7::bigint[], $8::bigint[], $9::boolean[], $10::boolean[], $11::text[],"
-        "  $12::text[], $13::bigint[], $14::bigint[], $15::boolean[], $16::text[],"
-        "  $17::bigint[], $18::boolean[], $19::text[], $20::bigint[])"
-        "  AS v(id, seen, boot, add, clk, cb, cw, cm, st, online, sboot, ver, outbox, dropped,"
-        "  synced, why, wall, cfg, groups, cver)"
-        " WHERE d.id = v.id",
-    [W_LOCK_STREAMS] =
-        "SELECT 1 FROM streams s JOIN unnest($1::text[], $2::text[]) AS v(d, st)"
-        " ON s.device = v.d AND s.stream = v.st ORDER BY s.device, s.stream FOR UPDATE OF s",
-    [W_FLUSH_ACKS] =
-        "UPDATE streams s SET acked_through = GREATEST(s.acked_through, v.a)"
-        " FROM unnest($1::text[], $2::text[], $3::bigint[]) AS v(d, st, a)"
-        " WHERE s.device = v.d AND s.stream = v.st",
     /* The ack and the first seqs above it (W_SEQS_AFTER's), in one. */
     [W_ACK_SEQS] =
         "SELECT s.acked_through, ARRAY(SELECT x.seq FROM ("
@@ -181,40 +135,6 @@ static const char *const writer_sql[W_COUNT] = {
 };
 
 /* ---- what waits for the commit -------------------------------------------- */
-
-struct pg_pending_device {
-    char id[ET_DEVICE_ID_MAX + 1];
-    int64_t seen_ms;            /* the latest heard; 0 none */
-    char boot[2 * ET_BOOT_ID_LEN + 1];
-    uint64_t add_samples;
-    bool clock;                 /* clock_set */
-    struct et_store_clock clk;
-    bool status;                /* a Status */
-    bool online, clock_synced;
-    char status_boot[2 * ET_BOOT_ID_LEN + 1];
-    char agent_version[128];
-    uint64_t outbox_batches, dropped_samples;
-    char reason[1024];
-    int64_t status_wall_ms;
-    bool config;                /* config's device_set */
-    bool has_groups;
-    char groups[ET_STORE_CONFIG_GROUPS_TEXT_MAX];
-    uint64_t config_version;
-};
-
-struct pg_pending_ack {
-    char device[ET_DEVICE_ID_MAX + 1];
-    char stream[ET_STORE_STREAM_HEX_LEN + 1];
-    uint64_t ack;
-};
-
-struct pg_pending_batch {
-    char device[ET_DEVICE_ID_MAX + 1];
-    char stream[ET_STORE_STREAM_HEX_LEN + 1];
-    uint64_t seq;
-    int64_t first, last;
-    uint32_t unsynced;
-};
 
 static struct store_pg *of_writer(struct et_store_writer *w)
 {
@@ -231,59 +151,6 @@ static int run(struct store_pg *pg, enum writer_stmt id, const struct pg_params 
 static int changes(const PGresult *res)
 {
     return atoi(PQcmdTuples((PGresult *)res));
-}
-
-/* Grow an array of elem-sized items to hold one more. */
-static void *grow(void **items, size_t n, size_t *cap, size_t elem)
-{
-    if (n == *cap) {
-        size_t c = *cap ? *cap * 2 : 16;
-        void *p = realloc(*items, c * elem);
-
-        if (!p)
-            return NULL;
-        *items = p;
-        *cap = c;
-    }
-    return (char *)*items + n * elem;
-}
-
-static struct pg_pending_device *pending_device(struct store_pg *pg, const char *id, bool make)
-{
-    struct pg_pending_device *d;
-
-    for (size_t i = pg->n_devices; i-- > 0;)
-        if (strcmp(pg->devices[i].id, id) == 0)
-            return &pg->devices[i];
-    if (!make)
-        return NULL;
-    d = grow((void **)&pg->devices, pg->n_devices, &pg->cap_devices, sizeof(*d));
-    if (!d)
-        return NULL;
-    memset(d, 0, sizeof(*d));
-    snprintf(d->id, sizeof(d->id), "%s", id);
-    pg->n_devices++;
-    return d;
-}
-
-static struct pg_pending_ack *pending_ack(struct store_pg *pg, const char *device,
-                                          const char *stream, bool make)
-{
-    struct pg_pending_ack *a;
-
-    for (size_t i = pg->n_acks; i-- > 0;)
-        if (strcmp(pg->acks[i].device, device) == 0 && strcmp(pg->acks[i].stream, stream) == 0)
-            return &pg->acks[i];
-    if (!make)
-        return NULL;
-    a = grow((void **)&pg->acks, pg->n_acks, &pg->cap_acks, sizeof(*a));
-    if (!a)
-        return NULL;
-    memset(a, 0, sizeof(*a));
-    snprintf(a->device, sizeof(a->device), "%s", device);
-    snprintf(a->stream, sizeof(a->stream), "%s", stream);
-    pg->n_acks++;
-    return a;
 }
 
 /* ---- transactions ------------------------------------------------------- */
@@ -358,200 +225,6 @@ static int pg_rollback(struct et_store_writer *w)
     return store_pg_exec(pg, "ROLLBACK", "rollback");
 }
 
-/* Send the buffered samples in one COPY. */
-static int flush_samples(struct store_pg *pg)
-{
-    PGresult *r;
-    int ret;
-
-    if (pg->copy_rows == 0)
-        return 0;
-    if (pg->copy.failed)
-        return -ENOMEM;
-    pg_buf_be16(&pg->copy, 0xffff);   /* the trailer */
-    r = PQexec(pg->conn, "COPY samples (id, metric_id, ts, mono_ms, vtype, v_f64, v_i64,"
-               " v_bool, v_str, time_quality, seq) FROM STDIN (FORMAT binary)");
-    if (PQresultStatus(r) != PGRES_COPY_IN) {
-        ret = store_pg_failed(pg, store_pg_errno(pg, r), "storing samples",
-                              PQresultErrorMessage(r));
-        PQclear(r);
-        return ret;
-    }
-    PQclear(r);
-    if (PQputCopyData(pg->conn, pg->copy.p, (int)pg->copy.len) != 1 ||
-        PQputCopyEnd(pg->conn, NULL) != 1)
-        return store_pg_failed(pg, -ECONNRESET, "storing samples", PQerrorMessage(pg->conn));
-    ret = 0;
-    while ((r = PQgetResult(pg->conn)) != NULL) {
-        if (PQresultStatus(r) != PGRES_COMMAND_OK && ret == 0)
-            ret = store_pg_failed(pg, store_pg_errno(pg, r), "storing samples",
-                                  PQresultErrorMessage(r));
-        PQclear(r);
-    }
-    pg->copy.len = 0;
-    pg->copy_rows = 0;
-    return ret;
-}
-
-/* A numeric or boolean field of n structs as an array literal. */static void int_array(struct pg_buf *b, const void *base, size_t n, size_t stride, size_t off,
-                      int kind)
-{
-    char num[32];
-
-    pg_buf_str(b, "{");
-    for (size_t i = 0; i < n; i++) {
-        const char *item = (const char *)base + i * stride + off;
-
-        switch (kind) {
-        case 'i':
-            snprintf(num, sizeof(num), "%s%" PRId64, i ? "," : "", *(const int64_t *)item);
-            break;
-        case 'u':
-            snprintf(num, sizeof(num), "%s%" PRIu64, i ? "," : "",
-                     *(const uint64_t *)item > (uint64_t)INT64_MAX
-                     ? (uint64_t)INT64_MAX : *(const uint64_t *)item);
-            break;
-        case '3':
-            snprintf(num, sizeof(num), "%s%" PRIu32, i ? "," : "", *(const uint32_t *)item);
-            break;
-        default:   /* bool */
-            snprintf(num, sizeof(num), "%s%s", i ? "," : "", *(const bool *)item ? "t" : "f");
-            break;
-        }
-        pg_buf_str(b, num);
-    }
-    pg_buf_add(b, "}", 2);
-}
-
-#define NUM_ARRAY(buf, arr, n, type, field, kind) \
-    int_array(buf, arr, n, sizeof(type), offsetof(type, field), kind)
-
-/* A char array field of n structs as a text array literal. */
-#define TEXT_ARRAY(buf, arr, n, field) \
-    pg_buf_text_array(buf, (arr)[0].field, n, sizeof((arr)[0]))
-
-/* Run statement id with the n array literals a as its parameters (lock,
- * when not -1, with the first n_lock of them first); free them. */
-static int run_arrays(struct store_pg *pg, int lock, int n_lock, int id, struct pg_buf *a, int n,
-                      const char *what)
-{
-    struct pg_params p = { .n = 0 };
-    int ret = 0;
-
-    for (int i = 0; i < n; i++) {
-        if (a[i].failed)
-            ret = -ENOMEM;
-        else
-            pg_text(&p, a[i].p);
-    }
-    if (ret == 0 && lock >= 0) {
-        struct pg_params l = p;
-
-        /* Rows locked in key order first: the statement takes the keys only. */
-        l.n = n_lock;
-        ret = run(pg, (enum writer_stmt)lock, &l, NULL, what);
-    }
-    if (ret == 0)
-        ret = run(pg, (enum writer_stmt)id, &p, NULL, what);
-    for (int i = 0; i < n; i++)
-        pg_buf_free(&a[i]);
-    return ret;
-}
-
-/* Where each batch's samples are, in one statement. */
-static int flush_batches(struct store_pg *pg)
-{
-    struct pg_buf a[6] = { { .p = NULL } };
-    struct pg_pending_batch *b = pg->batches;
-    size_t n = pg->n_batches;
-    int ret;
-
-    if (n == 0)
-        return 0;
-    TEXT_ARRAY(&a[0], b, n, device);
-    TEXT_ARRAY(&a[1], b, n, stream);
-    NUM_ARRAY(&a[2], b, n, struct pg_pending_batch, seq, 'u');
-    NUM_ARRAY(&a[3], b, n, struct pg_pending_batch, first, 'i');
-    NUM_ARRAY(&a[4], b, n, struct pg_pending_batch, last, 'i');
-    NUM_ARRAY(&a[5], b, n, struct pg_pending_batch, unsynced, '3');
-    ret = run_arrays(pg, -1, 0, W_FLUSH_BATCHES, a, 6, "recording batches' samples");
-    if (ret == 0) {
-        pg->n_batches = 0;
-        pg->batches_unsynced = false;
-    }
-    return ret;
-}
-
-/* The devices' writes of the transaction, merged per device, in one statement. */
-static int flush_devices(struct store_pg *pg)
-{
-    enum { N_ARRAYS = 20 };
-    struct pg_buf a[N_ARRAYS] = { { .p = NULL } };
-    struct pg_pending_device *d = pg->devices;
-    size_t n = pg->n_devices, k = 0;
-    int ret;
-
-    if (n == 0)
-        return 0;
-#define DEV(field, kind) NUM_ARRAY(&a[k++], d, n, struct pg_pending_device, field, kind)
-    TEXT_ARRAY(&a[k++], d, n, id);
-    DEV(seen_ms, 'i');
-    TEXT_ARRAY(&a[k++], d, n, boot);
-    DEV(add_samples, 'u');
-    DEV(clock, 'b');
-    TEXT_ARRAY(&a[k++], d, n, clk.boot_id_hex);
-    DEV(clk.base_wall_ms, 'i');
-    DEV(clk.base_mono_ms, 'i');
-    DEV(status, 'b');
-    DEV(online, 'b');
-    TEXT_ARRAY(&a[k++], d, n, status_boot);
-    TEXT_ARRAY(&a[k++], d, n, agent_version);
-    DEV(outbox_batches, 'u');
-    DEV(dropped_samples, 'u');
-    DEV(clock_synced, 'b');
-    TEXT_ARRAY(&a[k++], d, n, reason);
-    DEV(status_wall_ms, 'i');
-    DEV(config, 'b');
-    /* Groups: NULL keeps the recorded ones. */
-    pg_buf_str(&a[k], "{");
-    for (size_t i = 0; i < n; i++) {
-        pg_buf_str(&a[k], i ? "," : "");
-        if (!d[i].has_groups) {
-            pg_buf_str(&a[k], "NULL");
-            continue;
-        }
-        pg_buf_str(&a[k], "\"");
-        pg_buf_str(&a[k], d[i].groups);   /* names as device ids: no quote */
-        pg_buf_str(&a[k], "\"");
-    }
-    pg_buf_add(&a[k++], "}", 2);
-    DEV(config_version, 'u');
-#undef DEV
-    ret = run_arrays(pg, W_LOCK_DEVICES, 1, W_FLUSH_DEVICES, a, N_ARRAYS, "updating devices");
-    if (ret == 0)
-        pg->n_devices = 0;
-    return ret;
-}
-
-/* The streams' acks of the transaction, in one statement. */
-static int flush_acks(struct store_pg *pg)
-{
-    struct pg_buf a[3] = { { .p = NULL } };
-    struct pg_pending_ack *k = pg->acks;
-    size_t n = pg->n_acks;
-    int ret;
-
-    if (n == 0)
-        return 0;
-    TEXT_ARRAY(&a[0], k, n, device);
-    TEXT_ARRAY(&a[1], k, n, stream);
-    NUM_ARRAY(&a[2], k, n, struct pg_pending_ack, ack, 'u');
-    ret = run_arrays(pg, W_LOCK_STREAMS, 2, W_FLUSH_ACKS, a, 3, "writing streams' acks");
-    if (ret == 0)
-        pg->n_acks = 0;
-    return ret;
-}
-
 static int pg_commit(struct et_store_writer *w)
 {
     struct store_pg *pg = of_writer(w);
@@ -559,13 +232,7 @@ static int pg_commit(struct et_store_writer *w)
 
     if (!pg->in_tx)
         return -EINVAL;
-    ret = flush_samples(pg);
-    if (ret == 0)
-        ret = flush_batches(pg);
-    if (ret == 0)
-        ret = flush_devices(pg);
-    if (ret == 0)
-        ret = flush_acks(pg);
+    ret = store_pg_flush(pg);
     if (ret == 0)
         ret = store_pg_exec(pg, "COMMIT", "commit");
     if (ret < 0) {
@@ -632,7 +299,7 @@ static int pg_device_seen(struct et_store_writer *w, const char *device, int64_t
 
     if (ret == 0)
         ret = device_ensure(pg, device, now_ms, created);
-    if (ret == 0 && !(d = pending_device(pg, device, true)))
+    if (ret == 0 && !(d = store_pg_pending_device(pg, device, true)))
         ret = -ENOMEM;
     if (ret == 0) {
         if (now_ms > d->seen_ms)
@@ -660,7 +327,7 @@ static int pg_device_status(struct et_store_writer *w, const struct et_store_sta
 
     if (ret == 0)
         ret = device_ensure(pg, in->device, now_ms, &before.created);
-    if (ret == 0 && !(d = pending_device(pg, in->device, true)))
+    if (ret == 0 && !(d = store_pg_pending_device(pg, in->device, true)))
         ret = -ENOMEM;
     if (ret == 0 && d->status) {
         before.online = d->online;
@@ -698,7 +365,7 @@ static int pg_device_status(struct et_store_writer *w, const struct et_store_sta
 int store_pg_device_config(struct store_pg *pg, const char *device, const char *groups,
                            uint64_t running_version)
 {
-    struct pg_pending_device *d = pg->in_tx ? pending_device(pg, device, false) : NULL;
+    struct pg_pending_device *d = pg->in_tx ? store_pg_pending_device(pg, device, false) : NULL;
 
     if (!d)
         return -ENOENT;
@@ -881,7 +548,7 @@ static int pg_batch_samples(struct et_store_writer *w, const char *device, const
     bool own;
     int ret = solo_begin(pg, &own);
 
-    if (ret == 0 && !(b = grow((void **)&pg->batches, pg->n_batches, &pg->cap_batches,
+    if (ret == 0 && !(b = store_pg_grow((void **)&pg->batches, pg->n_batches, &pg->cap_batches,
                                sizeof(*b))))
         ret = -ENOMEM;
     if (ret == 0) {
@@ -926,34 +593,11 @@ static int next_id(struct store_pg *pg, int64_t *id)
     return 0;
 }
 
-/* PostgreSQL's binary timestamptz: microseconds since 2000-01-01 UTC. */
-#define PG_EPOCH_MS INT64_C(946684800000)
-
-static void copy_null(struct pg_buf *b)
-{
-    pg_buf_be32(b, 0xffffffffu);
-}
-
-static void copy_i64(struct pg_buf *b, int64_t v)
-{
-    pg_buf_be32(b, 8);
-    pg_buf_be64(b, (uint64_t)v);
-}
-
-static void copy_i16(struct pg_buf *b, int v)
-{
-    pg_buf_be32(b, 2);
-    pg_buf_be16(b, (uint16_t)v);
-}
-
 static int pg_insert_sample(struct et_store_writer *w, const struct et_store_sample *smp,
                             int64_t *id)
 {
-    static const char header[11] = "PGCOPY\n\377\r\n";
     struct store_pg *pg = of_writer(w);
-    struct pg_buf *b = &pg->copy;
     int64_t sid = 0;
-    uint64_t bits;
     bool own;
     int ret;
 
@@ -966,46 +610,8 @@ static int pg_insert_sample(struct et_store_writer *w, const struct et_store_sam
         ret = next_id(pg, &sid);
     if (ret < 0)
         return solo_end(pg, own, ret);
-    if (pg->copy_rows == 0 && b->len == 0) {
-        pg_buf_add(b, header, sizeof(header));   /* with its NUL: 11 bytes */
-        pg_buf_be32(b, 0);                       /* flags */
-        pg_buf_be32(b, 0);                       /* header extension */
-    }
-    pg_buf_be16(b, 11);
-    copy_i64(b, sid);
-    copy_i64(b, smp->metric_id);
-    copy_i64(b, (smp->ts_ms - PG_EPOCH_MS) * 1000);
-    copy_i64(b, smp->mono_ms);
-    copy_i16(b, smp->value.type);
-    if (smp->value.type == ET_TYPE_F64) {
-        memcpy(&bits, &smp->value.u.f64, sizeof(bits));
-        pg_buf_be32(b, 8);
-        pg_buf_be64(b, bits);
-    } else {
-        copy_null(b);
-    }
-    if (smp->value.type == ET_TYPE_I64)
-        copy_i64(b, smp->value.u.i64);
-    else
-        copy_null(b);
-    if (smp->value.type == ET_TYPE_BOOL) {
-        pg_buf_be32(b, 1);
-        pg_buf_add(b, smp->value.u.b ? "\1" : "\0", 1);
-    } else {
-        copy_null(b);
-    }
-    if (smp->value.type == ET_TYPE_STR) {
-        size_t n = strlen(smp->value.u.str);
-
-        pg_buf_be32(b, (uint32_t)n);
-        pg_buf_add(b, smp->value.u.str, n);
-    } else {
-        copy_null(b);
-    }
-    copy_i16(b, smp->time_quality);
-    copy_i64(b, (int64_t)smp->seq);
-    pg->copy_rows++;
-    if (b->failed)
+    store_pg_copy_sample(pg, smp, sid);
+    if (pg->copy.failed)
         ret = -ENOMEM;
     if (ret == 0 && id)
         *id = sid;
@@ -1024,7 +630,7 @@ static int pg_ack_get(struct et_store_writer *w, const char *device, const char 
                       uint64_t *acked_through)
 {
     struct store_pg *pg = of_writer(w);
-    struct pg_pending_ack *a = pending_ack(pg, device, stream, false);
+    struct pg_pending_ack *a = store_pg_pending_ack(pg, device, stream, false);
     struct pg_params p = { .n = 0 };
     PGresult *r;
     uint64_t *seqs;
@@ -1075,7 +681,7 @@ static int pg_ack_set(struct et_store_writer *w, const char *device, const char 
     bool own;
     int ret = solo_begin(pg, &own);
 
-    if (ret == 0 && !(a = pending_ack(pg, device, stream, true)))
+    if (ret == 0 && !(a = store_pg_pending_ack(pg, device, stream, true)))
         ret = -ENOMEM;
     if (ret == 0 && acked_through > a->ack)
         a->ack = acked_through;
@@ -1124,7 +730,7 @@ static int pg_clock_get(struct et_store_writer *w, const char *device,
                         struct et_store_clock *out)
 {
     struct store_pg *pg = of_writer(w);
-    struct pg_pending_device *d = pending_device(pg, device, false);
+    struct pg_pending_device *d = store_pg_pending_device(pg, device, false);
     struct pg_params p = { .n = 0 };
     PGresult *r;
     int ret;
@@ -1153,7 +759,7 @@ static int pg_clock_set(struct et_store_writer *w, const char *device,
     bool own;
     int ret = solo_begin(pg, &own);
 
-    if (ret == 0 && !(d = pending_device(pg, device, true)))
+    if (ret == 0 && !(d = store_pg_pending_device(pg, device, true)))
         ret = -ENOMEM;
     if (ret == 0) {
         d->clock = true;
@@ -1165,9 +771,9 @@ static int pg_clock_set(struct et_store_writer *w, const char *device,
 /* Before a statement that reads samples or where they are: what waits goes first. */
 static int flush_for_samples(struct store_pg *pg)
 {
-    int ret = flush_samples(pg);
+    int ret = store_pg_flush_samples(pg);
 
-    return ret == 0 ? flush_batches(pg) : ret;
+    return ret == 0 ? store_pg_flush_batches(pg) : ret;
 }
 
 static int pg_unsynced_samples(struct et_store_writer *w, const char *device,
@@ -1212,7 +818,7 @@ static int pg_sample_time(struct et_store_writer *w, int64_t id, int64_t ts_ms,
 {
     struct store_pg *pg = of_writer(w);
     struct pg_params p = { .n = 0 };
-    int ret = flush_samples(pg);
+    int ret = store_pg_flush_samples(pg);
 
     if (ret < 0)
         return ret;
@@ -1239,7 +845,7 @@ static int pg_unsynced_done(struct et_store_writer *w, const char *device,
     stream_key(key, sizeof(key), device, boot_id_hex);
     if (pg->unsynced_none && strcmp(key, pg->unsynced_key) == 0)
         return 0;
-    ret = pg->batches_unsynced ? flush_batches(pg) : 0;
+    ret = pg->batches_unsynced ? store_pg_flush_batches(pg) : 0;
     if (ret < 0)
         return ret;
     pg_text(&p, device);
@@ -1258,7 +864,7 @@ static int pg_stream_get(struct et_store_writer *w, const char *device, const ch
                          struct et_store_stream *out)
 {
     struct store_pg *pg = of_writer(w);
-    struct pg_pending_ack *a = pending_ack(pg, device, stream, false);
+    struct pg_pending_ack *a = store_pg_pending_ack(pg, device, stream, false);
     struct pg_params p = { .n = 0 };
     PGresult *r;
     int ret;
@@ -1298,7 +904,7 @@ static int pg_stream_start(struct et_store_writer *w, const char *device, const 
         before.had = true;
         snprintf(before.stream_hex, sizeof(before.stream_hex), "%s", pg_col_text(r, 0, 0));
         before.acked_through = pg_col_u64(r, 0, 1);
-        a = pending_ack(pg, device, before.stream_hex, false);
+        a = store_pg_pending_ack(pg, device, before.stream_hex, false);
         if (a && a->ack > before.acked_through)
             before.acked_through = a->ack;
     }

@@ -68,6 +68,16 @@ bool et_config_behind(uint64_t desired, uint64_t running,
               rep->result == ET_CONFIG_RESULT_REVERTED));
 }
 
+const char *et_config_state(uint64_t desired, uint64_t running,
+                            const struct et_store_config_report *rep)
+{
+    if (!desired)
+        return "-";
+    if (running >= desired)
+        return "up to date";
+    return et_config_behind(desired, running, rep) ? "pending" : "refused";
+}
+
 static int by_name(const void *a, const void *b)
 {
     return strcmp(*(const char *const *)a, *(const char *const *)b);

@@ -38,6 +38,17 @@ set_target_properties(et::inih PROPERTIES
   IMPORTED_LOCATION ${INIH_LIBRARY}
   INTERFACE_INCLUDE_DIRECTORIES ${INIH_INCLUDE_DIR})
 
+# libmicrohttpd: the aggregator's HTTP server for the web view and
+# /metrics (Debian's is built with GnuTLS, which gives it HTTPS).
+if(ET_BUILD_CLOUD)
+  find_path(MICROHTTPD_INCLUDE_DIR microhttpd.h REQUIRED)
+  find_library(MICROHTTPD_LIBRARY microhttpd REQUIRED)
+  add_library(et::microhttpd UNKNOWN IMPORTED)
+  set_target_properties(et::microhttpd PROPERTIES
+    IMPORTED_LOCATION ${MICROHTTPD_LIBRARY}
+    INTERFACE_INCLUDE_DIRECTORIES ${MICROHTTPD_INCLUDE_DIR})
+endif()
+
 if(ET_BUILD_TESTS)
   find_path(CMOCKA_INCLUDE_DIR cmocka.h REQUIRED)
   find_library(CMOCKA_LIBRARY cmocka REQUIRED)

@@ -20,6 +20,14 @@ packages=(
   # benchmarks and the demo of many aggregators start in a temporary
   # directory (tests/pg/pg_server.sh)
   libpq-dev postgresql
+  # the aggregator's HTTP server for the web view and /metrics (Debian's
+  # libmicrohttpd is built with GnuTLS, which gives it HTTPS), and dygraphs,
+  # the plotting script its device page loads from this machine, never a CDN
+  libmicrohttpd-dev libjs-dygraphs
+  # the web view's tests: promtool (Debian's prometheus) checks /metrics in the
+  # exposition format, and headless chromium loads the pages against a real
+  # aggregator (tests/integration/test_web.c)
+  prometheus chromium
   # tests; protobuf-compiler is Google's protoc, which checks that the golden
   # wire vector decodes from the .proto alone (unit_wire_protoc_interop)
   libcmocka-dev protobuf-compiler

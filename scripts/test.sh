@@ -21,6 +21,9 @@ jobs=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 summary=()
 failed=0
 suite_start=$(date +%s)
+# The tests that use a tool deps.sh installs (chromium, promtool) fail
+# rather than skip when it is missing from this run.
+export ET_REQUIRE_TOOLS=1
 
 # run NAME COMMAND...: run one step, time it, remember the outcome.
 run() {

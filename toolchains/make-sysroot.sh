@@ -67,6 +67,8 @@ packages=(
   libsqlite3-0 libsqlite3-dev
   libinih1 libinih-dev
   libcmocka0 libcmocka-dev
+  # edgetel-aggregator's HTTP server (the web view, /metrics)
+  libmicrohttpd12 libmicrohttpd-dev
 )
 # shellcheck disable=SC2206 # word splitting of the extra list is intended
 [ -n "${ET_SYSROOT_EXTRA:-}" ] && packages+=(${ET_SYSROOT_EXTRA})
@@ -217,7 +219,10 @@ apt_opts=(
 update_ok=0
 for attempt in 1 2 3; do
   note "apt-get update ($arch), attempt $attempt"
-  if apt-get "${apt_opts[@]}" -q update > "$state/update.log" 2>&1; then
+  # apt-get update exits 0 when an index could not be fetched (no network,
+  # no DNS): it only warns "Failed to fetch". Count that as a failure too.
+  if apt-get "${apt_opts[@]}" -q update > "$state/update.log" 2>&1 &&
+     ! grep -q '^W: Failed to fetch' "$state/update.log"; then
     update_ok=1; break
   fi
   [ "$attempt" -lt 3 ] && sleep $((attempt * 10))

@@ -4,7 +4,9 @@
  */
 #include "edgetel/agg_config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,6 +117,31 @@ static const struct et_ini_key agg_keys[] = {
     { "budget", { "byte_burst", ET_KEY_SIZE, ET_KEY_FIELD(struct et_agg_config, budget.byte_burst),
       "2M", .help = "bytes a device may send at once beyond its rate (default: two largest "
                     "messages); at least bytes_per_s" } },
+
+    /* The web view and /metrics (aggregator/src/http.h, docs/HTTP_API.md). */
+    { "http", { "enabled", ET_KEY_BOOL, ET_KEY_FIELD(struct et_agg_config, http.enabled), "false",
+      .help = "serve the fleet's web view, its JSON API and Prometheus /metrics" } },
+    { "http", { "address", ET_KEY_STRING, ET_KEY_FIELD(struct et_agg_config, http.address),
+      "127.0.0.1", .help = "numeric IPv4 or IPv6 address to listen on; any address but "
+                           "loopback needs tls_cert, tls_key and token_file" } },
+    { "http", { "port", ET_KEY_INT, ET_KEY_FIELD(struct et_agg_config, http.port), "8080", 0,
+      65535, .help = "TCP port; 0 takes a free one and the log says which" } },
+    { "http", { "tls_cert", ET_KEY_STRING, ET_KEY_FIELD(struct et_agg_config, http.tls_cert),
+      NULL, .help = "PEM certificate (chain) for HTTPS" } },
+    { "http", { "tls_key", ET_KEY_STRING, ET_KEY_FIELD(struct et_agg_config, http.tls_key),
+      NULL, .help = "PEM private key for HTTPS (readable by this user only)" } },
+    { "http", { "token_file", ET_KEY_STRING,
+      ET_KEY_FIELD(struct et_agg_config, http.token_file), NULL,
+      .help = "file holding the operator token (readable by this user only); every API call "
+              "and /metrics then needs Authorization: Bearer TOKEN" } },
+    { "http", { "max_connections", ET_KEY_INT,
+      ET_KEY_FIELD(struct et_agg_config, http.max_connections), "32", 1, 1024,
+      .help = "connections served at once; more wait in the kernel's queue" } },
+    { "http", { "max_points", ET_KEY_INT, ET_KEY_FIELD(struct et_agg_config, http.max_points),
+      "5000", 10, 100000, .help = "most buckets one plotted series may ask for" } },
+    { "http", { "dygraphs_dir", ET_KEY_STRING,
+      ET_KEY_FIELD(struct et_agg_config, http.dygraphs_dir), "/usr/share/javascript/dygraphs",
+      .help = "where Debian's libjs-dygraphs put dygraph.min.js (served to the pages)" } },
 };
 #define N_AGG_KEYS (sizeof(agg_keys) / sizeof(agg_keys[0]))
 
@@ -161,12 +188,76 @@ static bool id_chars_valid(const char *s)
     return true;
 }
 
+bool et_agg_http_loopback(const char *address)
+{
+    struct in6_addr a6;
+    struct in_addr a4;
+
+    if (inet_pton(AF_INET, address, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    return inet_pton(AF_INET6, address, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+}
+
+/*
+ * The web view reads the fleet's data: anywhere but loopback it needs TLS
+ * and the operator token, so nobody on the path reads it or the token.
+ */
+static int check_http(const struct et_agg_http_cfg *h, const int *lines, const char *name,
+                      char *err, size_t errlen)
+{
+    struct in6_addr a6;
+
+    if (!h->enabled)
+        return 0;
+    if (inet_pton(AF_INET, h->address, &a6) != 1 && inet_pton(AF_INET6, h->address, &a6) != 1)
+        return check_fail(name, key_line(lines, "http", "address"), err, errlen,
+                          "[http] address \"%.80s\": expected a numeric IPv4 or IPv6 address "
+                          "(127.0.0.1, ::1, 0.0.0.0)", h->address);
+    if (!h->tls_cert != !h->tls_key)
+        return check_fail(name, key_line(lines, "http", h->tls_cert ? "tls_cert" : "tls_key"),
+                          err, errlen, "[http] tls_cert and tls_key go together");
+    if (!et_agg_http_loopback(h->address) && (!h->tls_cert || !h->token_file))
+        return check_fail(name, key_line(lines, "http", "address"), err, errlen,
+                          "[http] address %s is not loopback: set tls_cert, tls_key and "
+                          "token_file, so the fleet's data and the token never cross the "
+                          "network in the clear nor to anyone", h->address);
+    return 0;
+}
+
+/*
+ * A PostgreSQL store is named by conninfo or path, not both; a SQLite one
+ * takes neither conninfo nor retention (it has no partitions to drop).
+ */
+static int check_store(const struct et_agg_config *c, const int *lines, const char *name,
+                       char *err, size_t errlen)
+{
+    if (strcmp(et_agg_store_types[c->store_type], "postgresql") == 0) {
+        if (!c->store_conninfo && !key_line(lines, "store", "path"))
+            return check_fail(name, key_line(lines, "store", "type"), err, errlen,
+                              "[store] type = postgresql needs conninfo (a postgresql:// URI "
+                              "or libpq keywords such as host=/run/postgresql dbname=edgetel)");
+        if (c->store_conninfo && key_line(lines, "store", "path"))
+            return check_fail(name, key_line(lines, "store", "path"), err, errlen,
+                              "[store] give conninfo or path, not both");
+    } else {
+        if (c->store_conninfo)
+            return check_fail(name, key_line(lines, "store", "conninfo"), err, errlen,
+                              "[store] conninfo is for type = postgresql (sqlite takes path)");
+        if (c->store_retention_ms)
+            return check_fail(name, key_line(lines, "store", "retention"), err, errlen,
+                              "[store] retention needs type = postgresql: the sqlite store "
+                              "keeps every sample (it has no partitions to drop)");
+    }
+    return 0;
+}
+
 static int check_whole(const struct et_agg_config *c, const int *lines, const char *name,
                        char *err, size_t errlen)
 {
     const char *key = NULL, *alt = NULL;
     char why[256];
     size_t n;
+    int rc;
 
     if (c->instance_id && (strlen(c->instance_id) > INSTANCE_ID_MAX ||
                            !id_chars_valid(c->instance_id)))
@@ -194,23 +285,12 @@ static int check_whole(const struct et_agg_config *c, const int *lines, const ch
             line = key_line(lines, "mqtt", alt);
         return check_fail(name, line, err, errlen, "%s", why);
     }
-    if (strcmp(et_agg_store_types[c->store_type], "postgresql") == 0) {
-        if (!c->store_conninfo && !key_line(lines, "store", "path"))
-            return check_fail(name, key_line(lines, "store", "type"), err, errlen,
-                              "[store] type = postgresql needs conninfo (a postgresql:// URI "
-                              "or libpq keywords such as host=/run/postgresql dbname=edgetel)");
-        if (c->store_conninfo && key_line(lines, "store", "path"))
-            return check_fail(name, key_line(lines, "store", "path"), err, errlen,
-                              "[store] give conninfo or path, not both");
-    } else {
-        if (c->store_conninfo)
-            return check_fail(name, key_line(lines, "store", "conninfo"), err, errlen,
-                              "[store] conninfo is for type = postgresql (sqlite takes path)");
-        if (c->store_retention_ms)
-            return check_fail(name, key_line(lines, "store", "retention"), err, errlen,
-                              "[store] retention needs type = postgresql: the sqlite store "
-                              "keeps every sample (it has no partitions to drop)");
-    }
+    rc = check_store(c, lines, name, err, errlen);
+    if (rc)
+        return rc;
+    rc = check_http(&c->http, lines, name, err, errlen);
+    if (rc)
+        return rc;
     if (c->budget.sample_burst < c->budget.samples_per_s)
         return check_fail(name, key_line(lines, "budget", "sample_burst"), err, errlen,
                           "[budget] sample_burst is below samples_per_s");

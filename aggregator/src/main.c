@@ -6,6 +6,9 @@
  * library's (ingest.h, config_relay.h); the config file is agg_config.h's.
  *
  * One thread: poll() on the MQTT seam's event descriptor and a signalfd.
+ * With [http] enabled, libmicrohttpd's thread serves the web view beside
+ * it over a read-only store handle of its own (http.h); this loop only
+ * hands it a copy of the counters.
  * SIGINT/SIGTERM stop it cleanly: the message being handled is finished
  * (stored and acked), messages still queued are left to the devices to
  * send again, the MQTT session is closed and the store is closed.
@@ -31,6 +34,8 @@
 #include "edgetel/store.h"
 #include "edgetel/store_open.h"
 #include "edgetel/version.h"
+#include "edgetel/web.h"
+#include "http.h"
 
 #define PROG "edgetel-aggregator"
 /* How long a clean stop waits for the broker to take the DISCONNECT. */
@@ -60,6 +65,9 @@ struct aggregator {
     int64_t next_stats_ms;
     int64_t next_poll_ms;
     int64_t next_maintain_ms;
+    /* For the web view and /metrics: counted since start, never reset. */
+    struct et_agg_http *http;
+    struct et_web_health health;
 };
 
 static int64_t wall_ms(void)
@@ -76,6 +84,14 @@ static int64_t mono_ms(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static double mono_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 static void usage(FILE *out)
@@ -124,11 +140,13 @@ static void publish_ack(void *ctx, const struct et_ingest_reply *r)
 
     if (rc > 0) {
         a->acks_sent++;
+        a->health.acks_sent++;
         return;
     }
     /* The batch is stored; the device sends it again when no ack comes
      * and gets one then, as a duplicate. */
     a->acks_unsent++;
+    a->health.acks_unsent++;
     et_warn("main", "device %s: ack through %" PRIu64 " not published: %s (the device will "
             "send seq %" PRIu64 " again and be acked then)", r->device, r->acked_through,
             rc == -ENOTCONN ? "not connected to the broker"
@@ -172,14 +190,17 @@ static void on_event(void *ctx, const struct et_mqtt_event *ev)
 
     switch (ev->type) {
     case ET_MQTT_CONNECTED:
+        a->health.mqtt_connected = true;
         et_info("mqtt", "connected to %s:%d; subscribed to %s, %s and %s", a->cfg.mqtt.host,
                 a->cfg.mqtt.port, a->sub_telemetry, a->sub_status, a->sub_report);
         break;
     case ET_MQTT_DISCONNECTED:
+        a->health.mqtt_connected = false;
         et_warn("mqtt", "broker %s:%d: %s (reconnecting)", a->cfg.mqtt.host,
                 a->cfg.mqtt.port, ev->reason ? ev->reason : "disconnected");
         break;
     case ET_MQTT_MESSAGE:
+        a->health.messages++;
         /* Finish the message in hand, take no new one after a signal. */
         if (!stop_requested(a))
             on_message(a, ev);
@@ -188,6 +209,7 @@ static void on_event(void *ctx, const struct et_mqtt_event *ev)
         break;
     case ET_MQTT_PUBLISH_FAILED:
         a->acks_failed++;
+        a->health.publish_failed++;
         et_debug("mqtt", "publish %d (an ack or a config) failed: %s", ev->token,
                  ev->reason ? ev->reason : "unknown reason");
         break;
@@ -365,7 +387,10 @@ static int run(struct aggregator *a)
             et_mqtt_dispatch(a->mqtt, on_event, a);
             if (grouped) {
                 size_t held = 0;
+                double t0 = mono_s();
                 int rc = et_ingest_group_end(a->ingest, publish_ack, a, &held);
+
+                et_web_health_commit(&a->health, mono_s() - t0);
 
                 /* A failing store is said by ingest, once, not once a burst. */
                 if (rc && held)
@@ -374,6 +399,9 @@ static int run(struct aggregator *a)
                              rc == -ECANCELED ? "a write failed" : strerror(-rc));
             }
         }
+        a->health.ingest = *et_ingest_stats(a->ingest);
+        a->health.relay = *et_config_relay_stats(a->relay);
+        et_agg_http_publish(a->http, &a->health);
     }
     return 0;
 }
@@ -466,6 +494,10 @@ int main(int argc, char **argv)
         et_error("main", "cannot set up the config relay: %s", strerror(-rc));
         goto out;
     }
+    a.health.started_ms = wall_ms();
+    rc = et_agg_http_start(&a.http, &a.cfg);
+    if (rc < 0)
+        goto out;
     rc = setup_mqtt(&a);
     if (rc < 0)
         goto out;
@@ -479,6 +511,7 @@ int main(int argc, char **argv)
         status = 0;
     log_stats(&a, "since the last summary");
 out:
+    et_agg_http_stop(a.http);
     et_mqtt_destroy(a.mqtt, STOP_DISCONNECT_MS);
     et_config_relay_destroy(a.relay);
     et_ingest_destroy(a.ingest);

@@ -4,6 +4,7 @@
  *   store_sqlite_writer.c  the writer (store_writer.h)
  *   store_sqlite_reader.c  the reader (store_reader.h)
  *   store_sqlite_config.c  the config part (store_config.h)
+ *   store_sqlite_view.c    the reader's calls for the web view (store_reader.h)
  * Private to et_store.
  */
 #ifndef EDGETEL_STORE_SQLITE_H
@@ -68,6 +69,10 @@ enum store_reader_stmt {
     SR_AFTER,
     SR_LAST_ID,
     SR_QUARANTINED,
+    SR_METRIC_LIST,     /* the web view's reads: store_sqlite_view.c */
+    SR_SERIES,
+    SR_COUNTS_BY_TIME,
+    SR_COUNTS_BY_ID,
     SR_COUNT
 };
 
@@ -111,6 +116,18 @@ extern const struct et_store_writer_ops store_sqlite_writer_ops;
 extern const struct et_store_reader_ops store_sqlite_reader_ops;
 extern const struct et_store_config_ops store_sqlite_config_ops;
 extern const struct et_store_copy_ops store_sqlite_copy_ops;
+
+/* A row of id, device, name, unit, samples, first and last ts, tags into an
+ * et_store_metric for rows->cb.metric (store_sqlite_reader.c). */
+int store_sqlite_metric_row(void *ctx, sqlite3_stmt *st);
+
+/* The reader's calls for the web view (store_sqlite_view.c), in its ops table. */
+int store_sqlite_metric_list(struct et_store_reader *r, const char *device,
+                             et_store_metric_cb cb, void *ctx);
+int store_sqlite_series(struct et_store_reader *r, const struct et_store_series_query *q,
+                        et_store_bucket_cb cb, void *ctx);
+int store_sqlite_device_counts(struct et_store_reader *r, int64_t since_ms, int64_t after_id,
+                               int64_t through_id, et_store_count_cb cb, void *ctx);
 
 /*
  * One value for a statement's next parameter. Built with the STORE_* macros
@@ -166,6 +183,8 @@ struct store_rows {
         et_store_device_config_cb device_config;
         et_store_config_report_cb report;
         et_store_quarantined_cb quarantined;
+        et_store_bucket_cb bucket;
+        et_store_count_cb count;
     } cb;
     void *ctx;
     bool stopped;

@@ -105,7 +105,7 @@ static int sqlite_devices(struct et_store_reader *r, const char *only, et_store_
                     device_row, &rows);
 }
 
-static int metric_row(void *ctx, sqlite3_stmt *st)
+int store_sqlite_metric_row(void *ctx, sqlite3_stmt *st)
 {
     struct store_rows *rows = ctx;
     struct et_store_metric m = {
@@ -128,7 +128,7 @@ static int sqlite_metrics(struct et_store_reader *r, const char *device, et_stor
     struct store_rows rows = { .cb.metric = cb, .ctx = ctx };
 
     return each_row(r, SR_METRICS, "listing metrics", STORE_ARGS(STORE_TEXT(device)),
-                    metric_row, &rows);
+                    store_sqlite_metric_row, &rows);
 }
 
 /* A row of SAMPLE_COLUMNS. */
@@ -250,4 +250,7 @@ const struct et_store_reader_ops store_sqlite_reader_ops = {
     .samples_after = sqlite_samples_after,
     .last_sample_id = sqlite_last_sample_id,
     .quarantined = sqlite_quarantined,
+    .metric_list = store_sqlite_metric_list,
+    .series = store_sqlite_series,
+    .device_counts = store_sqlite_device_counts,
 };

@@ -9,7 +9,9 @@
  *   edgetelctl keys init [--dir DIR]         the operator's signing key pair (keys.c)
  *   edgetelctl config push|status|sign ...   signed configs for the boards (config_cmd.c)
  *   edgetelctl ca init|issue|revoke|crl|list the fleet CA (ca_cmd.c)
- *   edgetelctl store copy FROM TO            one store into another (store_cmd.c)
+ *   edgetelctl ca serve --config FILE        its issuer: CSRs over MQTT (ca_serve.c)
+ *   edgetelctl provision DEVICE ...          enrollment by claim, first boot (provision.c)
+ *   edgetelctl store copy|upkeep ...         one store into another, partitions (store_cmd.c)
  *
  * Every command that reads the store takes --store STORE (default
  * ET_STORE_DEFAULT_PATH, the aggregator's default [store] path; a
@@ -41,8 +43,9 @@
 #include "edgetel/timefmt.h"
 #include "edgetel/version.h"
 #include "ca_cmd.h"
-#include "store_cmd.h"
+#include "provision.h"
 #include "sign_cmd.h"
+#include "store_cmd.h"
 
 #define PROG "edgetelctl"
 /* Samples read per poll in tail; more wait for the next round at once. */
@@ -147,9 +150,15 @@ static const struct ctl_own_command own_commands[] = {
       "                           now what aggregators do every 10 minutes: partitions\n"
       "                           made ahead, days older than DUR dropped (PostgreSQL)" },
     { "ca", et_ctl_ca_main,
-      "ca init|issue|revoke|crl|list [--dir D] ...\n"
+      "ca init|issue|revoke|crl|list|serve [--dir D] ...\n"
       "                           the fleet CA: certificates for the broker, the\n"
-      "                           aggregators and the devices, the CRL (ca --help)" },
+      "                           aggregators and the devices, the CRL, the issuer\n"
+      "                           that signs the devices' CSRs (ca --help)" },
+    { "provision", et_ctl_provision_main,
+      "provision DEVICE [--boot DIR --broker HOST[:PORT]] ...\n"
+      "                           register a device for enrollment by claim; with --boot,\n"
+      "                           write what its SD card's boot partition needs\n"
+      "                           (provision --help)" },
 };
 #define N_OWN_COMMANDS (sizeof(own_commands) / sizeof(own_commands[0]))
 

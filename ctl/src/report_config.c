@@ -97,13 +97,8 @@ static const char *state_of(const struct config_row *row, uint64_t desired)
 {
     uint64_t running;
 
-    if (!desired)
-        return "-";
     running_of(row, &running);
-    if (running >= desired)
-        return "up to date";
-    return et_config_behind(desired, running, row->has_report ? &row->report : NULL)
-               ? "pending" : "refused";
+    return et_config_state(desired, running, row->has_report ? &row->report : NULL);
 }
 
 static const char *const status_headers[] = {

@@ -163,6 +163,47 @@ static void test_errors(void **state)
                  "seconds)");
 }
 
+/* [http]: the web view; anywhere but loopback it needs TLS and the token. */
+static void test_http(void **state)
+{
+    struct et_agg_config c;
+    char err[512] = "";
+
+    assert_int_equal(et_agg_config_parse("[mqtt]\nhost = h\n" TLS_KEYS, "agg.conf", &c, err,
+                                         sizeof(err)), 0);
+    assert_false(c.http.enabled);
+    assert_string_equal(c.http.address, "127.0.0.1");
+    assert_int_equal(c.http.port, 8080);
+    assert_int_equal(c.http.max_connections, 32);
+    et_agg_config_free(&c);
+    assert_int_equal(et_agg_config_parse("[mqtt]\nhost = h\n" TLS_KEYS
+                                         "[http]\nenabled = true\naddress = ::1\nport = 0\n",
+                                         "agg.conf", &c, err, sizeof(err)), 0);
+    et_agg_config_free(&c);
+    assert_error("[mqtt]\nhost = h\n" TLS_KEYS "[http]\nenabled = true\naddress = 0.0.0.0\n",
+                 "agg.conf:8: [http] address 0.0.0.0 is not loopback: set tls_cert, tls_key and "
+                 "token_file, so the fleet's data and the token never cross the network in the "
+                 "clear nor to anyone");
+    assert_error("[mqtt]\nhost = h\n" TLS_KEYS "[http]\nenabled = true\naddress = 10.0.0.1\n"
+                 "tls_cert = /c.pem\ntls_key = /k.pem\n",
+                 "agg.conf:8: [http] address 10.0.0.1 is not loopback: ...");
+    assert_error("[mqtt]\nhost = h\n" TLS_KEYS "[http]\nenabled = true\ntls_cert = /c.pem\n",
+                 "agg.conf:8: [http] tls_cert and tls_key go together");
+    assert_error("[mqtt]\nhost = h\n" TLS_KEYS "[http]\nenabled = true\naddress = localhost\n",
+                 "agg.conf:8: [http] address \"localhost\": expected a numeric IPv4 or IPv6 "
+                 "address (127.0.0.1, ::1, 0.0.0.0)");
+    assert_int_equal(et_agg_config_parse("[mqtt]\nhost = h\n" TLS_KEYS
+                                         "[http]\nenabled = true\naddress = 0.0.0.0\n"
+                                         "tls_cert = /c.pem\ntls_key = /k.pem\n"
+                                         "token_file = /t\n", "agg.conf", &c, err,
+                                         sizeof(err)), 0);
+    et_agg_config_free(&c);
+    assert_true(et_agg_http_loopback("127.1.2.3"));
+    assert_true(et_agg_http_loopback("::1"));
+    assert_false(et_agg_http_loopback("::"));
+    assert_false(et_agg_http_loopback("128.0.0.1"));
+}
+
 static void test_store_type(void **state)
 {
     struct et_agg_config c;
@@ -213,6 +254,7 @@ int main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_every_key),
         cmocka_unit_test(test_insecure_needs_no_keys),
+        cmocka_unit_test(test_http),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_store_type),
         cmocka_unit_test(test_load_file),

@@ -16,6 +16,11 @@
  *                retention [0: keep all] (postgresql)
  *   [budget]     per device (edgetel/budget.h): samples_per_s [5000],
  *                sample_burst [200000], bytes_per_s [256k], byte_burst [2M]
+ *   [http]       the web view and /metrics (aggregator/src/http.h): enabled
+ *                [false], address [127.0.0.1], port [8080], tls_cert,
+ *                tls_key, token_file (all three required on an address
+ *                that is not loopback), max_connections [32], max_points
+ *                [5000], dygraphs_dir [/usr/share/javascript/dygraphs]
  */
 #ifndef EDGETEL_AGG_CONFIG_H
 #define EDGETEL_AGG_CONFIG_H
@@ -55,7 +60,23 @@ struct et_agg_config {
 
     /* [budget]: each device's, for et_ingest_set_budget() */
     struct et_budget_cfg budget;
+
+    /* [http]: the web view and Prometheus /metrics (http.h) */
+    struct et_agg_http_cfg {
+        bool enabled;
+        char *address;        /* numeric IPv4 or IPv6 */
+        int port;             /* 0: any free port, said in the log */
+        char *tls_cert;       /* PEM files; both or neither */
+        char *tls_key;
+        char *token_file;     /* the operator token: Authorization: Bearer */
+        uint32_t max_connections;
+        uint32_t max_points;  /* buckets of one plotted series */
+        char *dygraphs_dir;
+    } http;
 };
+
+/** Whether a numeric address is loopback (127.0.0.0/8, ::1). */
+bool et_agg_http_loopback(const char *address);
 
 /* The [store] type names, NULL-terminated; store_type indexes it. */
 extern const char *const et_agg_store_types[];

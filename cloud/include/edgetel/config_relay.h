@@ -100,6 +100,16 @@ bool et_config_behind(uint64_t desired, uint64_t running,
                       const struct et_store_config_report *rep);
 
 /**
+ * Where a device that runs running stands with its desired version
+ * desired, for a person: "-" (no desired config), "up to date",
+ * "pending" (to be sent, or on its way) or "refused" (its latest report
+ * rejected or reverted that very version). edgetelctl config status and
+ * the web view say the same.
+ */
+const char *et_config_state(uint64_t desired, uint64_t running,
+                            const struct et_store_config_report *rep);
+
+/**
  * A device's groups as the store keeps them: each a name as a device id
  * is (et_device_id_valid), at most ET_STORE_CONFIG_GROUPS_MAX, sorted,
  * repeats dropped, joined with ',' into out (ET_STORE_CONFIG_GROUPS_TEXT_MAX

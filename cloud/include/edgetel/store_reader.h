@@ -19,6 +19,43 @@
 
 #include "edgetel/store.h"
 
+/*
+ * One metric's samples over [since_ms, until_ms) in buckets of bucket_ms:
+ * bucket k holds the samples with since_ms + k * bucket_ms <= ts_ms <
+ * since_ms + (k + 1) * bucket_ms. A plot asks for a bounded number of
+ * buckets rather than for every sample.
+ */
+struct et_store_series_query {
+    const char *device;
+    const char *metric;
+    int64_t since_ms;          /* inclusive */
+    int64_t until_ms;          /* exclusive; above since_ms */
+    int64_t bucket_ms;         /* at least 1 */
+};
+
+/* One bucket of a series: only buckets that hold samples come out. */
+struct et_store_bucket {
+    int64_t index;             /* k above */
+    uint64_t samples;          /* every sample in it, strings included */
+    uint64_t values;           /* of which have a number (f64 but NaN, i64, bool as 0/1) */
+    double min, avg, max;      /* of those numbers; 0 when values is 0 */
+    bool avg_known;            /* false when the numbers have no mean (+inf with -inf) */
+    int64_t first_ts_ms;       /* its earliest and latest sample */
+    int64_t last_ts_ms;
+    uint64_t unsynced;         /* samples by time quality (store.h, et_time_quality): */
+    uint64_t corrected;        /* re-timed once the clock was known */
+    uint64_t uncorrectable;    /* a boot that never synchronised */
+};
+
+/* Samples of one device, from et_store_device_counts(). */
+struct et_store_count {
+    const char *device;        /* valid during the callback */
+    uint64_t samples;
+};
+
+typedef int (*et_store_bucket_cb)(void *ctx, const struct et_store_bucket *b);
+typedef int (*et_store_count_cb)(void *ctx, const struct et_store_count *c);
+
 struct et_store_reader_ops {
     int (*devices)(struct et_store_reader *r, const char *only, et_store_device_cb cb,
                    void *ctx);
@@ -31,6 +68,13 @@ struct et_store_reader_ops {
     int (*last_sample_id)(struct et_store_reader *r, int64_t *id);
     int (*quarantined)(struct et_store_reader *r, const char *device,
                        et_store_quarantined_cb cb, void *ctx);
+    /* The web view's reads (issue 15); see the calls below. */
+    int (*metric_list)(struct et_store_reader *r, const char *device, et_store_metric_cb cb,
+                       void *ctx);
+    int (*series)(struct et_store_reader *r, const struct et_store_series_query *q,
+                  et_store_bucket_cb cb, void *ctx);
+    int (*device_counts)(struct et_store_reader *r, int64_t since_ms, int64_t after_id,
+                         int64_t through_id, et_store_count_cb cb, void *ctx);
 };
 
 /* A backend's reader starts with this; et_store_reader() hands it out. */
@@ -88,6 +132,44 @@ static inline int et_store_quarantined(struct et_store_reader *r, const char *de
                                        et_store_quarantined_cb cb, void *ctx)
 {
     return r->ops->quarantined(r, device, cb, ctx);
+}
+
+/**
+ * The metrics of one device ordered by name, as et_store_metrics() gives
+ * them but without counting their samples (m->samples is 0): first_ts_ms
+ * and last_ts_ms come from the index, so the call costs the same for a
+ * metric of a year as of a minute. 0 and 0 when it has no samples.
+ */
+static inline int et_store_metric_list(struct et_store_reader *r, const char *device,
+                                       et_store_metric_cb cb, void *ctx)
+{
+    return r->ops->metric_list(r, device, cb, ctx);
+}
+
+/**
+ * The buckets of q that hold samples, in increasing index. A metric the
+ * device does not have gives none. Reads every sample in the range once.
+ */
+static inline int et_store_series(struct et_store_reader *r,
+                                  const struct et_store_series_query *q,
+                                  et_store_bucket_cb cb, void *ctx)
+{
+    return r->ops->series(r, q, cb, ctx);
+}
+
+/**
+ * For each device with any, how many samples with ts_ms >= since_ms and
+ * after_id < id <= through_id the store holds, in no particular order.
+ * With after_id 0 the read goes by time (the samples since since_ms of
+ * every metric); otherwise by id (the samples stored since after_id), so
+ * a caller that keeps counts goes on from the last id it counted
+ * (et_store_last_sample_id()) at the cost of the new rows only.
+ */
+static inline int et_store_device_counts(struct et_store_reader *r, int64_t since_ms,
+                                         int64_t after_id, int64_t through_id,
+                                         et_store_count_cb cb, void *ctx)
+{
+    return r->ops->device_counts(r, since_ms, after_id, through_id, cb, ctx);
 }
 
 #endif

@@ -1,0 +1,23 @@
+# Turn the pages in web/www/ into one C file (the build tree's
+# web_assets.c) so that the aggregator serves them without installing
+# anything beside it. Run by web/CMakeLists.txt with -DOUT=... -DFILES=a|b|...
+string(REPLACE "|" ";" FILES "${FILES}")
+set(body "/* Made by web/embed.cmake from web/www/: do not edit. */\n#include <stddef.h>\n\n")
+string(APPEND body "struct web_file {\n    const char *name;\n    const unsigned char *data;\n    size_t len;\n};\n\n")
+set(table "")
+set(i 0)
+foreach(f ${FILES})
+  get_filename_component(name ${f} NAME)
+  file(READ ${f} hex HEX)
+  string(LENGTH "${hex}" hexlen)
+  math(EXPR len "${hexlen} / 2")
+  string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," bytes "${hex}")
+  string(REGEX REPLACE "((0x[0-9a-f][0-9a-f],){16})" "\\1\n" bytes "${bytes}")
+  string(APPEND body "static const unsigned char file${i}[] = {\n${bytes}0 };\n")
+  string(APPEND table "    { \"${name}\", file${i}, ${len} },\n")
+  math(EXPR i "${i} + 1")
+endforeach()
+string(APPEND body "\nconst struct web_file web_files[] = {\n${table}};\n")
+string(APPEND body "const size_t web_n_files = ${i};\n")
+file(WRITE ${OUT}.tmp "${body}")
+file(RENAME ${OUT}.tmp ${OUT})

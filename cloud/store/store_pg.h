@@ -3,7 +3,10 @@
  * instances on one database. Shared by its files:
  *   store_pg_open.c       connecting, schema, versions, migrations, closing
  *   store_pg_part.c       samples' daily partitions: made ahead, dropped by retention
- *   store_pg_writer.c     the writer (store_writer.h)
+ *   store_pg_writer.c     the writer (store_writer.h): transactions, devices,
+ *                         metrics, batches, samples
+ *   store_pg_stream.c     the writer's streams and their cumulative acks
+ *   store_pg_retime.c     the writer's storage for re-timing (clocks, samples to re-time)
  *   store_pg_commit.c     what the writer keeps for the commit, and writing it
  *   store_pg_cache.c      the metrics and devices a writer knows
  *   store_pg_reader.c     the reader (store_reader.h)
@@ -23,6 +26,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #include <libpq-fe.h>
 
@@ -44,7 +49,8 @@
 
 /* The parts whose statements are prepared on the connection. */
 enum store_pg_part {
-    PG_PART_WRITER, PG_PART_READER, PG_PART_CONFIG, PG_PART_COMMIT, PG_PART_COUNT
+    PG_PART_WRITER, PG_PART_READER, PG_PART_CONFIG, PG_PART_COMMIT, PG_PART_STREAM,
+    PG_PART_RETIME, PG_PART_COUNT
 };
 #define STORE_PG_STMTS_MAX 48
 
@@ -213,6 +219,9 @@ double pg_col_f64(const PGresult *res, int row, int col);         /* NaN, Infini
 /* The value of v->type from the columns v_f64, v_i64, v_bool, v_str at col.. */
 void pg_col_value(const PGresult *res, int row, int col, struct et_store_value *v);
 
+/* A timestamptz column (or expression) as bigint milliseconds since the epoch, in SQL. */
+#define PG_MS_OF(col) "(extract(epoch FROM " col ") * 1000)::bigint"
+
 /* Milliseconds since the epoch as the text a timestamptz parameter takes. */
 void pg_ms_text(int64_t ms, char *out, size_t len);
 
@@ -255,7 +264,39 @@ int store_pg_flush_batches(struct store_pg *pg);
 /* Everything kept, before the COMMIT. */
 int store_pg_flush(struct store_pg *pg);
 
+/* The store of a writer, reader or config part handed out by et_store. */
+static inline struct store_pg *store_pg_of_writer(struct et_store_writer *w)
+{
+    return (struct store_pg *)((char *)w - offsetof(struct store_pg, writer));
+}
+
+static inline struct store_pg *store_pg_of_reader(struct et_store_reader *r)
+{
+    return (struct store_pg *)((char *)r - offsetof(struct store_pg, reader));
+}
+
+/* "a\nb": the key of a kept answer about a device's stream or boot. */
+static inline void store_pg_key(char *out, size_t len, const char *a, const char *b)
+{
+    snprintf(out, len, "%s\n%s", a, b ? b : "");
+}
+
+/* How many rows a command changed. */
+static inline int store_pg_changes(const PGresult *res)
+{
+    return atoi(PQcmdTuples((PGresult *)res));
+}
+
 /* ---- store_pg_writer.c ---- */
+
+/*
+ * A call that buffers, made outside a transaction, stands alone
+ * (store_writer.h): solo_begin gives it one of its own (*own), solo_end
+ * commits it, or rolls it back when ret < 0, and returns ret or the
+ * commit's failure.
+ */
+int store_pg_solo_begin(struct store_pg *pg, bool *own);
+int store_pg_solo_end(struct store_pg *pg, bool own, int ret);
 
 /* Drop what the writer's transaction buffered (rollback, close). */
 void store_pg_writer_forget(struct store_pg *pg);
@@ -265,5 +306,29 @@ void store_pg_writer_free(struct store_pg *pg);
  * open transaction when it has any (after a Status); -ENOENT otherwise. */
 int store_pg_device_config(struct store_pg *pg, const char *device, const char *groups,
                            uint64_t running_version);
+
+/* ---- store_pg_stream.c, store_pg_retime.c: the writer's other calls ---- */
+
+int store_pg_ack_get(struct et_store_writer *w, const char *device, const char *stream,
+                     uint64_t *acked_through);
+int store_pg_ack_set(struct et_store_writer *w, const char *device, const char *stream,
+                     uint64_t acked_through);
+int store_pg_seqs_after(struct et_store_writer *w, const char *device, const char *stream,
+                        uint64_t after, uint64_t *seqs, size_t max, size_t *n);
+int store_pg_stream_get(struct et_store_writer *w, const char *device, const char *stream,
+                        struct et_store_stream *out);
+int store_pg_stream_start(struct et_store_writer *w, const char *device, const char *stream,
+                          int64_t now_ms, struct et_store_stream_was *was);
+
+int store_pg_clock_get(struct et_store_writer *w, const char *device,
+                       struct et_store_clock *out);
+int store_pg_clock_set(struct et_store_writer *w, const char *device,
+                       const struct et_store_clock *clk);
+int store_pg_unsynced_samples(struct et_store_writer *w, const char *device,
+                              const char *boot_id_hex, et_store_sample_cb cb, void *ctx);
+int store_pg_sample_time(struct et_store_writer *w, int64_t id, int64_t ts_ms,
+                         enum et_time_quality tq);
+int store_pg_unsynced_done(struct et_store_writer *w, const char *device,
+                           const char *boot_id_hex);
 
 #endif

@@ -158,7 +158,8 @@ int store_pg_flush_samples(struct store_pg *pg)
     return ret;
 }
 
-/* A numeric or boolean field of n structs as an array literal. */static void int_array(struct pg_buf *b, const void *base, size_t n, size_t stride, size_t off,
+/* A numeric or boolean field of n structs as an array literal. */
+static void int_array(struct pg_buf *b, const void *base, size_t n, size_t stride, size_t off,
                       int kind)
 {
     char num[32];

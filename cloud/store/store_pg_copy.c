@@ -8,8 +8,6 @@
 #include <errno.h>
 #include <stdio.h>
 
-#define MS_OF(col) "(extract(epoch FROM " col ") * 1000)::bigint"
-
 /* sql with p; each row to row(ctx, res, i) until it returns non-zero. */
 static int each(struct store_pg *pg, const char *sql, const struct pg_params *p,
                 int (*row)(void *ctx, const PGresult *res, int i), void *ctx, const char *what)
@@ -121,7 +119,7 @@ static int copy_batch_samples(struct et_store *s, const struct et_store_batch *b
     pg_int(&p, b->last_sample_id);
     pg_u64(&p, b->seq);
     return each((struct store_pg *)s,
-                "SELECT id, metric_id, " MS_OF("ts") ", mono_ms, vtype, v_f64, v_i64, v_bool,"
+                "SELECT id, metric_id, " PG_MS_OF("ts") ", mono_ms, vtype, v_f64, v_i64, v_bool,"
                 " v_str, time_quality, seq FROM samples"
                 " WHERE id BETWEEN $2 AND $3 AND seq = $4"
                 " AND metric_id IN (SELECT id FROM metrics WHERE device = $1) ORDER BY id",

@@ -17,10 +17,9 @@
 #include <math.h>
 #include <stdlib.h>
 
-#define MS_OF(col) "(extract(epoch FROM " col ") * 1000)::bigint"
 #define HORIZON "(pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 24)"
 #define SAMPLE_COLUMNS \
-    "s.id, s.metric_id, m.device, m.name, m.unit, " MS_OF("s.ts") ", s.mono_ms, s.vtype," \
+    "s.id, s.metric_id, m.device, m.name, m.unit, " PG_MS_OF("s.ts") ", s.mono_ms, s.vtype," \
     " s.v_f64, s.v_i64, s.v_bool, s.v_str, s.time_quality, s.seq"
 
 enum reader_stmt { R_DEVICES, R_METRICS, R_QUERY, R_AFTER, R_LAST_ID, R_QUARANTINED, R_COUNT };
@@ -35,8 +34,8 @@ static const char *const reader_sql[R_COUNT] = {
         " FROM devices d LEFT JOIN streams s ON s.device = d.id AND s.stream = d.stream"
         " WHERE ($1::text IS NULL OR d.id = $1) ORDER BY d.id",
     [R_METRICS] =
-        "SELECT m.id, m.device, m.name, m.unit, COUNT(s.id), " MS_OF("MIN(s.ts)") ","
-        " " MS_OF("MAX(s.ts)") ", m.tags"
+        "SELECT m.id, m.device, m.name, m.unit, COUNT(s.id), " PG_MS_OF("MIN(s.ts)") ","
+        " " PG_MS_OF("MAX(s.ts)") ", m.tags"
         " FROM metrics m LEFT JOIN samples s ON s.metric_id = m.id"
         " WHERE m.device = $1 GROUP BY m.id ORDER BY m.name",
     [R_QUERY] =
@@ -53,15 +52,10 @@ static const char *const reader_sql[R_COUNT] = {
         " WHERE ($1::text IS NULL OR device = $1) ORDER BY received_ms, device, stream, seq",
 };
 
-static struct store_pg *of_reader(struct et_store_reader *r)
-{
-    return (struct store_pg *)((char *)r - offsetof(struct store_pg, reader));
-}
-
 static int query(struct et_store_reader *r, enum reader_stmt id, const struct pg_params *p,
                  PGresult **res, const char *what)
 {
-    return store_pg_run(of_reader(r), PG_PART_READER, id, reader_sql[id], p, res, what);
+    return store_pg_run(store_pg_of_reader(r), PG_PART_READER, id, reader_sql[id], p, res, what);
 }
 
 static int pg_devices(struct et_store_reader *r, const char *only, et_store_device_cb cb,

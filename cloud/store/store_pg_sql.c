@@ -196,7 +196,10 @@ static int result_ret(struct store_pg *pg, PGresult *r, const char *what)
 int store_pg_run(struct store_pg *pg, enum store_pg_part part, int id, const char *sql,
                  const struct pg_params *p, PGresult **res, const char *what)
 {
-    static const char prefix[PG_PART_COUNT] = { 'w', 'r', 'c', 'k' };
+    static const char prefix[PG_PART_COUNT] = {
+        [PG_PART_WRITER] = 'w', [PG_PART_READER] = 'r', [PG_PART_CONFIG] = 'c',
+        [PG_PART_COMMIT] = 'k', [PG_PART_STREAM] = 's', [PG_PART_RETIME] = 't',
+    };
     const struct pg_params none = { .n = 0 };
     char name[16];
     PGresult *r;

@@ -1,6 +1,8 @@
 /*
  * The PostgreSQL store's writer: store_writer.h in SQL, for several
  * aggregator instances writing one database at once (READ COMMITTED).
+ * Here: transactions, devices, metrics, batches and samples; streams and
+ * their acks are store_pg_stream.c's, re-timing's storage store_pg_retime.c's.
  *
  * What is written at once, what waits for the commit, and why:
  *   - The batch row (the claim on (device, stream, seq)), new devices,
@@ -45,29 +47,10 @@ enum writer_stmt {
     W_METRIC_UNIT,
     W_METRIC_TAGS,
     W_BATCH_INSERT,
-    W_ACK_GET,
-    W_SEQS_AFTER,
-    W_CLOCK_GET,
-    W_UNSYNCED_SAMPLES,
-    W_SAMPLE_TIME,
-    W_UNSYNCED_DONE,
-    W_STREAM_GET,
-    W_STREAM_CURRENT,
-    W_STREAM_INSERT,
-    W_STREAM_MAKE_CURRENT,
     W_QUARANTINE,
     W_XID,
-    W_ACK_SEQS,
     W_COUNT
 };
-
-/* Seqs read with a stream's ack (ET_ACK_SCAN_SEQS, a page of ack.c's walk). */
-#define STORE_PG_ACK_SEQS 512
-#define STORE_PG_ACK_SEQS_TEXT "512"
-
-/* The epoch in ms as a timestamptz expression of parameter $N (bigint ms). */
-#define TS_OF(n) "('epoch'::timestamptz + $" #n "::bigint * interval '1 millisecond')"
-#define MS_OF(col) "(extract(epoch FROM " col ") * 1000)::bigint"
 
 static const char *const writer_sql[W_COUNT] = {
     [W_BATCH_SEEN] =
@@ -88,69 +71,16 @@ static const char *const writer_sql[W_COUNT] = {
         " time_quality, first_sample_id, last_sample_id, unsynced, stream)"
         " VALUES ($1, $2, $3, $4, $5::int::boolean, $6, $7, $8, $9, $10, $11)"
         " ON CONFLICT (device, stream, seq) DO NOTHING",
-    [W_ACK_GET] = "SELECT acked_through FROM streams WHERE device = $1 AND stream = $2",
-    [W_SEQS_AFTER] =
-        "SELECT seq FROM batches WHERE device = $1 AND stream = $2 AND seq > $3"
-        " UNION ALL SELECT seq FROM quarantine WHERE device = $1 AND stream = $2 AND seq > $3"
-        " ORDER BY seq LIMIT $4",
-    [W_CLOCK_GET] = "SELECT clock_boot, clock_wall_ms, clock_mono_ms FROM devices WHERE id = $1",
-    /* Only batches still waiting are in the partial index batches_unsynced;
-     * a batch's rows are its id range, checked by seq and the device's
-     * metrics. */
-    [W_UNSYNCED_SAMPLES] =
-        "SELECT s.id, s.metric_id, " MS_OF("s.ts") ", s.mono_ms, s.time_quality, s.seq"
-        " FROM batches b JOIN samples s"
-        "  ON s.id BETWEEN b.first_sample_id AND b.last_sample_id AND s.seq = b.seq"
-        " WHERE b.device = $1 AND b.boot_id = $2 AND b.unsynced > 0"
-        "  AND s.metric_id IN (SELECT id FROM metrics WHERE device = $1)",
-    /* A new time may move the row to another day's partition. */
-    [W_SAMPLE_TIME] =
-        "UPDATE samples SET ts = " TS_OF(2) ", time_quality = $3 WHERE id = $1",
-    [W_UNSYNCED_DONE] =
-        "UPDATE batches SET unsynced = 0 WHERE device = $1 AND boot_id = $2 AND unsynced > 0",
-    [W_STREAM_GET] =
-        "SELECT started_ms, acked_through,"
-        " (SELECT MAX(seq) FROM batches WHERE device = $1 AND stream = $2),"
-        " (SELECT received_ms FROM batches WHERE device = $1 AND stream = $2"
-        "  ORDER BY seq DESC LIMIT 1)"
-        " FROM streams WHERE device = $1 AND stream = $2",
-    [W_STREAM_CURRENT] =
-        "SELECT d.stream, s.acked_through FROM devices d"
-        " JOIN streams s ON s.device = d.id AND s.stream = d.stream WHERE d.id = $1",
-    [W_STREAM_INSERT] =
-        "INSERT INTO streams (device, stream, started_ms) VALUES ($1, $2, $3)"
-        " ON CONFLICT (device, stream) DO NOTHING",
-    [W_STREAM_MAKE_CURRENT] = "UPDATE devices SET stream = $2 WHERE id = $1",
     [W_QUARANTINE] =
         "INSERT INTO quarantine (device, stream, seq, received_ms, n_samples, reason, payload)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (device, stream, seq) DO NOTHING",
     [W_XID] = "SELECT pg_current_xact_id()::text::bigint",
-    /* The ack and the first seqs above it (W_SEQS_AFTER's), in one. */
-    [W_ACK_SEQS] =
-        "SELECT s.acked_through, ARRAY(SELECT x.seq FROM ("
-        "  SELECT seq FROM batches WHERE device = $1 AND stream = $2 AND seq > s.acked_through"
-        "  UNION ALL SELECT seq FROM quarantine WHERE device = $1 AND stream = $2"
-        "  AND seq > s.acked_through) x ORDER BY x.seq LIMIT " STORE_PG_ACK_SEQS_TEXT ")::text"
-        " FROM streams s WHERE s.device = $1 AND s.stream = $2",
 };
-
-/* ---- what waits for the commit -------------------------------------------- */
-
-static struct store_pg *of_writer(struct et_store_writer *w)
-{
-    return (struct store_pg *)((char *)w - offsetof(struct store_pg, writer));
-}
 
 static int run(struct store_pg *pg, enum writer_stmt id, const struct pg_params *p,
                PGresult **res, const char *what)
 {
     return store_pg_run(pg, PG_PART_WRITER, id, writer_sql[id], p, res, what);
-}
-
-/* How many rows a command changed. */
-static int changes(const PGresult *res)
-{
-    return atoi(PQcmdTuples((PGresult *)res));
 }
 
 /* ---- transactions ------------------------------------------------------- */
@@ -195,7 +125,7 @@ static int reconnect(struct store_pg *pg)
 
 static int pg_begin(struct et_store_writer *w)
 {
-    struct store_pg *pg = of_writer(w);
+    struct store_pg *pg = store_pg_of_writer(w);
     int ret;
 
     if (pg->in_tx)
@@ -212,7 +142,7 @@ static int pg_begin(struct et_store_writer *w)
 
 static int pg_rollback(struct et_store_writer *w)
 {
-    struct store_pg *pg = of_writer(w);
+    struct store_pg *pg = store_pg_of_writer(w);
 
     if (!pg->in_tx)
         return 0;
@@ -227,7 +157,7 @@ static int pg_rollback(struct et_store_writer *w)
 
 static int pg_commit(struct et_store_writer *w)
 {
-    struct store_pg *pg = of_writer(w);
+    struct store_pg *pg = store_pg_of_writer(w);
     int ret;
 
     if (!pg->in_tx)
@@ -243,17 +173,14 @@ static int pg_commit(struct et_store_writer *w)
     return 0;
 }
 
-/*
- * A call that buffers, made outside a transaction, stands alone
- * (store_writer.h): it gets one of its own.
- */
-static int solo_begin(struct store_pg *pg, bool *own)
+/* A call that buffers, made outside a transaction, gets one of its own (store_pg.h). */
+int store_pg_solo_begin(struct store_pg *pg, bool *own)
 {
     *own = !pg->in_tx;
     return *own ? pg_begin(&pg->writer) : 0;
 }
 
-static int solo_end(struct store_pg *pg, bool own, int ret)
+int store_pg_solo_end(struct store_pg *pg, bool own, int ret)
 {
     if (!own)
         return ret;
@@ -282,7 +209,7 @@ static int device_ensure(struct store_pg *pg, const char *device, int64_t now_ms
     pg_int(&p, now_ms);
     ret = run(pg, W_DEVICE_INSERT, &p, &r, "adding a device");
     if (ret == 0 && created)
-        *created = changes(r) > 0;
+        *created = store_pg_changes(r) > 0;
     if (ret == 0)
         store_pg_metric_add(pg, device, "", "", NULL, 0);
     PQclear(r);
@@ -292,10 +219,10 @@ static int device_ensure(struct store_pg *pg, const char *device, int64_t now_ms
 static int pg_device_seen(struct et_store_writer *w, const char *device, int64_t now_ms,
                           const char *boot_id_hex, uint64_t add_samples, bool *created)
 {
-    struct store_pg *pg = of_writer(w);
+    struct store_pg *pg = store_pg_of_writer(w);
     struct pg_pending_device *d;
     bool own;
-    int ret = solo_begin(pg, &own);
+    int ret = store_pg_solo_begin(pg, &own);
 
     if (ret == 0)
         ret = device_ensure(pg, device, now_ms, created);
@@ -311,19 +238,19 @@ static int pg_device_seen(struct et_store_writer *w, const char *device, int64_t
         if (boot_id_hex && boot_id_hex[0] && d->status)
             snprintf(d->status_boot, sizeof(d->status_boot), "%s", boot_id_hex);
     }
-    return solo_end(pg, own, ret);
+    return store_pg_solo_end(pg, own, ret);
 }
 
 static int pg_device_status(struct et_store_writer *w, const struct et_store_status *in,
                             int64_t now_ms, struct et_store_status_was *was)
 {
-    struct store_pg *pg = of_writer(w);
+    struct store_pg *pg = store_pg_of_writer(w);
     struct et_store_status_was before = { .created = false };
     struct pg_pending_device *d = NULL;
     struct pg_params p = { .n = 0 };
     PGresult *r = NULL;
     bool own;
-    int ret = solo_begin(pg, &own);
+    int ret = store_pg_solo_begin(pg, &own);
 
     if (ret == 0)
         ret = device_ensure(pg, in->device, now_ms, &before.created);
@@ -356,7 +283,7 @@ static int pg_device_status(struct et_store_writer *w, const struct et_store_sta
         if (was)
             *was = before;
     }
-    return solo_end(pg, own, ret);
+    return store_pg_solo_end(pg, own, ret);
 }
 
 /* The config part's device_set, merged into the device's pending row when
@@ -383,7 +310,7 @@ int store_pg_device_config(struct store_pg *pg, const char *device, const char *
 static int pg_metric_id(struct et_store_writer *w, const char *device, const char *name,
                         const char *unit, int64_t *id)
 {
-    struct store_pg *pg = of_writer(w);
+    struct store_pg *pg = store_pg_of_writer(w);
     struct pg_metric_entry *m = store_pg_metric_find(pg, device, name);
     struct pg_params p = { .n = 0 };
     PGresult *r = NULL;
@@ -440,7 +367,7 @@ set_unit:
 
 static int pg_metric_tags(struct et_store_writer *w, int64_t id, const char *tags)
 {
-    struct store_pg *pg = of_writer(w);
+    struct store_pg *pg = store_pg_of_writer(w);
     struct pg_metric_entry *m = store_pg_metric_by_id(pg, id);
     struct pg_params p = { .n = 0 };
     int ret;
@@ -458,7 +385,7 @@ static int pg_metric_tags(struct et_store_writer *w, int64_t id, const char *tag
 static int pg_batch_seen(struct et_store_writer *w, const char *device, const char *stream,
                          uint64_t seq, bool *seen)
 {
-    struct store_pg *pg = of_writer(w);
+    struct store_pg *pg = store_pg_of_writer(w);
     struct pg_params p = { .n = 0 };
     PGresult *r;
     int ret;
@@ -478,7 +405,7 @@ static int pg_batch_seen(struct et_store_writer *w, const char *device, const ch
 
 static int pg_quarantine(struct et_store_writer *w, const struct et_store_quarantined *q)
 {
-    struct store_pg *pg = of_writer(w);
+    struct store_pg *pg = store_pg_of_writer(w);
     struct pg_params p = { .n = 0 };
     bool seen = false;
     PGresult *r;
@@ -500,7 +427,7 @@ static int pg_quarantine(struct et_store_writer *w, const struct et_store_quaran
     pg_blob(&p, q->payload, q->len);
     pg->ack_seqs.valid = false;
     ret = run(pg, W_QUARANTINE, &p, &r, "quarantining a batch");
-    if (ret == 0 && changes(r) == 0)
+    if (ret == 0 && store_pg_changes(r) == 0)
         ret = -EEXIST;
     PQclear(r);
     return ret;
@@ -508,7 +435,7 @@ static int pg_quarantine(struct et_store_writer *w, const struct et_store_quaran
 
 static int pg_insert_batch(struct et_store_writer *w, const struct et_store_batch *b)
 {
-    struct store_pg *pg = of_writer(w);
+    struct store_pg *pg = store_pg_of_writer(w);
     struct pg_params p = { .n = 0 };
     PGresult *r;
     int ret;
@@ -530,7 +457,7 @@ static int pg_insert_batch(struct et_store_writer *w, const struct et_store_batc
     if (b->unsynced_samples)
         pg->unsynced_none = false;
     ret = run(pg, W_BATCH_INSERT, &p, &r, "storing a batch");
-    if (ret == 0 && changes(r) == 0)
+    if (ret == 0 && store_pg_changes(r) == 0)
         ret = -EEXIST;
     /* Its samples may still be buffered: a search for waiting ones sends them first. */
     if (ret == 0 && b->unsynced_samples)
@@ -543,10 +470,10 @@ static int pg_batch_samples(struct et_store_writer *w, const char *device, const
                             uint64_t seq, int64_t first_sample_id, int64_t last_sample_id,
                             uint32_t unsynced_samples)
 {
-    struct store_pg *pg = of_writer(w);
+    struct store_pg *pg = store_pg_of_writer(w);
     struct pg_pending_batch *b;
     bool own;
-    int ret = solo_begin(pg, &own);
+    int ret = store_pg_solo_begin(pg, &own);
 
     if (ret == 0 && !(b = store_pg_grow((void **)&pg->batches, pg->n_batches, &pg->cap_batches,
                                sizeof(*b))))
@@ -564,7 +491,7 @@ static int pg_batch_samples(struct et_store_writer *w, const char *device, const
             pg->unsynced_none = false;
         }
     }
-    return solo_end(pg, own, ret);
+    return store_pg_solo_end(pg, own, ret);
 }
 
 /* The next sample id of the transaction (store_pg.h). */
@@ -596,7 +523,7 @@ static int next_id(struct store_pg *pg, int64_t *id)
 static int pg_insert_sample(struct et_store_writer *w, const struct et_store_sample *smp,
                             int64_t *id)
 {
-    struct store_pg *pg = of_writer(w);
+    struct store_pg *pg = store_pg_of_writer(w);
     int64_t sid = 0;
     bool own;
     int ret;
@@ -605,330 +532,22 @@ static int pg_insert_sample(struct et_store_writer *w, const struct et_store_sam
         return -EINVAL;
     if (smp->seq > ET_STORE_SEQ_MAX)
         return -ERANGE;
-    ret = solo_begin(pg, &own);
+    ret = store_pg_solo_begin(pg, &own);
     if (ret == 0)
         ret = next_id(pg, &sid);
     if (ret < 0)
-        return solo_end(pg, own, ret);
+        return store_pg_solo_end(pg, own, ret);
     store_pg_copy_sample(pg, smp, sid);
     if (pg->copy.failed)
         ret = -ENOMEM;
     if (ret == 0 && id)
         *id = sid;
-    return solo_end(pg, own, ret);
-}
-
-/* ---- the cumulative ack's storage ---------------------------------------- */
-
-/* "device\nstream": the key of a cached answer. */
-static void stream_key(char *out, size_t len, const char *device, const char *stream)
-{
-    snprintf(out, len, "%s\n%s", device, stream ? stream : "");
-}
-
-static int pg_ack_get(struct et_store_writer *w, const char *device, const char *stream,
-                      uint64_t *acked_through)
-{
-    struct store_pg *pg = of_writer(w);
-    struct pg_pending_ack *a = store_pg_pending_ack(pg, device, stream, false);
-    struct pg_params p = { .n = 0 };
-    PGresult *r;
-    uint64_t *seqs;
-    int ret;
-
-    pg_text(&p, device);
-    pg_text(&p, stream);
-    pg->ack_seqs.valid = false;
-    ret = run(pg, W_ACK_SEQS, &p, &r, "reading a stream's ack");
-    if (ret == 0 && PQntuples(r) == 0)
-        ret = -ENOENT;
-    if (ret == 0) {
-        const char *list = pg_col_text(r, 0, 1);
-        size_t n = 0;
-
-        *acked_through = pg_col_u64(r, 0, 0);
-        /* "{5,6,9}": kept for the seqs_after that follows. */
-        seqs = pg->ack_seqs.seqs ? pg->ack_seqs.seqs
-                                 : malloc(STORE_PG_ACK_SEQS * sizeof(*seqs));
-        pg->ack_seqs.seqs = seqs;
-        for (const char *q = list; seqs && *q && n < STORE_PG_ACK_SEQS; q++) {
-            if (*q >= '0' && *q <= '9') {
-                char *end;
-
-                seqs[n++] = strtoull(q, &end, 10);
-                q = end - 1;
-            }
-        }
-        if (seqs) {
-            pg->ack_seqs.n = n;
-            pg->ack_seqs.complete = n < STORE_PG_ACK_SEQS;
-            pg->ack_seqs.base = *acked_through;
-            stream_key(pg->ack_seqs.key, sizeof(pg->ack_seqs.key), device, stream);
-            pg->ack_seqs.valid = true;
-        }
-        if (a && a->ack > *acked_through)
-            *acked_through = a->ack;
-    }
-    PQclear(r);
-    return ret;
-}
-
-static int pg_ack_set(struct et_store_writer *w, const char *device, const char *stream,
-                      uint64_t acked_through)
-{
-    struct store_pg *pg = of_writer(w);
-    struct pg_pending_ack *a;
-    bool own;
-    int ret = solo_begin(pg, &own);
-
-    if (ret == 0 && !(a = store_pg_pending_ack(pg, device, stream, true)))
-        ret = -ENOMEM;
-    if (ret == 0 && acked_through > a->ack)
-        a->ack = acked_through;
-    return solo_end(pg, own, ret);
-}
-
-static int pg_seqs_after(struct et_store_writer *w, const char *device, const char *stream,
-                         uint64_t after, uint64_t *seqs, size_t max, size_t *n)
-{
-    struct store_pg *pg = of_writer(w);
-    struct pg_params p = { .n = 0 };
-    PGresult *r;
-    int ret;
-
-    *n = 0;
-    if (pg->ack_seqs.valid && after >= pg->ack_seqs.base) {
-        char key[128];
-        size_t i = 0;
-
-        stream_key(key, sizeof(key), device, stream);
-        if (strcmp(key, pg->ack_seqs.key) == 0) {
-            while (i < pg->ack_seqs.n && pg->ack_seqs.seqs[i] <= after)
-                i++;
-            for (; i < pg->ack_seqs.n && *n < max; i++)
-                seqs[(*n)++] = pg->ack_seqs.seqs[i];
-            /* Answered when the page is full or nothing lies beyond what was read. */
-            if (*n == max || pg->ack_seqs.complete)
-                return 0;
-            *n = 0;
-        }
-    }
-    pg_text(&p, device);
-    pg_text(&p, stream);
-    pg_u64(&p, after);
-    pg_u64(&p, max);
-    ret = run(pg, W_SEQS_AFTER, &p, &r, "scanning a device's batches");
-    for (int i = 0; ret == 0 && i < PQntuples(r) && (size_t)i < max; i++)
-        seqs[(*n)++] = pg_col_u64(r, i, 0);
-    PQclear(r);
-    return ret;
-}
-
-/* ---- re-timing's storage ------------------------------------------------ */
-
-static int pg_clock_get(struct et_store_writer *w, const char *device,
-                        struct et_store_clock *out)
-{
-    struct store_pg *pg = of_writer(w);
-    struct pg_pending_device *d = store_pg_pending_device(pg, device, false);
-    struct pg_params p = { .n = 0 };
-    PGresult *r;
-    int ret;
-
-    memset(out, 0, sizeof(*out));
-    if (d && d->clock) {
-        *out = d->clk;
-        return 0;
-    }
-    pg_text(&p, device);
-    ret = run(pg, W_CLOCK_GET, &p, &r, "reading a device's clock");
-    if (ret == 0 && PQntuples(r) == 1) {
-        snprintf(out->boot_id_hex, sizeof(out->boot_id_hex), "%s", pg_col_text(r, 0, 0));
-        out->base_wall_ms = pg_col_i64(r, 0, 1);
-        out->base_mono_ms = pg_col_i64(r, 0, 2);
-    }
-    PQclear(r);
-    return ret;
-}
-
-static int pg_clock_set(struct et_store_writer *w, const char *device,
-                        const struct et_store_clock *clk)
-{
-    struct store_pg *pg = of_writer(w);
-    struct pg_pending_device *d;
-    bool own;
-    int ret = solo_begin(pg, &own);
-
-    if (ret == 0 && !(d = store_pg_pending_device(pg, device, true)))
-        ret = -ENOMEM;
-    if (ret == 0) {
-        d->clock = true;
-        d->clk = *clk;
-    }
-    return solo_end(pg, own, ret);
-}
-
-/* Before a statement that reads samples or where they are: what waits goes first. */
-static int flush_for_samples(struct store_pg *pg)
-{
-    int ret = store_pg_flush_samples(pg);
-
-    return ret == 0 ? store_pg_flush_batches(pg) : ret;
-}
-
-static int pg_unsynced_samples(struct et_store_writer *w, const char *device,
-                               const char *boot_id_hex, et_store_sample_cb cb, void *ctx)
-{
-    struct store_pg *pg = of_writer(w);
-    struct pg_params p = { .n = 0 };
-    PGresult *r;
-    int ret = 0;
-
-    /* Only a batch waiting for re-timing can be in the answer: the
-     * common case (every batch synced) sends nothing first. */
-    if (pg->batches_unsynced)
-        ret = flush_for_samples(pg);
-    if (ret < 0)
-        return ret;
-    pg_text(&p, device);
-    pg_text(&p, boot_id_hex);
-    ret = run(pg, W_UNSYNCED_SAMPLES, &p, &r, "finding samples to re-time");
-    if (ret == 0) {
-        stream_key(pg->unsynced_key, sizeof(pg->unsynced_key), device, boot_id_hex);
-        pg->unsynced_none = PQntuples(r) == 0;
-    }
-    for (int i = 0; ret == 0 && i < PQntuples(r); i++) {
-        struct et_store_sample smp = {
-            .id = pg_col_i64(r, i, 0),
-            .metric_id = pg_col_i64(r, i, 1),
-            .ts_ms = pg_col_i64(r, i, 2),
-            .mono_ms = pg_col_i64(r, i, 3),
-            .time_quality = (enum et_time_quality)pg_col_i64(r, i, 4),
-            .seq = pg_col_u64(r, i, 5),
-        };
-
-        ret = cb(ctx, &smp);
-    }
-    PQclear(r);
-    return ret;
-}
-
-static int pg_sample_time(struct et_store_writer *w, int64_t id, int64_t ts_ms,
-                          enum et_time_quality tq)
-{
-    struct store_pg *pg = of_writer(w);
-    struct pg_params p = { .n = 0 };
-    int ret = store_pg_flush_samples(pg);
-
-    if (ret < 0)
-        return ret;
-    pg_int(&p, id);
-    pg_int(&p, ts_ms);
-    pg_int(&p, tq);
-    return run(pg, W_SAMPLE_TIME, &p, NULL, "re-timing samples");
-}
-
-static int pg_unsynced_done(struct et_store_writer *w, const char *device,
-                            const char *boot_id_hex)
-{
-    struct store_pg *pg = of_writer(w);
-    struct pg_params p = { .n = 0 };
-    char key[128];
-    int ret;
-
-    /*
-     * The search just before found none waiting, and nothing that could
-     * wait was written since: nothing to mark (the usual case, every
-     * batch synced). Marking anyway could clear a batch another instance
-     * committed in between, whose samples nobody re-timed.
-     */
-    stream_key(key, sizeof(key), device, boot_id_hex);
-    if (pg->unsynced_none && strcmp(key, pg->unsynced_key) == 0)
-        return 0;
-    ret = pg->batches_unsynced ? store_pg_flush_batches(pg) : 0;
-    if (ret < 0)
-        return ret;
-    pg_text(&p, device);
-    pg_text(&p, boot_id_hex);
-    return run(pg, W_UNSYNCED_DONE, &p, NULL, "marking batches re-timed");
+    return store_pg_solo_end(pg, own, ret);
 }
 
 static const char *pg_last_error(struct et_store_writer *w)
 {
-    return of_writer(w)->last_error;
-}
-
-/* ---- streams ------------------------------------------------------------- */
-
-static int pg_stream_get(struct et_store_writer *w, const char *device, const char *stream,
-                         struct et_store_stream *out)
-{
-    struct store_pg *pg = of_writer(w);
-    struct pg_pending_ack *a = store_pg_pending_ack(pg, device, stream, false);
-    struct pg_params p = { .n = 0 };
-    PGresult *r;
-    int ret;
-
-    memset(out, 0, sizeof(*out));
-    pg_text(&p, device);
-    pg_text(&p, stream);
-    ret = run(pg, W_STREAM_GET, &p, &r, "reading a stream");
-    if (ret == 0 && PQntuples(r) == 0)
-        ret = -ENOENT;
-    if (ret == 0) {
-        out->started_ms = pg_col_i64(r, 0, 0);
-        out->acked_through = pg_col_u64(r, 0, 1);
-        out->top_seq = pg_col_u64(r, 0, 2);
-        out->top_received_ms = pg_col_i64(r, 0, 3);
-        if (a && a->ack > out->acked_through)
-            out->acked_through = a->ack;
-    }
-    PQclear(r);
-    return ret;
-}
-
-static int pg_stream_start(struct et_store_writer *w, const char *device, const char *stream,
-                           int64_t now_ms, struct et_store_stream_was *was)
-{
-    struct store_pg *pg = of_writer(w);
-    struct et_store_stream_was before = { .had = false };
-    struct pg_params p = { .n = 0 };
-    PGresult *r = NULL;
-    int ret;
-
-    pg_text(&p, device);
-    ret = run(pg, W_STREAM_CURRENT, &p, &r, "reading a device's stream");
-    if (ret == 0 && PQntuples(r) == 1) {
-        struct pg_pending_ack *a;
-
-        before.had = true;
-        snprintf(before.stream_hex, sizeof(before.stream_hex), "%s", pg_col_text(r, 0, 0));
-        before.acked_through = pg_col_u64(r, 0, 1);
-        a = store_pg_pending_ack(pg, device, before.stream_hex, false);
-        if (a && a->ack > before.acked_through)
-            before.acked_through = a->ack;
-    }
-    PQclear(r);
-    r = NULL;
-    if (ret == 0) {
-        pg_text(&p, stream);
-        pg_int(&p, now_ms);
-        ret = run(pg, W_STREAM_INSERT, &p, &r, "recording a stream");
-        if (ret == 0 && changes(r) == 0)
-            ret = -EEXIST;
-        PQclear(r);
-        r = NULL;
-    }
-    if (ret == 0) {
-        p.n = 2;
-        ret = run(pg, W_STREAM_MAKE_CURRENT, &p, &r, "recording a device's stream");
-        if (ret == 0 && changes(r) == 0)
-            ret = -ENOENT;   /* no device row */
-        PQclear(r);
-    }
-    if (ret == 0 && was)
-        *was = before;
-    return ret;
+    return store_pg_of_writer(w)->last_error;
 }
 
 const struct et_store_writer_ops store_pg_writer_ops = {
@@ -942,17 +561,17 @@ const struct et_store_writer_ops store_pg_writer_ops = {
     .metric_tags = pg_metric_tags,
     .insert_batch = pg_insert_batch,
     .insert_sample = pg_insert_sample,
-    .ack_get = pg_ack_get,
-    .ack_set = pg_ack_set,
-    .seqs_after = pg_seqs_after,
-    .clock_get = pg_clock_get,
-    .clock_set = pg_clock_set,
-    .unsynced_samples = pg_unsynced_samples,
-    .sample_time = pg_sample_time,
-    .unsynced_done = pg_unsynced_done,
+    .ack_get = store_pg_ack_get,
+    .ack_set = store_pg_ack_set,
+    .seqs_after = store_pg_seqs_after,
+    .clock_get = store_pg_clock_get,
+    .clock_set = store_pg_clock_set,
+    .unsynced_samples = store_pg_unsynced_samples,
+    .sample_time = store_pg_sample_time,
+    .unsynced_done = store_pg_unsynced_done,
     .last_error = pg_last_error,
-    .stream_get = pg_stream_get,
-    .stream_start = pg_stream_start,
+    .stream_get = store_pg_stream_get,
+    .stream_start = store_pg_stream_start,
     .quarantine = pg_quarantine,
     .batch_samples = pg_batch_samples,
 };

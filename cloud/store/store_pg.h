@@ -10,6 +10,7 @@
  *   store_pg_commit.c     what the writer keeps for the commit, and writing it
  *   store_pg_cache.c      the metrics and devices a writer knows
  *   store_pg_reader.c     the reader (store_reader.h)
+ *   store_pg_view.c       the reader's calls for the web view (store_reader.h)
  *   store_pg_config.c     the config part (store_config.h)
  *   store_pg_copy.c       what store copy reads (backend.h)
  *   store_pg_sql.c        statements, parameters, results, errors
@@ -50,7 +51,7 @@
 /* The parts whose statements are prepared on the connection. */
 enum store_pg_part {
     PG_PART_WRITER, PG_PART_READER, PG_PART_CONFIG, PG_PART_COMMIT, PG_PART_STREAM,
-    PG_PART_RETIME, PG_PART_COUNT
+    PG_PART_RETIME, PG_PART_VIEW, PG_PART_COUNT
 };
 #define STORE_PG_STMTS_MAX 48
 
@@ -330,5 +331,30 @@ int store_pg_sample_time(struct et_store_writer *w, int64_t id, int64_t ts_ms,
                          enum et_time_quality tq);
 int store_pg_unsynced_done(struct et_store_writer *w, const char *device,
                            const char *boot_id_hex);
+
+/* ---- store_pg_reader.c, store_pg_view.c ---- */
+
+/*
+ * The metrics of device by statement id of part (its SQL sql, which takes
+ * the device as $1 and gives id, device, name, unit, samples, first and
+ * last ts in ms, tags), each to cb: the reader's metrics and metric_list.
+ */
+int store_pg_metrics_read(struct store_pg *pg, enum store_pg_part part, int id, const char *sql,
+                          const char *device, et_store_metric_cb cb, void *ctx);
+
+/* The web view's statements, in store_pg_view.c's ops and in the test of
+ * their plans (tests/pg/test_view_plans.c). */
+enum store_pg_view_stmt {
+    PG_VIEW_METRIC_LIST, PG_VIEW_SERIES, PG_VIEW_COUNTS_BY_TIME, PG_VIEW_COUNTS_BY_ID,
+    PG_VIEW_COUNT
+};
+extern const char *const store_pg_view_sql[PG_VIEW_COUNT];
+
+int store_pg_metric_list(struct et_store_reader *r, const char *device, et_store_metric_cb cb,
+                         void *ctx);
+int store_pg_series(struct et_store_reader *r, const struct et_store_series_query *q,
+                    et_store_bucket_cb cb, void *ctx);
+int store_pg_device_counts(struct et_store_reader *r, int64_t since_ms, int64_t after_id,
+                           int64_t through_id, et_store_count_cb cb, void *ctx);
 
 #endif

@@ -97,15 +97,15 @@ static int pg_devices(struct et_store_reader *r, const char *only, et_store_devi
     return ret;
 }
 
-static int pg_metrics(struct et_store_reader *r, const char *device, et_store_metric_cb cb,
-                      void *ctx)
+int store_pg_metrics_read(struct store_pg *pg, enum store_pg_part part, int id, const char *sql,
+                          const char *device, et_store_metric_cb cb, void *ctx)
 {
     struct pg_params p = { .n = 0 };
     PGresult *res;
     int ret;
 
     pg_text(&p, device);
-    ret = query(r, R_METRICS, &p, &res, "listing metrics");
+    ret = store_pg_run(pg, part, id, sql, &p, &res, "listing metrics");
     for (int i = 0; ret == 0 && i < PQntuples(res); i++) {
         struct et_store_metric m = {
             .id = pg_col_i64(res, i, 0),
@@ -122,6 +122,13 @@ static int pg_metrics(struct et_store_reader *r, const char *device, et_store_me
     }
     PQclear(res);
     return ret;
+}
+
+static int pg_metrics(struct et_store_reader *r, const char *device, et_store_metric_cb cb,
+                      void *ctx)
+{
+    return store_pg_metrics_read(store_pg_of_reader(r), PG_PART_READER, R_METRICS,
+                                 reader_sql[R_METRICS], device, cb, ctx);
 }
 
 /* Each row of SAMPLE_COLUMNS to cb. */
@@ -242,4 +249,7 @@ const struct et_store_reader_ops store_pg_reader_ops = {
     .samples_after = pg_samples_after,
     .last_sample_id = pg_last_sample_id,
     .quarantined = pg_quarantined,
+    .metric_list = store_pg_metric_list,
+    .series = store_pg_series,
+    .device_counts = store_pg_device_counts,
 };

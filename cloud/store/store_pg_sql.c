@@ -199,6 +199,7 @@ int store_pg_run(struct store_pg *pg, enum store_pg_part part, int id, const cha
     static const char prefix[PG_PART_COUNT] = {
         [PG_PART_WRITER] = 'w', [PG_PART_READER] = 'r', [PG_PART_CONFIG] = 'c',
         [PG_PART_COMMIT] = 'k', [PG_PART_STREAM] = 's', [PG_PART_RETIME] = 't',
+        [PG_PART_VIEW] = 'v',
     };
     const struct pg_params none = { .n = 0 };
     char name[16];

@@ -31,3 +31,8 @@ void cloud_pg_exec(const struct cloud_fixture *f, const char *sql)
 {
     et_pg_test_run(f->path, sql);
 }
+
+int64_t cloud_pg_int(const struct cloud_fixture *f, const char *sql)
+{
+    return et_pg_test_int(f->path, sql);
+}

@@ -37,3 +37,10 @@ void cloud_pg_exec(const struct cloud_fixture *f, const char *sql)
     (void)f;
     cloud_pg_run(NULL, sql);
 }
+
+int64_t cloud_pg_int(const struct cloud_fixture *f, const char *sql)
+{
+    (void)f;
+    cloud_pg_run(NULL, sql);
+    return 0;
+}

@@ -121,6 +121,23 @@ void cloud_tail_settle(struct et_store_reader *r, const char *device, size_t wan
     fail_msg("cloud: tail shows %zu samples of %s after 10 s, want %zu", n, device, want);
 }
 
+int64_t cloud_last_id_settled(struct cloud_fixture *f)
+{
+    const struct timespec pause = { .tv_sec = 0, .tv_nsec = 10 * 1000 * 1000 };
+    int64_t top = cloud_store_is_pg() ? cloud_pg_int(f, "SELECT max(id) FROM samples") : 0;
+    int64_t last = 0;
+
+    for (int i = 0; i < 1000; i++) {
+        assert_int_equal(et_store_last_sample_id(f->r, &last), 0);
+        if (last >= top)
+            return last;
+        nanosleep(&pause, NULL);
+    }
+    fail_msg("cloud: the last sample id stays at %lld below %lld after 10 s", (long long)last,
+             (long long)top);
+    return 0;
+}
+
 void cloud_fixture_destroy(struct cloud_fixture *f)
 {
     if (!f)

@@ -64,6 +64,9 @@ void cloud_pg_run(const char *conninfo, const char *sql);
 /** Run sql on the fixture's PostgreSQL store (its schema); asserts it worked. */
 void cloud_pg_exec(const struct cloud_fixture *f, const char *sql);
 
+/** The first column of the first row of sql on the fixture's PostgreSQL store (0 for NULL). */
+int64_t cloud_pg_int(const struct cloud_fixture *f, const char *sql);
+
 /** A new fixture with its store open (asserts on failure); name goes into the directory's. */
 struct cloud_fixture *cloud_fixture_create(const char *name);
 
@@ -142,6 +145,15 @@ struct et_store_device cloud_device(struct et_store_reader *r, const char *devic
  * test's open transaction on the shared test server holds it back a moment.
  */
 void cloud_tail_settle(struct et_store_reader *r, const char *device, size_t want);
+
+/**
+ * The reader's last sample id (et_store_last_sample_id), once it is the
+ * highest id stored (waited for up to 10 s): PostgreSQL hands out only ids
+ * below its oldest running transaction's, which another test's open
+ * transaction on the shared test server holds back a moment. At once on
+ * SQLite.
+ */
+int64_t cloud_last_id_settled(struct cloud_fixture *f);
 
 /** How many samples of (device, metric) the reader sees. */
 int64_t cloud_stored(struct et_store_reader *r, const char *device, const char *metric);

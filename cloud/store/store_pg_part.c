@@ -154,6 +154,13 @@ static int step_end(struct store_pg *pg, int ret, const char *what)
  * Give day its partition: a table like samples, filled with that day's
  * rows from samples_default (usually none), attached. 1 when another
  * instance holds the lock or made it meanwhile.
+ *
+ * samples_default is locked first, as ATTACH would lock it anyway: it
+ * waits for writers with rows of the day still uncommitted there, and
+ * then keeps new ones out until the commit. Locked only at the ATTACH,
+ * such rows committed after the move and the ATTACH's check found them
+ * outside their place ("updated partition constraint for default
+ * partition would be violated"), which failed another instance's start.
  */
 static int make_day(struct store_pg *pg, int64_t day)
 {
@@ -176,6 +183,7 @@ static int make_day(struct store_pg *pg, int64_t day)
         return ret;
     }
     snprintf(sql, sizeof(sql),
+             "LOCK TABLE samples_default IN ACCESS EXCLUSIVE MODE;"
              "CREATE TABLE %s (LIKE samples INCLUDING DEFAULTS);"
              "WITH moved AS (DELETE FROM samples_default WHERE ts >= '%s' AND ts < '%s'"
              " RETURNING *) INSERT INTO %s SELECT * FROM moved;"

@@ -397,8 +397,12 @@ static void *race(void *arg)
     uint8_t *buf;
     size_t len;
 
-    if (et_store_open(&store, NULL, r->path, 0, err, sizeof(err)) < 0 ||
-        et_ingest_create(&ig, et_store_writer(store), ROOT) < 0) {
+    if (et_store_open(&store, NULL, r->path, 0, err, sizeof(err)) < 0) {
+        print_error("racer %llu: opening the store: %s\n", (unsigned long long)r->first, err);
+        r->failures++;
+        goto out;
+    }
+    if (et_ingest_create(&ig, et_store_writer(store), ROOT) < 0) {
         r->failures++;
         goto out;
     }

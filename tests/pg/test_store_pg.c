@@ -23,6 +23,8 @@
 #include "edgetel/store_open.h"
 #include "pg_test.h"
 
+#include <libpq-fe.h>
+
 #define DAY_MS INT64_C(86400000)
 
 static int64_t now_ms(void)
@@ -173,6 +175,62 @@ static void days_get_partitions_and_retention_drops_them_whole(void **state)
     }
 }
 
+struct upkeep {
+    struct et_store *store;
+    int ret;
+    char err[256];
+};
+
+static void *upkeep(void *arg)
+{
+    struct upkeep *u = arg;
+
+    u->ret = et_store_maintain(u->store, now_ms(), 0, u->err, sizeof(u->err));
+    return NULL;
+}
+
+/*
+ * A day given its partition while another instance writes samples of that
+ * day into samples_default: upkeep waits for that transaction and moves
+ * its rows too, rather than failing at the ATTACH's check (which failed a
+ * store's open beside an instance ingesting an old backlog).
+ */
+static void a_day_made_while_another_writes_it_keeps_its_rows(void **state)
+{
+    const struct timespec pause = { .tv_sec = 0, .tv_nsec = 10 * 1000 * 1000 };
+    struct cloud_fixture *f = *state;
+    int64_t day = now_ms() / DAY_MS * DAY_MS - 30 * DAY_MS;   /* before the partitions */
+    struct upkeep u = { .store = f->store };
+    PGconn *other = PQconnectdb(f->path);
+    time_t t = (time_t)(day / 1000);
+    char sql[512];
+    struct tm tm;
+    pthread_t th;
+    int waited = 0;
+
+    cloud_put_batch(f->w, "dev1", 1, "m", "1", day + 1000, 3);
+    assert_int_equal(PQstatus(other), CONNECTION_OK);
+    snprintf(sql, sizeof(sql), "BEGIN; INSERT INTO samples (id, metric_id, ts, mono_ms, vtype,"
+             " v_i64, time_quality, seq) VALUES (1, 1, to_timestamp(%lld), 0, 1, 7, 1, 9)",
+             (long long)(day / 1000 + 5));
+    PQclear(PQexec(other, sql));
+    assert_int_equal(pthread_create(&th, NULL, upkeep, &u), 0);
+    /* Upkeep waits for the other transaction's hold on samples_default. */
+    while (count(f, "SELECT count(*) FROM pg_locks WHERE NOT granted"
+                    " AND relation = to_regclass('samples_default')") == 0 && waited++ < 1000)
+        nanosleep(&pause, NULL);
+    assert_true(waited < 1000);
+    PQclear(PQexec(other, "COMMIT"));
+    PQfinish(other);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    if (u.ret != 0)
+        fail_msg("upkeep beside a writer: %s", u.err);
+    gmtime_r(&t, &tm);
+    strftime(sql, sizeof(sql), "SELECT count(*) FROM samples_p%Y%m%d", &tm);
+    assert_int_equal(count(f, sql), 3 + 1);
+    assert_int_equal(count(f, "SELECT count(*) FROM samples_default"), 0);
+}
+
 /* ---- instances racing --------------------------------------------------------- */
 
 #define RACE_DEVICES 5
@@ -273,6 +331,8 @@ int main(void)
         cmocka_unit_test(instances_starting_together_make_the_schema_once),
         cmocka_unit_test(stores_that_are_not_ours_are_refused),
         cmocka_unit_test_setup_teardown(days_get_partitions_and_retention_drops_them_whole,
+                                        cloud_fixture_setup, cloud_fixture_teardown),
+        cmocka_unit_test_setup_teardown(a_day_made_while_another_writes_it_keeps_its_rows,
                                         cloud_fixture_setup, cloud_fixture_teardown),
         cmocka_unit_test_setup_teardown(instances_ingesting_the_same_batches_store_each_once,
                                         cloud_fixture_setup, cloud_fixture_teardown),

@@ -56,6 +56,7 @@ enum store_writer_stmt {
     SW_STREAM_INSERT,
     SW_STREAM_MAKE_CURRENT,
     SW_QUARANTINE,
+    SW_BATCH_SAMPLES,
     SW_COUNT
 };
 
@@ -114,6 +115,7 @@ struct store_sqlite {
 extern const struct et_store_writer_ops store_sqlite_writer_ops;
 extern const struct et_store_reader_ops store_sqlite_reader_ops;
 extern const struct et_store_config_ops store_sqlite_config_ops;
+extern const struct et_store_copy_ops store_sqlite_copy_ops;
 
 /* A row of id, device, name, unit, samples, first and last ts, tags into an
  * et_store_metric for rows->cb.metric (store_sqlite_reader.c). */

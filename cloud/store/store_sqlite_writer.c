@@ -45,7 +45,9 @@ static const char *const writer_sql[SW_COUNT] = {
         "INSERT INTO samples (metric_id, ts_ms, mono_ms, vtype, v_f64, v_i64, v_bool, v_str,"
         " time_quality, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     [SW_ACK_GET] = "SELECT acked_through FROM streams WHERE device = ?1 AND stream = ?2",
-    [SW_ACK_SET] = "UPDATE streams SET acked_through = ?3 WHERE device = ?1 AND stream = ?2",
+    [SW_ACK_SET] =
+        "UPDATE streams SET acked_through = MAX(acked_through, ?3)"
+        " WHERE device = ?1 AND stream = ?2",
     [SW_SEQS_AFTER] =
         "SELECT seq FROM batches WHERE device = ?1 AND stream = ?2 AND seq > ?3"
         " UNION ALL SELECT seq FROM quarantine WHERE device = ?1 AND stream = ?2 AND seq > ?3"
@@ -84,6 +86,9 @@ static const char *const writer_sql[SW_COUNT] = {
     [SW_QUARANTINE] =
         "INSERT INTO quarantine (device, stream, seq, received_ms, n_samples, reason, payload)"
         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [SW_BATCH_SAMPLES] =
+        "UPDATE batches SET first_sample_id = ?4, last_sample_id = ?5, unsynced = ?6"
+        " WHERE device = ?1 AND stream = ?2 AND seq = ?3",
 };
 
 static struct store_sqlite *of_writer(struct et_store_writer *w)
@@ -326,6 +331,19 @@ static int sqlite_insert_batch(struct et_store_writer *w, const struct et_store_
                           STORE_TEXT(b->boot_id_hex), STORE_INT(b->time_quality),
                           STORE_INT(b->first_sample_id), STORE_INT(b->last_sample_id),
                           STORE_INT(b->unsynced_samples), STORE_TEXT(b->stream_hex)));
+}
+
+static int sqlite_batch_samples(struct et_store_writer *w, const char *device,
+                                const char *stream, uint64_t seq, int64_t first_sample_id,
+                                int64_t last_sample_id, uint32_t unsynced_samples)
+{
+    struct store_sqlite *ss = of_writer(w);
+    int ret = run(ss, SW_BATCH_SAMPLES, "recording a batch's samples",
+                  STORE_ARGS(STORE_TEXT(device), STORE_TEXT(stream), STORE_U64(seq),
+                             STORE_INT(first_sample_id), STORE_INT(last_sample_id),
+                             STORE_INT(unsynced_samples)));
+
+    return ret == 0 && sqlite3_changes(ss->db) == 0 ? -ENOENT : ret;
 }
 
 static int sqlite_insert_sample(struct et_store_writer *w, const struct et_store_sample *smp,
@@ -578,4 +596,5 @@ const struct et_store_writer_ops store_sqlite_writer_ops = {
     .stream_get = sqlite_stream_get,
     .stream_start = sqlite_stream_start,
     .quarantine = sqlite_quarantine,
+    .batch_samples = sqlite_batch_samples,
 };

@@ -8,7 +8,6 @@
  *   store_pg_stream.c     the writer's streams and their cumulative acks
  *   store_pg_retime.c     the writer's storage for re-timing (clocks, samples to re-time)
  *   store_pg_commit.c     what the writer keeps for the commit, and writing it
- *   store_pg_cache.c      the metrics and devices a writer knows
  *   store_pg_reader.c     the reader (store_reader.h)
  *   store_pg_view.c       the reader's calls for the web view (store_reader.h)
  *   store_pg_config.c     the config part (store_config.h)
@@ -34,6 +33,7 @@
 
 #include "backend.h"
 #include "edgetel/ingest.h"
+#include "store_metric_cache.h"
 
 /* The schema this code writes; read-only handles read it back to 1. */
 #define STORE_PG_SCHEMA_VERSION 1
@@ -125,22 +125,6 @@ struct pg_pending_batch {
 };
 
 
-/* A metric the writer knows (store_pg_cache.c); tags NULL: not known. */
-struct pg_metric_entry {
-    char *device, *name, *unit, *tags;
-    int64_t id;
-};
-
-/* Metrics a writer keeps at most: a fleet's (10,000 boards of 60) would
- * need more and makes it start again now and then, at a query a metric. */
-#define STORE_PG_METRICS_MAX (1u << 18)
-
-struct pg_metric_cache {
-    struct pg_metric_entry *entries;
-    size_t n;
-    uint32_t *by_name, *by_id;     /* hash slots: entry indexes, UINT32_MAX empty */
-};
-
 struct store_pg {
     struct et_store base;       /* first: the front end casts to it */
     struct et_store_writer writer;
@@ -166,8 +150,8 @@ struct store_pg {
     struct pg_pending_ack *acks;
     size_t n_acks, cap_acks;
     /* (device, name) -> id, unit, tags: kept across transactions, cleared
-     * when one rolls back (store_pg_cache.c). */
-    struct pg_metric_cache metric_cache;
+     * when one rolls back (store_metric_cache.c). */
+    struct store_metric_cache metric_cache;
     /* The last search for samples waiting to be re-timed, and whether it
      * found none and nothing that could wait was written since. */
     char unsynced_key[128];
@@ -233,18 +217,6 @@ void pg_ms_text(int64_t ms, char *out, size_t len);
  * outside every partition moved into theirs. 0 or -errno with err set. */
 int store_pg_partitions(struct store_pg *pg, int64_t now_ms, int64_t retention_ms, char *err,
                         size_t errlen);
-
-/* ---- store_pg_cache.c ---- */
-
-struct pg_metric_entry *store_pg_metric_find(struct store_pg *pg, const char *device,
-                                             const char *name);
-struct pg_metric_entry *store_pg_metric_by_id(struct store_pg *pg, int64_t id);
-void store_pg_metric_add(struct store_pg *pg, const char *device, const char *name,
-                         const char *unit, const char *tags, int64_t id);
-/* Replace a field of an entry with a copy of value. */
-void store_pg_metric_set(char **field, const char *value);
-void store_pg_metric_clear(struct store_pg *pg);
-void store_pg_metric_free(struct store_pg *pg);
 
 /* ---- store_pg_commit.c ---- */
 

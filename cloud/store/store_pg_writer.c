@@ -102,7 +102,7 @@ void store_pg_writer_forget(struct store_pg *pg)
 
 void store_pg_writer_free(struct store_pg *pg)
 {
-    store_pg_metric_free(pg);
+    store_metric_free(&pg->metric_cache);
     free(pg->ack_seqs.seqs);
     pg_buf_free(&pg->copy);
     free(pg->batches);
@@ -117,7 +117,7 @@ static int reconnect(struct store_pg *pg)
         return 0;
     PQreset(pg->conn);
     memset(pg->prepared, 0, sizeof(pg->prepared));
-    store_pg_metric_clear(pg);
+    store_metric_clear(&pg->metric_cache);
     if (PQstatus(pg->conn) != CONNECTION_OK)
         return store_pg_failed(pg, -ECONNRESET, "connecting", PQerrorMessage(pg->conn));
     return store_pg_exec(pg, "SET TIME ZONE 'UTC'", "setting up the connection");
@@ -149,7 +149,7 @@ static int pg_rollback(struct et_store_writer *w)
     pg->in_tx = false;
     store_pg_writer_forget(pg);
     /* Metrics this transaction made are gone with it, and so may their tags be. */
-    store_pg_metric_clear(pg);
+    store_metric_clear(&pg->metric_cache);
     if (PQstatus(pg->conn) != CONNECTION_OK)
         return 0;
     return store_pg_exec(pg, "ROLLBACK", "rollback");
@@ -200,7 +200,7 @@ static int device_ensure(struct store_pg *pg, const char *device, int64_t now_ms
     int ret;
 
     /* A row this connection saw is there still: devices are never deleted. */
-    if (store_pg_metric_find(pg, device, "")) {
+    if (store_metric_find(&pg->metric_cache, device, "")) {
         if (created)
             *created = false;
         return 0;
@@ -211,7 +211,7 @@ static int device_ensure(struct store_pg *pg, const char *device, int64_t now_ms
     if (ret == 0 && created)
         *created = store_pg_changes(r) > 0;
     if (ret == 0)
-        store_pg_metric_add(pg, device, "", "", NULL, 0);
+        store_metric_add(&pg->metric_cache, device, "", "", NULL, 0);
     PQclear(r);
     return ret;
 }
@@ -311,7 +311,7 @@ static int pg_metric_id(struct et_store_writer *w, const char *device, const cha
                         const char *unit, int64_t *id)
 {
     struct store_pg *pg = store_pg_of_writer(w);
-    struct pg_metric_entry *m = store_pg_metric_find(pg, device, name);
+    struct store_metric *m = store_metric_find(&pg->metric_cache, device, name);
     struct pg_params p = { .n = 0 };
     PGresult *r = NULL;
     bool same;
@@ -334,7 +334,7 @@ static int pg_metric_id(struct et_store_writer *w, const char *device, const cha
         if (ret == 0 && PQntuples(r) == 1) {
             *id = pg_col_i64(r, 0, 0);
             PQclear(r);
-            store_pg_metric_add(pg, device, name, unit, "", *id);
+            store_metric_add(&pg->metric_cache, device, name, unit, "", *id);
             return 0;
         }
         PQclear(r);
@@ -350,7 +350,7 @@ static int pg_metric_id(struct et_store_writer *w, const char *device, const cha
         return ret;
     }
     *id = pg_col_i64(r, 0, 0);
-    store_pg_metric_add(pg, device, name, pg_col_text(r, 0, 1), pg_col_text(r, 0, 2), *id);
+    store_metric_add(&pg->metric_cache, device, name, pg_col_text(r, 0, 1), pg_col_text(r, 0, 2), *id);
     same = strcmp(pg_col_text(r, 0, 1), unit) == 0;
     PQclear(r);
     if (same)
@@ -360,15 +360,15 @@ set_unit:
     pg_int(&p, *id);
     pg_text(&p, unit);
     ret = run(pg, W_METRIC_UNIT, &p, NULL, "updating a metric's unit");
-    if (ret == 0 && (m = store_pg_metric_by_id(pg, *id)))
-        store_pg_metric_set(&m->unit, unit);
+    if (ret == 0 && (m = store_metric_by_id(&pg->metric_cache, *id)))
+        store_metric_set(&m->unit, unit);
     return ret;
 }
 
 static int pg_metric_tags(struct et_store_writer *w, int64_t id, const char *tags)
 {
     struct store_pg *pg = store_pg_of_writer(w);
-    struct pg_metric_entry *m = store_pg_metric_by_id(pg, id);
+    struct store_metric *m = store_metric_by_id(&pg->metric_cache, id);
     struct pg_params p = { .n = 0 };
     int ret;
 
@@ -378,7 +378,7 @@ static int pg_metric_tags(struct et_store_writer *w, int64_t id, const char *tag
     pg_text(&p, tags);
     ret = run(pg, W_METRIC_TAGS, &p, NULL, "updating a metric's tags");
     if (ret == 0 && m)
-        store_pg_metric_set(&m->tags, tags);
+        store_metric_set(&m->tags, tags);
     return ret;
 }
 

@@ -18,6 +18,7 @@
 
 #include "backend.h"
 #include "edgetel/sqlite.h"
+#include "store_metric_cache.h"
 
 /* The first schema version with streams, and with quarantine (the reader
  * still reads older ones). */
@@ -110,6 +111,9 @@ struct store_sqlite {
     sqlite3_stmt *reader_stmts[SR_COUNT];
     sqlite3_stmt *config_stmts[SC_COUNT];
     char last_error[256];       /* the last failure, "what: SQLite's message" */
+    /* The metrics and devices the writer knows: kept across transactions,
+     * cleared when one rolls back (store_metric_cache.c). */
+    struct store_metric_cache metric_cache;
 };
 
 extern const struct et_store_writer_ops store_sqlite_writer_ops;

@@ -513,6 +513,7 @@ static void sqlite_close(struct et_store *s)
     for (size_t i = 0; i < SC_COUNT; i++)
         sqlite3_finalize(ss->config_stmts[i]);
     sqlite3_close_v2(ss->db);
+    store_metric_free(&ss->metric_cache);
     free(ss);
 }
 

@@ -33,7 +33,7 @@ static const char *const writer_sql[SW_COUNT] = {
         " agent_version = CASE WHEN ?4 <> '' THEN ?4 ELSE agent_version END,"
         " has_status = 1, outbox_batches = ?5, dropped_samples = ?6, clock_synced = ?7,"
         " reason = ?8, status_wall_ms = ?9 WHERE id = ?1",
-    [SW_METRIC_GET] = "SELECT id, unit FROM metrics WHERE device = ?1 AND name = ?2",
+    [SW_METRIC_GET] = "SELECT id, unit, tags FROM metrics WHERE device = ?1 AND name = ?2",
     [SW_METRIC_INSERT] = "INSERT INTO metrics (device, name, unit) VALUES (?1, ?2, ?3)",
     [SW_METRIC_UNIT] = "UPDATE metrics SET unit = ?2 WHERE id = ?1",
     [SW_METRIC_TAGS] = "UPDATE metrics SET tags = ?2 WHERE id = ?1 AND tags != ?2",
@@ -145,6 +145,8 @@ static int sqlite_rollback(struct et_store_writer *w)
     if (!ss->in_tx)
         return 0;
     ss->in_tx = false;
+    /* Metrics this transaction made are gone with it, and so may their tags be. */
+    store_metric_clear(&ss->metric_cache);
     /* An error inside the transaction may already have ended it. */
     if (sqlite3_get_autocommit(ss->db))
         return 0;
@@ -173,11 +175,20 @@ static int sqlite_commit(struct et_store_writer *w)
 static int device_ensure(struct store_sqlite *ss, const char *device, int64_t now_ms,
                          bool *created)
 {
-    int ret = run(ss, SW_DEVICE_INSERT, "adding a device",
-                  STORE_ARGS(STORE_TEXT(device), STORE_INT(now_ms)));
+    int ret;
 
+    /* A row this writer saw is there still: devices are never deleted. */
+    if (store_metric_find(&ss->metric_cache, device, "")) {
+        if (created)
+            *created = false;
+        return 0;
+    }
+    ret = run(ss, SW_DEVICE_INSERT, "adding a device",
+              STORE_ARGS(STORE_TEXT(device), STORE_INT(now_ms)));
     if (ret == 0 && created)
         *created = sqlite3_changes(ss->db) > 0;
+    if (ret == 0)
+        store_metric_add(&ss->metric_cache, device, "", "", NULL, 0);
     return ret;
 }
 
@@ -228,9 +239,12 @@ static int sqlite_device_status(struct et_store_writer *w, const struct et_store
 
 /* ---- metrics, batches, samples ------------------------------------------ */
 
+/* A metric row found: kept in the writer's cache as it is stored. */
 struct metric_found {
-    int64_t id;
+    struct store_metric_cache *cache;
+    const char *device, *name;
     const char *unit;          /* the unit asked for */
+    int64_t id;
     bool same_unit;
 };
 
@@ -240,6 +254,8 @@ static int read_metric(void *ctx, sqlite3_stmt *row)
 
     mf->id = sqlite3_column_int64(row, 0);
     mf->same_unit = strcmp(et_sqlite_col_text(row, 1), mf->unit) == 0;
+    store_metric_add(mf->cache, mf->device, mf->name, et_sqlite_col_text(row, 1),
+                     et_sqlite_col_text(row, 2), mf->id);
     return 0;
 }
 
@@ -247,29 +263,54 @@ static int sqlite_metric_id(struct et_store_writer *w, const char *device, const
                             const char *unit, int64_t *id)
 {
     struct store_sqlite *ss = of_writer(w);
-    struct metric_found mf = { .unit = unit };
+    struct store_metric *m = store_metric_find(&ss->metric_cache, device, name);
+    struct metric_found mf = { .cache = &ss->metric_cache, .device = device, .name = name,
+                               .unit = unit };
     int ret;
 
+    if (m) {
+        *id = m->id;
+        if (m->unit && strcmp(m->unit, unit) == 0)
+            return 0;
+        goto set_unit;
+    }
     ret = one_row(ss, SW_METRIC_GET, "looking up a metric",
                   STORE_ARGS(STORE_TEXT(device), STORE_TEXT(name)), read_metric, &mf);
-    if (ret == 0) {
-        *id = mf.id;
-        return mf.same_unit ? 0 : run(ss, SW_METRIC_UNIT, "updating a metric's unit",
-                                      STORE_ARGS(STORE_INT(mf.id), STORE_TEXT(unit)));
-    }
-    if (ret != -ENOENT)
+    if (ret == -ENOENT) {
+        ret = run(ss, SW_METRIC_INSERT, "adding a metric",
+                  STORE_ARGS(STORE_TEXT(device), STORE_TEXT(name), STORE_TEXT(unit)));
+        if (ret == 0) {
+            *id = sqlite3_last_insert_rowid(ss->db);
+            store_metric_add(&ss->metric_cache, device, name, unit, "", *id);
+        }
         return ret;
-    ret = run(ss, SW_METRIC_INSERT, "adding a metric",
-              STORE_ARGS(STORE_TEXT(device), STORE_TEXT(name), STORE_TEXT(unit)));
-    if (ret == 0)
-        *id = sqlite3_last_insert_rowid(ss->db);
+    }
+    if (ret < 0)
+        return ret;
+    *id = mf.id;
+    if (mf.same_unit)
+        return 0;
+set_unit:
+    ret = run(ss, SW_METRIC_UNIT, "updating a metric's unit",
+              STORE_ARGS(STORE_INT(*id), STORE_TEXT(unit)));
+    if (ret == 0 && (m = store_metric_by_id(&ss->metric_cache, *id)))
+        store_metric_set(&m->unit, unit);
     return ret;
 }
 
 static int sqlite_metric_tags(struct et_store_writer *w, int64_t id, const char *tags)
 {
-    return run(of_writer(w), SW_METRIC_TAGS, "updating a metric's tags",
-               STORE_ARGS(STORE_INT(id), STORE_TEXT(tags)));
+    struct store_sqlite *ss = of_writer(w);
+    struct store_metric *m = store_metric_by_id(&ss->metric_cache, id);
+    int ret;
+
+    if (m && m->tags && strcmp(m->tags, tags) == 0)
+        return 0;
+    ret = run(ss, SW_METRIC_TAGS, "updating a metric's tags",
+              STORE_ARGS(STORE_INT(id), STORE_TEXT(tags)));
+    if (ret == 0 && m)
+        store_metric_set(&m->tags, tags);
+    return ret;
 }
 
 static int row_exists(void *ctx, sqlite3_stmt *row)

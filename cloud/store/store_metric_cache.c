@@ -1,20 +1,20 @@
 /*
- * The PostgreSQL writer's metric cache: (device, name) -> id, unit, tags of
- * the metrics this connection has stored, so that a batch's metrics cost
- * no round trip once known (a board sends the same 60 metrics every
- * batch). A device whose row exists is kept too, as the entry (device,
+ * A store writer's metric cache: (device, name) -> id, unit, tags of the
+ * metrics this connection has stored, so that a batch's metrics cost no
+ * query once known (a board sends the same 60 metrics every batch): a
+ * round trip on PostgreSQL, an index search and a statement on SQLite. A device whose row exists is kept too, as the entry (device,
  * "", id 0): a metric's name is never empty. Two hash indexes (by name,
  * by id) over one array of entries;
- * past STORE_PG_METRICS_MAX entries it starts empty again. Entries made in
+ * past STORE_METRICS_MAX entries it starts empty again. Entries made in
  * a transaction that rolls back may name rows that never were: the writer
  * clears the cache at every rollback.
  */
-#include "store_pg.h"
+#include "store_metric_cache.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#define SLOTS (2 * STORE_PG_METRICS_MAX)   /* a power of two */
+#define SLOTS (2 * STORE_METRICS_MAX)   /* a power of two */
 #define EMPTY UINT32_MAX
 
 static uint32_t hash_name(const char *device, const char *name)
@@ -36,10 +36,9 @@ static uint32_t hash_id(int64_t id)
     return (uint32_t)(x >> 32);
 }
 
-void store_pg_metric_clear(struct store_pg *pg)
+void store_metric_clear(struct store_metric_cache *c)
 {
-    struct pg_metric_cache *c = &pg->metric_cache;
-
+    
     for (size_t i = 0; i < c->n; i++) {
         free(c->entries[i].device);
         free(c->entries[i].name);
@@ -53,24 +52,24 @@ void store_pg_metric_clear(struct store_pg *pg)
     }
 }
 
-void store_pg_metric_free(struct store_pg *pg)
+void store_metric_free(struct store_metric_cache *c)
 {
-    store_pg_metric_clear(pg);
-    free(pg->metric_cache.entries);
-    free(pg->metric_cache.by_name);
-    free(pg->metric_cache.by_id);
+    store_metric_clear(c);
+    free(c->entries);
+    free(c->by_name);
+    free(c->by_id);
+    *c = (struct store_metric_cache){ .n = 0 };
 }
 
-struct pg_metric_entry *store_pg_metric_find(struct store_pg *pg, const char *device,
-                                             const char *name)
+struct store_metric *store_metric_find(struct store_metric_cache *c, const char *device,
+                                       const char *name)
 {
-    struct pg_metric_cache *c = &pg->metric_cache;
-
+    
     if (!c->by_name)
         return NULL;
     for (uint32_t s = hash_name(device, name) & (SLOTS - 1); c->by_name[s] != EMPTY;
          s = (s + 1) & (SLOTS - 1)) {
-        struct pg_metric_entry *m = &c->entries[c->by_name[s]];
+        struct store_metric *m = &c->entries[c->by_name[s]];
 
         if (strcmp(m->name, name) == 0 && strcmp(m->device, device) == 0)
             return m;
@@ -78,10 +77,9 @@ struct pg_metric_entry *store_pg_metric_find(struct store_pg *pg, const char *de
     return NULL;
 }
 
-struct pg_metric_entry *store_pg_metric_by_id(struct store_pg *pg, int64_t id)
+struct store_metric *store_metric_by_id(struct store_metric_cache *c, int64_t id)
 {
-    struct pg_metric_cache *c = &pg->metric_cache;
-
+    
     if (!c->by_id)
         return NULL;
     for (uint32_t s = hash_id(id) & (SLOTS - 1); c->by_id[s] != EMPTY;
@@ -91,15 +89,14 @@ struct pg_metric_entry *store_pg_metric_by_id(struct store_pg *pg, int64_t id)
     return NULL;
 }
 
-void store_pg_metric_add(struct store_pg *pg, const char *device, const char *name,
-                         const char *unit, const char *tags, int64_t id)
+void store_metric_add(struct store_metric_cache *c, const char *device, const char *name,
+                      const char *unit, const char *tags, int64_t id)
 {
-    struct pg_metric_cache *c = &pg->metric_cache;
-    struct pg_metric_entry *m;
+        struct store_metric *m;
     uint32_t s;
 
     if (!c->entries) {
-        c->entries = calloc(STORE_PG_METRICS_MAX, sizeof(*c->entries));
+        c->entries = calloc(STORE_METRICS_MAX, sizeof(*c->entries));
         c->by_name = malloc(SLOTS * sizeof(*c->by_name));
         c->by_id = malloc(SLOTS * sizeof(*c->by_id));
         if (!c->entries || !c->by_name || !c->by_id) {
@@ -107,16 +104,16 @@ void store_pg_metric_add(struct store_pg *pg, const char *device, const char *na
             free(c->entries);
             free(c->by_name);
             free(c->by_id);
-            *c = (struct pg_metric_cache){ .n = 0 };
+            *c = (struct store_metric_cache){ .n = 0 };
             return;
         }
         memset(c->by_name, 0xff, SLOTS * sizeof(*c->by_name));
         memset(c->by_id, 0xff, SLOTS * sizeof(*c->by_id));
     }
-    if (c->n >= STORE_PG_METRICS_MAX)
-        store_pg_metric_clear(pg);
+    if (c->n >= STORE_METRICS_MAX)
+        store_metric_clear(c);
     m = &c->entries[c->n];
-    *m = (struct pg_metric_entry){ .device = strdup(device), .name = strdup(name),
+    *m = (struct store_metric){ .device = strdup(device), .name = strdup(name),
                                    .unit = strdup(unit), .tags = tags ? strdup(tags) : NULL,
                                    .id = id };
     if (!m->device || !m->name || !m->unit) {
@@ -138,7 +135,7 @@ void store_pg_metric_add(struct store_pg *pg, const char *device, const char *na
     c->n++;
 }
 
-void store_pg_metric_set(char **field, const char *value)
+void store_metric_set(char **field, const char *value)
 {
     char *copy = strdup(value);
 

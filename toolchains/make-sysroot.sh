@@ -69,6 +69,8 @@ packages=(
   libcmocka0 libcmocka-dev
   # edgetel-aggregator's HTTP server (the web view, /metrics)
   libmicrohttpd12 libmicrohttpd-dev
+  # sd_notify for Type=notify units (readiness, watchdog, status)
+  libsystemd0 libsystemd-dev
 )
 # shellcheck disable=SC2206 # word splitting of the extra list is intended
 [ -n "${ET_SYSROOT_EXTRA:-}" ] && packages+=(${ET_SYSROOT_EXTRA})

@@ -43,19 +43,15 @@ die() { printf '%s: %s\n' "$prog" "$*" >&2; exit 1; }
 say() { printf '\n==> %s: %s\n' "$prog" "$*"; }
 
 [ $# -eq 1 ] || die "usage: $prog aarch64|armhf"
-case $1 in
-  aarch64|arm64) arch=arm64 name=aarch64 triple=aarch64-linux-gnu qemu=qemu-aarch64 ;;
-  armhf|arm)     arch=armhf name=armhf   triple=arm-linux-gnueabihf qemu=qemu-arm ;;
-  *) die "architecture \"$1\": expected aarch64 (arm64) or armhf" ;;
-esac
-
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
+# shellcheck source=lib/cross.sh
+source "$repo/scripts/lib/cross.sh"
+et_cross_target "$1"
 jobs=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 build=$repo/build-$name
 build_static=$repo/build-static-$name
 sysroot=$build/sysroot
-toolchain=$repo/toolchains/$triple.cmake
 export ET_SYSROOT_ALLOW_PARTIAL=${ET_SYSROOT_ALLOW_PARTIAL:-1}
 # shellcheck disable=SC2206 # splitting the extra arguments is intended
 extra_args=(${ET_CROSS_CMAKE_ARGS:-})
@@ -168,59 +164,25 @@ smoke_test() {
 }
 
 # ---- 1. host tools -------------------------------------------------------------
-# program -> Debian package that provides it
-need=(
-  "$triple-gcc:gcc-$triple"
-  "$qemu:qemu-user"
-  "protoc-c:protobuf-c-compiler"
-  "cmake:cmake"
-  "make:make"
-  "pkg-config:pkg-config"
-  "dpkg:dpkg"
-)
+begin "host tools"
+et_cross_host_tools
 # The smoke test of the static agent needs a broker, a client and openssl.
 if [ "${ET_CROSS_STATIC:-1}" != 0 ] && [ "${ET_CROSS_SMOKE:-1}" != 0 ]; then
-  need+=("mosquitto:mosquitto" "mosquitto_sub:mosquitto-clients" "openssl:openssl")
+  et_install_missing "mosquitto:mosquitto" "mosquitto_sub:mosquitto-clients" "openssl:openssl"
 fi
-missing=()
-for pair in "${need[@]}"; do
-  command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  begin "installing host tools: ${missing[*]}"
-  sudo=()
-  if [ "$(id -u)" != 0 ]; then
-    command -v sudo >/dev/null 2>&1 ||
-      die "missing ${missing[*]} and not root without sudo; as root run: apt-get install ${missing[*]}"
-    sudo=(sudo)
-  fi
-  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
-    apt-get install -y -qq --no-install-recommends "${missing[@]}"
-  end "host tools"
-fi
+end "host tools"
 
-# A build directory configured from another checkout cannot be reused: its
-# cache names the other source tree and the other sysroot.
-for d in "$build" "$build_static"; do
-  if [ -f "$d/CMakeCache.txt" ]; then
-    src=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$d/CMakeCache.txt")
-    if [ -n "$src" ] && [ "$src" != "$repo" ]; then
-      say "$d was configured for $src; starting it afresh (the sysroot is kept)"
-      find "$d" -mindepth 1 -maxdepth 1 ! -name sysroot ! -name sysroot.apt -exec rm -rf {} +
-    fi
-  fi
-done
+# A build directory configured from another checkout cannot be reused.
+et_fresh_build_dir "$build" "$build_static"
 
 # ---- 2. sysroot ------------------------------------------------------------------
 begin "sysroot for $arch in $sysroot"
-"$repo/toolchains/make-sysroot.sh" "$arch" "$sysroot"
+et_cross_sysroot "$sysroot"
 end "sysroot ($arch)"
 
 # ---- 3. dynamic build + tests under qemu ----------------------------------------
 begin "configure and build $build"
-cmake -S "$repo" -B "$build" -DCMAKE_TOOLCHAIN_FILE="$toolchain" \
-      -DET_SYSROOT="$sysroot" -DET_BUILD_TESTS=ON "${extra_args[@]}"
+et_cross_configure "$sysroot" "$build" -DET_BUILD_TESTS=ON "${extra_args[@]}"
 cmake --build "$build" -j "$jobs"
 end "configure + build ($name)"
 
@@ -231,8 +193,8 @@ end "ctest ($name)"
 # ---- 4. static agent -------------------------------------------------------------
 if [ "${ET_CROSS_STATIC:-1}" != 0 ]; then
   begin "configure and build static $build_static"
-  cmake -S "$repo" -B "$build_static" -DCMAKE_TOOLCHAIN_FILE="$toolchain" \
-        -DET_SYSROOT="$sysroot" -DET_BUILD_TESTS=ON -DET_STATIC=ON "${extra_args[@]}"
+  et_cross_configure "$sysroot" "$build_static" -DET_BUILD_TESTS=ON -DET_STATIC=ON \
+    "${extra_args[@]}"
   cmake --build "$build_static" -j "$jobs"
   end "configure + build (static $name)"
 

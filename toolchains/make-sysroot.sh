@@ -71,6 +71,9 @@ packages=(
   libmicrohttpd12 libmicrohttpd-dev
   # sd_notify for Type=notify units (readiness, watchdog, status)
   libsystemd0 libsystemd-dev
+  # the headers of mosquitto's plugin API, for the broker's edgetel_acl.so
+  # in the edgetel-cloud package of the target (scripts/package.sh)
+  mosquitto-dev libmosquitto-dev
 )
 # shellcheck disable=SC2206 # word splitting of the extra list is intended
 [ -n "${ET_SYSROOT_EXTRA:-}" ] && packages+=(${ET_SYSROOT_EXTRA})
@@ -240,7 +243,8 @@ fi
 
 # ---- resolve the package set -------------------------------------------------
 # The requested packages plus their Depends/Pre-Depends closure, as the target
-# itself would resolve them.  Only libraries and headers are wanted: the
+# itself would resolve them.  Only libraries and headers are wanted (and
+# mosquitto-dev, headers without the lib prefix): the
 # closure's tools (libc-dev-bin, rpcsvc-proto) are target executables nobody
 # here runs, and virtual packages (<libc-dev>) have no file to download.
 for p in "${packages[@]}"; do
@@ -251,7 +255,7 @@ mapfile -t resolved < <(
   apt-cache "${apt_opts[@]}" depends --recurse --no-recommends --no-suggests \
       --no-conflicts --no-breaks --no-replaces --no-enhances "${packages[@]}" |
     grep -v '^[ <]' | sed 's/:.*//' | sort -u |
-    grep -E '^(lib|linux-libc-dev$)' | grep -vx 'libc-dev-bin')
+    grep -E '^(lib|linux-libc-dev$|mosquitto-dev$)' | grep -vx 'libc-dev-bin')
 [ ${#resolved[@]} -gt 0 ] || die "resolving the package list for $arch gave nothing"
 
 # ---- download and unpack -------------------------------------------------------

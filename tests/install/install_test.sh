@@ -150,8 +150,9 @@ in_root dpkg -i "/tmp/debs/${old_agent##*/}" "/tmp/debs/${old_cloud##*/}" > "$wo
 for u in edgetel edgetel-aggregator edgetel-issuer; do
   in_root getent passwd "$u" >/dev/null || die "no user $u after install"
 done
-[ "$(stat -c '%U %a' "$root/var/lib/edgetel")" = "edgetel 700" ] ||
-  die "/var/lib/edgetel: $(stat -c '%U %a' "$root/var/lib/edgetel"), expected edgetel 700"
+# (user names as the tree's own /etc/passwd has them, not the host's)
+[ "$(in_root stat -c '%U %a' /var/lib/edgetel)" = "edgetel 700" ] ||
+  die "/var/lib/edgetel: $(in_root stat -c '%U %a' /var/lib/edgetel), expected edgetel 700"
 [ -L "$root/etc/systemd/system/multi-user.target.wants/edgetel-agent.service" ] ||
   die "edgetel-agent.service is not enabled after install"
 [ ! -e "$root/etc/systemd/system/multi-user.target.wants/edgetel-aggregator.service" ] ||
@@ -193,14 +194,15 @@ pids+=($!)
 wait_for 20 "mosquitto listening on 127.0.0.1:$port" \
   bash -c "(exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null"
 
-# The certificates where an operator puts them, owned by each program's user.
-install -d -m 0700 -o edgetel-aggregator "$root/etc/edgetel/aggregator"
-install -m 0644 "$certs/ca/ca.crt" "$root/etc/edgetel/aggregator/ca.crt"
-install -m 0600 -o edgetel-aggregator "$certs/issued/aggregator-1.crt" "$certs/issued/aggregator-1.key" \
-  "$root/etc/edgetel/aggregator/"
-install -m 0644 "$certs/ca/ca.crt" "$root/etc/edgetel/ca.crt"
+# The certificates where an operator puts them, owned by each program's
+# user (by number: the names are the tree's, not this machine's).
 agent_uid=$(in_root id -u edgetel)
 agg_uid=$(in_root id -u edgetel-aggregator)
+install -d -m 0700 -o "$agg_uid" "$root/etc/edgetel/aggregator"
+install -m 0644 "$certs/ca/ca.crt" "$root/etc/edgetel/aggregator/ca.crt"
+install -m 0600 -o "$agg_uid" "$certs/issued/aggregator-1.crt" "$certs/issued/aggregator-1.key" \
+  "$root/etc/edgetel/aggregator/"
+install -m 0644 "$certs/ca/ca.crt" "$root/etc/edgetel/ca.crt"
 install -m 0600 -o "$agent_uid" "$certs/issued/$device.crt" "$certs/issued/$device.key" "$root/var/lib/edgetel/"
 sed -i -e "s|^host = .*|host = 127.0.0.1\nport = $port|" "$root/etc/edgetel/aggregator.conf"
 

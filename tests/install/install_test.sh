@@ -9,8 +9,9 @@
 #   2. a minimal Debian 12 tree from debootstrap, with the packages' Depends
 #      and systemd (for systemd-sysusers); cached under build/cache/, keyed
 #      on that package list, and copied for each run, so it is always fresh
-#   3. dpkg -i of the older packages in a chroot: the user, the state
-#      directory, the enabled unit, the conffiles; the postinst run twice
+#   3. dpkg -i of the older packages in a chroot without systemd-sysusers
+#      (the useradd fallback): the users, the state directory, the enabled
+#      unit, the conffiles; the postinst run twice, with systemd-sysusers
 #   4. mosquitto on 127.0.0.1 (mutual TLS, the shipped config, the packaged
 #      edgetel_acl.so); the installed aggregator and agent, each started as
 #      its unit's User= with its unit's ExecStart= and /etc/edgetel configs
@@ -145,8 +146,13 @@ mounted+=("$root/proc")
 lap "Debian 12 tree (debootstrap, cached)"
 
 # ---- 3. install the previous version ---------------------------------------------
+# As on a system without systemd: no systemd-sysusers, so the postinst makes
+# the users with useradd. The upgrade later runs with it, over those users.
+mv "$root/usr/bin/systemd-sysusers" "$root/usr/bin/systemd-sysusers.away"
 in_root dpkg -i "/tmp/debs/${old_agent##*/}" "/tmp/debs/${old_cloud##*/}" > "$work/install-prev.log" 2>&1 ||
   die "dpkg -i of the previous packages failed"
+grep -q 'Creating user' "$work/install-prev.log" && die "systemd-sysusers ran though it was away"
+mv "$root/usr/bin/systemd-sysusers.away" "$root/usr/bin/systemd-sysusers"
 for u in edgetel edgetel-aggregator edgetel-issuer; do
   in_root getent passwd "$u" >/dev/null || die "no user $u after install"
 done
@@ -164,10 +170,13 @@ done
   die "edgetel-agent's conffiles are not /etc/edgetel/agent.conf"
 # Run twice, the maintainer scripts change nothing and do not fail.
 before=$(cd "$root" && md5sum etc/passwd etc/group etc/shadow && ls -la etc/systemd/system/multi-user.target.wants)
-in_root /var/lib/dpkg/info/edgetel-agent.postinst configure "$version~prev" > "$work/postinst-twice.log" 2>&1 ||
-  die "the agent's postinst failed when run again"
-in_root /var/lib/dpkg/info/edgetel-cloud.postinst configure "$version~prev" >> "$work/postinst-twice.log" 2>&1 ||
-  die "the cloud's postinst failed when run again"
+# (in dpkg's environment: deb-systemd-helper does nothing without it)
+for p in edgetel-agent edgetel-cloud; do
+  in_root env DPKG_MAINTSCRIPT_PACKAGE=$p DPKG_MAINTSCRIPT_NAME=postinst \
+    "/var/lib/dpkg/info/$p.postinst" configure "$version~prev" >> "$work/postinst-twice.log" 2>&1 ||
+    die "the postinst of $p failed when run again"
+done
+grep -q 'not called from dpkg' "$work/postinst-twice.log" && die "the second postinst ran outside dpkg's environment"
 after=$(cd "$root" && md5sum etc/passwd etc/group etc/shadow && ls -la etc/systemd/system/multi-user.target.wants)
 [ "$before" = "$after" ] || die "running the postinst again changed users or enabled units"
 in_root edgetelctl --version > /dev/null || die "the installed edgetelctl does not run"

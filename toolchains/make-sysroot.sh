@@ -79,7 +79,7 @@ packages=(
 [ -n "${ET_SYSROOT_EXTRA:-}" ] && packages+=(${ET_SYSROOT_EXTRA})
 
 stamp_text() {
-  printf 'make-sysroot 1\narch %s\nsuite %s\n' "$arch" "$suite"
+  printf 'make-sysroot 2\narch %s\nsuite %s\n' "$arch" "$suite"
   printf '%s\n' "${packages[@]}" | sort -u
 }
 # A sysroot built from partial indexes carries a "partial" line, so it is
@@ -247,6 +247,9 @@ fi
 # mosquitto-dev, headers without the lib prefix): the
 # closure's tools (libc-dev-bin, rpcsvc-proto) are target executables nobody
 # here runs, and virtual packages (<libc-dev>) have no file to download.
+# The closure lists every alternative of a dependency: libelogind0 (the
+# other libsystemd0) is left out, as its /lib/<triple>/libsystemd.so.0 would
+# be the one qemu -L loads instead of systemd's in /usr/lib.
 for p in "${packages[@]}"; do
   apt-cache "${apt_opts[@]}" show "$p" >/dev/null 2>&1 ||
     die "package \"$p\" not found for $arch in $sources_out"
@@ -255,7 +258,7 @@ mapfile -t resolved < <(
   apt-cache "${apt_opts[@]}" depends --recurse --no-recommends --no-suggests \
       --no-conflicts --no-breaks --no-replaces --no-enhances "${packages[@]}" |
     grep -v '^[ <]' | sed 's/:.*//' | sort -u |
-    grep -E '^(lib|linux-libc-dev$|mosquitto-dev$)' | grep -vx 'libc-dev-bin')
+    grep -E '^(lib|linux-libc-dev$|mosquitto-dev$)' | grep -vx -e 'libc-dev-bin' -e 'libelogind0')
 [ ${#resolved[@]} -gt 0 ] || die "resolving the package list for $arch gave nothing"
 
 # ---- download and unpack -------------------------------------------------------

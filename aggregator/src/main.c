@@ -69,6 +69,8 @@ struct aggregator {
      * is open and the subscriptions are made; then WATCHDOG=1 and STATUS=. */
     struct et_notify notify;
     bool ready;
+    int64_t next_status_ms;     /* STATUS= at most once a second, or on a connection change */
+    bool status_connected;      /* the connection state the last STATUS= said */
 };
 
 static int64_t wall_ms(void)
@@ -186,10 +188,14 @@ static void on_message(struct aggregator *a, const struct et_mqtt_event *ev)
 }
 
 /* The STATUS= line: connected or not, and what was stored since start. */
-static void notify_status(struct aggregator *a)
+static void notify_status(struct aggregator *a, int64_t now_ms)
 {
     char line[256];
 
+    if (now_ms < a->next_status_ms && a->status_connected == a->health.mqtt_connected)
+        return;
+    a->next_status_ms = now_ms + 1000;
+    a->status_connected = a->health.mqtt_connected;
     snprintf(line, sizeof(line), "%s %s:%d; %" PRIu64 " batches stored, %" PRIu64
              " duplicates, %" PRIu64 " store errors",
              a->health.mqtt_connected ? "connected to" : "not connected to", a->cfg.mqtt.host,
@@ -412,7 +418,7 @@ static int run(struct aggregator *a)
         a->health.ingest = *et_ingest_stats(a->ingest);
         a->health.relay = *et_config_relay_stats(a->relay);
         et_agg_http_publish(a->http, &a->health);
-        notify_status(a);
+        notify_status(a, mono_ms());
     }
     et_notify_stopping(&a->notify);
     return 0;

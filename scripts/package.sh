@@ -229,6 +229,20 @@ build_deb() {
   debs+=("$deb")
 }
 
+# hardening_args ARCH: cmake arguments for Debian's hardening flags
+# (dpkg-buildflags with hardening=+all: fortify, stack protector, relro,
+# bindnow). The cross toolchain files put their sysroot flags in front of a
+# CMAKE_C_FLAGS given this way, and cross-test.sh's later configure of the
+# same directory keeps them (they are in its cache).
+hardening_args() {
+  local flags cflags ldflags
+  flags() { DEB_BUILD_MAINT_OPTIONS=hardening=+all DEB_HOST_ARCH=$1 dpkg-buildflags --get "$2"; }
+  cflags="$(flags "$1" CPPFLAGS) $(flags "$1" CFLAGS)"
+  ldflags=$(flags "$1" LDFLAGS)
+  printf '%s\n' "-DCMAKE_C_FLAGS=$cflags" "-DCMAKE_EXE_LINKER_FLAGS=$ldflags" \
+    "-DCMAKE_SHARED_LINKER_FLAGS=$ldflags" "-DCMAKE_MODULE_LINKER_FLAGS=$ldflags"
+}
+
 # new_stage: an empty staging tree for $pkg/$arch.
 new_stage() {
   stage=$out/stage/${pkg}_$arch
@@ -260,7 +274,9 @@ for want in "${archs[@]}"; do
     strip=strip
     say "$arch: native build in $build"
     et_fresh_build_dir "$build"
-    cmake -S "$repo" -B "$build" -DET_BUILD_TESTS=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+    mapfile -t hardening < <(hardening_args "$arch")
+    cmake -S "$repo" -B "$build" -DET_BUILD_TESTS=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+      "${hardening[@]}" >/dev/null
   else
     et_cross_target "$want"
     build=$repo/build-$name
@@ -270,8 +286,10 @@ for want in "${archs[@]}"; do
     et_cross_host_tools
     et_fresh_build_dir "$build"
     et_cross_sysroot "$sysroot"
-    # The same configuration as scripts/cross-test.sh: the two share the directory.
-    et_cross_configure "$sysroot" "$build" -DET_BUILD_TESTS=ON >/dev/null
+    # The same configuration as scripts/cross-test.sh (the two share the
+    # directory), with Debian's hardening flags.
+    mapfile -t hardening < <(hardening_args "$arch")
+    et_cross_configure "$sysroot" "$build" -DET_BUILD_TESTS=ON "${hardening[@]}" >/dev/null
   fi
   targets=(edgetel-agent)
   [ $cloud = yes ] && targets+=(edgetel-aggregator edgetelctl edgetel_acl)

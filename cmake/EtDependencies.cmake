@@ -49,6 +49,26 @@ if(ET_BUILD_CLOUD)
     INTERFACE_INCLUDE_DIRECTORIES ${MICROHTTPD_INCLUDE_DIR})
 endif()
 
+# libsystemd: sd_notify for Type=notify units (readiness, watchdog, status;
+# common/notify/). Optional: without it the daemons speak the protocol
+# themselves (notify_socket.c). The static agent goes without it (Debian
+# ships no libsystemd.a).
+set(ET_HAVE_SYSTEMD OFF)
+if(ET_SYSTEMD AND NOT ET_STATIC)
+  find_path(SYSTEMD_INCLUDE_DIR systemd/sd-daemon.h)
+  find_library(SYSTEMD_LIBRARY systemd)
+  if(SYSTEMD_INCLUDE_DIR AND SYSTEMD_LIBRARY)
+    set(ET_HAVE_SYSTEMD ON)
+    add_library(et::systemd UNKNOWN IMPORTED)
+    set_target_properties(et::systemd PROPERTIES
+      IMPORTED_LOCATION ${SYSTEMD_LIBRARY}
+      INTERFACE_INCLUDE_DIRECTORIES ${SYSTEMD_INCLUDE_DIR})
+  else()
+    message(STATUS "libsystemd not found (Debian's libsystemd-dev): "
+                   "the daemons speak systemd's notify protocol themselves (notify_socket.c)")
+  endif()
+endif()
+
 if(ET_BUILD_TESTS)
   find_path(CMOCKA_INCLUDE_DIR cmocka.h REQUIRED)
   find_library(CMOCKA_LIBRARY cmocka REQUIRED)

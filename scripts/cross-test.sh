@@ -81,8 +81,7 @@ end "sysroot ($arch)"
 # ---- 3. dynamic build + tests under qemu ----------------------------------------
 if [ "$dynamic" = 1 ]; then
   begin "configure and build $build"
-  cmake -S "$repo" -B "$build" -DCMAKE_TOOLCHAIN_FILE="$toolchain" \
-        -DET_SYSROOT="$sysroot" -DET_BUILD_TESTS=ON -DET_BUILD_CLOUD="$cloud" "${extra_args[@]}"
+  et_cross_configure "$build" -DET_BUILD_TESTS=ON "${extra_args[@]}"
   cmake --build "$build" -j "$jobs"
   end "configure + build ($name)"
 

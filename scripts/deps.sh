@@ -37,6 +37,13 @@ packages=(
   mosquitto mosquitto-clients mosquitto-dev libmosquitto-dev openssl sqlite3
   # pgrep, for the demo's check that nothing is left running (minimal images lack it)
   procps
+  # sd_notify for the daemons' Type=notify units (readiness, watchdog, status)
+  libsystemd-dev
+  # Debian packages (scripts/package.sh): dpkg-deb and readelf build them and
+  # read the binaries' NEEDED libraries; lintian checks them; debootstrap
+  # makes the Debian 12 tree the install test installs them into
+  # (tests/install/install_test.sh)
+  dpkg-dev binutils lintian debootstrap
   # ip, for the chaos test's partitions (a network namespace and a veth
   # pair, tests/lib/netns.c); minimal images lack it too
   iproute2

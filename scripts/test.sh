@@ -8,10 +8,14 @@
 #   4. scripts/cross-test.sh aarch64, armhf and armel (build for the Pi and
 #      run the unit tests under qemu-user; armel is the static agent for
 #      ARMv6 boards, tested on the Pi Zero's core), when that script is present
+#   5. scripts/package.sh: the Debian packages for amd64, arm64 and armhf,
+#      checked by lintian (the amd64 and arm64 ones are also installed,
+#      upgraded and purged by step 3's integration_install, as root)
 # then a summary. Exits non-zero when any step failed.
 #
 # Environment: BUILD_DIR (default build), JOBS (default: number of CPUs),
-# SKIP_CROSS=1 to leave out step 4, SKIP_SANITIZERS=1 to leave out 3b.
+# SKIP_CROSS=1 to leave out step 4 and the packages for ARM (5, and the
+# arm64 part of the install test), SKIP_SANITIZERS=1 to leave out 3b.
 set -uo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -100,6 +104,12 @@ else
   skip "cross aarch64" "(scripts/cross-test.sh not present)"
   skip "cross armhf" "(scripts/cross-test.sh not present)"
   skip "cross armel" "(scripts/cross-test.sh not present)"
+fi
+
+if [[ "${SKIP_CROSS:-0}" == 1 ]]; then
+  run "packages (amd64)" ./scripts/package.sh amd64
+else
+  run "packages (amd64 arm64 armhf)" ./scripts/package.sh amd64 arm64 armhf
 fi
 
 echo

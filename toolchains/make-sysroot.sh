@@ -71,16 +71,21 @@ packages=(
   libsqlite3-0 libsqlite3-dev
   libinih1 libinih-dev
   libcmocka0 libcmocka-dev
+  # sd_notify for Type=notify units (readiness, watchdog, status)
+  libsystemd0 libsystemd-dev
 )
-# edgetel-aggregator's HTTP server (the web view, /metrics).  armel serves
-# only the static agent for ARMv6 boards and its unit tests (the cloud side
-# runs on 64-bit machines), so its sysroot goes without.
-[ "$arch" = armel ] || packages+=(libmicrohttpd12 libmicrohttpd-dev)
+# edgetel-aggregator's HTTP server (the web view, /metrics), and the
+# headers of mosquitto's plugin API for the broker's edgetel_acl.so in the
+# target's edgetel-cloud package (scripts/package.sh).  armel serves only
+# the static agent for ARMv6 boards and its unit tests (the cloud side runs
+# on 64-bit machines), so its sysroot goes without.
+[ "$arch" = armel ] ||
+  packages+=(libmicrohttpd12 libmicrohttpd-dev mosquitto-dev libmosquitto-dev)
 # shellcheck disable=SC2206 # word splitting of the extra list is intended
 [ -n "${ET_SYSROOT_EXTRA:-}" ] && packages+=(${ET_SYSROOT_EXTRA})
 
 stamp_text() {
-  printf 'make-sysroot 1\narch %s\nsuite %s\n' "$arch" "$suite"
+  printf 'make-sysroot 2\narch %s\nsuite %s\n' "$arch" "$suite"
   printf '%s\n' "${packages[@]}" | sort -u
 }
 # A sysroot built from partial indexes carries a "partial" line, so it is
@@ -244,9 +249,13 @@ fi
 
 # ---- resolve the package set -------------------------------------------------
 # The requested packages plus their Depends/Pre-Depends closure, as the target
-# itself would resolve them.  Only libraries and headers are wanted: the
+# itself would resolve them.  Only libraries and headers are wanted (and
+# mosquitto-dev, headers without the lib prefix): the
 # closure's tools (libc-dev-bin, rpcsvc-proto) are target executables nobody
 # here runs, and virtual packages (<libc-dev>) have no file to download.
+# The closure lists every alternative of a dependency: libelogind0 (the
+# other libsystemd0) is left out, as its /lib/<triple>/libsystemd.so.0 would
+# be the one qemu -L loads instead of systemd's in /usr/lib.
 for p in "${packages[@]}"; do
   apt-cache "${apt_opts[@]}" show "$p" >/dev/null 2>&1 ||
     die "package \"$p\" not found for $arch in $sources_out"
@@ -255,7 +264,7 @@ mapfile -t resolved < <(
   apt-cache "${apt_opts[@]}" depends --recurse --no-recommends --no-suggests \
       --no-conflicts --no-breaks --no-replaces --no-enhances "${packages[@]}" |
     grep -v '^[ <]' | sed 's/:.*//' | sort -u |
-    grep -E '^(lib|linux-libc-dev$)' | grep -vx 'libc-dev-bin')
+    grep -E '^(lib|linux-libc-dev$|mosquitto-dev$)' | grep -vx -e 'libc-dev-bin' -e 'libelogind0')
 [ ${#resolved[@]} -gt 0 ] || die "resolving the package list for $arch gave nothing"
 
 # ---- download and unpack -------------------------------------------------------

@@ -482,6 +482,31 @@ int et_agent_run(struct et_agent *a, int stop_fd)
     return rc < 0 ? rc : 0;
 }
 
+void et_agent_status_line(struct et_agent *a, char *buf, size_t size)
+{
+    struct et_outbox_stats st = { 0 };
+    struct et_uplink_stats up = { 0 };
+    char link[200];
+
+    et_outbox_stats(a->outbox, &st);
+    if (!a->cfg->mqtt.host) {
+        snprintf(link, sizeof(link), "no broker configured");
+    } else {
+        if (a->uplink)
+            et_uplink_stats(a->uplink, &up);
+        if (up.connected)
+            snprintf(link, sizeof(link), "connected to %s:%d", a->cfg->mqtt.host,
+                     a->cfg->mqtt.port);
+        else
+            snprintf(link, sizeof(link), "not connected to %s:%d%s%s%s", a->cfg->mqtt.host,
+                     a->cfg->mqtt.port, up.last_error && up.last_error[0] ? " (" : "",
+                     up.last_error ? up.last_error : "",
+                     up.last_error && up.last_error[0] ? ")" : "");
+    }
+    snprintf(buf, size, "%s; backlog %" PRIu64 " batches, %" PRIu64 " samples", link,
+             st.batches, st.samples);
+}
+
 struct et_outbox *et_agent_outbox(struct et_agent *a)
 {
     return a->outbox;

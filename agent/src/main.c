@@ -22,6 +22,7 @@
 #include "edgetel/agent.h"
 #include "edgetel/config.h"
 #include "edgetel/log.h"
+#include "edgetel/notify.h"
 #include "edgetel/platform.h"
 #include "edgetel/version.h"
 
@@ -237,15 +238,39 @@ static int check_tls(const struct et_config *cfg, char *err, size_t errlen)
     return 0;
 }
 
-/* The loop: SIGHUP reloads the config, SIGINT and SIGTERM stop. */
+/* How often the STATUS= line is looked at (an outbox count), at most. */
+#define STATUS_EVERY_MS 2000
+
+/*
+ * The loop: SIGHUP reloads the config, SIGINT and SIGTERM stop. Under
+ * systemd (notify.h) READY=1 goes once the config is valid and the outbox
+ * open (et_agent_create) and connecting began; every pass feeds the
+ * watchdog, so a loop that hangs is restarted; STATUS= says connected or
+ * not and the backlog.
+ */
 static int run(struct et_agent *agent, int sfd, const char *config_path)
 {
+    struct et_notify notify;
+    int64_t next_status_ms = 0;
+    char status[256];
     int rc = et_agent_start(agent);
 
+    et_notify_init(&notify, et_time_mono_ms());
+    if (rc == 0) {
+        et_agent_status_line(agent, status, sizeof(status));
+        et_notify_ready(&notify, status);
+    }
     while (rc == 0) {
         struct signalfd_siginfo si;
+        int64_t now_ms = et_time_mono_ms();
 
-        rc = et_agent_step(agent, sfd, 1000);
+        et_notify_watchdog(&notify, now_ms);
+        if (now_ms >= next_status_ms) {
+            et_agent_status_line(agent, status, sizeof(status));
+            et_notify_status(&notify, status);
+            next_status_ms = now_ms + STATUS_EVERY_MS;
+        }
+        rc = et_agent_step(agent, sfd, et_notify_max_wait_ms(&notify, now_ms, 1000));
         if (rc != 1)
             continue;
         if (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si) && si.ssi_signo == SIGHUP) {
@@ -254,6 +279,7 @@ static int run(struct et_agent *agent, int sfd, const char *config_path)
             rc = 0;
         }
     }
+    et_notify_stopping(&notify);
     et_agent_stop(agent);
     return rc < 0 ? rc : 0;
 }

@@ -31,6 +31,7 @@
 #include "edgetel/ingest.h"
 #include "edgetel/log.h"
 #include "edgetel/mqtt.h"
+#include "edgetel/notify.h"
 #include "edgetel/store.h"
 #include "edgetel/store_open.h"
 #include "edgetel/version.h"
@@ -68,6 +69,12 @@ struct aggregator {
     /* For the web view and /metrics: counted since start, never reset. */
     struct et_agg_http *http;
     struct et_web_health health;
+    /* systemd (notify.h): READY=1 at the first connection, when the store
+     * is open and the subscriptions are made; then WATCHDOG=1 and STATUS=. */
+    struct et_notify notify;
+    bool ready;
+    int64_t next_status_ms;     /* STATUS= at most once a second, or on a connection change */
+    bool status_connected;      /* the connection state the last STATUS= said */
 };
 
 static int64_t wall_ms(void)
@@ -182,6 +189,28 @@ static void on_message(struct aggregator *a, const struct et_mqtt_event *ev)
      * is sent it now. */
     if (reply.kind == ET_INGEST_STATUS && reply.config_status)
         et_config_relay_status(a->relay, reply.device, reply.config_version, now);
+}
+
+/* The STATUS= line: connected or not, and what was stored since start. */
+static void notify_status(struct aggregator *a, int64_t now_ms)
+{
+    char line[256];
+
+    if (now_ms < a->next_status_ms && a->status_connected == a->health.mqtt_connected)
+        return;
+    a->next_status_ms = now_ms + 1000;
+    a->status_connected = a->health.mqtt_connected;
+    snprintf(line, sizeof(line), "%s %s:%d; %" PRIu64 " batches stored, %" PRIu64
+             " duplicates, %" PRIu64 " store errors",
+             a->health.mqtt_connected ? "connected to" : "not connected to", a->cfg.mqtt.host,
+             a->cfg.mqtt.port, a->health.ingest.batches, a->health.ingest.duplicates,
+             a->health.ingest.store_errors);
+    if (!a->ready && a->health.mqtt_connected) {
+        et_notify_ready(&a->notify, line);
+        a->ready = true;
+    } else {
+        et_notify_status(&a->notify, line);
+    }
 }
 
 static void on_event(void *ctx, const struct et_mqtt_event *ev)
@@ -338,6 +367,7 @@ static int run(struct aggregator *a)
     int64_t now, due;
     int timeout, n;
 
+    et_notify_init(&a->notify, mono_ms());
     a->next_stats_ms = mono_ms() + a->cfg.stats_interval_ms;
     a->next_poll_ms = mono_ms();
     a->next_maintain_ms = mono_ms();
@@ -368,7 +398,8 @@ static int run(struct aggregator *a)
         due = et_ingest_tick(a->ingest, wall_ms());
         if (due < timeout)
             timeout = (int)due;
-        n = poll(pfd, 2, timeout);
+        et_notify_watchdog(&a->notify, now);
+        n = poll(pfd, 2, et_notify_max_wait_ms(&a->notify, now, timeout));
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -402,7 +433,9 @@ static int run(struct aggregator *a)
         a->health.ingest = *et_ingest_stats(a->ingest);
         a->health.relay = *et_config_relay_stats(a->relay);
         et_agg_http_publish(a->http, &a->health);
+        notify_status(a, mono_ms());
     }
+    et_notify_stopping(&a->notify);
     return 0;
 }
 

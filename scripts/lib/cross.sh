@@ -52,25 +52,11 @@ et_cross_target() {
   toolchain=$repo/toolchains/$triple.cmake
 }
 
-# et_cross_host_tools [smoke]: install the host tools that are missing
-# (cross gcc, qemu-user, protoc-c, cmake, ...) for the current target,
-# through sudo when not root; with "smoke", the broker and client too.
-et_cross_host_tools() {
-  local need pair missing=() sudo=()
-  # program -> Debian package that provides it
-  need=(
-    "$triple-gcc:gcc-$triple"
-    "${qemu[0]}:qemu-user"
-    "protoc-c:protobuf-c-compiler"
-    "cmake:cmake"
-    "make:make"
-    "pkg-config:pkg-config"
-    "dpkg:dpkg"
-  )
-  # The smoke test of the static agent needs a broker, a client and openssl.
-  [ "${1:-}" = smoke ] &&
-    need+=("mosquitto:mosquitto" "mosquitto_sub:mosquitto-clients" "openssl:openssl")
-  for pair in "${need[@]}"; do
+# et_install_missing PROGRAM:PACKAGE...: apt-get install the packages whose
+# program is not on PATH, through sudo when not root.
+et_install_missing() {
+  local pair missing=() sudo=()
+  for pair in "$@"; do
     command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
   done
   [ ${#missing[@]} -gt 0 ] || return 0
@@ -85,6 +71,24 @@ et_cross_host_tools() {
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 update -qq
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 \
     install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+# et_cross_host_tools [smoke]: install the host tools that are missing
+# (cross gcc, qemu-user, protoc-c, cmake, ...) for the current target;
+# with "smoke", the broker, a client and openssl for the smoke test too.
+et_cross_host_tools() {
+  local need=(
+    "$triple-gcc:gcc-$triple"
+    "${qemu[0]}:qemu-user"
+    "protoc-c:protobuf-c-compiler"
+    "cmake:cmake"
+    "make:make"
+    "pkg-config:pkg-config"
+    "dpkg:dpkg"
+  )
+  [ "${1:-}" = smoke ] &&
+    need+=("mosquitto:mosquitto" "mosquitto_sub:mosquitto-clients" "openssl:openssl")
+  et_install_missing "${need[@]}"
 }
 
 # et_cross_fresh DIR...: a build directory configured from another checkout
@@ -106,6 +110,17 @@ et_cross_fresh() {
 et_cross_sysroot() {
   "$repo/toolchains/make-sysroot.sh" "$arch" "$sysroot" ||
     et_die "making the $arch sysroot in $sysroot failed"
+}
+
+# et_cross_configure DIR [CMAKE ARGS...]: configure DIR for the target from
+# its sysroot (a dynamically linked build; the cloud programs only where
+# the target takes them).
+et_cross_configure() {
+  local dir=$1
+  shift
+  cmake -S "$repo" -B "$dir" -DCMAKE_TOOLCHAIN_FILE="$toolchain" \
+        -DET_SYSROOT="$sysroot" -DET_BUILD_CLOUD="$cloud" "$@" ||
+    et_die "configuring $dir failed"
 }
 
 # et_cross_configure_static DIR [CMAKE ARGS...]: configure DIR for the

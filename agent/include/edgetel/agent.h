@@ -56,6 +56,13 @@ void et_agent_stop(struct et_agent *a);
 struct et_outbox_stats;
 int et_agent_outbox_stats(struct et_agent *a, struct et_outbox_stats *st);
 
+/**
+ * One line on how the agent is doing, for the service manager's STATUS=
+ * (`systemctl status edgetel-agent`): connected to the broker or not (and
+ * why not), and the batches and samples its outbox holds.
+ */
+void et_agent_status_line(struct et_agent *a, char *buf, size_t size);
+
 /** The agent's outbox, borrowed for the agent's life (tests, diagnostics). */
 struct et_outbox *et_agent_outbox(struct et_agent *a);
 

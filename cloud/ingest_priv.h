@@ -83,6 +83,13 @@ struct et_ingest {
     size_t mono_cap;
     int64_t *metric_ids;
     size_t metric_cap;
+    struct et_wire_kind *kinds;     /* a batch's own dictionary's kinds */
+    size_t kinds_cap;
+    struct et_wire_sample *expanded; /* the batch's samples, read (ingest_dict.c) */
+    size_t expanded_cap;
+    /* Streams' dictionaries last used (ingest_dict.c); NULL until the first. */
+    struct ingest_dict *dicts;
+    uint64_t dict_tick;
     /* Samples re-timed by the transaction in progress; counted on commit. */
     uint64_t pending_retimed;
     /* The time of the message in hand (et_ingest_message's now_ms). */
@@ -177,16 +184,38 @@ int ingest_grow(void **buf, size_t *cap, size_t need, size_t elem);
 /* 32 hex digits of a 16-byte boot id, "" for none. */
 void ingest_boot_hex(const ProtobufCBinaryData *boot_id, char *out);
 
-/* Store a new batch's rows; the transaction is open. 0 or -errno. */
+/* Store a new batch's rows: its samples read by ingest_dict_expand() into
+ * ig->expanded, metric_ids by dictionary index; the transaction is open.
+ * 0 or -errno. */
 int ingest_store_rows(struct et_ingest *ig, const Edgetel__V1__Batch *b,
-                      const char *device, const char *stream_hex, const char *boot_hex,
-                      int64_t now_ms);
+                      const int64_t *metric_ids, const char *device, const char *stream_hex,
+                      const char *boot_hex, int64_t now_ms);
 
 /* Keep a new batch aside whole, with why (its sample times are impossible);
  * the transaction is open. 0 or -errno. */
 int ingest_quarantine_batch(struct et_ingest *ig, const Edgetel__V1__Batch *b,
                             const char *device, const char *stream_hex, const void *payload,
                             size_t len, const char *why);
+
+/* ---- ingest_dict.c ---- */
+
+/*
+ * Read b's samples into ig->expanded (et_wire_batch_samples(b) of them)
+ * and its dictionary's metric ids (*metric_ids, by index); the transaction
+ * is open (new metrics and dictionary entries are stored). 0; -ENOKEY
+ * (why says which entry) when the stream's dictionary is not known: ask
+ * the device for it; -EBADMSG (why) for a batch that contradicts it; a
+ * store error.
+ */
+int ingest_dict_expand(struct et_ingest *ig, const Edgetel__V1__Batch *b, const char *device,
+                       const char *stream, const int64_t **metric_ids, char *why,
+                       size_t whylen);
+
+/* A transaction was undone: forget the dictionaries in memory. */
+void ingest_dict_forget(struct et_ingest *ig);
+
+/* Free them. */
+void ingest_dict_free(struct et_ingest *ig);
 
 /* ---- ingest_health.c ---- */
 

@@ -59,6 +59,8 @@ static void report_wear(struct et_health *h, const struct et_health_input *in,
     if (samples > 0 && h->io_written_prev > 0) {
         struct et_value v = et_value_f64((double)(written - h->io_written_prev) / (double)samples);
 
+        v.resolution = 0.01;
+
         emit(ctx, "agent.bytes_written_per_sample", "By", &v);
     }
     h->io_written_prev = written;

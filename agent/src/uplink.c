@@ -117,6 +117,10 @@ static void handle_ack(struct et_uplink *u, const void *payload, size_t len, int
     }
     if (!ack_in_stream(u, ack))
         goto out;
+    if (ack->dict_wanted)
+        uplink_dict_wanted(u, ack->dict_wanted, ack->dict_wanted_seq);
+    else if (ack->acked_through || ack->n_seqs)
+        u->dict_wanted = 0;     /* a batch was stored: the aggregator has the dictionary */
     /* Batches held in memory: delivered, whether or not the outbox can delete its rows. */
     u->batches_acked += u->batcher ? et_batcher_ack(u->batcher, ack->acked_through, ack->seqs,
                                                     ack->n_seqs) : 0;

@@ -90,6 +90,9 @@ struct et_uplink {
     uint64_t batches_sent;
     uint64_t batches_acked;
     uint64_t resends;
+    /* The aggregator asked for this metric dictionary (Ack.dict_wanted):
+     * batches go with it inline until one is stored. 0: none asked. */
+    uint64_t dict_wanted;
 
     /* Ignored Acks are said once: those without a stream id, and those of
      * the last other stream seen. */
@@ -109,6 +112,10 @@ void uplink_note_resent(struct et_uplink *u, uint64_t seq);
 
 /* Take the window's entry i out (its batch was acknowledged). */
 void uplink_inflight_remove_at(struct et_uplink *u, size_t i);
+
+/* The aggregator does not know dictionary dict_id: send seq again at once,
+ * and batches from now on, with it inline (uplink_send.c). */
+void uplink_dict_wanted(struct et_uplink *u, uint64_t dict_id, uint64_t seq);
 
 /* Backlog rows: stored batches made before this connection, counted. 0 or -errno. */
 int uplink_backlog_rows(struct et_uplink *u, uint64_t *left);

@@ -181,6 +181,23 @@ static int next_to_send(struct et_uplink *u, uint64_t *seq, uint8_t **blob, size
     }
 }
 
+void uplink_dict_wanted(struct et_uplink *u, uint64_t dict_id, uint64_t seq)
+{
+    if (u->dict_wanted != dict_id)
+        et_info("uplink", "the aggregator does not know metric dictionary %" PRIu64 ": sending "
+                "it with the batches until one is stored", dict_id);
+    u->dict_wanted = dict_id;
+    for (size_t i = 0; i < u->n_inflight; i++) {
+        if (u->inflight[i].seq != seq)
+            continue;
+        /* Not stored, not lost: it goes again now, with the dictionary. */
+        uplink_note_resent(u, seq);
+        rewind_for(u, seq);
+        uplink_inflight_remove_at(u, i);
+        break;
+    }
+}
+
 /* ---- backlog pacing ------------------------------------------------------------ */
 
 /* Refill the drain token bucket: drain_rate batches a second, a second's worth at most. */
@@ -260,6 +277,19 @@ static void prepare_for_wire(struct et_uplink *u, uint64_t seq, uint8_t **blob, 
     } else if (rc < 0) {
         et_warn("time", "batch %" PRIu64 ": cannot re-time (%s); sending as measured",
                 seq, strerror(-rc));
+    }
+    if (u->dict_wanted && u->batcher &&
+        et_batcher_with_dict(u->batcher, *blob, *len, &fixed, &fixed_len) == 0) {
+        /* Room for the historical mark, as the outbox leaves. */
+        uint8_t *roomy = realloc(fixed, fixed_len + ET_OUTBOX_BLOB_SPARE);
+
+        if (roomy) {
+            free(*blob);
+            *blob = roomy;
+            *len = fixed_len;
+        } else {
+            free(fixed);
+        }
     }
     if (historical)
         *len = et_batch_mark_historical(*blob, *len);

@@ -25,6 +25,9 @@
 #include "common.h"
 #include "edgetel/platform.h"
 
+/* Percentages to a hundredth: finer than a tick's share of a few seconds. */
+#define CPU_RESOLUTION 0.01
+
 #define CPU_STAT_PATH "/proc/stat"
 /* /proc/stat's intr line grows with the IRQ count; the cpu lines come first,
  * so a cut file still has everything this driver needs. */
@@ -180,11 +183,13 @@ static int cpu_probe(struct et_dev *dev, const void *params)
         ret = et_chans_add(&p->chans, "%", ET_TYPE_F64, "%s", cpu_total_names[i]);
         if (ret < 0)
             goto err;
+        p->chans.ch[ret].resolution = CPU_RESOLUTION;
     }
     for (size_t i = 0; i < p->n_cores; i++) {
         ret = et_chans_add(&p->chans, "%", ET_TYPE_F64, "core%d.usage", p->core_ids[i]);
         if (ret < 0)
             goto err;
+        p->chans.ch[ret].resolution = CPU_RESOLUTION;
     }
     p->prev = calloc(1 + p->n_cores, sizeof(*p->prev));
     p->cur = calloc(1 + p->n_cores, sizeof(*p->cur));

@@ -138,8 +138,12 @@ static int diskio_probe(struct et_dev *dev, const void *params)
         snprintf(p->devs[p->n_devs].name, sizeof(p->devs[0].name), "%s", name);
         p->n_devs++;
         et_name_sanitize(name);
-        for (size_t c = 0; c < IO_N && ret >= 0; c++)
+        for (size_t c = 0; c < IO_N && ret >= 0; c++) {
             ret = et_chans_add(&p->chans, io_units[c], ET_TYPE_I64, "%s.%s", name, io_names[c]);
+            /* Bytes are sectors of 512 (/proc/diskstats) */
+            if (ret >= 0 && strcmp(io_units[c], "By") == 0)
+                p->chans.ch[ret].resolution = 512;
+        }
         if (ret < 0)
             break;
     }

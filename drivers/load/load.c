@@ -14,9 +14,10 @@
 enum { LOAD_1, LOAD_5, LOAD_15, LOAD_RUNNING, LOAD_TASKS, LOAD_N };
 
 static const struct et_channel load_channels[] = {
-    [LOAD_1] = { .name = "load1", .unit = "1", .type = ET_TYPE_F64 },
-    [LOAD_5] = { .name = "load5", .unit = "1", .type = ET_TYPE_F64 },
-    [LOAD_15] = { .name = "load15", .unit = "1", .type = ET_TYPE_F64 },
+    /* /proc/loadavg gives two decimals */
+    [LOAD_1] = { .name = "load1", .unit = "1", .type = ET_TYPE_F64, .resolution = 0.01 },
+    [LOAD_5] = { .name = "load5", .unit = "1", .type = ET_TYPE_F64, .resolution = 0.01 },
+    [LOAD_15] = { .name = "load15", .unit = "1", .type = ET_TYPE_F64, .resolution = 0.01 },
     [LOAD_RUNNING] = { .name = "running", .unit = "1", .type = ET_TYPE_I64 },
     [LOAD_TASKS] = { .name = "tasks", .unit = "1", .type = ET_TYPE_I64 },
 };

@@ -16,12 +16,17 @@
 enum { MEM_TOTAL, MEM_AVAILABLE, MEM_USED, MEM_USED_PCT, MEM_SWAP_TOTAL, MEM_SWAP_USED, MEM_N };
 
 static const struct et_channel memory_channels[] = {
-    [MEM_TOTAL] = { .name = "total", .unit = "By", .type = ET_TYPE_I64 },
-    [MEM_AVAILABLE] = { .name = "available", .unit = "By", .type = ET_TYPE_I64 },
-    [MEM_USED] = { .name = "used", .unit = "By", .type = ET_TYPE_I64 },
-    [MEM_USED_PCT] = { .name = "used_pct", .unit = "%", .type = ET_TYPE_F64 },
-    [MEM_SWAP_TOTAL] = { .name = "swap_total", .unit = "By", .type = ET_TYPE_I64 },
-    [MEM_SWAP_USED] = { .name = "swap_used", .unit = "By", .type = ET_TYPE_I64 },
+    /* /proc/meminfo counts in KiB */
+    [MEM_TOTAL] = { .name = "total", .unit = "By", .type = ET_TYPE_I64, .resolution = 1024 },
+    [MEM_AVAILABLE] = { .name = "available", .unit = "By", .type = ET_TYPE_I64,
+                        .resolution = 1024 },
+    [MEM_USED] = { .name = "used", .unit = "By", .type = ET_TYPE_I64, .resolution = 1024 },
+    [MEM_USED_PCT] = { .name = "used_pct", .unit = "%", .type = ET_TYPE_F64,
+                       .resolution = 0.01 },
+    [MEM_SWAP_TOTAL] = { .name = "swap_total", .unit = "By", .type = ET_TYPE_I64,
+                         .resolution = 1024 },
+    [MEM_SWAP_USED] = { .name = "swap_used", .unit = "By", .type = ET_TYPE_I64,
+                        .resolution = 1024 },
 };
 
 struct memory_priv {

@@ -19,11 +19,16 @@
 enum { SELF_RSS, SELF_THREADS, SELF_CPU_USER, SELF_CPU_SYSTEM, SELF_WRITE_BYTES, SELF_N };
 
 static const struct et_channel self_channels[] = {
-    [SELF_RSS] = { .name = "rss", .unit = "By", .type = ET_TYPE_I64 },
+    /* Resident pages are 4 KiB or a multiple; CPU time counts clock ticks
+     * (100 a second); writes reach the disk in sectors. */
+    [SELF_RSS] = { .name = "rss", .unit = "By", .type = ET_TYPE_I64, .resolution = 4096 },
     [SELF_THREADS] = { .name = "threads", .unit = "1", .type = ET_TYPE_I64 },
-    [SELF_CPU_USER] = { .name = "cpu_user", .unit = "s", .type = ET_TYPE_F64 },
-    [SELF_CPU_SYSTEM] = { .name = "cpu_system", .unit = "s", .type = ET_TYPE_F64 },
-    [SELF_WRITE_BYTES] = { .name = "write_bytes", .unit = "By", .type = ET_TYPE_I64 },
+    [SELF_CPU_USER] = { .name = "cpu_user", .unit = "s", .type = ET_TYPE_F64,
+                        .resolution = 0.01 },
+    [SELF_CPU_SYSTEM] = { .name = "cpu_system", .unit = "s", .type = ET_TYPE_F64,
+                          .resolution = 0.01 },
+    [SELF_WRITE_BYTES] = { .name = "write_bytes", .unit = "By", .type = ET_TYPE_I64,
+                           .resolution = 512 },
 };
 
 struct self_priv {

@@ -13,7 +13,9 @@
 enum { UPTIME_SECONDS, UPTIME_N };
 
 static const struct et_channel uptime_channels[] = {
-    [UPTIME_SECONDS] = { .name = "seconds", .unit = "s", .type = ET_TYPE_F64 },
+    /* /proc/uptime gives hundredths */
+    [UPTIME_SECONDS] = { .name = "seconds", .unit = "s", .type = ET_TYPE_F64,
+                         .resolution = 0.01 },
 };
 
 struct uptime_priv {

@@ -417,15 +417,13 @@ static int ingest_batch(struct et_ingest *ig, const char *topic, const void *pay
     /* A new batch's samples are read now: its dictionary may be one this
      * aggregator does not know, and then nothing of it is stored. */
     if (ret == 0 && !seen && !quarantine) {
-        ret = ingest_dict_expand(ig, b, reply->device, stream_hex, &metric_ids, why,
-                                 sizeof(why));
+        ret = ingest_dict_read(ig, b, reply->device, stream_hex, why, sizeof(why));
         wanted = ret == -ENOKEY;
         if (wanted)
             ret = 0;
     }
     if (ret == -EBADMSG) {
-        /* It contradicts its dictionary. What was written (metrics, other
-         * entries) is harmless and committed like a refused seq's nothing. */
+        /* It contradicts its dictionary: nothing was written. */
         ret = ingest_tx_commit(ig);
         if (ret == 0) {
             ret = ingest_malformed(ig, reply, topic, "batch", why);
@@ -439,7 +437,8 @@ static int ingest_batch(struct et_ingest *ig, const char *topic, const void *pay
         ret = et_store_stream_start(ig->w, reply->device, stream_hex, now_ms, &was);
     if (ret == 0 && !seen && quarantine)
         ret = ingest_quarantine_batch(ig, b, reply->device, stream_hex, payload, len, why);
-    else if (ret == 0 && !seen && !wanted)
+    else if (ret == 0 && !seen && !wanted &&
+             (ret = ingest_dict_keep(ig, b, reply->device, stream_hex, &metric_ids)) == 0)
         ret = ingest_store_rows(ig, b, metric_ids, reply->device, stream_hex, boot_hex, now_ms);
     if (ret == 0)
         ret = et_ack_advance(ig->w, reply->device, stream_hex, floor, &reply->acked_through);

@@ -152,64 +152,47 @@ static int metric_of(struct et_ingest *ig, const char *device, const Edgetel__V1
     return et_store_metric_tags(ig->w, *id, tags);
 }
 
-/* The entries b carries into d, kept in the store; -EBADMSG for one that differs. */
-static int dict_learn(struct et_ingest *ig, const Edgetel__V1__Batch *b, const char *device,
-                      const char *stream, struct ingest_dict *d, char *why, size_t whylen)
+/*
+ * The kinds b's samples are read with into d's room: d's own and those b
+ * carries. -EBADMSG (why) for a carried entry that differs from a kept one.
+ */
+static int dict_merge(const Edgetel__V1__Batch *b, struct ingest_dict *d,
+                      struct et_wire_kind *kinds, char *why, size_t whylen)
 {
-    struct et_wire_kind *carried = calloc(b->dict_base + b->n_metrics + 1, sizeof(*carried));
-    int ret = carried ? dict_room(d, b->dict_base + b->n_metrics) : -ENOMEM;
-
-    if (ret == 0)
-        et_wire_batch_kinds(b, carried);
-    for (size_t i = 0; ret == 0 && i < b->n_metrics; i++) {
-        uint32_t idx = b->dict_base + (uint32_t)i;
-        const struct et_wire_kind *k = &carried[idx];
-        struct et_store_dict_entry e = { .idx = idx, .type = (int)k->type, .scale = k->scale };
-
-        if (d->kinds[idx].known) {
-            if (d->kinds[idx].type != k->type || d->kinds[idx].scale != k->scale) {
-                snprintf(why, whylen, "dictionary %" PRIu64 " entry %u (%s) differs from the "
-                         "one kept (type %d scale %g, now type %d scale %g)", b->dict_id, idx,
-                         b->metrics[i]->name, (int)d->kinds[idx].type, d->kinds[idx].scale,
-                         (int)k->type, k->scale);
-                ret = -EBADMSG;
-            }
-            continue;
-        }
-        ret = metric_of(ig, device, b->metrics[i], &e.metric_id);
-        if (ret == 0 && et_store_has_dicts(ig->w))
-            ret = et_store_dict_put(ig->w, device, stream, b->dict_id, &e);
-        if (ret == 0) {
-            d->metric_ids[idx] = e.metric_id;
-            d->kinds[idx] = *k;
-        }
-    }
-    free(carried);
-    return ret;
-}
-
-/* A batch with its own dictionary: its metrics to ids, its kinds. */
-static int own_dict(struct et_ingest *ig, const Edgetel__V1__Batch *b, const char *device)
-{
-    int ret = ingest_grow((void **)&ig->metric_ids, &ig->metric_cap, b->n_metrics + 1,
-                          sizeof(*ig->metric_ids));
-
-    if (ret == 0)
-        ret = ingest_grow((void **)&ig->kinds, &ig->kinds_cap, b->n_metrics + 1,
-                          sizeof(*ig->kinds));
-    if (ret < 0)
-        return ret;
-    et_wire_batch_kinds(b, ig->kinds);
+    memcpy(kinds, d->kinds, d->n * sizeof(*kinds));
+    et_wire_batch_kinds(b, kinds);
     for (size_t i = 0; i < b->n_metrics; i++) {
-        ret = metric_of(ig, device, b->metrics[i], &ig->metric_ids[i]);
-        if (ret < 0)
-            return ret;
+        uint32_t idx = b->dict_base + (uint32_t)i;
+
+        if (d->kinds[idx].known &&
+            (d->kinds[idx].type != kinds[idx].type || d->kinds[idx].scale != kinds[idx].scale)) {
+            snprintf(why, whylen, "dictionary %" PRIu64 " entry %u (%s) differs from the one "
+                     "kept (type %d scale %g, now type %d scale %g)", b->dict_id, idx,
+                     b->metrics[i]->name, (int)d->kinds[idx].type, d->kinds[idx].scale,
+                     (int)kinds[idx].type, kinds[idx].scale);
+            return -EBADMSG;
+        }
     }
     return 0;
 }
 
-int ingest_dict_expand(struct et_ingest *ig, const Edgetel__V1__Batch *b, const char *device,
-                       const char *stream, const int64_t **metric_ids, char *why, size_t whylen)
+/* Read b's samples against d and what b carries into ig->expanded. */
+static int dict_read(struct et_ingest *ig, const Edgetel__V1__Batch *b, struct ingest_dict *d,
+                     uint32_t *missing, char *why, size_t whylen)
+{
+    int ret = dict_room(d, b->dict_base + b->n_metrics);
+
+    if (ret == 0)
+        ret = ingest_grow((void **)&ig->kinds, &ig->kinds_cap, d->n + 1, sizeof(*ig->kinds));
+    if (ret == 0)
+        ret = dict_merge(b, d, ig->kinds, why, whylen);
+    if (ret == 0)
+        ret = et_wire_expand(b, ig->kinds, d->n, ig->expanded, missing, why, whylen);
+    return ret;
+}
+
+int ingest_dict_read(struct et_ingest *ig, const Edgetel__V1__Batch *b, const char *device,
+                     const char *stream, char *why, size_t whylen)
 {
     size_t n = et_wire_batch_samples(b);
     struct ingest_dict *d = NULL;
@@ -221,27 +204,63 @@ int ingest_dict_expand(struct et_ingest *ig, const Edgetel__V1__Batch *b, const 
     if (ret < 0)
         return ret;
     if (b->dict_id == 0) {
-        ret = own_dict(ig, b, device);
-        if (ret == 0)
+        ret = ingest_grow((void **)&ig->kinds, &ig->kinds_cap, b->n_metrics + 1,
+                          sizeof(*ig->kinds));
+        if (ret == 0) {
+            et_wire_batch_kinds(b, ig->kinds);
             ret = et_wire_expand(b, ig->kinds, b->n_metrics, ig->expanded, &missing, why,
                                  whylen);
-        *metric_ids = ig->metric_ids;
+        }
         return ret == -ENOKEY ? -EBADMSG : ret;   /* the codec checked the indexes */
     }
     ret = dict_find(ig, device, stream, b->dict_id, &d, &loaded);
     if (ret == 0)
-        ret = dict_learn(ig, b, device, stream, d, why, whylen);
-    if (ret == 0)
-        ret = et_wire_expand(b, d->kinds, d->n, ig->expanded, &missing, why, whylen);
+        ret = dict_read(ig, b, d, &missing, why, whylen);
     if (ret == -ENOKEY && !loaded && et_store_has_dicts(ig->w)) {
         /* Another instance may have kept what this one has not seen. */
         ret = et_store_dict_get(ig->w, device, stream, b->dict_id, dict_take_row, d);
         if (ret == 0)
-            ret = et_wire_expand(b, d->kinds, d->n, ig->expanded, &missing, why, whylen);
+            ret = dict_read(ig, b, d, &missing, why, whylen);
     }
     if (ret == -ENOKEY)
         snprintf(why, whylen, "dictionary %" PRIu64 " of stream %s: entry %u is not known",
                  b->dict_id, ingest_stream_name(stream), missing);
+    return ret;
+}
+
+int ingest_dict_keep(struct et_ingest *ig, const Edgetel__V1__Batch *b, const char *device,
+                     const char *stream, const int64_t **metric_ids)
+{
+    struct ingest_dict *d = NULL;
+    bool loaded;
+    int ret;
+
+    if (b->dict_id == 0) {
+        ret = ingest_grow((void **)&ig->metric_ids, &ig->metric_cap, b->n_metrics + 1,
+                          sizeof(*ig->metric_ids));
+        for (size_t i = 0; ret == 0 && i < b->n_metrics; i++)
+            ret = metric_of(ig, device, b->metrics[i], &ig->metric_ids[i]);
+        *metric_ids = ig->metric_ids;
+        return ret;
+    }
+    /* The slot ingest_dict_read() used (nothing has run in between). */
+    ret = dict_find(ig, device, stream, b->dict_id, &d, &loaded);
+    for (size_t i = 0; ret == 0 && i < b->n_metrics; i++) {
+        uint32_t idx = b->dict_base + (uint32_t)i;
+        struct et_store_dict_entry e = {
+            .idx = idx, .type = (int)ig->kinds[idx].type, .scale = ig->kinds[idx].scale,
+        };
+
+        if (d->kinds[idx].known)
+            continue;
+        ret = metric_of(ig, device, b->metrics[i], &e.metric_id);
+        if (ret == 0 && et_store_has_dicts(ig->w))
+            ret = et_store_dict_put(ig->w, device, stream, b->dict_id, &e);
+        if (ret == 0) {
+            d->metric_ids[idx] = e.metric_id;
+            d->kinds[idx] = ig->kinds[idx];
+        }
+    }
     *metric_ids = d ? d->metric_ids : NULL;
     return ret;
 }

@@ -201,15 +201,23 @@ int ingest_quarantine_batch(struct et_ingest *ig, const Edgetel__V1__Batch *b,
 
 /*
  * Read b's samples into ig->expanded (et_wire_batch_samples(b) of them)
- * and its dictionary's metric ids (*metric_ids, by index); the transaction
- * is open (new metrics and dictionary entries are stored). 0; -ENOKEY
+ * with its dictionary: its own, or its stream's as this instance or the
+ * store knows it plus the entries b carries. Writes nothing. 0; -ENOKEY
  * (why says which entry) when the stream's dictionary is not known: ask
  * the device for it; -EBADMSG (why) for a batch that contradicts it; a
  * store error.
  */
-int ingest_dict_expand(struct et_ingest *ig, const Edgetel__V1__Batch *b, const char *device,
-                       const char *stream, const int64_t **metric_ids, char *why,
-                       size_t whylen);
+int ingest_dict_read(struct et_ingest *ig, const Edgetel__V1__Batch *b, const char *device,
+                     const char *stream, char *why, size_t whylen);
+
+/*
+ * After ingest_dict_read() of b, in the open transaction: keep the
+ * entries b carries (its metrics, and in the stream's dictionary) and give
+ * the metric ids by dictionary index (*metric_ids, valid until the next
+ * batch). 0 or a store error.
+ */
+int ingest_dict_keep(struct et_ingest *ig, const Edgetel__V1__Batch *b, const char *device,
+                     const char *stream, const int64_t **metric_ids);
 
 /* A transaction was undone: forget the dictionaries in memory. */
 void ingest_dict_forget(struct et_ingest *ig);

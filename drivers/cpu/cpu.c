@@ -63,6 +63,7 @@ struct cpu_priv {
     struct cpu_ticks *cur;
     double *pct;                 /* CPU_N_TOTAL totals, then one per core */
     enum cpu_state *state;       /* per channel, like pct */
+    struct et_fs_file stat;      /* /proc/stat, kept open */
     char *text;
 };
 
@@ -115,7 +116,7 @@ static int read_snapshot(struct et_dev *dev, struct cpu_ticks *snap)
     ssize_t n;
     size_t len;
 
-    n = et_fs_read(CPU_STAT_PATH, p->text, CPU_STAT_CAP);
+    n = et_fs_reread(&p->stat, p->text, CPU_STAT_CAP);
     if (n < 0 && n != -EFBIG)
         return et_dev_fail(dev, (int)n, CPU_STAT_PATH ": %s", strerror((int)-n));
     memset(snap, 0, (1 + p->n_cores) * sizeof(*snap));
@@ -154,7 +155,8 @@ static int cpu_probe(struct et_dev *dev, const void *params)
     p->text = malloc(CPU_STAT_CAP);
     if (!p->text)
         return -ENOMEM;
-    n = et_fs_read(CPU_STAT_PATH, p->text, CPU_STAT_CAP);
+    p->stat.path = CPU_STAT_PATH;
+    n = et_fs_reread(&p->stat, p->text, CPU_STAT_CAP);
     if (n < 0 && n != -EFBIG) {
         ret = et_dev_fail(dev, n == -ENOENT ? -ENODEV : (int)n, CPU_STAT_PATH ": %s",
                           strerror((int)-n));
@@ -295,6 +297,7 @@ static void cpu_remove(struct et_dev *dev)
     free(p->prev);
     free(p->core_ids);
     free(p->text);
+    et_fs_file_close(&p->stat);
     et_chans_free(&p->chans);
     memset(p, 0, sizeof(*p));
 }

@@ -30,6 +30,7 @@ static const struct et_channel memory_channels[] = {
 };
 
 struct memory_priv {
+    struct et_fs_file meminfo;   /* kept open between rounds */
     int64_t bytes[MEM_N];
     double used_pct;
     bool swap_valid;
@@ -55,18 +56,20 @@ static int memory_read(struct et_dev *dev, struct memory_priv *out)
     size_t len;
     ssize_t n;
 
-    n = et_fs_read(MEMINFO_PATH, text, sizeof(text));
+    n = et_fs_reread(&out->meminfo, text, sizeof(text));
     if (n < 0 && n != -EFBIG) /* the fields needed are near the top */
         return et_dev_fail(dev, (int)n, MEMINFO_PATH ": %s", strerror((int)-n));
-    while ((line = et_next_line(&cursor, &len)) != NULL) {
+    /* The fields needed are in the first twenty lines: stop at the last. */
+    for (size_t found = 0; found < MI_N && (line = et_next_line(&cursor, &len)) != NULL;) {
         for (size_t k = 0; k < MI_N; k++) {
             const char *p;
 
-            if (!et_line_starts(line, len, meminfo_keys[k]))
+            if (have[k] || !et_line_starts(line, len, meminfo_keys[k]))
                 continue;
             p = line + strlen(meminfo_keys[k]);
             if (et_scan_u64(&p, &kb[k]) && kb[k] <= UINT64_MAX / 1024 / 4)
                 have[k] = true;
+            found++;
             break;
         }
     }
@@ -100,7 +103,12 @@ static int memory_read(struct et_dev *dev, struct memory_priv *out)
 static int memory_probe(struct et_dev *dev, const void *params)
 {
     struct memory_priv *p = dev->priv;
-    int ret = memory_read(dev, p);
+    int ret;
+
+    p->meminfo.path = MEMINFO_PATH;
+    ret = memory_read(dev, p);
+    if (ret)
+        et_fs_file_close(&p->meminfo);   /* a failed probe is not removed */
 
     if (ret == -ENOENT || ret == -ENODATA)
         return -ENODEV; /* dev->err already names the file and the cause */
@@ -134,6 +142,13 @@ static int memory_get(struct et_dev *dev, unsigned ch, struct et_value *out)
     return 0;
 }
 
+static void memory_remove(struct et_dev *dev)
+{
+    struct memory_priv *p = dev->priv;
+
+    et_fs_file_close(&p->meminfo);
+}
+
 const struct et_driver et_driver_memory = {
     .name = "memory",
     .help = "RAM total, available, used and swap, in bytes (/proc/meminfo)",
@@ -143,4 +158,5 @@ const struct et_driver et_driver_memory = {
     .probe = memory_probe,
     .fetch = memory_fetch,
     .get = memory_get,
+    .remove = memory_remove,
 };

@@ -1,6 +1,7 @@
 /*
  * procs: how many processes and threads the board runs.
- *   processes  numeric entries of /proc (one per process)
+ *   processes  numeric entries of /proc (one per process), counted from
+ *              large directory reads of /proc kept open
  *   threads    all kernel scheduling entities, the denominator of
  *              /proc/loadavg's "running/total"
  *   running, blocked   procs_running and procs_blocked of /proc/stat
@@ -26,19 +27,9 @@ static const struct et_channel procs_channels[] = {
 struct procs_priv {
     int64_t v[PROCS_N];
     bool valid[PROCS_N];
+    struct et_fs_file proc_dir, loadavg_file, stat_file;   /* kept open between rounds */
     char *stat;
 };
-
-static int count_pid(void *ctx, const char *name)
-{
-    int64_t *count = ctx;
-
-    for (const char *c = name; *c; c++)
-        if (*c < '0' || *c > '9')
-            return 0;
-    (*count)++;
-    return 0;
-}
 
 static void read_loadavg_threads(struct procs_priv *p)
 {
@@ -47,7 +38,7 @@ static void read_loadavg_threads(struct procs_priv *p)
     double avg;
     uint64_t running, total;
 
-    if (et_fs_read("/proc/loadavg", text, sizeof(text)) < 0)
+    if (et_fs_reread(&p->loadavg_file, text, sizeof(text)) < 0)
         return;
     if (et_scan_f64(&q, &avg) && et_scan_f64(&q, &avg) && et_scan_f64(&q, &avg) &&
         et_scan_u64(&q, &running) && *q++ == '/' && et_scan_u64(&q, &total) &&
@@ -68,7 +59,7 @@ static void read_stat_counts(struct procs_priv *p)
     ssize_t n;
     size_t len;
 
-    n = et_fs_read("/proc/stat", p->stat, STAT_CAP);
+    n = et_fs_reread(&p->stat_file, p->stat, STAT_CAP);
     if (n < 0 && n != -EFBIG)
         return;
     while ((line = et_next_line(&cursor, &len)) != NULL) {
@@ -87,14 +78,14 @@ static void read_stat_counts(struct procs_priv *p)
 static int procs_fetch(struct et_dev *dev)
 {
     struct procs_priv *p = dev->priv;
-    int64_t count = 0;
+    uint64_t count = 0;
     int ret;
 
     memset(p->valid, 0, sizeof(p->valid));
-    ret = et_fs_list("/proc", count_pid, &count);
+    ret = et_fs_count_numeric(&p->proc_dir, &count);
     if (ret < 0)
         return et_dev_fail(dev, ret, "/proc: %s", strerror(-ret));
-    p->v[PROCS_PROCESSES] = count;
+    p->v[PROCS_PROCESSES] = (int64_t)count;
     p->valid[PROCS_PROCESSES] = count > 0;
     read_loadavg_threads(p);
     read_stat_counts(p);
@@ -109,6 +100,9 @@ static int procs_probe(struct et_dev *dev, const void *params)
     p->stat = malloc(STAT_CAP);
     if (!p->stat)
         return -ENOMEM;
+    p->proc_dir.path = "/proc";
+    p->loadavg_file.path = "/proc/loadavg";
+    p->stat_file.path = "/proc/stat";
     ret = procs_fetch(dev);
     if (ret == 0 && !p->valid[PROCS_PROCESSES])
         ret = et_dev_fail(dev, -ENODEV, "/proc: no process entries (procfs not mounted?)");
@@ -117,6 +111,9 @@ static int procs_probe(struct et_dev *dev, const void *params)
     if (ret < 0) {
         free(p->stat);
         p->stat = NULL;
+        et_fs_file_close(&p->proc_dir);
+        et_fs_file_close(&p->loadavg_file);
+        et_fs_file_close(&p->stat_file);
     }
     return ret;
 }
@@ -140,6 +137,9 @@ static void procs_remove(struct et_dev *dev)
 
     free(p->stat);
     p->stat = NULL;
+    et_fs_file_close(&p->proc_dir);
+    et_fs_file_close(&p->loadavg_file);
+    et_fs_file_close(&p->stat_file);
 }
 
 const struct et_driver et_driver_procs = {

@@ -38,6 +38,7 @@ struct self_priv {
     int64_t write_bytes;
     bool valid[SELF_N];
     long ticks_per_s;
+    struct et_fs_file status, stat;   /* kept open between rounds */
 };
 
 static void read_status(struct self_priv *p)
@@ -45,7 +46,7 @@ static void read_status(struct self_priv *p)
     char text[4096];
     uint64_t v;
 
-    if (et_fs_read("/proc/self/status", text, sizeof(text)) < 0)
+    if (et_fs_reread(&p->status, text, sizeof(text)) < 0)
         return;
     if (et_text_field_u64(text, "VmRSS:", &v) && v <= INT64_MAX / 1024) {
         p->rss = (int64_t)v * 1024;
@@ -66,7 +67,7 @@ static void read_stat(struct self_priv *p)
     uint64_t v[13];
     char state[8];
 
-    if (et_fs_read("/proc/self/stat", text, sizeof(text)) < 0)
+    if (et_fs_reread(&p->stat, text, sizeof(text)) < 0)
         return;
     q = strrchr(text, ')');
     if (!q)
@@ -117,12 +118,26 @@ static int self_probe(struct et_dev *dev, const void *params)
     struct self_priv *p = dev->priv;
     int ret;
 
+    p->status.path = "/proc/self/status";
+    p->stat.path = "/proc/self/stat";
     /* USER_HZ is part of the kernel ABI (100 on arm, arm64, x86). */
     p->ticks_per_s = sysconf(_SC_CLK_TCK);
     if (p->ticks_per_s <= 0)
         p->ticks_per_s = 100;
     ret = self_fetch(dev);
+    if (ret) {   /* a failed probe is not removed */
+        et_fs_file_close(&p->status);
+        et_fs_file_close(&p->stat);
+    }
     return ret == -ENODATA ? -ENODEV : ret;
+}
+
+static void self_remove(struct et_dev *dev)
+{
+    struct self_priv *p = dev->priv;
+
+    et_fs_file_close(&p->status);
+    et_fs_file_close(&p->stat);
 }
 
 static int self_get(struct et_dev *dev, unsigned ch, struct et_value *out)
@@ -161,4 +176,5 @@ const struct et_driver et_driver_self = {
     .probe = self_probe,
     .fetch = self_fetch,
     .get = self_get,
+    .remove = self_remove,
 };

@@ -99,7 +99,9 @@ if [[ ${ET_BENCH_STATIC:-1} == 1 ]]; then
       >"${TMPDIR:-/tmp}/edgetel-compare-static.log" 2>&1 ||
       say "the static agent does not build here (log: ${TMPDIR:-/tmp}/edgetel-compare-static.log)"
   fi
-  [[ -x $static_build/agent/edgetel-agent ]] && static_agent=$static_build/agent/edgetel-agent
+  if [[ -x $static_build/agent/edgetel-agent ]]; then
+    static_agent=$static_build/agent/edgetel-agent
+  fi
 fi
 
 # ---- the site --------------------------------------------------------------
@@ -118,7 +120,7 @@ trap 'exit 130' INT TERM
 source "$repo/bench/lib.sh"
 ctl=$build/ctl/edgetelctl
 agents=(cmp-1s cmp-default)
-[[ -n $static_agent ]] && agents+=(cmp-static)
+if [[ -n $static_agent ]]; then agents+=(cmp-static); fi
 et_bench_setup "$work" cmp-1s || die "cannot make the site's certificates"
 for name in "${agents[@]}" collectd-bench observer observer2; do
   et_site_certs "$ctl" "$work/certs" "$name" || die "cannot issue a certificate for $name"
@@ -128,6 +130,7 @@ port_open=$(free_port)
 certs=$work/certs
 cat >"$work/mosquitto.conf" <<CONF
 per_listener_settings true
+user $(id -un)
 persistence false
 log_dest stderr
 log_type error
@@ -208,15 +211,15 @@ agent_conf() {
     # Any [collector] section turns the implicit set off: name it whole.
     for c in cpu memory disk diskio net load uptime procs thermal throttle self; do
       printf '[collector %s]\ntype = %s\n' "$c" "$c"
-      [[ -n $interval ]] && printf 'interval = %s\n' "$interval"
+      if [[ -n $interval ]]; then printf 'interval = %s\n' "$interval"; fi
     done
   } >"$work/$name.conf"
 }
 declare -A pid_of
 for name in "${agents[@]}"; do
   bin=$build/agent/edgetel-agent interval=1s
-  [[ $name == cmp-static ]] && bin=$static_agent
-  [[ $name == cmp-default ]] && interval=
+  if [[ $name == cmp-static ]]; then bin=$static_agent; fi
+  if [[ $name == cmp-default ]]; then interval=; fi
   agent_conf "$name" "$interval"
   "$bin" --config "$work/$name.conf" 2>"$work/$name.log" &
   pid_of[$name]=$!
@@ -261,7 +264,7 @@ CONF
   pids+=($!)
 fi
 programs=("${agents[@]}")
-((agent_only == 0)) && programs+=(collectd)
+if ((agent_only == 0)); then programs+=(collectd); fi
 
 # ---- the run ---------------------------------------------------------------
 # CPU time of every thread a process has now (ns): threads that ended are in
@@ -358,14 +361,14 @@ printf '\nedgetel-agent and collectd side by side, %s, %d s, one mosquitto (TLS)
   "$(uname -m)" "$((t1 - t0))" "$outage"
 printf '%-38s' ""
 for name in "${programs[@]}"; do printf ' %13s' "$name"; done
-((agent_only == 0)) && printf ' %13s' "1s/collectd"
+if ((agent_only == 0)); then printf ' %13s' "1s/collectd"; fi
 printf '\n'
 row() {
   local label=$1 key=$2 fmt=${3:-%s}
   local -n tbl=$key
   printf '%-38s' "$label"
   for name in "${programs[@]}"; do printf " %13s" "$(printf "$fmt" "${tbl[$name]}")"; done
-  ((agent_only == 0)) && printf ' %13s' "$(ratio "${tbl[cmp-1s]}" "${tbl[collectd]}")"
+  if ((agent_only == 0)); then printf ' %13s' "$(ratio "${tbl[cmp-1s]}" "${tbl[collectd]}")"; fi
   printf '\n'
 }
 row "values made (arrived)" made

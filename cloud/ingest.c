@@ -372,8 +372,8 @@ static int ingest_batch(struct et_ingest *ig, const char *topic, const void *pay
     ret = et_wire_decode_batch(payload, len, &b, why, sizeof(why));
     if (ret < 0)
         return ingest_malformed(ig, reply, topic, "batch", why);
-    if (ingest_other_device(ig, reply, topic, "batch", b->device_id))
-        goto out;   /* ret is 0: dealt with */
+    if (b->device_id[0] && ingest_other_device(ig, reply, topic, "batch", b->device_id))
+        goto out;   /* ret is 0: dealt with; an empty id is the topic's */
     ret = ingest_check_batch(ig, b, now_ms, why, sizeof(why));
     if (ret == -EBADMSG) {
         ret = ingest_malformed(ig, reply, topic, "batch", why);

@@ -421,7 +421,8 @@ static int make_batch(struct et_batcher *b, int64_t now_ms)
     if (rc)
         return rc;      /* the samples wait in the open batch, within the bound */
     make_room(b, n);
-    meta.device_id = b->device_id;
+    /* Left out: the topic names the device (Batch.device_id). */
+    meta.device_id = NULL;
     memcpy(meta.boot_id, b->boot_id, sizeof(meta.boot_id));
     meta.base_mono_ms = et_batch_first_mono_ms(b->batch);
     meta.base_wall_ms = et_clock_wall_of(meta.base_mono_ms);

@@ -260,7 +260,8 @@ static int batch_check(const Edgetel__V1__Batch *b, char *err, size_t errlen)
     size_t limit = b->dict_id ? ET_DICT_MAX : b->n_metrics;
     int rc;
 
-    if (!et_device_id_valid(b->device_id))
+    /* Empty: the device its topic names (agents leave it out: 13 bytes a batch). */
+    if (b->device_id[0] && !et_device_id_valid(b->device_id))
         return wire_fail(err, errlen, "device_id \"%.64s\" is not a valid device id", b->device_id);
     if (b->seq == 0)
         return wire_fail(err, errlen, "seq is 0 (sequence numbers start at 1)");

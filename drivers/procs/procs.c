@@ -1,7 +1,11 @@
 /*
  * procs: how many processes and threads the board runs.
  *   processes  numeric entries of /proc (one per process), counted from
- *              large directory reads of /proc kept open
+ *              large directory reads of /proc kept open, at most every
+ *              processes_every (10 s): listing /proc costs the kernel a
+ *              lookup per process, the most of any channel of the default
+ *              set (a quarter of the agent's kernel time at 1 s rounds).
+ *              Rounds between have no processes value.
  *   threads    all kernel scheduling entities, the denominator of
  *              /proc/loadavg's "running/total"
  *   running, blocked   procs_running and procs_blocked of /proc/stat
@@ -24,9 +28,23 @@ static const struct et_channel procs_channels[] = {
     [PROCS_BLOCKED] = { .name = "blocked", .unit = "1", .type = ET_TYPE_I64 },
 };
 
+struct procs_params {
+    int64_t every_ms;
+};
+
+static const struct et_key procs_keys[] = {
+    { "processes_every", ET_KEY_DURATION, ET_KEY_FIELD(struct procs_params, every_ms), "10s", 0,
+      3600 * 1000,
+      .help = "how often the processes are counted (listing /proc is the costly part); "
+              "0: every round" },
+};
+
 struct procs_priv {
     int64_t v[PROCS_N];
     bool valid[PROCS_N];
+    bool skipped;                  /* processes not counted this round (not due) */
+    int64_t every_ms;
+    int64_t counted_ms;            /* when they were last counted; 0 never */
     struct et_fs_file proc_dir, loadavg_file, stat_file;   /* kept open between rounds */
     char *stat;
 };
@@ -81,12 +99,19 @@ static int procs_fetch(struct et_dev *dev)
     uint64_t count = 0;
     int ret;
 
+    int64_t now = et_time_mono_ms();
+
     memset(p->valid, 0, sizeof(p->valid));
-    ret = et_fs_count_numeric(&p->proc_dir, &count);
-    if (ret < 0)
-        return et_dev_fail(dev, ret, "/proc: %s", strerror(-ret));
-    p->v[PROCS_PROCESSES] = (int64_t)count;
-    p->valid[PROCS_PROCESSES] = count > 0;
+    /* Due a little early: rounds come at the interval, give or take. */
+    p->skipped = p->counted_ms && p->every_ms && now - p->counted_ms < p->every_ms - 500;
+    if (!p->skipped) {
+        ret = et_fs_count_numeric(&p->proc_dir, &count);
+        if (ret < 0)
+            return et_dev_fail(dev, ret, "/proc: %s", strerror(-ret));
+        p->v[PROCS_PROCESSES] = (int64_t)count;
+        p->valid[PROCS_PROCESSES] = count > 0;
+        p->counted_ms = now ? now : 1;
+    }
     read_loadavg_threads(p);
     read_stat_counts(p);
     return 0;
@@ -94,9 +119,11 @@ static int procs_fetch(struct et_dev *dev)
 
 static int procs_probe(struct et_dev *dev, const void *params)
 {
+    const struct procs_params *prm = params;
     struct procs_priv *p = dev->priv;
     int ret;
 
+    p->every_ms = prm ? prm->every_ms : 0;
     p->stat = malloc(STAT_CAP);
     if (!p->stat)
         return -ENOMEM;
@@ -104,6 +131,7 @@ static int procs_probe(struct et_dev *dev, const void *params)
     p->loadavg_file.path = "/proc/loadavg";
     p->stat_file.path = "/proc/stat";
     ret = procs_fetch(dev);
+    p->counted_ms = 0;   /* the first round counts too */
     if (ret == 0 && !p->valid[PROCS_PROCESSES])
         ret = et_dev_fail(dev, -ENODEV, "/proc: no process entries (procfs not mounted?)");
     else if (ret == -ENOENT)
@@ -124,6 +152,8 @@ static int procs_get(struct et_dev *dev, unsigned ch, struct et_value *out)
 
     if (ch >= PROCS_N)
         return -EINVAL;
+    if (ch == PROCS_PROCESSES && p->skipped)
+        return -ENODATA;   /* not due this round: no value, no trouble */
     if (!p->valid[ch])
         return et_dev_fail(dev, -ENODATA, "%s: not readable from /proc this round",
                            procs_channels[ch].name);
@@ -146,6 +176,9 @@ const struct et_driver et_driver_procs = {
     .name = "procs",
     .help = "number of processes and threads, running and blocked (/proc)",
     .priv_size = sizeof(struct procs_priv),
+    .params = procs_keys,
+    .n_params = sizeof(procs_keys) / sizeof(procs_keys[0]),
+    .params_size = sizeof(struct procs_params),
     .channels = procs_channels,
     .n_channels = PROCS_N,
     .probe = procs_probe,

@@ -43,7 +43,7 @@ struct et_dict;
 
 /* What the encoder stamps on a batch besides its samples. */
 struct et_batch_meta {
-    const char *device_id;
+    const char *device_id;  /* NULL: left out, the topic names the device */
     uint64_t seq;
     uint8_t boot_id[ET_BOOT_ID_LEN];
     int64_t base_mono_ms;   /* monotonic ms that base_wall_ms describes */

@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "common.h"   /* et_self_write_bytes, from drivers/ */
+#include "edgetel/platform.h"
 
 static void emit_i64(et_collector_emit emit, void *ctx, const char *name, const char *unit,
                      int64_t v)
@@ -80,6 +81,8 @@ void et_health_report(struct et_health *h, const struct et_health_input *in,
     emit_i64(emit, ctx, "agent.inflight_batches", "1", (int64_t)up->inflight);
     emit_bool(emit, ctx, "agent.connected", up->connected);
     report_collectors(in, emit, ctx);
+    /* Every report (30 s): the resident set stays what the rounds use. */
+    et_mem_trim();
     if (up->connected && up->backlog_left > 0) {
         emit_i64(emit, ctx, "agent.backlog_batches", "1", (int64_t)up->backlog_left);
         if (up->backlog_eta_s >= 0) {

@@ -595,6 +595,8 @@ static int wire_next(const uint8_t **p, const uint8_t *end, struct wire_field *f
     f->number = (unsigned)(key >> 3);
     f->type = (unsigned)(key & 7);
     f->v = 0;
+    f->data = NULL;
+    f->len = 0;
     switch (f->type) {
     case 0:
         return wire_varint(p, end, &f->v);

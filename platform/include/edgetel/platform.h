@@ -80,6 +80,18 @@ int et_fs_list(const char *dir, int (*fn)(void *ctx, const char *name), void *ct
 /** Free and total bytes of the filesystem holding path (statvfs, f_bavail). */
 int et_fs_space(const char *path, uint64_t *avail, uint64_t *total);
 
+/* ---- memory ------------------------------------------------------------ */
+
+/**
+ * Give back what start-up touched once and steady work does not need:
+ * free heap to the system (malloc_trim), and the code pages of the
+ * program and its libraries from the resident set (they stay in the page
+ * cache; what runs again is mapped again at its next touch). A static
+ * agent's TLS, config and start-up code would otherwise stay resident
+ * for its whole life: most of its resident set.
+ */
+void et_mem_trim(void);
+
 /* ---- I2C (i2c-dev) ---------------------------------------------------- */
 
 struct et_i2c;

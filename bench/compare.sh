@@ -352,7 +352,7 @@ for name in "${programs[@]}"; do
   before=$(values_between "$name" "$before_from" "$before_to")
   during=$(values_between "$name" "$win_from" "$win_to")
   lost[$name]=$(awk -v b="$before" -v d="$during" -v bl="$((before_to - before_from))" \
-    -v wl="$((win_to - win_from))" 'BEGIN { e = b / bl * wl; l = e - d; printf "%d", l > 0.5 ? l + 0.5 : 0 }')
+    -v wl="$((win_to - win_from))" 'BEGIN { e = b / bl * wl; l = e - d; printf "%d", (l > 0.5 ? l + 0.5 : 0) }')
 done
 
 # ---- the table ---------------------------------------------------------------

@@ -81,8 +81,11 @@ void et_health_report(struct et_health *h, const struct et_health_input *in,
     emit_i64(emit, ctx, "agent.inflight_batches", "1", (int64_t)up->inflight);
     emit_bool(emit, ctx, "agent.connected", up->connected);
     report_collectors(in, emit, ctx);
-    /* Every report (30 s): the resident set stays what the rounds use. */
-    et_mem_trim();
+    /* At the first report (30 s: start-up is over), then every 10 min:
+     * the resident set stays what the rounds use. Reading smaps and
+     * mapping pages again costs CPU, so not at every report. */
+    if (h->reports++ % HEALTH_TRIM_EVERY == 0)
+        et_mem_trim();
     if (up->connected && up->backlog_left > 0) {
         emit_i64(emit, ctx, "agent.backlog_batches", "1", (int64_t)up->backlog_left);
         if (up->backlog_eta_s >= 0) {

@@ -8,7 +8,11 @@
  *              Rounds between have no processes value.
  *   threads    all kernel scheduling entities, the denominator of
  *              /proc/loadavg's "running/total"
- *   running, blocked   procs_running and procs_blocked of /proc/stat
+ *   running    its numerator, the kernel's nr_running() (what /proc/stat
+ *              says as procs_running)
+ *   blocked    procs_blocked of /proc/stat, read with processes: the cpu
+ *              collector reads /proc/stat every round already, and each
+ *              read makes the kernel print every interrupt's count
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -60,9 +64,12 @@ static void read_loadavg_threads(struct procs_priv *p)
         return;
     if (et_scan_f64(&q, &avg) && et_scan_f64(&q, &avg) && et_scan_f64(&q, &avg) &&
         et_scan_u64(&q, &running) && *q++ == '/' && et_scan_u64(&q, &total) &&
-        total <= INT64_MAX) {
+        total <= INT64_MAX && running <= total) {
         p->v[PROCS_THREADS] = (int64_t)total;
         p->valid[PROCS_THREADS] = true;
+        /* The kernel's nr_running(), as /proc/stat's procs_running. */
+        p->v[PROCS_RUNNING] = (int64_t)running;
+        p->valid[PROCS_RUNNING] = true;
     }
 }
 
@@ -71,7 +78,7 @@ static void read_stat_counts(struct procs_priv *p)
     static const struct {
         const char *key;
         unsigned ch;
-    } keys[] = { { "procs_running ", PROCS_RUNNING }, { "procs_blocked ", PROCS_BLOCKED } };
+    } keys[] = { { "procs_blocked ", PROCS_BLOCKED } };
     const char *cursor = p->stat;
     const char *line;
     ssize_t n;
@@ -113,7 +120,8 @@ static int procs_fetch(struct et_dev *dev)
         p->counted_ms = now ? now : 1;
     }
     read_loadavg_threads(p);
-    read_stat_counts(p);
+    if (!p->skipped)
+        read_stat_counts(p);
     return 0;
 }
 
@@ -152,7 +160,7 @@ static int procs_get(struct et_dev *dev, unsigned ch, struct et_value *out)
 
     if (ch >= PROCS_N)
         return -EINVAL;
-    if (ch == PROCS_PROCESSES && p->skipped)
+    if ((ch == PROCS_PROCESSES || ch == PROCS_BLOCKED) && p->skipped)
         return -ENODATA;   /* not due this round: no value, no trouble */
     if (!p->valid[ch])
         return et_dev_fail(dev, -ENODATA, "%s: not readable from /proc this round",

@@ -38,7 +38,7 @@ struct self_priv {
     int64_t write_bytes;
     bool valid[SELF_N];
     long ticks_per_s;
-    struct et_fs_file status, stat;   /* kept open between rounds */
+    struct et_fs_file status, stat, io;   /* kept open between rounds */
 };
 
 static void read_status(struct self_priv *p)
@@ -93,7 +93,7 @@ static void read_io(struct self_priv *p)
 {
     uint64_t v;
 
-    if (et_self_write_bytes(&v) == 0 && v <= INT64_MAX) {
+    if (et_self_write_bytes_kept(&p->io, &v) == 0 && v <= INT64_MAX) {
         p->write_bytes = (int64_t)v;
         p->valid[SELF_WRITE_BYTES] = true;
     }
@@ -128,6 +128,7 @@ static int self_probe(struct et_dev *dev, const void *params)
     if (ret) {   /* a failed probe is not removed */
         et_fs_file_close(&p->status);
         et_fs_file_close(&p->stat);
+        et_fs_file_close(&p->io);
     }
     return ret == -ENODATA ? -ENODEV : ret;
 }
@@ -138,6 +139,7 @@ static void self_remove(struct et_dev *dev)
 
     et_fs_file_close(&p->status);
     et_fs_file_close(&p->stat);
+    et_fs_file_close(&p->io);
 }
 
 static int self_get(struct et_dev *dev, unsigned ch, struct et_value *out)

@@ -54,7 +54,9 @@ static void processes_are_counted_every_10_s(void **state)
     dev_fetch_ok(dev);
     assert_int_equal(dev->drv->get(dev, 0, &(struct et_value){ 0 }), -ENODATA);
     assert_string_equal(dev->err, "");
+    assert_int_equal(dev->drv->get(dev, 3, &(struct et_value){ 0 }), -ENODATA);  /* blocked */
     assert_int_equal(dev_i64(dev, "threads"), 345);     /* the rest every round */
+    assert_int_equal(dev_i64(dev, "running"), 2);
     et_fake_time_advance(8600);                         /* 9.6 s: due, give or take */
     dev_fetch_ok(dev);
     assert_int_equal(dev_i64(dev, "processes"), 6);

@@ -22,7 +22,10 @@
 #     payload (one value list, "time:v1[:v2...]").
 # Half way through, the broker is killed and restarted 20 s later.
 #
-# What it prints, per program, and the ratios agent / collectd:
+# What it prints, per program, and the ratios agent / collectd. "Steady"
+# is the window from 30 s in to the outage (start-up is over: probes, TLS
+# handshakes, an agent's metric dictionary, sent once per stream); "whole
+# run" counts everything:
 #   - MQTT PUBLISH bytes per value: every PUBLISH packet the program sent
 #     (fixed header, topic, packet id, MQTT 5 properties, payload; computed
 #     from topic and payload length as the observer got them, so resends
@@ -290,7 +293,19 @@ sample_memory() {
 t0=$(date +%s)
 half=$((seconds / 2))
 say "running ${programs[*]} for $seconds s; the broker goes for ${outage} s at ${half} s"
-for ((i = 0; i < half; i++)); do sleep 1; sample_memory; done
+# The steady window: from 30 s in (probes, TLS handshakes, the metric
+# dictionary sent once are over) to the outage.
+declare -A cpu_steady0 cpu_steady1
+steady_from=0
+for ((i = 0; i < half; i++)); do
+  sleep 1
+  sample_memory
+  if ((i == 29)); then
+    steady_from=$(date +%s%3N)
+    for name in "${programs[@]}"; do cpu_steady0[$name]=$(sched_ns "${pid_of[$name]}"); done
+  fi
+done
+for name in "${programs[@]}"; do cpu_steady1[$name]=$(sched_ns "${pid_of[$name]}"); done
 outage_start=$(date +%s%3N)
 kill "$broker"
 wait "$broker" 2>/dev/null || true
@@ -312,10 +327,13 @@ touch "$work/observed.edgetel" "$work/observed.collectd"
 # PUBLISH bytes of one message: fixed header (1 + remaining-length varint),
 # topic (2 + n), packet id (QoS 1: 2), MQTT 5 properties (the agents: an
 # empty list, 1 byte; collectd speaks 3.1.1), payload.
+# publish_bytes WHO V5 [FROM TO]: bytes and messages of the topics matching
+# WHO, received in [FROM, TO) ms (all when not given).
 publish_bytes() {
-  LC_ALL=C awk -v who="$1" -v v5="$2" '
+  LC_ALL=C awk -v who="$1" -v v5="$2" -v from="${3:-0}" -v to="${4:-99999999999999}" '
     function varint(n) { return n < 128 ? 1 : n < 16384 ? 2 : n < 2097152 ? 3 : 4 }
-    $2 ~ who { rem = 2 + length($2) + 2 + (v5 ? 1 : 0) + $3; total += 1 + varint(rem) + rem; n++ }
+    $2 ~ who && $1 * 1000 >= from && $1 * 1000 < to {
+      rem = 2 + length($2) + 2 + (v5 ? 1 : 0) + $3; total += 1 + varint(rem) + rem; n++ }
     END { printf "%d %d\n", total, n }' "$work/observed.edgetel" "$work/observed.collectd"
 }
 store_sql() { sqlite3 "$work/store.db" "$1" 2>/dev/null || echo 0; }
@@ -333,7 +351,7 @@ collectd_between() {
 values_between() { if [[ $1 == collectd ]]; then collectd_between "$2" "$3"; else stored_between "$1" "$2" "$3"; fi; }
 median() { sort -n | awk '{ v[NR] = $1 } END { print NR ? (NR % 2 ? v[(NR + 1) / 2] : int((v[NR / 2] + v[NR / 2 + 1]) / 2)) : 0 }'; }
 
-declare -A bpv cpuk rss pss lost made
+declare -A bpv bpv_steady cpuk cpuk_steady rss pss lost made
 before_from=$((outage_start - 60000)) before_to=$((outage_start - 2000))
 win_from=$((outage_start - 2000)) win_to=$((outage_end + 15000))
 for name in "${programs[@]}"; do
@@ -347,6 +365,17 @@ for name in "${programs[@]}"; do
   made[$name]=$total
   bpv[$name]=$(awk -v b="$bytes" -v v="$total" 'BEGIN { printf "%.2f", v ? b / v : 0 }')
   cpuk[$name]=$(awk -v ns="${cpu[$name]}" -v v="$total" 'BEGIN { printf "%.4f", v ? ns / 1e9 / v * 1000 : 0 }')
+  # The steady window: values measured in it, bytes received in it (a
+  # batch arrives within a second or two of its values), CPU spent in it.
+  steady=$(values_between "$name" "$steady_from" "$outage_start")
+  if [[ $name == collectd ]]; then
+    read -r sbytes _ < <(publish_bytes '^collectd/' 0 "$steady_from" "$outage_start")
+  else
+    read -r sbytes _ < <(publish_bytes "^edgetel/v1/$name/" 1 "$steady_from" "$outage_start")
+  fi
+  bpv_steady[$name]=$(awk -v b="$sbytes" -v v="$steady" 'BEGIN { printf "%.2f", v ? b / v : 0 }')
+  cpuk_steady[$name]=$(awk -v ns="$((cpu_steady1[$name] - cpu_steady0[$name]))" -v v="$steady" \
+    'BEGIN { printf "%.4f", v ? ns / 1e9 / v * 1000 : 0 }')
   rss[$name]=$(awk '{ print $1 }' "$work/$name.mem" | median)
   pss[$name]=$(awk '{ print $2 }' "$work/$name.mem" | median)
   before=$(values_between "$name" "$before_from" "$before_to")
@@ -372,8 +401,10 @@ row() {
   printf '\n'
 }
 row "values made (arrived)" made
-row "MQTT PUBLISH bytes per value" bpv
-row "CPU seconds per 1,000 values" cpuk
+row "PUBLISH bytes per value, steady" bpv_steady
+row "  whole run (dictionary, outage)" bpv
+row "CPU s per 1,000 values, steady" cpuk_steady
+row "  whole run (start, reconnects)" cpuk
 row "VmRSS median (KiB)" rss
 row "PSS median (KiB)" pss
 row "values lost in the ${outage} s outage" lost

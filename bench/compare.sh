@@ -13,6 +13,8 @@
 #   - agent "1s": the default system set with every collector at 1 s;
 #   - agent "default": the default system set at its default intervals;
 #   - agent "static": as "1s", the single-file static build, when it links;
+#   - with ET_BENCH_BEFORE=PATH, that agent (an older build) as "old-1s" and
+#     "old-default": before and after in one run;
 #   - collectd 5.12 (Debian's collectd-core) with cpu, memory, df, disk,
 #     interface, load, uptime, processes and thermal every 1 s, writing
 #     through its mqtt plugin (QoS 1, TLS) — the agent's default set as
@@ -124,6 +126,13 @@ source "$repo/bench/lib.sh"
 ctl=$build/ctl/edgetelctl
 agents=(cmp-1s cmp-default)
 if [[ -n $static_agent ]]; then agents+=(cmp-static); fi
+# ET_BENCH_BEFORE: another build's edgetel-agent (an older revision), run
+# beside at 1 s and at default intervals: before and after in one run.
+before_agent=${ET_BENCH_BEFORE:-}
+if [[ -n $before_agent ]]; then
+  [[ -x $before_agent ]] || die "ET_BENCH_BEFORE \"$before_agent\" is not a program"
+  agents+=(old-1s old-default)
+fi
 et_bench_setup "$work" cmp-1s || die "cannot make the site's certificates"
 for name in "${agents[@]}" collectd-bench observer observer2; do
   et_site_certs "$ctl" "$work/certs" "$name" || die "cannot issue a certificate for $name"
@@ -222,7 +231,8 @@ declare -A pid_of
 for name in "${agents[@]}"; do
   bin=$build/agent/edgetel-agent interval=1s
   if [[ $name == cmp-static ]]; then bin=$static_agent; fi
-  if [[ $name == cmp-default ]]; then interval=; fi
+  if [[ $name == old-* ]]; then bin=$before_agent; fi
+  if [[ $name == *-default ]]; then interval=; fi
   agent_conf "$name" "$interval"
   "$bin" --config "$work/$name.conf" 2>"$work/$name.log" &
   pid_of[$name]=$!
@@ -352,8 +362,11 @@ values_between() { if [[ $1 == collectd ]]; then collectd_between "$2" "$3"; els
 median() { sort -n | awk '{ v[NR] = $1 } END { print NR ? (NR % 2 ? v[(NR + 1) / 2] : int((v[NR / 2] + v[NR / 2 + 1]) / 2)) : 0 }'; }
 
 declare -A bpv bpv_steady cpuk cpuk_steady rss pss lost made
-before_from=$((outage_start - 60000)) before_to=$((outage_start - 2000))
-win_from=$((outage_start - 2000)) win_to=$((outage_end + 15000))
+# Windows a whole number of 10 s long, so that rounds every 10 s (the
+# agent's default intervals) count the same whatever their phase: 60 s
+# before, and 40 s from 10 s before the outage to 10 s after it.
+win_from=$((outage_start - 10000)) win_to=$((outage_start + 30000))
+before_from=$((win_from - 60000)) before_to=$win_from
 for name in "${programs[@]}"; do
   if [[ $name == collectd ]]; then
     read -r bytes msgs < <(publish_bytes '^collectd/' 0)
@@ -409,4 +422,4 @@ row "VmRSS median (KiB)" rss
 row "PSS median (KiB)" pss
 row "values lost in the ${outage} s outage" lost
 printf '\ncmp-1s: default set, every collector at 1 s; cmp-default: default intervals;'
-printf ' cmp-static: the static agent at 1 s.\n'
+printf ' cmp-static: the static agent at 1 s; old-*: ET_BENCH_BEFORE, the same two ways.\n'

@@ -114,7 +114,14 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/edgetel-compare-XXXXXX")
 pids=()
 cleanup() {
   local p
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  # An observer's loop is held first, then what it runs (its mosquitto_sub)
+  # ended, then the loop: it cannot start another in between.
+  for p in "${pids[@]}"; do
+    kill -STOP "$p" 2>/dev/null || true
+    pkill -P "$p" 2>/dev/null || true
+    kill "$p" 2>/dev/null || true
+    kill -CONT "$p" 2>/dev/null || true
+  done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
   if [[ ${COMPARE_KEEP:-0} == 1 ]]; then say "kept $work"; else rm -rf "$work"; fi
 }

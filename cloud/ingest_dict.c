@@ -159,7 +159,8 @@ static int metric_of(struct et_ingest *ig, const char *device, const Edgetel__V1
 static int dict_merge(const Edgetel__V1__Batch *b, struct ingest_dict *d,
                       struct et_wire_kind *kinds, char *why, size_t whylen)
 {
-    memcpy(kinds, d->kinds, d->n * sizeof(*kinds));
+    if (d->n)
+        memcpy(kinds, d->kinds, d->n * sizeof(*kinds));
     et_wire_batch_kinds(b, kinds);
     for (size_t i = 0; i < b->n_metrics; i++) {
         uint32_t idx = b->dict_base + (uint32_t)i;

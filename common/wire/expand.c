@@ -197,14 +197,15 @@ static struct reader_dict *reader_dict_for(struct et_wire_reader *r, const Edget
 
     for (d = r->dicts; b->dict_id && d; d = d->next)
         if (d->id == b->dict_id && d->stream_len == b->stream_id.len &&
-            memcmp(d->stream, b->stream_id.data, d->stream_len) == 0)
+            (!d->stream_len || memcmp(d->stream, b->stream_id.data, d->stream_len) == 0))
             return d;
     d = calloc(1, sizeof(*d));
     if (!d)
         return NULL;
     d->id = b->dict_id;
     d->stream_len = b->stream_id.len;
-    memcpy(d->stream, b->stream_id.data, d->stream_len);
+    if (d->stream_len)
+        memcpy(d->stream, b->stream_id.data, d->stream_len);
     if (b->dict_id) {
         d->next = r->dicts;
         r->dicts = d;

@@ -93,6 +93,7 @@ struct et_uplink {
     /* The aggregator asked for this metric dictionary (Ack.dict_wanted):
      * batches go with it inline until one is stored. 0: none asked. */
     uint64_t dict_wanted;
+    bool dict_lost_said;       /* a batch whose dictionary is gone: said once */
 
     /* Ignored Acks are said once: those without a stream id, and those of
      * the last other stream seen. */

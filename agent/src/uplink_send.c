@@ -278,8 +278,9 @@ static void prepare_for_wire(struct et_uplink *u, uint64_t seq, uint8_t **blob, 
         et_warn("time", "batch %" PRIu64 ": cannot re-time (%s); sending as measured",
                 seq, strerror(-rc));
     }
-    if (u->dict_wanted && u->batcher &&
-        et_batcher_with_dict(u->batcher, *blob, *len, &fixed, &fixed_len) == 0) {
+    rc = u->dict_wanted && u->batcher
+        ? et_batcher_with_dict(u->batcher, *blob, *len, &fixed, &fixed_len) : -ENODATA;
+    if (rc == 0) {
         /* Room for the historical mark, as the outbox leaves. */
         uint8_t *roomy = realloc(fixed, fixed_len + ET_OUTBOX_BLOB_SPARE);
 
@@ -290,6 +291,12 @@ static void prepare_for_wire(struct et_uplink *u, uint64_t seq, uint8_t **blob, 
         } else {
             free(fixed);
         }
+    } else if (rc == -ENOENT && !u->dict_lost_said) {
+        /* Its dictionary is gone (PATH.dict removed by hand): the
+         * aggregator cannot read it and keeps it unacknowledged. */
+        et_warn("uplink", "batch %" PRIu64 ": the aggregator asks for its metric dictionary, "
+                "which this outbox no longer has; it stays unacknowledged", seq);
+        u->dict_lost_said = true;
     }
     if (historical)
         *len = et_batch_mark_historical(*blob, *len);

@@ -19,16 +19,27 @@
  *
  *   aggregator-<instance>  subscribe ROOT/v1/+/T or $share/<group>/ROOT/v1/+/T,
  *                          read ROOT/v1/<device>/T, for T in telemetry,
- *                          status, config/report, cert/csr; write
- *                          ROOT/v1/<device>/ack, config, cert/issued
+ *                          status, config/report; write
+ *                          ROOT/v1/<device>/ack, config
+ *   issuer-<instance>      (edgetelctl ca serve) the same for cert/csr;
+ *                          write ROOT/v1/<id>/cert/issued
+ *   claim-<device>         (a bootstrap credential) write exactly
+ *                          ROOT/v1/claim-<device>/cert/csr; subscribe to
+ *                          and read exactly ROOT/v1/claim-<device>/cert/issued
  *   any other valid name   (a device D) write ROOT/v1/D/telemetry, status,
  *                          config/report, cert/csr; subscribe to and read
  *                          exactly ROOT/v1/D/ack, config, cert/issued
  *   anything else          nothing ($SYS, other devices, wildcards, $share)
  *
- * The CA never issues a device a name starting with "aggregator" or
- * "ops" (common/ca/ca_name.c), so a name's kind is as trustworthy as the
- * CA. A client whose client id is not its user name gets nothing either
+ * So a claim can ask for a certificate under its own name only, and can
+ * publish no telemetry, status or report: it is not the device until the
+ * issuer made it one (et_ca_enroll, which also holds the CSR to the
+ * claim's device id, once). Only the issuer answers CSRs; an aggregator,
+ * which reads every device's data, has no part in certificates.
+ *
+ * The CA never issues a device a name starting with "aggregator", "ops",
+ * "issuer" or "claim" (common/ca/ca_name.c), so a name's kind is as
+ * trustworthy as the CA. A client whose client id is not its user name gets nothing either
  * (the config's use_username_as_clientid makes them equal; without it a
  * device could take another's client id, and this says so in the log).
  * Refusals are logged at notice level with the client, the access and
@@ -48,6 +59,8 @@
 #define NAME_MAX_LEN 64
 #define ROOT_MAX 128
 #define AGGREGATOR_PREFIX "aggregator-"
+#define ISSUER_PREFIX "issuer-"
+#define CLAIM_PREFIX "claim-"
 
 struct acl {
     char root[ROOT_MAX];
@@ -58,6 +71,12 @@ struct acl {
 static const char *const device_out[] = { "telemetry", "status", "config/report", "cert/csr",
                                           NULL };
 static const char *const device_in[] = { "ack", "config", "cert/issued", NULL };
+/* The part of it an aggregator takes and answers. */
+static const char *const aggregator_reads[] = { "telemetry", "status", "config/report", NULL };
+static const char *const aggregator_writes[] = { "ack", "config", NULL };
+/* The part the issuer takes and answers, and all a claim may do. */
+static const char *const csr[] = { "cert/csr", NULL };
+static const char *const issued[] = { "cert/issued", NULL };
 
 static bool name_char(unsigned char c)
 {
@@ -119,21 +138,29 @@ static bool own_topic(const struct acl *a, const char *name, const char *topic,
            strncmp(id, name, n) == 0 && in_list(rest, list);
 }
 
-static int check_device(const struct acl *a, const char *name, int access, const char *topic)
+/* A client confined to its own ROOT/v1/<name>/ topics: it writes out, reads in. */
+static int check_own(const struct acl *a, const char *name, int access, const char *topic,
+                     const char *const *out, const char *const *in)
 {
     switch (access) {
     case MOSQ_ACL_WRITE:
-        return own_topic(a, name, topic, device_out) ? MOSQ_ERR_SUCCESS : MOSQ_ERR_ACL_DENIED;
+        return own_topic(a, name, topic, out) ? MOSQ_ERR_SUCCESS : MOSQ_ERR_ACL_DENIED;
     case MOSQ_ACL_READ:
     case MOSQ_ACL_SUBSCRIBE:
         /* Exact filters only: never a wildcard, never $share. */
-        return own_topic(a, name, topic, device_in) ? MOSQ_ERR_SUCCESS : MOSQ_ERR_ACL_DENIED;
+        return own_topic(a, name, topic, in) ? MOSQ_ERR_SUCCESS : MOSQ_ERR_ACL_DENIED;
     default:
         return MOSQ_ERR_ACL_DENIED;
     }
 }
 
-static int check_aggregator(const struct acl *a, int access, const char *topic)
+/*
+ * A service of the fleet (an aggregator, the issuer): subscribes to and
+ * reads the topics in reads of every device, plain or through $share, and
+ * publishes the topics in writes to any of them.
+ */
+static int check_service(const struct acl *a, int access, const char *topic,
+                         const char *const *reads, const char *const *writes)
 {
     const char *id, *rest;
     size_t n;
@@ -148,20 +175,28 @@ static int check_aggregator(const struct acl *a, int access, const char *topic)
             topic = group_end + 1;
         }
         return split(a, topic, true, &id, &n, &rest) && n == 1 && id[0] == '+' &&
-                       in_list(rest, device_out)
+                       in_list(rest, reads)
                    ? MOSQ_ERR_SUCCESS
                    : MOSQ_ERR_ACL_DENIED;
     case MOSQ_ACL_READ:
-        return split(a, topic, false, &id, &n, &rest) && in_list(rest, device_out)
+        return split(a, topic, false, &id, &n, &rest) && in_list(rest, reads)
                    ? MOSQ_ERR_SUCCESS
                    : MOSQ_ERR_ACL_DENIED;
     case MOSQ_ACL_WRITE:
-        return split(a, topic, false, &id, &n, &rest) && in_list(rest, device_in)
+        return split(a, topic, false, &id, &n, &rest) && in_list(rest, writes)
                    ? MOSQ_ERR_SUCCESS
                    : MOSQ_ERR_ACL_DENIED;
     default:
         return MOSQ_ERR_ACL_DENIED;
     }
+}
+
+/* Whether name is PREFIX followed by more. */
+static bool has_prefix(const char *name, const char *prefix)
+{
+    size_t n = strlen(prefix);
+
+    return strncmp(name, prefix, n) == 0 && name[n];
 }
 
 static const char *access_name(int access)
@@ -180,7 +215,6 @@ static int on_acl_check(int event, void *event_data, void *userdata)
     const struct acl *a = userdata;
     const char *user = mosquitto_client_username(ev->client);
     const char *cid = mosquitto_client_id(ev->client);
-    size_t plen = strlen(AGGREGATOR_PREFIX);
     int rc;
 
     (void)event;
@@ -193,10 +227,14 @@ static int on_acl_check(int event, void *event_data, void *userdata)
                              "certificate's name \"%s\": nothing allowed (set "
                              "use_username_as_clientid true)", cid ? cid : "", user);
         return MOSQ_ERR_ACL_DENIED;
-    } else if (strncmp(user, AGGREGATOR_PREFIX, plen) == 0 && user[plen]) {
-        rc = check_aggregator(a, ev->access, ev->topic);
+    } else if (has_prefix(user, AGGREGATOR_PREFIX)) {
+        rc = check_service(a, ev->access, ev->topic, aggregator_reads, aggregator_writes);
+    } else if (has_prefix(user, ISSUER_PREFIX)) {
+        rc = check_service(a, ev->access, ev->topic, csr, issued);
+    } else if (has_prefix(user, CLAIM_PREFIX)) {
+        rc = check_own(a, user, ev->access, ev->topic, csr, issued);
     } else {
-        rc = check_device(a, user, ev->access, ev->topic);
+        rc = check_own(a, user, ev->access, ev->topic, device_out, device_in);
     }
     if (rc != MOSQ_ERR_SUCCESS)
         mosquitto_log_printf(MOSQ_LOG_NOTICE, "edgetel_acl: refused %s \"%s\" to client \"%s\"",

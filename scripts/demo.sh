@@ -2,7 +2,12 @@
 # edgetel on one machine, end to end:
 #   mosquitto (mutual TLS, 127.0.0.1)  <-  edgetel-agent (system metrics + sim)
 #   mosquitto                          ->  edgetel-aggregator (SQLite store)
+#   mosquitto                          <-> edgetelctl ca serve (the issuer)
 # and a live view of what reaches the store. Ctrl-C stops everything.
+# The board enrolls by claim as a freshly flashed one does: on the first
+# run edgetelctl provision writes its first-boot folder (demo/boot stands
+# for the SD card's boot partition); the agent takes its config and claim
+# from there, makes its own key and gets its certificate from the issuer.
 #
 # Everything it makes goes in demo/ in the repo (git-ignored): certificates
 # (made on the first run, kept afterwards), configs, logs, the agent's
@@ -10,7 +15,8 @@
 #
 # Options:
 #   --duration SECONDS   stop by itself after that long (for scripted runs)
-#   --fresh              delete demo/ data (not the certificates) first
+#   --fresh              delete demo/ data (not the CA) first: the board is
+#                        flashed anew and enrolls by claim again
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -22,7 +28,7 @@ while (($#)); do
   case "$1" in
     --duration) duration=${2:?--duration needs a number of seconds}; shift 2 ;;
     --fresh) fresh=1; shift ;;
-    -h|--help) sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "demo: unknown option $1 (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -80,14 +86,15 @@ ctl_bin=$build/ctl/edgetelctl
 
 # ---- certificates (first run only) ------------------------------------------
 # The fleet CA of edgetelctl: a demo CA in demo/certs/ca, and certificates
-# for the broker, the aggregator (instance 1) and the device in
-# demo/certs/issued.
+# for the broker, the aggregator (instance 1) and the issuer (issuer-1) in
+# demo/certs/issued. None for the device: it makes its own key.
 source "$repo/scripts/site.sh"
 certs=$demo/certs
-if [[ ! -f "$certs/issued/$device.crt" ]]; then
+if [[ ! -f "$certs/issued/issuer-1.crt" ]]; then
   echo "demo: making a demo CA and certificates in demo/certs/ (edgetelctl ca)"
 fi
-et_site_certs "$ctl_bin" "$certs" "$device" >"$demo/logs/certs.log" 2>&1 || {
+{ et_site_certs "$ctl_bin" "$certs" "" && et_site_issuer "$ctl_bin" "$certs"; } \
+  >"$demo/logs/certs.log" 2>&1 || {
   cat "$demo/logs/certs.log" >&2
   echo "demo: making certificates failed" >&2
   exit 1
@@ -105,10 +112,10 @@ if [[ ! -f "$operator/operator.key" ]]; then
 fi
 
 if ((fresh)); then
-  rm -rf "$demo/agent-data" "$demo/store.db" "$demo/store.db-wal" "$demo/store.db-shm" \
-    "$demo/run/sim-interval"
+  # The broker's persistence too: its retained configs belong to the old store.
+  rm -rf "$demo/agent-data" "$demo/etc" "$demo/boot" "$demo/store.db" "$demo/store.db-wal" \
+    "$demo/store.db-shm" "$demo/run/sim-interval" "$demo/run/port" "$demo/mosquitto"
 fi
-mkdir -p "$demo/agent-data"
 
 # ---- ports: the broker's 8883 and the web view's 8080 when free ---------------
 port_in_use() {
@@ -159,24 +166,30 @@ address = 127.0.0.1
 port = $web_port
 EOF
 
-# agent_conf SIM_INTERVAL: the board's config. The same text is what the
-# demo pushes later, with another sim interval.
-agent_conf() {
-  cat <<EOF
-[agent]
-device_id = $device
-data_dir = $demo/agent-data
-batch_interval = 2s
-log_level = info
-# Config pushes signed by this key are taken (edgetelctl config push).
-trusted_keys = $operator/operator.pub
+cat >"$demo/issuer.conf" <<EOF
+[issuer]
+# A day each; the board renews at two thirds of that (renew_at).
+device_lifetime = 1d
 
 [mqtt]
 host = 127.0.0.1
 port = $port
 ca = $certs/ca/ca.crt
-cert = $certs/issued/$device.crt
-key = $certs/issued/$device.key
+cert = $certs/issued/issuer-1.crt
+key = $certs/issued/issuer-1.key
+EOF
+
+# The board. Before its first run (no identity yet) edgetelctl provision
+# writes what a freshly flashed SD card carries on its boot partition;
+# the agent moves it into demo/etc and demo/agent-data when it starts.
+# Later runs only point its config at this run's port.
+if [[ ! -f "$demo/agent-data/identity/current" ]]; then
+  cat >"$demo/board-template.conf" <<EOF
+[agent]
+batch_interval = 2s
+log_level = info
+
+[mqtt]
 # The demo's certificates were made on this machine by this clock, so
 # there is no point waiting for NTP before connecting.
 clock_wait = 0s
@@ -199,11 +212,30 @@ interval = 10s
 
 [collector sim]
 type = sim
-interval = $1
+interval = 5s
 period = 30s
 EOF
-}
-agent_conf 5s >"$demo/agent.conf"
+  rm -rf "${demo:?}/etc" "${demo:?}/agent-data"
+  "$ctl_bin" provision "$device" --dir "$certs/ca" --boot "$demo/boot" \
+    --broker "127.0.0.1:$port" --etc "$demo/etc" --data-dir "$demo/agent-data" \
+    --template "$demo/board-template.conf" --operator-key "$operator/operator.pub" \
+    >"$demo/logs/provision.log" 2>&1 || {
+    cat "$demo/logs/provision.log" >&2
+    echo "demo: edgetelctl provision failed" >&2
+    exit 1
+  }
+  echo "demo: provisioned $device for enrollment by claim; its first-boot folder is demo/boot"
+else
+  sed -i "s/^port = .*/port = $port/" "$demo/etc/agent.conf"
+  # A config pushed in an earlier run names that run's broker port, and a
+  # committed push wins over the local file: on another port, go back to
+  # the file (the agent is not running yet).
+  if [[ "$(cat "$demo/run/port" 2>/dev/null)" != "$port" ]]; then
+    "$agent_bin" --config "$demo/etc/agent.conf" --forget-push >"$demo/logs/forget.log" 2>&1 || true
+    rm -f "$demo/run/sim-interval"
+  fi
+fi
+echo "$port" >"$demo/run/port"
 
 # ---- start, and stop everything on the way out ----------------------------------
 names=()
@@ -323,7 +355,14 @@ broker_listening() {
 }
 wait_for "mosquitto listening on 127.0.0.1:$port" 10 broker_listening || exit 1
 start aggregator "$aggregator_bin" --config "$demo/aggregator.conf"
-start agent "$agent_bin" --config "$demo/agent.conf"
+start issuer "$ctl_bin" ca serve --dir "$certs/ca" --config "$demo/issuer.conf"
+# Subscribed before the board asks: a request nobody takes is dropped.
+issuer_ready() {
+  alive || exit 1
+  grep -q "taking requests on" "$demo/logs/issuer.log" 2>/dev/null
+}
+wait_for "the issuer taking requests" 10 issuer_ready || exit 1
+start agent "$agent_bin" --config "$demo/etc/agent.conf" --boot-dir "$demo/boot"
 
 store_has_data() {
   alive || exit 1
@@ -342,9 +381,13 @@ cat <<EOF
   edgetel-aggregator SQLite store demo/store.db   (demo/aggregator.conf)
   web view           http://127.0.0.1:$web_port/   (the fleet; click the device for plots)
                      http://127.0.0.1:$web_port/metrics   (Prometheus)
-  edgetel-agent      device "$device": cpu, memory, load, uptime, sim
-                     outbox demo/agent-data/       (demo/agent.conf)
-  logs               demo/logs/{mosquitto,aggregator,agent}.log
+  edgetelctl ca serve the issuer: signs the board's CSRs (demo/issuer.conf)
+  edgetel-agent      device "$device": cpu, memory, load, uptime, sim;
+                     enrolled by claim, its key made in
+                     demo/agent-data/identity/, outbox demo/agent-data/
+                     (its first boot: demo/boot -> demo/etc/agent.conf)
+  logs               demo/logs/{mosquitto,aggregator,issuer,agent}.log
+                     (grep identity demo/logs/agent.log: its enrollment)
   look around        $ctl_bin --store demo/store.db devices
                      $ctl_bin --store demo/store.db metrics
                      $ctl_bin --store demo/store.db config status
@@ -365,7 +408,10 @@ push_config() {
     next=5s
   fi
   sleep 12
-  agent_conf "$next" >"$demo/agent-push.conf"
+  # The board's own file with another sim interval: what the operator
+  # would edit and push.
+  awk -v iv="$next" '/^\[/ { sec = $0 } sec == "[collector sim]" && /^interval *=/ {
+    print "interval = " iv; next } { print }' "$demo/etc/agent.conf" >"$demo/agent-push.conf"
   echo
   echo "demo: pushing a signed config to $device: sim every $next instead of $prev:"
   echo "      edgetelctl --store demo/store.db config push --key demo/operator/operator.key \\"

@@ -4,7 +4,8 @@
 
 # et_site_certs CTL DIR DEVICE: a fleet CA in DIR/ca and, in DIR/issued,
 # certificates for the broker (DIR/issued/broker.crt), the aggregator
-# instance aggregator-1 and DEVICE, each only if not made yet.
+# instance aggregator-1 and DEVICE (none when DEVICE is "": a board that
+# enrolls by claim makes its own key), each only if not made yet.
 et_site_certs() {
   local ctl=$1 dir=$2 device=$3
   [[ -f "$dir/ca/ca.crt" ]] || "$ctl" ca init --dir "$dir/ca" >/dev/null || return 1
@@ -12,8 +13,16 @@ et_site_certs() {
     "$ctl" ca issue server broker --dir "$dir/ca" --out "$dir/issued" >/dev/null || return 1
   [[ -f "$dir/issued/aggregator-1.crt" ]] ||
     "$ctl" ca issue aggregator 1 --dir "$dir/ca" --out "$dir/issued" >/dev/null || return 1
-  [[ -f "$dir/issued/$device.crt" ]] ||
+  [[ -z "$device" || -f "$dir/issued/$device.crt" ]] ||
     "$ctl" ca issue device "$device" --dir "$dir/ca" --out "$dir/issued" >/dev/null
+}
+
+# et_site_issuer CTL DIR: the cloud issuer's certificate, issuer-1, in
+# DIR/issued (for edgetelctl ca serve), if not made yet.
+et_site_issuer() {
+  local ctl=$1 dir=$2
+  [[ -f "$dir/issued/issuer-1.crt" ]] ||
+    "$ctl" ca issue issuer 1 --dir "$dir/ca" --out "$dir/issued" >/dev/null
 }
 
 # et_site_broker_conf CERTS PORT PERSIST PLUGIN OUT: the shipped mosquitto

@@ -19,9 +19,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "agent_internal.h"
 #include "batcher.h"
 #include "clock.h"
 #include "collect.h"
+#include "enroll.h"
 #include "health.h"
 #include "reconf.h"
 #include "uplink.h"
@@ -35,45 +37,6 @@
 #define HEALTH_INTERVAL_MS (30 * 1000)
 /* poll() wakes at least this often to look at ack timeouts. */
 #define MAX_POLL_MS 1000
-/* Collectors remembered as down across a change (more are blamed on it). */
-#define DOWN_MAX 32
-
-/* What a collector's scheduled job needs. */
-struct collector_job {
-    struct et_agent *agent;
-    struct et_collector *collector;
-};
-
-struct et_agent {
-    const struct et_config *cfg;   /* the config running (et_reconf_running) */
-    struct et_reconf *reconf;      /* the local file, pushes, trials (reconf.h) */
-    const struct et_mqtt_transport *transport;
-    char *device_id;               /* never changes while the agent runs */
-    struct et_outbox *outbox;
-    struct et_batcher *batcher;
-    struct et_uplink *uplink;   /* NULL without [mqtt] host */
-    struct et_sched *sched;
-    struct et_clock clock;
-    struct et_health health;
-    struct et_collector *collectors;
-    struct collector_job *jobs;
-    size_t n_collectors;
-    uint8_t boot_id[ET_BOOT_ID_LEN];
-
-    /* A push taken from the uplink, handled after its dispatch returns. */
-    uint8_t *incoming;
-    size_t incoming_len;
-    bool reload_asked;             /* SIGHUP */
-    uint64_t acks_at_apply;        /* the uplink's Acks when a trial's config was applied */
-    uint64_t connects_seen;        /* the uplink's connects when reports were last re-queued */
-    char down_before[DOWN_MAX][80];    /* "name/type" of collectors not running before a change */
-    size_t n_down_before;
-
-    /* The round being collected: every sample of it gets this time. */
-    int64_t round_mono_ms;
-    enum et_time_quality round_tq;
-    const char *round_tags;   /* the collector's tags, NULL for the agent's own */
-};
 
 /* ---- collecting ------------------------------------------------------------ */
 
@@ -200,7 +163,7 @@ fail:
     return -errno;
 }
 
-static int make_collectors(struct et_agent *a, int64_t now_ms, char *err, size_t errlen)
+int agent_make_collectors(struct et_agent *a, int64_t now_ms, char *err, size_t errlen)
 {
     const struct et_config *cfg = a->cfg;
     size_t cap = cfg->n_collectors ? cfg->n_collectors : 1;
@@ -255,7 +218,7 @@ static int open_outbox(struct et_agent *a, char *err, size_t errlen)
     return rc;
 }
 
-static int add_jobs(struct et_agent *a, int64_t now_ms)
+int agent_add_jobs(struct et_agent *a, int64_t now_ms)
 {
     const struct et_config *cfg = a->cfg;
     int rc;
@@ -291,15 +254,55 @@ static void on_config(void *ctx, const uint8_t *buf, size_t len)
     a->incoming_len = len;
 }
 
-static int make_uplink(struct et_agent *a, char *err, size_t errlen)
+/* An answer of the issuer: enrollment takes it after this dispatch (enroll.h). */
+static void on_cert(void *ctx, const uint8_t *buf, size_t len)
 {
-    int rc = et_uplink_create(&a->uplink, a->cfg, a->transport, a->outbox, a->batcher, &a->clock,
-                              status_fill, a, err, errlen);
+    struct et_agent *a = ctx;
 
+    et_enroll_on_reply(a->enroll, buf, len);
+}
+
+int agent_make_uplink(struct et_agent *a, char *err, size_t errlen)
+{
+    const struct et_identity *id = a->enroll ? et_enroll_identity(a->enroll) : NULL;
+    struct et_uplink_tls tls = { .cert_file = id ? et_identity_cert(id) : NULL,
+                                 .key_file = id ? et_identity_key(id) : NULL };
+    int rc;
+
+    /* The board's own identity without a certificate yet: enrollment makes the uplink. */
+    if (a->enroll && !tls.cert_file)
+        return 0;
+    rc = et_uplink_create(&a->uplink, a->cfg, a->enroll ? &tls : NULL, a->transport, a->outbox,
+                          a->batcher, &a->clock, status_fill, a, err, errlen);
     et_uplink_on_config(a->uplink, on_config, a);
+    if (rc == 0 && a->enroll)
+        rc = et_uplink_on_cert(a->uplink, on_cert, a);
     a->connects_seen = 0;
     return rc;
 }
+
+/* enroll.h's hooks: the uplink anew on the identity's files, and the uplink now. */
+static void remake_uplink(void *ctx, const char *why)
+{
+    struct et_agent *a = ctx;
+    char err[512] = "";
+
+    et_uplink_stop(a->uplink, why && *why ? why : "reconnecting");
+    a->uplink = NULL;
+    a->acks_at_apply = 0;
+    if (agent_make_uplink(a, err, sizeof(err)) != 0)
+        et_error("uplink", "cannot set up the uplink: %s", err);
+}
+
+static struct et_uplink *current_uplink(void *ctx)
+{
+    return ((struct et_agent *)ctx)->uplink;
+}
+
+static const struct et_enroll_hooks enroll_hooks = {
+    .remake_uplink = remake_uplink,
+    .uplink = current_uplink,
+};
 
 int et_agent_create(struct et_agent **out, const struct et_config *cfg,
                     const struct et_mqtt_transport *transport, char *err, size_t errlen)
@@ -334,9 +337,15 @@ int et_agent_create(struct et_agent **out, const struct et_config *cfg,
     if ((rc = et_batcher_create(&a->batcher, a->outbox, a->device_id, a->boot_id,
                                 a->cfg->batch_max_samples)) ||
         (rc = et_sched_create(&a->sched)) ||
-        (rc = make_collectors(a, now_ms, err, errlen)) ||
-        (rc = add_jobs(a, now_ms)) ||
-        (rc = make_uplink(a, err, errlen)))
+        (rc = agent_make_collectors(a, now_ms, err, errlen)) ||
+        (rc = agent_add_jobs(a, now_ms)))
+        goto fail;
+    /* The board's own identity: enrollment makes the uplink once it has a certificate. */
+    if (et_config_own_identity(a->cfg))
+        rc = et_enroll_create(&a->enroll, a->cfg, transport, &enroll_hooks, a, err, errlen);
+    else
+        rc = agent_make_uplink(a, err, errlen);
+    if (rc)
         goto fail;
     *out = a;
     return 0;
@@ -347,199 +356,27 @@ fail:
     return rc < 0 ? rc : -EINVAL;
 }
 
-/* ---- config changes (reconf.h) ------------------------------------------- */
-
-static void drop_collectors(struct et_agent *a)
-{
-    for (size_t i = 0; i < a->n_collectors; i++)
-        et_collector_fini(&a->collectors[i]);
-    free(a->collectors);
-    free(a->jobs);
-    a->collectors = NULL;
-    a->jobs = NULL;
-    a->n_collectors = 0;
-    et_sched_destroy(a->sched);
-    a->sched = NULL;
-}
-
-/* The collectors not running now, by "name/type": a trial is not blamed for them. */
-static void note_not_running(struct et_agent *a)
-{
-    a->n_down_before = 0;
-    for (size_t i = 0; i < a->n_collectors && a->n_down_before < DOWN_MAX; i++) {
-        const struct et_collector *c = &a->collectors[i];
-
-        if (!et_collector_running(c))
-            snprintf(a->down_before[a->n_down_before++], sizeof(a->down_before[0]), "%s/%s",
-                     c->cfg->name, c->cfg->type);
-    }
-}
-
-static bool was_down(const struct et_agent *a, const struct et_collector *c)
-{
-    char key[sizeof(a->down_before[0])];
-
-    snprintf(key, sizeof(key), "%s/%s", c->cfg->name, c->cfg->type);
-    for (size_t i = 0; i < a->n_down_before; i++)
-        if (strcmp(a->down_before[i], key) == 0)
-            return true;
-    return false;
-}
-
 /*
- * Run next instead of what runs: what was collected is kept first, then
- * the collectors and jobs are made anew, the outbox limits and batch size
- * set, and the uplink reconnects when its settings differ.
+ * The board's own identity: once the clock gate lets it, enrollment and
+ * renewal run each pass and make the uplink when there is a certificate
+ * (enroll.h); a new uplink starts at once.
  */
-static int agent_apply(struct et_agent *a, const struct et_config *next, int64_t now_ms,
-                       char *err, size_t errlen)
+static int own_identity_step(struct et_agent *a, int64_t now_ms)
 {
-    bool reconnect = !et_reconf_uplink_same(a->cfg, next);
-    struct et_outbox_limits lim = {
-        .quota_bytes = next->outbox_quota,
-        .reserve_bytes = next->outbox_reserve,
-        .policy = next->outbox_policy,
-    };
-    struct et_uplink_stats up;
     int rc;
 
-    note_not_running(a);
-    et_batcher_flush(a->batcher, now_ms);
-    et_batcher_commit(a->batcher);
-    drop_collectors(a);
-    a->cfg = next;
-    et_log_set_level(next->log_level);
-    et_batcher_set_max_samples(a->batcher, next->batch_max_samples);
-    if ((rc = et_outbox_set_limits(a->outbox, &lim))) {
-        snprintf(err, errlen, "[outbox] limits not accepted: %s", strerror(-rc));
-        return rc;
+    if (!a->enroll_gate) {
+        if (!et_clock_may_connect(&a->clock, now_ms, true, a->cfg->clock_wait_ms,
+                                  a->connect_note, sizeof(a->connect_note)))
+            return 0;
+        a->enroll_gate = true;
     }
-    if ((rc = et_sched_create(&a->sched)) || (rc = make_collectors(a, now_ms, err, errlen)) ||
-        (rc = add_jobs(a, now_ms)))
-        return rc;
-    if (reconnect) {
-        et_uplink_stop(a->uplink, "reconnecting with a new config");
-        a->uplink = NULL;
-        a->acks_at_apply = 0;
-        return make_uplink(a, err, errlen);
-    }
-    et_uplink_retarget(a->uplink, next);
-    et_uplink_stats(a->uplink, &up);
-    a->acks_at_apply = up.batches_acked;
-    return 0;
-}
-
-/*
- * Whether the config on trial is healthy: every enabled collector probed
- * (or was down before the change too), and when the uplink's settings
- * changed, it connected and an Ack came back. why says what is missing.
- */
-static bool trial_healthy(struct et_agent *a, const struct et_reconf_trial *t, int64_t now_ms,
-                          char *why, size_t whylen)
-{
-    struct et_uplink_stats up;
-
-    for (size_t i = 0; i < a->n_collectors; i++) {
-        const struct et_collector *c = &a->collectors[i];
-
-        if (!et_collector_running(c) && !was_down(a, c)) {
-            snprintf(why, whylen, "collector %s did not probe within %" PRId64 " s: %s",
-                     c->cfg->name, (now_ms - t->started_ms) / 1000, et_collector_reason(c));
-            return false;
-        }
-    }
-    if (!t->uplink_changed || !a->uplink)
-        return true;
-    et_uplink_stats(a->uplink, &up);
-    if (up.batches_acked > a->acks_at_apply)
-        return true;
-    snprintf(why, whylen, "the uplink to %s:%d got no Ack within %" PRId64 " s (%s)",
-             a->cfg->mqtt.host, a->cfg->mqtt.port, (now_ms - t->started_ms) / 1000,
-             !up.connected ? (up.last_error[0] ? up.last_error : "not connected")
-                           : "connected, but the aggregator did not answer");
-    return false;
-}
-
-/* Go back to the last good config after a trial failed. Fatal when even that fails. */
-static int agent_revert(struct et_agent *a, const char *why, int64_t now_ms)
-{
-    char err[512] = "";
-    int rc;
-
-    et_reconf_revert(a->reconf, why);
-    rc = agent_apply(a, et_reconf_running(a->reconf), now_ms, err, sizeof(err));
-    if (rc)
-        et_error("config", "the last good config does not apply again: %s; stopping (a restart "
-                 "runs it from scratch)", err);
-    return rc;
-}
-
-static int agent_try(struct et_agent *a, int64_t now_ms)
-{
-    char err[512] = "", why[600];
-    int rc = agent_apply(a, et_reconf_candidate(a->reconf), now_ms, err, sizeof(err));
-
-    if (rc == 0) {
-        et_reconf_applied(a->reconf);
+    et_enroll_step(a->enroll, a->cfg, now_ms, et_time_wall_ms() / 1000, a->clock.synced, true);
+    if (!a->uplink || et_uplink_started(a->uplink))
         return 0;
-    }
-    snprintf(why, sizeof(why), "it does not apply: %s", err[0] ? err : strerror(-rc));
-    return agent_revert(a, why, now_ms);
-}
-
-/* Pushes, reloads, the trial's end, and the reports of all that. */
-static int agent_config_step(struct et_agent *a, int64_t now_ms)
-{
-    const struct et_reconf_trial *t;
-    struct et_uplink_stats up;
-    uint8_t *buf;
-    size_t len;
-    int rc = 0;
-
-    if (a->reload_asked) {
-        a->reload_asked = false;
-        if (et_reconf_reload(a->reconf, now_ms) == ET_RECONF_TRY)
-            rc = agent_try(a, now_ms);
-    }
-    if (rc == 0 && !et_reconf_trial_get(a->reconf) &&
-        (a->incoming || et_reconf_take_waiting(a->reconf, &a->incoming, &a->incoming_len))) {
-        buf = a->incoming;
-        len = a->incoming_len;
-        a->incoming = NULL;
-        if (et_reconf_offer(a->reconf, buf, len, now_ms) == ET_RECONF_TRY)
-            rc = agent_try(a, now_ms);
-        free(buf);
-    }
-    t = et_reconf_trial_get(a->reconf);
-    if (rc == 0 && t) {
-        char why[600];
-
-        if (trial_healthy(a, t, now_ms, why, sizeof(why))) {
-            et_reconf_commit(a->reconf);
-            /* A commit that could not be recorded reverts. */
-            if (et_reconf_running(a->reconf) != a->cfg)
-                rc = agent_apply(a, et_reconf_running(a->reconf), now_ms, why, sizeof(why));
-        } else if (now_ms >= t->deadline_ms) {
-            rc = agent_revert(a, why, now_ms);
-        }
-    }
-    /* Reports go out while connected; after each connect the last goes again. */
-    et_uplink_stats(a->uplink, &up);
-    if (up.connected && up.connects != a->connects_seen) {
-        a->connects_seen = up.connects;
-        et_reconf_report_again(a->reconf);
-    }
-    while (up.connected && et_reconf_next_report(a->reconf, &buf, &len)) {
-        if (et_uplink_publish_report(a->uplink, buf, len) != 0)
-            et_debug("config", "a config report was not published");
-        free(buf);
-    }
+    rc = et_uplink_start(a->uplink, a->connect_note);
+    a->connect_note[0] = '\0';
     return rc;
-}
-
-void et_agent_reload(struct et_agent *a)
-{
-    a->reload_asked = true;
 }
 
 /* Start the uplink once the clock gate lets it (clock.h). */
@@ -547,6 +384,8 @@ static int maybe_connect(struct et_agent *a, int64_t now_ms)
 {
     char note[160];
 
+    if (a->enroll)
+        return own_identity_step(a, now_ms);
     if (!a->uplink || et_uplink_started(a->uplink))
         return 0;
     if (!et_clock_may_connect(&a->clock, now_ms, !a->cfg->mqtt.insecure, a->cfg->clock_wait_ms,
@@ -577,9 +416,10 @@ int et_agent_step(struct et_agent *a, int stop_fd, int max_wait_ms)
     int64_t now_ms = et_time_mono_ms();
     int64_t next = et_sched_next_due(a->sched);
     int64_t wait = next == INT64_MAX ? max_wait_ms : next - now_ms;
-    struct pollfd fds[2] = {
+    struct pollfd fds[3] = {
         { .fd = stop_fd, .events = POLLIN },
         { .fd = et_uplink_fd(a->uplink), .events = POLLIN },
+        { .fd = et_enroll_fd(a->enroll), .events = POLLIN },
     };
     int rc;
 
@@ -587,7 +427,7 @@ int et_agent_step(struct et_agent *a, int stop_fd, int max_wait_ms)
         wait = 0;
     if (wait > max_wait_ms)
         wait = max_wait_ms;
-    rc = poll(fds, 2, (int)wait);
+    rc = poll(fds, 3, (int)wait);
     if (rc < 0 && errno != EINTR) {
         et_error("agent", "poll: %s", strerror(errno));
         return -errno;
@@ -596,6 +436,8 @@ int et_agent_step(struct et_agent *a, int stop_fd, int max_wait_ms)
         return 1;
     if (rc > 0 && (fds[1].revents & POLLIN))
         et_uplink_dispatch(a->uplink);
+    if (rc > 0 && (fds[2].revents & POLLIN))
+        et_enroll_dispatch(a->enroll);
     now_ms = et_time_mono_ms();
     et_clock_observe(&a->clock, now_ms);
     if ((rc = maybe_connect(a, now_ms)) != 0)
@@ -657,7 +499,8 @@ void et_agent_destroy(struct et_agent *a)
     if (!a)
         return;
     et_uplink_destroy(a->uplink);
-    drop_collectors(a);
+    et_enroll_destroy(a->enroll);
+    agent_drop_collectors(a);
     et_batcher_destroy(a->batcher);
     et_outbox_close(a->outbox);
     et_reconf_destroy(a->reconf);

@@ -56,7 +56,8 @@ static const struct et_ini_key config_keys[] = {
     { "mqtt", { "ca", ET_KEY_STRING, ET_KEY_FIELD(struct et_config, mqtt.ca_file), NULL,
       .help = "PEM file of the CA that signed the broker's certificate" } },
     { "mqtt", { "cert", ET_KEY_STRING, ET_KEY_FIELD(struct et_config, mqtt.cert_file), NULL,
-      .help = "PEM file of this device's certificate" } },
+      .help = "PEM file of this device's certificate; unset with key: the board makes its "
+              "own key in data_dir, enrolls by claim and renews at renew_at" } },
     { "mqtt", { "key", ET_KEY_STRING, ET_KEY_FIELD(struct et_config, mqtt.key_file), NULL,
       .help = "PEM file of this device's private key, readable by the agent only" } },
     { "mqtt", { "insecure", ET_KEY_BOOL, ET_KEY_FIELD(struct et_config, mqtt.insecure), "false",
@@ -95,6 +96,9 @@ static const struct et_ini_key config_keys[] = {
     { "mqtt", { "drain_rate", ET_KEY_INT, ET_KEY_FIELD(struct et_config, drain_rate), "0", 0,
       1000000, .help = "most backlog batches sent a second after an outage; 0: no limit "
                        "(live data is never held back)" } },
+    { "mqtt", { "renew_at", ET_KEY_STRING, ET_KEY_FIELD(struct et_config, renew_at), "67%",
+      .help = "when the board renews its own certificate (cert and key unset): a share of "
+              "its lifetime like 67%, or the time left before it ends like 30d" } },
 
     { "outbox", { "quota", ET_KEY_SIZE, ET_KEY_FIELD(struct et_config, outbox_quota), "256M",
       .help = "most bytes of batches kept while offline; past it the policy evicts "
@@ -415,17 +419,56 @@ static int check_agent(struct check *k, struct et_config *c)
     return check_anchors(k, c);
 }
 
-static int check_mqtt(struct check *k, const struct et_config *c)
+bool et_config_own_identity(const struct et_config *c)
+{
+    return c->mqtt.host && c->mqtt.host[0] && !c->mqtt.insecure && !c->mqtt.cert_file &&
+           !c->mqtt.key_file;
+}
+
+/* renew_at: "67%" (1%-99% of the lifetime) or a duration before the end. */
+static int check_renew_at(struct check *k, struct et_config *c)
+{
+    char q[ET_INI_QUOTE_BUF], *end;
+    size_t n = strlen(c->renew_at);
+    long pct;
+
+    if (n > 1 && c->renew_at[n - 1] == '%') {
+        errno = 0;
+        pct = strtol(c->renew_at, &end, 10);
+        if (end == c->renew_at + n - 1 && !errno && pct >= 1 && pct <= 99) {
+            c->renew_at_pct = (uint32_t)pct;
+            return 0;
+        }
+    } else if (et_parse_duration_ms(c->renew_at, &c->renew_before_ms) == 0 &&
+               c->renew_before_ms > 0) {
+        return 0;
+    }
+    return check_fail(k, key_line(k, "mqtt", "renew_at"), "[mqtt] renew_at \"%s\": expected "
+                      "a share of the certificate's lifetime from 1%% to 99%% (67%%), or the "
+                      "time left before it ends (30d)", et_ini_quote(c->renew_at, q, sizeof(q)));
+}
+
+static int check_mqtt(struct check *k, struct et_config *c)
 {
     const char *key = NULL, *alt = NULL;
     char q[ET_INI_QUOTE_BUF], why[256];
+    struct et_mqtt_settings s = c->mqtt;
 
     if (!topic_level_valid(c->topic_root))
         return check_fail(k, key_line(k, "mqtt", "topic_root"),
                           "[mqtt] topic_root \"%s\": must be one topic level of 1-%d "
                           "characters without '/', '+' or '#', not starting with '$'",
                           et_ini_quote(c->topic_root, q, sizeof(q)), TOPIC_ROOT_MAX);
-    if (et_mqtt_settings_check(&c->mqtt, &key, &alt, why, sizeof(why)) != 0) {
+    if (check_renew_at(k, c))
+        return -EINVAL;
+    /* No cert and key: the board's own (identity.h), which the shared check cannot know. */
+    if (et_config_own_identity(c) && !c->mqtt.ca_file)
+        return check_fail(k, key_line(k, "mqtt", "host"), "[mqtt] host is set but ca is not: "
+                          "TLS needs the CA that signed the broker's certificate (cert and "
+                          "key unset: the board makes its own; insecure = true for plain TCP)");
+    if (et_config_own_identity(c))
+        s.cert_file = s.key_file = (char *)"(the board's own)";
+    if (et_mqtt_settings_check(&s, &key, &alt, why, sizeof(why)) != 0) {
         int line = key_line(k, "mqtt", key);
 
         if (!line && alt)

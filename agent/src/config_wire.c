@@ -116,6 +116,7 @@ static void to_wire(const struct et_config *c, Edgetel__V1__AgentConfig *ac)
     ac->backoff_max_refused_ms = (uint64_t)c->mqtt.backoff_max_refused_ms;
     ac->clock_wait_ms = (uint64_t)c->clock_wait_ms;
     ac->drain_rate = c->drain_rate;
+    ac->renew_at = str(c->renew_at);
     ac->outbox_quota = c->outbox_quota;
     ac->outbox_reserve = c->outbox_reserve;
     ac->outbox_policy = (char *)schema_choice("outbox", "policy", c->outbox_policy);
@@ -425,6 +426,7 @@ static int render(const Edgetel__V1__AgentConfig *ac, const struct anchors *an, 
     put_u64(&t, "backoff_max_refused", ac->backoff_max_refused_ms, "ms");
     put_u64(&t, "clock_wait", ac->clock_wait_ms, "ms");
     put_u64(&t, "drain_rate", ac->drain_rate, "");
+    put_str(&t, "[mqtt]", "renew_at", ac->renew_at);
     if (!t.rc)
         fprintf(t.f, "\n[outbox]\n");
     put_u64(&t, "quota", ac->outbox_quota, "");

@@ -13,7 +13,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bootdir.h"
 #include "collect.h"
+#include "identity.h"
 #include "reconf.h"
 #include "edgetel/sign.h"
 #include "edgetel/ca.h"
@@ -29,8 +31,10 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "Usage: edgetel-agent [--config FILE] [--once --print] [--check] [--log-level L]\n"
+            "                     [--boot-dir DIR] [--user USER]\n"
             "       edgetel-agent --list-drivers\n"
             "       edgetel-agent [--config FILE] --forget-push\n"
+            "       edgetel-agent [--config FILE] --import-boot [--boot-dir DIR] [--user USER]\n"
             "\n"
             "Collects system metrics and sensor readings, keeps them in an SQLite\n"
             "outbox while offline, and sends them over MQTT with mutual TLS to an\n"
@@ -44,6 +48,11 @@ static void usage(FILE *out)
             "      --list-drivers  list the built-in drivers and the keys each takes\n"
             "      --forget-push   forget the config pushed from the cloud: the local file\n"
             "                      runs from the next start (the agent must be stopped)\n"
+            "      --boot-dir DIR  first boot: take agent.conf, ca.crt, operator.pub and the\n"
+            "                      claim from DIR (edgetelctl provision --boot) at start, and\n"
+            "                      delete them there (default " ET_BOOT_DIR_DEFAULT ")\n"
+            "      --import-boot   only that, then exit (systemd's ExecStartPre=+, as root)\n"
+            "      --user USER     as root: the data directory and the claim belong to USER\n"
             "\n"
             "SIGHUP reads the config file again; a file that does not parse keeps the\n"
             "running config. A config pushed from the cloud, once committed, wins over\n"
@@ -195,7 +204,21 @@ static int check_trusted_keys(const struct et_config *cfg)
 static int check_tls(const struct et_config *cfg, char *err, size_t errlen)
 {
     char cn[ET_CA_NAME_MAX + 1], why[400];
-    int rc = et_mqtt_settings_check_files(&cfg->mqtt, err, errlen);
+    int rc;
+
+    if (et_config_own_identity(cfg)) {
+        /* The board's own: the CA file, and keys nobody else can read (identity.h). */
+        if (access(cfg->mqtt.ca_file, R_OK) != 0) {
+            snprintf(err, errlen, "[mqtt] ca %s: %s", cfg->mqtt.ca_file,
+                     errno == ENOENT ? "no such file" : strerror(errno));
+            return -errno;
+        }
+        rc = et_identity_check(cfg->data_dir, cfg->device_id, cfg->mqtt.ca_file,
+                               et_time_wall_ms() / 1000, why, sizeof(why));
+        snprintf(err, errlen, "%s", why);
+        return rc;
+    }
+    rc = et_mqtt_settings_check_files(&cfg->mqtt, err, errlen);
 
     if (rc || !cfg->mqtt.host || !cfg->mqtt.host[0] || cfg->mqtt.insecure)
         return rc;
@@ -237,7 +260,8 @@ static int run(struct et_agent *agent, int sfd, const char *config_path)
 
 int main(int argc, char **argv)
 {
-    enum { OPT_ONCE = 256, OPT_PRINT, OPT_CHECK, OPT_LIST_DRIVERS, OPT_FORGET_PUSH };
+    enum { OPT_ONCE = 256, OPT_PRINT, OPT_CHECK, OPT_LIST_DRIVERS, OPT_FORGET_PUSH,
+           OPT_BOOT_DIR, OPT_IMPORT_BOOT, OPT_USER };
     static const struct option opts[] = {
         { "config", required_argument, NULL, 'c' },
         { "once", no_argument, NULL, OPT_ONCE },
@@ -245,6 +269,9 @@ int main(int argc, char **argv)
         { "check", no_argument, NULL, OPT_CHECK },
         { "list-drivers", no_argument, NULL, OPT_LIST_DRIVERS },
         { "forget-push", no_argument, NULL, OPT_FORGET_PUSH },
+        { "boot-dir", required_argument, NULL, OPT_BOOT_DIR },
+        { "import-boot", no_argument, NULL, OPT_IMPORT_BOOT },
+        { "user", required_argument, NULL, OPT_USER },
         { "log-level", required_argument, NULL, 'l' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
@@ -252,7 +279,8 @@ int main(int argc, char **argv)
     };
     const char *config_path = DEFAULT_CONFIG;
     const char *level_arg = NULL;
-    bool once = false, print = false, check = false, forget = false;
+    bool once = false, print = false, check = false, forget = false, import_only = false;
+    struct et_boot_import boot = { .boot_dir = ET_BOOT_DIR_DEFAULT };
     enum et_log_level level = ET_LOG_INFO;
     struct et_config cfg;
     struct et_agent *agent = NULL;
@@ -270,6 +298,9 @@ int main(int argc, char **argv)
         case OPT_PRINT: print = true; break;
         case OPT_CHECK: check = true; break;
         case OPT_FORGET_PUSH: forget = true; break;
+        case OPT_BOOT_DIR: boot.boot_dir = optarg; break;
+        case OPT_IMPORT_BOOT: import_only = true; break;
+        case OPT_USER: boot.user = optarg; break;
         case OPT_LIST_DRIVERS: return et_drivers_print(stdout) ? 3 : 0;
         case 'h': usage(stdout); return 0;
         case 'V': printf("edgetel-agent %s\n", ET_VERSION); return 0;
@@ -290,6 +321,29 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    /* First boot: what the boot partition holds becomes the config and the claim. */
+    boot.config_path = config_path;
+    if (import_only || (!check && !once && !forget)) {
+        rc = et_boot_import(&boot, err, sizeof(err));
+        if (rc < 0)
+            fprintf(stderr, "edgetel-agent: first boot: %s\n", err);
+        if (rc < 0 && rc != -EACCES)
+            return 2;
+        if (import_only) {
+            if (rc == 0)
+                printf("%s: nothing to import\n", boot.boot_dir);
+            return rc < 0 ? 3 : 0;
+        }
+    } else {
+        char probe[4200];
+
+        snprintf(probe, sizeof(probe), "%s/agent.conf", boot.boot_dir);
+        if (access(probe, F_OK) == 0 || (snprintf(probe, sizeof(probe), "%s/claim.key",
+                                                  boot.boot_dir), access(probe, F_OK) == 0))
+            printf("%s holds first-boot files: they are taken at the next start\n",
+                   boot.boot_dir);
+    }
+
     rc = et_config_load(config_path, &cfg, err, sizeof(err));
     if (rc) {
         fprintf(stderr, "edgetel-agent: config: %s\n", err);
@@ -302,6 +356,8 @@ int main(int argc, char **argv)
         return 2;
     }
     if (check) {
+        if (et_config_own_identity(&cfg))
+            printf("%s\n", err);
         rc = check_trusted_keys(&cfg);
         if (rc == 0)
             printf("%s: OK (%zu collectors, %zu trusted keys)\n", config_path, cfg.n_collectors,

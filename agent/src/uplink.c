@@ -225,6 +225,8 @@ static void on_mqtt_event(void *ctx, const struct et_mqtt_event *ev)
             handle_ack(u, ev->payload, ev->len, now_ms);
         else if (ev->topic && strcmp(ev->topic, u->topic_config) == 0 && u->on_config)
             u->on_config(u->config_ctx, ev->payload, ev->len);
+        else if (ev->topic && strcmp(ev->topic, u->topic_issued) == 0 && u->on_cert)
+            u->on_cert(u->cert_ctx, ev->payload, ev->len);
         else
             et_debug("uplink", "ignoring message on %s", ev->topic ? ev->topic : "?");
         break;
@@ -258,17 +260,19 @@ static int make_topics(struct et_uplink *u, char *err, size_t errlen)
     int n3 = snprintf(u->topic_status, TOPIC_MAX, "%s/v1/%s/status", root, dev);
     int n4 = snprintf(u->topic_config, TOPIC_MAX, "%s/v1/%s/config", root, dev);
     int n5 = snprintf(u->topic_report, TOPIC_MAX, "%s/v1/%s/config/report", root, dev);
+    int n6 = snprintf(u->topic_csr, TOPIC_MAX, "%s/v1/%s/cert/csr", root, dev);
+    int n7 = snprintf(u->topic_issued, TOPIC_MAX, "%s/v1/%s/cert/issued", root, dev);
 
     if (n1 >= TOPIC_MAX || n2 >= TOPIC_MAX || n3 >= TOPIC_MAX || n4 >= TOPIC_MAX ||
-        n5 >= TOPIC_MAX) {
+        n5 >= TOPIC_MAX || n6 >= TOPIC_MAX || n7 >= TOPIC_MAX) {
         snprintf(err, errlen, "topic root \"%s\" is too long", root);
         return -EINVAL;
     }
     return 0;
 }
 
-static int make_client(struct et_uplink *u, const struct et_mqtt_transport *transport,
-                       char *err, size_t errlen)
+static int make_client(struct et_uplink *u, const struct et_uplink_tls *tls,
+                       const struct et_mqtt_transport *transport, char *err, size_t errlen)
 {
     const struct et_config *cfg = u->cfg;
     struct et_mqtt_cfg mc;
@@ -278,6 +282,10 @@ static int make_client(struct et_uplink *u, const struct et_mqtt_transport *tran
 
     /* Room for the Status beside a full window of batches. */
     et_mqtt_cfg_from_settings(&cfg->mqtt, cfg->device_id, (int)cfg->max_inflight + 4, &mc);
+    if (tls) {
+        mc.cert_file = tls->cert_file;
+        mc.key_file = tls->key_file;
+    }
     /* Acks and signed configs: none is larger (room for the MQTT header). */
     mc.max_packet = (ET_WIRE_MAX_MESSAGE > ET_CONFIG_SIGNED_MAX ? ET_WIRE_MAX_MESSAGE
                                                                 : ET_CONFIG_SIGNED_MAX) + 1024;
@@ -307,10 +315,12 @@ static int make_client(struct et_uplink *u, const struct et_mqtt_transport *tran
 }
 
 int et_uplink_create(struct et_uplink **out, const struct et_config *cfg,
+                     const struct et_uplink_tls *tls,
                      const struct et_mqtt_transport *transport, struct et_outbox *outbox,
                      struct et_batcher *batcher, const struct et_clock *clock,
                      et_uplink_status_fill fill, void *fill_ctx, char *err, size_t errlen)
 {
+    struct et_mqtt_settings files = cfg->mqtt;
     struct et_uplink *u;
     int rc;
 
@@ -326,8 +336,17 @@ int et_uplink_create(struct et_uplink **out, const struct et_config *cfg,
         et_warn("uplink", "[mqtt] insecure = true: telemetry goes to %s:%d as PLAIN TEXT, "
                 "without authentication. Use only on a closed test network.",
                 cfg->mqtt.host, cfg->mqtt.port);
-    } else if ((rc = et_mqtt_settings_check_files(&cfg->mqtt, err, errlen)) != 0) {
-        return rc;
+    } else {
+        if (tls) {
+            files.cert_file = (char *)tls->cert_file;
+            files.key_file = (char *)tls->key_file;
+        }
+        if (!files.cert_file || !files.key_file) {
+            snprintf(err, errlen, "[mqtt] cert and key: none to connect with");
+            return -EINVAL;
+        }
+        if ((rc = et_mqtt_settings_check_files(&files, err, errlen)) != 0)
+            return rc;
     }
     u = calloc(1, sizeof(*u));
     if (!u)
@@ -344,7 +363,7 @@ int et_uplink_create(struct et_uplink **out, const struct et_config *cfg,
     u->inflight = calloc(cfg->max_inflight ? cfg->max_inflight : 1, sizeof(*u->inflight));
     if (!u->inflight)
         goto fail;
-    if ((rc = make_topics(u, err, errlen)) || (rc = make_client(u, transport, err, errlen)))
+    if ((rc = make_topics(u, err, errlen)) || (rc = make_client(u, tls, transport, err, errlen)))
         goto fail;
     *out = u;
     return 0;
@@ -403,6 +422,31 @@ void et_uplink_on_config(struct et_uplink *u, et_uplink_config_fn fn, void *ctx)
         return;
     u->on_config = fn;
     u->config_ctx = ctx;
+}
+
+int et_uplink_on_cert(struct et_uplink *u, et_uplink_cert_fn fn, void *ctx)
+{
+    if (!u)
+        return 0;
+    if (!u->on_cert) {
+        int rc = et_mqtt_subscribe(u->mqtt, u->topic_issued, 1);
+
+        if (rc)
+            return rc;
+    }
+    u->on_cert = fn;
+    u->cert_ctx = ctx;
+    return 0;
+}
+
+int et_uplink_publish_csr(struct et_uplink *u, const uint8_t *buf, size_t len)
+{
+    int rc;
+
+    if (!u || !u->connected)
+        return -ENOTCONN;
+    rc = et_mqtt_publish(u->mqtt, u->topic_csr, buf, len, 1, false);
+    return rc < 0 ? rc : 0;
 }
 
 int et_uplink_publish_report(struct et_uplink *u, const uint8_t *buf, size_t len)

@@ -35,7 +35,11 @@
  *
  * What it receives: Acks on {root}/v1/{device}/ack, and signed configs on
  * {root}/v1/{device}/config (retained), handed to the agent unread
- * (et_uplink_on_config): verifying them is the agent's (reconf.h).
+ * (et_uplink_on_config): verifying them is the agent's (reconf.h). With
+ * the board's own identity, the issuer's answers on
+ * {root}/v1/{device}/cert/issued, handed over the same way
+ * (et_uplink_on_cert; enroll.h), and CSRs go out on
+ * {root}/v1/{device}/cert/csr (et_uplink_publish_csr).
  *
  * When a row may be deleted: only when the aggregator's Ack on
  * {root}/v1/{device}/ack names it, by its cumulative acked_through or its
@@ -93,6 +97,19 @@ typedef void (*et_uplink_status_fill)(void *ctx, struct et_status *st);
 /* A SignedConfig arrived on {root}/v1/{device}/config (bytes valid during the call). */
 typedef void (*et_uplink_config_fn)(void *ctx, const uint8_t *buf, size_t len);
 
+/* A CertReply arrived on {root}/v1/{device}/cert/issued (bytes valid during the call). */
+typedef void (*et_uplink_cert_fn)(void *ctx, const uint8_t *buf, size_t len);
+
+/*
+ * The client certificate and key to connect with when they are not the
+ * config's [mqtt] cert and key: the board's own identity (identity.h).
+ * Borrowed strings, for the uplink's life.
+ */
+struct et_uplink_tls {
+    const char *cert_file;
+    const char *key_file;
+};
+
 struct et_uplink_stats {
     bool connected;
     uint64_t connects;         /* connections made so far */
@@ -106,7 +123,8 @@ struct et_uplink_stats {
 };
 
 /**
- * Set up the uplink of cfg's device over transport (not connected yet).
+ * Set up the uplink of cfg's device over transport (not connected yet),
+ * with the client certificate of tls (NULL: cfg's [mqtt] cert and key).
  * Checks the TLS files first (readable; the key private to this user)
  * unless cfg->mqtt.insecure, which it warns about loudly. cfg, transport,
  * outbox, batcher (the batches not stored; NULL when the outbox holds all)
@@ -116,6 +134,7 @@ struct et_uplink_stats {
  * @return 0, or -errno with err saying what and why.
  */
 int et_uplink_create(struct et_uplink **out, const struct et_config *cfg,
+                     const struct et_uplink_tls *tls,
                      const struct et_mqtt_transport *transport, struct et_outbox *outbox,
                      struct et_batcher *batcher, const struct et_clock *clock,
                      et_uplink_status_fill fill, void *fill_ctx, char *err, size_t errlen);
@@ -150,6 +169,19 @@ void et_uplink_stop(struct et_uplink *u, const char *why);
 
 /** Hand pushed configs to fn from now on (from et_uplink_dispatch()). */
 void et_uplink_on_config(struct et_uplink *u, et_uplink_config_fn fn, void *ctx);
+
+/**
+ * Hand the issuer's answers to fn from now on (from et_uplink_dispatch()),
+ * subscribing to {root}/v1/{device}/cert/issued.
+ * @return 0, or the seam's -errno.
+ */
+int et_uplink_on_cert(struct et_uplink *u, et_uplink_cert_fn fn, void *ctx);
+
+/**
+ * Publish a CertRequest (QoS 1, not retained) on {root}/v1/{device}/cert/csr.
+ * @return 0; -ENOTCONN while disconnected; the seam's -errno.
+ */
+int et_uplink_publish_csr(struct et_uplink *u, const uint8_t *buf, size_t len);
 
 /**
  * Publish a ConfigReport retained on {root}/v1/{device}/config/report.

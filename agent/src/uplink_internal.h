@@ -55,8 +55,12 @@ struct et_uplink {
     char topic_status[TOPIC_MAX];
     char topic_config[TOPIC_MAX];
     char topic_report[TOPIC_MAX];
+    char topic_csr[TOPIC_MAX];
+    char topic_issued[TOPIC_MAX];
     et_uplink_config_fn on_config;   /* a SignedConfig arrived; NULL: ignored */
     void *config_ctx;
+    et_uplink_cert_fn on_cert;       /* a CertReply arrived; NULL: not subscribed */
+    void *cert_ctx;
     uint64_t connects;
 
     bool started;

@@ -28,10 +28,10 @@
 #define ROOT_LIFETIME_S (20 * 365 * DAY_S)
 #define ISSUING_LIFETIME_S (10 * 365 * DAY_S)
 #define INDEX_HEADER "# serial\tkind\tname\tnot_before\tnot_after\trevoked_at\n"
-#define INDEX_LINE_MAX 512
 
 static const char *const kind_names[] = {
     [ET_CA_DEVICE] = "device", [ET_CA_AGGREGATOR] = "aggregator", [ET_CA_SERVER] = "server",
+    [ET_CA_ISSUER] = "issuer", [ET_CA_CLAIM] = "claim",
 };
 
 const char *et_ca_kind_name(enum et_ca_kind kind)
@@ -122,7 +122,6 @@ static int index_parse_line(char *line, struct et_ca_cert *c)
     char *end;
     size_t n = 0;
 
-    line[strcspn(line, "\n")] = '\0';
     for (char *t = strtok_r(line, "\t", &save); t && n < 6; t = strtok_r(NULL, "\t", &save))
         f[n++] = t;
     if (n != 6 || strlen(f[0]) != ET_CA_SERIAL_TEXT - 1 || strlen(f[2]) > ET_CA_NAME_MAX ||
@@ -141,32 +140,35 @@ static int index_parse_line(char *line, struct et_ca_cert *c)
     return *end || errno ? -EINVAL : 0;
 }
 
-static int index_load(struct et_ca *ca, char *err, size_t errlen)
+/* ---- tables: one line a row, tab-separated, '#' comments ------------------------------ */
+
+int ca_table_load(const struct et_ca *ca, const char *file, const char *what,
+                  const char *fields, int (*row)(void *ctx, char *line), void *ctx, char *err,
+                  size_t errlen)
 {
-    char path[PATH_MAX], line[INDEX_LINE_MAX];
+    char path[PATH_MAX], line[CA_LINE_MAX];
     unsigned lineno = 0;
     FILE *f;
     int rc = 0;
 
-    if ((rc = join(path, sizeof(path), ca->dir, ET_CA_INDEX)))
+    if ((rc = join(path, sizeof(path), ca->dir, file)))
         return et_text_reason(err, errlen, rc, "%s: name too long", ca->dir);
     f = fopen(path, "re");
     if (!f)
-        return et_text_reason(err, errlen, -errno, "CA index %s: %s", path, strerror(errno));
+        return et_text_reason(err, errlen, -errno, "%s %s: %s", what, path, strerror(errno));
     while (fgets(line, sizeof(line), f)) {
-        struct et_ca_cert c;
-
         lineno++;
         if (line[0] == '#' || line[0] == '\n')
             continue;
-        if (index_parse_line(line, &c) != 0) {
-            rc = et_text_reason(err, errlen, -EINVAL, "CA index %s:%u: not an index line "
-                                "(serial, kind, name, not_before, not_after, revoked_at)",
-                                path, lineno);
+        line[strcspn(line, "\n")] = '\0';
+        rc = row(ctx, line);
+        if (rc == -ENOMEM) {
+            et_text_reason(err, errlen, rc, "out of memory");
             break;
         }
-        if ((rc = index_push(ca, &c)) != 0) {
-            et_text_reason(err, errlen, rc, "out of memory");
+        if (rc) {
+            rc = et_text_reason(err, errlen, -EINVAL, "%s %s:%u: not a line of %s", what,
+                                path, lineno, fields);
             break;
         }
     }
@@ -174,7 +176,8 @@ static int index_load(struct et_ca *ca, char *err, size_t errlen)
     return rc;
 }
 
-int ca_index_save(struct et_ca *ca, char *err, size_t errlen)
+int ca_table_save(const struct et_ca *ca, const char *file, const char *header,
+                  void (*rows)(void *ctx, FILE *out), void *ctx, char *err, size_t errlen)
 {
     char path[PATH_MAX];
     char *text = NULL;
@@ -184,22 +187,47 @@ int ca_index_save(struct et_ca *ca, char *err, size_t errlen)
 
     if (!m)
         return et_text_reason(err, errlen, -ENOMEM, "out of memory");
-    fputs(INDEX_HEADER, m);
+    fputs(header, m);
+    rows(ctx, m);
+    if (fclose(m) != 0) {
+        free(text);
+        return et_text_reason(err, errlen, -ENOMEM, "out of memory");
+    }
+    rc = join(path, sizeof(path), ca->dir, file);
+    if (rc == 0)
+        rc = ca_replace_file(path, text, len, err, errlen);
+    free(text);
+    return rc;
+}
+
+static int index_row(void *ctx, char *line)
+{
+    struct et_ca_cert c;
+
+    return index_parse_line(line, &c) ? -EINVAL : index_push(ctx, &c);
+}
+
+static int index_load(struct et_ca *ca, char *err, size_t errlen)
+{
+    return ca_table_load(ca, ET_CA_INDEX, "CA index", "serial, kind, name, not_before, "
+                         "not_after, revoked_at", index_row, ca, err, errlen);
+}
+
+static void index_rows(void *ctx, FILE *m)
+{
+    const struct et_ca *ca = ctx;
+
     for (size_t i = 0; i < ca->n; i++) {
         const struct et_ca_cert *c = &ca->certs[i];
 
         fprintf(m, "%s\t%s\t%s\t%" PRId64 "\t%" PRId64 "\t%" PRId64 "\n", c->serial,
                 et_ca_kind_name(c->kind), c->name, c->not_before, c->not_after, c->revoked_at);
     }
-    if (fclose(m) != 0) {
-        free(text);
-        return et_text_reason(err, errlen, -ENOMEM, "out of memory");
-    }
-    rc = join(path, sizeof(path), ca->dir, ET_CA_INDEX);
-    if (rc == 0)
-        rc = ca_replace_file(path, text, len, err, errlen);
-    free(text);
-    return rc;
+}
+
+int ca_index_save(struct et_ca *ca, char *err, size_t errlen)
+{
+    return ca_table_save(ca, ET_CA_INDEX, INDEX_HEADER, index_rows, ca, err, errlen);
 }
 
 int ca_index_add(struct et_ca *ca, const struct et_ca_cert *c, char *err, size_t errlen)

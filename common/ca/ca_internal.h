@@ -3,6 +3,7 @@
 #define EDGETEL_CA_INTERNAL_H
 
 #include <limits.h>
+#include <stdio.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -23,6 +24,8 @@
 #define ET_CA_BACKDATE_S 300
 /* A certificate as PEM is under 1 KiB; with a few names, well under this. */
 #define ET_CA_PEM_MAX 4096
+/* A P-256 SubjectPublicKeyInfo is 91 bytes; room for any EC key we parse. */
+#define CA_PUB_DER_MAX 160
 
 struct et_ca {
     char dir[PATH_MAX];
@@ -58,11 +61,34 @@ int ca_new_serial(mbedtls_ctr_drbg_context *drbg, uint8_t serial[ET_CA_SERIAL_LE
 int ca_write_crt(const struct ca_cert_spec *spec, unsigned char *pem, size_t size,
                  mbedtls_ctr_drbg_context *drbg, char *err, size_t errlen);
 
+/** A CSR's own signature, P-256 key and CN (= req->name) checked, as et_ca_issue_csr() does. */
+int ca_csr_check(const struct et_ca_request *req, const uint8_t *data, size_t len, char *err,
+                 size_t errlen);
+
+/** pk's SubjectPublicKeyInfo (DER) at the start of der; its length or -EINVAL. */
+int ca_pub_der(mbedtls_pk_context *pk, uint8_t *der, size_t cap);
+
 /** Serial bytes as lower-case hex into text. */
 void ca_serial_text(const uint8_t serial[ET_CA_SERIAL_LEN], char text[ET_CA_SERIAL_TEXT]);
 
 /** A certificate's time in Unix seconds (UTC). */
 int64_t ca_time_unix(const mbedtls_x509_time *t);
+
+/* Longest line of a table file (index.tsv, claims.tsv). */
+#define CA_LINE_MAX 1024
+
+/**
+ * Read the table dir/file: row() gets each line that is not a comment,
+ * without its newline; its -EINVAL becomes "<what> PATH:LINE: not a line
+ * of <fields>" in err, its -ENOMEM "out of memory".
+ */
+int ca_table_load(const struct et_ca *ca, const char *file, const char *what,
+                  const char *fields, int (*row)(void *ctx, char *line), void *ctx, char *err,
+                  size_t errlen);
+
+/** Write the table dir/file anew (atomically): header, then what rows() prints. */
+int ca_table_save(const struct et_ca *ca, const char *file, const char *header,
+                  void (*rows)(void *ctx, FILE *out), void *ctx, char *err, size_t errlen);
 
 /** Append c to the index and write the index file (atomically). */
 int ca_index_add(struct et_ca *ca, const struct et_ca_cert *c, char *err, size_t errlen);

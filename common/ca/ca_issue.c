@@ -164,6 +164,18 @@ full:
     return et_text_reason(err, errlen, -E2BIG, "server names: too long together");
 }
 
+/*
+ * How far back a leaf's notBefore goes: ET_CA_BACKDATE_S for a board whose
+ * clock lags, but never more than a twentieth of the lifetime. A device
+ * renews at a share of notBefore..notAfter (two thirds by default), so a
+ * minute-long certificate backdated five minutes would be due for renewal
+ * before it was even issued.
+ */
+static int64_t ca_backdate(int64_t lifetime_s)
+{
+    return lifetime_s / 20 < ET_CA_BACKDATE_S ? lifetime_s / 20 : ET_CA_BACKDATE_S;
+}
+
 /* The CSR's subject CN into cn; -ENOENT without one, -EINVAL with two. */
 static int csr_cn(const mbedtls_x509_name *name, char *cn, size_t len)
 {
@@ -182,6 +194,21 @@ static int csr_cn(const mbedtls_x509_name *name, char *cn, size_t len)
 }
 
 /* Parse a CSR and check its signature, key and name against req. */
+static int check_csr(const struct et_ca_request *req, const uint8_t *data, size_t len,
+                     mbedtls_x509_csr *csr, char *err, size_t errlen);
+
+int ca_csr_check(const struct et_ca_request *req, const uint8_t *data, size_t len, char *err,
+                 size_t errlen)
+{
+    mbedtls_x509_csr csr;
+    int rc;
+
+    mbedtls_x509_csr_init(&csr);
+    rc = check_csr(req, data, len, &csr, err, errlen);
+    mbedtls_x509_csr_free(&csr);
+    return rc;
+}
+
 static int check_csr(const struct et_ca_request *req, const uint8_t *data, size_t len,
                      mbedtls_x509_csr *csr, char *err, size_t errlen)
 {
@@ -214,16 +241,13 @@ int et_ca_issue_csr(struct et_ca *ca, const struct et_ca_request *req, const uin
                     size_t len, int64_t now, char **pem_out, struct et_ca_cert *info, char *err,
                     size_t errlen)
 {
-    static const char *const ou[] = {
-        [ET_CA_DEVICE] = "device", [ET_CA_AGGREGATOR] = "aggregator", [ET_CA_SERVER] = "server",
-    };
     unsigned char pem[ET_CA_PEM_MAX], san[SAN_MAX], *san_start = NULL;
     char subject[ET_CA_NAME_MAX + 64];
     struct et_ca_cert c = { .kind = req->kind };
     struct ca_cert_spec spec = {
         .issuer = ET_CA_ISSUING_SUBJECT, .issuer_key = &ca->key->pk,
         .key_usage = MBEDTLS_X509_KU_DIGITAL_SIGNATURE,
-        .not_before = now - ET_CA_BACKDATE_S, .not_after = now + req->lifetime_s,
+        .not_before = now - ca_backdate(req->lifetime_s), .not_after = now + req->lifetime_s,
     };
     int64_t ca_end = ca_time_unix(&ca->crt.valid_to);
     mbedtls_x509_csr csr;
@@ -254,7 +278,8 @@ int et_ca_issue_csr(struct et_ca *ca, const struct et_ca_request *req, const uin
         spec.eku_oid = MBEDTLS_OID_CLIENT_AUTH;
         spec.eku_oid_len = MBEDTLS_OID_SIZE(MBEDTLS_OID_CLIENT_AUTH);
     }
-    snprintf(subject, sizeof(subject), "CN=%s,OU=%s,O=" ET_CA_ORG, req->name, ou[req->kind]);
+    snprintf(subject, sizeof(subject), "CN=%s,OU=%s,O=" ET_CA_ORG, req->name,
+             et_ca_kind_name(req->kind));
     spec.subject = subject;
 
     mbedtls_x509_csr_init(&csr);
@@ -289,54 +314,6 @@ int et_ca_issue_csr(struct et_ca *ca, const struct et_ca_request *req, const uin
         *info = c;
 out:
     mbedtls_x509_csr_free(&csr);
-    et_sign_rng_end(&r);
-    return rc;
-}
-
-int et_ca_make_key_csr(const char *key_path, const char *name, uint8_t **csr, size_t *len,
-                       char *err, size_t errlen)
-{
-    unsigned char pem[ET_CA_PEM_MAX];
-    char subject[ET_CA_NAME_MAX + 8], why[100];
-    struct et_sign_key *k = NULL;
-    mbedtls_x509write_csr w;
-    struct et_sign_rng r;
-    int rc;
-
-    *csr = NULL;
-    if (strlen(name) > ET_CA_NAME_MAX || strpbrk(name, ",=+\\\"<>;"))
-        return et_text_reason(err, errlen, -EINVAL, "name \"%.64s\": not a certificate name",
-                              name);
-    snprintf(subject, sizeof(subject), "CN=%s", name);
-    mbedtls_x509write_csr_init(&w);
-    rc = et_sign_rng_start(&r, err, errlen);
-    if (rc)
-        goto out;
-    if ((rc = et_sign_key_generate(&k, key_path, err, errlen)))
-        goto out;
-    mbedtls_x509write_csr_set_md_alg(&w, MBEDTLS_MD_SHA256);
-    mbedtls_x509write_csr_set_key(&w, &k->pk);
-    rc = mbedtls_x509write_csr_set_subject_name(&w, subject);
-    if (!rc)
-        rc = mbedtls_x509write_csr_pem(&w, pem, sizeof(pem), mbedtls_ctr_drbg_random, &r.drbg);
-    if (rc) {
-        rc = et_text_reason(err, errlen, -EINVAL, "CSR for %s: %s", name,
-                            et_sign_tls_why(rc, why, sizeof(why)));
-        goto out;
-    }
-    if ((rc = et_sign_key_write_private(k, key_path, err, errlen)))
-        goto out;
-    *len = strlen((char *)pem) + 1;
-    *csr = malloc(*len);
-    if (!*csr) {
-        unlink(key_path);
-        rc = et_text_reason(err, errlen, -ENOMEM, "out of memory");
-        goto out;
-    }
-    memcpy(*csr, pem, *len);
-out:
-    mbedtls_x509write_csr_free(&w);
-    et_sign_key_destroy(k);
     et_sign_rng_end(&r);
     return rc;
 }

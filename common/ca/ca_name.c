@@ -18,8 +18,9 @@
 
 #include "edgetel/text.h"
 
-/* Prefixes no device may start with (case ignored). */
-static const char *const reserved_prefixes[] = { "aggregator", "ops" };
+/* Prefixes no device may start with (case ignored): the broker gives
+ * aggregator-*, issuer-* and claim-* rights of their own (broker/edgetel_acl.c). */
+static const char *const reserved_prefixes[] = { "aggregator", "ops", "issuer", "claim" };
 /* Names no device may have (case ignored), beside any server's. */
 static const char *const reserved_names[] = { "broker", "server", "localhost", "ca" };
 
@@ -92,10 +93,29 @@ static int check_device(const struct et_ca *ca, const char *name, char *err, siz
     return 0;
 }
 
+/* PREFIX<instance>, the instance an id, the whole at most ET_CA_NAME_MAX. */
+static int check_instance(const char *what, const char *prefix, const char *name, char *err,
+                          size_t errlen)
+{
+    size_t plen = strlen(prefix);
+    char label[32];
+    int rc;
+
+    if (strncmp(name, prefix, plen) != 0 || !name[plen])
+        return et_text_reason(err, errlen, -EINVAL, "%s \"%.64s\": an %s instance is named "
+                              "%s<instance>", what, name, what, prefix);
+    snprintf(label, sizeof(label), "%s instance", what);
+    rc = check_id(label, name + plen, err, errlen);
+    if (rc == 0 && strlen(name) > ET_CA_NAME_MAX)
+        rc = et_text_reason(err, errlen, -EINVAL, "%s \"%.64s\": at most %d characters", what,
+                            name, ET_CA_NAME_MAX);
+    return rc;
+}
+
 int et_ca_name_check(const struct et_ca *ca, enum et_ca_kind kind, const char *name, char *err,
                      size_t errlen)
 {
-    size_t plen = strlen(ET_CA_AGGREGATOR_PREFIX);
+    size_t plen;
     int rc;
 
     if (!name)
@@ -104,15 +124,20 @@ int et_ca_name_check(const struct et_ca *ca, enum et_ca_kind kind, const char *n
     case ET_CA_DEVICE:
         return check_device(ca, name, err, errlen);
     case ET_CA_AGGREGATOR:
-        if (strncmp(name, ET_CA_AGGREGATOR_PREFIX, plen) != 0 || !name[plen])
-            return et_text_reason(err, errlen, -EINVAL, "aggregator \"%.64s\": an aggregator "
-                                  "instance is named " ET_CA_AGGREGATOR_PREFIX "<instance>",
-                                  name);
-        rc = check_id("aggregator instance", name + plen, err, errlen);
-        if (rc == 0 && strlen(name) > ET_CA_NAME_MAX)
-            rc = et_text_reason(err, errlen, -EINVAL, "aggregator \"%.64s\": at most %d "
-                                "characters", name, ET_CA_NAME_MAX);
-        return rc;
+        return check_instance("aggregator", ET_CA_AGGREGATOR_PREFIX, name, err, errlen);
+    case ET_CA_ISSUER:
+        return check_instance("issuer", ET_CA_ISSUER_PREFIX, name, err, errlen);
+    case ET_CA_CLAIM:
+        plen = strlen(ET_CA_CLAIM_PREFIX);
+        if (strncmp(name, ET_CA_CLAIM_PREFIX, plen) != 0)
+            return et_text_reason(err, errlen, -EINVAL, "claim \"%.64s\": a claim is named "
+                                  ET_CA_CLAIM_PREFIX "<device id>", name);
+        if (strlen(name + plen) > ET_CA_CLAIM_DEVICE_MAX)
+            return et_text_reason(err, errlen, -EINVAL, "device id \"%.64s\": a device "
+                                  "enrolled by claim has an id of at most %d characters (its "
+                                  "claim, " ET_CA_CLAIM_PREFIX "<id>, must fit a certificate's "
+                                  "%d)", name + plen, ET_CA_CLAIM_DEVICE_MAX, ET_CA_NAME_MAX);
+        return check_device(ca, name + plen, err, errlen);
     case ET_CA_SERVER:
         /* A host name: the id's characters less '_', dot-separated labels. */
         rc = check_id("server name", name, err, errlen);

@@ -4,11 +4,14 @@
  *   ca init   [--dir D] [--days N]          root and issuing CA, empty CRL
  *   ca issue  server NAME [--san NAME]...   the broker (127.0.0.1, localhost, NAME, ...)
  *   ca issue  aggregator INSTANCE           an aggregator instance: aggregator-INSTANCE
+ *   ca issue  issuer INSTANCE               the cloud issuer (ca serve): issuer-INSTANCE
  *   ca issue  device ID [--csr FILE]        a device, from a key made here or a CSR
  *             [--out DIR] [--days N | --minutes M]   (every issue)
  *   ca revoke NAME                          revoke its certificates, write the CRL
  *   ca crl    [--days N]                    write the CRL again (before it ends)
  *   ca list                                 every certificate issued
+ *   ca serve  --config FILE                 the cloud issuer: sign devices' CSRs over
+ *                                           MQTT (ca_serve.c, its rules issuer.c)
  *
  * The CA directory is --dir, else $XDG_CONFIG_HOME/edgetel/ca, else
  * ~/.config/edgetel/ca. Exit status: 0 done, 1 failed, 2 a usage error.
@@ -24,6 +27,7 @@
 #include <time.h>
 
 #include "ca_cmd.h"
+#include "ca_serve.h"
 #include "edgetel/ca.h"
 #include "edgetel/sign.h"
 #include "edgetel/text.h"
@@ -38,6 +42,7 @@
 
 struct ca_args {
     const char *dir;
+    const char *config;        /* serve */
     const char *out;
     const char *csr;
     const char *san[MAX_SAN];
@@ -53,11 +58,13 @@ static void usage(FILE *f)
             "usage: edgetelctl ca init   [--dir D] [--days N]\n"
             "       edgetelctl ca issue  server NAME [--san NAME|ADDRESS]...\n"
             "       edgetelctl ca issue  aggregator INSTANCE\n"
+            "       edgetelctl ca issue  issuer INSTANCE\n"
             "       edgetelctl ca issue  device ID [--csr FILE]\n"
             "                            [--out DIR] [--days N | --minutes M]\n"
             "       edgetelctl ca revoke NAME [--dir D]\n"
             "       edgetelctl ca crl    [--dir D] [--days N]\n"
             "       edgetelctl ca list   [--dir D]\n"
+            "       edgetelctl ca serve  [--dir D] --config FILE\n"
             "\n"
             "The fleet CA: a root CA and an issuing CA (ECDSA P-256) in D (default\n"
             "$XDG_CONFIG_HOME/edgetel/ca, else ~/.config/edgetel/ca). init makes them\n"
@@ -67,25 +74,30 @@ static void usage(FILE *f)
             "the issuing CA's) and, without --csr, a new key OUT/NAME.key (0600); OUT\n"
             "defaults to D/issued. A server certificate names 127.0.0.1, localhost, NAME\n"
             "and each --san; an aggregator instance is named aggregator-INSTANCE, the\n"
-            "client id the broker binds to it. Device ids reserved for others\n"
-            "(aggregator*, ops*, broker, server, localhost, ca, a server's name) are\n"
-            "refused. Certificates last %d days unless --days or --minutes says.\n"
+            "client id the broker binds to it, and the issuer that signs the devices'\n"
+            "CSRs (ca serve) issuer-INSTANCE. Device ids reserved for others\n"
+            "(aggregator*, ops*, issuer*, claim*, broker, server, localhost, ca, a\n"
+            "server's name) are refused. Certificates last %d days unless --days or\n"
+            "--minutes says.\n"
             "revoke writes D/crl.pem; restart the broker to make it read it. crl writes\n"
             "it again, valid for N days (default 365): a broker with an expired CRL\n"
-            "refuses every client.\n", LEAF_DAYS);
+            "refuses every client. serve is the cloud issuer: it takes the devices'\n"
+            "CSRs from the broker and answers each (enrollment by claim, renewal); FILE\n"
+            "is its config ([issuer] device_lifetime, share_group; [mqtt] host, port,\n"
+            "ca, cert, key of an issuer-INSTANCE certificate).\n", LEAF_DAYS);
 }
 
-static int default_dir(const struct ca_args *a, char *buf, size_t len)
+int et_ctl_ca_dir(const char *given, char *buf, size_t len)
 {
-    if (a->dir) {
-        if (snprintf(buf, len, "%s", a->dir) >= (int)len) {
-            fprintf(stderr, PROG ": --dir: name too long\n");
+    if (given) {
+        if (snprintf(buf, len, "%s", given) >= (int)len) {
+            fprintf(stderr, "edgetelctl: --dir: name too long\n");
             return 2;
         }
         return 0;
     }
     if (et_ctl_key_dir(buf, len - 4) != 0) {
-        fprintf(stderr, PROG ": neither XDG_CONFIG_HOME nor HOME is set: give --dir D\n");
+        fprintf(stderr, "edgetelctl: neither XDG_CONFIG_HOME nor HOME is set: give --dir D\n");
         return 2;
     }
     strcat(buf, "/ca");
@@ -116,6 +128,7 @@ static int parse_args(int argc, char **argv, struct ca_args *a)
         { "san", required_argument, NULL, 's' },
         { "days", required_argument, NULL, 'D' },
         { "minutes", required_argument, NULL, 'M' },
+        { "config", required_argument, NULL, 'C' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -128,6 +141,7 @@ static int parse_args(int argc, char **argv, struct ca_args *a)
         case 'd': a->dir = optarg; break;
         case 'o': a->out = optarg; break;
         case 'c': a->csr = optarg; break;
+        case 'C': a->config = optarg; break;
         case 's':
             if (a->n_san == MAX_SAN) {
                 fprintf(stderr, PROG ": at most %d --san\n", MAX_SAN);
@@ -154,7 +168,8 @@ static int parse_args(int argc, char **argv, struct ca_args *a)
         return 2;
     }
     if (optind >= argc) {
-        fprintf(stderr, PROG ": expected init, issue, revoke, crl or list (try ca --help)\n");
+        fprintf(stderr, PROG ": expected init, issue, revoke, crl, list or serve (try ca "
+                "--help)\n");
         return 2;
     }
     a->rest = argv + optind;
@@ -178,6 +193,10 @@ static int expect(const struct ca_args *a, int words, bool issue_opts, bool life
     }
     if (!issue_opts && (a->out || a->csr || a->n_san)) {
         fprintf(stderr, PROG " %s: --out, --csr and --san go with issue\n", a->rest[0]);
+        return 2;
+    }
+    if (a->config && strcmp(a->rest[0], "serve") != 0) {
+        fprintf(stderr, PROG " %s: --config goes with serve\n", a->rest[0]);
         return 2;
     }
     if (!lifetime && a->lifetime_s) {
@@ -270,8 +289,13 @@ static int cmd_issue(const struct ca_args *a, const char *dir)
     if (rc)
         return rc;
     if (et_ca_kind_parse(a->rest[1], &req.kind) != 0) {
-        fprintf(stderr, PROG " issue: \"%s\": expected server, aggregator or device\n",
+        fprintf(stderr, PROG " issue: \"%s\": expected server, aggregator, issuer or device\n",
                 a->rest[1]);
+        return 2;
+    }
+    if (req.kind == ET_CA_CLAIM) {
+        fprintf(stderr, PROG " issue: a claim is made by edgetelctl provision DEVICE, which "
+                "registers the device with it\n");
         return 2;
     }
     if (a->n_san && req.kind != ET_CA_SERVER) {
@@ -281,6 +305,9 @@ static int cmd_issue(const struct ca_args *a, const char *dir)
     if (req.kind == ET_CA_AGGREGATOR &&
         strncmp(a->rest[2], ET_CA_AGGREGATOR_PREFIX, strlen(ET_CA_AGGREGATOR_PREFIX)) != 0)
         snprintf(name, sizeof(name), ET_CA_AGGREGATOR_PREFIX "%s", a->rest[2]);
+    else if (req.kind == ET_CA_ISSUER &&
+             strncmp(a->rest[2], ET_CA_ISSUER_PREFIX, strlen(ET_CA_ISSUER_PREFIX)) != 0)
+        snprintf(name, sizeof(name), ET_CA_ISSUER_PREFIX "%s", a->rest[2]);
     else
         snprintf(name, sizeof(name), "%s", a->rest[2]);
     req.name = name;
@@ -401,6 +428,13 @@ static int print_cert(void *ctx, const struct et_ca_cert *c)
     return 0;
 }
 
+static int cmd_serve(const struct ca_args *a, const char *dir)
+{
+    int rc = expect(a, 0, false, false);
+
+    return rc ? rc : et_ctl_ca_serve(dir, a->config);
+}
+
 static int cmd_list(const struct ca_args *a, const char *dir)
 {
     struct et_ca *ca = NULL;
@@ -425,7 +459,7 @@ int et_ctl_ca_main(int argc, char **argv, const char *store)
         int (*run)(const struct ca_args *a, const char *dir);
     } subs[] = {
         { "init", cmd_init }, { "issue", cmd_issue }, { "revoke", cmd_revoke },
-        { "crl", cmd_crl }, { "list", cmd_list },
+        { "crl", cmd_crl }, { "list", cmd_list }, { "serve", cmd_serve },
     };
     struct ca_args a = { 0 };
 
@@ -435,13 +469,13 @@ int et_ctl_ca_main(int argc, char **argv, const char *store)
 
     if (rc)
         return rc;
-    if ((rc = default_dir(&a, dir, sizeof(dir))))
+    if ((rc = et_ctl_ca_dir(a.dir, dir, sizeof(dir))))
         return rc;
     for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
         if (strcmp(a.rest[0], subs[i].name) == 0)
             return subs[i].run(&a, dir);
     }
-    fprintf(stderr, PROG ": unknown subcommand \"%s\": expected init, issue, revoke, crl or "
-            "list (try ca --help)\n", a.rest[0]);
+    fprintf(stderr, PROG ": unknown subcommand \"%s\": expected init, issue, revoke, crl, "
+            "list or serve (try ca --help)\n", a.rest[0]);
     return 2;
 }

@@ -8,4 +8,10 @@
 
 int et_ctl_ca_main(int argc, char **argv, const char *store);
 
+/**
+ * The CA directory: given (--dir), else $XDG_CONFIG_HOME/edgetel/ca, else
+ * ~/.config/edgetel/ca, into buf. 0, or 2 (a usage error, said on stderr).
+ */
+int et_ctl_ca_dir(const char *given, char *buf, size_t len);
+
 #endif

@@ -60,7 +60,31 @@ static int store_error(const struct config_args *a, int rc, const char *what)
     return 1;
 }
 
-/* Sign in as the fleet's next version and add it, in one transaction. */
+/*
+ * Versions a device says it runs or reported, above which none is taken:
+ * a hostile board's claim of 2^64-1 must not end the fleet's counter.
+ */
+#define REPORTED_VERSION_MAX (UINT64_C(1) << 53)
+
+/* The highest version any device runs or reported, as the store recorded it. */
+static int highest_reported(void *ctx, const struct et_store_device_config *dc)
+{
+    uint64_t *top = ctx;
+    uint64_t v = dc->running_version;
+
+    if (dc->has_report && dc->report.version > v)
+        v = dc->report.version;
+    if (v > *top && v < REPORTED_VERSION_MAX)
+        *top = v;
+    return 0;
+}
+
+/*
+ * Sign in as the fleet's next version and add it, in one transaction. The
+ * next version is above every desired one and every one a board reports:
+ * boards that ran pushes from another store (a store started afresh, a
+ * fleet moved to a new one) would refuse a lower version as a replay.
+ */
 static int queue(const struct config_args *a, struct et_store *s, struct config_inputs *in,
                  uint64_t *version)
 {
@@ -79,6 +103,15 @@ static int queue(const struct config_args *a, struct et_store *s, struct config_
     if (rc < 0)
         return store_error(a, rc, "cannot start a write");
     rc = et_store_desired_top(sc, version);
+    if (rc == 0) {
+        uint64_t desired = *version;
+
+        rc = et_store_config_devices(sc, NULL, highest_reported, version);
+        if (rc == 0 && *version > desired)
+            fprintf(stderr, PROG_CONFIG " push: note: boards report running v%" PRIu64 ", above this "
+                    "store's v%" PRIu64 " (pushed through another store?): this push goes above "
+                    "it\n", *version, desired);
+    }
     if (rc < 0) {
         et_store_rollback(w);
         return store_error(a, rc, "reading the highest version");

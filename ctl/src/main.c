@@ -9,6 +9,8 @@
  *   edgetelctl keys init [--dir DIR]         the operator's signing key pair (keys.c)
  *   edgetelctl config push|status|sign ...   signed configs for the boards (config_cmd.c)
  *   edgetelctl ca init|issue|revoke|crl|list the fleet CA (ca_cmd.c)
+ *   edgetelctl ca serve --config FILE        its issuer: CSRs over MQTT (ca_serve.c)
+ *   edgetelctl provision DEVICE ...          enrollment by claim, first boot (provision.c)
  *
  * Every command that reads the store takes --store PATH (default
  * ET_STORE_DEFAULT_PATH, the aggregator's default [store] path), before or
@@ -39,6 +41,7 @@
 #include "edgetel/timefmt.h"
 #include "edgetel/version.h"
 #include "ca_cmd.h"
+#include "provision.h"
 #include "sign_cmd.h"
 
 #define PROG "edgetelctl"
@@ -137,9 +140,15 @@ static const struct ctl_own_command own_commands[] = {
       "  config sign [--key PRIV] --device D|--group G --version N FILE OUT\n"
       "                           sign a config into the file OUT instead" },
     { "ca", et_ctl_ca_main,
-      "ca init|issue|revoke|crl|list [--dir D] ...\n"
+      "ca init|issue|revoke|crl|list|serve [--dir D] ...\n"
       "                           the fleet CA: certificates for the broker, the\n"
-      "                           aggregators and the devices, the CRL (ca --help)" },
+      "                           aggregators and the devices, the CRL, the issuer\n"
+      "                           that signs the devices' CSRs (ca --help)" },
+    { "provision", et_ctl_provision_main,
+      "provision DEVICE [--boot DIR --broker HOST[:PORT]] ...\n"
+      "                           register a device for enrollment by claim; with --boot,\n"
+      "                           write what its SD card's boot partition needs\n"
+      "                           (provision --help)" },
 };
 #define N_OWN_COMMANDS (sizeof(own_commands) / sizeof(own_commands[0]))
 

@@ -8,57 +8,36 @@
 #include <cmocka.h>
 
 #include "ctl_run.h"
+#include "cloud_test.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 
 #define CTL ET_BINARY_DIR "/ctl/edgetelctl"
 
+/* A ctl_fx is a cloud_tmpdir (cloud_test.h) by another name, for the programs' tests. */
+_Static_assert(sizeof(struct ctl_fx) == sizeof(struct cloud_tmpdir), "one temporary folder");
+
 int ctl_fx_setup(void **state)
 {
-    struct ctl_fx *f = calloc(1, sizeof(*f));
-
-    if (!f)
-        return -1;
-    snprintf(f->dir, sizeof(f->dir), "/tmp/et-ctl-XXXXXX");
-    if (!mkdtemp(f->dir))
-        return -1;
-    *state = f;
-    return 0;
+    return cloud_tmpdir_setup(state);
 }
 
 int ctl_fx_teardown(void **state)
 {
-    struct ctl_fx *f = *state;
-    char cmd[160];
-
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-    if (system(cmd) != 0)
-        return -1;
-    free(f);
-    return 0;
+    return cloud_tmpdir_teardown(state);
 }
 
 int ctl_run(struct ctl_fx *f, char *out, size_t outlen, const char *fmt, ...)
 {
-    char cmd[1024], args[800];
+    char args[800];
     va_list ap;
-    FILE *p;
-    size_t n;
-    int st;
 
     va_start(ap, fmt);
     vsnprintf(args, sizeof(args), fmt, ap);
     va_end(ap);
-    snprintf(cmd, sizeof(cmd), "cd '%s' && " CTL " %s 2>&1", f->dir, args);
-    p = popen(cmd, "r");
-    assert_non_null(p);
-    n = fread(out, 1, outlen - 1, p);
-    out[n] = '\0';
-    st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return cloud_sh(f->dir, out, outlen, CTL " %s", args);
 }
 
 const char *ctl_path(struct ctl_fx *f, const char *name, char *buf, size_t len)

@@ -160,6 +160,38 @@ static void pushes_take_the_fleets_next_version(void **state)
     free(row.bytes);
 }
 
+/*
+ * Boards that run a version this store never had (pushed through a store
+ * since replaced) would refuse a lower one as a replay: the next push goes
+ * above what they report, and says so. A board's claim past 2^53 is not
+ * taken (a hostile one must not end the counter).
+ */
+static void pushes_go_above_what_boards_run(void **state)
+{
+    struct ctl_fx *f = *state;
+    struct et_store *s;
+    char path[160], err[256], out[2048];
+
+    assert_int_equal(ctl_run(f, out, sizeof(out), "keys init --dir keys"), 0);
+    ctl_write_file(f, "agent.conf", conf);
+    assert_int_equal(et_store_open(&s, "sqlite", ctl_path(f, "agg.db", path, sizeof(path)), 0,
+                                   err, sizeof(err)), 0);
+    assert_int_equal(et_store_begin(et_store_writer(s)), 0);
+    assert_int_equal(et_store_device_seen(et_store_writer(s), "pi-1", 1000, NULL, 0, NULL), 0);
+    assert_int_equal(et_store_device_seen(et_store_writer(s), "evil", 1000, NULL, 0, NULL), 0);
+    assert_int_equal(et_store_config_device_set(et_store_config(s), "pi-1", "", 7), 0);
+    assert_int_equal(et_store_config_device_set(et_store_config(s), "evil", "",
+                                                UINT64_MAX - 1), 0);
+    assert_int_equal(et_store_commit(et_store_writer(s)), 0);
+    et_store_close(s);
+
+    assert_int_equal(ctl_run(f, out, sizeof(out), STORE " config push " KEY " --device pi-1 "
+                             "agent.conf"), 0);
+    assert_has(out, "boards report running v7, above this store's v0");
+    assert_has(out, "config v8 for device pi-1");
+    assert_int_equal(store_top(f, NULL), 8);
+}
+
 static void operator_mistakes_change_nothing(void **state)
 {
     struct ctl_fx *f = *state;
@@ -298,6 +330,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(pushes_take_the_fleets_next_version, ctl_fx_setup,
+                                        ctl_fx_teardown),
+        cmocka_unit_test_setup_teardown(pushes_go_above_what_boards_run, ctl_fx_setup,
                                         ctl_fx_teardown),
         cmocka_unit_test_setup_teardown(operator_mistakes_change_nothing, ctl_fx_setup,
                                         ctl_fx_teardown),

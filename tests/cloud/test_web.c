@@ -96,17 +96,6 @@ static int64_t count_of(const char *text, const char *needle)
     return n;
 }
 
-/* A number after "key": in a JSON text; -1 when absent. */
-static long long json_int(const char *text, const char *key)
-{
-    char pat[64];
-    const char *p;
-
-    snprintf(pat, sizeof(pat), "\"%s\":", key);
-    p = strstr(text, pat);
-    return p ? strtoll(p + strlen(pat), NULL, 10) : -1;
-}
-
 static void test_fleet(void **state)
 {
     struct cloud_fixture *f = *state;
@@ -121,8 +110,8 @@ static void test_fleet(void **state)
     assert_string_equal(r.content_type, "application/json");
     assert_non_null(strstr(text, "{\"id\":\"bench-device\",\"online\":true"));
     /* Today is the last 12 h less the offline hour: 11 h of 3 metrics at 1 s. */
-    assert_int_equal(json_int(text, "samples_today"), 11 * 3600 * 3);
-    assert_int_equal(json_int(text, "outbox_batches"), 31);
+    assert_int_equal(web_json_int(text, "samples_today"), 11 * 3600 * 3);
+    assert_int_equal(web_json_int(text, "outbox_batches"), 31);
     assert_non_null(strstr(text, "\"problems\":[\"behind\"]"));
     assert_non_null(strstr(text, "\"cert_not_after_ms\":null"));
     free(text);
@@ -131,7 +120,7 @@ static void test_fleet(void **state)
     cloud_put_batch(f->w, "bench-device", 99, "late", "", NOW - 1000, 5);
     cloud_put_batch(f->w, "other", 1, "x", "", NOW - DAY_MS - 5000, 3);   /* yesterday */
     text = get(w, &r, "/api/v1/fleet", NULL);
-    assert_int_equal(json_int(text, "samples_today"), 11 * 3600 * 3 + 5);
+    assert_int_equal(web_json_int(text, "samples_today"), 11 * 3600 * 3 + 5);
     /* "other" has no Status: backlog and dropped are not known, and it is not online. */
     assert_non_null(strstr(text, "{\"id\":\"other\",\"online\":false"));
     assert_non_null(strstr(text, "\"samples_today\":0,\"has_status\":false,"
@@ -182,13 +171,13 @@ static void test_series_day(void **state)
                "to", to, "points", "1000", NULL);
     assert_int_equal(r.status, 200);
     /* 86.4 s buckets: 1000 of them, less the ones of the offline hour. */
-    assert_int_equal(json_int(text, "bucket_ms"), 86400);
-    assert_in_range(json_int(text, "points"), 950, 1000);
-    assert_int_equal(json_int(text, "gaps"), 1);
+    assert_int_equal(web_json_int(text, "bucket_ms"), 86400);
+    assert_in_range(web_json_int(text, "points"), 950, 1000);
+    assert_int_equal(web_json_int(text, "gaps"), 1);
     assert_int_equal(count_of(text, "null,null,null,0,0,0,0]"), 1);
-    assert_int_equal(json_int(text, "samples"), 23 * 3600);
-    assert_int_equal(json_int(text, "corrected"), 600);
-    assert_int_equal(json_int(text, "uncorrectable"), 60);
+    assert_int_equal(web_json_int(text, "samples"), 23 * 3600);
+    assert_int_equal(web_json_int(text, "corrected"), 600);
+    assert_int_equal(web_json_int(text, "uncorrectable"), 60);
     free(text);
 
     text = get(w, &r, "/api/v1/series", "device", "bench-device", "metric", "m1", "from", from,
@@ -213,8 +202,8 @@ static void test_series_day(void **state)
     }
     text = get(w, &r, "/api/v1/series", "device", "slow", "metric", "m0", "from", from, "to", to,
                "points", "5000", NULL);
-    assert_int_equal(json_int(text, "gaps"), 0);
-    assert_int_equal(json_int(text, "points"), 1440);
+    assert_int_equal(web_json_int(text, "gaps"), 0);
+    assert_int_equal(web_json_int(text, "points"), 1440);
     free(text);
     et_web_destroy(w);
 }
@@ -298,7 +287,7 @@ static void test_hostile(void **state)
                WEB_HOSTILE_METRIC, NULL);
     assert_int_equal(r.status, 200);
     assert_inert_json(text);
-    assert_int_equal(json_int(text, "samples"), 10);
+    assert_int_equal(web_json_int(text, "samples"), 10);
     free(text);
     text = get(w, &r, "/api/v1/series", "device", WEB_HOSTILE_DEVICE, "metric",
                WEB_HOSTILE_METRIC, "format", "csv", NULL);

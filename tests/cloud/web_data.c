@@ -6,6 +6,8 @@
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
+#include <stdlib.h>
 
 #define PER_TX 10000
 
@@ -118,4 +120,14 @@ int web_data_hostile(struct et_store_writer *w, int64_t now_ms)
         return et_store_commit(w);
     et_store_rollback(w);
     return rc;
+}
+
+long long web_json_int(const char *text, const char *key)
+{
+    char pat[64];
+    const char *p;
+
+    snprintf(pat, sizeof(pat), "\"%s\":", key);
+    p = strstr(text, pat);
+    return p ? strtoll(p + strlen(pat), NULL, 10) : -1;
 }

@@ -41,4 +41,7 @@ int web_data_fill(struct et_store_writer *w, const struct web_data *d);
 /** Write the hostile device (online, with a Status) and its metrics; 0 or -errno. */
 int web_data_hostile(struct et_store_writer *w, int64_t now_ms);
 
+/* A number after "key": in a JSON text; -1 when absent. */
+long long web_json_int(const char *text, const char *key);
+
 #endif

@@ -1,14 +1,16 @@
 /*
- * libFuzzer target for the wire decoders: everything the aggregator and
- * the agent take from the broker (Batch, Ack, Status, ConfigReport), plus
- * the peek the agent uses on its own stored batches. A decoded batch is
- * walked the way the aggregator walks it (times, every sample's value).
+ * libFuzzer target for the wire decoders: everything the aggregator, the
+ * agent and the issuer take from the broker (Batch, Ack, Status,
+ * ConfigReport, CertRequest, CertReply), plus the peek the agent uses on
+ * its own stored batches. A decoded batch is walked the way the
+ * aggregator walks it (times, every sample's value).
  *   clang, -DET_FUZZ=ON; run: ./fuzz_wire -max_len=4096
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "edgetel/cert_wire.h"
 #include "edgetel/codec.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -19,6 +21,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     Edgetel__V1__Ack *a;
     Edgetel__V1__Status *s;
     Edgetel__V1__ConfigReport *r;
+    Edgetel__V1__CertRequest *rq;
+    Edgetel__V1__CertReply *rp;
     uint8_t boot[ET_BOOT_ID_LEN];
     enum et_time_quality tq;
     struct et_wire_reader *reader;
@@ -75,6 +79,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (size > ET_WIRE_CONFIG_REPORT_MAX || !et_device_id_valid(r->device_id))
             abort();
         edgetel__v1__config_report__free_unpacked(r, NULL);
+    }
+    if (et_cert_request_decode(data, size, &rq, err, sizeof(err)) == 0) {
+        if (!rq->csr.len || rq->csr.len > ET_CERT_CSR_MAX)
+            abort();
+        edgetel__v1__cert_request__free_unpacked(rq, NULL);
+    }
+    if (et_cert_reply_decode(data, size, &rp, err, sizeof(err)) == 0) {
+        if (rp->result == EDGETEL__V1__CERT_RESULT__CERT_RESULT_ISSUED && !rp->certificate.len)
+            abort();
+        edgetel__v1__cert_reply__free_unpacked(rp, NULL);
     }
     return 0;
 }

@@ -139,16 +139,6 @@ static bool dev1_shown(void *ctx)
     return ok;
 }
 
-static long long json_int(const char *text, const char *key)
-{
-    char pat[64];
-    const char *p;
-
-    snprintf(pat, sizeof(pat), "\"%s\":", key);
-    p = strstr(text, pat);
-    return p ? strtoll(p + strlen(pat), NULL, 10) : -1;
-}
-
 static bool have(const char *tool)
 {
     char cmd[128];
@@ -297,7 +287,7 @@ static void check_pages(struct et_e2e *e, int port)
              "&points=1000", now - 600000, now + 1);
     get(port, api, NULL, &r);
     assert_int_equal(r.status, 200);
-    points = json_int(r.body, "points");
+    points = web_json_int(r.body, "points");
     assert_true(points > 0);
     free(r.text);
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/device?id=dev1&metric=sim.counter&from=%lld"

@@ -167,13 +167,16 @@ static int make_ca(const struct et_test_broker *b, const char *dir)
 
 static int make_certs(const struct et_test_broker *b, const char *dir, const char *id)
 {
+    const char *kind = "device";
     int rc = make_ca(b, dir);
 
     if (rc)
         return rc;
-    return ca_cmd(b, dir, "issue",
-                  strncmp(id, "aggregator-", strlen("aggregator-")) == 0 ? "aggregator" : "device",
-                  id, NULL);
+    if (strncmp(id, "aggregator-", strlen("aggregator-")) == 0)
+        kind = "aggregator";
+    else if (strncmp(id, "issuer-", strlen("issuer-")) == 0)
+        kind = "issuer";
+    return ca_cmd(b, dir, "issue", kind, id, NULL);
 }
 
 int et_test_broker_revoke(struct et_test_broker *b, const char *id)
@@ -610,6 +613,11 @@ bool et_test_broker_running(const struct et_test_broker *b)
 pid_t et_test_broker_pid(const struct et_test_broker *b)
 {
     return b ? b->pid : 0;
+}
+
+const char *et_test_broker_ca_file(const struct et_test_broker *b)
+{
+    return b ? b->ca_file : NULL;
 }
 
 const char *et_test_broker_dir(const struct et_test_broker *b)

@@ -66,14 +66,17 @@ int et_test_broker_port(const struct et_test_broker *b);
 const char *et_test_broker_host(const struct et_test_broker *b);
 bool et_test_broker_running(const struct et_test_broker *b);
 pid_t et_test_broker_pid(const struct et_test_broker *b);
+/** Its CA's certificates (ca.crt: issuing + root), what every client trusts (owned by b). */
+const char *et_test_broker_ca_file(const struct et_test_broker *b);
+
 /** The temporary directory (certificates, config, log "mosquitto.log"). */
 const char *et_test_broker_dir(const struct et_test_broker *b);
 
 /**
  * Paths for an identity signed by the broker's CA: an aggregator instance
- * ("aggregator-<instance>"), a device given at start, or one made now
- * (edgetelctl's name rules apply). Returns 0, or -errno if the
- * certificate cannot be made.
+ * ("aggregator-<instance>"), an issuer ("issuer-<instance>"), a device
+ * given at start, or one made now (edgetelctl's name rules apply).
+ * Returns 0, or -errno if the certificate cannot be made.
  */
 int et_test_broker_identity(struct et_test_broker *b, const char *id,
                             struct et_test_identity *out);

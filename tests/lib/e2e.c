@@ -118,11 +118,27 @@ void et_e2e_destroy(struct et_e2e *e)
 
 /* ---- programs -------------------------------------------------------------- */
 
-static void watch(struct et_e2e *e, struct et_proc *p);
+
+void e2e_mqtt_section(struct et_e2e *e, const struct et_test_identity *id, char *buf,
+                      size_t len)
+{
+    snprintf(buf, len,
+             "[mqtt]\n"
+             "host = %s\n"
+             "port = %d\n"
+             "ca = %s\n"
+             "cert = %s\n"
+             "key = %s\n"
+             "backoff_min = 100ms\n"
+             "backoff_max = 1s\n",
+             et_test_broker_host(e->broker), et_test_broker_port(e->broker), id->ca_file,
+             id->cert_file, id->key_file);
+}
 
 struct et_proc *et_e2e_start_aggregator(struct et_e2e *e)
 {
     struct et_test_identity id;
+    char mqtt[8192];
     const char *conf;
     const char *argv[4];
     struct et_proc *p;
@@ -143,34 +159,26 @@ struct et_proc *et_e2e_start_aggregator(struct et_e2e *e)
     if (rc < 0)
         fail_msg("e2e: no certificate for %s: %s", cn, strerror(-rc));
     snprintf(file, sizeof(file), "%s.conf", name);
+    e2e_mqtt_section(e, &id, mqtt, sizeof(mqtt));
     conf = et_test_env_write(e->env, file,
                              "[aggregator]\n"
                              "instance_id = %s\n"
                              "log_level = debug\n"
                              "\n"
-                             "[mqtt]\n"
-                             "host = %s\n"
-                             "port = %d\n"
-                             "ca = %s\n"
-                             "cert = %s\n"
-                             "key = %s\n"
-                             "backoff_min = 100ms\n"
-                             "backoff_max = 1s\n"
+                             "%s"
                              "\n"
                              "[store]\n"
                              "type = sqlite\n"
                              "path = %s\n"
                              "%s",
-                             name, et_test_broker_host(e->broker),
-                             et_test_broker_port(e->broker), id.ca_file, id.cert_file,
-                             id.key_file, e->store_path,
+                             name, mqtt, e->store_path,
                              e->aggregator_extra ? e->aggregator_extra : "");
     argv[0] = E2E_AGGREGATOR_BIN;
     argv[1] = "--config";
     argv[2] = conf;
     argv[3] = NULL;
     p = et_test_env_start(e->env, name, argv);
-    watch(e, p);
+    e2e_watch(e, p);
     if (!e->aggregator)
         e->aggregator = p;
     return p;
@@ -187,6 +195,7 @@ const char *et_e2e_outbox_path(struct et_e2e *e, const char *device)
 const char *et_e2e_write_agent_config(struct et_e2e *e, const struct et_e2e_agent_opts *opts)
 {
     const char *device = opts->device ? opts->device : ET_E2E_DEVICE;
+    const char *file = opts->name ? opts->name : device;
     int sim_ms = opts->sim_interval_ms > 0 ? opts->sim_interval_ms : ET_E2E_SIM_INTERVAL_MS;
     int batch_ms = opts->batch_interval_ms > 0 ? opts->batch_interval_ms : 200;
     int ack_ms = opts->ack_timeout_ms > 0 ? opts->ack_timeout_ms : 2000;
@@ -197,7 +206,10 @@ const char *et_e2e_write_agent_config(struct et_e2e *e, const struct et_e2e_agen
     char limits[256] = "";
     int rc;
 
-    if (!id) {
+    if (!id && opts->no_client_cert) {
+        own = (struct et_test_identity){ .ca_file = et_test_broker_ca_file(e->broker) };
+        id = &own;
+    } else if (!id) {
         rc = et_test_broker_identity(e->broker, device, &own);
         if (rc < 0)
             fail_msg("e2e: no certificate for device %s: %s", device, strerror(-rc));
@@ -213,9 +225,12 @@ const char *et_e2e_write_agent_config(struct et_e2e *e, const struct et_e2e_agen
     if (opts->outbox_quota)
         snprintf(limits + strlen(limits), sizeof(limits) - strlen(limits), "quota = %s\n",
                  opts->outbox_quota);
-    snprintf(name, sizeof(name), "%s-data", device);
+    if (opts->renew_at)
+        snprintf(tls + strlen(tls), sizeof(tls) - strlen(tls), "renew_at = %s\n",
+                 opts->renew_at);
+    snprintf(name, sizeof(name), "%s-data", file);
     const char *data_dir = et_test_env_path(e->env, name);
-    snprintf(name, sizeof(name), "%s.conf", device);
+    snprintf(name, sizeof(name), "%s.conf", file);
     return et_test_env_write(e->env, opts->conf_name ? opts->conf_name : name,
                              "[agent]\n"
                              "device_id = %s\n"
@@ -257,7 +272,7 @@ const char *et_e2e_write_agent_config(struct et_e2e *e, const struct et_e2e_agen
 
 struct et_proc *et_e2e_start_agent(struct et_e2e *e, const struct et_e2e_agent_opts *opts)
 {
-    const char *device = opts->device ? opts->device : ET_E2E_DEVICE;
+    const char *device = opts->name ? opts->name : opts->device ? opts->device : ET_E2E_DEVICE;
     const char *argv[] = { E2E_AGENT_BIN, "--config", et_e2e_write_agent_config(e, opts), NULL };
     const char *in_netns[8];
     struct et_proc *agent;
@@ -269,7 +284,7 @@ struct et_proc *et_e2e_start_agent(struct et_e2e *e, const struct et_e2e_agent_o
         agent = et_test_env_start(e->env, device, argv);
     }
     if (!opts->may_exit)
-        watch(e, agent);
+        e2e_watch(e, agent);
     return agent;
 }
 
@@ -287,7 +302,7 @@ void et_e2e_wipe_agent_data(struct et_e2e *e, const char *device)
 
 /* ---- waits and the exactly-once check -------------------------------------- */
 
-static void watch(struct et_e2e *e, struct et_proc *p)
+void e2e_watch(struct et_e2e *e, struct et_proc *p)
 {
     assert_true(e->n_daemons < sizeof(e->daemons) / sizeof(e->daemons[0]));
     e->daemons[e->n_daemons++] = p;

@@ -43,7 +43,9 @@ struct et_e2e_agent_opts {
     const char *device;          /* device id; default ET_E2E_DEVICE */
     /* Its TLS identity; NULL: the broker CA's certificate for device. */
     const struct et_test_identity *identity;
-    bool no_client_cert;         /* write ca but no cert/key lines */
+    /* Write ca but no cert/key lines: the board's own identity (a key born
+     * in its data dir, a certificate by claim, renewal). */
+    bool no_client_cert;
     bool may_exit;               /* the test expects it to exit: waits do not watch it */
     int sim_interval_ms;         /* default ET_E2E_SIM_INTERVAL_MS */
     int batch_interval_ms;       /* default 200 */
@@ -63,6 +65,10 @@ struct et_e2e_agent_opts {
     const char *conf_name;
     /* Run it inside this network namespace (netns.h); NULL: the test's own. */
     const struct et_test_netns *netns;
+    const char *renew_at;        /* [mqtt] renew_at; NULL: the agent's default */
+    /* Its config, log and data directory are DIR/NAME.conf, NAME.log and
+     * NAME-data; NULL: the device id. Two agents of one device need two. */
+    const char *name;
 };
 
 struct et_e2e {
@@ -75,6 +81,7 @@ struct et_e2e {
     size_t n_daemons;
     /* More sections for the next aggregator's config ("[http]\n..."); NULL: none. */
     const char *aggregator_extra;
+    char ca_dir[4200];           /* et_e2e_ca_dir() */
 };
 
 /** The fixture and its test directory; returns 0 or -errno. */
@@ -214,5 +221,42 @@ void et_e2e_wait_outbox_drained(struct et_e2e *e, const char *device, uint64_t t
 /** Wait until device's outbox holds at least n batches (the agent is buffering). */
 void et_e2e_wait_outbox_at_least(struct et_e2e *e, const char *device, int64_t n,
                                  int timeout_ms);
+
+/* ---- enrollment: the issuer and claims (e2e_enroll.c) ---------------------- */
+
+/* The issuer's certificate name. */
+#define ET_E2E_ISSUER "issuer-1"
+
+/**
+ * Start edgetelctl ca serve on the broker's CA as ET_E2E_ISSUER, signing
+ * device certificates that last lifetime (a duration: "90d", "1m"), and
+ * wait until it has subscribed to the CSRs. The process belongs to the
+ * env and is watched like the aggregator.
+ */
+struct et_proc *et_e2e_start_issuer(struct et_e2e *e, const char *lifetime);
+
+/** The broker CA's directory, for edgetelctl --dir (owned by the broker). */
+const char *et_e2e_ca_dir(struct et_e2e *e);
+
+/**
+ * Run edgetelctl with args (NULL-terminated, without the program), its
+ * output into DIR/<log>.log; its exit status, or -1 when it did not exit.
+ */
+int et_e2e_ctl(struct et_e2e *e, const char *log, const char *const args[]);
+
+/**
+ * edgetelctl provision device --valid valid: a claim registered on the
+ * broker's CA; fails the test otherwise. Returns the folder holding
+ * claim-<device>.crt and claim-<device>.key (owned by the env).
+ */
+const char *et_e2e_provision(struct et_e2e *e, const char *device, const char *valid);
+
+/**
+ * Give an agent a claim as an operator copies one by hand: the files of
+ * et_e2e_provision() into DIR/<name>-data/identity/ as claim.crt and
+ * claim.key (0600). name as et_e2e_agent_opts.name.
+ */
+void et_e2e_give_claim(struct et_e2e *e, const char *claim_dir, const char *device,
+                       const char *name);
 
 #endif

@@ -1,11 +1,14 @@
 /*
- * The end-to-end fixture's reads of the store and the outbox (e2e_read.c),
- * used by its checks in e2e.c. Private to tests/lib.
+ * What the end-to-end fixture's files share: the reads of the store and
+ * the outbox (e2e_read.c), used by its checks in e2e.c, and the programs
+ * it watches (e2e.c, e2e_enroll.c). Private to tests/lib.
  */
 #ifndef EDGETEL_TEST_E2E_INTERNAL_H
 #define EDGETEL_TEST_E2E_INTERNAL_H
 
 #include <sqlite3.h>
+
+#include "e2e.h"
 
 /* How long a read waits for a writer (the aggregator) to let go. */
 #define E2E_BUSY_TIMEOUT_MS 5000
@@ -15,5 +18,12 @@ int e2e_open_ro(const char *path, sqlite3 **db);
 
 /* Prepare sql on db (path for the failure message): 0 or -EIO. */
 int e2e_prepare(sqlite3 *db, const char *path, const char *sql, sqlite3_stmt **st);
+
+/* The [mqtt] section of a cloud program's config: this broker, as id, quick retries. */
+void e2e_mqtt_section(struct et_e2e *e, const struct et_test_identity *id, char *buf,
+                      size_t len);
+
+/* p must keep running: a wait fails the test at once when it exits unasked. */
+void e2e_watch(struct et_e2e *e, struct et_proc *p);
 
 #endif

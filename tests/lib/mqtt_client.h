@@ -23,7 +23,7 @@
 struct et_test_record {
     enum et_mqtt_event_type type;
     char topic[128];
-    unsigned char payload[256];
+    unsigned char payload[2048];     /* an issued CertReply (two certificates) fits */
     size_t len;
     int token;
     char reason[512];

@@ -5,7 +5,6 @@
  * design reserves, a CA key readable by others, and the CRL (it parses
  * and lists exactly the revoked serials).
  */
-#define _GNU_SOURCE /* nftw */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,7 +12,6 @@
 #include <cmocka.h>
 
 #include <errno.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,57 +22,12 @@
 #include <mbedtls/x509_crl.h>
 #include <mbedtls/x509_crt.h>
 
+#include "ca_fixture.h"
 #include "edgetel/ca.h"
 
 #define DAY_S 86400
 
-struct fx {
-    char dir[64];
-    char ca_dir[96];
-    struct et_ca *ca;
-    int64_t now;
-};
-
-static int setup(void **state)
-{
-    struct fx *f = calloc(1, sizeof(*f));
-    char err[512];
-
-    if (!f)
-        return -1;
-    snprintf(f->dir, sizeof(f->dir), "/tmp/et-ca-XXXXXX");
-    if (!mkdtemp(f->dir))
-        return -1;
-    snprintf(f->ca_dir, sizeof(f->ca_dir), "%s/ca", f->dir);
-    f->now = (int64_t)time(NULL);
-    if (et_ca_init(f->ca_dir, NULL, f->now, err, sizeof(err)) != 0 ||
-        et_ca_open(&f->ca, f->ca_dir, err, sizeof(err)) != 0) {
-        fprintf(stderr, "setup: %s\n", err);
-        return -1;
-    }
-    *state = f;
-    return 0;
-}
-
-static int remove_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(p);
-}
-
-static int teardown(void **state)
-{
-    struct fx *f = *state;
-    int rc;
-
-    et_ca_close(f->ca);
-    /* No shell: under qemu-user a child would not be this architecture's. */
-    rc = nftw(f->dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
-    free(f);
-    return rc;
-}
-
-static const char *path(struct fx *f, const char *file)
+static const char *path(struct ca_fx *f, const char *file)
 {
     static char buf[2][256];
     static int i;
@@ -91,7 +44,7 @@ static int count_certs(void *ctx, const struct et_ca_cert *c)
     return 0;
 }
 
-static size_t index_size(struct fx *f)
+static size_t index_size(struct ca_fx *f)
 {
     size_t n = 0;
 
@@ -100,7 +53,7 @@ static size_t index_size(struct fx *f)
 }
 
 /* A key and CSR for csr_name, issued as kind/name: the CA's answer, the PEM in *pem. */
-static int issue(struct fx *f, enum et_ca_kind kind, const char *name, const char *csr_name,
+static int issue(struct ca_fx *f, enum et_ca_kind kind, const char *name, const char *csr_name,
                  char **pem, struct et_ca_cert *info, char *err, size_t errlen)
 {
     struct et_ca_request req = { .kind = kind, .name = name, .lifetime_s = 30 * DAY_S };
@@ -117,7 +70,7 @@ static int issue(struct fx *f, enum et_ca_kind kind, const char *name, const cha
 }
 
 /* The chain in pem verifies against the root alone, for the expected CN. */
-static void expect_verifies(struct fx *f, const char *pem, const char *cn)
+static void expect_verifies(struct ca_fx *f, const char *pem, const char *cn)
 {
     mbedtls_x509_crt chain, root;
     uint32_t flags = 0;
@@ -137,7 +90,7 @@ static void expect_verifies(struct fx *f, const char *pem, const char *cn)
 
 static void init_makes_a_chain_and_keys_nobody_else_reads(void **state)
 {
-    struct fx *f = *state;
+    struct ca_fx *f = *state;
     mbedtls_x509_crt trust, root;
     uint32_t flags = 0;
     struct stat st;
@@ -164,7 +117,7 @@ static void init_makes_a_chain_and_keys_nobody_else_reads(void **state)
 
 static void issued_certificates_verify_to_the_root(void **state)
 {
-    struct fx *f = *state;
+    struct ca_fx *f = *state;
     struct et_ca_cert info;
     char *pem = NULL;
     char err[512], cn[80];
@@ -206,7 +159,7 @@ static void issued_certificates_verify_to_the_root(void **state)
 
 static void a_csr_gets_only_its_own_name(void **state)
 {
-    struct fx *f = *state;
+    struct ca_fx *f = *state;
     struct et_ca_request req = { .kind = ET_CA_DEVICE, .name = "dev-2", .lifetime_s = DAY_S };
     char *pem = NULL;
     char err[512], key[128];
@@ -237,7 +190,7 @@ static void a_csr_gets_only_its_own_name(void **state)
 
 static void reserved_and_hostile_names_are_refused(void **state)
 {
-    struct fx *f = *state;
+    struct ca_fx *f = *state;
     static const char *const refused[] = {
         "aggregator", "aggregator-1", "Aggregator-x", "ops", "ops-console", "broker", "server",
         "localhost", "CA", "a/b", "dev+", "dev#", "dev\n1", "dev\x01", "", ".hidden",
@@ -276,7 +229,7 @@ static void reserved_and_hostile_names_are_refused(void **state)
 
 static void a_ca_key_readable_by_others_is_refused(void **state)
 {
-    struct fx *f = *state;
+    struct ca_fx *f = *state;
     struct et_ca *again = NULL;
     char err[512];
 
@@ -296,7 +249,7 @@ static void a_ca_key_readable_by_others_is_refused(void **state)
 }
 
 /* The serials a CRL file lists, as hex, into out (space-separated). */
-static void crl_serials(struct fx *f, char *out, size_t len)
+static void crl_serials(struct ca_fx *f, char *out, size_t len)
 {
     mbedtls_x509_crl crl;
     mbedtls_x509_crt issuing;
@@ -324,7 +277,7 @@ static void crl_serials(struct fx *f, char *out, size_t len)
 
 static void revoking_lists_the_serial_in_a_crl_that_verifies(void **state)
 {
-    struct fx *f = *state;
+    struct ca_fx *f = *state;
     struct et_ca_cert a, b;
     char *pem = NULL;
     char err[512], serials[512], want[80];
@@ -371,17 +324,17 @@ static void revoking_lists_the_serial_in_a_crl_that_verifies(void **state)
     assert_non_null(strstr(serials, b.serial));
 }
 
+#define ON_A_CA(test) cmocka_unit_test_setup_teardown(test, ca_fx_setup, ca_fx_teardown)
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(init_makes_a_chain_and_keys_nobody_else_reads, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(issued_certificates_verify_to_the_root, setup, teardown),
-        cmocka_unit_test_setup_teardown(a_csr_gets_only_its_own_name, setup, teardown),
-        cmocka_unit_test_setup_teardown(reserved_and_hostile_names_are_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(a_ca_key_readable_by_others_is_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(revoking_lists_the_serial_in_a_crl_that_verifies, setup,
-                                        teardown),
+        ON_A_CA(init_makes_a_chain_and_keys_nobody_else_reads),
+        ON_A_CA(issued_certificates_verify_to_the_root),
+        ON_A_CA(a_csr_gets_only_its_own_name),
+        ON_A_CA(reserved_and_hostile_names_are_refused),
+        ON_A_CA(a_ca_key_readable_by_others_is_refused),
+        ON_A_CA(revoking_lists_the_serial_in_a_crl_that_verifies),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

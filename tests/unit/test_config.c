@@ -94,6 +94,9 @@ static void defaults(void **state)
     assert_int_equal(c.max_inflight, 16);
     assert_int_equal(c.clock_wait_ms, 120000);
     assert_int_equal(c.drain_rate, 0);
+    assert_string_equal(c.renew_at, "67%");
+    assert_int_equal(c.renew_at_pct, 67);
+    assert_int_equal(c.renew_before_ms, 0);
     assert_int_equal(c.outbox_quota, 256ULL << 20);
     assert_int_equal(c.outbox_reserve, 64ULL << 20);
     assert_int_equal(c.outbox_policy, 0);
@@ -156,6 +159,7 @@ static void every_key(void **state)
         "backoff_max_refused = 10m\r\n"
         "clock_wait = 0s\r\n"
         "drain_rate = 20\r\n"
+        "renew_at = 30d\r\n"
         "[outbox]\r\n"
         "quota = 1G\r\n"
         "reserve = 0\r\n"
@@ -185,10 +189,30 @@ static void every_key(void **state)
     assert_int_equal(c.mqtt.backoff_max_refused_ms, 600000);
     assert_int_equal(c.clock_wait_ms, 0);
     assert_int_equal(c.drain_rate, 20);
+    assert_int_equal(c.renew_at_pct, 0);
+    assert_int_equal(c.renew_before_ms, 30LL * 86400 * 1000);
     assert_true(c.outbox_quota == 1ULL << 30);
     assert_true(c.outbox_reserve == 0);
     assert_int_equal(c.outbox_policy, 1);
     assert_int_equal(c.durability_window_ms, 500);
+    et_config_free(&c);
+}
+
+/* No cert and key with a broker over TLS: the board makes its own and enrolls. */
+static void an_own_identity_needs_only_the_ca(void **state)
+{
+    struct et_config c;
+
+    parse_ok("[agent]\ndevice_id = d1\n[mqtt]\nhost = b\nca = ca.pem\nrenew_at = 50%\n", &c);
+    assert_true(et_config_own_identity(&c));
+    assert_int_equal(c.renew_at_pct, 50);
+    et_config_free(&c);
+    parse_ok("[agent]\ndevice_id = d1\n[mqtt]\nhost = b\nca = ca.pem\ncert = c.pem\n"
+             "key = k.pem\n", &c);
+    assert_false(et_config_own_identity(&c));
+    et_config_free(&c);
+    parse_ok("[agent]\ndevice_id = d1\n", &c);
+    assert_false(et_config_own_identity(&c));
     et_config_free(&c);
 }
 
@@ -259,14 +283,19 @@ static void value_errors(void **state)
 static void whole_config_errors(void **state)
 {
     expect_error("[agent]\ndevice_id = d1\n[mqtt]\nhost = broker\n",
-                 NAME ":4: [mqtt] host is set but ca, cert, key are not: mutual TLS needs ca, "
-                 "cert and key (insecure = true for plain TCP)");
+                 NAME ":4: [mqtt] host is set but ca is not: TLS needs the CA that signed the "
+                 "broker's certificate (cert and key unset: the board makes its own; insecure "
+                 "= true for plain TCP)");
     expect_error("[agent]\ndevice_id = d1\n[mqtt]\nhost = broker\ncert = c.pem\nkey = k.pem\n",
                  NAME ":4: [mqtt] host is set but ca is not: mutual TLS needs ca, cert and key "
                  "(insecure = true for plain TCP)");
-    expect_error("[agent]\ndevice_id = d1\n[mqtt]\nhost = broker\nca = ca.pem\n",
-                 NAME ":4: [mqtt] host is set but cert, key are not: mutual TLS needs ca, cert "
-                 "and key (insecure = true for plain TCP)");
+    /* renew_at: a share of the lifetime or a time before its end. */
+    expect_error("[agent]\ndevice_id = d1\n[mqtt]\nrenew_at = 100%\n",
+                 NAME ":4: [mqtt] renew_at \"100%\": expected a share of the certificate's "
+                 "lifetime from 1% to 99% (67%), or the time left before it ends (30d)");
+    expect_error("[agent]\ndevice_id = d1\n[mqtt]\nrenew_at = soon\n",
+                 NAME ":4: [mqtt] renew_at \"soon\": expected a share of the certificate's "
+                 "lifetime from 1% to 99% (67%), or the time left before it ends (30d)");
     /* cert and key go together, insecure or not, host or not. */
     expect_error("[agent]\ndevice_id = d1\n[mqtt]\ninsecure = true\ncert = c.pem\n",
                  NAME ":5: [mqtt] cert is set without key: the certificate and its key go "
@@ -445,6 +474,7 @@ int main(void)
         cmocka_unit_test(defaults),
         cmocka_unit_test(every_key),
         cmocka_unit_test(insecure_needs_no_tls_files),
+        cmocka_unit_test(an_own_identity_needs_only_the_ca),
         cmocka_unit_test(value_errors),
         cmocka_unit_test(whole_config_errors),
         cmocka_unit_test(host_name_not_a_device_id),

@@ -9,7 +9,10 @@
  *             trusted_keys, groups (the board's own: never taken from a push)
  *   [mqtt]    host, port, ca, cert, key, insecure, topic_root, keepalive,
  *             ack_timeout, max_inflight, backoff_min, backoff_max,
- *             backoff_max_refused, clock_wait, drain_rate
+ *             backoff_max_refused, clock_wait, drain_rate, renew_at
+ *             (cert and key unset with a host and TLS: the board's own
+ *             identity, agent/src/identity.h: a key born on the board, a
+ *             certificate by claim, renewed at renew_at)
  *   [outbox]  quota, reserve, policy, durability_window
  *   [collector NAME]   type = DRIVER, interval = DURATION, enabled = BOOL,
  *             tags = key=value, ... (carried with every metric of the collector),
@@ -78,6 +81,9 @@ struct et_config {
     uint32_t max_inflight;   /* default 16 batches */
     int64_t clock_wait_ms;   /* default 2 min: wait for clock sync before TLS; 0: no wait */
     uint32_t drain_rate;     /* backlog batches a second; 0: as fast as acks allow */
+    char *renew_at;          /* as written: "67%" (of the lifetime) or "30d" (before the end) */
+    uint32_t renew_at_pct;   /* renew_at as a share of the lifetime, 1-99; 0: renew_before_ms */
+    int64_t renew_before_ms; /* renew_at as the time left before the certificate ends */
 
     /* [outbox] */
     uint64_t outbox_quota;   /* default 256 MiB of batches; 0: no quota */
@@ -107,8 +113,9 @@ struct et_config {
  * The whole result is validated before it is returned, so a caller can
  * parse a new config into a fresh struct and swap it in only on success.
  * Checks of the whole name the key and, where it has one, its line:
- * mutual TLS files are required when host is set unless insecure = true,
- * cert and key go together, backoff_min <= backoff_max and
+ * a CA file is required when host is set unless insecure = true,
+ * cert and key go together (both unset: the board's own identity),
+ * renew_at is a share (1%-99%) or a duration, backoff_min <= backoff_max and
  * backoff_max_refused, keepalive is whole
  * seconds, topic_root is one topic level, device_id (or the host name it
  * defaults to) passes et_device_id_valid(), every collector has a type
@@ -136,6 +143,13 @@ const struct et_ini_schema *et_config_schema(void);
 
 /** The keys every [collector NAME] takes besides its driver's params. */
 const struct et_key *et_config_collector_keys(size_t *n);
+
+/**
+ * Whether c connects with the board's own identity: a broker over TLS and
+ * no [mqtt] cert and key. The agent then makes its key, enrolls by claim
+ * and renews (agent/src/identity.h).
+ */
+bool et_config_own_identity(const struct et_config *c);
 
 /* Value parsers (durations, sizes, booleans) live in edgetel/parse.h. */
 

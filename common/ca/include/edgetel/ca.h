@@ -22,8 +22,10 @@
  * the broker takes the CN as the client's user name and client id. A
  * device name is a device id (1-64 of A-Z a-z 0-9 . _ -, not starting
  * with '.') and none of the names the design reserves: aggregator*,
- * ops*, broker, server, localhost, ca, and any name a server certificate
- * was issued to. An aggregator instance is "aggregator-<instance>".
+ * ops*, issuer*, claim*, broker, server, localhost, ca, and any name a
+ * server certificate was issued to. An aggregator instance is
+ * "aggregator-<instance>", the cloud issuer "issuer-<instance>", and the
+ * bootstrap credential of a device "claim-<device>" (ca_claim.h).
  *
  * Every function returns 0 or -errno and, on failure, writes a message for
  * a person into err naming the file or name and the cause. No global
@@ -42,6 +44,12 @@
 #define ET_CA_SERIAL_TEXT (2 * ET_CA_SERIAL_LEN + 1)
 /* The aggregator instances' names: ET_CA_AGGREGATOR_PREFIX + instance. */
 #define ET_CA_AGGREGATOR_PREFIX "aggregator-"
+/* The cloud issuer's (edgetelctl ca serve): ET_CA_ISSUER_PREFIX + instance. */
+#define ET_CA_ISSUER_PREFIX "issuer-"
+/* A bootstrap credential's: ET_CA_CLAIM_PREFIX + device id (edgetel/ca_claim.h). */
+#define ET_CA_CLAIM_PREFIX "claim-"
+/* The longest device id a claim can be made for: claim-<id> must fit a CN. */
+#define ET_CA_CLAIM_DEVICE_MAX (ET_CA_NAME_MAX - 6)
 
 /* File names inside a CA directory. */
 #define ET_CA_ROOT_CRT "root-ca.crt"
@@ -56,9 +64,11 @@ enum et_ca_kind {
     ET_CA_DEVICE = 0,        /* clientAuth; CN = device id */
     ET_CA_AGGREGATOR = 1,    /* clientAuth; CN = aggregator-<instance> */
     ET_CA_SERVER = 2,        /* serverAuth; subjectAltName names and addresses */
+    ET_CA_ISSUER = 3,        /* clientAuth; CN = issuer-<instance>: signs CSRs over MQTT */
+    ET_CA_CLAIM = 4,         /* clientAuth; CN = claim-<device>: may only enroll that device */
 };
 
-/** "device", "aggregator", "server". */
+/** "device", "aggregator", "server", "issuer", "claim". */
 const char *et_ca_kind_name(enum et_ca_kind kind);
 
 /** The kind named s: 0, or -EINVAL. */

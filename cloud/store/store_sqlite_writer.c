@@ -563,9 +563,12 @@ static int sqlite_stream_start(struct et_store_writer *w, const char *device, co
 
 /* ---- streams' metric dictionaries ---------------------------------------- */
 
+/* A dictionary's id is the seq of its first batch: the same bound as a seq. */
 static int sqlite_dict_put(struct et_store_writer *w, const char *device, const char *stream,
                            uint64_t dict_id, const struct et_store_dict_entry *e)
 {
+    if (dict_id > ET_STORE_SEQ_MAX)
+        return -ERANGE;
     return run(of_writer(w), SW_DICT_PUT, "keeping a metric dictionary",
                STORE_ARGS(STORE_TEXT(device), STORE_TEXT(stream), STORE_U64(dict_id),
                           STORE_INT(e->idx), STORE_INT(e->metric_id), STORE_INT(e->type),
@@ -577,10 +580,12 @@ static int sqlite_dict_get(struct et_store_writer *w, const char *device, const 
 {
     struct store_sqlite *ss = of_writer(w);
     sqlite3_stmt *st;
-    int ret = stmt(ss, SW_DICT_GET, STORE_ARGS(STORE_TEXT(device), STORE_TEXT(stream),
-                                               STORE_U64(dict_id)), &st);
-    int rc;
+    int ret, rc;
 
+    if (dict_id > ET_STORE_SEQ_MAX)
+        return 0;   /* none could be kept */
+    ret = stmt(ss, SW_DICT_GET, STORE_ARGS(STORE_TEXT(device), STORE_TEXT(stream),
+                                           STORE_U64(dict_id)), &st);
     if (ret < 0)
         return ret;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {

@@ -168,6 +168,7 @@ static void on_connected(struct et_uplink *u, int64_t now_ms)
     u->memory_cursor = 0;
     u->live_cursor = 0;
     u->backlog_cursor = 0;
+    u->outbox_idle = false;
     u->drain_report_ms = now_ms;
     uplink_backlog_rows(u, &u->drain_left_at_report);
     u->drain_left = u->drain_left_at_report;

@@ -36,6 +36,7 @@ void uplink_inflight_remove_at(struct et_uplink *u, size_t i)
  */
 static void rewind_for(struct et_uplink *u, uint64_t seq)
 {
+    u->outbox_idle = false;
     if (u->memory_cursor >= seq)
         u->memory_cursor = seq - 1;
     if (seq >= u->live_from) {
@@ -150,6 +151,8 @@ static int next_to_send(struct et_uplink *u, uint64_t *seq, uint8_t **blob, size
         *historical = rc == 0 && *seq < u->live_from;
         return rc;
     }
+    if (u->outbox_idle && u->outbox_idle_seq == et_outbox_next_seq(u->outbox))
+        return -ENOENT;
     for (;;) {
         rc = et_outbox_next(u->outbox, after, seq, blob, len);
         if (rc)
@@ -166,12 +169,16 @@ static int next_to_send(struct et_uplink *u, uint64_t *seq, uint8_t **blob, size
         return rc;
     for (;;) {
         rc = et_outbox_next(u->outbox, u->backlog_cursor, seq, blob, len);
+        if (rc == 0 && *seq >= u->live_from) {
+            free(*blob);
+            rc = -ENOENT;
+        }
+        if (rc == -ENOENT) {
+            u->outbox_idle = true;
+            u->outbox_idle_seq = et_outbox_next_seq(u->outbox);
+        }
         if (rc)
             return rc;
-        if (*seq >= u->live_from) {
-            free(*blob);
-            return -ENOENT;
-        }
         u->backlog_cursor = *seq;
         if (!inflight_has(u, *seq)) {
             *historical = true;

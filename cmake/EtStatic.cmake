@@ -77,7 +77,18 @@ function(et_static_executable target)
   get_property(repointed GLOBAL PROPERTY ET_STATIC_REPOINTED)
   if(NOT repointed)
     # What each archive itself needs at link time, in dependency order.
-    et_static_repoint(OpenSSL::Crypto Threads::Threads ${CMAKE_DL_LIBS})
+    # libcrypto.a needs more on some targets: on Debian armel (ARMv5TE, no
+    # 64-bit atomic instructions) its 64-bit atomics are calls into
+    # libatomic.  Its libcrypto.pc says so (Libs.private: -latomic), so take
+    # the list from there rather than from a list of architectures.
+    set(crypto_needs Threads::Threads ${CMAKE_DL_LIBS})
+    pkg_check_modules(ET_LIBCRYPTO_PC QUIET libcrypto)
+    foreach(lib ${ET_LIBCRYPTO_PC_STATIC_LIBRARIES})
+      if(NOT lib STREQUAL "crypto")
+        list(APPEND crypto_needs ${lib})
+      endif()
+    endforeach()
+    et_static_repoint(OpenSSL::Crypto ${crypto_needs})
     et_static_repoint(OpenSSL::SSL OpenSSL::Crypto)
     et_static_repoint(eclipse-paho-mqtt-c::paho-mqtt3as)  # already lists OpenSSL, pthread, anl
     et_static_repoint(SQLite::SQLite3 m Threads::Threads ${CMAKE_DL_LIBS})

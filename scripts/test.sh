@@ -5,8 +5,9 @@
 #   3. ctest: every label (unit, driver, cloud, integration, fault, slow,
 #      chaos)
 #   3b. the same again built with ASan and UBSan (build-asan/)
-#   4. scripts/cross-test.sh aarch64 and armhf (build for the Pi and run the
-#      unit tests under qemu-user), when that script is present
+#   4. scripts/cross-test.sh aarch64, armhf and armel (build for the Pi and
+#      run the unit tests under qemu-user; armel is the static agent for
+#      ARMv6 boards, tested on the Pi Zero's core), when that script is present
 # then a summary. Exits non-zero when any step failed.
 #
 # Environment: BUILD_DIR (default build), JOBS (default: number of CPUs),
@@ -83,10 +84,11 @@ fi
 if [[ "${SKIP_CROSS:-0}" == 1 ]]; then
   skip "cross aarch64" "(SKIP_CROSS=1)"
   skip "cross armhf" "(SKIP_CROSS=1)"
+  skip "cross armel" "(SKIP_CROSS=1)"
 elif [[ -x scripts/cross-test.sh ]]; then
   # On a Pi the native run above already was the test for its own architecture.
   host_arch=$(dpkg --print-architecture 2>/dev/null || echo unknown)
-  for target in aarch64:arm64 armhf:armhf; do
+  for target in aarch64:arm64 armhf:armhf armel:armel; do
     name=${target%%:*} debian_arch=${target##*:}
     if [[ "$host_arch" == "$debian_arch" ]]; then
       skip "cross $name" "(this machine is $host_arch: the native run covered it)"
@@ -97,6 +99,7 @@ elif [[ -x scripts/cross-test.sh ]]; then
 else
   skip "cross aarch64" "(scripts/cross-test.sh not present)"
   skip "cross armhf" "(scripts/cross-test.sh not present)"
+  skip "cross armel" "(scripts/cross-test.sh not present)"
 fi
 
 echo

@@ -1,7 +1,9 @@
 # Shared part of the Debian cross toolchain files (aarch64-linux-gnu.cmake,
-# arm-linux-gnueabihf.cmake).  The including file sets:
+# arm-linux-gnueabihf.cmake, arm-linux-gnueabi.cmake).  The including file sets:
 #   ET_TRIPLE            GNU triple and Debian multiarch name, e.g. aarch64-linux-gnu
 #   ET_QEMU              qemu-user program for the target, e.g. qemu-aarch64
+#   ET_QEMU_CPU          optional: the CPU qemu emulates (-cpu), e.g. arm1176
+#   ET_TARGET_FLAGS      optional: instruction set flags for compile and link
 #   ET_DEBIAN_ARCH       Debian architecture, e.g. arm64
 #   CMAKE_SYSTEM_PROCESSOR
 #
@@ -61,6 +63,10 @@ execute_process(COMMAND "${ET_CROSS_CC}" -print-file-name=include
 set(_et_compile
   "-nostdinc -isystem ${_et_gcc_include} -isystem ${ET_SYSROOT}/usr/include/${ET_TRIPLE} -isystem ${ET_SYSROOT}/usr/include")
 set(_et_link "-B${ET_SYSROOT}/usr/lib/${ET_TRIPLE}/")
+if(ET_TARGET_FLAGS)
+  string(APPEND _et_compile " ${ET_TARGET_FLAGS}")
+  string(APPEND _et_link " ${ET_TARGET_FLAGS}")
+endif()
 foreach(_d usr/lib/${ET_TRIPLE} lib/${ET_TRIPLE})
   string(APPEND _et_link " -L${ET_SYSROOT}/${_d} -Wl,-rpath-link,${ET_SYSROOT}/${_d}")
 endforeach()
@@ -101,7 +107,11 @@ set(ENV{PKG_CONFIG_PATH} "")
 # different glibc builds hang at the first thread.
 find_program(ET_QEMU_PROGRAM ${ET_QEMU})
 if(ET_QEMU_PROGRAM)
-  set(CMAKE_CROSSCOMPILING_EMULATOR "${ET_QEMU_PROGRAM};-L;${ET_SYSROOT}")
+  set(CMAKE_CROSSCOMPILING_EMULATOR "${ET_QEMU_PROGRAM}")
+  if(ET_QEMU_CPU)
+    list(APPEND CMAKE_CROSSCOMPILING_EMULATOR -cpu ${ET_QEMU_CPU})
+  endif()
+  list(APPEND CMAKE_CROSSCOMPILING_EMULATOR -L ${ET_SYSROOT})
 else()
   message(WARNING "${ET_QEMU} not found (Debian package qemu-user): "
     "the build works, but ctest cannot run the ${ET_TRIPLE} tests")

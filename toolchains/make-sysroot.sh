@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # make-sysroot.sh ARCH DIR — build a private target sysroot from Debian packages.
 #
-#   ARCH  Debian architecture of the board: arm64 | armhf
+#   ARCH  Debian architecture of the board: arm64 | armhf | armel
+#         (armel, ARMv5TE soft-float, is the one whose libraries run on the
+#         ARMv6 boards: Pi Zero, Zero W, Pi 1; only the static agent and its
+#         tests are built from it, so it leaves out the cloud's libraries)
 #   DIR   where the sysroot goes (created; e.g. build-aarch64/sysroot)
 #
 # Why a private sysroot and not dpkg multiarch: the cross compiler must link
@@ -37,12 +40,13 @@ prog=${0##*/}
 die() { printf '%s: %s\n' "$prog" "$*" >&2; exit 1; }
 note() { printf '%s: %s\n' "$prog" "$*" >&2; }
 
-[ $# -eq 2 ] || die "usage: $prog arm64|armhf DIR"
+[ $# -eq 2 ] || die "usage: $prog arm64|armhf|armel DIR"
 arch=$1
 case $arch in
-  arm64) triple=aarch64-linux-gnu ;;
-  armhf) triple=arm-linux-gnueabihf ;;
-  *) die "architecture \"$arch\": expected arm64 or armhf" ;;
+  arm64) triple=aarch64-linux-gnu loader=lib/ld-linux-aarch64.so.1 ;;
+  armhf) triple=arm-linux-gnueabihf loader=lib/ld-linux-armhf.so.3 ;;
+  armel) triple=arm-linux-gnueabi loader=lib/ld-linux.so.3 ;;
+  *) die "architecture \"$arch\": expected arm64, armhf or armel" ;;
 esac
 mkdir -p "$2"
 dir=$(cd "$2" && pwd)
@@ -67,9 +71,11 @@ packages=(
   libsqlite3-0 libsqlite3-dev
   libinih1 libinih-dev
   libcmocka0 libcmocka-dev
-  # edgetel-aggregator's HTTP server (the web view, /metrics)
-  libmicrohttpd12 libmicrohttpd-dev
 )
+# edgetel-aggregator's HTTP server (the web view, /metrics).  armel serves
+# only the static agent for ARMv6 boards and its unit tests (the cloud side
+# runs on 64-bit machines), so its sysroot goes without.
+[ "$arch" = armel ] || packages+=(libmicrohttpd12 libmicrohttpd-dev)
 # shellcheck disable=SC2206 # word splitting of the extra list is intended
 [ -n "${ET_SYSROOT_EXTRA:-}" ] && packages+=(${ET_SYSROOT_EXTRA})
 
@@ -295,10 +301,6 @@ done < <(find "$dir" -type l -print0)
 note "rewrote $fixed absolute symlinks as relative"
 
 # Sanity: the pieces the toolchain files and qemu -L rely on.
-case $arch in
-  arm64) loader=lib/ld-linux-aarch64.so.1 ;;
-  armhf) loader=lib/ld-linux-armhf.so.3 ;;
-esac
 for f in "$loader" "usr/lib/$triple/libc.so" "usr/include/stdio.h" \
          "usr/lib/$triple/cmake/eclipse-paho-mqtt-c/eclipse-paho-mqtt-cConfig.cmake"; do
   [ -e "$dir/$f" ] || die "$dir/$f missing after unpacking: the sysroot is incomplete"

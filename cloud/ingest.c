@@ -320,7 +320,8 @@ int ingest_note_stream(struct et_ingest *ig, const char *device, const char *str
         return ret;
     ret = et_store_stream_start(ig->w, device, stream_hex, now_ms, was);
     *started = ret == 0;
-    return ret;
+    /* Another instance recorded it meanwhile: its news, not ours. */
+    return ret == -EEXIST ? 0 : ret;
 }
 
 /*
@@ -430,16 +431,36 @@ static int ingest_batch(struct et_ingest *ig, const char *topic, const void *pay
             goto out;
         }
     }
+    /*
+     * The batch's key is claimed before anything else of it is written:
+     * another instance storing the same batch at this moment (a resend
+     * racing the original) makes the claim wait for its commit and answer
+     * -EEXIST, and then this one is a duplicate like any other. A batch
+     * waiting for its dictionary claims nothing.
+     */
+    if (ret == 0 && !seen && !wanted) {
+        ret = quarantine
+            ? ingest_quarantine_batch(ig, b, reply->device, stream_hex, payload, len, why)
+            : ingest_claim_batch(ig, b, reply->device, stream_hex, boot_hex, now_ms);
+        if (ret == -EEXIST) {
+            seen = true;
+            ret = 0;
+        }
+    }
     if (ret == 0)
         ret = et_store_device_seen(ig->w, reply->device, now_ms, boot_hex,
                                    seen || quarantine || wanted ? 0 : n_samples, &created);
-    if (ret == 0 && !known)
+    if (ret == 0 && !known) {
         ret = et_store_stream_start(ig->w, reply->device, stream_hex, now_ms, &was);
-    if (ret == 0 && !seen && quarantine)
-        ret = ingest_quarantine_batch(ig, b, reply->device, stream_hex, payload, len, why);
-    else if (ret == 0 && !seen && !wanted &&
-             (ret = ingest_dict_keep(ig, b, reply->device, stream_hex, &metric_ids)) == 0)
-        ret = ingest_store_rows(ig, b, metric_ids, reply->device, stream_hex, boot_hex, now_ms);
+        /* Another instance recorded it meanwhile: its news, not ours. */
+        if (ret == -EEXIST) {
+            known = true;
+            ret = 0;
+        }
+    }
+    if (ret == 0 && !seen && !quarantine && !wanted &&
+        (ret = ingest_dict_keep(ig, b, reply->device, stream_hex, &metric_ids)) == 0)
+        ret = ingest_store_rows(ig, b, metric_ids, reply->device, stream_hex, boot_hex);
     if (ret == 0)
         ret = et_ack_advance(ig->w, reply->device, stream_hex, floor, &reply->acked_through);
     if (ret == 0)

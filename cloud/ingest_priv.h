@@ -184,15 +184,22 @@ int ingest_grow(void **buf, size_t *cap, size_t need, size_t elem);
 /* 32 hex digits of a 16-byte boot id, "" for none. */
 void ingest_boot_hex(const ProtobufCBinaryData *boot_id, char *out);
 
-/* Store a new batch's rows: its samples read by ingest_dict_expand() into
- * ig->expanded, metric_ids by dictionary index; the transaction is open.
- * 0 or -errno. */
+/* Insert a new batch's row, its claim on its key (samples not yet stored);
+ * the transaction is open. 0, -EEXIST when another instance stored it
+ * meanwhile (a duplicate), or -errno. */
+int ingest_claim_batch(struct et_ingest *ig, const Edgetel__V1__Batch *b, const char *device,
+                       const char *stream_hex, const char *boot_hex, int64_t now_ms);
+
+/* Store a claimed batch's samples and where they are: its samples read by
+ * ingest_dict_read() into ig->expanded, metric_ids by dictionary index;
+ * the transaction is open. 0 or -errno. */
 int ingest_store_rows(struct et_ingest *ig, const Edgetel__V1__Batch *b,
                       const int64_t *metric_ids, const char *device, const char *stream_hex,
-                      const char *boot_hex, int64_t now_ms);
+                      const char *boot_hex);
 
 /* Keep a new batch aside whole, with why (its sample times are impossible);
- * the transaction is open. 0 or -errno. */
+ * the transaction is open. 0, -EEXIST when it is kept or stored already
+ * (another instance, meanwhile), or -errno. */
 int ingest_quarantine_batch(struct et_ingest *ig, const Edgetel__V1__Batch *b,
                             const char *device, const char *stream_hex, const void *payload,
                             size_t len, const char *why);

@@ -1,8 +1,9 @@
 /*
- * A new batch's rows through the store writer: its samples (read by
- * ingest_dict.c, re-timed as retime.h says) and the batch row; or, for
- * a batch with impossible sample times, its quarantine row. The
- * transaction is open; ingest.c decides that the batch is new.
+ * A new batch's rows through the store writer: the batch row that claims
+ * its key, then its samples (read by ingest_dict.c, which also keeps its
+ * metrics; re-timed as retime.h says) and where they are; or, for a batch
+ * with impossible sample times, its quarantine row. The transaction is
+ * open; ingest.c decides that the batch is new.
  */
 #include "ingest_priv.h"
 
@@ -57,33 +58,41 @@ void ingest_boot_hex(const ProtobufCBinaryData *boot_id, char *out)
         out[0] = '\0';
 }
 
-/*
- * Store the batch's rows; the transaction is open. Each sample gets the
- * wall time re-timing gives it, or keeps the one it was measured with and
- * is counted in the batch row when it still waits for its boot's clock
- * (retime.h).
- */
-int ingest_store_rows(struct et_ingest *ig, const Edgetel__V1__Batch *b,
-                      const int64_t *metric_ids, const char *device, const char *stream_hex,
-                      const char *boot_hex, int64_t now_ms)
+int ingest_claim_batch(struct et_ingest *ig, const Edgetel__V1__Batch *b, const char *device,
+                       const char *stream_hex, const char *boot_hex, int64_t now_ms)
 {
-    size_t n = et_wire_batch_samples(b);
-    struct et_store_batch row = {
+    const struct et_store_batch row = {
         .device = device,
         .stream_hex = stream_hex,
         .seq = b->seq,
         .received_ms = now_ms,
-        .n_samples = (uint32_t)n,
+        .n_samples = (uint32_t)et_wire_batch_samples(b),
         .historical = b->historical,
         .boot_id_hex = boot_hex,
         .time_quality = (enum et_time_quality)b->time_quality,
     };
+
+    return et_store_insert_batch(ig->w, &row);
+}
+
+/*
+ * Store the batch's rows; the transaction is open and the batch row
+ * claimed (ingest_claim_batch). Each sample gets the wall time re-timing
+ * gives it, or keeps the one it was measured with and is counted in the
+ * batch row when it still waits for its boot's clock (retime.h).
+ */
+int ingest_store_rows(struct et_ingest *ig, const Edgetel__V1__Batch *b,
+                      const int64_t *metric_ids, const char *device, const char *stream_hex,
+                      const char *boot_hex)
+{
+    size_t n = et_wire_batch_samples(b);
     struct et_store_clock own = {
         .base_wall_ms = b->base_wall_ms, .base_mono_ms = b->base_mono_ms,
     };
     struct et_retime rt;
     uint64_t retimed = 0, earlier = 0;
-    int64_t id;
+    int64_t id, first_id = 0, last_id = 0;
+    uint32_t unsynced = 0;
     int ret;
 
     snprintf(own.boot_id_hex, sizeof(own.boot_id_hex), "%s", boot_hex);
@@ -106,17 +115,17 @@ int ingest_store_rows(struct et_ingest *ig, const Edgetel__V1__Batch *b,
             smp.time_quality = ET_TQ_CORRECTED;
             retimed++;
         } else if (smp.time_quality == ET_TQ_UNSYNCED) {
-            row.unsynced_samples++;
+            unsynced++;
         }
         ingest_value(s, &smp.value);
         ret = et_store_insert_sample(ig->w, &smp, &id);
         if (ret < 0)
             return ret;
         if (i == 0)
-            row.first_sample_id = id;
-        row.last_sample_id = id;
+            first_id = id;
+        last_id = id;
     }
-    ret = et_store_insert_batch(ig->w, &row);
+    ret = et_store_batch_samples(ig->w, device, stream_hex, b->seq, first_id, last_id, unsynced);
     if (ret < 0)
         return ret;
     /* A batch of a synchronised clock: what earlier batches of its boot

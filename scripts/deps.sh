@@ -15,6 +15,11 @@ packages=(
   libpaho-mqtt-dev libssl-dev libmbedtls-dev
   libprotobuf-c-dev protobuf-c-compiler
   libsqlite3-dev libinih-dev
+  # the PostgreSQL store of a fleet (cloud/store/store_pg_*.c): libpq's
+  # headers to build it, and the server (15 on Debian 12) that its tests,
+  # benchmarks and the demo of many aggregators start in a temporary
+  # directory (tests/pg/pg_server.sh)
+  libpq-dev postgresql
   # the aggregator's HTTP server for the web view and /metrics (Debian's
   # libmicrohttpd is built with GnuTLS, which gives it HTTPS), and dygraphs,
   # the plotting script its device page loads from this machine, never a CDN

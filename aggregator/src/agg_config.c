@@ -19,7 +19,7 @@
 #define MS(s) ((int64_t)(s) * 1000)
 #define INSTANCE_ID_MAX 64
 
-const char *const et_agg_store_types[] = { "sqlite", NULL };
+const char *const et_agg_store_types[] = { "sqlite", "postgresql", NULL };
 
 static const struct et_ini_key agg_keys[] = {
     { "aggregator", { "instance_id", ET_KEY_STRING,
@@ -81,9 +81,21 @@ static const struct et_ini_key agg_keys[] = {
               "and counted before it is copied" } },
 
     { "store", { "type", ET_KEY_ENUM, ET_KEY_FIELD(struct et_agg_config, store_type), "sqlite",
-      .choices = et_agg_store_types, .help = "the store backend: sqlite" } },
+      .choices = et_agg_store_types,
+      .help = "the store backend: sqlite (one site), postgresql (a fleet: many instances "
+              "on one database)" } },
     { "store", { "path", ET_KEY_STRING, ET_KEY_FIELD(struct et_agg_config, store_path),
-      ET_STORE_DEFAULT_PATH, .help = "the SQLite database file (its directory must exist)" } },
+      ET_STORE_DEFAULT_PATH,
+      .help = "sqlite: the database file (its directory must exist); postgresql: the "
+              "connection string, as conninfo" } },
+    { "store", { "conninfo", ET_KEY_STRING, ET_KEY_FIELD(struct et_agg_config, store_conninfo),
+      NULL, .help = "postgresql: a postgresql:// URI or libpq keywords (host=... dbname=...); "
+                    "the database must exist, the tables are made in its search_path" } },
+    /* 0: keep every sample. Whole days go: see et_store_maintain(). */
+    { "store", { "retention", ET_KEY_DURATION,
+      ET_KEY_FIELD(struct et_agg_config, store_retention_ms), "0", 0, MS(100LL * 365 * 86400),
+      .help = "postgresql: drop the samples of days older than this (whole daily partitions), "
+              "e.g. 90d; 0 keeps them all" } },
 
     /*
      * Each device's budget (edgetel/budget.h, which says why these
@@ -212,6 +224,33 @@ static int check_http(const struct et_agg_http_cfg *h, const int *lines, const c
     return 0;
 }
 
+/*
+ * A PostgreSQL store is named by conninfo or path, not both; a SQLite one
+ * takes neither conninfo nor retention (it has no partitions to drop).
+ */
+static int check_store(const struct et_agg_config *c, const int *lines, const char *name,
+                       char *err, size_t errlen)
+{
+    if (strcmp(et_agg_store_types[c->store_type], "postgresql") == 0) {
+        if (!c->store_conninfo && !key_line(lines, "store", "path"))
+            return check_fail(name, key_line(lines, "store", "type"), err, errlen,
+                              "[store] type = postgresql needs conninfo (a postgresql:// URI "
+                              "or libpq keywords such as host=/run/postgresql dbname=edgetel)");
+        if (c->store_conninfo && key_line(lines, "store", "path"))
+            return check_fail(name, key_line(lines, "store", "path"), err, errlen,
+                              "[store] give conninfo or path, not both");
+    } else {
+        if (c->store_conninfo)
+            return check_fail(name, key_line(lines, "store", "conninfo"), err, errlen,
+                              "[store] conninfo is for type = postgresql (sqlite takes path)");
+        if (c->store_retention_ms)
+            return check_fail(name, key_line(lines, "store", "retention"), err, errlen,
+                              "[store] retention needs type = postgresql: the sqlite store "
+                              "keeps every sample (it has no partitions to drop)");
+    }
+    return 0;
+}
+
 static int check_whole(const struct et_agg_config *c, const int *lines, const char *name,
                        char *err, size_t errlen)
 {
@@ -246,6 +285,9 @@ static int check_whole(const struct et_agg_config *c, const int *lines, const ch
             line = key_line(lines, "mqtt", alt);
         return check_fail(name, line, err, errlen, "%s", why);
     }
+    rc = check_store(c, lines, name, err, errlen);
+    if (rc)
+        return rc;
     rc = check_http(&c->http, lines, name, err, errlen);
     if (rc)
         return rc;

@@ -35,7 +35,7 @@ struct et_agg_http {
     bool tls;
     bool loopback;
     char *store_type;
-    char *store_path;
+    char *store_target;           /* a path or a connection string */
     char token[TOKEN_MAX + 1];    /* "" when none */
     size_t token_len;
     char *cert_pem, *key_pem;
@@ -232,10 +232,14 @@ static bool ready(struct et_agg_http *h)
     if (now < h->next_open_ms)
         return false;
     h->next_open_ms = now + 5000;
-    rc = et_store_open(&h->store, h->store_type, h->store_path, ET_STORE_READONLY, err,
+    rc = et_store_open(&h->store, h->store_type, h->store_target, ET_STORE_READONLY, err,
                        sizeof(err));
     if (rc < 0) {
-        et_error("http", "store %s (read-only): %s", h->store_path, err);
+        char name[256];
+
+        /* A connection string may hold a password: never logged. */
+        et_store_describe(h->store_target, name, sizeof(name));
+        et_error("http", "%s store %s (read-only): %s", h->store_type, name, err);
         return false;
     }
     rc = et_web_create(&h->web, et_store_reader(h->store), et_store_config(h->store), &h->lim);
@@ -328,9 +332,9 @@ static int setup(struct et_agg_http *h, const struct et_agg_config *cfg)
     int rc;
 
     h->store_type = strdup(et_agg_store_types[cfg->store_type]);
-    h->store_path = strdup(cfg->store_path);
+    h->store_target = strdup(et_agg_store_target(cfg));
     h->dygraphs_dir = strdup(c->dygraphs_dir);
-    if (!h->store_type || !h->store_path || !h->dygraphs_dir)
+    if (!h->store_type || !h->store_target || !h->dygraphs_dir)
         return -ENOMEM;
     h->lim.max_points = c->max_points;
     h->lim.dygraphs_dir = h->dygraphs_dir;
@@ -430,7 +434,7 @@ void et_agg_http_stop(struct et_agg_http *h)
     et_store_close(h->store);
     pthread_mutex_destroy(&h->lock);
     free(h->store_type);
-    free(h->store_path);
+    free(h->store_target);
     free(h->dygraphs_dir);
     free(h->cert_pem);
     free(h->key_pem);

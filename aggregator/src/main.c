@@ -42,6 +42,9 @@
 #define STOP_DISCONNECT_MS 2000
 /* How often the relay looks for configs pushed since (config_relay.h). */
 #define CONFIG_POLL_MS 1000
+/* How often the store's upkeep runs (PostgreSQL: partitions made ahead,
+ * old days dropped by retention); once at start too. */
+#define STORE_MAINTAIN_MS (10 * 60 * 1000)
 
 struct aggregator {
     struct et_agg_config cfg;
@@ -61,6 +64,7 @@ struct aggregator {
     uint64_t acks_sent, acks_unsent, acks_failed;
     int64_t next_stats_ms;
     int64_t next_poll_ms;
+    int64_t next_maintain_ms;
     /* For the web view and /metrics: counted since start, never reset. */
     struct et_agg_http *http;
     struct et_web_health health;
@@ -336,6 +340,7 @@ static int run(struct aggregator *a)
 
     a->next_stats_ms = mono_ms() + a->cfg.stats_interval_ms;
     a->next_poll_ms = mono_ms();
+    a->next_maintain_ms = mono_ms();
     while (!stop_requested(a)) {
         now = mono_ms();
         if (now >= a->next_stats_ms) {
@@ -346,6 +351,16 @@ static int run(struct aggregator *a)
             /* Outside any group: its reads see what edgetelctl committed. */
             et_config_relay_poll(a->relay, wall_ms());
             a->next_poll_ms = now + CONFIG_POLL_MS;
+        }
+        if (now >= a->next_maintain_ms) {
+            char err[256];
+
+            /* Outside any group; a failure is said and tried again next time. */
+            if (et_store_maintain(a->store, wall_ms(), a->cfg.store_retention_ms, err,
+                                  sizeof(err)) < 0)
+                et_warn("store", "upkeep: %s (tried again in %d min)", err,
+                        STORE_MAINTAIN_MS / 60000);
+            a->next_maintain_ms = now + STORE_MAINTAIN_MS;
         }
         timeout = (int)((a->next_stats_ms < a->next_poll_ms ? a->next_stats_ms
                                                              : a->next_poll_ms) - now);
@@ -401,7 +416,7 @@ int main(int argc, char **argv)
     };
     struct aggregator a = { .sigfd = -1 };
     const char *config = NULL;
-    char err[512];
+    char err[512], store_name[512];
     int opt, rc, status = 1;
 
     et_log_init(PROG, ET_LOG_INFO);
@@ -452,15 +467,17 @@ int main(int argc, char **argv)
         et_error("main", "cannot set up signal handling: %s", strerror(-rc));
         goto out;
     }
-    rc = et_store_open(&a.store, et_agg_store_types[a.cfg.store_type], a.cfg.store_path, 0,
-                       err, sizeof(err));
+    /* A connection string may hold a password: never logged. */
+    et_store_describe(et_agg_store_target(&a.cfg), store_name, sizeof(store_name));
+    rc = et_store_open(&a.store, et_agg_store_types[a.cfg.store_type],
+                       et_agg_store_target(&a.cfg), 0, err, sizeof(err));
     if (rc == -EUCLEAN) {
         et_error("store", "%s", err);   /* names the file and what to do */
         goto out;
     }
     if (rc < 0) {
         et_error("store", "%s store %s: %s", et_agg_store_types[a.cfg.store_type],
-                 a.cfg.store_path, err);
+                 store_name, err);
         goto out;
     }
     rc = et_ingest_create(&a.ingest, et_store_writer(a.store), a.cfg.topic_root);
@@ -486,7 +503,7 @@ int main(int argc, char **argv)
         goto out;
     et_info("main", PROG " %s started: instance %s, store %s %s, broker %s:%d (%s), "
             "topic root %s, share group %s", ET_VERSION, a.client_id,
-            et_agg_store_types[a.cfg.store_type], a.cfg.store_path, a.cfg.mqtt.host,
+            et_agg_store_types[a.cfg.store_type], store_name, a.cfg.mqtt.host,
             a.cfg.mqtt.port,
             a.cfg.mqtt.insecure ? "plain TCP" : "mutual TLS", a.cfg.topic_root, a.cfg.share_group);
 

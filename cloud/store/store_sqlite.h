@@ -18,6 +18,7 @@
 
 #include "backend.h"
 #include "edgetel/sqlite.h"
+#include "store_metric_cache.h"
 
 /* The first schema version with streams, and with quarantine (the reader
  * still reads older ones). */
@@ -58,6 +59,7 @@ enum store_writer_stmt {
     SW_STREAM_INSERT,
     SW_STREAM_MAKE_CURRENT,
     SW_QUARANTINE,
+    SW_BATCH_SAMPLES,
     SW_DICT_PUT,
     SW_DICT_GET,
     SW_COUNT
@@ -113,11 +115,15 @@ struct store_sqlite {
     sqlite3_stmt *reader_stmts[SR_COUNT];
     sqlite3_stmt *config_stmts[SC_COUNT];
     char last_error[256];       /* the last failure, "what: SQLite's message" */
+    /* The metrics and devices the writer knows: kept across transactions,
+     * cleared when one rolls back (store_metric_cache.c). */
+    struct store_metric_cache metric_cache;
 };
 
 extern const struct et_store_writer_ops store_sqlite_writer_ops;
 extern const struct et_store_reader_ops store_sqlite_reader_ops;
 extern const struct et_store_config_ops store_sqlite_config_ops;
+extern const struct et_store_copy_ops store_sqlite_copy_ops;
 
 /* A row of id, device, name, unit, samples, first and last ts, tags into an
  * et_store_metric for rows->cb.metric (store_sqlite_reader.c). */

@@ -33,7 +33,7 @@ static const char *const writer_sql[SW_COUNT] = {
         " agent_version = CASE WHEN ?4 <> '' THEN ?4 ELSE agent_version END,"
         " has_status = 1, outbox_batches = ?5, dropped_samples = ?6, clock_synced = ?7,"
         " reason = ?8, status_wall_ms = ?9 WHERE id = ?1",
-    [SW_METRIC_GET] = "SELECT id, unit FROM metrics WHERE device = ?1 AND name = ?2",
+    [SW_METRIC_GET] = "SELECT id, unit, tags FROM metrics WHERE device = ?1 AND name = ?2",
     [SW_METRIC_INSERT] = "INSERT INTO metrics (device, name, unit) VALUES (?1, ?2, ?3)",
     [SW_METRIC_UNIT] = "UPDATE metrics SET unit = ?2 WHERE id = ?1",
     [SW_METRIC_TAGS] = "UPDATE metrics SET tags = ?2 WHERE id = ?1 AND tags != ?2",
@@ -45,7 +45,9 @@ static const char *const writer_sql[SW_COUNT] = {
         "INSERT INTO samples (metric_id, ts_ms, mono_ms, vtype, v_f64, v_i64, v_bool, v_str,"
         " time_quality, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     [SW_ACK_GET] = "SELECT acked_through FROM streams WHERE device = ?1 AND stream = ?2",
-    [SW_ACK_SET] = "UPDATE streams SET acked_through = ?3 WHERE device = ?1 AND stream = ?2",
+    [SW_ACK_SET] =
+        "UPDATE streams SET acked_through = MAX(acked_through, ?3)"
+        " WHERE device = ?1 AND stream = ?2",
     [SW_SEQS_AFTER] =
         "SELECT seq FROM batches WHERE device = ?1 AND stream = ?2 AND seq > ?3"
         " UNION ALL SELECT seq FROM quarantine WHERE device = ?1 AND stream = ?2 AND seq > ?3"
@@ -84,6 +86,9 @@ static const char *const writer_sql[SW_COUNT] = {
     [SW_QUARANTINE] =
         "INSERT INTO quarantine (device, stream, seq, received_ms, n_samples, reason, payload)"
         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [SW_BATCH_SAMPLES] =
+        "UPDATE batches SET first_sample_id = ?4, last_sample_id = ?5, unsynced = ?6"
+        " WHERE device = ?1 AND stream = ?2 AND seq = ?3",
     [SW_DICT_PUT] =
         "INSERT INTO dictionaries (device, stream, dict_id, idx, metric_id, type, scale)"
         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
@@ -146,6 +151,8 @@ static int sqlite_rollback(struct et_store_writer *w)
     if (!ss->in_tx)
         return 0;
     ss->in_tx = false;
+    /* Metrics this transaction made are gone with it, and so may their tags be. */
+    store_metric_clear(&ss->metric_cache);
     /* An error inside the transaction may already have ended it. */
     if (sqlite3_get_autocommit(ss->db))
         return 0;
@@ -174,11 +181,20 @@ static int sqlite_commit(struct et_store_writer *w)
 static int device_ensure(struct store_sqlite *ss, const char *device, int64_t now_ms,
                          bool *created)
 {
-    int ret = run(ss, SW_DEVICE_INSERT, "adding a device",
-                  STORE_ARGS(STORE_TEXT(device), STORE_INT(now_ms)));
+    int ret;
 
+    /* A row this writer saw is there still: devices are never deleted. */
+    if (store_metric_find(&ss->metric_cache, device, "")) {
+        if (created)
+            *created = false;
+        return 0;
+    }
+    ret = run(ss, SW_DEVICE_INSERT, "adding a device",
+              STORE_ARGS(STORE_TEXT(device), STORE_INT(now_ms)));
     if (ret == 0 && created)
         *created = sqlite3_changes(ss->db) > 0;
+    if (ret == 0)
+        store_metric_add(&ss->metric_cache, device, "", "", NULL, 0);
     return ret;
 }
 
@@ -229,9 +245,12 @@ static int sqlite_device_status(struct et_store_writer *w, const struct et_store
 
 /* ---- metrics, batches, samples ------------------------------------------ */
 
+/* A metric row found: kept in the writer's cache as it is stored. */
 struct metric_found {
-    int64_t id;
+    struct store_metric_cache *cache;
+    const char *device, *name;
     const char *unit;          /* the unit asked for */
+    int64_t id;
     bool same_unit;
 };
 
@@ -241,6 +260,8 @@ static int read_metric(void *ctx, sqlite3_stmt *row)
 
     mf->id = sqlite3_column_int64(row, 0);
     mf->same_unit = strcmp(et_sqlite_col_text(row, 1), mf->unit) == 0;
+    store_metric_add(mf->cache, mf->device, mf->name, et_sqlite_col_text(row, 1),
+                     et_sqlite_col_text(row, 2), mf->id);
     return 0;
 }
 
@@ -248,29 +269,54 @@ static int sqlite_metric_id(struct et_store_writer *w, const char *device, const
                             const char *unit, int64_t *id)
 {
     struct store_sqlite *ss = of_writer(w);
-    struct metric_found mf = { .unit = unit };
+    struct store_metric *m = store_metric_find(&ss->metric_cache, device, name);
+    struct metric_found mf = { .cache = &ss->metric_cache, .device = device, .name = name,
+                               .unit = unit };
     int ret;
 
+    if (m) {
+        *id = m->id;
+        if (m->unit && strcmp(m->unit, unit) == 0)
+            return 0;
+        goto set_unit;
+    }
     ret = one_row(ss, SW_METRIC_GET, "looking up a metric",
                   STORE_ARGS(STORE_TEXT(device), STORE_TEXT(name)), read_metric, &mf);
-    if (ret == 0) {
-        *id = mf.id;
-        return mf.same_unit ? 0 : run(ss, SW_METRIC_UNIT, "updating a metric's unit",
-                                      STORE_ARGS(STORE_INT(mf.id), STORE_TEXT(unit)));
-    }
-    if (ret != -ENOENT)
+    if (ret == -ENOENT) {
+        ret = run(ss, SW_METRIC_INSERT, "adding a metric",
+                  STORE_ARGS(STORE_TEXT(device), STORE_TEXT(name), STORE_TEXT(unit)));
+        if (ret == 0) {
+            *id = sqlite3_last_insert_rowid(ss->db);
+            store_metric_add(&ss->metric_cache, device, name, unit, "", *id);
+        }
         return ret;
-    ret = run(ss, SW_METRIC_INSERT, "adding a metric",
-              STORE_ARGS(STORE_TEXT(device), STORE_TEXT(name), STORE_TEXT(unit)));
-    if (ret == 0)
-        *id = sqlite3_last_insert_rowid(ss->db);
+    }
+    if (ret < 0)
+        return ret;
+    *id = mf.id;
+    if (mf.same_unit)
+        return 0;
+set_unit:
+    ret = run(ss, SW_METRIC_UNIT, "updating a metric's unit",
+              STORE_ARGS(STORE_INT(*id), STORE_TEXT(unit)));
+    if (ret == 0 && (m = store_metric_by_id(&ss->metric_cache, *id)))
+        store_metric_set(&m->unit, unit);
     return ret;
 }
 
 static int sqlite_metric_tags(struct et_store_writer *w, int64_t id, const char *tags)
 {
-    return run(of_writer(w), SW_METRIC_TAGS, "updating a metric's tags",
-               STORE_ARGS(STORE_INT(id), STORE_TEXT(tags)));
+    struct store_sqlite *ss = of_writer(w);
+    struct store_metric *m = store_metric_by_id(&ss->metric_cache, id);
+    int ret;
+
+    if (m && m->tags && strcmp(m->tags, tags) == 0)
+        return 0;
+    ret = run(ss, SW_METRIC_TAGS, "updating a metric's tags",
+              STORE_ARGS(STORE_INT(id), STORE_TEXT(tags)));
+    if (ret == 0 && m)
+        store_metric_set(&m->tags, tags);
+    return ret;
 }
 
 static int row_exists(void *ctx, sqlite3_stmt *row)
@@ -332,6 +378,19 @@ static int sqlite_insert_batch(struct et_store_writer *w, const struct et_store_
                           STORE_TEXT(b->boot_id_hex), STORE_INT(b->time_quality),
                           STORE_INT(b->first_sample_id), STORE_INT(b->last_sample_id),
                           STORE_INT(b->unsynced_samples), STORE_TEXT(b->stream_hex)));
+}
+
+static int sqlite_batch_samples(struct et_store_writer *w, const char *device,
+                                const char *stream, uint64_t seq, int64_t first_sample_id,
+                                int64_t last_sample_id, uint32_t unsynced_samples)
+{
+    struct store_sqlite *ss = of_writer(w);
+    int ret = run(ss, SW_BATCH_SAMPLES, "recording a batch's samples",
+                  STORE_ARGS(STORE_TEXT(device), STORE_TEXT(stream), STORE_U64(seq),
+                             STORE_INT(first_sample_id), STORE_INT(last_sample_id),
+                             STORE_INT(unsynced_samples)));
+
+    return ret == 0 && sqlite3_changes(ss->db) == 0 ? -ENOENT : ret;
 }
 
 static int sqlite_insert_sample(struct et_store_writer *w, const struct et_store_sample *smp,
@@ -630,6 +689,7 @@ const struct et_store_writer_ops store_sqlite_writer_ops = {
     .stream_get = sqlite_stream_get,
     .stream_start = sqlite_stream_start,
     .quarantine = sqlite_quarantine,
+    .batch_samples = sqlite_batch_samples,
     .dict_put = sqlite_dict_put,
     .dict_get = sqlite_dict_get,
 };

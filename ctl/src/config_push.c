@@ -156,13 +156,13 @@ int ctl_config_push(const struct config_args *a)
         return rc;
     /* Opened for writing, a missing file would become a new empty store:
      * a mistyped path must not swallow the push. */
-    if (stat(a->store, &st) != 0) {
+    if (strcmp(et_store_type_of(a->store), "sqlite") == 0 && stat(a->store, &st) != 0) {
         fprintf(stderr, PROG_CONFIG " push: store %s: %s (give the aggregator's [store] path "
                 "with --store PATH)\n", a->store, strerror(errno));
         ctl_config_inputs_free(&in);
         return 1;
     }
-    rc = et_store_open(&s, ET_STORE_DEFAULT_TYPE, a->store, 0, err, sizeof(err));
+    rc = et_store_open(&s, NULL, a->store, 0, err, sizeof(err));
     if (rc < 0) {
         if (rc == -EUCLEAN)
             fprintf(stderr, PROG_CONFIG " push: %s\n", err);   /* names the file */
@@ -189,7 +189,7 @@ int ctl_config_status(const struct config_args *a)
     char err[256];
     int rc;
 
-    rc = et_store_open(&s, ET_STORE_DEFAULT_TYPE, a->store, ET_STORE_READONLY, err, sizeof(err));
+    rc = et_store_open(&s, NULL, a->store, ET_STORE_READONLY, err, sizeof(err));
     if (rc < 0) {
         fprintf(stderr, PROG_CONFIG " status: store %s: %s\n", a->store, err);
         return 1;

@@ -11,10 +11,12 @@
  *   edgetelctl ca init|issue|revoke|crl|list the fleet CA (ca_cmd.c)
  *   edgetelctl ca serve --config FILE        its issuer: CSRs over MQTT (ca_serve.c)
  *   edgetelctl provision DEVICE ...          enrollment by claim, first boot (provision.c)
+ *   edgetelctl store copy|upkeep ...         one store into another, partitions (store_cmd.c)
  *
- * Every command that reads the store takes --store PATH (default
- * ET_STORE_DEFAULT_PATH, the aggregator's default [store] path), before or
- * after the command name. The store is opened read-only, except by config
+ * Every command that reads the store takes --store STORE (default
+ * ET_STORE_DEFAULT_PATH, the aggregator's default [store] path; a
+ * PostgreSQL connection string opens that store), before or after the
+ * command name. The store is opened read-only, except by config
  * push, which adds one desired config to it and writes nothing else.
  *
  * Exit status: 0 done, 1 the store could not be read or a name is not in
@@ -43,6 +45,7 @@
 #include "ca_cmd.h"
 #include "provision.h"
 #include "sign_cmd.h"
+#include "store_cmd.h"
 
 #define PROG "edgetelctl"
 /* Samples read per poll in tail; more wait for the next round at once. */
@@ -139,6 +142,13 @@ static const struct ctl_own_command own_commands[] = {
       "                           per device: desired config, running version, last report\n"
       "  config sign [--key PRIV] --device D|--group G --version N FILE OUT\n"
       "                           sign a config into the file OUT instead" },
+    { "store", et_ctl_store_main,
+      "store copy FROM TO       copy a store into another (SQLite into PostgreSQL and\n"
+      "                           back), with progress; run again after a stop, it goes on\n"
+      "                           and stores nothing twice (store --help)\n"
+      "  store upkeep STORE [--retention DUR]\n"
+      "                           now what aggregators do every 10 minutes: partitions\n"
+      "                           made ahead, days older than DUR dropped (PostgreSQL)" },
     { "ca", et_ctl_ca_main,
       "ca init|issue|revoke|crl|list|serve [--dir D] ...\n"
       "                           the fleet CA: certificates for the broker, the\n"
@@ -154,16 +164,17 @@ static const struct ctl_own_command own_commands[] = {
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: " PROG " [--store PATH] COMMAND [OPTIONS]\n"
+    fprintf(out, "usage: " PROG " [--store STORE] COMMAND [OPTIONS]\n"
                  "       " PROG " --help | --version\n\ncommands:\n");
     for (size_t i = 0; i < N_COMMANDS; i++)
         fprintf(out, "  %s\n", commands[i].synopsis);
     for (size_t i = 0; i < N_OWN_COMMANDS; i++)
         fprintf(out, "  %s\n", own_commands[i].synopsis);
     fprintf(out, "\noptions:\n"
-                 "  --store PATH   the aggregator's SQLite store (default %s,\n"
-                 "                 the aggregator's default [store] path); read only,\n"
-                 "                 but for config push\n"
+                 "  --store STORE  the aggregator's store: its SQLite file (default %s,\n"
+                 "                 the aggregator's default [store] path), or a PostgreSQL\n"
+                 "                 connection string (postgresql://... or host=... dbname=...);\n"
+                 "                 read only, but for config push and store copy's TO\n"
                  "  -h, --help     this text\n"
                  "  -V, --version  print the version\n", ET_STORE_DEFAULT_PATH);
 }
@@ -432,7 +443,7 @@ int main(int argc, char **argv)
     }
     if (!cmd) {
         fprintf(stderr, PROG ": unknown command \"%s\" (devices, metrics, query, tail, "
-                "quarantine, keys, config, ca; try --help)\n", a.command);
+                "quarantine, keys, config, ca, store; try --help)\n", a.command);
         return 2;
     }
     for (unsigned bit = OPT_DEVICE; bit <= OPT_INTERVAL; bit <<= 1) {
@@ -448,7 +459,7 @@ int main(int argc, char **argv)
         }
     }
 
-    rc = et_store_open(&s, ET_STORE_DEFAULT_TYPE, a.store, ET_STORE_READONLY, err, sizeof(err));
+    rc = et_store_open(&s, NULL, a.store, ET_STORE_READONLY, err, sizeof(err));
     if (rc < 0) {
         fprintf(stderr, PROG ": store %s: %s%s\n", a.store, err,
                 rc == -ENOENT ? (a.given & OPT_STORE

@@ -16,15 +16,29 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---- the SQLite store fixture ----------------------------------------------- */
+
+bool cloud_store_is_pg(void)
+{
+    const char *t = getenv("ET_TEST_STORE");
+
+    return t && strcmp(t, "postgresql") == 0;
+}
+
+void cloud_skip_unless_sqlite(void)
+{
+    if (cloud_store_is_pg())
+        skip();
+}
 
 static void fixture_open(struct cloud_fixture *f)
 {
     char err[256];
 
-    assert_int_equal(et_store_open(&f->store, "sqlite", f->path, 0, err, sizeof(err)), 0);
+    assert_int_equal(et_store_open(&f->store, f->type, f->path, 0, err, sizeof(err)), 0);
     f->w = et_store_writer(f->store);
     f->r = et_store_reader(f->store);
     assert_non_null(f->w);
@@ -47,7 +61,11 @@ struct cloud_fixture *cloud_fixture_create(const char *name)
     assert_non_null(f);
     snprintf(f->dir, sizeof(f->dir), "/tmp/et-%.16s-XXXXXX", name);
     assert_non_null(mkdtemp(f->dir));
-    snprintf(f->path, sizeof(f->path), "%s/agg.db", f->dir);
+    f->type = cloud_store_is_pg() ? "postgresql" : "sqlite";
+    if (cloud_store_is_pg())
+        cloud_pg_schema(f->path, sizeof(f->path), f->schema, sizeof(f->schema));
+    else
+        snprintf(f->path, sizeof(f->path), "%s/agg.db", f->dir);
     fixture_open(f);
     return f;
 }
@@ -72,7 +90,7 @@ void cloud_fixture_reopen(struct cloud_fixture *f)
 
 void cloud_remove_db(const char *path)
 {
-    char p[256];
+    char p[360];
 
     unlink(path);
     snprintf(p, sizeof(p), "%s-wal", path);
@@ -81,12 +99,54 @@ void cloud_remove_db(const char *path)
     unlink(p);
 }
 
+static int count_sample(void *ctx, const struct et_store_sample *smp)
+{
+    (void)smp;
+    (*(size_t *)ctx)++;
+    return 0;
+}
+
+void cloud_tail_settle(struct et_store_reader *r, const char *device, size_t want)
+{
+    const struct timespec pause = { .tv_sec = 0, .tv_nsec = 10 * 1000 * 1000 };
+    size_t n = 0;
+
+    for (int i = 0; i < 1000; i++) {
+        n = 0;
+        assert_int_equal(et_store_samples_after(r, 0, device, 100000, count_sample, &n), 0);
+        if (n >= want)
+            return;
+        nanosleep(&pause, NULL);
+    }
+    fail_msg("cloud: tail shows %zu samples of %s after 10 s, want %zu", n, device, want);
+}
+
+int64_t cloud_last_id_settled(struct cloud_fixture *f)
+{
+    const struct timespec pause = { .tv_sec = 0, .tv_nsec = 10 * 1000 * 1000 };
+    int64_t top = cloud_store_is_pg() ? cloud_pg_int(f, "SELECT max(id) FROM samples") : 0;
+    int64_t last = 0;
+
+    for (int i = 0; i < 1000; i++) {
+        assert_int_equal(et_store_last_sample_id(f->r, &last), 0);
+        if (last >= top)
+            return last;
+        nanosleep(&pause, NULL);
+    }
+    fail_msg("cloud: the last sample id stays at %lld below %lld after 10 s", (long long)last,
+             (long long)top);
+    return 0;
+}
+
 void cloud_fixture_destroy(struct cloud_fixture *f)
 {
     if (!f)
         return;
     fixture_close(f);
-    cloud_remove_db(f->path);
+    if (f->schema[0])
+        cloud_pg_drop(f->schema);
+    else
+        cloud_remove_db(f->path);
     rmdir(f->dir);
     free(f);
 }

@@ -27,12 +27,45 @@
 
 struct cloud_fixture {
     char dir[64];
-    char path[128];            /* the database file */
+    /* The database file; with PostgreSQL the connection string, whose
+     * search_path is a schema of the fixture's own. */
+    char path[320];
+    const char *type;          /* "sqlite", or "postgresql" under ET_TEST_STORE */
+    char schema[64];           /* PostgreSQL: the fixture's schema */
     struct et_store *store;
     struct et_store_writer *w;
     struct et_store_reader *r;
     struct et_ingest *ig;      /* on w, topic root "edgetel" */
 };
+
+/*
+ * The store the fixture makes: SQLite, or PostgreSQL when the environment
+ * says ET_TEST_STORE=postgresql (ctest runs the tests that can both ways,
+ * with the server of tests/pg/pg_server.sh, its connection string in the
+ * file ET_TEST_PG_CONNINFO names). A test that reads the SQLite file
+ * itself skips on PostgreSQL (cloud_skip_unless_sqlite).
+ */
+bool cloud_store_is_pg(void);
+
+/** Skip the running test when the fixture's store is not SQLite. */
+void cloud_skip_unless_sqlite(void);
+
+/**
+ * A connection string to the test server with a new empty schema of its
+ * own as search_path (into out, len bytes; the schema's name into schema);
+ * fails the test without a server. cloud_pg_drop() removes it.
+ */
+void cloud_pg_schema(char *out, size_t len, char *schema, size_t schema_len);
+void cloud_pg_drop(const char *schema);
+
+/** Run sql on a PostgreSQL connection string; asserts it worked. */
+void cloud_pg_run(const char *conninfo, const char *sql);
+
+/** Run sql on the fixture's PostgreSQL store (its schema); asserts it worked. */
+void cloud_pg_exec(const struct cloud_fixture *f, const char *sql);
+
+/** The first column of the first row of sql on the fixture's PostgreSQL store (0 for NULL). */
+int64_t cloud_pg_int(const struct cloud_fixture *f, const char *sql);
 
 /** A new fixture with its store open (asserts on failure); name goes into the directory's. */
 struct cloud_fixture *cloud_fixture_create(const char *name);
@@ -104,6 +137,23 @@ void cloud_put_batch(struct et_store_writer *w, const char *device, uint64_t seq
  * strings are NULL, as they die with the read.
  */
 struct et_store_device cloud_device(struct et_store_reader *r, const char *device);
+
+/**
+ * Wait (up to 10 s) until tail (et_store_samples_after) shows at least
+ * want samples of device. PostgreSQL shows a row to tail once every
+ * transaction older than its own has ended, in the whole cluster: another
+ * test's open transaction on the shared test server holds it back a moment.
+ */
+void cloud_tail_settle(struct et_store_reader *r, const char *device, size_t want);
+
+/**
+ * The reader's last sample id (et_store_last_sample_id), once it is the
+ * highest id stored (waited for up to 10 s): PostgreSQL hands out only ids
+ * below its oldest running transaction's, which another test's open
+ * transaction on the shared test server holds back a moment. At once on
+ * SQLite.
+ */
+int64_t cloud_last_id_settled(struct cloud_fixture *f);
 
 /** How many samples of (device, metric) the reader sees. */
 int64_t cloud_stored(struct et_store_reader *r, const char *device, const char *metric);

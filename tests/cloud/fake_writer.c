@@ -40,13 +40,16 @@ static int device_index(struct fake_writer *f, const char *device, int64_t now_m
     struct fake_device *d = fake_device(f, device);
 
     if (created)
-        *created = !d;
+        *created = !d || d->unseen;
     if (!d) {
         assert_true(f->rows.n_devices < FAKE_DEVICES);
         d = &f->rows.devices[f->rows.n_devices++];
         memset(d, 0, sizeof(*d));
         snprintf(d->id, sizeof(d->id), "%s", device);
         d->first_seen_ms = d->last_seen_ms = now_ms;
+        d->unseen = !created;
+    } else if (created) {
+        d->unseen = false;
     }
     return (int)(d - f->rows.devices);
 }
@@ -258,6 +261,25 @@ static int fake_insert_batch(struct et_store_writer *w, const struct et_store_ba
     return add_batch_row(f, b, &row);
 }
 
+static int fake_batch_samples(struct et_store_writer *w, const char *device,
+                              const char *stream, uint64_t seq, int64_t first_sample_id,
+                              int64_t last_sample_id, uint32_t unsynced_samples)
+{
+    struct fake_writer *f = of(w);
+    struct fake_device *d = fake_device(f, device);
+    struct fake_batch *b;
+
+    if (failing(f, FAKE_BATCH_SAMPLES))
+        return f->fail_ret;
+    b = d ? batch_find(f, (int)(d - f->rows.devices), stream, seq, NULL) : NULL;
+    if (!b)
+        return -ENOENT;
+    b->first_sample_id = first_sample_id;
+    b->last_sample_id = last_sample_id;
+    b->unsynced = unsynced_samples;
+    return 0;
+}
+
 /* A quarantined batch is a batch row marked so, with its reason and size. */
 static int fake_quarantine(struct et_store_writer *w, const struct et_store_quarantined *q)
 {
@@ -323,7 +345,8 @@ static int fake_ack_set(struct et_store_writer *w, const char *device, const cha
         return f->fail_ret;
     assert_non_null(st);
     assert_true(acked_through <= ET_STORE_SEQ_MAX);
-    st->acked_through = acked_through;
+    if (acked_through > st->acked_through)
+        st->acked_through = acked_through;
     return 0;
 }
 
@@ -525,6 +548,7 @@ static const struct et_store_writer_ops fake_ops = {
     .stream_get = fake_stream_get,
     .stream_start = fake_stream_start,
     .quarantine = fake_quarantine,
+    .batch_samples = fake_batch_samples,
 };
 
 struct fake_writer *fake_writer_create(void)

@@ -37,6 +37,7 @@ enum fake_op {
     FAKE_STREAM_GET,
     FAKE_STREAM_START,
     FAKE_QUARANTINE,
+    FAKE_BATCH_SAMPLES,
     FAKE_OPS
 };
 
@@ -54,6 +55,9 @@ struct fake_device {
     bool has_status, online;
     struct et_store_clock clock;
     char stream[ET_STORE_STREAM_HEX_LEN + 1];   /* current; "" legacy */
+    /* Made only for a batch row's key (a real store's batches table does
+     * not refer to devices): the first device_seen or status creates it. */
+    bool unseen;
 };
 
 struct fake_stream {

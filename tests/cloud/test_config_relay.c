@@ -263,7 +263,7 @@ static void two_relays_on_one_store_agree(void **state)
     struct et_config_relay *r2;
     char err[256];
 
-    assert_int_equal(et_store_open(&s2, "sqlite", rf->f->path, 0, err, sizeof(err)), 0);
+    assert_int_equal(et_store_open(&s2, rf->f->type, rf->f->path, 0, err, sizeof(err)), 0);
     assert_int_equal(et_config_relay_create(&r2, et_store_config(s2), CLOUD_ROOT,
                                             relay_fixture_publish, rf), 0);
     relay_status(rf, "pi-1", 0, lab, 1, NOW);

@@ -164,7 +164,7 @@ static void a_read_only_store_refuses_every_write(void **state)
     int n = 0;
 
     assert_int_equal(relay_push(rf, DEV, "pi-1"), 1);
-    assert_int_equal(et_store_open(&s, "sqlite", rf->f->path, ET_STORE_READONLY, err,
+    assert_int_equal(et_store_open(&s, rf->f->type, rf->f->path, ET_STORE_READONLY, err,
                                    sizeof(err)), 0);
     sc = et_store_config(s);
     assert_int_equal(et_store_desired_top(sc, &top), 0);

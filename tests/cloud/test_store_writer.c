@@ -369,6 +369,7 @@ static void test_retime_storage(void **state)
     assert_int_equal(et_store_commit(f->w), 0);
 
     got.n = 0;
+    cloud_tail_settle(f->r, "dev1", 3);
     assert_int_equal(et_store_samples_after(f->r, 0, "dev1", 10, collect_samples, &got), 0);
     assert_int_equal(got.n, 3);
     assert_int_equal(got.s[0].ts_ms, 7777);

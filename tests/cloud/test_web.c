@@ -105,6 +105,7 @@ static void test_fleet(void **state)
 
     assert_int_equal(web_data_fill(f->w, &day), 0);
     w = web_on(f, NULL);
+    cloud_last_id_settled(f);   /* samples today are counted up to the last id */
     text = get(w, &r, "/api/v1/fleet", NULL);
     assert_int_equal(r.status, 200);
     assert_string_equal(r.content_type, "application/json");
@@ -119,6 +120,7 @@ static void test_fleet(void **state)
     /* New rows are counted by id from where the last count stopped. */
     cloud_put_batch(f->w, "bench-device", 99, "late", "", NOW - 1000, 5);
     cloud_put_batch(f->w, "other", 1, "x", "", NOW - DAY_MS - 5000, 3);   /* yesterday */
+    cloud_last_id_settled(f);
     text = get(w, &r, "/api/v1/fleet", NULL);
     assert_int_equal(web_json_int(text, "samples_today"), 11 * 3600 * 3 + 5);
     /* "other" has no Status: backlog and dropped are not known, and it is not online. */
@@ -267,7 +269,7 @@ static void test_hostile(void **state)
     struct et_web *w;
     char *text;
 
-    assert_int_equal(web_data_hostile(f->w, NOW), 0);
+    assert_int_equal(web_data_hostile(f->w, NOW, !cloud_store_is_pg()), 0);
     w = web_on(f, NULL);
     text = get(w, &r, "/api/v1/fleet", NULL);
     assert_int_equal(r.status, 200);
@@ -279,8 +281,11 @@ static void test_hostile(void **state)
     assert_inert_json(text);
     assert_non_null(strstr(text, "\\u003cimg src=x onerror=\\\"document.title='PWNED'\\\"\\u003e"));
     assert_non_null(strstr(text, "quote\\\"back\\\\slash\\nnew line\\ttab\\u001b[2Jesc"));
-    /* Bytes that are not UTF-8 became U+FFFD, the rest kept. */
-    assert_non_null(strstr(text, "bad utf8 \xef\xbf\xbd\xef\xbf\xbd \xef\xbf\xbd\xef\xbf\xbd end"));
+    /* Bytes that are not UTF-8 became U+FFFD, the rest kept (SQLite
+     * holds them; PostgreSQL refuses them when they are written). */
+    if (!cloud_store_is_pg())
+        assert_non_null(strstr(text, "bad utf8 \xef\xbf\xbd\xef\xbf\xbd "
+                                     "\xef\xbf\xbd\xef\xbf\xbd end"));
     assert_non_null(strstr(text, "\"unit\":\"\xc2\xb0" "C\""));
     free(text);
     text = get(w, &r, "/api/v1/series", "device", WEB_HOSTILE_DEVICE, "metric",
@@ -363,7 +368,7 @@ static void test_metrics(void **state)
     char *text;
 
     assert_int_equal(web_data_fill(f->w, &day), 0);
-    assert_int_equal(web_data_hostile(f->w, NOW), 0);
+    assert_int_equal(web_data_hostile(f->w, NOW, !cloud_store_is_pg()), 0);
     h.ingest.batches = 5;
     et_web_health_commit(&h, 0.003);
     et_web_health_commit(&h, 0.2);

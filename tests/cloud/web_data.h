@@ -10,6 +10,7 @@
 #ifndef EDGETEL_TESTS_WEB_DATA_H
 #define EDGETEL_TESTS_WEB_DATA_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "edgetel/store_writer.h"
@@ -38,8 +39,14 @@ int web_data_fill(struct et_store_writer *w, const struct web_data *d);
 #define WEB_HOSTILE_DEVICE "evil\"<script>dev"
 #define WEB_HOSTILE_METRIC "<img src=x onerror=\"document.title='PWNED'\">"
 
-/** Write the hostile device (online, with a Status) and its metrics; 0 or -errno. */
-int web_data_hostile(struct et_store_writer *w, int64_t now_ms);
+/**
+ * Write the hostile device (online, with a Status) and its metrics; 0 or
+ * -errno. With not_utf8 false the metric whose name, unit and tags are
+ * not UTF-8 is left out: PostgreSQL refuses such text (a database in
+ * UTF-8 holds nothing else), so no PostgreSQL store can hold it, while
+ * the codec keeps it from ever reaching either store from a device.
+ */
+int web_data_hostile(struct et_store_writer *w, int64_t now_ms, bool not_utf8);
 
 /* A number after "key": in a JSON text; -1 when absent. */
 long long web_json_int(const char *text, const char *key);

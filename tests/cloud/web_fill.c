@@ -55,7 +55,7 @@ int main(int argc, char **argv)
     }
     rc = web_data_fill(et_store_writer(s), &d);
     if (rc == 0)
-        rc = web_data_hostile(et_store_writer(s), now);
+        rc = web_data_hostile(et_store_writer(s), now, true);
     et_store_close(s);
     if (rc < 0) {
         fprintf(stderr, "web_fill: writing %s failed: %s\n", argv[1], strerror(-rc));

@@ -13,6 +13,9 @@
  *
  * Without chromium or promtool those parts are skipped, saying so, unless
  * ET_REQUIRE_TOOLS is set (scripts/test.sh sets it: deps.sh installs both).
+ * With ET_TEST_STORE=postgresql (ctest's integration_test_web_pg) the
+ * store is a PostgreSQL schema of the test's own, which the web view's
+ * thread opens read-only as the aggregator's [store] names it.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -315,7 +318,12 @@ static void check_pages(struct et_e2e *e, int port)
 
 static int setup(void **state)
 {
-    return et_e2e_create((struct et_e2e **)state, "web");
+    const char *store = getenv("ET_TEST_STORE");
+    int rc = et_e2e_create((struct et_e2e **)state, "web");
+
+    if (rc == 0 && store && strcmp(store, "postgresql") == 0)
+        et_e2e_use_postgresql(*state);
+    return rc;
 }
 
 static int teardown(void **state)
@@ -337,8 +345,9 @@ static void test_web_view(void **state)
 
     /* The hostile device is in the store before the aggregator starts. */
     clock_gettime(CLOCK_REALTIME, &ts);
-    assert_int_equal(et_store_open(&s, "sqlite", e->store_path, 0, err, sizeof(err)), 0);
-    assert_int_equal(web_data_hostile(et_store_writer(s), (int64_t)ts.tv_sec * 1000), 0);
+    assert_int_equal(et_store_open(&s, e->store_type, e->store_path, 0, err, sizeof(err)), 0);
+    assert_int_equal(web_data_hostile(et_store_writer(s), (int64_t)ts.tv_sec * 1000,
+                                      strcmp(e->store_type, "sqlite") == 0), 0);
     et_store_close(s);
 
     et_e2e_start_broker(e);

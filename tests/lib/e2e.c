@@ -49,6 +49,7 @@ int et_e2e_create(struct et_e2e **out, const char *name)
         return rc;
     }
     e->store_path = et_test_env_path(e->env, "store.db");
+    e->store_type = "sqlite";
     *out = e;
     return 0;
 }
@@ -101,6 +102,7 @@ void et_e2e_destroy(struct et_e2e *e)
      * theirs when the test failed.
      */
     et_test_env_stop_all(e->env);
+    e2e_pg_drop(e);
     if (e->broker) {
         if (!et_test_env_passed(e->env)) {
             char log[4096];
@@ -168,11 +170,12 @@ struct et_proc *et_e2e_start_aggregator(struct et_e2e *e)
                              "%s"
                              "\n"
                              "[store]\n"
-                             "type = sqlite\n"
-                             "path = %s\n"
+                             "type = %s\n"
+                             "%s = %s\n"
                              "%s",
-                             name, mqtt, e->store_path,
-                             e->aggregator_extra ? e->aggregator_extra : "");
+                             name, mqtt, e->store_type,
+                             strcmp(e->store_type, "sqlite") == 0 ? "path" : "conninfo",
+                             e->store_path, e->aggregator_extra ? e->aggregator_extra : "");
     argv[0] = E2E_AGGREGATOR_BIN;
     argv[1] = "--config";
     argv[2] = conf;
@@ -417,43 +420,32 @@ void et_e2e_wait_outbox_at_least(struct et_e2e *e, const char *device, int64_t n
 /* Print the first missing and repeated values, so a failure says which. */
 static void report_gaps(const char *store_path, const char *device, int64_t upto)
 {
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
+    struct et_e2e_sample *v = NULL;
     int64_t expect = 0;
     int64_t prev = -1;
     int missing = 0;
     int repeated = 0;
+    size_t n = 0;
 
-    if (e2e_open_ro(store_path, &db) < 0)
+    if (et_e2e_counter_samples(store_path, device, &v, &n) < 0)
         return;
-    if (e2e_prepare(db, store_path,
-                "SELECT s.v_i64, s.seq FROM samples s JOIN metrics m ON m.id = s.metric_id"
-                " WHERE m.device = ?1 AND m.name = 'sim.counter' ORDER BY s.v_i64, s.seq",
-                &st) < 0)
-        goto out;
-    sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        int64_t v = sqlite3_column_int64(st, 0);
-        int64_t seq = sqlite3_column_int64(st, 1);
-
-        if (v == prev && repeated++ < E2E_MAX_REPORTED)
+    for (size_t i = 0; i < n; i++) {
+        if (v[i].value == prev && repeated++ < E2E_MAX_REPORTED)
             print_error("e2e: sim.counter %" PRId64 " stored again (batch seq %" PRId64 ")\n",
-                        v, seq);
-        for (; expect < v && expect <= upto; expect++)
+                        v[i].value, v[i].seq);
+        for (; expect < v[i].value && expect <= upto; expect++)
             if (missing++ < E2E_MAX_REPORTED)
                 print_error("e2e: sim.counter %" PRId64 " missing\n", expect);
-        if (v >= expect)
-            expect = v + 1;
-        prev = v;
+        if (v[i].value >= expect)
+            expect = v[i].value + 1;
+        prev = v[i].value;
     }
     for (; expect <= upto; expect++)
         if (missing++ < E2E_MAX_REPORTED)
             print_error("e2e: sim.counter %" PRId64 " missing\n", expect);
     print_error("e2e: %d values of 0..%" PRId64 " missing, %d stored more than once\n", missing,
                 upto, repeated);
-out:
-    sqlite3_finalize(st);
-    sqlite3_close(db);
+    free(v);
 }
 
 void et_e2e_expect_exactly_once(struct et_e2e *e, const char *device, int64_t upto,

@@ -74,7 +74,12 @@ struct et_e2e_agent_opts {
 struct et_e2e {
     struct et_test_env *env;
     struct et_test_broker *broker;
-    const char *store_path;      /* the aggregator's SQLite store */
+    /* The aggregators' store: a SQLite file, or after et_e2e_use_postgresql()
+     * a PostgreSQL connection string; the reads below take either. */
+    const char *store_path;
+    const char *store_type;      /* "sqlite" or "postgresql" */
+    char pg_schema[64];          /* PostgreSQL: the test's schema, dropped at the end */
+    char pg_conninfo[512];       /* PostgreSQL: store_path points here */
     struct et_proc *aggregator;  /* the first instance; NULL until started */
     size_t n_aggregators;
     struct et_proc *daemons[8];  /* must keep running unless the test stops them */
@@ -96,6 +101,13 @@ void et_e2e_start_broker(struct et_e2e *e);
 
 /** The same with the broker listening on host (et_test_broker_start_at()). */
 void et_e2e_start_broker_at(struct et_e2e *e, const char *host);
+
+/**
+ * Run the aggregators of this test on PostgreSQL: a schema of the test's
+ * own on the suite's private server (tests/pg/pg_server.sh, the ctest
+ * fixture "pg"). Call before the first et_e2e_start_aggregator().
+ */
+void et_e2e_use_postgresql(struct et_e2e *e);
 
 /** Stop every program the test started, then the broker; NULL is a no-op. */
 void et_e2e_destroy(struct et_e2e *e);

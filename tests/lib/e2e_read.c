@@ -71,6 +71,8 @@ int et_e2e_counter_read(const char *store_path, const char *device, int64_t upto
     memset(out, 0, sizeof(*out));
     out->min = out->max = -1;
     out->upto = upto;
+    if (e2e_store_is_pg(store_path))
+        return e2e_pg_counter_read(store_path, device, upto, out);
     rc = e2e_open_ro(store_path, &db);
     if (rc < 0)
         return rc;
@@ -156,6 +158,8 @@ int et_e2e_counter_samples(const char *store_path, const char *device,
 
     *out = NULL;
     *n = 0;
+    if (e2e_store_is_pg(store_path))
+        return e2e_pg_counter_samples(store_path, device, out, n);
     rc = e2e_open_ro(store_path, &db);
     if (rc < 0)
         return rc;

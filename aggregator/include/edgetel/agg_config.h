@@ -12,7 +12,8 @@
  *                share_group [edgetel], keepalive [10s], backoff_min [250ms],
  *                backoff_max [1s], backoff_max_refused [2m], max_inflight [1024],
  *                max_packet [1M]
- *   [store]      type [sqlite], path [ET_STORE_DEFAULT_PATH]
+ *   [store]      type [sqlite], path [ET_STORE_DEFAULT_PATH], conninfo (postgresql),
+ *                retention [0: keep all] (postgresql)
  *   [budget]     per device (edgetel/budget.h): samples_per_s [5000],
  *                sample_burst [200000], bytes_per_s [256k], byte_burst [2M]
  *   [http]       the web view and /metrics (aggregator/src/http.h): enabled
@@ -54,6 +55,8 @@ struct et_agg_config {
     /* [store] */
     int store_type;           /* index into et_agg_store_types */
     char *store_path;
+    char *store_conninfo;     /* postgresql; NULL: path is the connection string */
+    int64_t store_retention_ms; /* postgresql: samples of older days dropped; 0 keep */
 
     /* [budget]: each device's, for et_ingest_set_budget() */
     struct et_budget_cfg budget;
@@ -77,6 +80,12 @@ bool et_agg_http_loopback(const char *address);
 
 /* The [store] type names, NULL-terminated; store_type indexes it. */
 extern const char *const et_agg_store_types[];
+
+/** What the store is opened with: conninfo when set, else path. */
+static inline const char *et_agg_store_target(const struct et_agg_config *c)
+{
+    return c->store_conninfo ? c->store_conninfo : c->store_path;
+}
 
 /**
  * Parse text (name stands for the file in messages) into *out, zeroed

@@ -23,7 +23,8 @@
  * names a seq names its stream too, as hex ("" the legacy stream).
  *
  * The vtable only grows at the end; every member is required unless it
- * says otherwise. (Schema 4 gave batch_seen, ack_get, ack_set and
+ * says otherwise. (batch_samples came with the PostgreSQL backend, when
+ * the batch row became the claim on its key. Schema 4 gave batch_seen, ack_get, ack_set and
  * seqs_after their stream argument: what they answer changed with it, so
  * no caller may keep the old form.)
  */
@@ -74,6 +75,9 @@ struct et_store_writer_ops {
     int (*stream_start)(struct et_store_writer *w, const char *device, const char *stream,
                         int64_t now_ms, struct et_store_stream_was *was);
     int (*quarantine)(struct et_store_writer *w, const struct et_store_quarantined *q);
+    int (*batch_samples)(struct et_store_writer *w, const char *device, const char *stream,
+                         uint64_t seq, int64_t first_sample_id, int64_t last_sample_id,
+                         uint32_t unsynced_samples);
     /* Schema 7: streams' metric dictionaries. Optional (NULL: the store
      * keeps none, and ingest asks a device for its dictionary whenever
      * no instance has it in memory). */
@@ -179,6 +183,14 @@ static inline int et_store_batch_seen(struct et_store_writer *w, const char *dev
  * Store a batch row in its stream (b->stream_hex). -EEXIST when (device,
  * stream, seq) is already stored (not logged: the caller judges); -ERANGE
  * for a seq above ET_STORE_SEQ_MAX.
+ *
+ * The row is the batch's claim on its key: ingest inserts it before the
+ * samples (their ids 0, et_store_batch_samples() fills them in), so that
+ * of two instances storing the same batch at once one gets -EEXIST and
+ * stores nothing. A backend with concurrent writers must make the second
+ * wait for the first's transaction to end and then answer -EEXIST (it
+ * committed) or store the row (it rolled back), never fail the
+ * transaction for it.
  */
 static inline int et_store_insert_batch(struct et_store_writer *w,
                                         const struct et_store_batch *b)
@@ -195,6 +207,21 @@ static inline int et_store_insert_sample(struct et_store_writer *w,
                                          const struct et_store_sample *smp, int64_t *id)
 {
     return w->ops->insert_sample(w, smp, id);
+}
+
+/**
+ * Record where the stored batch (device, stream, seq)'s samples are (the
+ * ids et_store_insert_sample() gave its first and last, 0 and 0 when it
+ * has none) and how many of them were stored still UNSYNCED (retime.h).
+ * Inside the transaction that inserted the batch row.
+ */
+static inline int et_store_batch_samples(struct et_store_writer *w, const char *device,
+                                         const char *stream, uint64_t seq,
+                                         int64_t first_sample_id, int64_t last_sample_id,
+                                         uint32_t unsynced_samples)
+{
+    return w->ops->batch_samples(w, device, stream, seq, first_sample_id, last_sample_id,
+                                 unsynced_samples);
 }
 
 /* ---- streams and the cumulative ack's storage (the rules are ack.c's) ------ */
@@ -231,7 +258,11 @@ static inline int et_store_ack_get(struct et_store_writer *w, const char *device
     return w->ops->ack_get(w, device, stream, acked_through);
 }
 
-/** Record the stream's cumulative ack as given (at most ET_STORE_SEQ_MAX). */
+/**
+ * Record the stream's cumulative ack as given (at most ET_STORE_SEQ_MAX),
+ * unless a higher one is recorded: instances on one store may commit
+ * their walks out of order, and the ack never goes back.
+ */
 static inline int et_store_ack_set(struct et_store_writer *w, const char *device,
                                    const char *stream, uint64_t acked_through)
 {

@@ -39,6 +39,9 @@ void et_ingest_destroy(struct et_ingest *ig)
     et_budget_destroy(ig->budget);
     free(ig->mono);
     free(ig->metric_ids);
+    free(ig->kinds);
+    free(ig->expanded);
+    ingest_dict_free(ig);
     free(ig->ack);
     free(ig);
 }
@@ -176,16 +179,19 @@ static int ingest_check_batch(struct et_ingest *ig, const Edgetel__V1__Batch *b,
                  b->base_mono_ms, b->base_wall_ms);
         return -EDOM;
     }
-    if (ingest_grow((void **)&ig->mono, &ig->mono_cap, b->n_samples, sizeof(*ig->mono)) < 0)
+    if (ingest_grow((void **)&ig->mono, &ig->mono_cap, et_wire_batch_samples(b) + 1,
+                    sizeof(*ig->mono)) < 0)
         return -ENOMEM;
     et_wire_sample_times(b, ig->mono);
-    for (size_t i = 0; i < b->n_samples; i++) {
+    /* The compact values come first and have the batch's quality. */
+    for (size_t i = 0; i < et_wire_batch_samples(b); i++) {
         if (__builtin_sub_overflow(ig->mono[i], b->base_mono_ms, &wall) ||
             __builtin_add_overflow(wall, b->base_wall_ms, &wall)) {
             snprintf(why, whylen, "sample %zu: time out of range", i);
             return -EDOM;
         }
-        tq = (int)b->samples[i]->time_quality;
+        tq = i < b->n_values ? ET_TQ_UNSPECIFIED
+                             : (int)b->samples[i - b->n_values]->time_quality;
         ret = ingest_check_time(wall, tq != ET_TQ_UNSPECIFIED ? tq : (int)b->time_quality,
                                 now_ms, i, why, whylen);
         if (ret < 0)
@@ -226,24 +232,52 @@ bool ingest_over_budget(struct et_ingest *ig, struct et_ingest_reply *reply,
     return true;
 }
 
-static int ingest_make_ack(struct et_ingest *ig, const uint8_t *stream_id,
-                           struct et_ingest_reply *reply)
+/*
+ * Hand reply the Ack in buf (len bytes, taken over), or the encoder's
+ * failure: held until the group commits when inside one.
+ */
+static int ingest_reply_ack(struct et_ingest *ig, struct et_ingest_reply *reply, int ret,
+                            uint8_t *buf, size_t len)
 {
-    size_t len;
-    int ret;
-
-    snprintf(ig->ack_topic, sizeof(ig->ack_topic), "%s/v1/%s/ack", ig->root, reply->device);
     free(ig->ack);
     ig->ack = NULL;
-    ret = et_ack_encode(reply->device, stream_id, reply->seq, reply->acked_through, &ig->ack,
-                        &len);
     if (ret < 0)
         return ret;
+    ig->ack = buf;
     reply->ack_topic = ig->ack_topic;
     reply->ack = ig->ack;
     reply->ack_len = len;
     ingest_hold_ack(ig, reply);
     return 0;
+}
+
+static int ingest_make_ack(struct et_ingest *ig, const uint8_t *stream_id,
+                           struct et_ingest_reply *reply)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int ret;
+
+    snprintf(ig->ack_topic, sizeof(ig->ack_topic), "%s/v1/%s/ack", ig->root, reply->device);
+    ret = et_ack_encode(reply->device, stream_id, reply->seq, reply->acked_through, &buf, &len);
+    return ingest_reply_ack(ig, reply, ret, buf, len);
+}
+
+/*
+ * The Ack for a batch that was not stored for want of its dictionary: the
+ * stream's cumulative ack, no selective seq, and the request.
+ */
+static int ingest_make_dict_ack(struct et_ingest *ig, const Edgetel__V1__Batch *b,
+                                struct et_ingest_reply *reply)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int ret;
+
+    snprintf(ig->ack_topic, sizeof(ig->ack_topic), "%s/v1/%s/ack", ig->root, reply->device);
+    ret = et_wire_encode_ack_dict(reply->device, b->stream_id.len ? b->stream_id.data : NULL,
+                                  reply->acked_through, b->dict_id, b->seq, &buf, &len);
+    return ingest_reply_ack(ig, reply, ret, buf, len);
 }
 
 /* How a stream is named in log lines. */
@@ -325,10 +359,12 @@ static int ingest_batch(struct et_ingest *ig, const char *topic, const void *pay
     char boot_hex[2 * ET_BOOT_ID_LEN + 1];
     char stream_hex[ET_STORE_STREAM_HEX_LEN + 1];
     Edgetel__V1__Batch *b = NULL;
+    const int64_t *metric_ids = NULL;
     struct et_ingest_stats *counts;
     struct et_store_stream st;
     struct et_store_stream_was was = { .had = false };
-    bool seen = false, created = false, known = true, quarantine;
+    bool seen = false, created = false, known = true, quarantine, wanted = false;
+    size_t n_samples;
     uint64_t floor;
     int ret;
 
@@ -337,8 +373,8 @@ static int ingest_batch(struct et_ingest *ig, const char *topic, const void *pay
     ret = et_wire_decode_batch(payload, len, &b, why, sizeof(why));
     if (ret < 0)
         return ingest_malformed(ig, reply, topic, "batch", why);
-    if (ingest_other_device(ig, reply, topic, "batch", b->device_id))
-        goto out;   /* ret is 0: dealt with */
+    if (b->device_id[0] && ingest_other_device(ig, reply, topic, "batch", b->device_id))
+        goto out;   /* ret is 0: dealt with; an empty id is the topic's */
     ret = ingest_check_batch(ig, b, now_ms, why, sizeof(why));
     if (ret == -EBADMSG) {
         ret = ingest_malformed(ig, reply, topic, "batch", why);
@@ -352,7 +388,8 @@ static int ingest_batch(struct et_ingest *ig, const char *topic, const void *pay
         ret = ingest_store_failed(ig, reply, ret, "batch");
         goto out;
     }
-    if (ingest_over_budget(ig, reply, "batch", b->seq, b->n_samples, len))
+    n_samples = et_wire_batch_samples(b);
+    if (ingest_over_budget(ig, reply, "batch", b->seq, n_samples, len))
         goto out;   /* ret is 0: dealt with */
     ingest_boot_hex(&b->boot_id, boot_hex);
     et_store_hex(b->stream_id.data, b->stream_id.len, stream_hex);
@@ -378,13 +415,30 @@ static int ingest_batch(struct et_ingest *ig, const char *topic, const void *pay
     }
     if (ret == 0)
         ret = et_store_batch_seen(ig->w, reply->device, stream_hex, b->seq, &seen);
+    /* A new batch's samples are read now: its dictionary may be one this
+     * aggregator does not know, and then nothing of it is stored. */
+    if (ret == 0 && !seen && !quarantine) {
+        ret = ingest_dict_read(ig, b, reply->device, stream_hex, why, sizeof(why));
+        wanted = ret == -ENOKEY;
+        if (wanted)
+            ret = 0;
+    }
+    if (ret == -EBADMSG) {
+        /* It contradicts its dictionary: nothing was written. */
+        ret = ingest_tx_commit(ig);
+        if (ret == 0) {
+            ret = ingest_malformed(ig, reply, topic, "batch", why);
+            goto out;
+        }
+    }
     /*
      * The batch's key is claimed before anything else of it is written:
      * another instance storing the same batch at this moment (a resend
      * racing the original) makes the claim wait for its commit and answer
-     * -EEXIST, and then this one is a duplicate like any other.
+     * -EEXIST, and then this one is a duplicate like any other. A batch
+     * waiting for its dictionary claims nothing.
      */
-    if (ret == 0 && !seen) {
+    if (ret == 0 && !seen && !wanted) {
         ret = quarantine
             ? ingest_quarantine_batch(ig, b, reply->device, stream_hex, payload, len, why)
             : ingest_claim_batch(ig, b, reply->device, stream_hex, boot_hex, now_ms);
@@ -395,7 +449,7 @@ static int ingest_batch(struct et_ingest *ig, const char *topic, const void *pay
     }
     if (ret == 0)
         ret = et_store_device_seen(ig->w, reply->device, now_ms, boot_hex,
-                                   seen || quarantine ? 0 : b->n_samples, &created);
+                                   seen || quarantine || wanted ? 0 : n_samples, &created);
     if (ret == 0 && !known) {
         ret = et_store_stream_start(ig->w, reply->device, stream_hex, now_ms, &was);
         /* Another instance recorded it meanwhile: its news, not ours. */
@@ -404,8 +458,9 @@ static int ingest_batch(struct et_ingest *ig, const char *topic, const void *pay
             ret = 0;
         }
     }
-    if (ret == 0 && !seen && !quarantine)
-        ret = ingest_store_rows(ig, b, reply->device, stream_hex, boot_hex);
+    if (ret == 0 && !seen && !quarantine && !wanted &&
+        (ret = ingest_dict_keep(ig, b, reply->device, stream_hex, &metric_ids)) == 0)
+        ret = ingest_store_rows(ig, b, metric_ids, reply->device, stream_hex, boot_hex);
     if (ret == 0)
         ret = et_ack_advance(ig->w, reply->device, stream_hex, floor, &reply->acked_through);
     if (ret == 0)
@@ -426,7 +481,14 @@ static int ingest_batch(struct et_ingest *ig, const char *topic, const void *pay
     } else if (!known) {
         ingest_log_new_stream(counts, reply->device, stream_hex, &was);
     }
-    if (seen) {
+    if (wanted) {
+        reply->kind = ET_INGEST_DICT_WANTED;
+        counts->dict_wanted++;
+        et_debug("ingest", "device %s: seq %" PRIu64 " not stored, asking for its dictionary: "
+                 "%s", reply->device, (uint64_t)b->seq, why);
+        ret = ingest_make_dict_ack(ig, b, reply);
+        goto out;
+    } else if (seen) {
         reply->kind = ET_INGEST_DUPLICATE;
         counts->duplicates++;
         et_debug("ingest", "device %s: seq %" PRIu64 " of stream %s again (duplicate), acked "
@@ -442,10 +504,10 @@ static int ingest_batch(struct et_ingest *ig, const char *topic, const void *pay
     } else {
         reply->kind = ET_INGEST_STORED;
         counts->batches++;
-        counts->samples += b->n_samples;
+        counts->samples += n_samples;
         counts->retimed += ig->pending_retimed;
         et_debug("ingest", "device %s: seq %" PRIu64 " stored (%zu samples%s), acked"
-                 " through %" PRIu64, reply->device, (uint64_t)b->seq, b->n_samples,
+                 " through %" PRIu64, reply->device, (uint64_t)b->seq, n_samples,
                  b->historical ? ", historical" : "", reply->acked_through);
     }
     ret = ingest_make_ack(ig, b->stream_id.len ? b->stream_id.data : NULL, reply);

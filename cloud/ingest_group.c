@@ -29,6 +29,7 @@ void ingest_tx_rollback(struct et_ingest *ig)
         ig->group.failed = true;
     else
         et_store_rollback(ig->w);
+    ingest_dict_forget(ig);
 }
 
 void ingest_hold_ack(struct et_ingest *ig, struct et_ingest_reply *reply)
@@ -116,6 +117,8 @@ int et_ingest_group_end(struct et_ingest *ig, et_ingest_publish_fn publish, void
         ret = et_store_commit(ig->w);
     }
     ingest_group_settled(ig, ret);
+    if (ret != 0)
+        ingest_dict_forget(ig);   /* entries it kept are gone with it */
     release_held(g, ret == 0 ? publish : NULL, ctx);
     return ret;
 }
@@ -125,6 +128,7 @@ void ingest_group_free(struct et_ingest *ig)
     if (ig->group.open) {
         ig->group.open = false;
         et_store_rollback(ig->w);
+        ingest_dict_forget(ig);
     }
     release_held(&ig->group, NULL, NULL);
     free(ig->group.held);

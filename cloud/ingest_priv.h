@@ -83,6 +83,13 @@ struct et_ingest {
     size_t mono_cap;
     int64_t *metric_ids;
     size_t metric_cap;
+    struct et_wire_kind *kinds;     /* a batch's own dictionary's kinds */
+    size_t kinds_cap;
+    struct et_wire_sample *expanded; /* the batch's samples, read (ingest_dict.c) */
+    size_t expanded_cap;
+    /* Streams' dictionaries last used (ingest_dict.c); NULL until the first. */
+    struct ingest_dict *dicts;
+    uint64_t dict_tick;
     /* Samples re-timed by the transaction in progress; counted on commit. */
     uint64_t pending_retimed;
     /* The time of the message in hand (et_ingest_message's now_ms). */
@@ -183,10 +190,12 @@ void ingest_boot_hex(const ProtobufCBinaryData *boot_id, char *out);
 int ingest_claim_batch(struct et_ingest *ig, const Edgetel__V1__Batch *b, const char *device,
                        const char *stream_hex, const char *boot_hex, int64_t now_ms);
 
-/* Store a claimed batch's samples and where they are; the transaction is
- * open. 0 or -errno. */
+/* Store a claimed batch's samples and where they are: its samples read by
+ * ingest_dict_read() into ig->expanded, metric_ids by dictionary index;
+ * the transaction is open. 0 or -errno. */
 int ingest_store_rows(struct et_ingest *ig, const Edgetel__V1__Batch *b,
-                      const char *device, const char *stream_hex, const char *boot_hex);
+                      const int64_t *metric_ids, const char *device, const char *stream_hex,
+                      const char *boot_hex);
 
 /* Keep a new batch aside whole, with why (its sample times are impossible);
  * the transaction is open. 0, -EEXIST when it is kept or stored already
@@ -194,6 +203,34 @@ int ingest_store_rows(struct et_ingest *ig, const Edgetel__V1__Batch *b,
 int ingest_quarantine_batch(struct et_ingest *ig, const Edgetel__V1__Batch *b,
                             const char *device, const char *stream_hex, const void *payload,
                             size_t len, const char *why);
+
+/* ---- ingest_dict.c ---- */
+
+/*
+ * Read b's samples into ig->expanded (et_wire_batch_samples(b) of them)
+ * with its dictionary: its own, or its stream's as this instance or the
+ * store knows it plus the entries b carries. Writes nothing. 0; -ENOKEY
+ * (why says which entry) when the stream's dictionary is not known: ask
+ * the device for it; -EBADMSG (why) for a batch that contradicts it; a
+ * store error.
+ */
+int ingest_dict_read(struct et_ingest *ig, const Edgetel__V1__Batch *b, const char *device,
+                     const char *stream, char *why, size_t whylen);
+
+/*
+ * After ingest_dict_read() of b, in the open transaction: keep the
+ * entries b carries (its metrics, and in the stream's dictionary) and give
+ * the metric ids by dictionary index (*metric_ids, valid until the next
+ * batch). 0 or a store error.
+ */
+int ingest_dict_keep(struct et_ingest *ig, const Edgetel__V1__Batch *b, const char *device,
+                     const char *stream, const int64_t **metric_ids);
+
+/* A transaction was undone: forget the dictionaries in memory. */
+void ingest_dict_forget(struct et_ingest *ig);
+
+/* Free them. */
+void ingest_dict_free(struct et_ingest *ig);
 
 /* ---- ingest_health.c ---- */
 

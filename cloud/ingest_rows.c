@@ -1,9 +1,9 @@
 /*
  * A new batch's rows through the store writer: the batch row that claims
- * its key, then its metrics and their tags, its samples (re-timed as
- * retime.h says) and where they are; or, for a batch with impossible
- * sample times, its quarantine row. The transaction is open; ingest.c
- * decides that the batch is new.
+ * its key, then its samples (read by ingest_dict.c, which also keeps its
+ * metrics; re-timed as retime.h says) and where they are; or, for a batch
+ * with impossible sample times, its quarantine row. The transaction is
+ * open; ingest.c decides that the batch is new.
  */
 #include "ingest_priv.h"
 
@@ -30,24 +30,22 @@ int ingest_grow(void **buf, size_t *cap, size_t need, size_t elem)
     return 0;
 }
 
-static void ingest_value(const Edgetel__V1__Sample *s, struct et_store_value *v)
+/* A read sample's value as the store takes it. */
+static void ingest_value(const struct et_wire_sample *s, struct et_store_value *v)
 {
-    switch (s->value_case) {
-    case EDGETEL__V1__SAMPLE__VALUE_F64:
-        v->type = ET_TYPE_F64;
-        v->u.f64 = s->f64;
+    v->type = s->type;
+    switch (s->type) {
+    case ET_TYPE_F64:
+        v->u.f64 = s->u.f64;
         break;
-    case EDGETEL__V1__SAMPLE__VALUE_I64:
-        v->type = ET_TYPE_I64;
-        v->u.i64 = s->i64;
+    case ET_TYPE_I64:
+        v->u.i64 = s->u.i64;
         break;
-    case EDGETEL__V1__SAMPLE__VALUE_B:
-        v->type = ET_TYPE_BOOL;
-        v->u.b = s->b;
+    case ET_TYPE_BOOL:
+        v->u.b = s->u.b;
         break;
-    default:   /* STR; the codec refuses a sample without a value */
-        v->type = ET_TYPE_STR;
-        v->u.str = s->str;
+    case ET_TYPE_STR:
+        v->u.str = s->u.str;
         break;
     }
 }
@@ -60,20 +58,6 @@ void ingest_boot_hex(const ProtobufCBinaryData *boot_id, char *out)
         out[0] = '\0';
 }
 
-/* Keep a metric's tags as its latest batch has them ("k=v,k2=v2"). The
- * decoder checked every tag (no '=' or ',' inside, lengths bounded). */
-static int ingest_metric_tags(struct et_ingest *ig, const Edgetel__V1__Metric *m, int64_t id)
-{
-    char tags[ET_TAGS_TEXT_MAX];
-    size_t used = 0;
-
-    tags[0] = '\0';
-    for (size_t t = 0; t < m->n_tags && used < sizeof(tags); t++)
-        used += (size_t)snprintf(tags + used, sizeof(tags) - used, "%s%s=%s", t ? "," : "",
-                                 m->tags[t]->key, m->tags[t]->value);
-    return et_store_metric_tags(ig->w, id, tags);
-}
-
 int ingest_claim_batch(struct et_ingest *ig, const Edgetel__V1__Batch *b, const char *device,
                        const char *stream_hex, const char *boot_hex, int64_t now_ms)
 {
@@ -82,7 +66,7 @@ int ingest_claim_batch(struct et_ingest *ig, const Edgetel__V1__Batch *b, const 
         .stream_hex = stream_hex,
         .seq = b->seq,
         .received_ms = now_ms,
-        .n_samples = (uint32_t)b->n_samples,
+        .n_samples = (uint32_t)et_wire_batch_samples(b),
         .historical = b->historical,
         .boot_id_hex = boot_hex,
         .time_quality = (enum et_time_quality)b->time_quality,
@@ -98,8 +82,10 @@ int ingest_claim_batch(struct et_ingest *ig, const Edgetel__V1__Batch *b, const 
  * batch row when it still waits for its boot's clock (retime.h).
  */
 int ingest_store_rows(struct et_ingest *ig, const Edgetel__V1__Batch *b,
-                      const char *device, const char *stream_hex, const char *boot_hex)
+                      const int64_t *metric_ids, const char *device, const char *stream_hex,
+                      const char *boot_hex)
 {
+    size_t n = et_wire_batch_samples(b);
     struct et_store_clock own = {
         .base_wall_ms = b->base_wall_ms, .base_mono_ms = b->base_mono_ms,
     };
@@ -109,33 +95,19 @@ int ingest_store_rows(struct et_ingest *ig, const Edgetel__V1__Batch *b,
     uint32_t unsynced = 0;
     int ret;
 
-    if (ingest_grow((void **)&ig->metric_ids, &ig->metric_cap, b->n_metrics,
-             sizeof(*ig->metric_ids)) < 0)
-        return -ENOMEM;
-    for (size_t i = 0; i < b->n_metrics; i++) {
-        ret = et_store_metric_id(ig->w, device, b->metrics[i]->name, b->metrics[i]->unit,
-                                 &ig->metric_ids[i]);
-        if (ret < 0)
-            return ret;
-        ret = ingest_metric_tags(ig, b->metrics[i], ig->metric_ids[i]);
-        if (ret < 0)
-            return ret;
-    }
     snprintf(own.boot_id_hex, sizeof(own.boot_id_hex), "%s", boot_hex);
     ret = et_retime_clock(ig->w, device, &own,
                           b->time_quality == EDGETEL__V1__TIME_QUALITY__TIME_QUALITY_SYNCED, &rt);
     if (ret < 0)
         return ret;
-    for (size_t i = 0; i < b->n_samples; i++) {
-        const Edgetel__V1__Sample *s = b->samples[i];
+    for (size_t i = 0; i < n; i++) {
+        const struct et_wire_sample *s = &ig->expanded[i];
         struct et_store_sample smp = {
-            .metric_id = ig->metric_ids[s->metric],
+            .metric_id = metric_ids[s->metric],
             /* Overflow was ruled out by ingest_check_batch(). */
-            .ts_ms = b->base_wall_ms + (ig->mono[i] - b->base_mono_ms),
-            .mono_ms = ig->mono[i],
-            .time_quality = s->time_quality != EDGETEL__V1__TIME_QUALITY__TIME_QUALITY_UNSPECIFIED
-                ? (enum et_time_quality)s->time_quality
-                : (enum et_time_quality)b->time_quality,
+            .ts_ms = b->base_wall_ms + (s->mono_ms - b->base_mono_ms),
+            .mono_ms = s->mono_ms,
+            .time_quality = s->tq,
             .seq = b->seq,
         };
 
@@ -174,7 +146,7 @@ int ingest_quarantine_batch(struct et_ingest *ig, const Edgetel__V1__Batch *b,
 {
     const struct et_store_quarantined q = {
         .device = device, .stream_hex = stream_hex, .seq = b->seq, .received_ms = ig->now_ms,
-        .n_samples = (uint32_t)b->n_samples, .reason = why, .payload = payload, .len = len,
+        .n_samples = (uint32_t)et_wire_batch_samples(b), .reason = why, .payload = payload, .len = len,
     };
 
     return et_store_quarantine(ig->w, &q);

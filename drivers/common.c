@@ -322,11 +322,21 @@ bool et_text_field_u64(const char *text, const char *key, uint64_t *out)
     return false;
 }
 
-int et_self_write_bytes(uint64_t *out)
+int et_self_write_bytes_kept(struct et_fs_file *io, uint64_t *out)
 {
     char text[1024];
 
-    if (et_fs_read("/proc/self/io", text, sizeof(text)) < 0)
+    io->path = "/proc/self/io";
+    if (et_fs_reread(io, text, sizeof(text)) < 0)
         return -ENOENT;
     return et_text_field_u64(text, "write_bytes:", out) ? 0 : -EBADMSG;
+}
+
+int et_self_write_bytes(uint64_t *out)
+{
+    struct et_fs_file io = { .path = "/proc/self/io" };
+    int ret = et_self_write_bytes_kept(&io, out);
+
+    et_fs_file_close(&io);
+    return ret;
 }

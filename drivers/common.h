@@ -69,6 +69,11 @@ bool et_text_field_u64(const char *text, const char *key, uint64_t *out);
  */
 int et_self_write_bytes(uint64_t *out);
 
+struct et_fs_file;
+
+/** The same through io, kept open between calls (its path is set here). */
+int et_self_write_bytes_kept(struct et_fs_file *io, uint64_t *out);
+
 /** Whether line (of length len) starts with prefix. */
 bool et_line_starts(const char *line, size_t len, const char *prefix);
 

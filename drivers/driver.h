@@ -45,6 +45,14 @@ struct et_channel {
     const char *name;      /* appended to the instance name: "<instance>.<name>" */
     const char *unit;      /* "Cel", "%", "By", "Pa", "%RH", "s", "1" ... */
     enum et_type type;
+    /*
+     * The step the channel measures in, in its unit (Linux IIO's scale):
+     * 0.01 for a percentage read to two places, 1024 for a size the kernel
+     * gives in KiB, 512 for sectors. The wire sends value / resolution as
+     * a small integer (edgetel/value.h). 0: none declared; an F64 then
+     * travels whole. A value off its I64 step still travels exactly.
+     */
+    double resolution;
 };
 
 struct et_dev {

@@ -223,12 +223,14 @@ int agent_add_jobs(struct et_agent *a, int64_t now_ms)
     const struct et_config *cfg = a->cfg;
     int rc;
 
-    if ((rc = et_sched_add(a->sched, cfg->batch_interval_ms, cfg->batch_interval_ms, now_ms,
+    /* Health before the flush: due in the same pass, its samples go in the
+     * batch of that pass instead of a batch of their own 2 s later. */
+    if ((rc = et_sched_add(a->sched, HEALTH_INTERVAL_MS, HEALTH_INTERVAL_MS, now_ms,
+                           health_job, a)) < 0 ||
+        (rc = et_sched_add(a->sched, cfg->batch_interval_ms, cfg->batch_interval_ms, now_ms,
                            flush_job, a)) < 0 ||
         (rc = et_sched_add(a->sched, cfg->durability_window_ms, cfg->durability_window_ms,
                            now_ms, commit_job, a)) < 0 ||
-        (rc = et_sched_add(a->sched, HEALTH_INTERVAL_MS, HEALTH_INTERVAL_MS, now_ms,
-                           health_job, a)) < 0 ||
         (rc = et_sched_add(a->sched, STATUS_INTERVAL_MS, STATUS_INTERVAL_MS, now_ms,
                            status_job, a)) < 0)
         return rc;

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "dictionary.h"
 #include "edgetel/log.h"
 #include "edgetel/platform.h"
 
@@ -33,6 +34,7 @@ struct et_batcher {
     uint32_t max_samples;
     uint64_t limit;             /* samples in memory at most: open batch and held */
     struct et_batch *batch;
+    struct et_dictionary *dict; /* the stream's metric dictionary (dictionary.h) */
     uint64_t next_seq;          /* above every batch made, stored or not */
 
     bool group_open;
@@ -40,6 +42,8 @@ struct et_batcher {
     size_t n_held, cap_held;
     size_t n_stored;            /* held[0 .. n_stored-1] are in the open group; the rest unstored */
     uint64_t held_samples;
+
+    bool dict_failing;          /* the dictionary could not be kept: said once */
 
     /* The current episode of trouble storing, for the log. */
     bool failing;
@@ -66,6 +70,13 @@ int et_batcher_create(struct et_batcher **out, struct et_outbox *outbox, const c
         free(b);
         return rc;
     }
+    rc = et_dictionary_open(&b->dict, et_outbox_path(outbox), et_outbox_stream_id(outbox));
+    if (rc) {
+        et_batch_destroy(b->batch);
+        free(b);
+        return rc;
+    }
+    et_batch_use_dict(b->batch, et_dictionary_current(b->dict));
     b->outbox = outbox;
     b->device_id = device_id;
     memcpy(b->boot_id, boot_id, ET_BOOT_ID_LEN);
@@ -98,6 +109,7 @@ void et_batcher_destroy(struct et_batcher *b)
     held_clear(b);
     free(b->held);
     et_batch_destroy(b->batch);
+    et_dictionary_close(b->dict);
     free(b);
 }
 
@@ -349,6 +361,49 @@ static int held_push(struct et_batcher *b, uint64_t seq, uint8_t *blob, size_t l
 }
 
 /*
+ * Encode the open batch on the stream's dictionary: the entries it added
+ * are made durable first (dictionary.h). When they cannot be, the batch
+ * goes self-contained, with its dictionary inline, and they are forgotten
+ * (the next batch that meets those metrics adds them again).
+ */
+static int encode_on_dict(struct et_batcher *b, const struct et_batch_meta *meta,
+                          uint8_t **blob, size_t *len)
+{
+    size_t from = et_batch_dict_start(b->batch);
+    struct et_dict *d = et_dictionary_current(b->dict);
+    int rc;
+
+    if (from == d->n && d->id)
+        return et_batch_encode(b->batch, meta, blob, len);
+    rc = et_dictionary_save(b->dict, from, meta->seq);
+    if (rc == 0) {
+        b->dict_failing = false;
+        return et_batch_encode(b->batch, meta, blob, len);
+    }
+    if (!b->dict_failing)
+        et_warn("outbox", "cannot keep the metric dictionary beside %s: %s; batches carry "
+                "their own until it can", et_outbox_path(b->outbox), strerror(-rc));
+    b->dict_failing = true;
+    rc = et_batch_encode_inline(b->batch, meta, blob, len);
+    et_dictionary_undo(b->dict, from);
+    return rc;
+}
+
+int et_batcher_with_dict(const struct et_batcher *b, const uint8_t *blob, size_t len,
+                         uint8_t **out, size_t *out_len)
+{
+    const struct et_dict *d;
+    uint64_t id;
+
+    if (et_wire_peek_dict(blob, len, &id) < 0)
+        return -EBADMSG;
+    d = et_dictionary_find(b->dict, id);
+    if (!d)
+        return -ENOENT;
+    return et_batch_add_dict(blob, len, d, out, out_len);
+}
+
+/*
  * Encode the open batch with the next seq and hold it, unstored. The seq
  * is claimed first: the batch may go out from memory before it is stored.
  */
@@ -366,7 +421,8 @@ static int make_batch(struct et_batcher *b, int64_t now_ms)
     if (rc)
         return rc;      /* the samples wait in the open batch, within the bound */
     make_room(b, n);
-    meta.device_id = b->device_id;
+    /* Left out: the topic names the device (Batch.device_id). */
+    meta.device_id = NULL;
     memcpy(meta.boot_id, b->boot_id, sizeof(meta.boot_id));
     meta.base_mono_ms = et_batch_first_mono_ms(b->batch);
     meta.base_wall_ms = et_clock_wall_of(meta.base_mono_ms);
@@ -377,7 +433,7 @@ static int make_batch(struct et_batcher *b, int64_t now_ms)
     if (b->n_held > 0 && b->held[0].seq < meta.oldest_seq)
         meta.oldest_seq = b->held[0].seq;
     meta.stream_id = et_outbox_stream_id(b->outbox);
-    rc = et_batch_encode(b->batch, &meta, &blob, &len);
+    rc = encode_on_dict(b, &meta, &blob, &len);
     if (rc == 0)
         rc = held_push(b, meta.seq, blob, len, (uint32_t)n, now_ms);
     if (rc) {
@@ -387,7 +443,10 @@ static int make_batch(struct et_batcher *b, int64_t now_ms)
     b->next_seq = meta.seq + 1;
     b->stats.batches_made++;
     b->stats.samples_stored += n;
+    /* The entries it added are kept (or were taken back): none is new now. */
+    et_dictionary_rotate(b->dict, meta.oldest_seq);
     et_batch_reset(b->batch);
+    et_batch_use_dict(b->batch, et_dictionary_current(b->dict));
     return 0;
 }
 

@@ -2,6 +2,9 @@
  * The batcher: samples in, encoded batches into the outbox, one group
  * commit per durability window.
  *
+ * Batches refer to metrics by index into the stream's dictionary
+ * (dictionary.h), which the batcher keeps beside the outbox.
+ *
  * Samples gather in the open batch until a flush (every batch_interval, or
  * when batch_max_samples are waiting). A flush encodes the batch with the
  * next seq and appends it to the outbox inside the open group; a commit
@@ -132,6 +135,15 @@ int et_batcher_next_unstored(const struct et_batcher *b, uint64_t after, uint64_
  */
 size_t et_batcher_ack(struct et_batcher *b, uint64_t through, const uint64_t *seqs,
                       size_t n_seqs);
+
+/**
+ * An encoded batch of this stream again, with its whole metric dictionary
+ * inline: what the aggregator asks for (Ack.dict_wanted) when it does not
+ * know the dictionary. *out is malloc'd. 0; -ENOENT when the batch's
+ * dictionary is no longer kept (or it has its own), -EBADMSG, -ENOMEM.
+ */
+int et_batcher_with_dict(const struct et_batcher *b, const uint8_t *blob, size_t len,
+                         uint8_t **out, size_t *out_len);
 
 /**
  * The seq the next batch will carry: above every batch made, stored or not.

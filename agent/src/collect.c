@@ -206,6 +206,7 @@ int et_collector_round(struct et_collector *c, int64_t now_ms, et_collector_emit
             channel_trouble = true;
             continue;
         }
+        v.resolution = c->dev.channels[i].resolution;
         rc = emit(ctx, c->metric_names[i], c->dev.channels[i].unit, &v);
         if (rc)
             return rc;

@@ -35,7 +35,7 @@ static const struct et_ini_key config_keys[] = {
     { "agent", { "data_dir", ET_KEY_STRING, ET_KEY_FIELD(struct et_config, data_dir),
       "/var/lib/edgetel", .help = "where the outbox and the agent's state live" } },
     { "agent", { "batch_interval", ET_KEY_DURATION,
-      ET_KEY_FIELD(struct et_config, batch_interval_ms), "2s", 100, MS(3600),
+      ET_KEY_FIELD(struct et_config, batch_interval_ms), "5s", 100, MS(3600),
       .help = "how long samples gather before they are sealed into a batch" } },
     { "agent", { "batch_max_samples", ET_KEY_INT,
       ET_KEY_FIELD(struct et_config, batch_max_samples), "1000", 1, 50000,

@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "common.h"   /* et_self_write_bytes, from drivers/ */
+#include "edgetel/platform.h"
 
 static void emit_i64(et_collector_emit emit, void *ctx, const char *name, const char *unit,
                      int64_t v)
@@ -59,6 +60,8 @@ static void report_wear(struct et_health *h, const struct et_health_input *in,
     if (samples > 0 && h->io_written_prev > 0) {
         struct et_value v = et_value_f64((double)(written - h->io_written_prev) / (double)samples);
 
+        v.resolution = 0.01;
+
         emit(ctx, "agent.bytes_written_per_sample", "By", &v);
     }
     h->io_written_prev = written;
@@ -78,6 +81,11 @@ void et_health_report(struct et_health *h, const struct et_health_input *in,
     emit_i64(emit, ctx, "agent.inflight_batches", "1", (int64_t)up->inflight);
     emit_bool(emit, ctx, "agent.connected", up->connected);
     report_collectors(in, emit, ctx);
+    /* At the first report (30 s: start-up is over), then every 10 min:
+     * the resident set stays what the rounds use. Reading smaps and
+     * mapping pages again costs CPU, so not at every report. */
+    if (h->reports++ % HEALTH_TRIM_EVERY == 0)
+        et_mem_trim();
     if (up->connected && up->backlog_left > 0) {
         emit_i64(emit, ctx, "agent.backlog_batches", "1", (int64_t)up->backlog_left);
         if (up->backlog_eta_s >= 0) {

@@ -31,7 +31,11 @@ struct et_health_input {
 struct et_health {
     uint64_t io_written_prev;  /* write_bytes at the last report */
     uint64_t io_samples_prev;  /* samples stored at the last report */
+    uint64_t reports;          /* made so far */
 };
+
+/* Memory is trimmed (et_mem_trim) at the first report and every this many. */
+#define HEALTH_TRIM_EVERY 20
 
 /** Emit one report's metrics through emit (the agent adds them to the open batch). */
 void et_health_report(struct et_health *h, const struct et_health_input *in,

@@ -24,6 +24,7 @@
 #include "edgetel/log.h"
 #include "edgetel/notify.h"
 #include "edgetel/platform.h"
+#include "edgetel/sqlite.h"
 #include "edgetel/version.h"
 
 #define DEFAULT_CONFIG "/etc/edgetel/agent.conf"
@@ -314,6 +315,9 @@ int main(int argc, char **argv)
     int opt, rc;
 
     et_log_init("edgetel-agent", ET_LOG_INFO);
+    /* Before anything opens a database: the agent's resident set (issue 13). */
+    if (et_sqlite_small_footprint() < 0)
+        et_debug("agent", "SQLite was in use before main(): its default memory settings stay");
     /* journald stamps each line itself; a file or a terminal needs ours. */
     et_log_set_timestamps(!et_log_under_journald());
     while ((opt = getopt_long(argc, argv, "c:l:hV", opts, NULL)) != -1) {

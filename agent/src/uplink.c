@@ -117,6 +117,10 @@ static void handle_ack(struct et_uplink *u, const void *payload, size_t len, int
     }
     if (!ack_in_stream(u, ack))
         goto out;
+    if (ack->dict_wanted)
+        uplink_dict_wanted(u, ack->dict_wanted, ack->dict_wanted_seq);
+    else if (ack->acked_through || ack->n_seqs)
+        u->dict_wanted = 0;     /* a batch was stored: the aggregator has the dictionary */
     /* Batches held in memory: delivered, whether or not the outbox can delete its rows. */
     u->batches_acked += u->batcher ? et_batcher_ack(u->batcher, ack->acked_through, ack->seqs,
                                                     ack->n_seqs) : 0;
@@ -164,6 +168,7 @@ static void on_connected(struct et_uplink *u, int64_t now_ms)
     u->memory_cursor = 0;
     u->live_cursor = 0;
     u->backlog_cursor = 0;
+    u->outbox_idle = false;
     u->drain_report_ms = now_ms;
     uplink_backlog_rows(u, &u->drain_left_at_report);
     u->drain_left = u->drain_left_at_report;

@@ -76,6 +76,13 @@ struct et_uplink {
     uint64_t memory_cursor;    /* highest unstored seq handed to MQTT */
     uint64_t live_cursor;      /* highest live seq of the outbox handed to MQTT */
     uint64_t backlog_cursor;   /* highest backlog seq handed to MQTT */
+    /* The outbox had nothing after either cursor when its next seq was
+     * outbox_idle_seq: until a batch is appended or a cursor goes back
+     * (rewind, connect) there is nothing to look for there, and each loop
+     * pass skips the two queries (issue 13's profile: SQLite was 13 % of
+     * the main thread, mostly these read transactions). */
+    bool outbox_idle;
+    uint64_t outbox_idle_seq;
 
     /* Backlog drain pacing and progress. */
     double drain_tokens;       /* historical batches that may go now */
@@ -94,6 +101,10 @@ struct et_uplink {
     uint64_t batches_sent;
     uint64_t batches_acked;
     uint64_t resends;
+    /* The aggregator asked for this metric dictionary (Ack.dict_wanted):
+     * batches go with it inline until one is stored. 0: none asked. */
+    uint64_t dict_wanted;
+    bool dict_lost_said;       /* a batch whose dictionary is gone: said once */
 
     /* Ignored Acks are said once: those without a stream id, and those of
      * the last other stream seen. */
@@ -113,6 +124,10 @@ void uplink_note_resent(struct et_uplink *u, uint64_t seq);
 
 /* Take the window's entry i out (its batch was acknowledged). */
 void uplink_inflight_remove_at(struct et_uplink *u, size_t i);
+
+/* The aggregator does not know dictionary dict_id: send seq again at once,
+ * and batches from now on, with it inline (uplink_send.c). */
+void uplink_dict_wanted(struct et_uplink *u, uint64_t dict_id, uint64_t seq);
 
 /* Backlog rows: stored batches made before this connection, counted. 0 or -errno. */
 int uplink_backlog_rows(struct et_uplink *u, uint64_t *left);

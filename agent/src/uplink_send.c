@@ -36,6 +36,7 @@ void uplink_inflight_remove_at(struct et_uplink *u, size_t i)
  */
 static void rewind_for(struct et_uplink *u, uint64_t seq)
 {
+    u->outbox_idle = false;
     if (u->memory_cursor >= seq)
         u->memory_cursor = seq - 1;
     if (seq >= u->live_from) {
@@ -150,6 +151,8 @@ static int next_to_send(struct et_uplink *u, uint64_t *seq, uint8_t **blob, size
         *historical = rc == 0 && *seq < u->live_from;
         return rc;
     }
+    if (u->outbox_idle && u->outbox_idle_seq == et_outbox_next_seq(u->outbox))
+        return -ENOENT;
     for (;;) {
         rc = et_outbox_next(u->outbox, after, seq, blob, len);
         if (rc)
@@ -166,18 +169,39 @@ static int next_to_send(struct et_uplink *u, uint64_t *seq, uint8_t **blob, size
         return rc;
     for (;;) {
         rc = et_outbox_next(u->outbox, u->backlog_cursor, seq, blob, len);
+        if (rc == 0 && *seq >= u->live_from) {
+            free(*blob);
+            rc = -ENOENT;
+        }
+        if (rc == -ENOENT) {
+            u->outbox_idle = true;
+            u->outbox_idle_seq = et_outbox_next_seq(u->outbox);
+        }
         if (rc)
             return rc;
-        if (*seq >= u->live_from) {
-            free(*blob);
-            return -ENOENT;
-        }
         u->backlog_cursor = *seq;
         if (!inflight_has(u, *seq)) {
             *historical = true;
             return 0;
         }
         free(*blob);
+    }
+}
+
+void uplink_dict_wanted(struct et_uplink *u, uint64_t dict_id, uint64_t seq)
+{
+    if (u->dict_wanted != dict_id)
+        et_info("uplink", "the aggregator does not know metric dictionary %" PRIu64 ": sending "
+                "it with the batches until one is stored", dict_id);
+    u->dict_wanted = dict_id;
+    for (size_t i = 0; i < u->n_inflight; i++) {
+        if (u->inflight[i].seq != seq)
+            continue;
+        /* Not stored, not lost: it goes again now, with the dictionary. */
+        uplink_note_resent(u, seq);
+        rewind_for(u, seq);
+        uplink_inflight_remove_at(u, i);
+        break;
     }
 }
 
@@ -260,6 +284,26 @@ static void prepare_for_wire(struct et_uplink *u, uint64_t seq, uint8_t **blob, 
     } else if (rc < 0) {
         et_warn("time", "batch %" PRIu64 ": cannot re-time (%s); sending as measured",
                 seq, strerror(-rc));
+    }
+    rc = u->dict_wanted && u->batcher
+        ? et_batcher_with_dict(u->batcher, *blob, *len, &fixed, &fixed_len) : -ENODATA;
+    if (rc == 0) {
+        /* Room for the historical mark, as the outbox leaves. */
+        uint8_t *roomy = realloc(fixed, fixed_len + ET_OUTBOX_BLOB_SPARE);
+
+        if (roomy) {
+            free(*blob);
+            *blob = roomy;
+            *len = fixed_len;
+        } else {
+            free(fixed);
+        }
+    } else if (rc == -ENOENT && !u->dict_lost_said) {
+        /* Its dictionary is gone (PATH.dict removed by hand): the
+         * aggregator cannot read it and keeps it unacknowledged. */
+        et_warn("uplink", "batch %" PRIu64 ": the aggregator asks for its metric dictionary, "
+                "which this outbox no longer has; it stays unacknowledged", seq);
+        u->dict_lost_said = true;
     }
     if (historical)
         *len = et_batch_mark_historical(*blob, *len);

@@ -35,8 +35,9 @@
 #include "edgetel/ingest.h"
 #include "store_metric_cache.h"
 
-/* The schema this code writes; read-only handles read it back to 1. */
-#define STORE_PG_SCHEMA_VERSION 1
+/* The schema this code writes; read-only handles read it back to 1.
+ * 2: streams' metric dictionaries (table dictionaries). */
+#define STORE_PG_SCHEMA_VERSION 2
 
 /*
  * Sample ids: the id of the sample's transaction (xid8) times 2^24 plus
@@ -51,7 +52,7 @@
 /* The parts whose statements are prepared on the connection. */
 enum store_pg_part {
     PG_PART_WRITER, PG_PART_READER, PG_PART_CONFIG, PG_PART_COMMIT, PG_PART_STREAM,
-    PG_PART_RETIME, PG_PART_VIEW, PG_PART_COUNT
+    PG_PART_RETIME, PG_PART_VIEW, PG_PART_DICT, PG_PART_COUNT
 };
 #define STORE_PG_STMTS_MAX 48
 
@@ -68,6 +69,7 @@ struct pg_params {
 void pg_text(struct pg_params *p, const char *s);     /* NULL binds as "" */
 void pg_int(struct pg_params *p, int64_t x);
 void pg_u64(struct pg_params *p, uint64_t x);          /* clamped to INT64_MAX */
+void pg_f64(struct pg_params *p, double x);            /* binary float8: exact */
 void pg_null(struct pg_params *p);
 void pg_blob(struct pg_params *p, const void *bytes, size_t n);
 
@@ -280,7 +282,12 @@ void store_pg_writer_free(struct store_pg *pg);
 int store_pg_device_config(struct store_pg *pg, const char *device, const char *groups,
                            uint64_t running_version);
 
-/* ---- store_pg_stream.c, store_pg_retime.c: the writer's other calls ---- */
+/* ---- store_pg_stream.c, store_pg_retime.c, store_pg_dict.c: the writer's other calls ---- */
+
+int store_pg_dict_put(struct et_store_writer *w, const char *device, const char *stream,
+                      uint64_t dict_id, const struct et_store_dict_entry *e);
+int store_pg_dict_get(struct et_store_writer *w, const char *device, const char *stream,
+                      uint64_t dict_id, et_store_dict_cb cb, void *ctx);
 
 int store_pg_ack_get(struct et_store_writer *w, const char *device, const char *stream,
                      uint64_t *acked_through);

@@ -47,6 +47,20 @@ void pg_u64(struct pg_params *p, uint64_t x)
     pg_int(p, x > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)x);
 }
 
+void pg_f64(struct pg_params *p, double x)
+{
+    int i = next_param(p);
+    uint64_t bits;
+
+    /* Binary float8 is big-endian IEEE 754: no digits lost to text. */
+    memcpy(&bits, &x, sizeof(bits));
+    for (int k = 0; k < 8; k++)
+        p->nums[i][k] = (char)(bits >> (56 - 8 * k));
+    p->values[i] = p->nums[i];
+    p->lengths[i] = 8;
+    p->formats[i] = 1;
+}
+
 void pg_null(struct pg_params *p)
 {
     p->values[next_param(p)] = NULL;
@@ -199,7 +213,7 @@ int store_pg_run(struct store_pg *pg, enum store_pg_part part, int id, const cha
     static const char prefix[PG_PART_COUNT] = {
         [PG_PART_WRITER] = 'w', [PG_PART_READER] = 'r', [PG_PART_CONFIG] = 'c',
         [PG_PART_COMMIT] = 'k', [PG_PART_STREAM] = 's', [PG_PART_RETIME] = 't',
-        [PG_PART_VIEW] = 'v',
+        [PG_PART_VIEW] = 'v', [PG_PART_DICT] = 'd',
     };
     const struct pg_params none = { .n = 0 };
     char name[16];

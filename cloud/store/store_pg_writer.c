@@ -574,4 +574,6 @@ const struct et_store_writer_ops store_pg_writer_ops = {
     .stream_start = store_pg_stream_start,
     .quarantine = pg_quarantine,
     .batch_samples = pg_batch_samples,
+    .dict_put = store_pg_dict_put,
+    .dict_get = store_pg_dict_get,
 };

@@ -27,6 +27,8 @@
 #define STORE_SCHEMA_CONFIG 5
 /* The first schema version with the quarantine table. */
 #define STORE_SCHEMA_QUARANTINE 6
+/* The first schema version with streams' metric dictionaries. */
+#define STORE_SCHEMA_DICTS 7
 
 /* The writer's cached statements (SQL in store_sqlite_writer.c). */
 enum store_writer_stmt {
@@ -58,6 +60,8 @@ enum store_writer_stmt {
     SW_STREAM_MAKE_CURRENT,
     SW_QUARANTINE,
     SW_BATCH_SAMPLES,
+    SW_DICT_PUT,
+    SW_DICT_GET,
     SW_COUNT
 };
 

@@ -28,7 +28,7 @@
 /* user_version of the schema this code writes; read-only handles also
  * read older versions back to STORE_SCHEMA_READABLE (their queries only use
  * columns every such version has). */
-#define STORE_SCHEMA_VERSION 6
+#define STORE_SCHEMA_VERSION 7
 #define STORE_SCHEMA_READABLE 1
 /* How long a writer waits for another (another aggregator, a checkpoint). */
 #define STORE_BUSY_TIMEOUT_MS 10000
@@ -82,6 +82,18 @@
     "  reason TEXT NOT NULL," \
     "  payload BLOB NOT NULL," \
     "  PRIMARY KEY (device, stream, seq));"
+/* v7: streams' metric dictionaries (Batch.dict_id): which metric each
+ * index of a device's dictionary is, and how its compact values read. */
+#define STORE_DICTS_TABLE \
+    "CREATE TABLE dictionaries (" \
+    "  device TEXT NOT NULL," \
+    "  stream TEXT NOT NULL," \
+    "  dict_id INTEGER NOT NULL," \
+    "  idx INTEGER NOT NULL," \
+    "  metric_id INTEGER NOT NULL," \
+    "  type INTEGER NOT NULL," \
+    "  scale REAL NOT NULL," \
+    "  PRIMARY KEY (device, stream, dict_id, idx)) WITHOUT ROWID;"
 /* v4: one row per (device, stream) ever heard of, with its cumulative ack. */
 #define STORE_STREAMS_TABLE \
     "CREATE TABLE streams (" \
@@ -161,6 +173,7 @@ static const char store_schema[] =
     "CREATE TABLE batches" STORE_BATCHES_COLUMNS
     STORE_BATCHES_INDEX
     STORE_QUARANTINE_TABLE
+    STORE_DICTS_TABLE
     "CREATE TABLE metrics ("
     "  id INTEGER PRIMARY KEY,"
     "  device TEXT NOT NULL,"
@@ -193,7 +206,7 @@ static const char store_schema[] =
  * and each device's ack into the legacy stream ''; the batches table is
  * rebuilt because its key grows (SQLite cannot alter a primary key), every
  * row copied. v5 adds pushed configs (STORE_MIGRATE_CONFIG), v6 the
- * quarantine table.
+ * quarantine table, v7 the streams' metric dictionaries.
  */
 static const char *const store_migrations[STORE_SCHEMA_VERSION - 1] = {
     "ALTER TABLE devices ADD COLUMN clock_boot TEXT NOT NULL DEFAULT '';"
@@ -219,6 +232,7 @@ static const char *const store_migrations[STORE_SCHEMA_VERSION - 1] = {
     STORE_BATCHES_INDEX,
     STORE_MIGRATE_CONFIG,
     STORE_QUARANTINE_TABLE,
+    STORE_DICTS_TABLE,
 };
 
 int store_sqlite_stmt(struct store_sqlite *ss, sqlite3_stmt **slot, const char *sql,

@@ -89,6 +89,12 @@ static const char *const writer_sql[SW_COUNT] = {
     [SW_BATCH_SAMPLES] =
         "UPDATE batches SET first_sample_id = ?4, last_sample_id = ?5, unsynced = ?6"
         " WHERE device = ?1 AND stream = ?2 AND seq = ?3",
+    [SW_DICT_PUT] =
+        "INSERT INTO dictionaries (device, stream, dict_id, idx, metric_id, type, scale)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
+    [SW_DICT_GET] =
+        "SELECT idx, metric_id, type, scale FROM dictionaries"
+        " WHERE device = ?1 AND stream = ?2 AND dict_id = ?3",
 };
 
 static struct store_sqlite *of_writer(struct et_store_writer *w)
@@ -614,6 +620,52 @@ static int sqlite_stream_start(struct et_store_writer *w, const char *device, co
     return ret;
 }
 
+/* ---- streams' metric dictionaries ---------------------------------------- */
+
+/* A dictionary's id is the seq of its first batch: the same bound as a seq. */
+static int sqlite_dict_put(struct et_store_writer *w, const char *device, const char *stream,
+                           uint64_t dict_id, const struct et_store_dict_entry *e)
+{
+    if (dict_id > ET_STORE_SEQ_MAX)
+        return -ERANGE;
+    return run(of_writer(w), SW_DICT_PUT, "keeping a metric dictionary",
+               STORE_ARGS(STORE_TEXT(device), STORE_TEXT(stream), STORE_U64(dict_id),
+                          STORE_INT(e->idx), STORE_INT(e->metric_id), STORE_INT(e->type),
+                          STORE_REAL(e->scale)));
+}
+
+static int sqlite_dict_get(struct et_store_writer *w, const char *device, const char *stream,
+                           uint64_t dict_id, et_store_dict_cb cb, void *ctx)
+{
+    struct store_sqlite *ss = of_writer(w);
+    sqlite3_stmt *st;
+    int ret, rc;
+
+    if (dict_id > ET_STORE_SEQ_MAX)
+        return 0;   /* none could be kept */
+    ret = stmt(ss, SW_DICT_GET, STORE_ARGS(STORE_TEXT(device), STORE_TEXT(stream),
+                                           STORE_U64(dict_id)), &st);
+    if (ret < 0)
+        return ret;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct et_store_dict_entry e = {
+            .idx = (uint32_t)sqlite3_column_int64(st, 0),
+            .metric_id = sqlite3_column_int64(st, 1),
+            .type = sqlite3_column_int(st, 2),
+            .scale = sqlite3_column_double(st, 3),
+        };
+
+        ret = cb(ctx, &e);
+        if (ret) {
+            sqlite3_reset(st);
+            return ret;
+        }
+    }
+    ret = rc == SQLITE_DONE ? 0 : et_sqlite_errno(ss->db, rc);
+    sqlite3_reset(st);
+    return store_sqlite_failed(ss, ret, "reading a metric dictionary");
+}
+
 const struct et_store_writer_ops store_sqlite_writer_ops = {
     .begin = sqlite_begin,
     .commit = sqlite_commit,
@@ -638,4 +690,6 @@ const struct et_store_writer_ops store_sqlite_writer_ops = {
     .stream_start = sqlite_stream_start,
     .quarantine = sqlite_quarantine,
     .batch_samples = sqlite_batch_samples,
+    .dict_put = sqlite_dict_put,
+    .dict_get = sqlite_dict_get,
 };

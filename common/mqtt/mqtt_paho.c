@@ -43,7 +43,10 @@ void paho_callback_enter(struct paho *m)
 void paho_callback_leave(struct paho *m)
 {
     pthread_mutex_lock(&m->lock);
-    if (--m->active_callbacks == 0)
+    /* Only destroy waits for the last callback, and it sets stopping
+     * first: a broadcast after every callback woke the timer thread for
+     * nothing (once a second at 1 s rounds; issue 13's profile). */
+    if (--m->active_callbacks == 0 && m->stopping)
         pthread_cond_broadcast(&m->wake);
     pthread_mutex_unlock(&m->lock);
 }

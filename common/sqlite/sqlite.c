@@ -70,6 +70,24 @@ int et_sqlite_open(const char *path, int flags, int busy_ms, sqlite3 **db, char 
     return SQLITE_OK;
 }
 
+/* Lookaside per connection: slots of this size, this many (SQLite's own
+ * default is 1,200 bytes x 100; the agent's statements are few and small). */
+#define SMALL_LOOKASIDE_SLOT 256
+#define SMALL_LOOKASIDE_SLOTS 32
+
+int et_sqlite_small_footprint(void)
+{
+    /* pBuf NULL, 0 pages: no bulk allocation of page cache at a
+     * connection's first transaction (the outbox touches a few pages of
+     * one B-tree; the bulk was 20 pages a connection, touched at once). */
+    if (sqlite3_config(SQLITE_CONFIG_PAGECACHE, NULL, 0, 0) != SQLITE_OK ||
+        sqlite3_config(SQLITE_CONFIG_LOOKASIDE, SMALL_LOOKASIDE_SLOT,
+                       SMALL_LOOKASIDE_SLOTS) != SQLITE_OK ||
+        sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0) != SQLITE_OK)
+        return -EBUSY;
+    return 0;
+}
+
 int et_sqlite_each_row(sqlite3_stmt *st, et_sqlite_row_fn fn, void *ctx)
 {
     int rc, ret;

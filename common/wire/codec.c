@@ -6,8 +6,10 @@
 #include "edgetel/codec.h"
 
 #include "edgetel/text.h"
+#include "wire_internal.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,8 +17,7 @@
 
 /* ---- decoding ----------------------------------------------------------- */
 
-__attribute__((format(printf, 3, 4)))
-static int wire_fail(char *err, size_t errlen, const char *fmt, ...)
+int wire_fail(char *err, size_t errlen, const char *fmt, ...)
 {
     va_list ap;
 
@@ -191,9 +192,76 @@ static bool tq_valid(int tq)
     return tq >= ET_TQ_UNSPECIFIED && tq <= ET_TQ_UNCORRECTABLE;
 }
 
+/* Each entry's type is known and its scale usable for it. */
+static int metric_kinds_check(const Edgetel__V1__Batch *b, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < b->n_metrics; i++) {
+        const Edgetel__V1__Metric *m = b->metrics[i];
+        double sc = m->scale;
+
+        if ((int)m->type < ET_WIRE_TYPE_NONE || (int)m->type > ET_WIRE_TYPE_BOOL)
+            return wire_fail(err, errlen, "metric %zu (%s): value type %d is not a known one",
+                             i, m->name, (int)m->type);
+        if (!isfinite(sc) || sc < 0)
+            return wire_fail(err, errlen, "metric %zu (%s): scale %g is not a step", i, m->name,
+                             sc);
+        if (m->type == EDGETEL__V1__VALUE_TYPE__VALUE_TYPE_I64 &&
+            sc != 0 && (sc < 1 || sc != floor(sc) || sc >= 9007199254740992.0))
+            return wire_fail(err, errlen, "metric %zu (%s): an integer's scale %g is not a "
+                             "whole number", i, m->name, sc);
+        if (m->type == EDGETEL__V1__VALUE_TYPE__VALUE_TYPE_BOOL && sc != 0 && sc != 1)
+            return wire_fail(err, errlen, "metric %zu (%s): a bool's scale is %g", i, m->name,
+                             sc);
+    }
+    return 0;
+}
+
+/*
+ * The runs: three columns of one length, their lengths adding up to the
+ * values, every metric index within limit (the batch's own dictionary, or
+ * the largest a stream's may be) and, in the batch's own dictionary, of an
+ * entry with a compact type.
+ */
+static int runs_check(const Edgetel__V1__Batch *b, size_t limit, char *err, size_t errlen)
+{
+    uint64_t total = 0;
+    int64_t end = 0;
+
+    if (b->n_run_metric != b->n_run_dt_ms || b->n_run_len != b->n_run_dt_ms)
+        return wire_fail(err, errlen, "runs: %zu times, %zu metrics and %zu lengths",
+                         b->n_run_dt_ms, b->n_run_metric, b->n_run_len);
+    for (size_t k = 0; k < b->n_run_dt_ms; k++) {
+        int64_t first = end + b->run_metric[k];
+
+        if (b->run_dt_ms[k] > ET_WIRE_MAX_DT_MS || b->run_dt_ms[k] < -ET_WIRE_MAX_DT_MS)
+            return wire_fail(err, errlen, "run %zu: time delta %lld ms is out of range", k,
+                             (long long)b->run_dt_ms[k]);
+        if (b->run_len[k] == 0 || first < 0 || (uint64_t)first + b->run_len[k] > limit)
+            return wire_fail(err, errlen, "run %zu: metrics %lld..%lld out of range (%zu)", k,
+                             (long long)first, (long long)first + b->run_len[k], limit);
+        if (b->dict_id == 0) {
+            for (uint32_t j = 0; j < b->run_len[k]; j++)
+                if (b->metrics[first + j]->type == EDGETEL__V1__VALUE_TYPE__VALUE_TYPE_UNSPECIFIED)
+                    return wire_fail(err, errlen, "run %zu: metric %lld has no compact type", k,
+                                     (long long)first + j);
+        }
+        end = first + b->run_len[k];
+        total += b->run_len[k];
+    }
+    if (total != b->n_values)
+        return wire_fail(err, errlen, "runs hold %llu values, the batch %zu",
+                         (unsigned long long)total, b->n_values);
+    return 0;
+}
+
 static int batch_check(const Edgetel__V1__Batch *b, char *err, size_t errlen)
 {
-    if (!et_device_id_valid(b->device_id))
+    /* Indexes refer to the batch's own dictionary, or to its stream's. */
+    size_t limit = b->dict_id ? ET_DICT_MAX : b->n_metrics;
+    int rc;
+
+    /* Empty: the device its topic names (agents leave it out: 13 bytes a batch). */
+    if (b->device_id[0] && !et_device_id_valid(b->device_id))
         return wire_fail(err, errlen, "device_id \"%.64s\" is not a valid device id", b->device_id);
     if (b->seq == 0)
         return wire_fail(err, errlen, "seq is 0 (sequence numbers start at 1)");
@@ -210,8 +278,14 @@ static int batch_check(const Edgetel__V1__Batch *b, char *err, size_t errlen)
         return wire_fail(err, errlen, "time_quality %d is not a known value", b->time_quality);
     if (b->n_metrics > ET_WIRE_MAX_METRICS)
         return wire_fail(err, errlen, "%zu metrics (at most %d)", b->n_metrics, ET_WIRE_MAX_METRICS);
-    if (b->n_samples > ET_WIRE_MAX_SAMPLES)
-        return wire_fail(err, errlen, "%zu samples (at most %d)", b->n_samples, ET_WIRE_MAX_SAMPLES);
+    if (b->n_samples > ET_WIRE_MAX_SAMPLES || b->n_values > ET_WIRE_MAX_SAMPLES - b->n_samples)
+        return wire_fail(err, errlen, "%zu samples and %zu values (at most %d)", b->n_samples,
+                         b->n_values, ET_WIRE_MAX_SAMPLES);
+    if (b->dict_id == 0 && b->dict_base != 0)
+        return wire_fail(err, errlen, "dict_base %u without a dict_id", b->dict_base);
+    if (b->dict_base > ET_DICT_MAX || b->n_metrics > ET_DICT_MAX - b->dict_base)
+        return wire_fail(err, errlen, "dictionary entries %u..%zu beyond %d", b->dict_base,
+                         b->dict_base + b->n_metrics, ET_DICT_MAX);
     for (size_t i = 0; i < b->n_metrics; i++) {
         const char *name = b->metrics[i]->name;
         size_t n = strlen(name);
@@ -234,12 +308,17 @@ static int batch_check(const Edgetel__V1__Batch *b, char *err, size_t errlen)
                                  i, name, t);
         }
     }
+    rc = metric_kinds_check(b, err, errlen);
+    if (rc == 0)
+        rc = runs_check(b, limit, err, errlen);
+    if (rc)
+        return rc;
     for (size_t i = 0; i < b->n_samples; i++) {
         const Edgetel__V1__Sample *s = b->samples[i];
 
-        if (s->metric >= b->n_metrics)
+        if (s->metric >= limit)
             return wire_fail(err, errlen, "sample %zu: metric index %u out of range (%zu metrics)",
-                             i, s->metric, b->n_metrics);
+                             i, s->metric, limit);
         if (s->dt_ms > ET_WIRE_MAX_DT_MS || s->dt_ms < -ET_WIRE_MAX_DT_MS)
             return wire_fail(err, errlen, "sample %zu: time delta %lld ms is out of range", i,
                              (long long)s->dt_ms);
@@ -292,36 +371,66 @@ void et_wire_free_batch(Edgetel__V1__Batch *b)
         edgetel__v1__batch__free_unpacked(b, NULL);
 }
 
+size_t et_wire_batch_samples(const Edgetel__V1__Batch *b)
+{
+    return b->n_samples + b->n_values;
+}
+
 void et_wire_sample_times(const Edgetel__V1__Batch *b, int64_t *mono_out)
 {
     int64_t t = b->base_mono_ms;
+    size_t o = 0;
 
+    for (size_t k = 0; k < b->n_run_dt_ms; k++) {
+        t += b->run_dt_ms[k];
+        for (uint32_t j = 0; j < b->run_len[k]; j++)
+            mono_out[o++] = t;
+    }
+    t = b->base_mono_ms;
     for (size_t i = 0; i < b->n_samples; i++) {
         t += b->samples[i]->dt_ms;
-        mono_out[i] = t;
+        mono_out[o++] = t;
     }
+}
+
+static int ack_pack(Edgetel__V1__Ack *msg, const char *device_id, const uint8_t *stream_id,
+                    uint64_t acked_through, uint8_t **out, size_t *len)
+{
+    uint8_t *buf;
+
+    msg->device_id = (char *)device_id;
+    msg->acked_through = acked_through;
+    msg->stream_id.data = (uint8_t *)stream_id;
+    msg->stream_id.len = stream_id ? ET_STREAM_ID_LEN : 0;
+    size_t n = edgetel__v1__ack__get_packed_size(msg);
+
+    buf = malloc(n ? n : 1);
+    if (!buf)
+        return -ENOMEM;
+    *len = edgetel__v1__ack__pack(msg, buf);
+    *out = buf;
+    return 0;
 }
 
 int et_wire_encode_ack(const char *device_id, const uint8_t *stream_id, uint64_t acked_through,
                        const uint64_t *seqs, size_t n_seqs, uint8_t **out, size_t *len)
 {
     Edgetel__V1__Ack msg = EDGETEL__V1__ACK__INIT;
-    uint8_t *buf;
 
-    msg.device_id = (char *)device_id;
-    msg.acked_through = acked_through;
     msg.n_seqs = n_seqs;
     msg.seqs = (uint64_t *)seqs;
-    msg.stream_id.data = (uint8_t *)stream_id;
-    msg.stream_id.len = stream_id ? ET_STREAM_ID_LEN : 0;
-    size_t n = edgetel__v1__ack__get_packed_size(&msg);
+    return ack_pack(&msg, device_id, stream_id, acked_through, out, len);
+}
 
-    buf = malloc(n ? n : 1);
-    if (!buf)
-        return -ENOMEM;
-    *len = edgetel__v1__ack__pack(&msg, buf);
-    *out = buf;
-    return 0;
+int et_wire_encode_ack_dict(const char *device_id, const uint8_t *stream_id,
+                            uint64_t acked_through, uint64_t dict_id, uint64_t seq,
+                            uint8_t **out, size_t *len)
+{
+    Edgetel__V1__Ack msg = EDGETEL__V1__ACK__INIT;
+
+    msg.dict_wanted = dict_id;
+    msg.dict_wanted_seq = seq;
+    return ack_pack(&msg, device_id, stream_id, acked_through, out, len);
 }
 
 int et_wire_decode_ack(const uint8_t *buf, size_t len, Edgetel__V1__Ack **out,
@@ -467,48 +576,81 @@ static int wire_varint(const uint8_t **p, const uint8_t *end, uint64_t *out)
     return -EBADMSG;
 }
 
+/* One field of an encoded message: its number and wire type, and its
+ * varint value or its bytes (fixed-size ones as bytes too). */
+struct wire_field {
+    unsigned number, type;
+    uint64_t v;
+    const uint8_t *data;
+    size_t len;
+};
+
+/* The next field of [*p, end) into f. 0, or -EBADMSG. */
+static int wire_next(const uint8_t **p, const uint8_t *end, struct wire_field *f)
+{
+    uint64_t key;
+
+    if (wire_varint(p, end, &key))
+        return -EBADMSG;
+    f->number = (unsigned)(key >> 3);
+    f->type = (unsigned)(key & 7);
+    f->v = 0;
+    f->data = NULL;
+    f->len = 0;
+    switch (f->type) {
+    case 0:
+        return wire_varint(p, end, &f->v);
+    case 1:
+    case 5:
+        f->len = f->type == 1 ? 8 : 4;
+        break;
+    case 2:
+        if (wire_varint(p, end, &f->v))
+            return -EBADMSG;
+        f->len = (size_t)f->v;
+        break;
+    default:
+        return -EBADMSG;
+    }
+    if (f->len > (size_t)(end - *p))
+        return -EBADMSG;
+    f->data = *p;
+    *p += f->len;
+    return 0;
+}
+
 int et_wire_peek_batch(const uint8_t *buf, size_t len, uint8_t boot_id[ET_BOOT_ID_LEN],
                        enum et_time_quality *tq)
 {
     const uint8_t *p = buf, *end = buf + len;
-    uint64_t key, v;
+    struct wire_field f;
 
     memset(boot_id, 0, ET_BOOT_ID_LEN);
     *tq = ET_TQ_UNSPECIFIED;
     while (p < end) {
-        if (wire_varint(&p, end, &key))
+        if (wire_next(&p, end, &f))
             return -EBADMSG;
-        unsigned field = (unsigned)(key >> 3), type = (unsigned)(key & 7);
-
-        if (field >= 7)
+        if (f.number >= 7)
             return 0;    /* the dictionary and samples follow; nothing more to peek */
-        switch (type) {
-        case 0:
-            if (wire_varint(&p, end, &v))
-                return -EBADMSG;
-            if (field == 6)
-                *tq = (enum et_time_quality)v;
-            break;
-        case 1:
-            if (end - p < 8)
-                return -EBADMSG;
-            p += 8;
-            break;
-        case 2:
-            if (wire_varint(&p, end, &v) || v > (uint64_t)(end - p))
-                return -EBADMSG;
-            if (field == 3 && v == ET_BOOT_ID_LEN)
-                memcpy(boot_id, p, ET_BOOT_ID_LEN);
-            p += v;
-            break;
-        case 5:
-            if (end - p < 4)
-                return -EBADMSG;
-            p += 4;
-            break;
-        default:
+        if (f.number == 6 && f.type == 0)
+            *tq = (enum et_time_quality)f.v;
+        if (f.number == 3 && f.type == 2 && f.len == ET_BOOT_ID_LEN)
+            memcpy(boot_id, f.data, ET_BOOT_ID_LEN);
+    }
+    return 0;
+}
+
+int et_wire_peek_dict(const uint8_t *buf, size_t len, uint64_t *dict_id)
+{
+    const uint8_t *p = buf, *end = buf + len;
+    struct wire_field f;
+
+    *dict_id = 0;
+    while (p < end) {
+        if (wire_next(&p, end, &f))
             return -EBADMSG;
-        }
+        if (f.number == 12 && f.type == 0)
+            *dict_id = f.v;
     }
     return 0;
 }

@@ -25,6 +25,9 @@
 #include "common.h"
 #include "edgetel/platform.h"
 
+/* Percentages to a hundredth: finer than a tick's share of a few seconds. */
+#define CPU_RESOLUTION 0.01
+
 #define CPU_STAT_PATH "/proc/stat"
 /* /proc/stat's intr line grows with the IRQ count; the cpu lines come first,
  * so a cut file still has everything this driver needs. */
@@ -60,6 +63,7 @@ struct cpu_priv {
     struct cpu_ticks *cur;
     double *pct;                 /* CPU_N_TOTAL totals, then one per core */
     enum cpu_state *state;       /* per channel, like pct */
+    struct et_fs_file stat;      /* /proc/stat, kept open */
     char *text;
 };
 
@@ -112,7 +116,7 @@ static int read_snapshot(struct et_dev *dev, struct cpu_ticks *snap)
     ssize_t n;
     size_t len;
 
-    n = et_fs_read(CPU_STAT_PATH, p->text, CPU_STAT_CAP);
+    n = et_fs_reread(&p->stat, p->text, CPU_STAT_CAP);
     if (n < 0 && n != -EFBIG)
         return et_dev_fail(dev, (int)n, CPU_STAT_PATH ": %s", strerror((int)-n));
     memset(snap, 0, (1 + p->n_cores) * sizeof(*snap));
@@ -151,7 +155,8 @@ static int cpu_probe(struct et_dev *dev, const void *params)
     p->text = malloc(CPU_STAT_CAP);
     if (!p->text)
         return -ENOMEM;
-    n = et_fs_read(CPU_STAT_PATH, p->text, CPU_STAT_CAP);
+    p->stat.path = CPU_STAT_PATH;
+    n = et_fs_reread(&p->stat, p->text, CPU_STAT_CAP);
     if (n < 0 && n != -EFBIG) {
         ret = et_dev_fail(dev, n == -ENOENT ? -ENODEV : (int)n, CPU_STAT_PATH ": %s",
                           strerror((int)-n));
@@ -180,11 +185,13 @@ static int cpu_probe(struct et_dev *dev, const void *params)
         ret = et_chans_add(&p->chans, "%", ET_TYPE_F64, "%s", cpu_total_names[i]);
         if (ret < 0)
             goto err;
+        p->chans.ch[ret].resolution = CPU_RESOLUTION;
     }
     for (size_t i = 0; i < p->n_cores; i++) {
         ret = et_chans_add(&p->chans, "%", ET_TYPE_F64, "core%d.usage", p->core_ids[i]);
         if (ret < 0)
             goto err;
+        p->chans.ch[ret].resolution = CPU_RESOLUTION;
     }
     p->prev = calloc(1 + p->n_cores, sizeof(*p->prev));
     p->cur = calloc(1 + p->n_cores, sizeof(*p->cur));
@@ -290,6 +297,7 @@ static void cpu_remove(struct et_dev *dev)
     free(p->prev);
     free(p->core_ids);
     free(p->text);
+    et_fs_file_close(&p->stat);
     et_chans_free(&p->chans);
     memset(p, 0, sizeof(*p));
 }

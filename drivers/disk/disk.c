@@ -129,6 +129,9 @@ static int add_mount(struct disk_priv *p, const char *path)
                            names[c]);
         if (ret < 0)
             return ret;
+        /* Filesystems count in blocks of 4 KiB or a multiple (one that does
+         * not still travels exactly, as a typed value). */
+        p->chans.ch[ret].resolution = c == DISK_USED_PCT ? 0.01 : 4096;
     }
     return 0;
 }

@@ -45,6 +45,7 @@ struct diskio_priv {
     struct et_chan_table chans;
     struct diskio_dev *devs;
     size_t n_devs;
+    struct et_fs_file diskstats;   /* kept open between rounds */
     char *text;
 };
 
@@ -58,18 +59,33 @@ static const struct et_key diskio_keys[] = {
       .help = "block devices, e.g. mmcblk0, sda (default: whole disks, not loop or ram)" },
 };
 
-/* One diskstats line: "major minor name" then at least 11 counters. */
-static bool parse_line(const char *line, char *name, size_t cap, uint64_t f[11])
+/* A diskstats line's "major minor name"; *rest points past the name. */
+static bool parse_name(const char *line, char *name, size_t cap, const char **rest)
 {
     const char *q = line;
     uint64_t major, minor;
 
     if (!et_scan_u64(&q, &major) || !et_scan_u64(&q, &minor) || !et_scan_word(&q, name, cap))
         return false;
+    *rest = q;
+    return true;
+}
+
+/* The 11 counters after the name. */
+static bool parse_counters(const char *q, uint64_t f[11])
+{
     for (size_t i = 0; i < 11; i++)
         if (!et_scan_u64(&q, &f[i]))
             return false;
     return true;
+}
+
+/* One diskstats line: "major minor name" then at least 11 counters. */
+static bool parse_line(const char *line, char *name, size_t cap, uint64_t f[11])
+{
+    const char *rest;
+
+    return parse_name(line, name, cap, &rest) && parse_counters(rest, f);
 }
 
 static bool is_whole_disk(const struct et_name_list *sys_block, const char *name)
@@ -88,6 +104,7 @@ static void diskio_remove(struct et_dev *dev)
 
     free(p->devs);
     free(p->text);
+    et_fs_file_close(&p->diskstats);
     et_chans_free(&p->chans);
     memset(p, 0, sizeof(*p));
 }
@@ -108,7 +125,8 @@ static int diskio_probe(struct et_dev *dev, const void *params)
     p->text = malloc(DISKSTATS_CAP);
     if (!p->text)
         return -ENOMEM;
-    n = et_fs_read(DISKSTATS_PATH, p->text, DISKSTATS_CAP);
+    p->diskstats.path = DISKSTATS_PATH;
+    n = et_fs_reread(&p->diskstats, p->text, DISKSTATS_CAP);
     if (n < 0 && n != -EFBIG) {
         ret = et_dev_fail(dev, n == -ENOENT ? -ENODEV : (int)n, DISKSTATS_PATH ": %s",
                           strerror((int)-n));
@@ -138,8 +156,12 @@ static int diskio_probe(struct et_dev *dev, const void *params)
         snprintf(p->devs[p->n_devs].name, sizeof(p->devs[0].name), "%s", name);
         p->n_devs++;
         et_name_sanitize(name);
-        for (size_t c = 0; c < IO_N && ret >= 0; c++)
+        for (size_t c = 0; c < IO_N && ret >= 0; c++) {
             ret = et_chans_add(&p->chans, io_units[c], ET_TYPE_I64, "%s.%s", name, io_names[c]);
+            /* Bytes are sectors of 512 (/proc/diskstats) */
+            if (ret >= 0 && strcmp(io_units[c], "By") == 0)
+                p->chans.ch[ret].resolution = 512;
+        }
         if (ret < 0)
             break;
     }
@@ -171,21 +193,25 @@ static int diskio_fetch(struct et_dev *dev)
 
     for (size_t i = 0; i < p->n_devs; i++)
         p->devs[i].valid = false;
-    n = et_fs_read(DISKSTATS_PATH, p->text, DISKSTATS_CAP);
+    n = et_fs_reread(&p->diskstats, p->text, DISKSTATS_CAP);
     if (n < 0 && n != -EFBIG)
         return et_dev_fail(dev, (int)n, DISKSTATS_PATH ": %s", strerror((int)-n));
     cursor = p->text;
     while ((line = et_next_line(&cursor, &len)) != NULL) {
+        const char *rest;
         uint64_t f[11];
         char name[32];
 
-        if (!parse_line(line, name, sizeof(name), f))
+        /* Counters are read for the devices taken only (not every partition and loop). */
+        if (!parse_name(line, name, sizeof(name), &rest))
             continue;
         for (size_t i = 0; i < p->n_devs; i++) {
             struct diskio_dev *d = &p->devs[i];
 
             if (strcmp(d->name, name) != 0)
                 continue;
+            if (!parse_counters(rest, f))
+                break;
             /* fields: 0 reads, 2 sectors read, 4 writes, 6 sectors written, 9 io ms */
             if (f[2] > INT64_MAX / 512 || f[6] > INT64_MAX / 512 || f[0] > INT64_MAX ||
                 f[4] > INT64_MAX || f[9] > INT64_MAX)

@@ -14,14 +14,16 @@
 enum { LOAD_1, LOAD_5, LOAD_15, LOAD_RUNNING, LOAD_TASKS, LOAD_N };
 
 static const struct et_channel load_channels[] = {
-    [LOAD_1] = { .name = "load1", .unit = "1", .type = ET_TYPE_F64 },
-    [LOAD_5] = { .name = "load5", .unit = "1", .type = ET_TYPE_F64 },
-    [LOAD_15] = { .name = "load15", .unit = "1", .type = ET_TYPE_F64 },
+    /* /proc/loadavg gives two decimals */
+    [LOAD_1] = { .name = "load1", .unit = "1", .type = ET_TYPE_F64, .resolution = 0.01 },
+    [LOAD_5] = { .name = "load5", .unit = "1", .type = ET_TYPE_F64, .resolution = 0.01 },
+    [LOAD_15] = { .name = "load15", .unit = "1", .type = ET_TYPE_F64, .resolution = 0.01 },
     [LOAD_RUNNING] = { .name = "running", .unit = "1", .type = ET_TYPE_I64 },
     [LOAD_TASKS] = { .name = "tasks", .unit = "1", .type = ET_TYPE_I64 },
 };
 
 struct load_priv {
+    struct et_fs_file loadavg;   /* kept open between rounds */
     double avg[3];
     uint64_t running;
     uint64_t tasks;
@@ -34,7 +36,7 @@ static int load_read(struct et_dev *dev, struct load_priv *out)
     const char *p = text;
     ssize_t n;
 
-    n = et_fs_read(LOADAVG_PATH, text, sizeof(text));
+    n = et_fs_reread(&out->loadavg, text, sizeof(text));
     if (n < 0)
         return et_dev_fail(dev, (int)n, LOADAVG_PATH ": %s", strerror((int)-n));
     if (!et_scan_f64(&p, &out->avg[0]) || !et_scan_f64(&p, &out->avg[1]) ||
@@ -51,7 +53,12 @@ static int load_read(struct et_dev *dev, struct load_priv *out)
 static int load_probe(struct et_dev *dev, const void *params)
 {
     struct load_priv *p = dev->priv;
-    int ret = load_read(dev, p);
+    int ret;
+
+    p->loadavg.path = LOADAVG_PATH;
+    ret = load_read(dev, p);
+    if (ret)
+        et_fs_file_close(&p->loadavg);   /* a failed probe is not removed */
 
     if (ret == -ENOENT || ret == -ENODATA)
         return -ENODEV;
@@ -88,6 +95,13 @@ static int load_get(struct et_dev *dev, unsigned ch, struct et_value *out)
     return 0;
 }
 
+static void load_remove(struct et_dev *dev)
+{
+    struct load_priv *p = dev->priv;
+
+    et_fs_file_close(&p->loadavg);
+}
+
 const struct et_driver et_driver_load = {
     .name = "load",
     .help = "load averages over 1, 5 and 15 minutes, running and total tasks (/proc/loadavg)",
@@ -97,4 +111,5 @@ const struct et_driver et_driver_load = {
     .probe = load_probe,
     .fetch = load_fetch,
     .get = load_get,
+    .remove = load_remove,
 };

@@ -16,15 +16,21 @@
 enum { MEM_TOTAL, MEM_AVAILABLE, MEM_USED, MEM_USED_PCT, MEM_SWAP_TOTAL, MEM_SWAP_USED, MEM_N };
 
 static const struct et_channel memory_channels[] = {
-    [MEM_TOTAL] = { .name = "total", .unit = "By", .type = ET_TYPE_I64 },
-    [MEM_AVAILABLE] = { .name = "available", .unit = "By", .type = ET_TYPE_I64 },
-    [MEM_USED] = { .name = "used", .unit = "By", .type = ET_TYPE_I64 },
-    [MEM_USED_PCT] = { .name = "used_pct", .unit = "%", .type = ET_TYPE_F64 },
-    [MEM_SWAP_TOTAL] = { .name = "swap_total", .unit = "By", .type = ET_TYPE_I64 },
-    [MEM_SWAP_USED] = { .name = "swap_used", .unit = "By", .type = ET_TYPE_I64 },
+    /* /proc/meminfo counts in KiB */
+    [MEM_TOTAL] = { .name = "total", .unit = "By", .type = ET_TYPE_I64, .resolution = 1024 },
+    [MEM_AVAILABLE] = { .name = "available", .unit = "By", .type = ET_TYPE_I64,
+                        .resolution = 1024 },
+    [MEM_USED] = { .name = "used", .unit = "By", .type = ET_TYPE_I64, .resolution = 1024 },
+    [MEM_USED_PCT] = { .name = "used_pct", .unit = "%", .type = ET_TYPE_F64,
+                       .resolution = 0.01 },
+    [MEM_SWAP_TOTAL] = { .name = "swap_total", .unit = "By", .type = ET_TYPE_I64,
+                         .resolution = 1024 },
+    [MEM_SWAP_USED] = { .name = "swap_used", .unit = "By", .type = ET_TYPE_I64,
+                        .resolution = 1024 },
 };
 
 struct memory_priv {
+    struct et_fs_file meminfo;   /* kept open between rounds */
     int64_t bytes[MEM_N];
     double used_pct;
     bool swap_valid;
@@ -50,18 +56,20 @@ static int memory_read(struct et_dev *dev, struct memory_priv *out)
     size_t len;
     ssize_t n;
 
-    n = et_fs_read(MEMINFO_PATH, text, sizeof(text));
+    n = et_fs_reread(&out->meminfo, text, sizeof(text));
     if (n < 0 && n != -EFBIG) /* the fields needed are near the top */
         return et_dev_fail(dev, (int)n, MEMINFO_PATH ": %s", strerror((int)-n));
-    while ((line = et_next_line(&cursor, &len)) != NULL) {
+    /* The fields needed are in the first twenty lines: stop at the last. */
+    for (size_t found = 0; found < MI_N && (line = et_next_line(&cursor, &len)) != NULL;) {
         for (size_t k = 0; k < MI_N; k++) {
             const char *p;
 
-            if (!et_line_starts(line, len, meminfo_keys[k]))
+            if (have[k] || !et_line_starts(line, len, meminfo_keys[k]))
                 continue;
             p = line + strlen(meminfo_keys[k]);
             if (et_scan_u64(&p, &kb[k]) && kb[k] <= UINT64_MAX / 1024 / 4)
                 have[k] = true;
+            found++;
             break;
         }
     }
@@ -95,7 +103,12 @@ static int memory_read(struct et_dev *dev, struct memory_priv *out)
 static int memory_probe(struct et_dev *dev, const void *params)
 {
     struct memory_priv *p = dev->priv;
-    int ret = memory_read(dev, p);
+    int ret;
+
+    p->meminfo.path = MEMINFO_PATH;
+    ret = memory_read(dev, p);
+    if (ret)
+        et_fs_file_close(&p->meminfo);   /* a failed probe is not removed */
 
     if (ret == -ENOENT || ret == -ENODATA)
         return -ENODEV; /* dev->err already names the file and the cause */
@@ -129,6 +142,13 @@ static int memory_get(struct et_dev *dev, unsigned ch, struct et_value *out)
     return 0;
 }
 
+static void memory_remove(struct et_dev *dev)
+{
+    struct memory_priv *p = dev->priv;
+
+    et_fs_file_close(&p->meminfo);
+}
+
 const struct et_driver et_driver_memory = {
     .name = "memory",
     .help = "RAM total, available, used and swap, in bytes (/proc/meminfo)",
@@ -138,4 +158,5 @@ const struct et_driver et_driver_memory = {
     .probe = memory_probe,
     .fetch = memory_fetch,
     .get = memory_get,
+    .remove = memory_remove,
 };

@@ -38,6 +38,7 @@ struct net_priv {
     struct et_chan_table chans;
     struct net_if *ifs;
     size_t n_ifs;
+    struct et_fs_file netdev;   /* kept open between rounds (fetch) */
 };
 
 /* What the config gives probe (driver.h). */
@@ -79,6 +80,7 @@ static void net_remove(struct et_dev *dev)
     struct net_priv *p = dev->priv;
 
     free(p->ifs);
+    et_fs_file_close(&p->netdev);
     et_chans_free(&p->chans);
     memset(p, 0, sizeof(*p));
 }
@@ -159,7 +161,8 @@ static int net_fetch(struct et_dev *dev)
     text = malloc(NETDEV_CAP);
     if (!text)
         return -ENOMEM;
-    n = et_fs_read(NETDEV_PATH, text, NETDEV_CAP);
+    p->netdev.path = NETDEV_PATH;
+    n = et_fs_reread(&p->netdev, text, NETDEV_CAP);
     if (n < 0 && n != -EFBIG) {
         ret = et_dev_fail(dev, (int)n, NETDEV_PATH ": %s", strerror((int)-n));
         goto out;

@@ -19,11 +19,16 @@
 enum { SELF_RSS, SELF_THREADS, SELF_CPU_USER, SELF_CPU_SYSTEM, SELF_WRITE_BYTES, SELF_N };
 
 static const struct et_channel self_channels[] = {
-    [SELF_RSS] = { .name = "rss", .unit = "By", .type = ET_TYPE_I64 },
+    /* Resident pages are 4 KiB or a multiple; CPU time counts clock ticks
+     * (100 a second); writes reach the disk in sectors. */
+    [SELF_RSS] = { .name = "rss", .unit = "By", .type = ET_TYPE_I64, .resolution = 4096 },
     [SELF_THREADS] = { .name = "threads", .unit = "1", .type = ET_TYPE_I64 },
-    [SELF_CPU_USER] = { .name = "cpu_user", .unit = "s", .type = ET_TYPE_F64 },
-    [SELF_CPU_SYSTEM] = { .name = "cpu_system", .unit = "s", .type = ET_TYPE_F64 },
-    [SELF_WRITE_BYTES] = { .name = "write_bytes", .unit = "By", .type = ET_TYPE_I64 },
+    [SELF_CPU_USER] = { .name = "cpu_user", .unit = "s", .type = ET_TYPE_F64,
+                        .resolution = 0.01 },
+    [SELF_CPU_SYSTEM] = { .name = "cpu_system", .unit = "s", .type = ET_TYPE_F64,
+                          .resolution = 0.01 },
+    [SELF_WRITE_BYTES] = { .name = "write_bytes", .unit = "By", .type = ET_TYPE_I64,
+                           .resolution = 512 },
 };
 
 struct self_priv {
@@ -33,6 +38,7 @@ struct self_priv {
     int64_t write_bytes;
     bool valid[SELF_N];
     long ticks_per_s;
+    struct et_fs_file status, stat, io;   /* kept open between rounds */
 };
 
 static void read_status(struct self_priv *p)
@@ -40,7 +46,7 @@ static void read_status(struct self_priv *p)
     char text[4096];
     uint64_t v;
 
-    if (et_fs_read("/proc/self/status", text, sizeof(text)) < 0)
+    if (et_fs_reread(&p->status, text, sizeof(text)) < 0)
         return;
     if (et_text_field_u64(text, "VmRSS:", &v) && v <= INT64_MAX / 1024) {
         p->rss = (int64_t)v * 1024;
@@ -61,7 +67,7 @@ static void read_stat(struct self_priv *p)
     uint64_t v[13];
     char state[8];
 
-    if (et_fs_read("/proc/self/stat", text, sizeof(text)) < 0)
+    if (et_fs_reread(&p->stat, text, sizeof(text)) < 0)
         return;
     q = strrchr(text, ')');
     if (!q)
@@ -87,7 +93,7 @@ static void read_io(struct self_priv *p)
 {
     uint64_t v;
 
-    if (et_self_write_bytes(&v) == 0 && v <= INT64_MAX) {
+    if (et_self_write_bytes_kept(&p->io, &v) == 0 && v <= INT64_MAX) {
         p->write_bytes = (int64_t)v;
         p->valid[SELF_WRITE_BYTES] = true;
     }
@@ -112,12 +118,28 @@ static int self_probe(struct et_dev *dev, const void *params)
     struct self_priv *p = dev->priv;
     int ret;
 
+    p->status.path = "/proc/self/status";
+    p->stat.path = "/proc/self/stat";
     /* USER_HZ is part of the kernel ABI (100 on arm, arm64, x86). */
     p->ticks_per_s = sysconf(_SC_CLK_TCK);
     if (p->ticks_per_s <= 0)
         p->ticks_per_s = 100;
     ret = self_fetch(dev);
+    if (ret) {   /* a failed probe is not removed */
+        et_fs_file_close(&p->status);
+        et_fs_file_close(&p->stat);
+        et_fs_file_close(&p->io);
+    }
     return ret == -ENODATA ? -ENODEV : ret;
+}
+
+static void self_remove(struct et_dev *dev)
+{
+    struct self_priv *p = dev->priv;
+
+    et_fs_file_close(&p->status);
+    et_fs_file_close(&p->stat);
+    et_fs_file_close(&p->io);
 }
 
 static int self_get(struct et_dev *dev, unsigned ch, struct et_value *out)
@@ -156,4 +178,5 @@ const struct et_driver et_driver_self = {
     .probe = self_probe,
     .fetch = self_fetch,
     .get = self_get,
+    .remove = self_remove,
 };

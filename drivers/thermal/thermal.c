@@ -82,6 +82,7 @@ static int thermal_probe(struct et_dev *dev, const void *params)
         ret = et_chans_add(&p->chans, "Cel", ET_TYPE_F64, "%s", name);
         if (ret < 0)
             goto out;
+        p->chans.ch[ret].resolution = 0.001;   /* sysfs counts millidegrees */
     }
     if (p->chans.n == 0) {
         ret = et_dev_fail(dev, -ENODEV, THERMAL_DIR ": no readable thermal zone type");

@@ -13,10 +13,13 @@
 enum { UPTIME_SECONDS, UPTIME_N };
 
 static const struct et_channel uptime_channels[] = {
-    [UPTIME_SECONDS] = { .name = "seconds", .unit = "s", .type = ET_TYPE_F64 },
+    /* /proc/uptime gives hundredths */
+    [UPTIME_SECONDS] = { .name = "seconds", .unit = "s", .type = ET_TYPE_F64,
+                         .resolution = 0.01 },
 };
 
 struct uptime_priv {
+    struct et_fs_file uptime;   /* kept open between rounds */
     double seconds;
     bool valid;
 };
@@ -27,7 +30,7 @@ static int uptime_read(struct et_dev *dev, struct uptime_priv *out)
     const char *p = text;
     ssize_t n;
 
-    n = et_fs_read(UPTIME_PATH, text, sizeof(text));
+    n = et_fs_reread(&out->uptime, text, sizeof(text));
     if (n < 0)
         return et_dev_fail(dev, (int)n, UPTIME_PATH ": %s", strerror((int)-n));
     if (!et_scan_f64(&p, &out->seconds) || (*p != ' ' && *p != '\n' && *p != '\0'))
@@ -39,7 +42,12 @@ static int uptime_read(struct et_dev *dev, struct uptime_priv *out)
 static int uptime_probe(struct et_dev *dev, const void *params)
 {
     struct uptime_priv *p = dev->priv;
-    int ret = uptime_read(dev, p);
+    int ret;
+
+    p->uptime.path = UPTIME_PATH;
+    ret = uptime_read(dev, p);
+    if (ret)
+        et_fs_file_close(&p->uptime);   /* a failed probe is not removed */
 
     if (ret == -ENOENT || ret == -ENODATA)
         return -ENODEV;
@@ -66,6 +74,13 @@ static int uptime_get(struct et_dev *dev, unsigned ch, struct et_value *out)
     return 0;
 }
 
+static void uptime_remove(struct et_dev *dev)
+{
+    struct uptime_priv *p = dev->priv;
+
+    et_fs_file_close(&p->uptime);
+}
+
 const struct et_driver et_driver_uptime = {
     .name = "uptime",
     .help = "seconds since boot (/proc/uptime)",
@@ -75,4 +90,5 @@ const struct et_driver et_driver_uptime = {
     .probe = uptime_probe,
     .fetch = uptime_fetch,
     .get = uptime_get,
+    .remove = uptime_remove,
 };

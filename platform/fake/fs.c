@@ -201,6 +201,35 @@ out_close:
     return ret;
 }
 
+/* The fake platform keeps nothing open: each read goes through its map. */
+ssize_t et_fs_reread(struct et_fs_file *f, char *buf, size_t cap)
+{
+    f->open = true;
+    return et_fs_read(f->path, buf, cap);
+}
+
+void et_fs_file_close(struct et_fs_file *f)
+{
+    f->open = false;
+}
+
+static int count_numeric(void *ctx, const char *name)
+{
+    const char *c = name;
+
+    while (*c >= '0' && *c <= '9')
+        c++;
+    *(uint64_t *)ctx += *c == '\0' && c != name;
+    return 0;
+}
+
+int et_fs_count_numeric(struct et_fs_file *f, uint64_t *count)
+{
+    *count = 0;
+    f->open = true;
+    return et_fs_list(f->path, count_numeric, count);
+}
+
 int et_fs_list(const char *dir, int (*fn)(void *ctx, const char *name), void *ctx)
 {
     char real[PATH_MAX];

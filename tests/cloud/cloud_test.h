@@ -23,7 +23,7 @@
 /* ---- the SQLite store fixture ----------------------------------------------- */
 
 /* The schema version the SQLite store writes (STORE_SCHEMA_VERSION). */
-#define CLOUD_SCHEMA_VERSION 6
+#define CLOUD_SCHEMA_VERSION 7
 
 struct cloud_fixture {
     char dir[64];

@@ -495,6 +495,49 @@ static void test_migrate_v3_keeps_every_row(void **state)
     remove_db(path);
 }
 
+static int count_dict_entries(void *ctx, const struct et_store_dict_entry *e)
+{
+    (void)e;
+    (*(int *)ctx)++;
+    return 0;
+}
+
+/* A schema 6 store (the quarantine, no dictionaries) gains the
+ * dictionaries table and keeps its rows. */
+static void test_migrate_v6(void **state)
+{
+    struct cloud_fixture *f = *state;
+    const struct et_store_dict_entry e = { .idx = 0, .metric_id = 1, .type = 1, .scale = 1 };
+    struct et_store *s;
+    char err[256], path[192];
+    int n = 0;
+
+    snprintf(path, sizeof(path), "%s/v6.db", f->dir);
+    assert_int_equal(et_store_open(&s, "sqlite", path, 0, err, sizeof(err)), 0);
+    put_batch(s, "pi-1", 1, "m", "1", 1000, 1);
+    et_store_close(s);
+    exec_sql(path, "DROP TABLE dictionaries; PRAGMA user_version = 6;");
+
+    /* edgetelctl reads it as it is. */
+    assert_int_equal(et_store_open(&s, "sqlite", path, ET_STORE_READONLY, err, sizeof(err)), 0);
+    assert_int_equal(cloud_stored(et_store_reader(s), "pi-1", "m"), 1);
+    et_store_close(s);
+    assert_int_equal(user_version(path), 6);
+
+    assert_int_equal(et_store_open(&s, "sqlite", path, 0, err, sizeof(err)), 0);
+    assert_int_equal(user_version(path), CLOUD_SCHEMA_VERSION);
+    assert_int_equal(cloud_stored(et_store_reader(s), "pi-1", "m"), 1);
+    assert_int_equal(et_store_begin(et_store_writer(s)), 0);
+    assert_int_equal(et_store_dict_put(et_store_writer(s), "pi-1", "", 1, &e), 0);
+    assert_int_equal(et_store_commit(et_store_writer(s)), 0);
+    assert_int_equal(et_store_dict_get(et_store_writer(s), "pi-1", "", 1, count_dict_entries,
+                                       &n), 0);
+    assert_int_equal(n, 1);
+    et_store_close(s);
+    exec_sql(path, "SELECT count(*) FROM quarantine");
+    remove_db(path);
+}
+
 static void test_hex(void **state)
 {
     const uint8_t bytes[] = { 0x00, 0x0f, 0xa0, 0xff };
@@ -516,6 +559,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_two_writers_create_together, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_v1, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_v3_keeps_every_row, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_v6, setup, teardown),
         cmocka_unit_test(test_hex),
     };
 

@@ -1,8 +1,8 @@
 /*
  * The SQLite store's writer (cloud/store/store_sqlite_writer.c):
  * transactions and the duplicate key, the storage the cumulative ack and
- * re-timing run over (and the ack walk over it), streams, and device
- * status rows.
+ * re-timing run over (and the ack walk over it), streams, device status
+ * rows, and streams' metric dictionaries.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -36,6 +36,82 @@ static int64_t last_seen(struct et_store_reader *r, const char *device)
 
     assert_int_equal(et_store_devices(r, device, last_seen_cb, &ms), 0);
     return ms;
+}
+
+/* Entries of one dictionary read back, by index (up to 8). */
+struct dict_rows {
+    struct et_store_dict_entry e[8];
+    size_t n;
+};
+
+static int dict_row_cb(void *ctx, const struct et_store_dict_entry *e)
+{
+    struct dict_rows *rows = ctx;
+
+    assert_true(e->idx < 8);
+    rows->e[e->idx] = *e;
+    rows->n++;
+    return 0;
+}
+
+static struct dict_rows dict_read(struct et_store_writer *w, const char *device,
+                                  const char *stream, uint64_t dict_id)
+{
+    struct dict_rows rows = { .n = 0 };
+
+    assert_int_equal(et_store_dict_get(w, device, stream, dict_id, dict_row_cb, &rows), 0);
+    return rows;
+}
+
+/*
+ * Streams' metric dictionaries (schema 7): entries kept per device, stream
+ * and dictionary; immutable once kept; gone with a rolled-back
+ * transaction; an id past INT64_MAX refused, as a seq is.
+ */
+static void test_dictionaries(void **state)
+{
+    struct cloud_fixture *f = *state;
+    const char *s1 = "00112233445566778899aabbccddeeff";
+    struct et_store_dict_entry e0 = { .idx = 0, .metric_id = 11, .type = 2, .scale = 0.01 };
+    struct et_store_dict_entry e1 = { .idx = 1, .metric_id = 12, .type = 1, .scale = 1 };
+    struct et_store_dict_entry other = { .idx = 0, .metric_id = 99, .type = 3, .scale = 5 };
+    struct dict_rows rows;
+
+    assert_true(et_store_has_dicts(f->w));
+    assert_int_equal(et_store_begin(f->w), 0);
+    assert_int_equal(et_store_dict_put(f->w, "dev1", s1, 7, &e0), 0);
+    assert_int_equal(et_store_dict_put(f->w, "dev1", s1, 7, &e1), 0);
+    /* The same index again, with another meaning: the first stays. */
+    assert_int_equal(et_store_dict_put(f->w, "dev1", s1, 7, &other), 0);
+    assert_int_equal(et_store_commit(f->w), 0);
+
+    rows = dict_read(f->w, "dev1", s1, 7);
+    assert_int_equal(rows.n, 2);
+    assert_int_equal(rows.e[0].metric_id, 11);
+    assert_int_equal(rows.e[0].type, 2);
+    assert_float_equal(rows.e[0].scale, 0.01, 0);
+    assert_int_equal(rows.e[1].metric_id, 12);
+    assert_float_equal(rows.e[1].scale, 1, 0);
+
+    /* Another dictionary, stream or device knows nothing of it. */
+    assert_int_equal(dict_read(f->w, "dev1", s1, 8).n, 0);
+    assert_int_equal(dict_read(f->w, "dev1", "", 7).n, 0);
+    assert_int_equal(dict_read(f->w, "dev2", s1, 7).n, 0);
+
+    /* A rolled-back entry is not kept. */
+    assert_int_equal(et_store_begin(f->w), 0);
+    assert_int_equal(et_store_dict_put(f->w, "dev1", s1, 8, &e0), 0);
+    assert_int_equal(et_store_rollback(f->w), 0);
+    assert_int_equal(dict_read(f->w, "dev1", s1, 8).n, 0);
+
+    /* A dictionary id the signed column cannot hold. */
+    assert_int_equal(et_store_begin(f->w), 0);
+    assert_int_equal(et_store_dict_put(f->w, "dev1", s1, UINT64_MAX, &e0), -ERANGE);
+    assert_int_equal(et_store_rollback(f->w), 0);
+
+    /* Kept across a reopen. */
+    cloud_fixture_reopen(f);
+    assert_int_equal(dict_read(f->w, "dev1", s1, 7).n, 2);
 }
 
 static void test_rollback_and_duplicate_key(void **state)
@@ -345,6 +421,7 @@ static void test_status_changes(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_dictionaries, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rollback_and_duplicate_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_advance_ack, setup, teardown),
         cmocka_unit_test_setup_teardown(test_seqs_after_and_ack, setup, teardown),

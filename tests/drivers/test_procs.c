@@ -17,6 +17,7 @@ static void pi4_and_pi5_counts(void **state)
     assert_int_equal(dev_i64(dev, "running"), 2);
     assert_int_equal(dev_i64(dev, "blocked"), 0);
     use_board("pi5");
+    et_fake_time_advance(10000);            /* processes are counted every 10 s */
     dev_fetch_ok(dev);
     assert_int_equal(dev_i64(dev, "processes"), 7);
     assert_int_equal(dev_i64(dev, "threads"), 412);
@@ -39,6 +40,35 @@ static void partial_proc_gives_partial_data(void **state)
     dev_close(dev, true);
 }
 
+/* Listing /proc is the costly part: between counts processes has no value (and no trouble). */
+static void processes_are_counted_every_10_s(void **state)
+{
+    struct et_dev *dev;
+    static const struct drv_kv every_round[] = { { "processes_every", "0" } };
+
+    use_board("pi4");
+    dev = dev_open("procs", NULL, 0);
+    dev_fetch_ok(dev);
+    assert_int_equal(dev_i64(dev, "processes"), 6);
+    et_fake_time_advance(1000);
+    dev_fetch_ok(dev);
+    assert_int_equal(dev->drv->get(dev, 0, &(struct et_value){ 0 }), -ENODATA);
+    assert_string_equal(dev->err, "");
+    assert_int_equal(dev->drv->get(dev, 3, &(struct et_value){ 0 }), -ENODATA);  /* blocked */
+    assert_int_equal(dev_i64(dev, "threads"), 345);     /* the rest every round */
+    assert_int_equal(dev_i64(dev, "running"), 2);
+    et_fake_time_advance(8600);                         /* 9.6 s: due, give or take */
+    dev_fetch_ok(dev);
+    assert_int_equal(dev_i64(dev, "processes"), 6);
+    dev_close(dev, true);
+
+    dev = dev_open("procs", every_round, 1);
+    dev_fetch_ok(dev);
+    dev_fetch_ok(dev);
+    assert_int_equal(dev_i64(dev, "processes"), 6);
+    dev_close(dev, true);
+}
+
 static void no_procfs_is_no_device(void **state)
 {
     struct et_dev *dev;
@@ -52,6 +82,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(pi4_and_pi5_counts, reset_fake),
         cmocka_unit_test_setup(partial_proc_gives_partial_data, reset_fake),
+        cmocka_unit_test_setup(processes_are_counted_every_10_s, reset_fake),
         cmocka_unit_test_setup(no_procfs_is_no_device, reset_fake),
     };
 

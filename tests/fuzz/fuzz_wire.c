@@ -6,6 +6,7 @@
  * aggregator walks it (times, every sample's value).
  *   clang, -DET_FUZZ=ON; run: ./fuzz_wire -max_len=4096
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,11 +25,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     Edgetel__V1__CertReply *rp;
     uint8_t boot[ET_BOOT_ID_LEN];
     enum et_time_quality tq;
+    struct et_wire_reader *reader;
+    struct et_wire_named *named;
+    uint64_t dict_id;
+    size_t n;
     char err[160];
 
     et_wire_peek_batch(data, size, boot, &tq);
+    et_wire_peek_dict(data, size, &dict_id);
     if (et_wire_decode_batch(data, size, &b, err, sizeof(err)) == 0) {
-        int64_t *mono = malloc((b->n_samples ? b->n_samples : 1) * sizeof(*mono));
+        size_t n = et_wire_batch_samples(b);
+        int64_t *mono = malloc((n ? n : 1) * sizeof(*mono));
 
         if (mono) {
             et_wire_sample_times(b, mono);
@@ -36,7 +43,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 const Edgetel__V1__Sample *x = b->samples[i];
 
                 /* What the validator promises, checked on every input. */
-                if (x->metric >= b->n_metrics || !b->metrics[x->metric]->name[0])
+                if (!b->dict_id && (x->metric >= b->n_metrics || !b->metrics[x->metric]->name[0]))
+                    abort();
+                if (b->dict_id && x->metric >= ET_DICT_MAX)
                     abort();
                 if (x->value_case == EDGETEL__V1__SAMPLE__VALUE_STR &&
                     strlen(x->str) > ET_VALUE_STR_MAX)
@@ -45,6 +54,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             free(mono);
         }
         et_wire_free_batch(b);
+        /* Read as the aggregator reads: against a dictionary that may know
+         * nothing (-ENOKEY), its own, or what the batch carries. */
+        if (et_wire_reader_create(&reader) == 0) {
+            int rc = et_wire_read(reader, data, size, &named, &n, err, sizeof(err));
+
+            if (rc == 0) {
+                for (size_t i = 0; i < n; i++)
+                    if (!named[i].name || (named[i].s.type == ET_TYPE_STR && !named[i].s.u.str))
+                        abort();
+                free(named);
+            } else if (rc != -ENOKEY && rc != -EBADMSG && rc != -ENOMEM) {
+                abort();
+            }
+            et_wire_reader_destroy(reader);
+        }
     }
     if (et_wire_decode_ack(data, size, &a, err, sizeof(err)) == 0)
         edgetel__v1__ack__free_unpacked(a, NULL);

@@ -73,7 +73,36 @@ static void instances_starting_together_make_the_schema_once(void **state)
             fail_msg("instance %d: %s", i, o[i].err);
     }
     assert_int_equal(et_pg_test_int(conninfo, "SELECT count(*) FROM schema_version"), 1);
-    assert_int_equal(et_pg_test_int(conninfo, "SELECT max(version) FROM schema_version"), 1);
+    assert_int_equal(et_pg_test_int(conninfo, "SELECT max(version) FROM schema_version"), 2);
+    et_pg_test_drop(schema);
+}
+
+/* A schema 1 store (before streams' metric dictionaries) gains the
+ * dictionaries table and keeps its rows. */
+static void schema_1_is_migrated(void **state)
+{
+    const struct et_store_dict_entry e = { .idx = 3, .metric_id = 5, .type = 2, .scale = 0.1 };
+    char conninfo[512], schema[64], err[256];
+    struct et_store *s = NULL;
+    struct et_store_writer *w;
+
+    (void)state;
+    et_pg_test_schema(conninfo, sizeof(conninfo), schema, sizeof(schema));
+    assert_int_equal(et_store_open(&s, NULL, conninfo, 0, err, sizeof(err)), 0);
+    et_store_close(s);
+    et_pg_test_run(conninfo, "DROP TABLE dictionaries; UPDATE schema_version SET version = 1;"
+                   " INSERT INTO devices (id, first_seen_ms, last_seen_ms) VALUES ('d1', 1, 1)");
+    assert_int_equal(et_store_open(&s, NULL, conninfo, 0, err, sizeof(err)), 0);
+    assert_int_equal(et_pg_test_int(conninfo, "SELECT max(version) FROM schema_version"), 2);
+    assert_int_equal(et_pg_test_int(conninfo, "SELECT count(*) FROM devices"), 1);
+    w = et_store_writer(s);
+    assert_int_equal(et_store_begin(w), 0);
+    assert_int_equal(et_store_dict_put(w, "d1", "", 9, &e), 0);
+    assert_int_equal(et_store_commit(w), 0);
+    assert_int_equal(et_pg_test_int(conninfo, "SELECT count(*) FROM dictionaries"
+                                    " WHERE device = 'd1' AND dict_id = 9 AND idx = 3"
+                                    " AND scale = 0.1"), 1);
+    et_store_close(s);
     et_pg_test_drop(schema);
 }
 
@@ -330,6 +359,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(instances_starting_together_make_the_schema_once),
         cmocka_unit_test(stores_that_are_not_ours_are_refused),
+        cmocka_unit_test(schema_1_is_migrated),
         cmocka_unit_test_setup_teardown(days_get_partitions_and_retention_drops_them_whole,
                                         cloud_fixture_setup, cloud_fixture_teardown),
         cmocka_unit_test_setup_teardown(a_day_made_while_another_writes_it_keeps_its_rows,

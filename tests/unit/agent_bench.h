@@ -43,6 +43,7 @@ struct bench {
     struct et_agent *agent;
     int stop[2];
     size_t seen;            /* published messages already looked at */
+    struct et_wire_reader *reader;  /* the dictionaries of what was read (made at need) */
 };
 
 /** cmocka setup: fake platform reset, clock synced at TRUE_WALL0, a bench for BENCH_DEVICE. */
@@ -114,6 +115,15 @@ struct timed {
     int tq;                 /* effective: the sample's own, else the batch's */
     uint8_t boot0;          /* first byte of the boot id */
 };
+
+/**
+ * The next telemetry message from *i on (moving *i past it): decoded into
+ * *d (et_wire_free_batch() it) and its samples read by name into *named
+ * (*n of them; free() it), as an aggregator that saw every batch reads
+ * them. false when there is none.
+ */
+bool bench_next_read_at(struct bench *b, size_t *i, Edgetel__V1__Batch **d,
+                        struct et_wire_named **named, size_t *n);
 
 /** Every sim.counter sample published since the last call, with its times. */
 size_t bench_timed_samples(struct bench *b, struct timed *out, size_t cap);

@@ -179,13 +179,15 @@ static uint64_t status_version(struct push_fx *f)
 static size_t new_counters(struct push_fx *f)
 {
     Edgetel__V1__Batch *d;
-    size_t fresh = 0;
+    struct et_wire_named *s;
+    size_t fresh = 0, n;
 
-    while ((d = bench_next_batch(&f->b, &f->b.seen)) != NULL) {
-        for (size_t i = 0; d->seq > f->last_seq && i < d->n_samples; i++)
-            fresh += strcmp(d->metrics[d->samples[i]->metric]->name, "sim.counter") == 0;
+    while (bench_next_read_at(&f->b, &f->b.seen, &d, &s, &n)) {
+        for (size_t i = 0; d->seq > f->last_seq && i < n; i++)
+            fresh += strcmp(s[i].name, "sim.counter") == 0;
         if (d->seq > f->last_seq)
             f->last_seq = d->seq;
+        free(s);
         et_wire_free_batch(d);
     }
     return fresh;

@@ -378,19 +378,21 @@ static void backlog_drains_at_the_configured_rate_and_live_data_does_not_wait(vo
 /* ---- what the agent reports about itself ---------------------------------- */
 
 /* Find the last value of metric in the telemetry published so far. */
-static bool last_value(struct bench *b, const char *metric, Edgetel__V1__Sample *out)
+static bool last_value(struct bench *b, const char *metric, struct et_wire_sample *out)
 {
     Edgetel__V1__Batch *d;
+    struct et_wire_named *s;
     bool found = false;
-    size_t i = 0;
+    size_t i = 0, n;
 
-    while ((d = bench_next_batch(b, &i)) != NULL) {
-        for (size_t k = 0; k < d->n_samples; k++) {
-            if (strcmp(d->metrics[d->samples[k]->metric]->name, metric) == 0) {
-                *out = *d->samples[k];
+    while (bench_next_read_at(b, &i, &d, &s, &n)) {
+        for (size_t k = 0; k < n; k++) {
+            if (strcmp(s[k].name, metric) == 0) {
+                *out = s[k].s;
                 found = true;
             }
         }
+        free(s);
         et_wire_free_batch(d);
     }
     return found;
@@ -399,7 +401,7 @@ static bool last_value(struct bench *b, const char *metric, Edgetel__V1__Sample 
 static void each_collector_reports_its_health(void **state)
 {
     struct bench *b = *state;
-    Edgetel__V1__Sample v;
+    struct et_wire_sample v;
 
     /* /proc/stat fails with an I/O error: the cpu collector cannot probe. */
     et_fake_fs_set_file("/proc/stat", NULL, 0, -EIO);
@@ -407,11 +409,11 @@ static void each_collector_reports_its_health(void **state)
     bench_run_for(b, 31000);                /* the agent's own metrics come every 30 s */
     bench_drain_all(b);
     assert_true(last_value(b, "agent.collector.sim.ok", &v));
-    assert_true(v.b);
+    assert_true(v.u.b);
     assert_true(last_value(b, "agent.collector.cpu.ok", &v));
-    assert_false(v.b);
+    assert_false(v.u.b);
     assert_true(last_value(b, "agent.collectors_failing", &v));
-    assert_int_equal(v.i64, 1);
+    assert_int_equal(v.u.i64, 1);
     assert_true(last_value(b, "agent.outbox_batches", &v));
 }
 

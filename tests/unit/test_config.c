@@ -79,7 +79,7 @@ static void defaults(void **state)
     assert_string_equal(c.path, NAME);
     assert_string_equal(c.device_id, host);
     assert_string_equal(c.data_dir, "/var/lib/edgetel");
-    assert_int_equal(c.batch_interval_ms, 2000);
+    assert_int_equal(c.batch_interval_ms, 5000);
     assert_int_equal(c.batch_max_samples, 1000);
     assert_int_equal(c.log_level, ET_LOG_INFO);
     assert_null(c.mqtt.host);

@@ -105,6 +105,8 @@ enum et_ingest_kind {
     ET_INGEST_IGNORED,        /* not a topic the aggregator handles */
     ET_INGEST_OVER_BUDGET,    /* refused: the device is over its budget (budget.h); no ack */
     ET_INGEST_QUARANTINED,    /* kept whole, not as samples (impossible times); ack in the reply */
+    ET_INGEST_DICT_WANTED,    /* not stored: its stream's dictionary is not known; the reply's
+                                 Ack asks the device for it (Ack.dict_wanted) */
 };
 
 /* Counters since et_ingest_create(). */
@@ -121,6 +123,7 @@ struct et_ingest_stats {
     uint64_t over_budget;     /* messages refused: their device was over its budget */
     uint64_t new_streams;     /* streams recorded, a new device's first included */
     uint64_t quarantined;     /* batches kept whole for impossible sample times */
+    uint64_t dict_wanted;     /* batches answered with "send the dictionary" */
 };
 
 struct et_ingest_reply {

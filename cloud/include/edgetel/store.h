@@ -215,6 +215,19 @@ struct et_store_quarantined {
     size_t len;
 };
 
+/*
+ * An entry of a stream's metric dictionary (Batch.dict_id): the index a
+ * device's batches use for a metric, which metric it is, and how its
+ * compact values are read. Entries are immutable once stored.
+ */
+struct et_store_dict_entry {
+    uint32_t idx;
+    int64_t metric_id;
+    int type;                 /* enum et_wire_type */
+    double scale;
+};
+
+typedef int (*et_store_dict_cb)(void *ctx, const struct et_store_dict_entry *e);
 typedef int (*et_store_device_cb)(void *ctx, const struct et_store_device *d);
 typedef int (*et_store_metric_cb)(void *ctx, const struct et_store_metric *m);
 typedef int (*et_store_sample_cb)(void *ctx, const struct et_store_sample *s);

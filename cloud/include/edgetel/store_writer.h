@@ -78,6 +78,13 @@ struct et_store_writer_ops {
     int (*batch_samples)(struct et_store_writer *w, const char *device, const char *stream,
                          uint64_t seq, int64_t first_sample_id, int64_t last_sample_id,
                          uint32_t unsynced_samples);
+    /* Schema 7: streams' metric dictionaries. Optional (NULL: the store
+     * keeps none, and ingest asks a device for its dictionary whenever
+     * no instance has it in memory). */
+    int (*dict_put)(struct et_store_writer *w, const char *device, const char *stream,
+                    uint64_t dict_id, const struct et_store_dict_entry *e);
+    int (*dict_get)(struct et_store_writer *w, const char *device, const char *stream,
+                    uint64_t dict_id, et_store_dict_cb cb, void *ctx);
 };
 
 /* A backend's writer starts with this; et_store_writer() hands it out. */
@@ -284,6 +291,33 @@ static inline int et_store_quarantine(struct et_store_writer *w,
                                       const struct et_store_quarantined *q)
 {
     return w->ops->quarantine(w, q);
+}
+
+/* ---- streams' metric dictionaries ------------------------------------------ */
+
+/** Whether the store keeps dictionaries (a backend may not). */
+static inline bool et_store_has_dicts(const struct et_store_writer *w)
+{
+    return w->ops->dict_put && w->ops->dict_get;
+}
+
+/**
+ * Keep entry e of dictionary dict_id of (device, stream). An entry is
+ * immutable: one already kept at that index is left as it is (0).
+ */
+static inline int et_store_dict_put(struct et_store_writer *w, const char *device,
+                                    const char *stream, uint64_t dict_id,
+                                    const struct et_store_dict_entry *e)
+{
+    return w->ops->dict_put(w, device, stream, dict_id, e);
+}
+
+/** Every kept entry of dictionary dict_id of (device, stream) to cb. */
+static inline int et_store_dict_get(struct et_store_writer *w, const char *device,
+                                    const char *stream, uint64_t dict_id, et_store_dict_cb cb,
+                                    void *ctx)
+{
+    return w->ops->dict_get(w, device, stream, dict_id, cb, ctx);
 }
 
 /* ---- re-timing's storage (the rule is retime.c's) ------------------------ */

@@ -40,6 +40,36 @@ void et_time_boot_id(uint8_t out[16]);
  */
 ssize_t et_fs_read(const char *path, char *buf, size_t cap);
 
+/*
+ * A procfs or sysfs file a driver reads every round, kept open between
+ * reads: one pread() from its start instead of open, read, read to EOF and
+ * close, which is most of what reading a small /proc file costs. Zeroed
+ * (in a driver's priv) it is closed; path is borrowed and must outlive it.
+ */
+struct et_fs_file {
+    const char *path;
+    int fd;
+    bool open;
+};
+
+/**
+ * Read f's file whole again, as et_fs_read() does: opened at the first
+ * call, and again once when a read of the open one fails (a device that
+ * went and came back). procfs and sysfs fill a read as far as the file
+ * goes, so one read that leaves room in buf is the whole file.
+ */
+ssize_t et_fs_reread(struct et_fs_file *f, char *buf, size_t cap);
+
+/** Close f's file (a no-op when it is not open). */
+void et_fs_file_close(struct et_fs_file *f);
+
+/**
+ * How many entries of the directory f names are all digits (/proc: one per
+ * process), with the directory kept open between calls and read in large
+ * pieces. 0 or -errno.
+ */
+int et_fs_count_numeric(struct et_fs_file *f, uint64_t *count);
+
 /**
  * Call fn for each entry name of a directory (not "." or ".."), in no set
  * order. Stops early when fn returns non-zero and returns that value.
@@ -49,6 +79,18 @@ int et_fs_list(const char *dir, int (*fn)(void *ctx, const char *name), void *ct
 
 /** Free and total bytes of the filesystem holding path (statvfs, f_bavail). */
 int et_fs_space(const char *path, uint64_t *avail, uint64_t *total);
+
+/* ---- memory ------------------------------------------------------------ */
+
+/**
+ * Give back what start-up touched once and steady work does not need:
+ * free heap to the system (malloc_trim), and the code pages of the
+ * program and its libraries from the resident set (they stay in the page
+ * cache; what runs again is mapped again at its next touch). A static
+ * agent's TLS, config and start-up code would otherwise stay resident
+ * for its whole life: most of its resident set.
+ */
+void et_mem_trim(void);
 
 /* ---- I2C (i2c-dev) ---------------------------------------------------- */
 

@@ -25,6 +25,14 @@ struct et_value {
         bool b;
         char str[ET_VALUE_STR_MAX + 1];
     } u;
+    /*
+     * The step the value was measured in (its channel's resolution, like
+     * Linux IIO's scale): the wire sends value / resolution as an integer.
+     * 0: none declared, the value travels as it is (an F64 in 9 bytes).
+     * For an I64 a whole number: a value that is not a multiple of it
+     * travels as it is too, so nothing is lost.
+     */
+    double resolution;
 };
 
 static inline struct et_value et_value_f64(double v)

@@ -53,6 +53,17 @@ int et_sqlite_open(const char *path, int flags, int busy_ms, sqlite3 **db, char 
                    size_t errlen);
 
 /**
+ * For a process that must stay small (the agent): SQLite allocates page
+ * cache one page at a time instead of a bulk of pages per connection at
+ * its first transaction, keeps a small lookaside per connection, and
+ * counts no memory statistics (a mutex around every allocation). SQLite
+ * takes this only before its first use in the process: call it first
+ * thing in main(), never from a library.
+ * @return 0, or -EBUSY when SQLite was already in use.
+ */
+int et_sqlite_small_footprint(void);
+
+/**
  * Called for each row by et_sqlite_each_row(): return 0 to go on, anything
  * else to stop (et_sqlite_each_row() then returns that value).
  */

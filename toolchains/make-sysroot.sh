@@ -74,13 +74,14 @@ packages=(
   # sd_notify for Type=notify units (readiness, watchdog, status)
   libsystemd0 libsystemd-dev
 )
-# edgetel-aggregator's HTTP server (the web view, /metrics), and the
-# headers of mosquitto's plugin API for the broker's edgetel_acl.so in the
-# target's edgetel-cloud package (scripts/package.sh).  armel serves only
-# the static agent for ARMv6 boards and its unit tests (the cloud side runs
-# on 64-bit machines), so its sysroot goes without.
+# edgetel-aggregator's HTTP server (the web view, /metrics), libpq for its
+# PostgreSQL store, and the headers of mosquitto's plugin API for the
+# broker's edgetel_acl.so in the target's edgetel-cloud package
+# (scripts/package.sh).  armel serves only the static agent for ARMv6
+# boards and its unit tests (the cloud side runs on 64-bit machines), so
+# its sysroot goes without.
 [ "$arch" = armel ] ||
-  packages+=(libmicrohttpd12 libmicrohttpd-dev mosquitto-dev libmosquitto-dev)
+  packages+=(libmicrohttpd12 libmicrohttpd-dev libpq5 libpq-dev mosquitto-dev libmosquitto-dev)
 # shellcheck disable=SC2206 # word splitting of the extra list is intended
 [ -n "${ET_SYSROOT_EXTRA:-}" ] && packages+=(${ET_SYSROOT_EXTRA})
 

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "edgetel/log.h"
 #include "edgetel/parse.h"
 #include "edgetel/store_copy.h"
 #include "edgetel/store_open.h"
@@ -77,6 +78,8 @@ static int upkeep(const char *target, const char *retention)
         return 2;
     }
     et_store_describe(target, name, sizeof(name));
+    /* Run by hand or from cron: say each partition made or dropped. */
+    et_log_set_level(ET_LOG_INFO);
     rc = et_store_open(&s, NULL, target, 0, err, sizeof(err));
     if (rc == 0) {
         clock_gettime(CLOCK_REALTIME, &now);

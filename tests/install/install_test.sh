@@ -29,6 +29,8 @@
 # Environment: SKIP_CROSS=1 leaves out arm64 (7), ET_CACHE_DIR (default REPO/build/cache), ET_DEBIAN_MIRROR
 # (default: the host's first Debian mirror in its apt sources).
 set -euo pipefail
+# A command that fails outside a die() still says where.
+trap 'echo "${prog:-install_test}: FAIL: line $LINENO exited $?" >&2' ERR
 
 prog=install_test
 die() { printf '%s: FAIL: %s\n' "$prog" "$*" >&2; exit 1; }
@@ -124,8 +126,11 @@ tree=$cache/debian12-$key
 if [ ! -f "$tree/.complete" ]; then
   mirror=${ET_DEBIAN_MIRROR:-}
   if [ -z "$mirror" ]; then
-    mirror=$(grep -rhoE 'https?://[^ ]+/debian/?( |$)' /etc/apt/sources.list /etc/apt/sources.list.d/ \
-               2>/dev/null | head -n1 | tr -d ' ')
+    # This machine's own mirror, from whichever apt sources files it has (a
+    # Debian 12 image may hold only sources.list.d/debian.sources).
+    mirror=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list \
+                 /etc/apt/sources.list.d/*.sources 2>/dev/null |
+               grep -oE 'https?://[^ ]+/debian/?( |$)' | head -n1 | tr -d ' ' || true)
   fi
   mirror=${mirror:-http://deb.debian.org/debian}
   say "debootstrap bookworm from $mirror into $tree (once; cached)"

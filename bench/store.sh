@@ -50,8 +50,8 @@ echo "sqlite     $(( $(stat -c %s "$work/lite.db") / $(sqlite3 "$work/lite.db" \
 store=$(pg_store)
 out=$("$bench" ingest "$store" --devices "$devices" --batches "$batches"); echo "$out"
 pg1=$(rate <<<"$out")
-echo "postgresql $(psql "$store" -Atc "SELECT (SELECT sum(pg_total_relation_size(i.inhrelid))
-  FROM pg_inherits i WHERE i.inhparent = 'samples'::regclass) / (SELECT count(*) FROM samples)") \
+echo "postgresql $(psql "$store" -Atc "SELECT round((SELECT sum(pg_total_relation_size(i.inhrelid))
+  FROM pg_inherits i WHERE i.inhparent = 'samples'::regclass) / (SELECT count(*) FROM samples))") \
 bytes a stored sample (the samples partitions with their indexes)"
 out=$("$bench" ingest "$(pg_store)" --devices "$devices" --batches "$batches" --instances 2)
 echo "$out"; pg2=$(rate <<<"$out")
